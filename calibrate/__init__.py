@@ -1,0 +1,1 @@
+"""Measure and fit kernel costs: measurements -> calibrated model profiles in models/."""
