@@ -1,0 +1,104 @@
+"""The human-readable result: rich tables of the summary (latency with CIs, where latency lives, cost, SLO)."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value >= 10_000:
+        return f"{value / 1000:,.1f} s"
+    if value >= 100:
+        return f"{value:,.0f} ms"
+    if value >= 10:
+        return f"{value:.1f} ms"
+    return f"{value:.2f} ms"
+
+
+def fmt_ci(ci: list | None) -> str:
+    if not ci or ci[0] is None or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in ci):
+        return "—"
+    return f"[{fmt_ms(ci[0])}, {fmt_ms(ci[1])}]"
+
+
+def summary_tables(summary: dict) -> list:
+    """Renderables, in reading order: verdict, latency, stage breakdown, extra sections, warnings."""
+    out: list = []
+    slo = summary.get("slo") or {}
+    cost = summary.get("cost") or {}
+    verdict = Table(title=f"servesim · {summary.get('scenario', '')}", show_header=False, box=None)
+    verdict.add_column(style="bold")
+    verdict.add_column()
+    verdict.add_row("requests measured", f"{summary['requests']:,} over {summary['replications']} replication(s)")
+    verdict.add_row("throughput", f"{summary['throughput_rps']:,.2f} req/s")
+    verdict.add_row("utilisation", _pct(summary.get("utilization")))
+    verdict.add_row("rejected", _pct(summary.get("rejected_fraction")))
+    if cost.get("usd_per_hour") is not None:
+        per_1m = cost.get("usd_per_1m_queries")
+        verdict.add_row("cost", f"${cost['usd_per_hour']:,.2f}/h · " + (f"${per_1m:,.2f} per 1M queries" if per_1m else "—"))
+    if slo.get("met") is not None:
+        budgets = ", ".join(f"{k.removesuffix('_ms')} ≤ {fmt_ms(v)}" for k, v in (slo.get("budgets") or {}).items())
+        mark = "[green]MET[/green]" if slo["met"] else "[red]MISSED[/red]"
+        attain = f" · {_pct(slo.get('attainment'))} within p99 budget" if slo.get("attainment") is not None else ""
+        verdict.add_row("SLO", f"{mark} ({budgets}){attain}")
+    out.append(verdict)
+
+    latency = Table(title="end-to-end latency")
+    for column in ("", "estimate", "95% CI"):
+        latency.add_column(column, justify="right" if column else "left")
+    for key in ("mean", "p50", "p90", "p95", "p99", "p999"):
+        latency.add_row(key, fmt_ms(summary["latency_ms"].get(key)), fmt_ci(summary["latency_ms_ci95"].get(key)))
+    out.append(latency)
+
+    stages = summary.get("stages") or {}
+    if stages:
+        table = Table(title="where latency lives (per stage)")
+        for column in ("stage", "mean", "p50", "p95", "p99", "share of mean"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        total_mean = sum(s["mean"] for s in stages.values()) or 1.0
+        for name, s in stages.items():
+            table.add_row(name, fmt_ms(s["mean"]), fmt_ms(s["p50"]), fmt_ms(s["p95"]), fmt_ms(s["p99"]),
+                          _pct(s["mean"] / total_mean))
+        out.append(table)
+
+    for key, section in summary.items():
+        if isinstance(section, dict) and key not in {"latency_ms", "latency_ms_ci95", "stages", "cost", "slo", "offered_load"}:
+            out.append(_section_table(key, section))
+    warnings = summary.get("warnings") or []
+    if warnings:
+        out.append("\n".join(f"[yellow]warning:[/yellow] {w}" for w in warnings))
+    return out
+
+
+def _section_table(title: str, section: dict) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, value in section.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_num(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            continue
+        table.add_row(str(key), _num(value))
+    return table
+
+
+def _num(value) -> str:
+    if isinstance(value, float):
+        return "—" if not math.isfinite(value) else f"{value:,.4g}"
+    return str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.1%}"
+
+
+def print_summary(summary: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    for renderable in summary_tables(summary):
+        console.print(renderable)
