@@ -1,0 +1,259 @@
+"""Import splitwise-sim's LLM cost table (`models/data/llm-perf-a100-h100.csv`) into LLM profiles.
+
+The table holds three sweeps (prompt size at batch 1, batch size at prompt 512, output length at prompt
+512 and batch 1), 5 repeats each, of `prompt_time` (prefill, ms) and `token_time` (one decode step, ms).
+Whole configurations listed in `HELD_OUT` are left out of the fit so that tests can check the shipped
+profiles against measurements they never saw.
+
+    python -m calibrate.llm_perf            # rewrites models/llama2-70b-tp4-{a100,h100}.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.optimize import least_squares, nnls
+
+from sim.datafiles import numeric_column, read_csv
+from sim.errors import DataFileError
+from sim.llm.cost import DecodeCurve, LLMCost, LLMProfile, Memory, PrefillCurve
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CSV = ROOT / "models" / "data" / "llm-perf-a100-h100.csv"
+COLUMNS = ("model", "hardware", "prompt_size", "batch_size", "token_size", "prompt_time", "token_time", "tensor_parallel")
+
+# (prompt_size, batch_size, token_size) configurations never used in the fit: interior points of each sweep.
+HELD_OUT: tuple[tuple[int, int, int], ...] = (
+    (256, 1, 128), (2048, 1, 128),      # prompt sweep
+    (512, 4, 128), (512, 16, 128),      # batch sweep
+    (512, 1, 1024), (512, 1, 4096),     # output-length sweep
+)
+
+# Architecture facts (Llama 2 paper / Hugging Face configs): parameters, layers, KV heads, head dimension.
+ARCHITECTURES = {
+    "llama2-70b": {"params_b": 68.98, "layers": 80, "kv_heads": 8, "head_dim": 128},
+    "bloom-176b": {"params_b": 176.25, "layers": 70, "kv_heads": 112, "head_dim": 128},
+}
+# Per-GPU memory and on-demand price (AWS us-east-1, read 2026-11-28; see the design notes).
+HARDWARE = {
+    "a100-80gb": {"gpu_memory_gb": 80.0, "usd_per_gpu_hour": 3.43},
+    "h100-80gb": {"gpu_memory_gb": 80.0, "usd_per_gpu_hour": 6.88},
+    "h100-80gb-pcap": {"gpu_memory_gb": 80.0, "usd_per_gpu_hour": 6.88},
+}
+SHIPPED = (("llama2-70b", "a100-80gb", 4, "llama2-70b-tp4-a100"), ("llama2-70b", "h100-80gb", 4, "llama2-70b-tp4-h100"))
+BYTES_FP16 = 2
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """Relative errors (fractions) of the fitted profile on the rows used and on the held-out rows."""
+
+    prefill_train_mape: float
+    decode_train_mape: float
+    prefill_held_out: dict[str, float]
+    decode_held_out: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return {
+            "prefill_train_mape_pct": round(100 * self.prefill_train_mape, 2),
+            "decode_train_mape_pct": round(100 * self.decode_train_mape, 2),
+            "prefill_held_out_error_pct": {k: round(100 * v, 2) for k, v in self.prefill_held_out.items()},
+            "decode_held_out_error_pct": {k: round(100 * v, 2) for k, v in self.decode_held_out.items()},
+        }
+
+
+def read_perf_table(path: str | Path = DEFAULT_CSV) -> pd.DataFrame:
+    """The measurements, validated: every needed column present and numeric where it must be."""
+    path = Path(path)
+    frame = read_csv(path, "LLM cost table")
+    for column in COLUMNS:
+        if column not in frame.columns:
+            raise DataFileError(f"LLM cost table: {path} has no column {column!r}")
+    for column in COLUMNS[2:]:
+        frame[column] = numeric_column(frame, column, path, "LLM cost table")
+        if (frame[column] <= 0).any():
+            raise DataFileError(f"LLM cost table: {path} column {column!r} has values <= 0")
+    return frame
+
+
+def select(frame: pd.DataFrame, model: str, hardware: str, tensor_parallel: int) -> pd.DataFrame:
+    rows = frame[(frame.model == model) & (frame.hardware == hardware) & (frame.tensor_parallel == tensor_parallel)]
+    if rows.empty:
+        have = sorted({(m, h, int(t)) for m, h, t in frame[["model", "hardware", "tensor_parallel"]].itertuples(index=False)})
+        raise DataFileError(f"LLM cost table: no rows for {model} on {hardware} with TP {tensor_parallel} (have {have})")
+    return rows
+
+
+def held_out_mask(rows: pd.DataFrame) -> np.ndarray:
+    keys = set(HELD_OUT)
+    return np.array([(int(p), int(b), int(t)) in keys for p, b, t in rows[["prompt_size", "batch_size", "token_size"]].to_numpy()])
+
+
+def _prefill_features(prompt: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """Columns of the prefill model for `batch` equal prompts of `prompt` tokens from an empty cache."""
+    tokens = prompt * batch
+    return np.c_[np.ones_like(tokens), tokens, batch * prompt * prompt / 1e6, batch - 1]
+
+
+def fit_prefill(train: pd.DataFrame) -> PrefillCurve:
+    """Least squares on relative error over the per-configuration medians, all parameters >= 0: first
+    the linear part alone (NNLS), then with the roofline floor `max(floor, linear)`."""
+    med = train.groupby(["prompt_size", "batch_size"])["prompt_time"].median().reset_index()
+    prompt, batch = med.prompt_size.to_numpy(float), med.batch_size.to_numpy(float)
+    y = med.prompt_time.to_numpy(float)
+    x = _prefill_features(prompt, batch)
+    linear, _ = nnls(x / y[:, None], np.ones_like(y))
+    result = least_squares(
+        lambda th: np.maximum(th[0], x @ th[1:]) / y - 1, np.r_[y.min(), linear], bounds=(0, np.inf)
+    )
+    coef = result.x
+    return PrefillCurve(
+        floor_ms=float(coef[0]),
+        intercept_ms=float(coef[1]),
+        per_token_ms=float(coef[2]),
+        attention_ms_per_mtoken2=float(coef[3]),
+        per_extra_seq_ms=float(coef[4]),
+        max_measured_prompt=int(prompt.max()),
+        max_measured_tokens=int((prompt * batch).max()),
+    )
+
+
+def _mean_context(rows: pd.DataFrame) -> np.ndarray:
+    """Σ over the batch of the KV tokens read per decode step, averaged over the generation."""
+    return rows.batch_size.to_numpy(float) * (rows.prompt_size.to_numpy(float) + rows.token_size.to_numpy(float) / 2)
+
+
+def fit_decode(train: pd.DataFrame) -> DecodeCurve:
+    """KV-read slope from the batch-1 rows (contexts 192..8.7k tokens), then the context-free step cost
+    per measured batch size as the median residual."""
+    med = train.groupby(["prompt_size", "batch_size", "token_size"])["token_time"].median().reset_index()
+    single = med[med.batch_size == 1]
+    context, y = _mean_context(single), single.token_time.to_numpy(float)
+    slope = float(np.polyfit(context, y, 1)[0]) if len(np.unique(context)) > 1 else 0.0
+    slope = max(slope, 0.0)
+    med["base"] = med.token_time - slope * _mean_context(med)
+    per_batch = med.groupby("batch_size")["base"].median()
+    return DecodeCurve(
+        batch_sizes=[int(b) for b in per_batch.index],
+        step_ms=[float(v) for v in per_batch.to_numpy()],
+        per_context_token_ms=slope,
+    )
+
+
+def predict(cost: LLMCost, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(prompt_time, token_time) the profile predicts for the measured configurations."""
+    prefill = np.array([cost.prefill_ms(int(p * b), int(b)) for p, b in rows[["prompt_size", "batch_size"]].to_numpy()])
+    decode = np.array(
+        [cost.decode_step_ms(int(b), c) for b, c in zip(rows.batch_size.to_numpy(), _mean_context(rows))]
+    )
+    return prefill, decode
+
+
+def build_profile(
+    frame: pd.DataFrame, model: str, hardware: str, tensor_parallel: int, name: str, csv_label: str
+) -> tuple[LLMProfile, FitReport]:
+    rows = select(frame, model, hardware, tensor_parallel)
+    held = held_out_mask(rows)
+    train, test = rows[~held], rows[held]
+    arch, hw = ARCHITECTURES[model], HARDWARE[hardware]
+    memory = Memory(
+        gpus=tensor_parallel,
+        gpu_memory_gb=hw["gpu_memory_gb"],
+        weights_gb=round(arch["params_b"] * BYTES_FP16, 2),
+        kv_bytes_per_token=2 * arch["layers"] * arch["kv_heads"] * arch["head_dim"] * BYTES_FP16,
+    )
+    draft = LLMProfile(
+        kind="llm",
+        name=name,
+        model=model,
+        hardware=hardware,
+        tensor_parallel=tensor_parallel,
+        precision="fp16",
+        serving_stack="splitwise-sim measurements (vLLM-like iteration-level engine)",
+        source={
+            "file": csv_label,
+            "origin": "splitwise-sim data/perf_model.csv (github.com/Mutinifni/splitwise-sim), Patel et al., ISCA 2024",
+            "licence": "MIT, Copyright (c) 2024 Pratyush Patel (models/data/LICENSE-splitwise-sim.txt)",
+            "rows": int(len(rows)),
+            "held_out_configs": [list(c) for c in HELD_OUT],
+            "imported_by": "python -m calibrate.llm_perf",
+        },
+        usd_per_hour=round(hw["usd_per_gpu_hour"] * tensor_parallel, 4),
+        memory=memory,
+        prefill=fit_prefill(train),
+        decode=fit_decode(train),
+    )
+    cost = LLMCost(draft)
+    report = FitReport(
+        prefill_train_mape=_mape(cost, train)[0],
+        decode_train_mape=_mape(cost, train)[1],
+        prefill_held_out=_per_config_error(cost, test, "prompt_time"),
+        decode_held_out=_per_config_error(cost, test, "token_time"),
+    )
+    spread = rows.groupby(["prompt_size", "batch_size", "token_size"])[["prompt_time", "token_time"]].agg(
+        lambda v: (v.max() - v.min()) / v.median()
+    )
+    fit = report.as_dict() | {
+        "repeat_spread_max_pct": {
+            "prompt_time": round(100 * float(spread.prompt_time.max()), 2),
+            "token_time": round(100 * float(spread.token_time.max()), 2),
+        },
+        "note": "costs are deterministic per iteration: repeats differ by the spread above",
+    }
+    return draft.model_copy(update={"fit": fit}), report
+
+
+def _mape(cost: LLMCost, rows: pd.DataFrame) -> tuple[float, float]:
+    prefill, decode = predict(cost, rows)
+    return (
+        float(np.mean(np.abs(prefill / rows.prompt_time.to_numpy() - 1))),
+        float(np.mean(np.abs(decode / rows.token_time.to_numpy() - 1))),
+    )
+
+
+def _per_config_error(cost: LLMCost, rows: pd.DataFrame, column: str) -> dict[str, float]:
+    """Relative error of the prediction against the median of each held-out configuration."""
+    med = rows.groupby(["prompt_size", "batch_size", "token_size"])[column].median().reset_index()
+    prefill, decode = predict(cost, med)
+    predicted = prefill if column == "prompt_time" else decode
+    return {
+        f"prompt{int(p)}_batch{int(b)}_tokens{int(t)}": float(abs(pv / mv - 1))
+        for (p, b, t, mv), pv in zip(med[["prompt_size", "batch_size", "token_size", column]].to_numpy(), predicted)
+    }
+
+
+def write_profile(profile: LLMProfile, path: Path) -> None:
+    data = profile.model_dump(mode="json")
+    header = (
+        f"# LLM profile {profile.name}: fitted by `python -m calibrate.llm_perf` from {profile.source['file']}\n"
+        "# (splitwise-sim measurements, MIT). Times in ms. Do not edit by hand: re-run the importer.\n"
+    )
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", default=str(DEFAULT_CSV))
+    parser.add_argument("--out", default=str(ROOT / "models"))
+    args = parser.parse_args(argv)
+    frame = read_perf_table(args.csv)
+    for model, hardware, tp, name in SHIPPED:
+        profile, report = build_profile(frame, model, hardware, tp, name, "models/data/llm-perf-a100-h100.csv")
+        target = Path(args.out) / f"{name}.yaml"
+        write_profile(profile, target)
+        worst_prefill = max(report.prefill_held_out.values())
+        worst_decode = max(report.decode_held_out.values())
+        print(
+            f"{target}: prefill MAPE {100 * report.prefill_train_mape:.1f}% (held out, worst {100 * worst_prefill:.1f}%), "
+            f"decode MAPE {100 * report.decode_train_mape:.1f}% (held out, worst {100 * worst_decode:.1f}%)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
