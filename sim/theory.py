@@ -72,8 +72,8 @@ def _servers(servers: int) -> int:
     return int(servers)
 
 
-def _probability(name: str, q: float, *, open_right: bool = True) -> float:
-    if not (0.0 <= q < 1.0 if open_right else 0.0 <= q <= 1.0):
+def _probability(name: str, q: float) -> float:
+    if not 0.0 <= q < 1.0:
         raise TheoryInputError(f"{name}: must be in [0, 1), got {q!r}")
     return float(q)
 
@@ -168,14 +168,15 @@ def _mixture_sojourn_sf(t: np.ndarray, p_wait: float, wait_rate: float, service_
     the limit theta = mu it is the Erlang-2 tail (1 + mu t) e^{-mu t}. Near the limit the difference
     quotient is evaluated with expm1 to avoid cancellation.
     """
-    theta, mu = wait_rate, service_rate
+    mu = service_rate
+    lo, hi = min(wait_rate, service_rate), max(wait_rate, service_rate)
     t = np.maximum(t, 0.0)
-    d = theta - mu
-    if abs(d) <= 1e-9 * mu:
-        both = (1.0 + mu * t) * np.exp(-mu * t)
+    d = hi - lo
+    if d <= 1e-9 * hi:
+        both = (1.0 + lo * t) * np.exp(-lo * t)
     else:
-        # (theta e^{-mu t} - mu e^{-theta t})/(theta - mu) = e^{-mu t} [1 + mu (1 - e^{-d t}) / d]
-        both = np.exp(-mu * t) * (1.0 - mu * np.expm1(-d * t) / d)
+        # (hi e^{-lo t} - lo e^{-hi t}) / d = e^{-lo t} [1 - lo (e^{-d t} - 1) / d]: no overflow, no cancellation
+        both = np.exp(-lo * t) * (1.0 - lo * np.expm1(-d * t) / d)
     return (1.0 - p_wait) * np.exp(-mu * t) + p_wait * both
 
 
