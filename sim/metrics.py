@@ -56,7 +56,8 @@ def measurement_groups(log: pd.DataFrame) -> list[pd.DataFrame]:
     if len(replications) > 1:
         return [group for _, group in measured.groupby("replication", sort=True)]
     ordered = measured.sort_values("arrival_ms", kind="stable")
-    return [part for part in np.array_split(ordered, SECTIONS_FOR_ONE_RUN) if len(part)]
+    bounds = np.linspace(0, len(ordered), SECTIONS_FOR_ONE_RUN + 1).astype(int)
+    return [ordered.iloc[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 def group_figures(group: pd.DataFrame, scenario: Scenario, full_log: pd.DataFrame) -> dict[str, float]:
