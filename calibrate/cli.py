@@ -1,0 +1,319 @@
+"""`servesim calibrate ...` and `servesim validate`: argparse sub-commands; each handler returns an exit code
+and raises ServesimError subclasses for user mistakes (sim/cli.py prints those as one clean line)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+from sim.errors import ServesimError
+
+
+class CalibrateUsageError(ServesimError):
+    """A bad command-line option of a calibrate command."""
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers, got {text!r}")
+    return values
+
+
+def _dim(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE (e.g. sequence=128), got {text!r}")
+    return name, int(value)
+
+
+def _add_meta(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("provenance written into the profile")
+    g.add_argument("--name", help="profile name (default: the output file's stem)")
+    g.add_argument("--model", dest="model_desc", help="what model was measured")
+    g.add_argument("--hardware", help="hardware name (a key of models/hardware.yaml gives the price)")
+    g.add_argument("--usd-per-hour", type=float, help="hardware price, USD per hour (default: from the catalogue)")
+    g.add_argument("--precision", help="e.g. fp32, fp16, int8")
+    g.add_argument("--serving-stack", help="e.g. 'Triton 24.05, TensorRT 10'")
+    g.add_argument("--source", help="where the measurements come from (citation, URL, or 'measured by ...')")
+    g.add_argument("--date", help="date of the measurements (default: today)")
+    p.add_argument("--overhead-ms", type=float, default=0.0, help="per-batch overhead outside the kernel, ms (default 0)")
+    p.add_argument("--max-batch-size", type=int, help="largest batch the profile allows (default: largest measured; at most 2x it)")
+    p.add_argument("--family", default="auto", choices=["auto", "affine", "roofline", "piecewise_linear"],
+                   help="curve family (default auto: the simplest that fits within tolerance)")
+    p.add_argument("--tolerance-pct", type=float, default=2.0, help="fit tolerance per measured median, %% (default 2)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the PNG beside the profile")
+
+
+def _meta(args: argparse.Namespace, **defaults) -> dict:
+    provenance = {}
+    if getattr(args, "source", None) or defaults.get("source"):
+        provenance["source"] = args.source or defaults["source"]
+    provenance["date"] = args.date or dt.date.today().isoformat()
+    for key in ("measured_on", "measurements_file", "method"):
+        if defaults.get(key):
+            provenance[key] = defaults[key]
+    return dict(
+        name=args.name,
+        model=args.model_desc or defaults.get("model"),
+        hardware=args.hardware or defaults.get("hardware"),
+        usd_per_hour=args.usd_per_hour,
+        precision=args.precision or defaults.get("precision"),
+        serving_stack=args.serving_stack or defaults.get("serving_stack"),
+        provenance=provenance,
+        overhead_ms=defaults.get("overhead_ms", args.overhead_ms),
+        max_batch_size=args.max_batch_size,
+    )
+
+
+def _finish(data: dict, report: str, out: Path, png: Path | None) -> int:
+    print(report)
+    print(f"wrote {out}" + (f" and {png}" if png else ""))
+    return 0
+
+
+# --------------------------------------------------------------------------- handlers
+def cmd_fit(args: argparse.Namespace) -> int:
+    from calibrate.fit import load_measurements
+    from calibrate.profile import fit_measurements
+
+    measurements = load_measurements(args.measurements)
+    meta = _meta(args, measurements_file=str(args.measurements))
+    meta["name"] = meta["name"] or Path(args.output).stem
+    data, report, png = fit_measurements(
+        measurements, args.output, family=args.family, tolerance_pct=args.tolerance_pct, plot=not args.no_plot, **meta
+    )
+    return _finish(data, report, Path(args.output), png)
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from calibrate.measure import MeasureSettings, machine_description, measure
+    from calibrate.networks import BUILTIN
+    from calibrate.profile import fit_measurements
+
+    if args.network in BUILTIN:
+        build, describe = BUILTIN[args.network]
+        model, model_desc = build(), describe()
+    else:
+        model, model_desc = str(args.network), f"ONNX model {Path(args.network).name}"
+        if not Path(args.network).is_file():
+            raise CalibrateUsageError(
+                f"{args.network}: neither a built-in model ({', '.join(BUILTIN)}) nor an existing .onnx file"
+            )
+    stem = args.network if args.network in BUILTIN else Path(args.network).stem
+    out = Path(args.output or f"models/{stem}-cpu-onnxruntime.yaml")
+    csv = Path(args.csv) if args.csv else out.with_suffix(".csv")
+    settings = MeasureSettings(
+        batch_sizes=args.batch_sizes,
+        instances=args.instances,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        threads=args.threads,
+        interference_batch_sizes=args.interference_batch_sizes,
+    )
+    where = machine_description(args.threads)
+    print(f"measuring {model_desc}\non {where}")
+
+    def progress(b: int, k: int, median_ms: float) -> None:
+        print(f"  batch {b:>4}, {k} busy instance(s): median {median_ms:.3f} ms")
+
+    frame = measure(model, settings, fixed_dims=dict(args.dim or []), seed=args.seed, progress=progress)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(csv, index=False, float_format="%.5f")
+    meta = _meta(
+        args,
+        model=model_desc,
+        hardware=f"cpu-{__import__('os').cpu_count()}vcpu",
+        precision="fp32" if args.network in BUILTIN else None,
+        serving_stack=f"ONNX Runtime CPU, {args.threads} intra-op thread(s) per instance",
+        source="measured live with `servesim calibrate measure`",
+        measured_on=where,
+        measurements_file=csv.name,
+        method=f"{args.warmup} warm-up runs then {args.repeats} timed runs per batch size and instance count;"
+        " concurrent instances are sessions in parallel threads, each timed run overlapping all others",
+    )
+    meta["name"] = meta["name"] or out.stem
+    data, report, png = fit_measurements(
+        frame.drop(columns="repeat"), out, family=args.family, tolerance_pct=args.tolerance_pct, plot=not args.no_plot, **meta
+    )
+    print(f"wrote {csv}")
+    return _finish(data, report, out, png)
+
+
+def cmd_import_perf_analyzer(args: argparse.Namespace) -> int:
+    from calibrate.fit import fit_curve
+    from calibrate.importers import parse_file_batch, perf_analyzer_summary
+    from calibrate.profile import build_profile, check_profile, fit_report, plot_profile, write_profile
+
+    files = dict(parse_file_batch(spec) for spec in args.files)
+    summary, overhead = perf_analyzer_summary(files)
+    fit = fit_curve(summary, family=args.family, tolerance_pct=args.tolerance_pct)
+    meta = _meta(
+        args,
+        source="imported from NVIDIA Triton perf_analyzer CSV: " + ", ".join(f"{Path(p).name} (batch {b})" for b, p in sorted(files.items())),
+        method="lowest-concurrency row per file: batch cost = server compute input + infer + output;"
+        " spread from client p90/p99 minus client p50",
+        overhead_ms=overhead,
+    )
+    out = Path(args.output)
+    meta["name"] = meta["name"] or out.stem
+    data = build_profile(summary, fit, **meta)
+    write_profile(data, out)
+    png = None if args.no_plot else plot_profile(None, summary, check_profile(data, str(out)), out.with_suffix(".png"))
+    print(f"per-batch overhead outside the kernel (smallest compute input + output): {overhead:.3f} ms")
+    return _finish(data, fit_report(summary, fit), out, png)
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    from calibrate.levers import derive, lever_summary
+    from calibrate.profile import check_profile, write_profile
+    from sim.profile import read_profile_yaml
+
+    base = read_profile_yaml(args.base)
+    check_profile(base, str(args.base))
+    data = derive(base, args.lever, speedup=args.speedup, name=args.name)
+    out = Path(args.output) if args.output else Path(args.base).with_name(f"{data['name']}.yaml")
+    check_profile(data, str(out))
+    write_profile(data, out)
+    print(lever_summary(data["lever"]))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_levers(args: argparse.Namespace) -> int:
+    from calibrate.levers import LEVERS
+
+    for lever in LEVERS.values():
+        low, high = lever.speedup_range
+        print(f"{lever.name:<19} x{low:g}-{high:g} (default x{low:g}) vs {lever.baseline}")
+        print(f"{'':<19} accuracy: {lever.accuracy_cost}")
+        print(f"{'':<19} source: {lever.source}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from calibrate.levers import lever_summary
+    from sim.profile import load_profile
+
+    profile = load_profile(args.profile)
+    print(f"{profile.name}: {profile.model or ''} on {profile.hardware or '?'} ({profile.precision or '?'}),"
+          f" ${profile.usd_per_hour if profile.usd_per_hour is not None else '?'}/h")
+    print(f"source: {profile.provenance.get('source', '?')} ({profile.provenance.get('date', '?')})")
+    print(f"curve: {profile.curve_family}; batch 1..{profile.max_batch_size}; {profile.max_instances} instance level(s);"
+          f" overhead {profile.per_request_overhead_ms:g} ms per batch")
+    print(lever_summary(profile.lever))
+    print("batch  " + "  ".join(f"p50/p99 ms @{k} busy" for k in range(1, profile.max_instances + 1)))
+    for n in sorted({1, 2, 4, 8, 16, 32, 64, 128, profile.max_batch_size}):
+        if n <= profile.max_batch_size:
+            cells = [f"{profile.quantile_ms(n, 0.5, k):8.3f}/{profile.quantile_ms(n, 0.99, k):<8.3f}"
+                     for k in range(1, profile.max_instances + 1)]
+            print(f"{n:>5}  " + "     ".join(cells))
+    for warning in profile.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from calibrate.validate import format_comparison, validate_scenario
+
+    table, what, warnings = validate_scenario(
+        args.scenario, args.measured, requests=args.requests, seed=args.seed, replications=args.replications, level=args.level
+    )
+    print(f"measured: {what}")
+    print(format_comparison(table))
+    for warning in warnings:
+        print(f"warning: {warning}")
+    if args.tolerance_pct is not None:
+        worst = float(table["error_pct"].abs().max())
+        if worst > args.tolerance_pct:
+            print(f"FAIL: worst percentile error {worst:.2f}% exceeds {args.tolerance_pct:g}%")
+            return 1
+        print(f"OK: every percentile within {args.tolerance_pct:g}%")
+    return 0
+
+
+# --------------------------------------------------------------------------- wiring
+def add_validate_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("validate", help="compare a scenario's predicted p50/p95/p99 with a real load test")
+    p.add_argument("scenario", help="scenario YAML")
+    p.add_argument("measured", help="CSV of per-request latencies (latency_ms) or perf_analyzer output")
+    p.add_argument("--requests", type=int, help="requests to simulate (default: the scenario's)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--replications", type=int)
+    p.add_argument("--level", type=float, help="perf_analyzer concurrency / request-rate row to compare with")
+    p.add_argument("--tolerance-pct", type=float, help="exit 1 if any percentile is off by more than this")
+    p.set_defaults(func=cmd_validate)
+    return p
+
+
+def register(subparsers, include_validate: bool = True) -> None:
+    """Add `calibrate` (fit, measure, import-perf-analyzer, derive, levers, show) and, unless told not to, `validate`."""
+    cal = subparsers.add_parser("calibrate", help="measure and fit model profiles (models/NAME.yaml)")
+    sub = cal.add_subparsers(dest="calibrate_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("fit", help="fit a profile from a long-format measurements CSV")
+    p.add_argument("measurements", help="CSV: batch_size, latency_ms [, instances], one row per repeat")
+    p.add_argument("-o", "--output", required=True, help="profile to write, e.g. models/NAME.yaml")
+    _add_meta(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("measure", help="measure a model live with ONNX Runtime on this CPU and fit its profile")
+    p.add_argument("network", nargs="?", default="mlp", help="built-in 'mlp' (default) or 'bert-base-encoder', or a path to a .onnx file")
+    p.add_argument("-o", "--output", help="profile to write (default models/MODEL-cpu-onnxruntime.yaml)")
+    p.add_argument("--csv", help="measurements CSV to write (default: beside the profile)")
+    p.add_argument("--batch-sizes", type=_int_list, default=(1, 2, 4, 8, 16, 32, 64), help="default 1,2,4,8,16,32,64")
+    p.add_argument("--instances", type=_int_list, default=(1, 2), help="concurrent busy instances to measure, default 1,2")
+    p.add_argument("--interference-batch-sizes", type=_int_list, help="batch sizes measured at >1 instance (default: all)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    p.add_argument("--repeats", type=int, default=50, help="timed runs per batch size and instance count (default 50)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads per instance (default 1)")
+    p.add_argument("--dim", type=_dim, action="append", help="size of a symbolic input dimension, NAME=SIZE (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    _add_meta(p)
+    p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("import-perf-analyzer", help="build a profile from Triton perf_analyzer CSVs, one per batch size")
+    p.add_argument("files", nargs="+", help="PATH:BATCH_SIZE, e.g. run_b1.csv:1 run_b8.csv:8")
+    p.add_argument("-o", "--output", required=True, help="profile to write")
+    _add_meta(p)
+    p.set_defaults(func=cmd_import_perf_analyzer)
+
+    p = sub.add_parser("derive", help="apply an optimisation lever (int8, fp16, ...) to a profile")
+    p.add_argument("base", help="base profile YAML")
+    p.add_argument("--lever", required=True, help="fp16, int8, int4-weight-only, structured-pruning, distillation, tensorrt, onnxruntime")
+    p.add_argument("--speedup", type=float, help="override the assumed forward speed-up (default: conservative end)")
+    p.add_argument("--name", help="name of the derived profile (default BASE-LEVER)")
+    p.add_argument("-o", "--output", help="derived profile to write (default: beside the base, NAME.yaml)")
+    p.set_defaults(func=cmd_derive)
+
+    p = sub.add_parser("levers", help="list the optimisation levers, their speed-up ranges, accuracy costs and sources")
+    p.set_defaults(func=cmd_levers)
+
+    p = sub.add_parser("show", help="print a profile's provenance and batch curve")
+    p.add_argument("profile")
+    p.set_defaults(func=cmd_show)
+
+    if include_validate:
+        add_validate_parser(subparsers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m calibrate.cli ...`) until sim/cli.py wires `register`."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="servesim")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ServesimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

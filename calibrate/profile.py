@@ -1,0 +1,194 @@
+"""Measurements → a profile file (models/NAME.yaml), its fit report and its plot (NAME.png beside it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from calibrate.fit import CurveFit, fit_curve, interference_table, summarise, throughput_knee
+from sim.errors import DataFileError
+from sim.profile import ModelProfile, profile_from_dict
+
+
+def latency_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
+    """The `latency:` list of a profile from a measurement summary."""
+    rows = []
+    for _, r in summary.sort_values(["instances", "batch_size"]).iterrows():
+        row: dict[str, Any] = {"batch_size": int(r["batch_size"]), "instances": int(r["instances"])}
+        if "n" in r and pd.notna(r["n"]):
+            row["n"] = int(r["n"])
+        for key in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms"):
+            if key in r and pd.notna(r[key]):
+                row[key] = round(float(r[key]), 4)
+        rows.append(row)
+    return rows
+
+
+def build_profile(
+    summary: pd.DataFrame,
+    fit: CurveFit,
+    *,
+    name: str,
+    model: str | None = None,
+    hardware: str | None = None,
+    usd_per_hour: float | None = None,
+    precision: str | None = None,
+    serving_stack: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    overhead_ms: float = 0.0,
+    max_batch_size: int | None = None,
+) -> dict[str, Any]:
+    """A profile mapping ready to dump as YAML (checked by loading it through sim.profile)."""
+    provenance = dict(provenance or {})
+    provenance.setdefault("date", dt.date.today().isoformat())
+    if usd_per_hour is None and hardware:
+        from sim.hardware import load_catalogue
+
+        try:
+            entry = load_catalogue().get(hardware)
+        except DataFileError:
+            entry = None
+        if entry is not None:
+            usd_per_hour = entry.usd_per_hour
+            provenance.setdefault(
+                "price_source", f"models/hardware.yaml {hardware}: {entry.source}" + (" (approximate)" if entry.approximate else "")
+            )
+    data: dict[str, Any] = {"kind": "batch", "name": name}
+    for key, value in (
+        ("model", model),
+        ("hardware", hardware),
+        ("usd_per_hour", usd_per_hour),
+        ("precision", precision),
+        ("serving_stack", serving_stack),
+    ):
+        if value is not None:
+            data[key] = value
+    data["provenance"] = provenance
+    data["overhead_ms"] = float(overhead_ms)
+    if max_batch_size is not None:
+        data["max_batch_size"] = int(max_batch_size)
+    data["curve"] = fit.curve_yaml()
+    data["latency"] = latency_rows(summary)
+    check_profile(data, name)
+    return data
+
+
+def check_profile(data: dict[str, Any], where: str) -> ModelProfile:
+    """Load a profile mapping exactly as the engine will (round trip through YAML)."""
+    return profile_from_dict(yaml.safe_load(yaml.safe_dump(data, sort_keys=False)), where=f"profile {where}")
+
+
+def write_profile(data: dict[str, Any], path: str | Path) -> Path:
+    """Write a profile mapping as YAML; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = f"# servesim model profile ({data.get('name')}); format: see sim/profile.py\n"
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120, default_flow_style=None), encoding="utf-8")
+    return path
+
+
+def fit_report(summary: pd.DataFrame, fit: CurveFit) -> str:
+    """Plain-text fit report: the batch curve, the chosen family and its quality, interference."""
+    lines = [f"chosen curve: {fit.family} {fit.params if fit.family != 'piecewise_linear' else ''}".rstrip()]
+    q = fit.quality
+    loo = f", leave-one-out MAPE {q['leave_one_out_mape_pct']:.2f}%" if "leave_one_out_mape_pct" in q else ""
+    lines.append(f"fit quality: MAPE {q['mape_pct']:.2f}%, max |error| {q['max_abs_pct_err']:.2f}%, R² {q['r2']:.4f}{loo}")
+    for fam, cand in fit.candidates.items():
+        if "params" in cand:
+            verdict = "within tolerance" if cand["accepted"] else "outside tolerance"
+            lines.append(f"  {fam:<17} MAPE {cand['mape_pct']:6.2f}%  max {cand['max_abs_pct_err']:6.2f}%  R² {cand['r2']:.4f}  {verdict}")
+        else:
+            lines.append(f"  {fam:<17} not tried: {cand['reason']}")
+    lines.append("batch  n     p50 ms    p99 ms    fitted ms  error %   ms/item")
+    alone = summary[summary["instances"] == 1].sort_values("batch_size")
+    for (_, r), per in zip(alone.iterrows(), fit.quality["per_batch"]):
+        lines.append(
+            f"{int(r['batch_size']):>5}  {int(r['n']):<4} {r['p50_ms']:9.3f} {r['p99_ms']:9.3f} {per['fitted_ms']:10.3f}"
+            f" {per['error_pct']:+8.2f} {r['p50_ms'] / r['batch_size']:9.4f}"
+        )
+    knee = throughput_knee(summary)
+    lines.append(
+        f"throughput per item stops improving (<5% gain to the next measured size) after batch {knee}"
+        if knee is not None
+        else "throughput per item still improving at the largest measured batch size"
+    )
+    inter = interference_table(summary)
+    if not inter.empty:
+        lines.append("interference (median with k busy instances / median alone):")
+        for _, r in inter.iterrows():
+            lines.append(
+                f"  batch {int(r['batch_size']):>3}, {int(r['instances'])} instances: {r['p50_ms']:.3f} ms vs"
+                f" {r['p50_alone_ms']:.3f} ms alone = x{r['slowdown']:.2f}"
+            )
+    return "\n".join(lines)
+
+
+def plot_profile(measurements: pd.DataFrame | None, summary: pd.DataFrame, profile: ModelProfile, path: str | Path) -> Path:
+    """PNG: measured repeats, p50 / p99 per batch size and per instance count, the fitted curve and its p1–p99 band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    levels = sorted(summary["instances"].unique())
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    grid = np.arange(1, profile.max_batch_size + 1)
+    for i, k in enumerate(levels):
+        c = colours[i % len(colours)]
+        part = summary[summary["instances"] == k].sort_values("batch_size")
+        if measurements is not None:
+            raw = measurements[measurements["instances"] == k]
+            ax.scatter(raw["batch_size"], raw["latency_ms"], s=4, alpha=0.25, color=c)
+        ax.plot(part["batch_size"], part["p50_ms"], "o", color=c, label=f"measured p50, {k} busy")
+        if "p99_ms" in part:
+            ax.plot(part["batch_size"], part["p99_ms"], "^", color=c, alpha=0.7, label=f"measured p99, {k} busy")
+        k_eff = min(int(k), profile.max_instances)
+        med = [profile.quantile_ms(int(n), 0.5, k_eff) for n in grid]
+        lo = [profile.quantile_ms(int(n), 0.01, k_eff) for n in grid]
+        hi = [profile.quantile_ms(int(n), 0.99, k_eff) for n in grid]
+        ax.plot(grid, med, "-", color=c, lw=1.2, label=f"profile median ({profile.curve_family})" if k == 1 else None)
+        ax.fill_between(grid, lo, hi, color=c, alpha=0.12)
+        ax2.plot(part["batch_size"], part["p50_ms"] / part["batch_size"], "o-", color=c, label=f"{k} busy")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("latency per batch (ms)")
+    ax.set_title(f"{profile.name}: batch cost (band: profile p1–p99)")
+    ax.legend(fontsize=7)
+    ax2.set_xscale("log", base=2)
+    ax2.set_xlabel("batch size")
+    ax2.set_ylabel("median ms per item")
+    ax2.set_title("cost per item")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def fit_measurements(
+    measurements: pd.DataFrame,
+    out: str | Path,
+    *,
+    family: str = "auto",
+    tolerance_pct: float = 2.0,
+    plot: bool = True,
+    **meta: Any,
+) -> tuple[dict[str, Any], str, Path | None]:
+    """Summarise, fit, write the profile (and its PNG); returns (profile mapping, report text, png path)."""
+    out = Path(out)
+    summary = summarise(measurements)
+    fit = fit_curve(summary, family=family, tolerance_pct=tolerance_pct)
+    meta.setdefault("name", out.stem)
+    data = build_profile(summary, fit, **meta)
+    write_profile(data, out)
+    png = None
+    if plot:
+        png = plot_profile(measurements, summary, check_profile(data, str(out)), out.with_suffix(".png"))
+    return data, fit_report(summary, fit), png
+
