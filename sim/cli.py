@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name and module_name.startswith(exc.name):
                 continue
             raise
-        module.register(subparsers)
+        try:
+            module.register(subparsers)
+        except Exception as exc:  # a broken sub-command must not take `servesim run` down with it
+            print(f"servesim: warning: commands from {module_name} unavailable ({exc})", file=sys.stderr)
     return parser
 
 

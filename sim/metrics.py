@@ -149,7 +149,7 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
             what = "requests are rejected at the queue limit" if scenario.deployment.max_queue_size is not None else (
                 "the queue grows without bound; latencies grow with run length and mean nothing"
             )
-            warnings.append(f"unstable: offered load on stage {stage_name!r} is {rho:.2f} ≥ 1 — {what}")
+            warnings.insert(0, f"unstable: offered load on stage {stage_name!r} is {rho:.2f} ≥ 1 — {what}")
 
     throughput = _mean(per_group["throughput_rps"])
     utilization = _mean(per_group["utilization"])

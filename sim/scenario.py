@@ -326,6 +326,9 @@ def _describe(error: dict, raw: dict) -> str:
     if kind == "missing":
         return f"{path}: required field is missing"
     message = error["msg"].removeprefix("Value error, ")
+    given = error.get("input")
+    if kind not in ("value_error", "assertion_error") and not isinstance(given, (dict, list)) and "input" in error:
+        message += f" (got {given!r})"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         expected = error.get("ctx", {}).get("expected_tags", "")
         tag = error.get("ctx", {}).get("discriminator", "").strip("'")

@@ -1,0 +1,130 @@
+"""`servesim run --json` meets the DESIGN.md contract; runs are reproducible; warnings are honest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.engine import simulate, simulate_replication
+from sim.scenario import load_scenario
+from tests.helpers import model_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+LATENCY_KEYS = {"mean", "p50", "p90", "p95", "p99", "p999"}
+
+
+def run_json(*args: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", *args, "--json"], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    return json.loads(result.stdout)
+
+
+def test_mm3_json_has_every_contract_key():
+    out = run_json("scenarios/mm3.yaml", "--requests", "20000", "--replications", "3")
+    for key in ("requests", "throughput_rps", "latency_ms", "latency_ms_ci95", "stages", "utilization",
+                "rejected_fraction", "cost", "slo", "warnings"):
+        assert key in out, key
+    assert set(out["latency_ms"]) == LATENCY_KEYS
+    assert set(out["latency_ms_ci95"]) == LATENCY_KEYS
+    assert all(len(v) == 2 and v[0] <= out["latency_ms"][k] * 1.5 for k, v in out["latency_ms_ci95"].items())
+    assert set(out["stages"]["forward"]) == {"mean", "p50", "p95", "p99"}
+    assert set(out["cost"]) >= {"usd_per_hour", "usd_per_1m_queries"}
+    assert set(out["slo"]) >= {"p99_ms", "met", "attainment"}
+    assert isinstance(out["warnings"], list)
+    # 3 replications x (20000 - 10000 warm-up) measured requests.
+    assert out["requests"] == 3 * 10_000
+    assert out["throughput_rps"] == pytest.approx(2.5, rel=0.05)
+    assert out["utilization"] == pytest.approx(2.5 / 3, rel=0.05)
+
+
+def test_same_seed_same_output_in_separate_processes():
+    first = run_json("scenarios/vision-a100.yaml", "--requests", "3000", "--replications", "2", "--seed", "4")
+    second = run_json("scenarios/vision-a100.yaml", "--requests", "3000", "--replications", "2", "--seed", "4")
+    assert first == second
+    other = run_json("scenarios/vision-a100.yaml", "--requests", "3000", "--replications", "2", "--seed", "5")
+    assert other["latency_ms"] != first["latency_ms"]
+
+
+def test_same_seed_same_dataframe():
+    scenario = load_scenario(ROOT / "scenarios" / "search-ranker.yaml")
+    a = simulate_replication(scenario, 1, seed=3, requests=5000)
+    b = simulate_replication(scenario, 1, seed=3, requests=5000)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_changing_the_batching_policy_keeps_the_arrivals_and_stage_draws():
+    scenario = load_scenario(ROOT / "scenarios" / "vision-a100.yaml")
+    dynamic = simulate_replication(scenario, 0, seed=1, requests=4000)
+    none = simulate_replication(scenario.with_overrides({"stages.forward.batching": {"policy": "none"}}), 0, seed=1, requests=4000)
+    np.testing.assert_array_equal(dynamic["arrival_ms"], none["arrival_ms"])
+    np.testing.assert_array_equal(dynamic["network_ms"], none["network_ms"])
+    np.testing.assert_array_equal(dynamic["preprocess_ms"], none["preprocess_ms"])
+    assert not np.array_equal(dynamic["forward_start_ms"], none["forward_start_ms"])
+
+
+def test_replications_are_independent_draws():
+    scenario = load_scenario(ROOT / "scenarios" / "mm3.yaml")
+    first = simulate_replication(scenario, 0, seed=7, requests=100)
+    second = simulate_replication(scenario, 1, seed=7, requests=100)
+    assert not np.array_equal(first["arrival_ms"], second["arrival_ms"])
+
+
+def test_too_few_requests_for_p99_is_warned():
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 1}, service_ms=100, requests=300, replications=3)
+    warnings = simulate(scenario).summary["warnings"]
+    assert any(w.startswith("p99 from") and "fewer than 1000" in w for w in warnings)
+
+
+def test_unstable_load_is_warned_and_finishes():
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 5}, service_ms={"dist": "exponential", "mean": 1000},
+        replicas=3, requests=20_000, replications=2,
+    )
+    summary = simulate(scenario).summary
+    assert summary["warnings"][0].startswith("unstable: offered load on stage 'forward' is 1.67")
+    # The replicas cannot do more than 3/s: throughput is capacity, not the offered 5/s.
+    assert summary["throughput_rps"] == pytest.approx(3.0, rel=0.05)
+
+
+def test_cost_per_million_queries_from_price_and_throughput():
+    scenario = load_scenario(ROOT / "scenarios" / "bert-cpu.yaml")
+    summary = simulate(scenario, requests=5000, replications=2).summary
+    usd_per_hour = 0.806 * 2
+    assert summary["cost"]["usd_per_hour"] == pytest.approx(usd_per_hour)
+    expected = usd_per_hour / (summary["throughput_rps"] * 3600) * 1e6
+    assert summary["cost"]["usd_per_1m_queries"] == pytest.approx(expected)
+
+
+def test_slo_attainment_is_the_share_within_budget():
+    scenario = load_scenario(ROOT / "scenarios" / "vision-a100.yaml")
+    result = simulate(scenario, requests=5000, replications=2)
+    served = result.log[~result.log["warmup"] & ~result.log["rejected"]]
+    share = served.groupby("replication")["latency_ms"].apply(lambda s: (s <= 100).mean()).mean()
+    assert result.summary["slo"]["attainment"] == pytest.approx(share)
+    assert result.summary["slo"]["met"] == (result.summary["latency_ms"]["p99"] <= 100)
+
+
+def test_log_can_be_written(tmp_path: Path):
+    out = tmp_path / "log.parquet"
+    subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", "scenarios/mm3.yaml", "--requests", "2000", "--replications", "1",
+         "--log", str(out)], cwd=ROOT, check=True, capture_output=True,
+    )
+    log = pd.read_parquet(out)
+    assert len(log) == 2000 and {"arrival_ms", "latency_ms", "forward_queue_ms", "replica"} <= set(log.columns)
+
+
+def test_human_table_names_the_stages():
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", "scenarios/vision-a100.yaml", "--requests", "3000", "--replications", "2"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    for word in ("p99", "preprocess", "forward_queue", "where latency lives", "per 1M queries"):
+        assert word in result.stdout
