@@ -1,0 +1,389 @@
+"""LLM batching policies: the per-replica scheduler state of one policy, behind one base class and a
+name -> class registry. A scheduler holds no SimPy environment: the replica process (sim/llm/engine.py)
+asks `plan(now_ms)` for the next iteration's duration, sleeps that long, then calls `finish(now_ms)`.
+
+- `static`: FasterTransformer-style request-level batching — a batch runs until its longest request has
+  finished; new requests wait for the next batch (Orca, OSDI '22, section 2).
+- `continuous`: vLLM-style iteration-level scheduling (vLLM v0 `Scheduler`): admit waiting requests
+  first come first served while sequences, the token budget and free KV blocks allow; otherwise decode
+  every running sequence; when a decode step lacks blocks, preempt the most recent sequences by
+  recompute. With `chunked_prefill`, every iteration decodes all running sequences and fills the rest of
+  the token budget with prefill chunks (Sarathi-Serve).
+
+Decoding sequences are not touched per step: a sequence joining the decode set at replica step `s` with
+KV length `p` has KV length `p + (S - s) + 1` during step `S`, needs a new block every `block_size`
+steps and finishes at a known step; two heaps keyed by step number deliver those events.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import ClassVar
+
+import numpy as np
+
+from sim.llm.cost import LLMCost
+from sim.llm.ledger import Ledger
+from sim.llm.schema import ContinuousLLMBatching, StaticLLMBatching
+
+
+def blocks_for(tokens: int, block_size: int) -> int:
+    return -(-tokens // block_size)
+
+
+class LLMScheduler:
+    """Base class: one replica's queue and running state under one batching policy."""
+
+    policy: ClassVar[str]
+
+    def __init__(
+        self,
+        replica: int,
+        batching,
+        cost: LLMCost,
+        kv_cache: bool,
+        num_blocks: int,
+        prompt: np.ndarray,
+        output: np.ndarray,
+        cached: np.ndarray,
+        ready_ms: np.ndarray,
+        ledger: Ledger,
+    ) -> None:
+        self.replica = replica
+        self.batching = batching
+        self.cost = cost
+        self.kv_cache = kv_cache
+        self.num_blocks = num_blocks
+        self.prompt = prompt
+        self.output = output
+        self.cached = cached
+        self.ready_ms = ready_ms
+        self.ledger = ledger
+        self.waiting: deque[int] = deque()
+        self.wake = None  # the replica process's wake-up event while it sleeps (set by the engine)
+        self.wait_until_ms: float | None = None
+
+    def enqueue(self, request: int) -> None:
+        self.waiting.append(request)
+
+    def has_work(self) -> bool:
+        raise NotImplementedError
+
+    def outstanding(self) -> int:
+        """Requests on this replica not finished yet (for least-outstanding routing)."""
+        raise NotImplementedError
+
+    def plan(self, now_ms: float) -> float | None:
+        """Compose the next iteration and return its duration in ms; None = wait (until `wait_until_ms`
+        or the next arrival) before deciding."""
+        raise NotImplementedError
+
+    def finish(self, now_ms: float) -> None:
+        """Apply the end of the iteration planned last."""
+        raise NotImplementedError
+
+
+class StaticScheduler(LLMScheduler):
+    """FasterTransformer request-level batching. Tokens stream as they are generated (first token at the
+    end of the batch's prefill), but the batch holds its slots — and pays decode steps for its full size —
+    until the longest request is done; the replica takes no new request meanwhile."""
+
+    policy = "static"
+    batching: StaticLLMBatching
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_batch = 0
+        self.step = 0
+
+    def has_work(self) -> bool:
+        return bool(self.waiting)
+
+    def outstanding(self) -> int:
+        return len(self.waiting) + self.in_batch
+
+    def plan(self, now_ms: float) -> float | None:
+        size, timeout = self.batching.batch_size, self.batching.timeout_ms
+        oldest_deadline = self.ready_ms[self.waiting[0]] + timeout
+        if len(self.waiting) < size and timeout > 0 and now_ms < oldest_deadline:
+            self.wait_until_ms = oldest_deadline
+            return None
+        batch = np.array([self.waiting.popleft() for _ in range(min(size, len(self.waiting)))])
+        b = len(batch)
+        prompt, output, cached = self.prompt[batch], self.output[batch], self.cached[batch]
+        new = prompt - cached
+        prefill_ms = self.cost.prefill_parts_ms(float(new.sum()), float((new * prompt).sum()), b)
+        longest = int(output.max())
+        k = np.arange(1, longest)  # decode step k: every padded sequence holds prompt + k tokens of KV
+        context = np.add.outer(k, prompt)  # (steps, b)
+        if self.kv_cache:
+            step_ms = self.cost.decode_steps_ms(b, context.sum(axis=1))
+        else:
+            step_ms = np.array(
+                [self.cost.recompute_step_ms(b, float(c.sum()), float((c * c).sum())) for c in context.astype(float)]
+            )
+        start_decode_ms = now_ms + prefill_ms
+        step_end_ms = start_decode_ms + np.cumsum(step_ms)
+        ledger, first_step = self.ledger, self.step
+        ledger.first_scheduled_ms[batch] = now_ms
+        ledger.first_token_ms[batch] = start_decode_ms
+        last_ms = np.full(b, start_decode_ms)
+        streams = output > 1
+        last_ms[streams] = step_end_ms[output[streams] - 2]
+        ledger.last_token_ms[batch] = last_ms
+        ledger.replica[batch] = self.replica
+        ledger.decode_end_ms[self.replica].extend(step_end_ms.tolist())
+        for request, out in zip(batch.tolist(), output.tolist()):
+            ledger.segment(request, self.replica, start_decode_ms, first_step, out - 1)
+        self.step += len(step_ms)
+        blocks = (-(-context // self.batching.block_size)).sum(axis=1)
+        prompt_blocks = int((-(-prompt // self.batching.block_size)).sum())
+        generating = (output[None, :] - 1 >= k[:, None]).sum(axis=1)  # padded slots produce no token
+        self._record(now_ms, prefill_ms, step_ms, b, int(new.sum()), prompt_blocks, blocks, generating)
+        self.in_batch = b
+        return prefill_ms + float(step_ms.sum())
+
+    def _record(self, now_ms, prefill_ms, step_ms, b, prefill_tokens, prompt_blocks, blocks, generating) -> None:
+        steps = len(step_ms)
+        starts = now_ms + prefill_ms + np.concatenate([[0.0], np.cumsum(step_ms)[:-1]]) if steps else np.empty(0)
+        it = self.ledger.iterations
+        waiting = len(self.waiting)
+        it["time_ms"].extend([now_ms, *starts.tolist()])
+        it["duration_ms"].extend([prefill_ms, *step_ms.tolist()])
+        it["replica"].extend([self.replica] * (steps + 1))
+        it["batch_size"].extend([b] * (steps + 1))
+        it["running"].extend([b] * (steps + 1))
+        it["waiting"].extend([waiting] * (steps + 1))
+        it["kv_blocks_used"].extend([prompt_blocks, *blocks.tolist()])
+        it["prefill_tokens"].extend([prefill_tokens] + [0] * steps)
+        it["decode_tokens"].extend([0, *generating.tolist()])
+        it["preempted"].extend([0] * (steps + 1))
+
+    def finish(self, now_ms: float) -> None:
+        self.in_batch = 0
+
+
+class ContinuousScheduler(LLMScheduler):
+    """vLLM-style continuous batching with paged KV blocks and preemption by recompute (see module doc)."""
+
+    policy = "continuous"
+    batching: ContinuousLLMBatching
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        n = len(self.prompt)
+        self.bs = self.batching.block_size
+        self.free = self.num_blocks
+        self.step = 0  # decode steps done on this replica
+        self.generated = [0] * n  # tokens emitted so far, per request
+        self.kv_len = [0] * n  # KV length right after the last (re)prefill
+        self.join_step = [0] * n
+        self.epoch = [0] * n
+        self.prefill_end_ms = [0.0] * n
+        self.running: set[int] = set()  # sequences in the decode set
+        self.base_sum = 0  # Σ (kv_len - join_step + 1) over the decode set: Σ context = base_sum + n·step
+        self.base_sq_sum = 0  # Σ of its squares (KV-off recompute cost)
+        self.finish_heap: list[tuple[int, int, int]] = []  # (last step, epoch, request)
+        self.block_heap: list[tuple[int, int, int]] = []  # (step needing a new block, epoch, request)
+        self.prefilling: deque[list[int]] = deque()  # [request, tokens left to compute, kv length] (chunked)
+        self._chunks: list[tuple[list[int], int]] = []  # this iteration's prefill work: ([request, left, kv], take)
+        self._decoding = 0
+
+    # -- bookkeeping -----------------------------------------------------------------------------------
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running or self.prefilling)
+
+    def outstanding(self) -> int:
+        return len(self.waiting) + len(self.running) + len(self.prefilling)
+
+    def _join_decode(self, request: int, now_ms: float) -> None:
+        """After a (re)prefill emitted a token: finish, or join the decode set from the next step."""
+        ledger = self.ledger
+        if np.isnan(ledger.first_token_ms[request]):
+            ledger.first_token_ms[request] = now_ms
+        self.generated[request] += 1
+        left = int(self.output[request]) - self.generated[request]
+        if left == 0:
+            ledger.last_token_ms[request] = now_ms
+            ledger.segment(request, self.replica, now_ms, self.step, 0)
+            self.free += blocks_for(self.kv_len[request], self.bs)
+            return
+        s, kv = self.step, self.kv_len[request]
+        self.join_step[request] = s
+        self.prefill_end_ms[request] = now_ms
+        self.running.add(request)
+        base = kv - s + 1
+        self.base_sum += base
+        self.base_sq_sum += base * base
+        epoch = self.epoch[request]
+        heapq.heappush(self.finish_heap, (s + left - 1, epoch, request))
+        heapq.heappush(self.block_heap, (s + (-kv) % self.bs, epoch, request))
+
+    def _leave_decode(self, request: int) -> int:
+        """Remove from the decode set; return the decode steps it did since joining."""
+        self.running.discard(request)
+        self.epoch[request] += 1
+        base = self.kv_len[request] - self.join_step[request] + 1
+        self.base_sum -= base
+        self.base_sq_sum -= base * base
+        return self.step - self.join_step[request]
+
+    def _preempt(self, request: int) -> None:
+        """Recompute preemption: free all blocks, keep the tokens already streamed, requeue at the front."""
+        steps = self._leave_decode(request)
+        self.free += blocks_for(self.kv_len[request] + steps, self.bs)
+        self.generated[request] += steps
+        self.ledger.segment(request, self.replica, self.prefill_end_ms[request], self.join_step[request], steps)
+        self.ledger.preemptions[request] += 1
+
+    def _admit(self, request: int, budget: int, chunked: bool) -> int | None:
+        """Allocate blocks for the (re)prefill of the waiting head; the tokens it computes now, or None."""
+        kv = int(self.prompt[request]) + self.generated[request]
+        need = blocks_for(kv, self.bs)
+        if need > self.free:
+            return None
+        compute = kv - int(self.cached[request])
+        if chunked:
+            compute = min(compute, budget)
+        elif self._chunks and compute > budget:
+            return None  # a prompt above the budget runs alone in its own iteration
+        self.waiting.popleft()
+        self.free -= need
+        self.kv_len[request] = kv
+        if np.isnan(self.ledger.first_scheduled_ms[request]):
+            self.ledger.first_scheduled_ms[request] = self._now
+            self.ledger.replica[request] = self.replica
+        return compute
+
+    # -- one iteration ---------------------------------------------------------------------------------
+
+    def plan(self, now_ms: float) -> float | None:
+        self._now = now_ms
+        self._chunks = []
+        self._decoding = 0
+        self._preempted = 0
+        b = self.batching
+        if b.chunked_prefill:
+            self._reserve_decode_blocks()
+            self._decoding = len(self.running)
+            budget = b.max_num_batched_tokens - self._decoding
+            for item in self.prefilling:
+                if budget <= 0:
+                    break
+                take = min(item[1], budget)
+                self._chunks.append((item, take))
+                budget -= take
+            seqs = len(self.running) + len(self.prefilling)
+            while self.waiting and budget > 0 and seqs < b.max_num_seqs:
+                request = self.waiting[0]
+                take = self._admit(request, budget, chunked=True)
+                if take is None:
+                    break
+                item = [request, self.kv_len[request] - int(self.cached[request]), self.kv_len[request]]
+                self.prefilling.append(item)
+                self._chunks.append((item, take))
+                budget -= take
+                seqs += 1
+        else:
+            budget = b.max_num_batched_tokens
+            seqs = len(self.running)
+            while self.waiting and seqs < b.max_num_seqs:
+                request = self.waiting[0]
+                take = self._admit(request, budget, chunked=False)
+                if take is None:
+                    break
+                self._chunks.append(([request, take, self.kv_len[request]], take))
+                budget -= take
+                seqs += 1
+            if not self._chunks:
+                self._reserve_decode_blocks()
+                self._decoding = len(self.running)
+        return self._duration()
+
+    def _duration(self) -> float:
+        """Cost of the composed iteration: prefill chunks (new tokens × their context for attention) and
+        the decode step of the decode set, KV cache on or off."""
+        n = self._decoding
+        context = self.base_sum + n * self.step
+        tokens = pairs = 0
+        for (request, left, kv), take in self._chunks:
+            tokens += take
+            pairs += take * (kv - left + take)  # context at the end of the chunk
+        seqs = len(self._chunks)
+        if self.kv_cache or n == 0:
+            duration = self.cost.mixed_ms(tokens, pairs, seqs, n, context)
+        else:
+            s = self.step
+            squares = self.base_sq_sum + 2 * s * self.base_sum + n * s * s
+            duration = self.cost.recompute_step_ms(n, context, squares)
+            if seqs:
+                duration = max(duration, self.cost.prefill_parts_ms(tokens, pairs, seqs))
+        return self._log(duration, n, tokens)
+
+    def _log(self, duration_ms: float, decoding: int, prefill_tokens: int) -> float:
+        it = self.ledger.iterations
+        it["time_ms"].append(self._now)
+        it["duration_ms"].append(duration_ms)
+        it["replica"].append(self.replica)
+        it["batch_size"].append(decoding + len(self._chunks))
+        it["running"].append(len(self.running) + len(self.prefilling) + (0 if self.batching.chunked_prefill else len(self._chunks)))
+        it["waiting"].append(len(self.waiting))
+        it["kv_blocks_used"].append(self.num_blocks - self.free)
+        it["prefill_tokens"].append(prefill_tokens)
+        it["decode_tokens"].append(decoding)
+        it["preempted"].append(self._preempted)
+        return duration_ms
+
+    def _reserve_decode_blocks(self) -> None:
+        """Blocks for this decode step's new tokens; preempt the most recent sequences while they lack."""
+        s, heap, epoch, running = self.step, self.block_heap, self.epoch, self.running
+        due: list[int] = []
+        while heap and heap[0][0] <= s:
+            _, e, request = heapq.heappop(heap)
+            if e == epoch[request]:
+                due.append(request)
+        while len(due) > self.free:
+            victim = max(running, key=self._rank)
+            self._preempt(victim)
+            self._preempted += 1
+            if victim in due:
+                due.remove(victim)
+            self.waiting.appendleft(victim)
+        self.free -= len(due)
+        for request in due:
+            heapq.heappush(heap, (s + self.bs, epoch[request], request))
+
+    def _rank(self, request: int) -> tuple[float, int]:
+        return (self.ready_ms[request], request)
+
+    def finish(self, now_ms: float) -> None:
+        ledger = self.ledger
+        if self._decoding:
+            ledger.decode_end_ms[self.replica].append(now_ms)
+            done_step = self.step
+            self.step += 1
+            heap, epoch = self.finish_heap, self.epoch
+            while heap and heap[0][0] <= done_step:
+                _, e, request = heapq.heappop(heap)
+                if e != epoch[request]:
+                    continue
+                steps = self._leave_decode(request)
+                ledger.last_token_ms[request] = now_ms
+                ledger.segment(request, self.replica, self.prefill_end_ms[request], self.join_step[request], steps)
+                self.free += blocks_for(self.kv_len[request] + steps, self.bs)
+        if self.batching.chunked_prefill:
+            for item, take in self._chunks:
+                item[1] -= take
+            if any(item[1] == 0 for item in self.prefilling):
+                done = [item for item in self.prefilling if item[1] == 0]
+                self.prefilling = deque(item for item in self.prefilling if item[1] > 0)
+                for item in done:
+                    self._join_decode(item[0], now_ms)
+        else:
+            for (request, _, _), _ in self._chunks:
+                self._join_decode(request, now_ms)
+
+
+SCHEDULERS: dict[str, type[LLMScheduler]] = {cls.policy: cls for cls in (StaticScheduler, ContinuousScheduler)}
