@@ -125,7 +125,7 @@ def fit_family(family: str, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         return {"base_ms": float(base), "per_item_ms": float(slope)}
     if family == "roofline":
         # Knee strictly inside the measured range, so both segments rest on at least two points.
-        knees = np.geomspace(x[1], x[-2], 400)
+        knees = np.geomspace(x[1], x[-2], 200)
         best: tuple[float, np.ndarray, float] | None = None
         for knee in knees:
             coef, sse = _relative_nnls([np.ones_like(x), x, np.maximum(x - knee, 0.0)], y)
@@ -227,7 +227,7 @@ def fit_curve(
         chosen = family
     chosen = chosen or "piecewise_linear"
 
-    params = candidates[chosen]["params"]
+    params = _rounded(candidates[chosen]["params"], 6)  # as written to the profile file
     fitted = curve_ms(chosen, params, x)
     quality: dict[str, Any] = {**_quality(y, fitted), "tolerance_pct": tolerance_pct}
     loo = _leave_one_out_mape(chosen, x, y)
@@ -238,7 +238,7 @@ def fit_curve(
         for b, m, f in zip(x, y, fitted)
     ]
     quality = _rounded(quality)
-    return CurveFit(chosen, _rounded(params), x, y, fitted, quality, candidates)
+    return CurveFit(chosen, params, x, y, fitted, quality, candidates)
 
 
 def _rounded(value: Any, digits: int = 4) -> Any:

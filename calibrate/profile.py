@@ -83,12 +83,49 @@ def check_profile(data: dict[str, Any], where: str) -> ModelProfile:
     return profile_from_dict(yaml.safe_load(yaml.safe_dump(data, sort_keys=False)), where=f"profile {where}")
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block style, except that table rows (lists of scalars, mappings of scalars inside lists) are one line each."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+    flat = all(not isinstance(v, (list, dict)) for v in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flat)
+
+
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(tuple, _represent_list)
+
+
+def _table_rows(value: Any, inside_list: bool = False) -> Any:
+    if isinstance(value, dict):
+        if inside_list and all(not isinstance(v, (list, dict)) for v in value.values()):
+            return _FlowMap(value)
+        return {k: _table_rows(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_table_rows(v, inside_list=True) for v in value]
+    return value
+
+
+class _FlowMap(dict):
+    pass
+
+
+_Dumper.add_representer(
+    _FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", dict(v), flow_style=True)
+)
+
+
+def dump_profile(data: dict[str, Any]) -> str:
+    """Profile mapping → YAML text, one line per table row."""
+    return yaml.dump(_table_rows(data), Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+
+
 def write_profile(data: dict[str, Any], path: str | Path) -> Path:
     """Write a profile mapping as YAML; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# servesim model profile ({data.get('name')}); format: see sim/profile.py\n"
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120, default_flow_style=None), encoding="utf-8")
+    path.write_text(header + dump_profile(data), encoding="utf-8")
     return path
 
 
