@@ -35,6 +35,6 @@ def _one(dist, column: str | None, what: str, rng: np.random.Generator, n: int, 
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ScenarioError(
-            f"{field}: column {column!r} must hold whole token counts >= 1; request {row} has {values[row]!r}"
+            f"{field}: column {column!r} must hold whole token counts >= 1; request {row} has {values[row]:g}"
         )
     return values.astype(np.int64)
