@@ -1,0 +1,539 @@
+"""servesim capacity planner: `streamlit run app.py`.
+
+Widgets (sidebar knobs) → overrides of the chosen scenario → one pure, cached run → views drawn from its
+request log. Runs are pure functions of (scenario YAML, seed), so they are cached by that text. Each view
+is a small function `view_x(ctx)` listed in VIEWS; a capability that lands adds one function and one row.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import streamlit as st
+
+from sim import charts, compare, planner, plots
+from sim.engine import RunResult
+from sim.errors import ServesimError
+from sim.metrics import stage_columns
+from sim.scenario import Scenario, load_scenario, parse_scenario_text
+
+ROOT = Path(__file__).resolve().parent
+SCENARIOS = ROOT / "scenarios"
+DEFAULT_SCENARIO = "vision-a100"
+UPLOAD_LIMIT_BYTES = 1_000_000
+KNOB = "knob."  # prefix of every knob's widget key: cleared when the scenario changes
+
+
+# --- pure, cached computations --------------------------------------------------------------------------
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications: int | None, seed: int) -> tuple[dict, pd.DataFrame]:
+    scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
+    result = planner.run(scenario, planner.RunSize(requests, replications), seed=seed)
+    return result.summary, result.log
+
+
+def run_cached(scenario: Scenario, size: planner.RunSize, seed: int) -> RunResult:
+    summary, log = cached_run(scenario.to_yaml(), str(base_dir(scenario)), size.requests, size.replications, seed)
+    return RunResult(scenario=scenario, log=log, summary=summary)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_load_curve(yaml_text: str, base_dir: str, seed: int) -> pd.DataFrame:
+    return compare.load_curve(parse_scenario_text(yaml_text, base_dir=base_dir), seed=seed)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_replicas_curve(yaml_text: str, base_dir: str, seed: int, replicas: tuple[int, ...]) -> pd.DataFrame:
+    return compare.replicas_curve(parse_scenario_text(yaml_text, base_dir=base_dir), list(replicas), seed=seed)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_tradeoff(yaml_text: str, base_dir: str, seed: int, policies: tuple[tuple[str, str], ...]) -> dict[str, pd.DataFrame]:
+    import yaml
+
+    scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
+    return compare.batching_tradeoff(scenario, {name: yaml.safe_load(p) for name, p in policies}, seed=seed)
+
+
+def base_dir(scenario: Scenario) -> Path:
+    return getattr(scenario, "_base_dir", SCENARIOS)
+
+
+# --- scenario choice -----------------------------------------------------------------------------------
+
+def shipped_scenarios() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(SCENARIOS.glob("*.yaml"))}
+
+
+def choose_scenario() -> tuple[Scenario, str]:
+    """The scenario the knobs start from, and its identity (knobs reset when it changes)."""
+    shipped = shipped_scenarios()
+    names = list(shipped)
+    with st.sidebar:
+        st.header("Scenario")
+        upload = st.file_uploader("Upload a scenario (YAML)", type=["yaml", "yml"], key="upload",
+                                  help="Validated before anything runs; the shipped scenarios are examples.")
+        index = names.index(DEFAULT_SCENARIO) if DEFAULT_SCENARIO in names else 0
+        choice = st.selectbox("Shipped scenario", names, index=index, key="scenario", disabled=upload is not None)
+    if upload is not None:
+        scenario = parse_upload(upload.name, upload.getvalue())
+        if scenario is not None:
+            return scenario, f"upload:{upload.name}:{hash(upload.getvalue())}"
+    try:
+        return load_scenario(shipped[choice]), f"shipped:{choice}"
+    except ServesimError as exc:
+        st.error(f"Shipped scenario {choice} does not load:\n\n```\n{exc}\n```")
+        st.stop()
+
+
+def parse_upload(name: str, data: bytes) -> Scenario | None:
+    """The uploaded scenario, or None after showing why it is not valid (field by field)."""
+    if len(data) > UPLOAD_LIMIT_BYTES:
+        st.error(f"**{name}** is {len(data):,} bytes; scenarios are limited to {UPLOAD_LIMIT_BYTES:,} bytes.")
+        return None
+    try:
+        return parse_scenario_text(data.decode("utf-8", errors="replace"), base_dir=SCENARIOS, source=name)
+    except ServesimError as exc:
+        st.error(f"**{name}** is not a valid scenario — showing the shipped scenario instead.\n\n```\n{exc}\n```")
+        return None
+
+
+# --- knobs: each returns overrides ----------------------------------------------------------------------
+
+def knob_traffic(scenario: Scenario) -> dict[str, Any]:
+    st.subheader("Traffic")
+    knob = planner.load_knob(scenario)
+    if knob is not None:
+        path, label, value = knob
+        new = st.number_input(label, min_value=0.01, value=value, step=max(round(value / 10, 2), 0.01),
+                              format="%g", key=KNOB + "rate")
+        return {path: new} if new != value else {}
+    factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, 1.0, 0.05, key=KNOB + "load")
+    return planner.scale_load(scenario, factor) if factor != 1 else {}
+
+
+def knob_deployment(scenario: Scenario) -> dict[str, Any]:
+    from sim.hardware import load_catalogue
+
+    st.subheader("Deployment")
+    deployment = scenario.deployment
+    overrides: dict[str, Any] = {}
+    replicas = st.number_input("Replicas", 1, 512, deployment.replicas, key=KNOB + "replicas")
+    if replicas != deployment.replicas:
+        overrides["deployment.replicas"] = int(replicas)
+    try:
+        catalogue = load_catalogue()
+    except ServesimError:
+        catalogue = {}
+    own = deployment.hardware.name or "as in scenario"
+    options = [own] + [name for name in catalogue if name != own]
+    label = {name: f"{name} — ${hw.usd_per_hour:g}/h" for name, hw in catalogue.items()}
+    if deployment.hardware.usd_per_hour is not None:
+        label[own] = f"{own} — ${deployment.hardware.usd_per_hour:g}/h"
+    hardware = st.selectbox("Hardware (price per replica)", options, format_func=lambda n: label.get(n, n), key=KNOB + "hardware",
+                            help="Sets the price. Speed comes from the stage costs (or a calibrated profile).")
+    if hardware != own:
+        overrides["deployment.hardware"] = {"name": hardware, "usd_per_hour": catalogue[hardware].usd_per_hour}
+    routes = ["shared_queue", "round_robin", "least_outstanding", "power_of_two", "random"]
+    routing = st.selectbox("Routing", routes, index=routes.index(deployment.routing), key=KNOB + "routing")
+    if routing != deployment.routing:
+        overrides["deployment.routing"] = routing
+    return overrides
+
+
+def knob_batching(scenario: Scenario) -> dict[str, Any]:
+    stage_name = planner.model_stage_name(scenario)
+    if stage_name is None:
+        return {}
+    st.subheader(f"Batching ({stage_name})")
+    current = next(s for s in scenario.raw["stages"] if s["name"] == stage_name).get("batching", {"policy": "none"})
+    policies = ["none", "static", "dynamic"]
+    policy = st.radio("Policy", policies, index=policies.index(current.get("policy", "none")), horizontal=True, key=KNOB + "policy")
+    new: dict[str, Any] = {"policy": policy}
+    if policy == "dynamic":
+        new["max_batch_size"] = st.slider("Max batch size", 1, 128, int(current.get("max_batch_size", 8)), key=KNOB + "max_batch")
+        new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, 1000.0, float(current.get("max_queue_delay_ms", 2.0)),
+                                                     step=0.5, key=KNOB + "delay")
+        if current.get("policy") == "dynamic" and current.get("preferred_batch_sizes"):
+            preferred = [b for b in current["preferred_batch_sizes"] if b <= new["max_batch_size"]]
+            if preferred:
+                new["preferred_batch_sizes"] = preferred
+    elif policy == "static":
+        new["batch_size"] = st.slider("Batch size", 1, 128, int(current.get("batch_size", current.get("max_batch_size", 8))), key=KNOB + "batch")
+        timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, 10_000.0,
+                                  float(current.get("timeout_ms") or 10.0), step=1.0, key=KNOB + "timeout")
+        if timeout > 0:
+            new["timeout_ms"] = timeout
+    return {} if new == current else {f"stages.{stage_name}.batching": new}
+
+
+def knob_stages(scenario: Scenario) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    with st.expander("Stage costs and workers"):
+        for stage in scenario.stages:
+            if stage.kind == "pool":
+                workers = st.number_input(f"{stage.name}: workers" + (" per replica" if stage.per_replica else ""),
+                                          1, 4096, stage.workers, key=KNOB + f"workers.{stage.name}")
+                if workers != stage.workers:
+                    overrides[f"stages.{stage.name}.workers"] = int(workers)
+        for name in planner.scalable_stages(scenario):
+            factor = st.select_slider(f"{name}: time ×", options=[0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0],
+                                      value=1.0, key=KNOB + f"cost.{name}", help="0.5 = the stage takes half as long")
+            overrides.update(planner.stage_cost_overrides(scenario, name, factor))
+    return overrides
+
+
+def knob_slo(scenario: Scenario) -> dict[str, Any]:
+    st.subheader("Latency budget")
+    value = st.number_input("p99 SLO (ms)", min_value=0.0, value=scenario.slo.p99_ms, step=5.0, key=KNOB + "slo",
+                            placeholder="none")
+    if value is None or value == 0:
+        return {"slo.p99_ms": None} if scenario.slo.p99_ms is not None else {}
+    return {"slo.p99_ms": float(value)} if value != scenario.slo.p99_ms else {}
+
+
+KNOBS: list[Callable[[Scenario], dict[str, Any]]] = [knob_traffic, knob_deployment, knob_batching, knob_stages, knob_slo]
+
+
+def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
+    if st.session_state.get("_knobs_for") != identity:
+        for key in [k for k in st.session_state if str(k).startswith(KNOB)]:
+            del st.session_state[key]
+        st.session_state["_knobs_for"] = identity
+    overrides: dict[str, Any] = {}
+    with st.sidebar:
+        for knob in KNOBS:
+            overrides.update(knob(scenario))
+    if not overrides:
+        return scenario
+    try:
+        return scenario.with_overrides(overrides)
+    except ServesimError as exc:
+        st.sidebar.error(f"These settings do not make a valid scenario:\n\n```\n{exc}\n```")
+        return scenario
+
+
+# --- the run and the verdict ---------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    scenario: Scenario
+    result: RunResult
+    size: planner.RunSize
+    seed: int
+
+    @property
+    def summary(self) -> dict:
+        return self.result.summary
+
+    @property
+    def slo_ms(self) -> float | None:
+        return self.scenario.slo.p99_ms
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.scenario.to_yaml(), str(base_dir(self.scenario)), self.seed
+
+
+def run_for_display(scenario: Scenario) -> Context:
+    seed = scenario.seed
+    key = (scenario.to_yaml(), seed)
+    precise = st.session_state.setdefault("_precise", {})
+    if key in precise:
+        summary, log = precise[key]
+        return Context(scenario, RunResult(scenario, log, summary), planner.PRECISE, seed)
+    with st.spinner("Simulating…"):
+        result = run_cached(scenario, planner.QUICK, seed)
+    return Context(scenario, result, planner.QUICK, seed)
+
+
+def run_precise(scenario: Scenario) -> None:
+    bar = st.progress(0.0, text="Precise run…")
+    result = planner.run(scenario, planner.PRECISE,
+                         on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"))
+    bar.empty()
+    store = st.session_state.setdefault("_precise", {})
+    if len(store) >= 4:
+        store.pop(next(iter(store)))
+    store[(scenario.to_yaml(), scenario.seed)] = (result.summary, result.log)
+
+
+def ci_half(summary: dict, key: str) -> float | None:
+    low, high = (summary.get("latency_ms_ci95") or {}).get(key) or (math.nan, math.nan)
+    return (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else None
+
+
+def show_verdict(ctx: Context) -> None:
+    summary = ctx.summary
+    budgets = (summary.get("slo") or {}).get("budgets") or {}
+    cards = st.columns(6)
+    for card, key in zip(cards, ("p50", "p95", "p99")):
+        value = summary["latency_ms"][key]
+        half = ci_half(summary, key)
+        budget = budgets.get(f"{key}_ms")
+        text = f"{value:,.1f} ms" if half is None else f"{value:,.1f} ± {half:,.1f} ms"
+        delta = f"{value - budget:+,.1f} ms vs SLO {budget:g}" if budget else None
+        card.metric(f"{key} latency", text, delta, delta_color="inverse", border=True,
+                    help=f"95% confidence interval half-width from {summary.get('replications')} replications")
+    cards[3].metric("Throughput", f"{summary['throughput_rps']:,.1f} req/s", border=True,
+                    help=f"offered {ctx.scenario.workload.arrival.mean_rate_rps:,.1f} req/s")
+    cost = summary.get("cost") or {}
+    per_1m = cost.get("usd_per_1m_queries")
+    cards[4].metric("Cost per 1M queries", f"${per_1m:,.2f}" if per_1m is not None else "–", border=True,
+                    help=f"${cost['usd_per_hour']:,.2f} per hour for the deployment" if cost.get("usd_per_hour") else "no price set")
+    loads = summary.get("offered_load") or {}
+    if loads:
+        busiest = max(loads, key=loads.get)
+        cards[5].metric("Busiest stage", f"{busiest}", f"load {loads[busiest]:.0%}", delta_color="off", border=True,
+                        help="offered load ρ of the stage closest to saturation (≥ 100%: the queue grows without bound)")
+
+    slo = summary.get("slo") or {}
+    p99, slo_ms = summary["latency_ms"]["p99"], ctx.slo_ms
+    if slo.get("met") is None:
+        st.info(f"No latency budget set: p99 is {plots.fmt_ms(p99)}. Set a p99 SLO in the sidebar to get a verdict.")
+    else:
+        low, high = (summary.get("latency_ms_ci95") or {}).get("p99") or (math.nan, math.nan)
+        close = math.isfinite(low) and low <= (slo_ms or 0) <= high
+        note = " The SLO is inside the 95% CI: too close to call on this run — run precisely." if close else ""
+        attained = slo.get("attainment")
+        share = f" ({attained:.1%} of requests within {slo_ms:g} ms)" if attained is not None else ""
+        if slo["met"]:
+            st.success(f"**Meets the SLO**: p99 {plots.fmt_ms(p99)} ≤ {slo_ms:g} ms{share}.{note}")
+        else:
+            failed = [k for k, ok in (slo.get("checks") or {}).items() if not ok]
+            st.error(f"**Misses the SLO** ({', '.join(failed)}): p99 {plots.fmt_ms(p99)} > {slo_ms:g} ms{share}.{note}")
+    for warning in summary.get("warnings") or []:
+        if warning.startswith("unstable"):
+            st.warning(warning)
+    quiet = [w for w in summary.get("warnings") or [] if not w.startswith("unstable")]
+    if quiet:
+        with st.expander(f"{len(quiet)} note(s) on this run"):
+            for warning in quiet:
+                st.caption(warning)
+
+
+def show_where_latency_lives(ctx: Context) -> None:
+    left, right = st.columns([1, 1])
+    shares = plots.stage_shares(ctx.result.log, stage_columns(ctx.scenario))
+    with left:
+        st.markdown("#### Where latency lives")
+        st.caption(dominant_stage_sentence(shares))
+        st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
+    with right:
+        st.markdown("#### Latency distribution")
+        st.caption("CDF of end-to-end latency; the dot is p99, the dashed line the p99 SLO.")
+        st.altair_chart(charts.cdf_chart(ctx.result.log, ctx.slo_ms), width="stretch")
+
+
+def dominant_stage_sentence(shares: pd.DataFrame) -> str:
+    """'At p99, preprocess takes 71% of the time (6% of it queueing).'"""
+    if shares.empty or "p99" not in shares.index:
+        return ""
+    row = shares.loc["p99"]
+    grouped: dict[str, float] = {}
+    for column, value in row.items():
+        grouped[column.removesuffix("_queue")] = grouped.get(column.removesuffix("_queue"), 0.0) + value
+    total = sum(grouped.values())
+    if total <= 0:
+        return ""
+    stage = max(grouped, key=grouped.get)
+    queue = row.get(f"{stage}_queue", 0.0)
+    queue_note = f" ({queue / total:.0%} of the total queueing for it)" if queue / total >= 0.02 else ""
+    return f"At p99, **{stage}** takes {grouped[stage] / total:.0%} of a request's {total:,.1f} ms{queue_note}."
+
+
+# --- views (tabs) --------------------------------------------------------------------------------------
+
+def view_stages(ctx: Context) -> None:
+    stages = ctx.summary.get("stages") or {}
+    loads = ctx.summary.get("offered_load") or {}
+    if stages:
+        table = pd.DataFrame(stages).T.rename(columns=lambda c: f"{c} (ms)")
+        table["offered load"] = [f"{loads[name]:.0%}" if name in loads else "" for name in table.index]
+        st.dataframe(table.style.format(precision=2), width="stretch")
+    utilization = ctx.summary.get("utilization")
+    if utilization is not None and math.isfinite(utilization):
+        st.caption(f"Model instances busy {utilization:.0%} of the time. Queue rows are waits before the stage.")
+    log = plots.measured(ctx.result.log)
+    if "batch_size" in log and (log["batch_size"] > 1).any():
+        counts = log.loc[log["batch_size"] > 0, "batch_size"].value_counts(normalize=True).sort_index()
+        st.markdown("**Batch sizes** (share of requests by the size of the batch they rode in)")
+        st.bar_chart(counts.rename("share of requests"), height=220)
+
+
+def view_compare(ctx: Context) -> None:
+    stage = planner.model_stage_name(ctx.scenario)
+    default = "\n".join([
+        "no batching: batching=none",
+        "static 8: batching=static(batch_size=8,timeout_ms=20)",
+        "dynamic 8/2ms: batching=dynamic(max_batch_size=8,max_queue_delay_ms=2)",
+        "dynamic 32/5ms: batching=dynamic(max_batch_size=32,max_queue_delay_ms=5)",
+    ]) if stage else "current: replicas=" + str(ctx.scenario.deployment.replicas)
+    st.caption("Two to four variants of the scenario shown above, on the same traffic and seed. One per line, "
+               "`NAME: SETTING, ...` — the syntax of `servesim compare --variant`.")
+    text = st.text_area("Variants", default, height=120, key="compare.variants")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not 2 <= len(lines) <= 4:
+        st.warning("Give two to four variants, one per line.")
+        return
+    try:
+        variants = compare.parse_variants(lines, ctx.scenario)
+    except ServesimError as exc:
+        st.error(str(exc))
+        return
+    with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…"):
+        comparison = compare.run_comparison(ctx.scenario, variants, size=planner.QUICK, seed=ctx.seed,
+                                            runner=lambda s, size, seed: run_cached(s, size, seed))
+    st.markdown(compare.markdown_table(compare.comparison_table(comparison)))
+    st.caption(f"★ best per metric (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI half-width; {planner.QUICK.label}.")
+    logs = {r.variant.name: r.result.log for r in comparison.results}
+    st.pyplot(plots.cdf_figure(logs, ctx.slo_ms, title="CDF by variant"), clear_figure=True)
+    shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in comparison.results}
+    st.pyplot(plots.stage_breakdown_figure(shares), clear_figure=True)
+    plots.close_all()
+    from sim.report import report_zip
+
+    st.download_button("Download the comparison report (Markdown + PNGs, .zip)", report_zip(comparison),
+                       file_name=f"{ctx.scenario.name}-compare.zip", mime="application/zip")
+
+
+def view_load_curve(ctx: Context) -> None:
+    st.caption("p99 as the request rate grows towards the rate that saturates the busiest stage "
+               f"({planner.SWEEP.label} per point; shaded: 95% CI).")
+    with st.spinner("Sweeping the request rate…"):
+        curve = cached_load_curve(*ctx.key)
+    knee = compare.knee_index(curve["rate_rps"], curve["p99"])
+    best = compare.max_rate_within_slo(curve, ctx.slo_ms)
+    capacity = planner.capacity_rps(ctx.scenario)
+    cols = st.columns(3)
+    cols[0].metric("Saturation rate", f"{capacity:,.0f} req/s" if math.isfinite(capacity) else "–", border=True)
+    cols[1].metric("Knee", f"{curve['rate_rps'].iloc[knee]:,.0f} req/s" if knee is not None else "–", border=True)
+    cols[2].metric("Max rate within SLO", f"{best:,.0f} req/s" if best is not None else ("–" if ctx.slo_ms is None else "none"),
+                   border=True)
+    st.pyplot(plots.load_curve_figure(curve, ctx.slo_ms, {"": knee}, ctx.scenario.workload.arrival.mean_rate_rps), clear_figure=True)
+    plots.close_all()
+
+
+def view_tradeoff(ctx: Context) -> None:
+    stage = planner.model_stage_name(ctx.scenario)
+    if stage is None:
+        st.info("This scenario has no model stage to batch.")
+        return
+    sizes = st.multiselect("Dynamic batching: max batch sizes", [1, 2, 4, 8, 16, 32, 64, 128], [1, 8, 32], key="tradeoff.sizes")
+    delay = st.number_input("Max queue delay (ms)", 0.0, 1000.0, 2.0, 0.5, key="tradeoff.delay")
+    policies = tuple(
+        (f"B={b}, W={delay:g} ms" if b > 1 else "no batching",
+         f"{{policy: dynamic, max_batch_size: {b}, max_queue_delay_ms: {delay}}}" if b > 1 else "{policy: none}")
+        for b in sorted(sizes)
+    )
+    if not policies:
+        return
+    with st.spinner("Sweeping load for each batching setting…"):
+        try:
+            curves = cached_tradeoff(*ctx.key, policies)
+        except ServesimError as exc:
+            st.error(str(exc))
+            return
+    st.caption("Bigger batches raise the throughput a replica sustains and cost tail latency at low load; "
+               "the best setting is the one whose curve stays under the SLO furthest to the right.")
+    st.pyplot(plots.tradeoff_figure(curves, ctx.slo_ms), clear_figure=True)
+    plots.close_all()
+
+
+def view_cost(ctx: Context) -> None:
+    current = ctx.scenario.deployment.replicas
+    top = st.slider("Replicas up to", 2, 32, max(4, min(2 * current, 32)), key="cost.top")
+    with st.spinner("Sweeping replica counts…"):
+        curve = cached_replicas_curve(*ctx.key, tuple(range(1, top + 1)))
+    st.pyplot(plots.cost_replicas_figure(curve, ctx.slo_ms), clear_figure=True)
+    plots.close_all()
+    shown = curve.drop(columns=[c for c in ("p99_low", "p99_high") if c in curve])
+    st.dataframe(shown, hide_index=True, width="stretch")
+
+
+def view_llm(ctx: Context) -> None:
+    llm = ctx.summary.get("llm") or {}
+    rows = {k: v for k, v in llm.items() if isinstance(v, dict)}
+    if rows:
+        st.dataframe(pd.DataFrame(rows).T, width="stretch")
+    scalars = {k: v for k, v in llm.items() if not isinstance(v, dict)}
+    if scalars:
+        st.json(scalars)
+
+
+def view_data(ctx: Context) -> None:
+    st.caption(f"Shown: {ctx.size.label}, seed {ctx.seed}.")
+    cols = st.columns(3)
+    cols[0].download_button("Scenario (YAML)", ctx.scenario.to_yaml(), file_name=f"{ctx.scenario.name}.yaml", mime="text/yaml")
+    cols[1].download_button("Request log (CSV)", ctx.result.log.to_csv(index=False), file_name=f"{ctx.scenario.name}-log.csv",
+                            mime="text/csv")
+    buffer = io.BytesIO()
+    ctx.result.log.to_parquet(buffer, index=False)
+    cols[2].download_button("Request log (Parquet)", buffer.getvalue(), file_name=f"{ctx.scenario.name}-log.parquet",
+                            mime="application/octet-stream")
+    with st.expander("Summary (the `servesim run --json` contract)"):
+        st.json(ctx.summary)
+    st.dataframe(ctx.result.log.head(200), width="stretch")
+
+
+@dataclass(frozen=True)
+class View:
+    label: str
+    render: Callable[[Context], None]
+    available: Callable[[Context], bool] = lambda ctx: True
+
+
+VIEWS = [
+    View("Stage details", view_stages),
+    View("Compare", view_compare),
+    View("Load curve", view_load_curve),
+    View("Trade-off", view_tradeoff, lambda ctx: planner.model_stage_name(ctx.scenario) is not None),
+    View("Cost vs replicas", view_cost),
+    View("LLM: TTFT / TPOT", view_llm, lambda ctx: "llm" in ctx.summary),
+    View("Data & downloads", view_data),
+]
+
+
+def show_views(ctx: Context) -> None:
+    views = [view for view in VIEWS if view.available(ctx)]
+    # Lazy tabs: only the open one computes (a sweep takes seconds; the verdict above must not wait for it).
+    tabs = st.tabs([view.label for view in views], key="view", on_change="rerun")
+    for tab, view in zip(tabs, views):
+        if tab.open:
+            with tab:
+                try:
+                    view.render(ctx)
+                except ServesimError as exc:
+                    st.error(str(exc))
+
+
+# --- page ----------------------------------------------------------------------------------------------
+
+def main() -> None:
+    st.set_page_config(page_title="servesim · capacity planner", page_icon="⏱", layout="wide")
+    base, identity = choose_scenario()
+    scenario = apply_knobs(base, identity)
+    head, button = st.columns([5, 1], vertical_alignment="bottom")
+    with head:
+        st.title(f"{scenario.name}")
+        if scenario.description:
+            st.caption(scenario.description)
+    with button:
+        if st.button("Run precisely", help="The scenario's own length and replications: tighter CIs, seconds not milliseconds",
+                     key="precise"):
+            run_precise(scenario)
+    ctx = run_for_display(scenario)
+    st.caption(f"{ctx.size.label} · seed {ctx.seed}")
+    show_verdict(ctx)
+    show_where_latency_lives(ctx)
+    show_views(ctx)
+
+
+main()
