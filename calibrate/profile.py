@@ -145,7 +145,7 @@ def fit_report(summary: pd.DataFrame, fit: CurveFit) -> str:
     alone = summary[summary["instances"] == 1].sort_values("batch_size")
     for (_, r), per in zip(alone.iterrows(), fit.quality["per_batch"]):
         lines.append(
-            f"{int(r['batch_size']):>5}  {int(r['n']):<4} {r['p50_ms']:9.3f} {r['p99_ms']:9.3f} {per['fitted_ms']:10.3f}"
+            f"{int(r['batch_size']):>5}  {(str(int(r['n'])) if pd.notna(r['n']) else '-'):<4} {r['p50_ms']:9.3f} {r['p99_ms']:9.3f} {per['fitted_ms']:10.3f}"
             f" {per['error_pct']:+8.2f} {r['p50_ms'] / r['batch_size']:9.4f}"
         )
     knee = throughput_knee(summary)
