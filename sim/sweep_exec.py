@@ -107,7 +107,7 @@ class DaskExecutor:
         try:
             if self.address is None:
                 cluster = LocalCluster(
-                    n_workers=self.local_workers, threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=self.local_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
                 )
                 client = Client(cluster)
             else:

@@ -7,6 +7,8 @@ The task ships the scenario as a plain dict and re-validates it where it runs; i
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ def run_task(task: Task) -> dict:
     except Exception as exc:  # noqa: BLE001 - a failing point is recorded, the sweep goes on
         record.update(status="error", error=describe_exception(exc))
     record["elapsed_s"] = time.perf_counter() - started
+    record["worker"] = f"{socket.gethostname()}:{os.getpid()}"  # for the record only, not the tables
     return record
 
 
