@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from pathlib import Path
 
 from sim.errors import ServesimError
@@ -54,7 +55,7 @@ def _meta(args: argparse.Namespace, **defaults) -> dict:
     if getattr(args, "source", None) or defaults.get("source"):
         provenance["source"] = args.source or defaults["source"]
     provenance["date"] = args.date or dt.date.today().isoformat()
-    for key in ("measured_on", "measurements_file", "method"):
+    for key in ("measured_on", "measurements_file", "method", "load_average"):
         if defaults.get(key):
             provenance[key] = defaults[key]
     return dict(
@@ -121,24 +122,35 @@ def cmd_measure(args: argparse.Namespace) -> int:
     def progress(b: int, k: int, median_ms: float) -> None:
         print(f"  batch {b:>4}, {k} busy instance(s): median {median_ms:.3f} ms")
 
+    if args.clock == "cpu" and args.threads != 1:
+        raise CalibrateUsageError("--clock cpu needs --threads 1 (the run's CPU time is then the calling thread's)")
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     frame = measure(model, settings, fixed_dims=dict(args.dim or []), seed=args.seed, progress=progress)
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
     csv.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(csv, index=False, float_format="%.5f")
     meta = _meta(
         args,
         model=model_desc,
-        hardware=f"cpu-{__import__('os').cpu_count()}vcpu",
+        hardware=f"cpu-{os.cpu_count()}vcpu",
         precision="fp32" if args.network in BUILTIN else None,
         serving_stack=f"ONNX Runtime CPU, {args.threads} intra-op thread(s) per instance",
         source="measured live with `servesim calibrate measure`",
         measured_on=where,
         measurements_file=csv.name,
-        method=f"{args.warmup} warm-up runs then {args.repeats} timed runs per batch size and instance count;"
-        " concurrent instances are sessions in parallel threads, each timed run overlapping all others",
+        method=f"{args.warmup} warm-up runs then {args.repeats} timed runs per batch size and instance count, spread"
+        f" over {settings.rounds} interleaved passes; concurrent instances are sessions in parallel threads, each timed"
+        f" run overlapping all others; clock: {'wall-clock' if args.clock == 'wall' else 'thread CPU time'}",
+        load_average=None if load_before is None else
+        f"1-min load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} logical CPUs",
     )
     meta["name"] = meta["name"] or out.stem
+    fitted = frame[["batch_size", "instances", "latency_ms" if args.clock == "wall" else "cpu_ms"]]
+    wall, cpu = frame["latency_ms"].median(), frame["cpu_ms"].median()
+    print(f"median wall-clock {wall:.3f} ms vs thread CPU {cpu:.3f} ms over all runs"
+          + ("" if args.threads != 1 else f" ({(wall - cpu) / wall * 100:.0f}% of wall time not on this thread's CPU)"))
     data, report, png = fit_measurements(
-        frame.drop(columns="repeat"), out, family=args.family, tolerance_pct=args.tolerance_pct, plot=not args.no_plot, **meta
+        fitted.set_axis(["batch_size", "instances", "latency_ms"], axis=1), out, family=args.family, tolerance_pct=args.tolerance_pct, plot=not args.no_plot, **meta
     )
     print(f"wrote {csv}")
     return _finish(data, report, out, png)
@@ -273,6 +285,9 @@ def register(subparsers, include_validate: bool = True) -> None:
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per instance (default 1)")
     p.add_argument("--dim", type=_dim, action="append", help="size of a symbolic input dimension, NAME=SIZE (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="fit wall-clock time (default) or the running thread's CPU time (leaves out time slices lost"
+                   " to other processes on a shared machine; needs --threads 1)")
     _add_meta(p)
     p.set_defaults(func=cmd_measure)
 

@@ -3,7 +3,10 @@
 A built-in network (an MLP made with onnx.helper; random weights cost the same time as trained ones) or
 any user .onnx file is run across batch sizes with a fixed thread count per session, warm-up runs, then
 timed repeats, at 1..k concurrently busy sessions (co-located instances share cores and memory
-bandwidth). Output: a long-format DataFrame (batch_size, instances, latency_ms, repeat), as `fit` reads.
+bandwidth). Output: a long-format DataFrame (batch_size, instances, latency_ms, cpu_ms, repeat), as `fit`
+reads: `latency_ms` is wall-clock time of a run, `cpu_ms` the CPU time of the thread that ran it (ONNX
+Runtime with one intra-op thread computes on the calling thread), which leaves out time slices the OS gave
+to other processes: on a shared machine compare the two.
 """
 
 from __future__ import annotations
@@ -96,14 +99,14 @@ def make_inputs(session, batch_size: int, rng: np.random.Generator, fixed_dims: 
     return feeds
 
 
-def _run_concurrently(sessions, feeds, warmup: int, repeats: int) -> list[list[float]]:
-    """Each session in its own thread (ONNX Runtime releases the GIL while it computes): warm-up, then timed
+def _run_concurrently(sessions, feeds, warmup: int, repeats: int) -> list[list[tuple[float, float]]]:
+    """(wall ms, thread CPU ms) of each timed run of each session. Each session in its own thread (ONNX Runtime releases the GIL while it computes): warm-up, then timed
     repeats; a session that finishes early keeps running untimed so every timed run overlaps all others."""
     k = len(sessions)
     start = threading.Barrier(k)
     done = [0]
     lock = threading.Lock()
-    results: list[list[float]] = [[] for _ in range(k)]
+    results: list[list[tuple[float, float]]] = [[] for _ in range(k)]
     errors: list[BaseException] = []
 
     def worker(i: int) -> None:
@@ -113,9 +116,9 @@ def _run_concurrently(sessions, feeds, warmup: int, repeats: int) -> list[list[f
                 sess.run(None, feed)
             start.wait()
             for _ in range(repeats):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 sess.run(None, feed)
-                results[i].append((time.perf_counter() - t0) * 1000.0)
+                results[i].append(((time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0))
             with lock:
                 done[0] += 1
             while True:
@@ -170,7 +173,7 @@ def measure(
     feeds = {(k, b): [make_inputs(sessions[i], b, rng, fixed_dims) for i in range(k)] for k, b in configs}
     rounds = max(1, min(settings.rounds, settings.repeats))
     per_round = [settings.repeats // rounds + (1 if r < settings.repeats % rounds else 0) for r in range(rounds)]
-    times: dict[tuple[int, int], list[list[float]]] = {c: [[] for _ in range(c[0])] for c in configs}
+    times: dict[tuple[int, int], list[list[tuple[float, float]]]] = {c: [[] for _ in range(c[0])] for c in configs}
     for r, count in enumerate(per_round):
         for k, b in configs:
             warm = settings.warmup if r == 0 else min(2, settings.warmup)
@@ -180,10 +183,10 @@ def measure(
     rows = []
     for k, b in configs:
         for i, series in enumerate(times[(k, b)]):
-            rows += [(b, k, t, i * settings.repeats + j) for j, t in enumerate(series)]
+            rows += [(b, k, wall, cpu, i * settings.repeats + j) for j, (wall, cpu) in enumerate(series)]
         if progress:
-            progress(b, k, float(np.median(np.concatenate([np.asarray(s) for s in times[(k, b)]]))))
-    return pd.DataFrame(rows, columns=["batch_size", "instances", "latency_ms", "repeat"])
+            progress(b, k, float(np.median([wall for series in times[(k, b)] for wall, _ in series])))
+    return pd.DataFrame(rows, columns=["batch_size", "instances", "latency_ms", "cpu_ms", "repeat"])
 
 
 def machine_description(threads: int) -> str:

@@ -229,3 +229,49 @@ def fit_measurements(
         png = plot_profile(measurements, summary, check_profile(data, str(out)), out.with_suffix(".png"))
     return data, fit_report(summary, fit), png
 
+
+
+def list_profiles(folder: str | Path = "models") -> list[tuple[Path, str, str]]:
+    """(path, name, kind) of every profile YAML in `folder` (hardware.yaml excluded), for pickers."""
+    found = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        if path.name == "hardware.yaml":
+            continue
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(raw, dict) and "name" in raw:
+            found.append((path, str(raw["name"]), str(raw.get("kind", "batch"))))
+    return found
+
+
+def curve_figure(profile: ModelProfile):
+    """A matplotlib Figure of a loaded profile: measured p50 / p99 per batch size and instance count, the
+    median curve and its p1–p99 band (for the planner; the caller closes it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    grid = np.arange(1, profile.max_batch_size + 1)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k in range(1, profile.max_instances + 1):
+        rows = [r for r in profile.measured if r.instances == k]
+        c = colours[(k - 1) % len(colours)]
+        if rows:
+            ax.plot([r.batch_size for r in rows], [r.p50_ms + profile.per_request_overhead_ms for r in rows], "o", color=c,
+                    label=f"measured p50, {k} busy")
+        if not rows and k > 1:
+            continue
+        ax.plot(grid, [profile.quantile_ms(int(n), 0.5, k) for n in grid], "-", color=c, lw=1.2)
+        ax.fill_between(grid, [profile.quantile_ms(int(n), 0.01, k) for n in grid],
+                        [profile.quantile_ms(int(n), 0.99, k) for n in grid], color=c, alpha=0.12)
+    title = profile.name + (f" ({profile.lever['name']} x{profile.lever['speedup']:g}, assumed)" if profile.lever else "")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("batch latency (ms)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

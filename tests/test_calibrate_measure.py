@@ -35,6 +35,8 @@ def test_built_in_mlp_gives_a_monotone_batch_cost_curve(mlp_bytes):
     assert medians[0] < medians[1] < medians[2]
     # 128 rows cost more than one row but far less than 128 one-row runs: batching pays on a CPU too.
     assert medians[2] < 128 * medians[0]
+    # the running thread's CPU time never exceeds the wall-clock time of the same run (timer granularity aside)
+    assert (frame["cpu_ms"] <= frame["latency_ms"] + 0.05).all()
 
 
 def test_concurrent_instances_are_timed_at_each_level(mlp_bytes):
@@ -97,6 +99,17 @@ deployment:
     )
     result = simulate(load_scenario(scenario))
     assert result.summary["latency_ms"]["p50"] > 0
+
+
+def test_cli_measure_cpu_clock_records_provenance(tmp_path, capsys):
+    out = tmp_path / "cpu.yaml"
+    args = ["calibrate", "measure", "--batch-sizes", "1,8", "--instances", "1", "--warmup", "1", "--repeats", "5",
+            "--clock", "cpu", "--no-plot", "-o", str(out)]
+    assert calibrate_main(args) == 0
+    assert "thread CPU" in capsys.readouterr().out
+    profile = load_profile(out)
+    assert "thread CPU time" in profile.provenance["method"] and "load average" in profile.provenance["load_average"]
+    assert calibrate_main([*args[:-2], "--threads", "2", "-o", str(out)]) == 2
 
 
 def test_cli_measure_rejects_an_unknown_model(tmp_path, capsys):
