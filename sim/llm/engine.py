@@ -106,7 +106,7 @@ def simulate_llm_stage(
     itl_ms, itl_request = ledger.token_gaps()
     return LLMStageResult(
         requests=_request_frame(stage.name, ready_ms, prompt, output, cached, ledger),
-        iterations=pd.DataFrame(ledger.iterations),
+        iterations=ledger.iteration_frame(),
         itl_ms=itl_ms,
         itl_request=itl_request,
         num_gpu_blocks=num_blocks,

@@ -9,6 +9,12 @@ segments after the run, so the engine never does per-token work.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+ITERATION_COLUMNS = (
+    "time_ms", "duration_ms", "replica", "batch_size", "running", "waiting",
+    "kv_blocks_used", "prefill_tokens", "decode_tokens", "preempted",
+)
 
 
 class Ledger:
@@ -27,13 +33,7 @@ class Ledger:
         self.seg_first_step: list[int] = []
         self.seg_steps: list[int] = []
         self.decode_end_ms: list[list[float]] = [[] for _ in range(replicas)]
-        self.iterations: dict[str, list] = {
-            key: []
-            for key in (
-                "time_ms", "duration_ms", "replica", "batch_size", "running", "waiting",
-                "kv_blocks_used", "prefill_tokens", "decode_tokens", "preempted",
-            )
-        }
+        self.iterations: list[tuple] = []  # one tuple per iteration, fields as ITERATION_COLUMNS
 
     def segment(self, request: int, replica: int, prefill_end_ms: float, first_step: int, steps: int) -> None:
         self.seg_request.append(request)
@@ -41,6 +41,10 @@ class Ledger:
         self.seg_prefill_end_ms.append(prefill_end_ms)
         self.seg_first_step.append(first_step)
         self.seg_steps.append(steps)
+
+    def iteration_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)
+        return frame.sort_values(["time_ms", "replica"], kind="stable", ignore_index=True)
 
     def token_gaps(self) -> tuple[np.ndarray, np.ndarray]:
         """(itl_ms, request) of every gap between consecutive tokens of a request, in request order."""

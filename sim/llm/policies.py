@@ -147,18 +147,12 @@ class StaticScheduler(LLMScheduler):
     def _record(self, now_ms, prefill_ms, step_ms, b, prefill_tokens, prompt_blocks, blocks, generating) -> None:
         steps = len(step_ms)
         starts = now_ms + prefill_ms + np.concatenate([[0.0], np.cumsum(step_ms)[:-1]]) if steps else np.empty(0)
-        it = self.ledger.iterations
-        waiting = len(self.waiting)
-        it["time_ms"].extend([now_ms, *starts.tolist()])
-        it["duration_ms"].extend([prefill_ms, *step_ms.tolist()])
-        it["replica"].extend([self.replica] * (steps + 1))
-        it["batch_size"].extend([b] * (steps + 1))
-        it["running"].extend([b] * (steps + 1))
-        it["waiting"].extend([waiting] * (steps + 1))
-        it["kv_blocks_used"].extend([prompt_blocks, *blocks.tolist()])
-        it["prefill_tokens"].extend([prefill_tokens] + [0] * steps)
-        it["decode_tokens"].extend([0, *generating.tolist()])
-        it["preempted"].extend([0] * (steps + 1))
+        rep, waiting = self.replica, len(self.waiting)
+        self.ledger.iterations.append((now_ms, prefill_ms, rep, b, b, waiting, prompt_blocks, prefill_tokens, 0, 0))
+        self.ledger.iterations.extend(
+            zip(starts.tolist(), step_ms.tolist(), [rep] * steps, [b] * steps, [b] * steps, [waiting] * steps,
+                blocks.tolist(), [0] * steps, generating.tolist(), [0] * steps)
+        )
 
     def finish(self, now_ms: float) -> None:
         self.in_batch = 0
@@ -189,6 +183,9 @@ class ContinuousScheduler(LLMScheduler):
         self.prefilling: deque[list[int]] = deque()  # [request, tokens left to compute, kv length] (chunked)
         self._chunks: list[tuple[list[int], int]] = []  # this iteration's prefill work: ([request, left, kv], take)
         self._decoding = 0
+        self._preempted = 0
+        self._now = 0.0
+        self._rows = self.ledger.iterations
 
     # -- bookkeeping -----------------------------------------------------------------------------------
 
@@ -307,6 +304,8 @@ class ContinuousScheduler(LLMScheduler):
         the decode step of the decode set, KV cache on or off."""
         n = self._decoding
         context = self.base_sum + n * self.step
+        if not self._chunks and self.kv_cache:
+            return self._log(self.cost.decode_step_ms(n, context), n, 0)
         tokens = pairs = 0
         for (request, left, kv), take in self._chunks:
             tokens += take
@@ -323,22 +322,19 @@ class ContinuousScheduler(LLMScheduler):
         return self._log(duration, n, tokens)
 
     def _log(self, duration_ms: float, decoding: int, prefill_tokens: int) -> float:
-        it = self.ledger.iterations
-        it["time_ms"].append(self._now)
-        it["duration_ms"].append(duration_ms)
-        it["replica"].append(self.replica)
-        it["batch_size"].append(decoding + len(self._chunks))
-        it["running"].append(len(self.running) + len(self.prefilling) + (0 if self.batching.chunked_prefill else len(self._chunks)))
-        it["waiting"].append(len(self.waiting))
-        it["kv_blocks_used"].append(self.num_blocks - self.free)
-        it["prefill_tokens"].append(prefill_tokens)
-        it["decode_tokens"].append(decoding)
-        it["preempted"].append(self._preempted)
+        chunks = len(self._chunks)
+        resident = len(self.running) + len(self.prefilling) + (0 if self.batching.chunked_prefill else chunks)
+        self._rows.append(
+            (self._now, duration_ms, self.replica, decoding + chunks, resident, len(self.waiting),
+             self.num_blocks - self.free, prefill_tokens, decoding, self._preempted)
+        )
         return duration_ms
 
     def _reserve_decode_blocks(self) -> None:
         """Blocks for this decode step's new tokens; preempt the most recent sequences while they lack."""
         s, heap, epoch, running = self.step, self.block_heap, self.epoch, self.running
+        if not heap or heap[0][0] > s:
+            return
         due: list[int] = []
         while heap and heap[0][0] <= s:
             _, e, request = heapq.heappop(heap)
