@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -278,20 +277,25 @@ def show_verdict(ctx: Context) -> None:
         value = summary["latency_ms"][key]
         half = ci_half(summary, key)
         budget = budgets.get(f"{key}_ms")
-        text = f"{value:,.1f} ms" if half is None else f"{value:,.1f} ± {half:,.1f} ms"
-        delta = f"{value - budget:+,.1f} ms vs SLO {budget:g}" if budget else None
-        card.metric(f"{key} latency", text, delta, delta_color="inverse", border=True,
-                    help=f"95% confidence interval half-width from {summary.get('replications')} replications")
-    cards[3].metric("Throughput", f"{summary['throughput_rps']:,.1f} req/s", border=True,
-                    help=f"offered {ctx.scenario.workload.arrival.mean_rate_rps:,.1f} req/s")
+        label = f"{key} latency" + (f" ± {half:,.1f}" if half is not None else "")
+        card.metric(label, f"{value:,.1f} ms", f"{value - budget:+,.1f} ms" if budget else None, delta_color="inverse",
+                    delta_description=f"vs SLO {budget:g} ms" if budget else None, border=True,
+                    help=f"± is the 95% confidence interval half-width over {summary.get('replications')} replications"
+                         + (" (batch means of one run)" if summary.get("replications") == 1 else ""))
+    offered = ctx.scenario.workload.arrival.mean_rate_rps
+    cards[3].metric("Throughput", f"{summary['throughput_rps']:,.1f}/s", border=True,
+                    delta=f"{(summary.get('rejected_fraction') or 0):.1%} rejected" if summary.get("rejected_fraction") else None,
+                    delta_color="inverse", help=f"requests served per second; offered {offered:,.1f} req/s")
     cost = summary.get("cost") or {}
     per_1m = cost.get("usd_per_1m_queries")
-    cards[4].metric("Cost per 1M queries", f"${per_1m:,.2f}" if per_1m is not None else "–", border=True,
-                    help=f"${cost['usd_per_hour']:,.2f} per hour for the deployment" if cost.get("usd_per_hour") else "no price set")
+    per_hour = cost.get("usd_per_hour")
+    cards[4].metric("$ per 1M queries", f"${per_1m:,.2f}" if per_1m is not None else "–", border=True,
+                    delta=f"${per_hour:,.2f}/h" if per_hour else None, delta_color="off", delta_arrow="off",
+                    help="hardware $/hour × replicas ÷ queries served per hour")
     loads = summary.get("offered_load") or {}
     if loads:
         busiest = max(loads, key=loads.get)
-        cards[5].metric("Busiest stage", f"{busiest}", f"load {loads[busiest]:.0%}", delta_color="off", border=True,
+        cards[5].metric("Busiest stage", f"{loads[busiest]:.0%}", busiest, delta_color="off", delta_arrow="off", border=True,
                         help="offered load ρ of the stage closest to saturation (≥ 100%: the queue grows without bound)")
 
     slo = summary.get("slo") or {}
@@ -393,15 +397,20 @@ def view_compare(ctx: Context) -> None:
                                             runner=lambda s, size, seed: run_cached(s, size, seed))
     st.markdown(compare.markdown_table(compare.comparison_table(comparison)))
     st.caption(f"★ best per metric (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI half-width; {planner.QUICK.label}.")
-    logs = {r.variant.name: r.result.log for r in comparison.results}
-    st.pyplot(plots.cdf_figure(logs, ctx.slo_ms, title="CDF by variant"), clear_figure=True)
-    shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in comparison.results}
-    st.pyplot(plots.stage_breakdown_figure(shares), clear_figure=True)
-    plots.close_all()
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Latency CDF by variant**")
+        st.altair_chart(charts.cdf_chart({r.variant.name: r.result.log for r in comparison.results}, ctx.slo_ms), width="stretch")
+    with right:
+        st.markdown("**Where latency lives, by variant**")
+        shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in comparison.results}
+        st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
     from sim.report import report_zip
 
-    st.download_button("Download the comparison report (Markdown + PNGs, .zip)", report_zip(comparison),
-                       file_name=f"{ctx.scenario.name}-compare.zip", mime="application/zip")
+    # Deferred: the PNGs of the report are drawn only when the button is clicked.
+    st.download_button("Download the comparison report (Markdown + PNGs, .zip)", lambda: report_zip(comparison),
+                       file_name=f"{ctx.scenario.name}-compare.zip", mime="application/zip", on_click="ignore",
+                       key="compare.download")
 
 
 def view_load_curve(ctx: Context) -> None:
@@ -472,15 +481,20 @@ def view_data(ctx: Context) -> None:
     st.caption(f"Shown: {ctx.size.label}, seed {ctx.seed}.")
     cols = st.columns(3)
     cols[0].download_button("Scenario (YAML)", ctx.scenario.to_yaml(), file_name=f"{ctx.scenario.name}.yaml", mime="text/yaml")
-    cols[1].download_button("Request log (CSV)", ctx.result.log.to_csv(index=False), file_name=f"{ctx.scenario.name}-log.csv",
-                            mime="text/csv")
-    buffer = io.BytesIO()
-    ctx.result.log.to_parquet(buffer, index=False)
-    cols[2].download_button("Request log (Parquet)", buffer.getvalue(), file_name=f"{ctx.scenario.name}-log.parquet",
-                            mime="application/octet-stream")
+    log = ctx.result.log
+    cols[1].download_button("Request log (CSV)", lambda: log.to_csv(index=False), file_name=f"{ctx.scenario.name}-log.csv",
+                            mime="text/csv", on_click="ignore")
+    cols[2].download_button("Request log (Parquet)", lambda: parquet_bytes(log), file_name=f"{ctx.scenario.name}-log.parquet",
+                            mime="application/octet-stream", on_click="ignore")
     with st.expander("Summary (the `servesim run --json` contract)"):
         st.json(ctx.summary)
     st.dataframe(ctx.result.log.head(200), width="stretch")
+
+
+def parquet_bytes(log: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    log.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -516,8 +530,15 @@ def show_views(ctx: Context) -> None:
 
 # --- page ----------------------------------------------------------------------------------------------
 
+# Six verdict cards share one row: a smaller value font keeps "125.4 ms" whole on a laptop screen.
+CSS = """<style>
+[data-testid="stMetricValue"] { font-size: 1.9rem; }
+[data-testid="stMetricLabel"] p { font-size: 0.9rem; }
+</style>"""
+
 def main() -> None:
     st.set_page_config(page_title="servesim · capacity planner", page_icon="⏱", layout="wide")
+    st.markdown(CSS, unsafe_allow_html=True)
     base, identity = choose_scenario()
     scenario = apply_knobs(base, identity)
     head, button = st.columns([5, 1], vertical_alignment="bottom")
