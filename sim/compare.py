@@ -400,10 +400,14 @@ def replicas_curve(
     return pd.DataFrame(rows)
 
 
+# A curve that stays within 2% (of both ranges) of its chord has no knee worth marking.
+KNEE_MIN_GAP = 0.02
+
+
 def knee_index(x: np.ndarray, y: np.ndarray) -> int | None:
     """Index of the knee of an increasing, convex curve (Kneedle, Satopää et al. 2011): after scaling
     both axes to [0, 1], the point furthest below the chord, i.e. where the slope first exceeds the
-    chord's. None for fewer than three points or a curve with no bend."""
+    chord's. None for fewer than three points or a curve that hardly bends (KNEE_MIN_GAP)."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
@@ -414,7 +418,7 @@ def knee_index(x: np.ndarray, y: np.ndarray) -> int | None:
     yn = (y - y.min()) / np.ptp(y)
     gap = xn - yn
     best = int(np.argmax(gap))
-    if gap[best] <= 0:
+    if gap[best] <= KNEE_MIN_GAP:
         return None
     return int(np.flatnonzero(keep)[best])
 
