@@ -454,6 +454,17 @@ def view_tradeoff(ctx: Context) -> None:
                "the best setting is the one whose curve stays under the SLO furthest to the right.")
     st.pyplot(plots.tradeoff_figure(curves, ctx.slo_ms), clear_figure=True)
     plots.close_all()
+    bottleneck = busiest_stage(ctx.scenario)
+    if bottleneck and bottleneck != stage:
+        st.info(f"The busiest stage is **{bottleneck}**, not {stage}: past the batch size that relieves {stage}, "
+                f"bigger batches cannot raise the capacity — curves that coincide say so. Add {bottleneck} capacity first.")
+
+
+def busiest_stage(scenario: Scenario) -> str | None:
+    from sim.load import offered_load
+
+    loads = offered_load(scenario)
+    return max(loads, key=loads.get) if loads else None
 
 
 def view_cost(ctx: Context) -> None:
@@ -463,8 +474,17 @@ def view_cost(ctx: Context) -> None:
         curve = cached_replicas_curve(*ctx.key, tuple(range(1, top + 1)))
     st.pyplot(plots.cost_replicas_figure(curve, ctx.slo_ms), clear_figure=True)
     plots.close_all()
-    shown = curve.drop(columns=[c for c in ("p99_low", "p99_high") if c in curve])
-    st.dataframe(shown, hide_index=True, width="stretch")
+    stable = curve[curve["stable"]]
+    if ctx.slo_ms and not stable.empty and not (stable["p99"] <= ctx.slo_ms).any():
+        floor = stable["p99"].min()
+        st.info(f"No replica count up to {top} meets the p99 SLO of {ctx.slo_ms:g} ms: p99 levels off near "
+                f"{floor:,.0f} ms. Replicas remove queueing; the rest is service time — see *Where latency lives* "
+                "and try the stage costs in the sidebar.")
+    shown = curve.drop(columns=[c for c in ("p99_low", "p99_high") if c in curve]).rename(columns={
+        "offered_load": "busiest stage load", "p50": "p50 (ms)", "p99": "p99 (ms)", "throughput_rps": "throughput (req/s)",
+        "usd_per_1m_queries": "$ per 1M queries", "slo_met": "SLO met", "stable": "stable"})
+    st.dataframe(shown.style.format(precision=2).format("{:.0%}", subset=["busiest stage load"]), hide_index=True,
+                 width="stretch")
 
 
 def view_llm(ctx: Context) -> None:

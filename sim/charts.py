@@ -40,7 +40,7 @@ def stage_breakdown_chart(shares: pd.DataFrame | Mapping[str, pd.DataFrame]) -> 
         color = PALETTE[base.index(n.removesuffix("_queue")) % len(PALETTE)] if n.removesuffix("_queue") in base else "#999999"
         colors.append(_lighter(color) if n.endswith("_queue") else color)
     totals = pd.DataFrame({"percentile": rows, "total": table.sum(axis=1).to_numpy()})
-    y = alt.Y("percentile:N", title=None, sort=rows)
+    y = alt.Y("percentile:N", title=None, sort=rows, axis=alt.Axis(labelLimit=240))
     bars = alt.Chart(tidy).mark_bar(stroke="white", strokeWidth=0.5).encode(
         x=alt.X("sum(ms):Q", title="time of a request at that percentile (ms)",
                 scale=alt.Scale(domain=[0, 1.15 * float(totals["total"].max() or 1.0)], nice=False)),

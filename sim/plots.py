@@ -212,7 +212,7 @@ def tradeoff_figure(curves: Mapping[str, pd.DataFrame], slo_ms: float | None = N
 def cost_replicas_figure(curve: pd.DataFrame, slo_ms: float | None = None, title: str = "Cost vs replicas") -> Figure:
     """Cost per 1M queries (bars) and p99 (line, right axis) against the replica count; replica counts
     that cannot keep up are shown as 'unstable'; the cheapest count meeting the SLO is outlined."""
-    fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
     stable = curve[curve["stable"]] if "stable" in curve else curve
     x = curve["replicas"].to_numpy()
     cost = stable["usd_per_1m_queries"].astype(float) if "usd_per_1m_queries" in stable else pd.Series(dtype=float)
@@ -240,10 +240,10 @@ def cost_replicas_figure(curve: pd.DataFrame, slo_ms: float | None = None, title
     ax.spines[["top"]].set_visible(False)
     ax.grid(True, axis="y", alpha=0.3, linewidth=0.6)
     subtitle = f" — cheapest meeting the SLO: {best} replica{'s' if best != 1 else ''}" if best else ""
-    ax.set_title(title + subtitle, loc="left", fontsize=11)
+    ax.set_title(title + subtitle + "\n", loc="left", fontsize=11)
     handles = [h for a in (ax, twin) for h in a.get_legend_handles_labels()[0]]
     labels = [lab for a in (ax, twin) for lab in a.get_legend_handles_labels()[1]]
-    twin.legend(handles, labels, frameon=False, fontsize=8, loc="upper right")
+    fig.legend(handles, labels, frameon=False, fontsize=8, loc="upper right", ncols=len(labels))
     return fig
 
 
