@@ -54,7 +54,7 @@ def simulate(
         logs.append(simulate_replication(scenario, rep, seed=seed, requests=requests))
         if on_replication:
             on_replication(rep + 1, replications)
-    log = pd.concat(logs, ignore_index=True)
+    log = combine_logs(logs)
     return RunResult(scenario=scenario, log=log, summary=summarize(log, scenario))
 
 
@@ -85,6 +85,7 @@ def simulate_replication(
     alive = np.ones(n, dtype=bool)
     deployment = scenario.deployment
     primary_model: str | None = None
+    timelines: list[pd.DataFrame] = []
     for stage in scenario.stages:
         rng = stream(seed, replication, "stage_service", stage.name)
         if isinstance(stage, DelayStage):
@@ -110,7 +111,12 @@ def simulate_replication(
                 max_queue_size=deployment.max_queue_size,
                 service_rng=stream(seed, replication, "batch_service", stage.name),
                 routing_rng=stream(seed, replication, "routing", stage.name),
+                autoscaling=deployment.autoscaling,
+                cold_start=deployment.cold_start_ms,
+                cold_start_rng=stream(seed, replication, "cold_start", stage.name),
             )
+            if result.timeline is not None:
+                timelines.append(result.timeline.assign(stage=stage.name, replication=replication))
             idx = np.flatnonzero(alive)
             name = stage.name
             start = _scatter(n, idx, result.start_ms, np.nan)
@@ -140,7 +146,24 @@ def simulate_replication(
         columns["replica"] = columns[f"{primary_model}_replica"]
     for name, values in arrivals.columns.items():
         columns.setdefault(name, values)
-    return pd.DataFrame(columns)
+    log = pd.DataFrame(columns)
+    if timelines:
+        log.attrs["timeline"] = pd.concat(timelines, ignore_index=True)
+    return log
+
+
+def combine_logs(logs: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate replication logs, keeping their timelines (replica counts over time) together."""
+    timelines = [part.attrs["timeline"] for part in logs if "timeline" in part.attrs]
+    bare = []
+    for part in logs:  # pandas compares attrs on concat; DataFrames inside attrs cannot be compared
+        part = part.copy(deep=False)
+        part.attrs = {}
+        bare.append(part)
+    log = pd.concat(bare, ignore_index=True)
+    if timelines:
+        log.attrs["timeline"] = pd.concat(timelines, ignore_index=True)
+    return log
 
 
 def _scatter(n: int, idx: np.ndarray, values: np.ndarray, fill) -> np.ndarray:

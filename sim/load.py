@@ -19,7 +19,8 @@ def offered_load(scenario: Scenario) -> dict[str, float]:
             servers = stage.workers * (deployment.replicas if stage.per_replica else 1)
             loads[stage.name] = rate_per_ms * stage.service_ms.mean / servers
         elif isinstance(stage, ModelStage):
-            loads[stage.name] = rate_per_ms * best_ms_per_request(stage) / (deployment.replicas * deployment.instances)
+            replicas = deployment.autoscaling.max_replicas if deployment.autoscaling else deployment.replicas
+            loads[stage.name] = rate_per_ms * best_ms_per_request(stage) / (replicas * deployment.instances)
     return loads
 
 

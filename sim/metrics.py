@@ -153,7 +153,9 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
 
     throughput = _mean(per_group["throughput_rps"])
     utilization = _mean(per_group["utilization"])
-    usd_per_hour = _usd_per_hour(scenario)
+    scaling = autoscaling_summary(log, scenario)
+    mean_replicas = scaling["mean_replicas"] if scaling else scenario.deployment.replicas
+    usd_per_hour = _usd_per_hour(scenario, mean_replicas)
     per_1m = usd_per_hour / (throughput * 3600) * 1e6 if usd_per_hour is not None and throughput > 0 else None
     if usd_per_hour is None:
         warnings.append("no deployment.hardware.usd_per_hour: cost not computed")
@@ -183,14 +185,56 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
         "cost": {"usd_per_hour": usd_per_hour, "usd_per_1m_queries": per_1m},
         "slo": slo,
         "warnings": warnings,
+        **({"autoscaling": scaling} if scaling else {}),
     }
 
 
-def _usd_per_hour(scenario: Scenario) -> float | None:
+def _usd_per_hour(scenario: Scenario, mean_replicas: float) -> float | None:
     hardware = scenario.deployment.hardware
     if hardware.usd_per_hour is None:
         return None
-    return hardware.usd_per_hour * scenario.deployment.replicas
+    return hardware.usd_per_hour * mean_replicas
+
+
+def time_weighted_mean(times_ms: np.ndarray, values: np.ndarray, t0: float, t1: float) -> float:
+    """Mean over [t0, t1] of a step function that takes `values[i]` from `times_ms[i]` on."""
+    edges = np.clip(np.append(times_ms, t1), t0, t1)
+    return float(np.sum(values * np.diff(edges)) / max(t1 - t0, 1e-9))
+
+
+def replicas_paid(timeline: pd.DataFrame) -> pd.Series:
+    """Replicas that cost money at each change-point: starting, warm and draining ones alike."""
+    return timeline["warm"] + timeline["starting"] + timeline["draining"]
+
+
+def autoscaling_summary(log: pd.DataFrame, scenario: Scenario) -> dict | None:
+    """Replicas over the measurement window of each replication, from the timeline of change-points."""
+    timeline = log.attrs.get("timeline")
+    if timeline is None or scenario.deployment.autoscaling is None:
+        return None
+    rows = []
+    measured = log[~log["warmup"].to_numpy()]
+    for rep, part in timeline.groupby("replication"):
+        part = part.sort_values("time_ms", kind="stable")
+        window = measured[measured["replication"] == rep]["arrival_ms"]
+        t0, t1 = float(window.min()), float(window.max())
+        paid = replicas_paid(part).to_numpy()
+        starts = np.diff(part["starting"].to_numpy(), prepend=0)
+        rows.append({
+            "mean_replicas": time_weighted_mean(part["time_ms"].to_numpy(), paid, t0, t1),
+            "mean_warm_replicas": time_weighted_mean(part["time_ms"].to_numpy(), part["warm"].to_numpy(), t0, t1),
+            "max_replicas": int(paid.max()),
+            "cold_starts": int(np.clip(starts, 0, None).sum()),
+        })
+    frame = pd.DataFrame(rows)
+    return {
+        "policy": scenario.deployment.autoscaling.policy,
+        "mean_replicas": float(frame["mean_replicas"].mean()),
+        "mean_replicas_ci95": list(ci95(frame["mean_replicas"])),
+        "mean_warm_replicas": float(frame["mean_warm_replicas"].mean()),
+        "max_replicas": int(frame["max_replicas"].max()),
+        "cold_starts_per_replication": float(frame["cold_starts"].mean()),
+    }
 
 
 def _mean(series: pd.Series) -> float:

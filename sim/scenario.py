@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from sim.arrivals import ArrivalProcess, Trace
+from sim.autoscaling import AutoscalingPolicy
 from sim.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle
 from sim.batching import BatchingPolicy, NoBatching
 from sim.datafiles import resolve_path
@@ -137,11 +138,24 @@ Routing = Literal["shared_queue", "round_robin", "least_outstanding", "random", 
 
 
 class Deployment(_Model):
+    """Replicas (fixed, or managed by `autoscaling`), model instances per replica, routing between
+    replicas, Triton's `max_queue_size`, the hardware price, and how long a new replica takes to serve."""
+
     replicas: PositiveInt = 1
     instances: PositiveInt = 1
     routing: Routing = "shared_queue"
     max_queue_size: int | None = Field(default=None, ge=0)
     hardware: Hardware = Field(default_factory=Hardware)
+    autoscaling: AutoscalingPolicy | None = None
+    cold_start_ms: Distribution | None = None
+
+    @model_validator(mode="after")
+    def _autoscaling_routes_through_one_queue(self) -> "Deployment":
+        if self.autoscaling is not None and self.routing != "shared_queue":
+            raise ValueError(
+                "autoscaling needs routing: shared_queue (the router / activator queue new replicas pull from)"
+            )
+        return self
 
 
 class Slo(_Model):
