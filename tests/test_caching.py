@@ -1,0 +1,301 @@
+"""Cache tiers: exact replays against independent definitions, emergent hit rates against closed forms
+(Che's LRU approximation, the TTL renewal formula), deploy invalidation, the pipeline masks, the summary,
+and clear errors. End-to-end checks through the engine (mixtures of hit and miss paths, Pollaczek-Khinchine
+with thinned arrivals, deploys seen in the log) are in tests/test_caching_engine.py's section below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from sim.caching import (
+    CacheTier,
+    cache_outcomes,
+    cache_summary,
+    lookup_delays,
+    replacement_delays,
+    replay,
+    skip_masks,
+    validate_caches,
+)
+from sim.errors import ScenarioError
+from sim.streams import stream
+from sim.theory import che_lru_hit_rate, zipf_probabilities
+
+TIERS = TypeAdapter(list[CacheTier])
+
+
+def caches(*specs: dict) -> list:
+    return TIERS.validate_python(list(specs))
+
+
+def cache(**spec) -> object:
+    spec.setdefault("name", "c")
+    spec.setdefault("tier", "output")
+    return caches(spec)[0]
+
+
+# --- exact replays --------------------------------------------------------------------------------
+
+
+def lru_by_stack_distance(keys: list[int], capacity: int, segments: list[int]) -> np.ndarray:
+    """LRU by its definition: request i hits iff its key was requested before in the same segment (between
+    deploys) and fewer than `capacity` distinct other keys were requested since (Mattson et al., 1970)."""
+    hits = np.zeros(len(keys), dtype=bool)
+    for i, k in enumerate(keys):
+        for j in range(i - 1, -1, -1):
+            if segments[j] != segments[i]:
+                break
+            if keys[j] == k:
+                hits[i] = len(set(keys[j + 1 : i])) < capacity
+                break
+    return hits
+
+
+def test_lru_replay_matches_the_stack_distance_definition_across_deploys():
+    rng = np.random.default_rng(7)
+    n = 2_000
+    keys = rng.zipf(1.3, size=n) % 60
+    times_ms = np.sort(rng.uniform(0, 100_000, size=n))
+    spec = cache(keys={"column": "user"}, capacity=8, deploys_s=[30, 70])
+    hits = cache_outcomes([spec], times_ms, {"user": keys}, seed=1, replication=0)["c"]
+    segments = np.searchsorted([30_000.0, 70_000.0], times_ms, side="right").tolist()
+    expected = lru_by_stack_distance(keys.tolist(), 8, segments)
+    np.testing.assert_array_equal(hits, expected)
+    assert 0.2 < hits.mean() < 0.9  # the check above is not vacuous
+
+
+def test_lfu_evicts_the_least_frequent_and_breaks_ties_by_recency():
+    # capacity 2; by hand: a(1) a(2) hit, b(1), c evicts b (count 1), b evicts c, c evicts b, a(3) hit.
+    spec = cache(keys={"column": "k"}, capacity=2, eviction="lfu")
+    seq = ["a", "a", "b", "c", "b", "c", "a"]
+    hits = replay(spec, pd.factorize(pd.Series(seq))[0], np.arange(len(seq), dtype=float))
+    assert hits.tolist() == [False, True, False, False, False, False, True]
+    # the same sequence under LRU: c evicts a (least recent), so b and c hit and a misses at the end
+    lru = replay(cache(keys={"column": "k"}, capacity=2), pd.factorize(pd.Series(seq))[0], np.arange(7.0))
+    assert lru.tolist() == [False, True, False, False, True, True, False]
+    # equal counts: the least recently used of them goes (x, not y, when z arrives)
+    seq = ["x", "y", "z", "y", "x"]
+    hits = replay(spec, pd.factorize(pd.Series(seq))[0], np.arange(5.0))
+    assert hits.tolist() == [False, False, False, True, False]
+
+
+def test_ttl_only_entries_live_ttl_from_the_miss_and_hits_do_not_extend_them():
+    spec = cache(keys={"column": "k"}, eviction="ttl", ttl_s=10)
+    seq = ["a", "a", "b", "a", "a", "b"]
+    times_s = [0.0, 5.0, 6.0, 10.0, 12.0, 15.9]
+    hits = replay(spec, pd.factorize(pd.Series(seq))[0], np.array(times_s) * 1000)
+    # a: miss (lives to 10 s), hit at 5, expired at exactly 10 (miss, lives to 20), hit at 12; b: 6 -> 16
+    assert hits.tolist() == [False, True, False, False, True, True]
+
+
+def test_lru_with_ttl_reduces_to_ttl_only_without_capacity_pressure_and_to_lru_without_expiry():
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 300, size=20_000)
+    times = np.cumsum(rng.exponential(50.0, size=20_000))
+    both = replay(cache(keys={"column": "k"}, capacity=1_000, ttl_s=5), keys, times)
+    ttl_only = replay(cache(keys={"column": "k"}, eviction="ttl", ttl_s=5), keys, times)
+    np.testing.assert_array_equal(both, ttl_only)
+    long_ttl = replay(cache(keys={"column": "k"}, capacity=50, ttl_s=1e9), keys, times)
+    plain = replay(cache(keys={"column": "k"}, capacity=50), keys, times)
+    np.testing.assert_array_equal(long_ttl, plain)
+    assert 0 < both.mean() < 1 and 0 < plain.mean() < 1
+
+
+# --- emergent hit rates vs closed forms ------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("exponent", "capacity"), [(0.8, 1_000), (0.8, 10_000), (1.0, 1_000)])
+def test_lru_hit_rate_under_zipf_matches_che_approximation(exponent, capacity):
+    """Che et al. (IEEE JSAC 2002): solve sum_i (1 - exp(-p_i T)) = C, hit = sum_i p_i (1 - exp(-p_i T)).
+    Fricker, Robert & Roberts (ITC 2012) report it accurate to about 1% for Zipf laws and large key spaces."""
+    n_keys, n = 100_000, 300_000
+    spec = cache(keys={"popularity": "zipf", "exponent": exponent, "n_keys": n_keys}, capacity=capacity)
+    hits = cache_outcomes([spec], np.arange(n, dtype=float), {}, seed=11, replication=0)["c"]
+    measured = hits[n // 3 :].mean()  # the cache has filled long before a third of the run
+    che = che_lru_hit_rate(zipf_probabilities(n_keys, exponent), capacity)
+    assert abs(measured - che) < 0.01, (measured, che)
+
+
+@pytest.mark.slow
+def test_lfu_under_zipf_beats_lru_and_stays_below_the_top_c_bound():
+    """Under independent references no demand cache beats holding the C most popular keys (the A0 bound);
+    in-cache LFU approaches it, LRU sits below (Che)."""
+    n_keys, capacity, n = 100_000, 1_000, 300_000
+    keys = {"popularity": "zipf", "exponent": 0.8, "n_keys": n_keys}
+    hits = cache_outcomes([cache(keys=keys, capacity=capacity, eviction="lfu")], np.arange(n, dtype=float), {}, 5, 0)
+    measured = hits["c"][n // 3 :].mean()
+    p = zipf_probabilities(n_keys, 0.8)
+    top_c = np.sort(p)[::-1][:capacity].sum()
+    assert che_lru_hit_rate(p, capacity) + 0.05 < measured < top_c
+
+
+def test_ttl_only_hit_rate_matches_the_renewal_formula():
+    """A key requested as a Poisson stream of rate r, its entry stored on a miss for T and not extended by
+    hits: each miss opens a window with r*T hits on average, then the next request misses, so the key's hit
+    rate is r T / (1 + r T) (Jung, Berger & Balakrishnan, "Modeling TTL-based Internet caches", INFOCOM 2003;
+    Fofack et al., "Analysis of TTL-based cache networks", 2012). Keys drawn independently per request from
+    a Poisson stream of rate lambda thin it into Poisson streams of rate lambda p_i."""
+    rate_rps, ttl_s, n_keys, n = 50.0, 5.0, 1_000, 300_000
+    rng = np.random.default_rng(2)
+    arrival_ms = np.cumsum(rng.exponential(1000 / rate_rps, size=n))
+    spec = cache(keys={"popularity": "zipf", "exponent": 0.8, "n_keys": n_keys}, eviction="ttl", ttl_s=ttl_s)
+    measured = cache_outcomes([spec], arrival_ms, {}, seed=4, replication=0)["c"][n // 10 :].mean()
+    r = rate_rps * zipf_probabilities(n_keys, 0.8)
+    exact = float(np.sum(zipf_probabilities(n_keys, 0.8) * r * ttl_s / (1 + r * ttl_s)))
+    assert abs(measured - exact) < 0.005, (measured, exact)
+
+
+def test_fixed_hit_rates_are_bernoulli_and_independent_across_tiers():
+    n = 200_000
+    specs = caches({"name": "out", "tier": "output", "hit_rate": 0.3},
+                   {"name": "emb", "tier": "embedding", "hit_rate": 0.6, "skips": ["encoder"]})
+    hits = cache_outcomes(specs, np.arange(n, dtype=float), {}, seed=9, replication=2)
+    sd = lambda p: math.sqrt(p * (1 - p) / n)  # noqa: E731
+    assert abs(hits["out"].mean() - 0.3) < 4 * sd(0.3)
+    assert abs(hits["emb"].mean() - 0.6) < 4 * sd(0.6)
+    assert abs((hits["out"] & hits["emb"]).mean() - 0.18) < 4 * sd(0.18)
+    again = cache_outcomes(specs, np.arange(n, dtype=float), {}, seed=9, replication=2)
+    np.testing.assert_array_equal(hits["out"], again["out"])
+    other = cache_outcomes(specs, np.arange(n, dtype=float), {}, seed=9, replication=3)
+    assert not np.array_equal(hits["out"], other["out"])
+
+
+def test_a_deploy_empties_the_output_cache_and_it_recovers():
+    rng = np.random.default_rng(1)
+    arrival_ms = np.cumsum(rng.exponential(10.0, size=24_000))  # 100 rps for 4 minutes
+    spec = cache(keys={"popularity": "zipf", "exponent": 0.9, "n_keys": 20_000}, capacity=2_000, deploys_s=[120])
+    hits = cache_outcomes([spec], arrival_ms, {}, seed=3, replication=0)["c"]
+    second = (arrival_ms // 1000).astype(int)
+    rate = np.bincount(second, weights=hits) / np.bincount(second)
+    first_after = np.searchsorted(arrival_ms, 120_000.0)
+    assert not hits[first_after]
+    before, just_after, recovered = rate[100:120].mean(), rate[120], rate[220:240].mean()
+    assert just_after < 0.5 * before
+    assert abs(recovered - before) < 0.05
+
+
+# --- the pipeline masks ---------------------------------------------------------------------------
+
+STAGES = ["network", "features", "encoder", "ranker", "postprocess"]
+KINDS = {"network": "delay", "features": "pool", "encoder": "model", "ranker": "model", "postprocess": "delay"}
+
+
+def test_output_hit_skips_every_non_delay_stage_and_embedding_hit_its_encoder():
+    specs = caches({"name": "out", "tier": "output", "hit_rate": 0.5},
+                   {"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["encoder"]})
+    hits = {"out": np.array([True, False, False, True]), "emb": np.array([False, True, False, True])}
+    masks = skip_masks(specs, hits, STAGES, KINDS)
+    assert sorted(masks) == ["encoder", "features", "ranker"]
+    assert masks["features"].tolist() == [True, False, False, True]
+    assert masks["ranker"].tolist() == [True, False, False, True]
+    assert masks["encoder"].tolist() == [True, True, False, True]
+    explicit = caches({"name": "out", "tier": "output", "hit_rate": 0.5, "skips": ["ranker"]})
+    assert sorted(skip_masks(explicit, {"out": hits["out"]}, STAGES, KINDS)) == ["ranker"]
+
+
+def test_feature_hit_replaces_its_stage_with_hit_ms_draws_from_their_own_stream():
+    specs = caches({"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.8,
+                    "hit_ms": {"dist": "exponential", "mean": 3}, "lookup_ms": {"dist": "exponential", "mean": 1}})
+    n = 100_000
+    hits = cache_outcomes(specs, np.arange(n, dtype=float), {}, seed=5, replication=0)
+    rng_for = lambda sub: stream(5, 0, "cache", sub)  # noqa: E731
+    (stage, (mask, hit_ms)), = replacement_delays(specs, hits, rng_for).items()
+    assert stage == "features"
+    np.testing.assert_array_equal(mask, hits["feat"])
+    assert np.isnan(hit_ms[~mask]).all() and (hit_ms[mask] > 0).all()
+    assert abs(hit_ms[mask].mean() - 3.0) < 4 * 3.0 / math.sqrt(mask.sum())
+    lookup = lookup_delays(specs, n, rng_for)["feat"]
+    assert abs(lookup.mean() - 1.0) < 4 / math.sqrt(n)
+    # lookups, hit times and hits come from different streams: no shared uniforms
+    assert abs(np.corrcoef(lookup[mask], hit_ms[mask])[0, 1]) < 0.02
+    assert abs(np.corrcoef(lookup, hits["feat"])[0, 1]) < 0.02
+
+
+def test_lookup_cost_defaults_to_zero():
+    assert lookup_delays(caches({"name": "o", "tier": "output", "hit_rate": 0.1}), 5, lambda s: None)["o"].tolist() == [0.0] * 5
+
+
+# --- summary ----------------------------------------------------------------------------------------
+
+
+def test_cache_summary_reads_hit_rates_and_the_per_minute_timeline_from_the_log():
+    log = pd.DataFrame({
+        "replication": [0, 0, 0, 0, 1, 1, 1, 1],
+        "arrival_ms": [0, 30_000, 70_000, 200_000, 10_000, 65_000, 80_000, 190_000],
+        "warmup": [True, False, False, False, True, False, False, False],
+        "out_hit": [True, True, False, True, False, False, True, False],
+        "out_lookup_ms": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0],
+    })
+    summary = cache_summary(log, caches({"name": "out", "tier": "output", "hit_rate": 0.5}))["out"]
+    assert summary["tier"] == "output"
+    assert summary["hit_rate"] == pytest.approx(3 / 6)  # measured rows only
+    assert summary["hit_rate_per_minute"] == [pytest.approx(2 / 3), pytest.approx(1 / 3), None, 0.5]
+    assert summary["lookup_ms_mean"] == pytest.approx(1.5)
+    lo, hi = summary["hit_rate_ci95"]
+    # replications 2/3 and 1/3: mean 1/2 +- t(0.975, 1) * sd / sqrt(2), sd = sqrt(2) / 6
+    half = 12.706204736174698 * (math.sqrt(2) / 6) / math.sqrt(2)
+    assert (lo, hi) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ({"name": "o", "tier": "output"}, "give either hit_rate"),
+        ({"name": "o", "tier": "output", "hit_rate": 0.3, "keys": {"column": "u"}}, "not both"),
+        ({"name": "o", "tier": "output", "hit_rate": 0.3, "capacity": 10}, "a fixed hit_rate takes no capacity"),
+        ({"name": "o", "tier": "output", "hit_rate": 0.3, "deploys_s": [60]}, "takes no deploys_s"),
+        ({"name": "o", "tier": "output", "keys": {"column": "u"}}, "eviction lru needs capacity"),
+        ({"name": "o", "tier": "output", "keys": {"column": "u"}, "eviction": "ttl"}, "needs ttl_s"),
+        ({"name": "o", "tier": "output", "keys": {"column": "u"}, "eviction": "ttl", "ttl_s": 5, "capacity": 9},
+         "no capacity limit"),
+        ({"name": "o", "tier": "output", "hit_rate": 1.5}, "less than or equal to 1"),
+        ({"name": "o", "tier": "prefix", "hit_rate": 0.5}, "'output', 'embedding', 'feature'"),
+    ],
+)
+def test_bad_cache_specs_are_refused_with_a_reason(spec, needle):
+    with pytest.raises(ValidationError, match=needle):
+        caches(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"name": "e", "tier": "embedding", "hit_rate": 0.5},
+         "caches.e.skips: an embedding cache must name the encoder stage(s)"),
+        ({"name": "o", "tier": "output", "hit_rate": 0.5, "skips": ["forward"]},
+         "caches.o.skips: unknown stage 'forward' (stages: network, features, encoder, ranker, postprocess)"),
+        ({"name": "f", "tier": "feature", "hit_rate": 0.5, "stage": "fetch", "hit_ms": 3},
+         "caches.f.stage: unknown stage 'fetch'"),
+        ({"name": "f", "tier": "feature", "hit_rate": 0.5, "stage": "ranker", "hit_ms": 3},
+         "caches.f.stage: 'ranker' is a model stage"),
+    ],
+)
+def test_cache_specs_are_checked_against_the_stages(spec, message):
+    with pytest.raises(ScenarioError) as info:
+        validate_caches(caches(spec), STAGES, KINDS)
+    assert message in str(info.value)
+
+
+def test_duplicate_names_and_two_feature_caches_on_one_stage_are_refused():
+    twice = caches({"name": "a", "tier": "output", "hit_rate": 0.1}, {"name": "a", "tier": "output", "hit_rate": 0.2})
+    with pytest.raises(ScenarioError, match="caches: names must be unique; repeated: a"):
+        validate_caches(twice, STAGES, KINDS)
+    feature = {"tier": "feature", "hit_rate": 0.5, "stage": "features", "hit_ms": 3}
+    with pytest.raises(ScenarioError, match="caches.g.stage: stage 'features' already has feature cache 'f'"):
+        validate_caches(caches({"name": "f", **feature}, {"name": "g", **feature}), STAGES, KINDS)
+
+
+def test_keys_from_a_missing_trace_column_name_the_column():
+    spec = cache(keys={"column": "user_id"}, capacity=10)
+    with pytest.raises(ScenarioError, match="caches.c.keys.column: the arrival trace has no column 'user_id'"):
+        cache_outcomes([spec], np.arange(3.0), {"request": np.arange(3), "num_prefill_tokens": np.ones(3)}, 0, 0)
