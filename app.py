@@ -198,7 +198,30 @@ def knob_slo(scenario: Scenario) -> dict[str, Any]:
     return {"slo.p99_ms": float(value)} if value != scenario.slo.p99_ms else {}
 
 
-KNOBS: list[Callable[[Scenario], dict[str, Any]]] = [knob_traffic, knob_deployment, knob_batching, knob_stages, knob_slo]
+def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:
+    keys = planner.autoscaling_keys(scenario)
+    if keys is None:
+        return {}
+    policy = scenario.deployment.autoscaling
+    st.subheader(f"Autoscaling ({policy.policy})")
+    low, high = keys
+    overrides: dict[str, Any] = {}
+    new_low = st.number_input("Min replicas", 0, 512, policy.min_replicas, key=KNOB + "min_replicas")
+    new_high = st.number_input("Max replicas", 1, 512, policy.max_replicas, key=KNOB + "max_replicas")
+    if new_low != policy.min_replicas:
+        overrides[f"deployment.autoscaling.{low}"] = int(new_low)
+    if new_high != policy.max_replicas:
+        overrides[f"deployment.autoscaling.{high}"] = int(new_high)
+    cold = getattr(scenario.deployment, "cold_start_ms", None)
+    mean_s = cold.mean / 1000.0 if cold is not None else 0.0
+    new_cold = st.number_input("Cold start, mean (s)", 0.0, 3600.0, float(mean_s), step=1.0, key=KNOB + "cold_start")
+    if not math.isclose(new_cold, mean_s):
+        overrides.update(planner.cold_start_overrides(scenario, new_cold))
+    return overrides
+
+
+KNOBS: list[Callable[[Scenario], dict[str, Any]]] = [knob_traffic, knob_deployment, knob_autoscaling, knob_batching,
+                                                     knob_stages, knob_slo]
 
 
 def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
@@ -497,8 +520,24 @@ def view_llm(ctx: Context) -> None:
         st.json(scalars)
 
 
+def view_autoscaling(ctx: Context) -> None:
+    scaling = ctx.summary.get("autoscaling") or {}
+    cols = st.columns(4)
+    cols[0].metric("Mean replicas paid", f"{scaling.get('mean_replicas', math.nan):,.2f}", border=True,
+                   help="time-weighted: starting, warm and draining replicas all cost money")
+    cols[1].metric("Mean warm replicas", f"{scaling.get('mean_warm_replicas', math.nan):,.2f}", border=True)
+    cols[2].metric("Peak replicas", f"{scaling.get('max_replicas', '–')}", border=True)
+    cols[3].metric("Cold starts per run", f"{scaling.get('cold_starts_per_replication', math.nan):,.1f}", border=True)
+    timeline = ctx.result.log.attrs.get("timeline")
+    if timeline is None or timeline.empty:
+        st.info("This run recorded no replica timeline.")
+        return
+    st.pyplot(plots.timeline_figure(ctx.result.log, timeline), clear_figure=True)
+    plots.close_all()
+
+
 def view_data(ctx: Context) -> None:
-    st.caption(f"Shown: {ctx.size.label}, seed {ctx.seed}.")
+    st.caption(f"Shown: {planner.describe(ctx.scenario, ctx.size)}, seed {ctx.seed}.")
     cols = st.columns(3)
     cols[0].download_button("Scenario (YAML)", ctx.scenario.to_yaml(), file_name=f"{ctx.scenario.name}.yaml", mime="text/yaml")
     log = ctx.result.log
@@ -529,7 +568,8 @@ VIEWS = [
     View("Compare", view_compare),
     View("Load curve", view_load_curve),
     View("Trade-off", view_tradeoff, lambda ctx: planner.model_stage_name(ctx.scenario) is not None),
-    View("Cost vs replicas", view_cost),
+    View("Cost vs replicas", view_cost, lambda ctx: getattr(ctx.scenario.deployment, "autoscaling", None) is None),
+    View("Autoscaling", view_autoscaling, lambda ctx: "autoscaling" in ctx.summary),
     View("LLM: TTFT / TPOT", view_llm, lambda ctx: "llm" in ctx.summary),
     View("Data & downloads", view_data),
 ]
@@ -571,7 +611,7 @@ def main() -> None:
                      key="precise"):
             run_precise(scenario)
     ctx = run_for_display(scenario)
-    st.caption(f"{ctx.size.label} · seed {ctx.seed}")
+    st.caption(f"{planner.describe(ctx.scenario, ctx.size)} · seed {ctx.seed}")
     show_verdict(ctx)
     show_where_latency_lives(ctx)
     show_views(ctx)

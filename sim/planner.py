@@ -44,11 +44,43 @@ SWEEP = RunSize(SWEEP_REQUESTS, SWEEP_REPLICATIONS)
 PRECISE = RunSize(None, None)
 
 
+# A scenario whose traffic or capacity changes over time (spikes, on/off, a trace, an autoscaler) keeps
+# its own horizon in a quick run — cutting it short would cut the spike out — up to this many requests.
+TIME_DEPENDENT_MAX_REQUESTS = 60_000
+
+
+def time_dependent(scenario: Scenario) -> bool:
+    process = scenario.raw["workload"]["arrival"].get("process")
+    return process in ("time_varying", "on_off", "trace") or getattr(scenario.deployment, "autoscaling", None) is not None
+
+
+def expected_requests(scenario: Scenario) -> float:
+    count, horizon_ms = scenario.workload.length()
+    return float(count) if count is not None else horizon_ms / 1000.0 * scenario.workload.arrival.mean_rate_rps
+
+
+def effective_requests(scenario: Scenario, size: RunSize) -> int | None:
+    """Requests per replication a run of `size` simulates (None: the scenario's own length)."""
+    if size.requests is None:
+        return None
+    if time_dependent(scenario) and expected_requests(scenario) <= TIME_DEPENDENT_MAX_REQUESTS:
+        return None
+    return size.requests
+
+
+def describe(scenario: Scenario, size: RunSize) -> str:
+    """What a run of `size` of this scenario is, in words (shown next to its numbers)."""
+    if size.requests is not None and effective_requests(scenario, size) is None:
+        return (f"quick run: the scenario's own {expected_requests(scenario):,.0f} requests (its traffic changes over "
+                f"time) × {size.replications} replications")
+    return size.label
+
+
 def sized(scenario: Scenario, size: RunSize) -> Scenario:
     """The scenario to simulate for a run of `size`: a short run keeps the scenario's warm-up *share*
     (a 1,000-request warm-up of a 20,000-request scenario becomes 5% of the short run), so that a
     shortened run never consists of warm-up only."""
-    if size.requests is None:
+    if effective_requests(scenario, size) is None:
         return scenario
     share = warmup_share(scenario)
     overrides: dict[str, Any] = {"workload.warmup_s": None, "workload.duration_s": None}
@@ -81,7 +113,7 @@ def run(
     """Simulate `scenario` at the given run size (same seed ⇒ same result)."""
     return simulate(
         sized(scenario, size),
-        requests=size.requests,
+        requests=effective_requests(scenario, size),
         seed=seed,
         replications=size.replications,
         on_replication=on_replication,
@@ -187,3 +219,28 @@ def model_stage_name(scenario: Scenario) -> str | None:
         if stage.kind == "model":
             return stage.name
     return None
+
+
+# --- autoscaling ---------------------------------------------------------------------------------------
+
+def autoscaling_keys(scenario: Scenario) -> tuple[str, str] | None:
+    """The raw names of the autoscaler's replica bounds (Knative spells them min_scale / max_scale)."""
+    raw = scenario.raw.get("deployment", {}).get("autoscaling")
+    if not isinstance(raw, dict):
+        return None
+    low = "min_scale" if "min_scale" in raw else "min_replicas"
+    high = "max_scale" if "max_scale" in raw else "max_replicas"
+    return low, high
+
+
+def cold_start_overrides(scenario: Scenario, mean_s: float) -> dict[str, Any]:
+    """Overrides giving new replicas a cold start of mean `mean_s` seconds (the shape kept if one was given)."""
+    raw = scenario.raw.get("deployment", {}).get("cold_start_ms")
+    current = getattr(scenario.deployment, "cold_start_ms", None)
+    if mean_s <= 0:
+        return {"deployment.cold_start_ms": None} if raw is not None else {}
+    if raw is None or current is None or current.mean <= 0:
+        return {"deployment.cold_start_ms": {"dist": "constant", "value": mean_s * 1000.0}}
+    if math.isclose(current.mean, mean_s * 1000.0):
+        return {}
+    return {"deployment.cold_start_ms": scale_distribution(raw, mean_s * 1000.0 / current.mean)}

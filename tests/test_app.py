@@ -127,3 +127,42 @@ def test_a_bad_variant_line_is_an_error_not_an_exception():
     at.text_area(key="compare.variants").set_value("a: batching=none\nb: batching=sideways(3)").run()
     assert not at.exception
     assert any("sideways" in e.value for e in at.error), [e.value for e in at.error]
+
+
+AUTOSCALED = """
+name: spiky
+seed: 2
+workload:
+  arrival: {process: time_varying, points: [[0, 20], [40, 20]], spikes: [{at_s: 10, duration_s: 10, multiplier: 4}]}
+  duration_s: 40
+stages:
+  - name: forward
+    kind: model
+    service_ms: {dist: exponential, mean: 50}
+deployment:
+  replicas: 1
+  hardware: {name: t4, usd_per_hour: 0.526}
+  autoscaling: {policy: ray_serve, min_replicas: 1, max_replicas: 8, upscale_delay_s: 2, downscale_delay_s: 10}
+  cold_start_ms: {dist: constant, value: 5000}
+slo: {p99_ms: 500}
+"""
+
+
+def test_autoscaling_knobs_and_timeline():
+    from sim.scenario import Deployment
+
+    if "autoscaling" not in Deployment.model_fields:
+        pytest.skip("the scenario schema has no deployment.autoscaling yet")
+    at = started()
+    at.file_uploader(key="upload").upload("spiky.yaml", AUTOSCALED.encode(), "application/x-yaml").run()
+    assert not at.exception, [e.value for e in at.exception]
+    # A spike must not be cut out of the quick run: the scenario keeps its 40 s horizon.
+    assert any("the scenario's own" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.session_state["view"] = "Autoscaling"
+    at.run()
+    assert not at.exception
+    cold_starts = metric(at, "Cold starts")
+    # Keeping 4 replicas warm from the start leaves fewer replicas to start when the spike comes.
+    at.number_input(key="knob.min_replicas").set_value(4).run()
+    assert not at.exception
+    assert metric(at, "Cold starts") < cold_starts

@@ -201,3 +201,15 @@ def test_variants_share_the_arrivals(scenario):
     one, two = (r.result.log for r in result.results)
     assert np.array_equal(one["arrival_ms"].to_numpy(), two["arrival_ms"].to_numpy())
     assert result.winners["p99"] == ["two"]
+
+
+def test_quick_runs_keep_the_horizon_of_time_varying_traffic():
+    spiky = parse_scenario_text(BASE.replace(
+        "arrival: {process: poisson, rate_rps: 40}\n  requests: 20000\n  warmup_requests: 2000",
+        "arrival: {process: time_varying, points: [[0, 40], [60, 40]], spikes: [{at_s: 20, duration_s: 5, multiplier: 2}]}\n"
+        "  duration_s: 60"))
+    assert planner.time_dependent(spiky)
+    assert planner.effective_requests(spiky, planner.QUICK) is None  # ~2,600 requests: the whole minute
+    assert "own" in planner.describe(spiky, planner.QUICK)
+    steady = parse_scenario_text(BASE)
+    assert planner.effective_requests(steady, planner.QUICK) == planner.QUICK_REQUESTS

@@ -164,3 +164,11 @@ def test_every_figure_renders_to_a_png(tmp_path):
     for name, figure in figures.items():
         plots.save(figure, tmp_path / f"{name}.png")
         assert_png(tmp_path / f"{name}.png")
+
+
+def test_timeline_figure_from_change_points(tmp_path):
+    timeline = pd.DataFrame({"time_ms": [0.0, 1000.0, 3000.0, 6000.0], "warm": [1, 1, 1, 3], "starting": [0, 2, 2, 0],
+                             "draining": [0, 0, 0, 0], "queued": [0, 5, 9, 0], "replication": [0, 0, 0, 0]})
+    log = pd.DataFrame({"arrival_ms": np.linspace(0, 7000, 50), "replication": 0})
+    plots.save(plots.timeline_figure(log, timeline), tmp_path / "timeline.png")
+    assert_png(tmp_path / "timeline.png")
