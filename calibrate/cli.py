@@ -42,6 +42,7 @@ def _add_meta(p: argparse.ArgumentParser) -> None:
     g.add_argument("--serving-stack", help="e.g. 'Triton 24.05, TensorRT 10'")
     g.add_argument("--source", help="where the measurements come from (citation, URL, or 'measured by ...')")
     g.add_argument("--date", help="date of the measurements (default: today)")
+    g.add_argument("--note", help="anything a reader of the profile should know (conditions, caveats)")
     p.add_argument("--overhead-ms", type=float, default=0.0, help="per-batch overhead outside the kernel, ms (default 0)")
     p.add_argument("--max-batch-size", type=int, help="largest batch the profile allows (default: largest measured; at most 2x it)")
     p.add_argument("--family", default="auto", choices=["auto", "affine", "roofline", "piecewise_linear"],
@@ -55,6 +56,8 @@ def _meta(args: argparse.Namespace, **defaults) -> dict:
     if getattr(args, "source", None) or defaults.get("source"):
         provenance["source"] = args.source or defaults["source"]
     provenance["date"] = args.date or dt.date.today().isoformat()
+    if getattr(args, "note", None):
+        provenance["note"] = args.note
     for key in ("measured_on", "measurements_file", "method", "load_average"):
         if defaults.get(key):
             provenance[key] = defaults[key]
@@ -119,8 +122,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     where = machine_description(args.threads)
     print(f"measuring {model_desc}\non {where}")
 
-    def progress(b: int, k: int, median_ms: float) -> None:
-        print(f"  batch {b:>4}, {k} busy instance(s): median {median_ms:.3f} ms")
+    def progress(b: int, k: int, wall_ms: float, cpu_ms: float) -> None:
+        print(f"  batch {b:>4}, {k} busy instance(s): median {wall_ms:.3f} ms wall-clock, {cpu_ms:.3f} ms thread CPU")
 
     if args.clock == "cpu" and args.threads != 1:
         raise CalibrateUsageError("--clock cpu needs --threads 1 (the run's CPU time is then the calling thread's)")

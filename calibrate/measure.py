@@ -185,7 +185,8 @@ def measure(
         for i, series in enumerate(times[(k, b)]):
             rows += [(b, k, wall, cpu, i * settings.repeats + j) for j, (wall, cpu) in enumerate(series)]
         if progress:
-            progress(b, k, float(np.median([wall for series in times[(k, b)] for wall, _ in series])))
+            runs = [run for series in times[(k, b)] for run in series]
+            progress(b, k, float(np.median([w for w, _ in runs])), float(np.median([c for _, c in runs])))
     return pd.DataFrame(rows, columns=["batch_size", "instances", "latency_ms", "cpu_ms", "repeat"])
 
 

@@ -220,3 +220,19 @@ def test_hardware_catalogue_errors_name_the_entry(tmp_path):
     bad.write_text("hardware:\n  x1: {usd_per_hour: 1.0}\n")
     with pytest.raises(DataFileError, match="hardware.x1.source"):
         load_catalogue(bad)
+
+
+def test_live_cpu_profiles_match_the_measurements_shipped_beside_them():
+    """Each live-measured profile keeps its measurements CSV; its latency rows are that CSV's quantiles."""
+    for path in SHIPPED:
+        raw = yaml.safe_load(path.read_text())
+        csv_name = raw.get("provenance", {}).get("measurements_file")
+        if raw.get("kind", "batch") != "batch" or not csv_name:
+            continue
+        frame = pd.read_csv(path.parent / csv_name)
+        column = "cpu_ms" if "thread CPU time" in raw["provenance"].get("method", "") else "latency_ms"
+        for row in raw["latency"]:
+            runs = frame[(frame.batch_size == row["batch_size"]) & (frame.instances == row["instances"])][column]
+            assert row["n"] == len(runs)
+            assert row["p50_ms"] == pytest.approx(np.percentile(runs, 50), abs=1e-4)
+            assert row["p99_ms"] == pytest.approx(np.percentile(runs, 99), abs=1e-4)
