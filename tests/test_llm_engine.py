@@ -175,7 +175,7 @@ def test_requests_that_can_never_fit_are_rejected_not_lost(tmp_path):
 def test_bad_inputs_give_clear_errors(tmp_path):
     st = stage(synthetic_profile(tmp_path))
     with pytest.raises(ScenarioError, match="routing"):
-        run(st, [0.0], [10], [10], routing="power_of_two")
+        run(st, [0.0], [10], [10], routing="fastest")
     with pytest.raises(ScenarioError, match=">= 1"):
         run(st, [0.0], [0], [10])
     with pytest.raises(ScenarioError, match="no room for a KV cache"):
@@ -187,3 +187,17 @@ def test_shipped_profile_runs_from_the_project_root():
     result = run(st, [0.0], [512], [128])
     measured_e2e_ms = 5796.39  # llm-perf-a100-h100.csv: llama2-70b, a100-80gb, TP 4, prompt 512, batch 1, 128 tokens (median of 5)
     assert result.requests.e2e_ms.iloc[0] == pytest.approx(measured_e2e_ms, rel=0.05)
+
+
+@pytest.mark.parametrize("routing", ["round_robin", "random", "least_outstanding", "power_of_two"])
+@pytest.mark.parametrize("batching", [{"policy": "continuous"}, {"policy": "continuous", "num_gpu_blocks": 60, "chunked_prefill": True, "max_num_batched_tokens": 256}])
+def test_fusing_quiet_decode_steps_changes_no_result(tmp_path, routing, batching):
+    st = stage(synthetic_profile(tmp_path), batching=batching)
+    rng = np.random.default_rng(9)
+    n = 300
+    ready, prompt, output = np.sort(rng.uniform(0, 60_000, n)), rng.integers(1, 300, n), rng.integers(1, 200, n)
+    fused = simulate_llm_stage(ready, prompt, output, st, 3, np.random.default_rng(4), routing)
+    stepwise = simulate_llm_stage(ready, prompt, output, st, 3, np.random.default_rng(4), routing, fuse_quiet_steps=False)
+    pd.testing.assert_frame_equal(fused.requests, stepwise.requests, rtol=1e-9)
+    pd.testing.assert_frame_equal(fused.iterations, stepwise.iterations, rtol=1e-9)
+    np.testing.assert_allclose(fused.itl_ms, stepwise.itl_ms, rtol=1e-9)

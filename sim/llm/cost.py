@@ -120,7 +120,7 @@ class LLMCost:
         self._floor, self._p0, self._p_tok, self._p_seq = p.floor_ms, p.intercept_ms, p.per_token_ms, p.per_extra_seq_ms
         self._p_att = p.attention_ms_per_mtoken2 / 1e6
         d = profile.decode
-        self._kv_ms = d.per_context_token_ms
+        self._kv_ms = self.kv_ms_per_token = d.per_context_token_ms
         self._step_table: list[float] = []
         self._extend_step_table(max(d.batch_sizes[-1], 256))
 

@@ -3,8 +3,10 @@ served by `replicas` LLM replicas under one batching policy.
 
 One SimPy process per replica sleeps on a wake-up event while it has no work and otherwise does one
 timeout per *iteration* (a prefill, a decode step, or a mixed chunked iteration) — never per token or per
-request; the policy object (sim/llm/policies.py) decides each iteration's composition and cost. A
-dispatcher process hands each request to a replica when it becomes ready.
+request; the policy object (sim/llm/policies.py) decides each iteration's composition and cost. Runs of
+decode steps in which nothing can change (no arrival for the replica, no request finishing before the
+last of them, no block shortage) share one timeout, each step still timed and logged. A dispatcher
+process hands each request to a replica when it becomes ready.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import simpy
 
 from sim.errors import ScenarioError
 from sim.llm.ledger import Ledger
-from sim.llm.policies import SCHEDULERS, LLMScheduler, blocks_for
+from sim.llm.policies import SCHEDULERS, ArrivalCursor, LLMScheduler
 from sim.llm.schema import ContinuousLLMBatching, LLMStage
 
-ROUTINGS = ("round_robin", "random", "least_outstanding")
+ROUTINGS = ("round_robin", "random", "least_outstanding", "power_of_two", "shared_queue")
+FIXED_ROUTINGS = ("round_robin", "random")  # the replica of every request is known before the run
 
 
 @dataclass
@@ -69,8 +72,11 @@ def simulate_llm_stage(
     replicas: int,
     rng: np.random.Generator,
     routing: str = "round_robin",
+    fuse_quiet_steps: bool = True,
 ) -> LLMStageResult:
-    """Run the stage. `rng` draws prefix-cache hits and random routing; nothing else is random."""
+    """Run the stage. `rng` draws prefix-cache hits and random routing; nothing else is random.
+    `fuse_quiet_steps=False` gives every iteration its own event (same results; for tests and speed
+    comparisons)."""
     ready_ms = np.asarray(ready_ms, dtype=float)
     prompt = np.asarray(prompt_tokens, dtype=np.int64)
     output = np.asarray(output_tokens, dtype=np.int64)
@@ -96,7 +102,21 @@ def simulate_llm_stage(
         env.process(_replica(env, scheduler))
     order = np.argsort(ready_ms, kind="stable")
     order = order[~ledger.rejected[order]]
-    choices = rng.integers(replicas, size=len(order)) if routing == "random" else None
+    if routing == "round_robin":
+        choices = np.arange(len(order)) % replicas
+    elif routing == "random":
+        choices = rng.integers(replicas, size=len(order))
+    elif routing == "power_of_two":
+        choices = rng.integers(replicas, size=(len(order), 2))
+    else:
+        choices = None
+    if routing in FIXED_ROUTINGS:
+        cursors = [ArrivalCursor(ready_ms[order[choices == r]].tolist()) for r in range(replicas)]
+    else:
+        cursors = [ArrivalCursor(ready_ms[order].tolist())] * replicas
+    for scheduler, cursor in zip(schedulers, cursors):
+        scheduler.arrivals = cursor
+        scheduler.fuse_quiet_steps = fuse_quiet_steps
     env.process(_dispatch(env, order, ready_ms, schedulers, routing, choices))
     env.run()
 
@@ -145,19 +165,22 @@ def _replica(env: simpy.Environment, scheduler: LLMScheduler):
 
 
 def _dispatch(env, order, ready_ms, schedulers, routing, choices):
-    """Hand each request to a replica at its ready time (round robin in ready order, random, or the
-    replica with the fewest unfinished requests)."""
-    replicas = len(schedulers)
+    """Hand each request to a replica at its ready time: round robin in ready order, uniformly at random,
+    the replica with the fewest unfinished requests (`least_outstanding`; also how a `shared_queue` in
+    front of LLM replicas is modelled, since each replica admits from its own queue every iteration), or
+    the better of two random replicas (`power_of_two`)."""
     for k, request in enumerate(order.tolist()):
         delay = ready_ms[request] - env.now
         if delay > 0:
             yield env.timeout(delay)
-        if routing == "round_robin":
-            target = schedulers[k % replicas]
-        elif routing == "random":
+        if routing in FIXED_ROUTINGS:
             target = schedulers[choices[k]]
+        elif routing == "power_of_two":
+            first, second = schedulers[choices[k, 0]], schedulers[choices[k, 1]]
+            target = second if second.outstanding() < first.outstanding() else first
         else:
             target = min(schedulers, key=lambda s: s.outstanding())
+        target.arrivals.position += 1
         target.enqueue(request)
         if target.wake is not None and not target.wake.triggered:
             target.wake.succeed()

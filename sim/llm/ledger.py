@@ -34,6 +34,7 @@ class Ledger:
         self.seg_steps: list[int] = []
         self.decode_end_ms: list[list[float]] = [[] for _ in range(replicas)]
         self.iterations: list[tuple] = []  # one tuple per iteration, fields as ITERATION_COLUMNS
+        self._fused: list[tuple] = []  # runs of decode steps logged at once (see fused_iterations)
 
     def segment(self, request: int, replica: int, prefill_end_ms: float, first_step: int, steps: int) -> None:
         self.seg_request.append(request)
@@ -42,8 +43,39 @@ class Ledger:
         self.seg_first_step.append(first_step)
         self.seg_steps.append(steps)
 
+    def fused_iterations(
+        self, start_ms: float, durations_ms: list[float], ends_ms: list[float], replica: int, batch: int, kv_blocks: list[int]
+    ) -> None:
+        """A run of decode steps of one unchanged batch: no prefill, nobody waiting, no preemption."""
+        self._fused.append((start_ms, durations_ms, ends_ms, replica, batch, kv_blocks))
+
     def iteration_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)
+        parts = [pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)]
+        if self._fused:
+            lengths = np.array([len(d) for _, d, _, _, _, _ in self._fused])
+            starts = np.fromiter(
+                (t for t0, _, ends, _, _, _ in self._fused for t in (t0, *ends[:-1])), dtype=float, count=int(lengths.sum())
+            )
+            batch = np.repeat([b for *_, b, _ in self._fused], lengths)
+            zeros = np.zeros(len(starts), dtype=np.int64)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "time_ms": starts,
+                        "duration_ms": np.fromiter((x for _, d, _, _, _, _ in self._fused for x in d), dtype=float),
+                        "replica": np.repeat([r for _, _, _, r, _, _ in self._fused], lengths),
+                        "batch_size": batch,
+                        "running": batch,
+                        "waiting": zeros,
+                        "kv_blocks_used": np.fromiter((x for *_, kv in self._fused for x in kv), dtype=np.int64),
+                        "prefill_tokens": zeros,
+                        "decode_tokens": batch,
+                        "preempted": zeros,
+                    }
+                )
+            )
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        frame = frame.astype({c: np.int64 for c in ITERATION_COLUMNS if c not in ("time_ms", "duration_ms")})
         return frame.sort_values(["time_ms", "replica"], kind="stable", ignore_index=True)
 
     def token_gaps(self) -> tuple[np.ndarray, np.ndarray]:

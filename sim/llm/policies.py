@@ -28,8 +28,23 @@ from sim.llm.ledger import Ledger
 from sim.llm.schema import ContinuousLLMBatching, StaticLLMBatching
 
 
+MAX_STEPS_PER_EVENT = 1024
+
+
 def blocks_for(tokens: int, block_size: int) -> int:
     return -(-tokens // block_size)
+
+
+class ArrivalCursor:
+    """The ready times (sorted) of the requests that may still reach a replica, and how many already did:
+    its own arrivals when routing is fixed in advance (round robin, random), everyone's otherwise."""
+
+    def __init__(self, times_ms: list[float]) -> None:
+        self.times_ms = times_ms
+        self.position = 0
+
+    def next_ms(self) -> float:
+        return self.times_ms[self.position] if self.position < len(self.times_ms) else float("inf")
 
 
 class LLMScheduler:
@@ -63,6 +78,8 @@ class LLMScheduler:
         self.waiting: deque[int] = deque()
         self.wake = None  # the replica process's wake-up event while it sleeps (set by the engine)
         self.wait_until_ms: float | None = None
+        self.arrivals: ArrivalCursor | None = None  # set by the engine: lets quiet decode steps be fused
+        self.fuse_quiet_steps = False
 
     def enqueue(self, request: int) -> None:
         self.waiting.append(request)
@@ -261,7 +278,12 @@ class ContinuousScheduler(LLMScheduler):
         self._chunks = []
         self._decoding = 0
         self._preempted = 0
+        self._fused = 0
         b = self.batching
+        if self.fuse_quiet_steps and self.running and not self.waiting and not self.prefilling and self.kv_cache:
+            fused = self._plan_quiet_decode(now_ms)
+            if fused is not None:
+                return fused
         if b.chunked_prefill:
             self._reserve_decode_blocks()
             self._decoding = len(self.running)
@@ -298,6 +320,55 @@ class ContinuousScheduler(LLMScheduler):
                 self._reserve_decode_blocks()
                 self._decoding = len(self.running)
         return self._duration()
+
+    def _plan_quiet_decode(self, now_ms: float) -> float | None:
+        """Decode steps during which nothing can change — no request arrives for this replica, none
+        finishes before the last of them, no block can run short — fused into one timeout. The result is
+        the same as one event per step (each step is still logged and timed): only the event count drops."""
+        heap, epoch = self.finish_heap, self.epoch
+        while heap and heap[0][1] != epoch[heap[0][2]]:
+            heapq.heappop(heap)
+        s, n = self.step, len(self.running)
+        steps = min(heap[0][0] - s + 1, MAX_STEPS_PER_EVENT)
+        # Each sequence needs at most one new block per block_size steps (plus one at the first step).
+        steps = min(steps, (self.free // n - 1) * self.bs) if self.free >= 2 * n else 1
+        context0 = self.base_sum + n * s
+        base_ms, kv_ms = self.cost.decode_step_ms(n, 0), self.cost.kv_ms_per_token
+        arrival_ms = self.arrivals.next_ms()
+        # Plain Python: runs are short (tens of steps), where numpy's per-call overhead would dominate.
+        durations: list[float] = []
+        ends: list[float] = []
+        t = now_ms
+        for j in range(steps):
+            d = base_ms + kv_ms * (context0 + n * j)  # as decode_step_ms(n, context) step by step
+            t += d
+            durations.append(d)
+            ends.append(t)
+            if t >= arrival_ms:  # the replica must decide at the end of this step
+                break
+        steps = len(ends)
+        if steps <= 1:
+            return None
+        used = self.num_blocks - self.free
+        block_heap, bs, last = self.block_heap, self.bs, s + steps
+        kv_blocks = [used] * steps
+        if block_heap and block_heap[0][0] < last:
+            dues = [0] * steps
+            while block_heap and block_heap[0][0] < last:
+                due, e, request = heapq.heappop(block_heap)
+                if e != epoch[request]:
+                    continue
+                dues[due - s] += 1
+                heapq.heappush(block_heap, (due + bs, e, request))
+            for j in range(steps):
+                used += dues[j]
+                kv_blocks[j] = used
+            self.free = self.num_blocks - used
+        self.ledger.fused_iterations(now_ms, durations, ends, self.replica, n, kv_blocks)
+        self._fused = steps
+        self._fused_ends = ends
+        self._decoding = n
+        return ends[-1] - now_ms
 
     def _duration(self) -> float:
         """Cost of the composed iteration: prefill chunks (new tokens × their context for attention) and
@@ -356,10 +427,17 @@ class ContinuousScheduler(LLMScheduler):
 
     def finish(self, now_ms: float) -> None:
         ledger = self.ledger
-        if self._decoding:
+        if self._fused:
+            ends = self._fused_ends
+            now_ms = ends[-1]
+            ledger.decode_end_ms[self.replica].extend(ends)
+            done_step = self.step + self._fused - 1
+            self.step += self._fused
+        elif self._decoding:
             ledger.decode_end_ms[self.replica].append(now_ms)
             done_step = self.step
             self.step += 1
+        if self._decoding:
             heap, epoch = self.finish_heap, self.epoch
             while heap and heap[0][0] <= done_step:
                 _, e, request = heapq.heappop(heap)
