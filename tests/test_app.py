@@ -166,3 +166,16 @@ def test_autoscaling_knobs_and_timeline():
     at.number_input(key="knob.min_replicas").set_value(4).run()
     assert not at.exception
     assert metric(at, "Cold starts") < cold_starts
+
+
+def test_halving_the_dominant_stage_meets_the_slo_and_a_lever_shows_its_accuracy_cost():
+    at = started()
+    assert not at.success  # the default scenario misses its p99 SLO: preprocessing dominates
+    at.select_slider(key="knob.cost.preprocess").set_value(0.5).run()
+    assert not at.exception
+    assert any("Meets the SLO" in s.value for s in at.success), [e.value for e in at.error]
+    before = metric(at, "p50")
+    at.selectbox(key="knob.lever").set_value("int8").run()
+    assert not at.exception
+    assert metric(at, "p50") < before  # a faster forward pass on top of the faster preprocessing
+    assert any(c.value.startswith("Accuracy cost") for c in at.sidebar.caption)
