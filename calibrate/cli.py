@@ -229,6 +229,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"{n:>5}  " + "     ".join(cells))
     for warning in profile.warnings:
         print(f"warning: {warning}")
+    if args.plot:
+        from calibrate.profile import curve_figure
+
+        figure = curve_figure(profile)
+        figure.savefig(args.plot, dpi=110)
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -313,6 +319,7 @@ def register(subparsers, include_validate: bool = True) -> None:
 
     p = sub.add_parser("show", help="print a profile's provenance and batch curve")
     p.add_argument("profile")
+    p.add_argument("--plot", help="also write the curve (p50 and p1-p99 band per instance count) as a PNG")
     p.set_defaults(func=cmd_show)
 
     if include_validate:

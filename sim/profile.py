@@ -108,7 +108,7 @@ def spread_shape(p50: float, p90: float | None, p99: float | None) -> tuple[floa
         hi *= 2.0
         if hi > 64:
             return plain
-    for _ in range(100):  # bisection: excess is increasing in sigma
+    for _ in range(60):  # bisection: excess is increasing in sigma
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
     sigma = 0.5 * (lo + hi)
@@ -307,42 +307,53 @@ def profile_from_spec(spec: ProfileFile, catalogue_price: float | None = None) -
         bad = int(np.flatnonzero(median[1:] <= 0)[0]) + 1
         raise DataFileError(f"profile {spec.name}: the fitted curve gives a non-positive latency at batch size {bad}")
 
-    def shape(row: LatencyRow) -> tuple[float, float]:
+    def ratios(row: LatencyRow) -> tuple[float, float]:
+        """(p90 / p50, p99 / p50) of a row; a missing p90 is the one of a lognormal through p50 and p99."""
         p90, p99 = row.p90_ms, row.p99_ms
         if p99 is None and spec.default_spread is not None:
             ds = spec.default_spread
             p99 = row.p50_ms * ds.p99_over_p50
             p90 = row.p50_ms * ds.p90_over_p50 if ds.p90_over_p50 else None
-        return spread_shape(row.p50_ms, p90, p99)
+        if p99 is None:
+            return 1.0, 1.0
+        r99 = p99 / row.p50_ms
+        r90 = p90 / row.p50_ms if p90 is not None else math.exp(math.log(r99) / Z99 * Z90)
+        return r90, r99
 
+    # Between measured batch sizes (and instance counts) the quantile ratios are interpolated, and the
+    # shifted-lognormal shape is solved from them, so the spread changes smoothly between measurements.
     base_p50 = {r.batch_size: r.p50_ms for r in base_rows}
     levels = sorted({r.instances for r in spec.latency})
     per_level: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for k in levels:
         rows = sorted((r for r in spec.latency if r.instances == k), key=lambda r: r.batch_size)
-        shapes = [shape(r) for r in rows]
+        rs = [ratios(r) for r in rows]
         reference = [base_p50.get(r.batch_size, float(median[r.batch_size]) if r.batch_size <= n_max else r.p50_ms)
                      for r in rows]
         slowdown = _interp_over_batch(rows, [r.p50_ms / ref for r, ref in zip(rows, reference)], n_max)
-        s = _interp_over_batch(rows, [sh[0] for sh in shapes], n_max)
-        sigma = _interp_over_batch(rows, [sh[1] for sh in shapes], n_max)
-        per_level[k] = (np.ones_like(slowdown) if k == 1 else slowdown, s, sigma)
+        r90 = _interp_over_batch(rows, [x[0] for x in rs], n_max)
+        r99 = _interp_over_batch(rows, [x[1] for x in rs], n_max)
+        per_level[k] = (np.ones_like(slowdown) if k == 1 else slowdown, r90, r99)
 
+    shapes: dict[tuple[float, float], tuple[float, float]] = {}
     k_max = levels[-1]
     table = []
     for k in range(1, k_max + 1):
         if k in per_level:
-            slow, s, sigma = per_level[k]
+            slow, r90, r99 = per_level[k]
         else:  # a level between measured ones: linear between its neighbours
             lo = max(x for x in levels if x < k)
             hi = min(x for x in levels if x > k)
             w = (k - lo) / (hi - lo)
-            slow, s, sigma = (
-                (1 - w) * a + w * b for a, b in zip(per_level[lo], per_level[hi])
-            )
-        table.append(
-            tuple((float(median[n] * slow[n]), float(s[n]), float(sigma[n])) for n in range(n_max + 1))
-        )
+            slow, r90, r99 = ((1 - w) * a + w * b for a, b in zip(per_level[lo], per_level[hi]))
+        row = []
+        for n in range(n_max + 1):
+            key = (round(float(r90[n]), 9), round(float(r99[n]), 9))
+            if key not in shapes:
+                shapes[key] = spread_shape(1.0, key[0], key[1])
+            s, sigma = shapes[key]
+            row.append((float(median[n] * slow[n]), s, sigma))
+        table.append(tuple(row))
 
     usd = spec.usd_per_hour if spec.usd_per_hour is not None else catalogue_price
     return ModelProfile(

@@ -236,3 +236,16 @@ def test_live_cpu_profiles_match_the_measurements_shipped_beside_them():
             assert row["n"] == len(runs)
             assert row["p50_ms"] == pytest.approx(np.percentile(runs, 50), abs=1e-4)
             assert row["p99_ms"] == pytest.approx(np.percentile(runs, 99), abs=1e-4)
+
+
+def test_spread_between_measured_batch_sizes_lies_between_theirs():
+    data = affine_profile()
+    data["latency"] = [
+        {"batch_size": 1, "instances": 1, "p50_ms": 1.0, "p90_ms": 1.02, "p99_ms": 1.05},  # tight
+        {"batch_size": 8, "instances": 1, "p50_ms": 4.0, "p90_ms": 5.0, "p99_ms": 8.0},  # wide tail
+    ]
+    data["curve"] = {"family": "piecewise_linear", "points": [[1, 1.0], [8, 4.0]]}
+    profile = profile_from_dict(data)
+    tails = [profile.quantile_ms(n, 0.99) / profile.median_ms(n) for n in range(1, 9)]
+    assert tails[0] == pytest.approx(1.05) and tails[-1] == pytest.approx(2.0)
+    assert all(b > a for a, b in zip(tails, tails[1:]))
