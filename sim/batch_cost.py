@@ -92,3 +92,21 @@ class ProfileCost:
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.profile.sample_many_ms(batch_size, rng, n)
+
+
+class SpedUp:
+    """Another batch cost divided by `speedup` (faster hardware, a quantised or compiled model)."""
+
+    def __init__(self, inner: BatchCost, speedup: float) -> None:
+        self.inner = inner
+        self.speedup = speedup
+        self.depends_on_busy_instances = inner.depends_on_busy_instances
+
+    def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float:
+        return self.inner.mean_ms(batch_size, busy_instances) / self.speedup
+
+    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1) -> float:
+        return self.inner.sample_ms(batch_size, rng, busy_instances) / self.speedup
+
+    def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.inner.sample_many_ms(batch_size, rng, n) / self.speedup

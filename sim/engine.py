@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from sim import caching
 from sim.errors import ScenarioError
 from sim.fcfs import fcfs_servers
 from sim.model_stage import simulate_model_stage
@@ -81,59 +82,23 @@ def simulate_replication(
         "replication": np.full(n, replication),
         "arrival_ms": arrivals.times_ms,
     }
-    ready = arrivals.times_ms.copy()
-    alive = np.ones(n, dtype=bool)
-    deployment = scenario.deployment
-    primary_model: str | None = None
-    timelines: list[pd.DataFrame] = []
+    caches = _CacheEffects(scenario, arrivals, seed, replication, columns)
+    run = _Pipeline(n, arrivals.times_ms.copy(), columns)
     for stage in scenario.stages:
-        rng = stream(seed, replication, "stage_service", stage.name)
+        run.ready = run.ready + caches.lookups_before(stage.name, run.alive)
+        skipped = caches.skipped(stage.name)
+        replaced, hit_ms = caches.replaced(stage.name)
+        run.bypass(stage.name, replaced, hit_ms)
+        active = run.alive & ~skipped & ~replaced
         if isinstance(stage, DelayStage):
-            delay = np.where(alive, stage.service_ms.sample(rng, n), np.nan)
-            columns[f"{stage.name}_ms"] = delay
-            ready = ready + delay
+            run.delay(stage, active, stream(seed, replication, "stage_service", stage.name))
         elif isinstance(stage, PoolStage):
-            service = stage.service_ms.sample(rng, n)
-            servers = stage.workers * (deployment.replicas if stage.per_replica else 1)
-            start = np.full(n, np.nan)
-            start[alive], _ = fcfs_servers(ready[alive], service[alive], servers)
-            columns[f"{stage.name}_queue_ms"] = start - ready
-            columns[f"{stage.name}_ms"] = np.where(alive, service, np.nan)
-            ready = start + service
+            run.pool(stage, active, scenario.deployment, stream(seed, replication, "stage_service", stage.name))
         elif isinstance(stage, ModelStage):
-            result = simulate_model_stage(
-                ready[alive],
-                stage.cost,
-                stage.batching,
-                replicas=deployment.replicas,
-                instances=deployment.instances,
-                routing=deployment.routing,
-                max_queue_size=deployment.max_queue_size,
-                service_rng=stream(seed, replication, "batch_service", stage.name),
-                routing_rng=stream(seed, replication, "routing", stage.name),
-                autoscaling=deployment.autoscaling,
-                cold_start=deployment.cold_start_ms,
-                cold_start_rng=stream(seed, replication, "cold_start", stage.name),
-            )
-            if result.timeline is not None:
-                timelines.append(result.timeline.assign(stage=stage.name, replication=replication))
-            idx = np.flatnonzero(alive)
-            name = stage.name
-            start = _scatter(n, idx, result.start_ms, np.nan)
-            service = _scatter(n, idx, result.service_ms, np.nan)
-            columns[f"{name}_queue_ms"] = start - ready
-            columns[f"{name}_ms"] = service
-            columns[f"{name}_start_ms"] = start
-            columns[f"{name}_batch_id"] = _scatter(n, idx, result.batch_id, -1)
-            columns[f"{name}_batch_size"] = _scatter(n, idx, result.batch_size, 0)
-            columns[f"{name}_replica"] = _scatter(n, idx, result.replica, -1)
-            columns[f"{name}_instance"] = _scatter(n, idx, result.instance, -1)
-            alive[idx[result.rejected]] = False
-            ready = np.where(alive, start + service, np.nan)
-            if primary_model is None:
-                primary_model = name
+            run.model(stage, active, scenario.deployment, seed, replication)
         else:  # pragma: no cover - the schema admits no other kind
             raise ScenarioError(f"stages.{stage.name}: unsupported kind {stage.kind!r}")
+    alive, ready, primary_model, timelines = run.alive, run.ready, run.primary_model, run.timelines
 
     rejected = ~alive
     departure = np.where(alive, ready, np.nan)
@@ -183,3 +148,118 @@ def _warmup_mask(scenario: Scenario, arrival_ms: np.ndarray) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[: min(count, max(n - 1, 0))] = True
     return mask
+
+
+class _CacheEffects:
+    """What the scenario's caches do to each stage: lookups paid before the first stage a cache affects,
+    stages a hit skips, stages a hit replaces by a local lookup (sim/caching.py decides the hits)."""
+
+    def __init__(self, scenario: Scenario, arrivals, seed: int, replication: int, columns: dict) -> None:
+        self.n = len(arrivals.times_ms)
+        self.skips: dict[str, np.ndarray] = {}
+        self.replacements: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.lookups: dict[str, list[np.ndarray]] = {}
+        if not scenario.caches:
+            return
+        names = [stage.name for stage in scenario.stages]
+        kinds = {stage.name: stage.kind for stage in scenario.stages}
+        hits = caching.cache_outcomes(scenario.caches, arrivals.times_ms, arrivals.columns, seed, replication)
+
+        def rng_for(sub: str) -> np.random.Generator:
+            return stream(seed, replication, "cache", sub)
+
+        lookups = caching.lookup_delays(scenario.caches, self.n, rng_for)
+        self.skips = caching.skip_masks(scenario.caches, hits, names, kinds)
+        self.replacements = caching.replacement_delays(scenario.caches, hits, rng_for)
+        for cache in scenario.caches:
+            columns[f"{cache.name}_hit"] = hits[cache.name]
+            columns[f"{cache.name}_lookup_ms"] = lookups[cache.name]
+            affected = set(caching.skipped_stages(cache, names, kinds)) | {getattr(cache, "stage", None)}
+            first = next((name for name in names if name in affected), names[0])
+            self.lookups.setdefault(first, []).append(lookups[cache.name])
+
+    def lookups_before(self, stage: str, alive: np.ndarray) -> np.ndarray:
+        total = np.zeros(self.n)
+        for draws in self.lookups.get(stage, []):
+            total += draws
+        return np.where(alive, total, 0.0)
+
+    def skipped(self, stage: str) -> np.ndarray:
+        return self.skips.get(stage, np.zeros(self.n, dtype=bool))
+
+    def replaced(self, stage: str) -> tuple[np.ndarray, np.ndarray]:
+        mask, hit_ms = self.replacements.get(stage, (np.zeros(self.n, dtype=bool), np.zeros(self.n)))
+        return mask & ~self.skipped(stage), hit_ms
+
+
+class _Pipeline:
+    """The state of one replication as it moves through the stages: when each request is ready for the
+    next stage, which are still alive (not rejected), and the log columns written so far."""
+
+    def __init__(self, n: int, ready: np.ndarray, columns: dict) -> None:
+        self.n = n
+        self.ready = ready
+        self.alive = np.ones(n, dtype=bool)
+        self.columns = columns
+        self.primary_model: str | None = None
+        self.timelines: list[pd.DataFrame] = []
+
+    def bypass(self, name: str, replaced: np.ndarray, hit_ms: np.ndarray) -> None:
+        """Start the stage's column: requests that skip the stage spend nothing in it; those whose stage a
+        cache hit replaces spend `hit_ms`, without queueing."""
+        self.columns[f"{name}_ms"] = np.where(self.alive, 0.0, np.nan)
+        self.columns[f"{name}_ms"][replaced & self.alive] = hit_ms[replaced & self.alive]
+        self.ready = np.where(replaced, self.ready + np.nan_to_num(hit_ms), self.ready)
+
+    def _queue_column(self, name: str) -> np.ndarray:
+        return self.columns.setdefault(f"{name}_queue_ms", np.where(self.alive, 0.0, np.nan))
+
+    def delay(self, stage: DelayStage, active: np.ndarray, rng: np.random.Generator) -> None:
+        draws = stage.service_ms.sample(rng, self.n)
+        self.columns[f"{stage.name}_ms"][active] = draws[active]
+        self.ready = np.where(active, self.ready + draws, self.ready)
+
+    def pool(self, stage: PoolStage, active: np.ndarray, deployment, rng: np.random.Generator) -> None:
+        service = stage.service_ms.sample(rng, self.n)
+        servers = stage.workers * (deployment.replicas if stage.per_replica else 1)
+        start, _ = fcfs_servers(self.ready[active], service[active], servers)
+        queue = self._queue_column(stage.name)
+        queue[active] = start - self.ready[active]
+        self.columns[f"{stage.name}_ms"][active] = service[active]
+        self.ready[active] = start + service[active]
+
+    def model(self, stage: ModelStage, active: np.ndarray, deployment, seed: int, replication: int) -> None:
+        name = stage.name
+        result = simulate_model_stage(
+            self.ready[active],
+            stage.cost,
+            stage.batching,
+            replicas=deployment.replicas,
+            instances=deployment.instances,
+            routing=deployment.routing,
+            max_queue_size=deployment.max_queue_size,
+            service_rng=stream(seed, replication, "batch_service", name),
+            routing_rng=stream(seed, replication, "routing", name),
+            autoscaling=deployment.autoscaling,
+            cold_start=deployment.cold_start_ms,
+            cold_start_rng=stream(seed, replication, "cold_start", name),
+        )
+        if result.timeline is not None:
+            self.timelines.append(result.timeline.assign(stage=name, replication=replication))
+        idx = np.flatnonzero(active)
+        queue = self._queue_column(name)
+        queue[idx] = result.start_ms - self.ready[idx]
+        self.columns[f"{name}_ms"][idx] = result.service_ms
+        self.columns[f"{name}_start_ms"] = _scatter(self.n, idx, result.start_ms, np.nan)
+        self.columns[f"{name}_batch_id"] = _scatter(self.n, idx, result.batch_id, -1)
+        self.columns[f"{name}_batch_size"] = _scatter(self.n, idx, result.batch_size, 0)
+        self.columns[f"{name}_replica"] = _scatter(self.n, idx, result.replica, -1)
+        self.columns[f"{name}_instance"] = _scatter(self.n, idx, result.instance, -1)
+        rejected = idx[result.rejected]
+        self.alive[rejected] = False
+        self.ready[idx] = result.start_ms + result.service_ms
+        self.ready[rejected] = np.nan
+        for column in (f"{name}_ms", f"{name}_queue_ms"):
+            self.columns[column][rejected] = np.nan
+        if self.primary_model is None:
+            self.primary_model = name

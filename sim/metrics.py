@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sim.caching import cache_summary
 from sim.load import offered_load
 from sim.scenario import ModelStage, PoolStage, Scenario
 
@@ -37,7 +38,7 @@ def ci95(values: np.ndarray) -> tuple[float, float]:
 
 def stage_columns(scenario: Scenario) -> list[str]:
     """Log columns holding time spent per stage, in pipeline order (queue waits before their service)."""
-    columns = []
+    columns = [f"{cache.name}_lookup_ms" for cache in scenario.caches]
     for stage in scenario.stages:
         if isinstance(stage, (PoolStage, ModelStage)) or stage.kind == "llm":
             columns.append(f"{stage.name}_queue_ms")
@@ -186,6 +187,7 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
         "slo": slo,
         "warnings": warnings,
         **({"autoscaling": scaling} if scaling else {}),
+        **({"caches": cache_summary(log, scenario.caches)} if scenario.caches else {}),
     }
 
 

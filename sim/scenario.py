@@ -28,8 +28,9 @@ from pydantic import (
 
 from sim.arrivals import ArrivalProcess, Trace
 from sim.autoscaling import AutoscalingPolicy
-from sim.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle
+from sim.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle, SpedUp
 from sim.batching import BatchingPolicy, NoBatching
+from sim.caching import CacheTier, validate_caches
 from sim.datafiles import resolve_path
 from sim.distributions import Distribution
 from sim.errors import ScenarioError, ServesimError
@@ -64,7 +65,7 @@ class PoolStage(_Model):
 class ModelStage(_Model):
     """The replica-bound, batched forward pass. Its batch cost is one of: `service_ms` (a batch of one,
     scaled by `1 + per_item × (n − 1)` for a batch of n), `batch_cost` {base_ms, per_item_ms, cv}, or a
-    measured `profile: models/NAME.yaml`."""
+    measured `profile: models/NAME.yaml`. `speedup` divides it (faster hardware, INT8, TensorRT...)."""
 
     name: str
     kind: Literal["model"]
@@ -72,6 +73,7 @@ class ModelStage(_Model):
     per_item: float = Field(default=1.0, ge=0)
     batch_cost: AffineSpec | None = None
     profile: str | None = None
+    speedup: PositiveFloat = 1.0
     batching: BatchingPolicy = Field(default_factory=lambda: NoBatching(policy="none"))
 
     @field_validator("profile")
@@ -103,10 +105,12 @@ class ModelStage(_Model):
     @cached_property
     def cost(self) -> BatchCost:
         if self.service_ms is not None:
-            return ScaledSingle(self.service_ms, self.per_item)
-        if self.batch_cost is not None:
-            return AffineCost(self.batch_cost)
-        return ProfileCost(_load_profile(self.profile))
+            base: BatchCost = ScaledSingle(self.service_ms, self.per_item)
+        elif self.batch_cost is not None:
+            base = AffineCost(self.batch_cost)
+        else:
+            base = ProfileCost(_load_profile(self.profile))
+        return base if self.speedup == 1.0 else SpedUp(base, self.speedup)
 
 
 _PROFILES: dict[str, Any] = {}
@@ -210,6 +214,7 @@ class Scenario(_Model):
     stages: list[Stage] = Field(min_length=1)
     deployment: Deployment = Field(default_factory=Deployment)
     slo: Slo = Field(default_factory=Slo)
+    caches: list[CacheTier] = Field(default_factory=list)
 
     _raw: dict = PrivateAttr(default_factory=dict)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -222,6 +227,8 @@ class Scenario(_Model):
             raise ValueError(f"stage names must be unique; repeated: {', '.join(duplicates)}")
         if not any(stage.kind in ("model", "llm") for stage in self.stages):
             raise ValueError("stages need a model stage (kind: model), the replica-bound forward pass")
+        if self.caches:
+            validate_caches(self.caches, names, {stage.name: stage.kind for stage in self.stages})
         return self
 
     def stage(self, name: str) -> Stage:
