@@ -85,7 +85,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from calibrate.fit import load_measurements
     from calibrate.profile import fit_measurements
 
-    measurements = load_measurements(args.measurements)
+    measurements = load_measurements(args.measurements, latency_column=args.latency_column)
     meta = _meta(args, measurements_file=str(args.measurements))
     meta["name"] = meta["name"] or Path(args.output).stem
     data, report, png = fit_measurements(
@@ -279,6 +279,8 @@ def register(subparsers, include_validate: bool = True) -> None:
     p = sub.add_parser("fit", help="fit a profile from a long-format measurements CSV")
     p.add_argument("measurements", help="CSV: batch_size, latency_ms [, instances], one row per repeat")
     p.add_argument("-o", "--output", required=True, help="profile to write, e.g. models/NAME.yaml")
+    p.add_argument("--latency-column", default="latency_ms",
+                   help="column holding the latency in ms (default latency_ms; e.g. cpu_ms of a `measure` CSV)")
     _add_meta(p)
     p.set_defaults(func=cmd_fit)
 

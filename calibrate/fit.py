@@ -81,10 +81,18 @@ def check_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return out[["batch_size", "instances", "latency_ms"]]
 
 
-def load_measurements(path: str | Path) -> pd.DataFrame:
-    """Read and check a long-format measurements CSV (one row per repeat)."""
+def load_measurements(path: str | Path, latency_column: str = "latency_ms") -> pd.DataFrame:
+    """Read and check a long-format measurements CSV (one row per repeat); `latency_column` holds the ms."""
     path = Path(path)
-    return check_measurements(read_csv(path, "measurements"), f"measurements {path}")
+    frame = read_csv(path, "measurements")
+    if latency_column != "latency_ms":
+        if latency_column not in frame.columns:
+            raise DataFileError(
+                f"measurements {path}: no column {latency_column!r} (columns: {', '.join(map(str, frame.columns))})"
+            )
+        frame = frame.drop(columns=[c for c in ("latency_ms",) if c in frame.columns])
+        frame = frame.rename(columns={latency_column: "latency_ms"})
+    return check_measurements(frame, f"measurements {path}")
 
 
 def summarise(measurements: pd.DataFrame) -> pd.DataFrame:

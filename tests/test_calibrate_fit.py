@@ -144,3 +144,10 @@ def test_missing_file_is_named(tmp_path):
 def test_clean_measurements_pass_with_default_instances():
     frame = check_measurements(pd.DataFrame({"batch_size": [1, 2], "latency_ms": [1.0, 2.0]}), "t")
     assert frame["instances"].tolist() == [1, 1]
+
+
+def test_another_latency_column_can_be_fitted(tmp_path):
+    path = write(tmp_path, "batch_size,latency_ms,cpu_ms\n1,9.0,1.0\n2,9.0,2.0\n")
+    assert load_measurements(path, latency_column="cpu_ms")["latency_ms"].tolist() == [1.0, 2.0]
+    with pytest.raises(DataFileError, match="no column 'gpu_ms'"):
+        load_measurements(path, latency_column="gpu_ms")
