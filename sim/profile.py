@@ -6,16 +6,18 @@ batch sizes that were not measured. One batch's service time is drawn as
 
     overhead_ms + median(n) × slowdown(n, k) × (s + (1 − s) · exp(σ · Z)),   Z ~ N(0, 1)
 
-a shifted lognormal whose shape (s = shift / median, σ) matches the measured p50 / p90 / p99 of the
-nearest measured batch sizes (interpolated between them), and whose slowdown is the measured median at k
-busy instances over the median alone. `overhead_ms` (framework dispatch, serialisation, input / output
+a shifted lognormal whose shape (s = shift / median, σ) matches the measured p50 / p90 / p99 at measured
+batch sizes (between them the ratios p90/p50 and p99/p50 are interpolated linearly and the shape solved
+from those), and whose slowdown is the measured median at k busy instances over the median alone
+(interpolated over batch size, constant beyond the measured ones; k above the highest measured level
+uses that level). `overhead_ms` (framework dispatch, serialisation, input / output
 copies; Triton's compute-input + compute-output) is per executed batch and is *included* in `mean_ms`,
 `sample_ms` and `sample_many_ms`: the engine must not add it again. It is exposed as
 `per_request_overhead_ms` (per request when requests run unbatched).
 
 The file format (see models/*.yaml for full examples):
 
-    kind: batch                       # the only kind this module loads
+    kind: batch                       # the only kind this module loads (LLM profiles are kind: llm)
     name: resnet50-v100-clockwork
     model: ResNet-50
     hardware: v100-16gb               # a name in models/hardware.yaml, or free text
