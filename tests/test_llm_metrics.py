@@ -74,3 +74,18 @@ def test_timeseries_bins_cover_the_run(tmp_path):
     series = llm_timeseries(result, bin_s=1.0)
     assert series.time_s.iloc[0] == 0 and (series.kv_cache_utilization >= 0).all()
     assert series.decode_tokens_per_s.sum() * 1.0 == pytest.approx(result.iterations.decode_tokens.sum())
+
+
+def test_charts_draw_every_variant_from_the_same_quantiles(tmp_path):
+    from sim.llm.charts import distribution_points, distributions_chart, timeseries_chart
+
+    results = {
+        name: run(stage(synthetic_profile(tmp_path), batching=batching), np.arange(30) * 200.0, np.full(30, 100), np.arange(1, 31))
+        for name, batching in (("continuous", {"policy": "continuous"}), ("static", {"policy": "static", "batch_size": 4}))
+    }
+    points = distribution_points(results)
+    ttft = points[(points.variant == "static") & (points.metric == "ttft_ms")]
+    assert ttft.value_ms.iloc[-1] == pytest.approx(results["static"].requests.ttft_ms.max())
+    assert set(points.variant) == {"continuous", "static"}
+    distributions_chart(results, "itl_ms").to_dict()
+    timeseries_chart(results, bin_s=1.0).to_dict()
