@@ -327,9 +327,10 @@ def show_verdict(ctx: Context) -> None:
         budget = budgets.get(f"{key}_ms")
         label = f"{key} latency" + (f" ± {half:,.1f}" if half is not None else "")
         card.metric(label, f"{value:,.1f} ms", f"{value - budget:+,.1f} ms" if budget else None, delta_color="inverse",
-                    delta_description=f"vs SLO {budget:g} ms" if budget else None, border=True,
+                    border=True,
                     help=f"± is the 95% confidence interval half-width over {summary.get('replications')} replications"
-                         + (" (batch means of one run)" if summary.get("replications") == 1 else ""))
+                         + (" (batch means of one run)" if summary.get("replications") == 1 else "")
+                         + (f"; the delta is the distance to the {key} SLO of {budget:g} ms" if budget else ""))
     offered = ctx.scenario.workload.arrival.mean_rate_rps
     cards[3].metric("Throughput", f"{summary['throughput_rps']:,.1f}/s", border=True,
                     delta=f"{(summary.get('rejected_fraction') or 0):.1%} rejected" if summary.get("rejected_fraction") else None,
@@ -427,7 +428,8 @@ def view_compare(ctx: Context) -> None:
         "static 8: batching=static(batch_size=8,timeout_ms=20)",
         "dynamic 8/2ms: batching=dynamic(max_batch_size=8,max_queue_delay_ms=2)",
         "dynamic 32/5ms: batching=dynamic(max_batch_size=32,max_queue_delay_ms=5)",
-    ]) if stage else "current: replicas=" + str(ctx.scenario.deployment.replicas)
+    ]) if stage else "\n".join(f"{n} replicas: replicas={n}" for n in (ctx.scenario.deployment.replicas,
+                                                                        ctx.scenario.deployment.replicas + 1))
     st.caption("Two to four variants of the scenario shown above, on the same traffic and seed. One per line, "
                "`NAME: SETTING, ...` — the syntax of `servesim compare --variant`.")
     text = st.text_area("Variants", default, height=120, key="compare.variants")

@@ -104,7 +104,7 @@ def test_planner_answers_and_follows_a_knob(app_url, tmp_path):
             page.screenshot(path=str(tmp_path / "planner-default.png"), full_page=True)
 
             # Double the replicas: the price per query doubles (same throughput), the tail does not grow.
-            replicas = page.get_by_label("Replicas")
+            replicas = page.get_by_label("Replicas", exact=True)
             current = int(replicas.input_value())
             replicas.fill(str(current * 2))
             replicas.press("Enter")
