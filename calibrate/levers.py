@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sim.errors import ServesimError
@@ -158,3 +159,29 @@ def lever_summary(lever: dict[str, Any] | None) -> str:
         f"lever {lever['name']}: assumed x{lever['speedup']:g} forward speed-up (published range {low:g}-{high:g}x),"
         f" accuracy cost: {lever.get('accuracy_cost', 'unknown')} — assumed, not measured"
     )
+
+
+def derived_profile_path(base_path: str | Path, lever_name: str, speedup: float | None = None,
+                         folder: str | Path | None = None) -> Path:
+    """Write (once) the profile `base_path` transformed by a lever and return its path, for callers that
+    point a scenario's `profile:` at it (the planner). Default folder: a servesim directory in the system
+    temp dir; the file name carries the lever and factor, so equal requests reuse one file."""
+    import tempfile
+
+    from calibrate.profile import check_profile, write_profile
+    from sim.profile import read_profile_yaml
+
+    base_path = Path(base_path)
+    lever = get_lever(lever_name)
+    factor = lever.default_speedup if speedup is None else float(speedup)
+    folder = Path(folder) if folder is not None else Path(tempfile.gettempdir()) / "servesim-derived"
+    out = folder / f"{base_path.stem}-{lever.name}-x{factor:g}.yaml"
+    if out.is_file() and out.stat().st_mtime >= base_path.stat().st_mtime:
+        return out
+    data = derive(read_profile_yaml(base_path), lever_name, speedup)
+    check_profile(data, str(out))
+    tmp = out.with_suffix(f".tmp{id(data)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_profile(data, tmp)
+    tmp.replace(out)  # atomic: concurrent callers never see half a file
+    return out

@@ -87,3 +87,14 @@ def test_cli_levers_lists_the_table(capsys):
     assert calibrate_main(["calibrate", "levers"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in LEVERS)
+
+
+def test_derived_profile_path_writes_once_and_loads(tmp_path):
+    from calibrate.levers import derived_profile_path
+
+    path = derived_profile_path(CLOCKWORK, "distillation", speedup=4, folder=tmp_path)
+    assert path.name == "resnet50-v100-clockwork-distillation-x4.yaml"
+    assert load_profile(path).median_ms(2) == pytest.approx(5.3 / 4)
+    stamp = path.stat().st_mtime_ns
+    assert derived_profile_path(CLOCKWORK, "distillation", speedup=4, folder=tmp_path) == path
+    assert path.stat().st_mtime_ns == stamp
