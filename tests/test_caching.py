@@ -299,3 +299,183 @@ def test_keys_from_a_missing_trace_column_name_the_column():
     spec = cache(keys={"column": "user_id"}, capacity=10)
     with pytest.raises(ScenarioError, match="caches.c.keys.column: the arrival trace has no column 'user_id'"):
         cache_outcomes([spec], np.arange(3.0), {"request": np.arange(3), "num_prefill_tokens": np.ones(3)}, 0, 0)
+
+
+# --- through the engine --------------------------------------------------------------------------
+# These need the engine's cache wiring (Scenario.caches; `<name>_hit` / `<name>_lookup_ms` log columns;
+# skipped stages take no time and are not queued for; a replaced stage is a pure delay of hit_ms).
+
+
+def pipeline(stages: list[dict], cache_specs: list[dict], *, rate_rps: float, requests: int, seed: int,
+             replications: int = 5) -> "Scenario":  # noqa: F821
+    from sim.scenario import parse_scenario
+
+    return parse_scenario({
+        "name": "caching-test", "seed": seed, "replications": replications,
+        "workload": {"arrival": {"process": "poisson", "rate_rps": rate_rps}, "requests": requests,
+                     "warmup_requests": requests // 10},
+        "stages": stages, "caches": cache_specs,
+    })
+
+
+def mixture_quantile(q: float, cdf, hi: float) -> float:
+    from scipy.optimize import brentq
+
+    return brentq(lambda x: cdf(x) - q, 0.0, hi, xtol=1e-9)
+
+
+def per_rep(log: pd.DataFrame, column: str, statistic, rows=None) -> np.ndarray:
+    measured = log[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
+    if rows is not None:
+        measured = measured[rows(measured)]
+    return np.array([statistic(g[column].to_numpy(dtype=float)) for _, g in measured.groupby("replication")])
+
+
+def assert_matches(values: np.ndarray, exact: float, rel: float, what: str) -> None:
+    """The replications' mean is within a 99.5% Student-t interval of `exact` (several claims per test: the
+    family stays below ~2.5% false alarms) and within `rel` of it; 1e-6 ms of slack for atoms of the law."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    estimate = float(values.mean())
+    half = stats.t.ppf(0.9975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)) + 1e-6
+    assert abs(estimate - exact) <= half, (what, estimate, half, exact)
+    assert estimate == pytest.approx(exact, rel=rel), (what, estimate, exact)
+
+
+@pytest.mark.slow
+def test_output_cache_at_low_load_gives_the_exact_mixture_of_hit_and_miss_latency():
+    """At 0.05 rps nothing queues, so latency = lookup + network (+ the model's service on a miss):
+    F(x) = h P(L + 5 <= x) + (1 - h) P(L + 5 + S <= x), L ~ U(0.5, 1.5), S ~ Gamma(mean 20, cv 0.5)."""
+    from scipy import integrate, stats
+
+    h = 0.3
+    scenario = pipeline(
+        [{"name": "network", "kind": "delay", "service_ms": 5},
+         {"name": "forward", "kind": "model", "service_ms": {"dist": "gamma", "mean": 20, "cv": 0.5}}],
+        [{"name": "out", "tier": "output", "hit_rate": h, "lookup_ms": {"dist": "uniform", "low": 0.5, "high": 1.5}}],
+        rate_rps=0.05, requests=40_000, seed=21,
+    )
+    from sim.engine import simulate
+
+    log = simulate(scenario).log
+    service = stats.gamma(a=4.0, scale=5.0)  # cv 0.5 -> shape 4; mean 20 -> scale 5
+
+    def cdf(x: float) -> float:
+        hit = float(np.clip(x - 5 - 0.5, 0, 1))
+        miss = integrate.quad(lambda u: service.cdf(x - 5 - u), 0.5, 1.5)[0]
+        return h * hit + (1 - h) * miss
+
+    assert_matches(per_rep(log, "out_hit", np.mean), h, 0.02, "hit rate")
+    assert_matches(per_rep(log, "latency_ms", np.mean), 1.0 + 5.0 + (1 - h) * 20.0, 0.01, "mean")
+    for q in (0.5, 0.95, 0.99):
+        exact = mixture_quantile(q, cdf, 200.0)
+        assert_matches(per_rep(log, "latency_ms", lambda v: np.quantile(v, q)), exact, 0.02, f"p{q}")
+
+
+@pytest.mark.slow
+def test_feature_and_embedding_hits_at_low_load_give_the_four_path_mixture():
+    """Independent tiers: the feature fetch costs 3 ms (hit, 0.8) or a lognormal 40 ms median (miss), the
+    encoder 0 (hit, 0.5) or 7 ms; plus 5 ms network and 10 ms ranker. Four paths, exact mixture."""
+    from scipy import stats
+
+    fetch = {"dist": "lognormal", "median": 40.0, "p99": 120.0}
+    scenario = pipeline(
+        [{"name": "network", "kind": "delay", "service_ms": 5},
+         {"name": "features", "kind": "pool", "workers": 8, "service_ms": fetch},
+         {"name": "encoder", "kind": "pool", "workers": 4, "service_ms": 7},
+         {"name": "forward", "kind": "model", "service_ms": 10}],
+        [{"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.8, "hit_ms": 3},
+         {"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["encoder"]}],
+        rate_rps=0.05, requests=40_000, seed=22,
+    )
+    from sim.engine import simulate
+
+    log = simulate(scenario).log
+    sigma = math.log(120.0 / 40.0) / stats.norm.ppf(0.99)
+    miss = stats.lognorm(s=sigma, scale=40.0)
+
+    def cdf(x: float) -> float:
+        total = 0.0
+        for encoder_ms, p_enc in ((0.0, 0.5), (7.0, 0.5)):
+            rest = x - 15.0 - encoder_ms
+            total += p_enc * (0.8 * float(rest >= 3.0) + 0.2 * miss.cdf(rest))
+        return total
+
+    mean = 15.0 + 0.5 * 7.0 + 0.8 * 3.0 + 0.2 * miss.mean()
+    assert_matches(per_rep(log, "latency_ms", np.mean), mean, 0.01, "mean")
+    for q in (0.5, 0.9, 0.99):
+        exact = mixture_quantile(q, cdf, 1_000.0)
+        assert_matches(per_rep(log, "latency_ms", lambda v: np.quantile(v, q)), exact, 0.02, f"p{q}")
+
+
+@pytest.mark.slow
+def test_model_wait_behind_an_output_cache_is_pollaczek_khinchine_with_the_mixed_service():
+    """Hits skip the model, so it sees M/G/1 with service 0 w.p. h and S w.p. 1 - h. Pollaczek-Khinchine
+    (Kleinrock, Queueing Systems I, eq. 5.105): W = lambda E[X^2] / (2 (1 - lambda E[X])), with the mixed
+    moments E[X] = (1-h) E[S], E[X^2] = (1-h) E[S^2] - the same as the thinned Poisson stream of misses at
+    rate (1-h) lambda. Misses see the time-average state (PASTA on the thinned stream)."""
+    h, rate_rps = 0.4, 120.0
+    scenario = pipeline(
+        [{"name": "forward", "kind": "model", "service_ms": {"dist": "lognormal", "mean": 10.0, "cv": 1.5}}],
+        [{"name": "out", "tier": "output", "hit_rate": h, "lookup_ms": 0.5}],
+        rate_rps=rate_rps, requests=200_000, seed=23, replications=8,
+    )
+    from sim.engine import simulate
+    from sim.theory import pk_mean_wait
+
+    service = scenario.stage("forward").service_ms
+    log = simulate(scenario).log
+    exact = pk_mean_wait(rate_rps / 1000, (1 - h) * service.mean, (1 - h) * service.second_moment)
+    assert exact == pytest.approx(pk_mean_wait((1 - h) * rate_rps / 1000, service.mean, service.second_moment))
+    misses = lambda frame: ~frame["out_hit"].to_numpy(dtype=bool)  # noqa: E731
+    assert_matches(per_rep(log, "forward_queue_ms", np.mean, misses), exact, 0.06, "mean wait of misses")
+    mean_latency = 0.5 + (1 - h) * (exact + service.mean)
+    assert_matches(per_rep(log, "latency_ms", np.mean), mean_latency, 0.04, "mean latency")
+
+
+@pytest.mark.slow
+def test_a_deploy_empties_the_output_cache_and_the_log_shows_the_recovery():
+    n_keys, capacity, exponent = 20_000, 2_000, 0.8
+    scenario = pipeline(
+        [{"name": "forward", "kind": "model", "service_ms": {"dist": "exponential", "mean": 5.0}}],
+        [{"name": "out", "tier": "output", "keys": {"popularity": "zipf", "exponent": exponent, "n_keys": n_keys},
+          "capacity": capacity, "deploys_s": [600]}],
+        rate_rps=20.0, requests=24_000, seed=24, replications=3,
+    )
+    from sim.engine import simulate
+
+    log = simulate(scenario).log
+    per_minute = cache_summary(log, scenario.caches)["out"]["hit_rate_per_minute"]
+    che = che_lru_hit_rate(zipf_probabilities(n_keys, exponent), capacity)
+    before, after = np.mean(per_minute[6:10]), np.mean(per_minute[16:20])
+    seconds = log["arrival_ms"].to_numpy() - 600_000
+    # A cold cache's first m requests: request j hits iff its key was among the j before it (capacity does
+    # not bind for m << C), so the expected hit rate is (1/m) sum_j sum_i p_i (1 - (1 - p_i)^j).
+    m, p = 200, zipf_probabilities(n_keys, exponent)
+    cold = float(np.mean([np.sum(p * -np.expm1(j * np.log1p(-p))) for j in range(m)]))
+    right_after = log[seconds >= 0].groupby("replication")["out_hit"].apply(lambda v: v.iloc[:m].mean()).mean()
+    assert abs(before - che) < 0.03 and abs(after - che) < 0.03, (before, after, che)
+    assert abs(right_after - cold) < 0.04 and cold < 0.25 * che, (right_after, cold)
+    # the minute after the deploy is a cold start like minute 0 of the run
+    assert per_minute[10] < 0.7 * before and abs(per_minute[10] - per_minute[0]) < 0.04
+    first = log[seconds >= 0].groupby("replication")["out_hit"].first()
+    assert not first.any()
+
+
+def test_shipped_recsys_scenario_validates_against_its_stages():
+    import yaml
+
+    raw = yaml.safe_load(open("scenarios/recsys-caches.yaml", encoding="utf-8"))
+    specs = caches(*raw["caches"])
+    kinds = {s["name"]: s["kind"] for s in raw["stages"]}
+    validate_caches(specs, list(kinds), kinds)
+    assert skip_masks(specs, {c.name: np.array([True]) for c in specs}, list(kinds), kinds).keys() == {
+        "feature_fetch", "user_encoder", "ranker"}
+
+
+def test_a_bad_cache_in_a_scenario_file_names_the_field():
+    with pytest.raises(ScenarioError, match=r"caches\.out\.skips: unknown stage 'preprocess'"):
+        pipeline([{"name": "forward", "kind": "model", "service_ms": 5}],
+                 [{"name": "out", "tier": "output", "hit_rate": 0.5, "skips": ["preprocess"]}],
+                 rate_rps=1, requests=100, seed=0)
