@@ -249,3 +249,24 @@ def test_spread_between_measured_batch_sizes_lies_between_theirs():
     tails = [profile.quantile_ms(n, 0.99) / profile.median_ms(n) for n in range(1, 9)]
     assert tails[0] == pytest.approx(1.05) and tails[-1] == pytest.approx(2.0)
     assert all(b > a for a, b in zip(tails, tails[1:]))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    p50=st.floats(0.01, 1e4),
+    gap90=st.floats(1e-4, 2.0),
+    gap99=st.floats(1e-4, 5.0),
+)
+def test_spread_always_reproduces_p50_and_p99_and_p90_when_shifted(p50, gap90, gap99):
+    p90 = p50 * (1 + gap90)
+    p99 = p90 * (1 + gap99)
+    s, sigma = spread_shape(p50, p90, p99)
+    assert 0 <= s < 1 and sigma > 0
+    q = lambda z: p50 * (s + (1 - s) * math.exp(sigma * z))  # noqa: E731
+    assert q(Z99) == pytest.approx(p99, rel=1e-6)
+    if s > 0:
+        assert q(Z90) == pytest.approx(p90, rel=1e-6)
