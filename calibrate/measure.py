@@ -110,6 +110,7 @@ def _run_concurrently(sessions, feeds, warmup: int, repeats: int) -> list[list[t
     errors: list[BaseException] = []
 
     def worker(i: int) -> None:
+        finished = False
         try:
             sess, feed = sessions[i], feeds[i]
             for _ in range(warmup):
@@ -121,14 +122,18 @@ def _run_concurrently(sessions, feeds, warmup: int, repeats: int) -> list[list[t
                 results[i].append(((time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0))
             with lock:
                 done[0] += 1
-            while True:
+            finished = True
+            while not errors:
                 with lock:
                     if done[0] >= k:
                         break
                 sess.run(None, feed)
-        except BaseException as exc:  # surfaced in the calling thread
+        except BaseException as exc:  # surfaced in the calling thread; the others stop their untimed runs
             errors.append(exc)
             start.abort()
+            if not finished:
+                with lock:
+                    done[0] += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(k)]
     for t in threads:
