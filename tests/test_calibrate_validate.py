@@ -125,3 +125,33 @@ def test_bad_measured_files(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(DataFileError, match=message):
         measured_percentiles(path)
+
+
+def test_interference_reaches_the_simulator(tmp_path):
+    """A profile measured at 10 ms alone and 20 ms with two instances busy: at 1 rps batches run alone,
+    past saturation both instances are always busy, so the model stage's service times follow."""
+    import yaml
+
+    from sim.engine import simulate
+    from sim.scenario import load_scenario
+
+    profile = {
+        "kind": "batch", "name": "two-level", "hardware": "t4",
+        "provenance": {"source": "test", "date": "2026-11-29"},
+        "curve": {"family": "affine", "base_ms": 10.0, "per_item_ms": 0.0},
+        "latency": [
+            {"batch_size": 1, "instances": 1, "p50_ms": 10.0},
+            {"batch_size": 1, "instances": 2, "p50_ms": 20.0},
+        ],
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(profile))
+    medians = {}
+    for rate in (1.0, 150.0):
+        text = scenario_text(tmp_path / "p.yaml", "{policy: none}", rate, 1200).replace(
+            "replicas: 1", "replicas: 1\n  instances: 2"
+        )
+        (tmp_path / "s.yaml").write_text(text)
+        log = simulate(load_scenario(tmp_path / "s.yaml"), replications=1).log
+        medians[rate] = float(log[~log["warmup"]]["forward_ms"].median())
+    assert medians[1.0] == pytest.approx(10.0)
+    assert medians[150.0] == pytest.approx(20.0)
