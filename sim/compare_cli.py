@@ -17,6 +17,11 @@ from pathlib import Path
 from sim.errors import ServesimError
 
 
+# Each point of a report's p99-vs-load curve: longer than the app's interactive sweep, for a document.
+LOAD_CURVE_REQUESTS = 5000
+LOAD_CURVE_REPLICATIONS = 3
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare",
@@ -53,7 +58,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import numpy as np
 
     from sim.compare import Variant, comparison_table, load_curve, parse_variants, run_comparison
-    from sim.planner import SWEEP, RunSize
+    from sim.planner import RunSize
     from sim.report import write_report
     from sim.scenario import load_scenario
 
@@ -71,11 +76,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ServesimError(f"--load-points must be 0 or more (got {args.load_points})")
     size = RunSize(args.requests, args.replications)
     comparison = run_comparison(scenario, variants, size=size, seed=args.seed)
+    LOAD_CURVE_SIZE = RunSize(LOAD_CURVE_REQUESTS, LOAD_CURVE_REPLICATIONS)  # noqa: N806
 
     curves = None
     if args.load_points >= 2:
         fractions = tuple(float(f) for f in np.linspace(0.1, 0.95, args.load_points))
-        curves = {r.variant.name: load_curve(r.scenario, fractions, size=SWEEP, seed=comparison.seed) for r in comparison.results}
+        curves = {r.variant.name: load_curve(r.scenario, fractions, size=LOAD_CURVE_SIZE, seed=comparison.seed)
+                  for r in comparison.results}
     report = write_report(comparison, args.out, curves, title=args.title)
 
     if args.json:
