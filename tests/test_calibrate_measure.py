@@ -23,7 +23,7 @@ QUICK = MeasureSettings(batch_sizes=(1, 16, 128), instances=(1,), warmup=3, repe
 
 @pytest.fixture(scope="module")
 def mlp_bytes() -> bytes:
-    return build_mlp(input_dim=256, hidden=(512, 512), output_dim=10)
+    return build_mlp()  # the built-in model `servesim calibrate measure` uses by default
 
 
 def test_built_in_mlp_gives_a_monotone_batch_cost_curve(mlp_bytes):
@@ -97,7 +97,7 @@ deployment:
   replicas: 1
 """
     )
-    result = simulate(load_scenario(scenario))
+    result = simulate(load_scenario(scenario), replications=1)
     assert result.summary["latency_ms"]["p50"] > 0
 
 
