@@ -94,7 +94,8 @@ def test_planner_answers_and_follows_a_knob(app_url, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1300})
+            # Tall enough that the tab content is in the screenshot (Streamlit scrolls inside its own container).
+            page = browser.new_page(viewport={"width": 1500, "height": 2200})
             page.goto(app_url, wait_until="domcontentloaded")
             page.locator('[data-testid="stMetric"]', has_text="p99 latency").wait_for(timeout=ANSWER_TIMEOUT_MS)
             wait_until_idle(page)
@@ -107,6 +108,7 @@ def test_planner_answers_and_follows_a_knob(app_url, tmp_path):
             replicas = page.get_by_label("Replicas", exact=True)
             current = int(replicas.input_value())
             replicas.fill(str(current * 2))
+            started = time.perf_counter()
             replicas.press("Enter")
             page.wait_for_function(
                 """(before) => {
@@ -115,6 +117,8 @@ def test_planner_answers_and_follows_a_knob(app_url, tmp_path):
                     return card && !card.innerText.includes(before);
                 }""",
                 arg=metric_value(page, "$ per 1M queries"), timeout=ANSWER_TIMEOUT_MS)
+            answer_s = time.perf_counter() - started
+            print(f"\nbrowser: knob change to updated verdict in {answer_s:.2f} s")
             wait_until_idle(page)
             assert_no_exception(page)
             after_p99 = first_number(metric_value(page, "p99 latency"))
@@ -123,10 +127,19 @@ def test_planner_answers_and_follows_a_knob(app_url, tmp_path):
             assert after_p99 <= before_p99
             page.screenshot(path=str(tmp_path / "planner-doubled.png"), full_page=True)
             assert (tmp_path / "planner-doubled.png").stat().st_size > 10_000
+
+            # The compare tab runs its variants and renders the table with a winner per metric.
+            page.get_by_role("tab", name="Compare").click()
+            page.locator("table", has_text="p99 latency (ms)").wait_for(timeout=ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            assert_no_exception(page)
+            assert "★" in page.locator("table", has_text="p99 latency (ms)").inner_text()
+            page.screenshot(path=str(tmp_path / "planner-compare.png"), full_page=True)
+
             shots = os.environ.get("SERVESIM_SCREENSHOTS")
             if shots:
                 Path(shots).mkdir(parents=True, exist_ok=True)
-                for name in ("planner-default.png", "planner-doubled.png"):
+                for name in ("planner-default.png", "planner-doubled.png", "planner-compare.png"):
                     (Path(shots) / name).write_bytes((tmp_path / name).read_bytes())
         finally:
             browser.close()
