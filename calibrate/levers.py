@@ -154,9 +154,12 @@ def lever_summary(lever: dict[str, Any] | None) -> str:
     """One line to show next to results: which lever, assumed speed-up and accuracy cost."""
     if not lever:
         return "no optimisation lever (measured costs)"
-    low, high = lever.get("speedup_range", [None, None])
+    rng = lever.get("speedup_range") or []
+    published = f" (published range {rng[0]:g}-{rng[1]:g}x)" if len(rng) == 2 else ""
+    speedup = lever.get("speedup")
+    factor = f"x{speedup:g}" if isinstance(speedup, (int, float)) else "an unstated"
     return (
-        f"lever {lever['name']}: assumed x{lever['speedup']:g} forward speed-up (published range {low:g}-{high:g}x),"
+        f"lever {lever.get('name', '?')}: assumed {factor} forward speed-up{published},"
         f" accuracy cost: {lever.get('accuracy_cost', 'unknown')} — assumed, not measured"
     )
 
