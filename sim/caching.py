@@ -8,15 +8,17 @@ Tiers (the scenario's `caches:` list, one small class each behind `_Cache`):
 
 Hits are either a fixed `hit_rate` (independent Bernoulli draws) or emerge from request keys (a Zipf
 popularity law or a trace column) replayed through an LRU / LFU / TTL-only cache of `capacity` entries.
-Simplifications, stated once: every tier sees every request's lookup at its arrival time and draws its
-keys from its own stream, so tiers are independent (a hit in an outer tier does not spare an inner tier
-its lookup; exact in distribution for fixed rates and for LRU / LFU under independent references); a
-missed key is inserted at lookup time, not when the recomputed value is ready (no miss-in-flight window,
-i.e. concurrent misses on one key are coalesced); TTL expiry is lazy (an expired entry keeps its slot
-until evicted or looked up again, as in Redis / memcached) and a hit does not extend it.
+Simplifications, stated once: each tier draws its keys (or Bernoulli hits) from its own stream, so
+tiers are independent; given the stages, a request consults the caches in pipeline order and one that an
+earlier hit spared (an output hit skips the stage an embedding cache sits before) neither pays that
+lookup nor touches that cache (`reached_masks`); lookups happen at arrival time; a missed key is
+inserted at lookup time, not when the recomputed value is ready (no miss-in-flight window, i.e.
+concurrent misses on one key are coalesced); TTL expiry is lazy (an expired entry keeps its slot until
+evicted or looked up again, as in Redis / memcached) and a hit does not extend it.
 
-The engine calls `cache_outcomes`, then `skip_masks`, `replacement_delays` and `lookup_delays`, and
-writes `<name>_hit` and `<name>_lookup_ms` log columns that `cache_summary` reads back.
+The engine calls `cache_outcomes`, `reached_masks`, `skip_masks`, `replacement_delays` and
+`lookup_delays`, and writes `<name>_hit` and `<name>_lookup_ms` log columns (NaN lookup for a request
+that never consulted the cache) that `cache_summary` reads back.
 """
 
 from __future__ import annotations
@@ -189,21 +191,76 @@ def skipped_stages(cache, stage_names: list[str], stage_kinds: dict[str, str]) -
 # --- hits -------------------------------------------------------------------------------------------
 
 
+def lookup_stage(cache, stage_names: list[str], stage_kinds: dict[str, str]) -> str:
+    """The stage before which `cache` is looked up: the first stage its hit skips or replaces."""
+    affected = set(skipped_stages(cache, stage_names, stage_kinds)) | {getattr(cache, "stage", None)}
+    return next((name for name in stage_names if name in affected), stage_names[0])
+
+
+def _lookup_order(caches: list, stage_names: list[str], stage_kinds: dict[str, str]) -> list[int]:
+    """Caches in the order requests consult them: by lookup stage in the pipeline, then as listed."""
+    position = {name: i for i, name in enumerate(stage_names)}
+    return sorted(range(len(caches)), key=lambda i: (position[lookup_stage(caches[i], stage_names, stage_kinds)], i))
+
+
+def _unreached(cache, earlier: list, hits: dict[str, np.ndarray], n: int, stage_names, stage_kinds) -> np.ndarray:
+    """Requests that never consult `cache`: an earlier-consulted cache hit and skips its lookup stage."""
+    where = lookup_stage(cache, stage_names, stage_kinds)
+    out = np.zeros(n, dtype=bool)
+    for other in earlier:
+        if where in skipped_stages(other, stage_names, stage_kinds):
+            out |= hits[other.name]
+    return out
+
+
 def cache_outcomes(
-    caches: list, arrival_ms: np.ndarray, columns: dict[str, np.ndarray], seed: int, replication: int
+    caches: list,
+    arrival_ms: np.ndarray,
+    columns: dict[str, np.ndarray],
+    seed: int,
+    replication: int,
+    *,
+    stage_names: list[str] | None = None,
+    stage_kinds: dict[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Cache name -> boolean hit per request (arrival order), each tier from its own `cache` stream."""
+    """Cache name -> boolean hit per request (arrival order), each tier from its own `cache` stream.
+
+    Without the stages, every tier sees every request. With `stage_names` and `stage_kinds`, a request
+    consults the caches in pipeline order (`lookup_stage`) and never reaches a cache whose lookup stage an
+    earlier hit skipped (an output hit spares the embedding and feature lookups): that cache records a
+    miss for it, and an emergent cache replays only the keys that reached it. `reached_masks` says which.
+    """
     arrival_ms = np.asarray(arrival_ms, dtype=float)
     n = len(arrival_ms)
-    hits = {}
-    for cache in caches:
+    staged = stage_names is not None and stage_kinds is not None
+    order = _lookup_order(caches, stage_names, stage_kinds) if staged else range(len(caches))
+    hits: dict[str, np.ndarray] = {}
+    done: list = []
+    for i in order:
+        cache = caches[i]
         rng = stream(seed, replication, "cache", cache.name)
+        unreached = _unreached(cache, done, hits, n, stage_names, stage_kinds) if staged else np.zeros(n, bool)
         if cache.hit_rate is not None:
-            hits[cache.name] = rng.random(n) < cache.hit_rate
+            hit = rng.random(n) < cache.hit_rate  # drawn for all, so reach never shifts the stream
         else:
             keys = _draw_keys(cache, rng, n, columns)
-            hits[cache.name] = replay(cache, keys, arrival_ms)
-    return hits
+            hit = np.zeros(n, dtype=bool)
+            hit[~unreached] = replay(cache, keys[~unreached], arrival_ms[~unreached])
+        hits[cache.name] = hit & ~unreached
+        done.append(cache)
+    return {cache.name: hits[cache.name] for cache in caches}
+
+
+def reached_masks(
+    caches: list, hits: dict[str, np.ndarray], stage_names: list[str], stage_kinds: dict[str, str]
+) -> dict[str, np.ndarray]:
+    """Cache name -> requests that consult it (pay its lookup): not spared by an earlier cache's hit."""
+    n = len(next(iter(hits.values()))) if hits else 0
+    reached, done = {}, []
+    for i in _lookup_order(caches, stage_names, stage_kinds):
+        reached[caches[i].name] = ~_unreached(caches[i], done, hits, n, stage_names, stage_kinds)
+        done.append(caches[i])
+    return {cache.name: reached[cache.name] for cache in caches}
 
 
 def _draw_keys(cache, rng: np.random.Generator, n: int, columns: dict[str, np.ndarray]) -> np.ndarray:
@@ -350,33 +407,41 @@ def lookup_delays(caches: list, n: int, rng_for: Callable[[str], np.random.Gener
 def cache_summary(log: pd.DataFrame, caches: list) -> dict:
     """The `caches` entry of `run --json`, from the log's `<name>_hit` / `<name>_lookup_ms` columns.
 
-    Per cache: tier, hit_rate over measured requests (not warm-up) with a 95% CI over replications,
-    mean lookup_ms, and hit_rate_per_minute: every request (warm-up included, it is a timeline) pooled
-    over replications by minute of arrival, minute 0 first; None for a minute without requests.
+    Per cache, over the requests that consulted it (a NaN `<name>_lookup_ms` marks one that did not):
+    tier, reached_fraction and hit_rate over measured requests (not warm-up), the hit rate's 95% CI over
+    replications (or sections of a single one, as in sim/metrics.py), mean lookup_ms, and hit_rate_per_minute: every request (warm-up included, it is a
+    timeline) pooled over replications by minute of arrival, minute 0 first; None for a minute without any.
     """
-    from sim.metrics import ci95
+    from sim.metrics import ci95, measurement_groups
 
-    measured = log[~log["warmup"].to_numpy()]
     minute = (log["arrival_ms"].to_numpy() // 60_000).astype(np.int64)
     minutes = int(minute.max()) + 1 if len(minute) else 0
+    measured_rows = ~log["warmup"].to_numpy(dtype=bool)
     summary = {}
     for cache in caches:
-        column = f"{cache.name}_hit"
+        column, lookup = f"{cache.name}_hit", f"{cache.name}_lookup_ms"
         if column not in log:
             continue
+        reached = log[lookup].notna().to_numpy() if lookup in log else np.ones(len(log), dtype=bool)
         hit = log[column].to_numpy(dtype=float)
-        per_rep = measured.groupby("replication")[column].mean().to_numpy(dtype=float)
-        lo, hi = ci95(per_rep)
-        total = np.bincount(minute, minlength=minutes)
-        hits = np.bincount(minute, weights=hit, minlength=minutes)
+        rows = log[measured_rows & reached]
+        lo, hi = ci95(np.array([_hit_rate(group, column, lookup) for group in measurement_groups(log)]))
+        total = np.bincount(minute[reached], minlength=minutes)
+        hits = np.bincount(minute[reached], weights=hit[reached], minlength=minutes)
         entry = {
             "tier": cache.tier,
-            "hit_rate": float(measured[column].mean()) if len(measured) else math.nan,
+            "reached_fraction": float(reached[measured_rows].mean()) if measured_rows.any() else math.nan,
+            "hit_rate": float(rows[column].mean()) if len(rows) else math.nan,
             "hit_rate_ci95": [lo, hi],
             "hit_rate_per_minute": [float(h / t) if t else None for h, t in zip(hits, total)],
         }
-        lookup = f"{cache.name}_lookup_ms"
         if lookup in log:
-            entry["lookup_ms_mean"] = float(measured[lookup].mean())
+            entry["lookup_ms_mean"] = float(rows[lookup].mean()) if len(rows) else math.nan
         summary[cache.name] = entry
     return summary
+
+
+def _hit_rate(rows: pd.DataFrame, column: str, lookup: str) -> float:
+    if lookup in rows:
+        rows = rows[rows[lookup].notna().to_numpy()]
+    return float(rows[column].mean()) if len(rows) else math.nan

@@ -18,6 +18,7 @@ from sim.caching import (
     cache_outcomes,
     cache_summary,
     lookup_delays,
+    reached_masks,
     replacement_delays,
     replay,
     skip_masks,
@@ -218,6 +219,34 @@ def test_feature_hit_replaces_its_stage_with_hit_ms_draws_from_their_own_stream(
     assert abs(np.corrcoef(lookup, hits["feat"])[0, 1]) < 0.02
 
 
+def test_an_output_hit_spares_the_inner_caches_their_lookups_and_their_keys():
+    rng = np.random.default_rng(8)
+    n = 5_000
+    users = rng.integers(0, 400, size=n)
+    times = np.arange(n, dtype=float)
+    specs = caches({"name": "out", "tier": "output", "hit_rate": 0.4},
+                   {"name": "emb", "tier": "embedding", "keys": {"column": "user"}, "capacity": 50, "skips": ["encoder"]},
+                   {"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.7, "hit_ms": 3})
+    hits = cache_outcomes(specs, times, {"user": users}, 4, 0, stage_names=STAGES, stage_kinds=KINDS)
+    reached = reached_masks(specs, hits, STAGES, KINDS)
+    np.testing.assert_array_equal(reached["out"], np.ones(n, dtype=bool))
+    for inner in ("emb", "feat"):
+        np.testing.assert_array_equal(reached[inner], ~hits["out"])
+        assert not (hits[inner] & hits["out"]).any()
+    # the embedding cache saw only the keys that reached it, in order
+    alone = replay(specs[1], users[~hits["out"]], times[~hits["out"]])
+    np.testing.assert_array_equal(hits["emb"][~hits["out"]], alone)
+    # fixed-rate tiers keep their own stream: the same draws as without the stages, masked
+    free = cache_outcomes(specs, times, {"user": users}, 4, 0)
+    np.testing.assert_array_equal(hits["out"], free["out"])
+    np.testing.assert_array_equal(hits["feat"], free["feat"] & ~hits["out"])
+    # consulted in the order listed when two caches sit before the same stage
+    first = caches({"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.7, "hit_ms": 3},
+                   {"name": "out", "tier": "output", "hit_rate": 0.4})
+    hits = cache_outcomes(first, times, {}, 4, 0, stage_names=STAGES, stage_kinds=KINDS)
+    assert reached_masks(first, hits, STAGES, KINDS)["feat"].all()
+
+
 def test_lookup_cost_defaults_to_zero():
     assert lookup_delays(caches({"name": "o", "tier": "output", "hit_rate": 0.1}), 5, lambda s: None)["o"].tolist() == [0.0] * 5
 
@@ -232,6 +261,8 @@ def test_cache_summary_reads_hit_rates_and_the_per_minute_timeline_from_the_log(
         "warmup": [True, False, False, False, True, False, False, False],
         "out_hit": [True, True, False, True, False, False, True, False],
         "out_lookup_ms": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0],
+        "emb_hit": [False, True, False, False, False, True, True, False],
+        "emb_lookup_ms": [np.nan, 0.5, np.nan, np.nan, 0.5, 0.5, 0.5, 0.5],  # NaN: never consulted
     })
     summary = cache_summary(log, caches({"name": "out", "tier": "output", "hit_rate": 0.5}))["out"]
     assert summary["tier"] == "output"
@@ -242,6 +273,10 @@ def test_cache_summary_reads_hit_rates_and_the_per_minute_timeline_from_the_log(
     # replications 2/3 and 1/3: mean 1/2 +- t(0.975, 1) * sd / sqrt(2), sd = sqrt(2) / 6
     half = 12.706204736174698 * (math.sqrt(2) / 6) / math.sqrt(2)
     assert (lo, hi) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
+    emb = cache_summary(log, caches({"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["x"]}))["emb"]
+    assert emb["reached_fraction"] == pytest.approx(4 / 6)
+    assert emb["hit_rate"] == pytest.approx(3 / 4)  # over the measured requests that consulted it
+    assert emb["hit_rate_per_minute"] == [pytest.approx(1 / 2), 1.0, None, 0.0]
 
 
 # --- errors -------------------------------------------------------------------------------------------
@@ -479,3 +514,39 @@ def test_a_bad_cache_in_a_scenario_file_names_the_field():
         pipeline([{"name": "forward", "kind": "model", "service_ms": 5}],
                  [{"name": "out", "tier": "output", "hit_rate": 0.5, "skips": ["preprocess"]}],
                  rate_rps=1, requests=100, seed=0)
+
+
+def test_keys_from_a_trace_column_replay_exactly_as_lru_and_a_hit_costs_only_lookup_and_delays(tmp_path):
+    """A trace with a user_id column, one request a second (nothing queues), constant times: a hit's latency
+    is exactly lookup + network, a miss's adds the model's 10 ms; hits are LRU's by its definition."""
+    from sim.engine import simulate
+    from sim.scenario import parse_scenario
+
+    rng = np.random.default_rng(12)
+    users = rng.zipf(1.4, size=600) % 40
+    pd.DataFrame({"arrived_at": np.arange(600.0), "user_id": users}).to_csv(tmp_path / "t.csv", index=False)
+    scenario = parse_scenario({
+        "name": "trace-keys", "replications": 1,
+        "workload": {"arrival": {"process": "trace", "file": "t.csv"}, "warmup_requests": 0},
+        "stages": [{"name": "network", "kind": "delay", "service_ms": 5},
+                   {"name": "forward", "kind": "model", "service_ms": 10}],
+        "caches": [{"name": "out", "tier": "output", "keys": {"column": "user_id"}, "capacity": 6, "lookup_ms": 1}],
+    }, base_dir=tmp_path)
+    log = simulate(scenario).log
+    expected = lru_by_stack_distance(users.tolist(), 6, [0] * len(users))
+    np.testing.assert_array_equal(log["out_hit"].to_numpy(), expected)
+    latency = log["latency_ms"].to_numpy()
+    np.testing.assert_allclose(latency[expected], 6.0)
+    np.testing.assert_allclose(latency[~expected], 16.0)
+    assert 0.2 < expected.mean() < 0.9
+
+
+def test_a_single_replication_gets_a_hit_rate_interval_from_sections_of_the_run():
+    rng = np.random.default_rng(0)
+    log = pd.DataFrame({"replication": 0, "arrival_ms": np.arange(1_100.0) * 100, "warmup": np.arange(1_100) < 100,
+                        "out_hit": rng.random(1_100) < 0.3})
+    summary = cache_summary(log, caches({"name": "out", "tier": "output", "hit_rate": 0.3}))["out"]
+    lo, hi = summary["hit_rate_ci95"]
+    sections = log["out_hit"].to_numpy()[100:].reshape(10, 100).mean(axis=1)  # 10 equal sections (batch means)
+    assert (lo + hi) / 2 == pytest.approx(sections.mean()) == pytest.approx(summary["hit_rate"])
+    assert hi - lo == pytest.approx(2 * 2.2621571627409915 * sections.std(ddof=1) / math.sqrt(10))
