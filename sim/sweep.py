@@ -8,6 +8,9 @@
 Each replication of each point is one pure task keyed (point id, replication); its seeds come from the
 point (the scenario seed by default), never from the worker, so every executor gives identical tables.
 Finished tasks are appended to the output as they land; running the same sweep again skips them.
+
+The local pool starts its workers from a fork server, so a script that calls `run_sweep` with it must
+keep its top-level code under `if __name__ == "__main__":` (as for any multiprocessing program).
 """
 
 from __future__ import annotations

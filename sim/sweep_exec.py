@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Protocol, Sequence
@@ -56,7 +57,9 @@ class ProcessPoolSweepExecutor:
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if context.get_start_method() == "forkserver":
             context.set_forkserver_preload(["sim.sweep_task", "sim.engine", "sim.metrics"])
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context)
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(tasks)), mp_context=context, initializer=_ignore_interrupts
+        )
         try:
             # Keep a bounded window in flight so an interrupt leaves little queued work to cancel.
             pending = iter(tasks)
@@ -81,6 +84,11 @@ class ProcessPoolSweepExecutor:
                         in_flight[pool.submit(run_task, nxt)] = nxt
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the driver's to handle (it cancels queued tasks); a worker killed by it would break the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class DaskExecutor:

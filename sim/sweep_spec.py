@@ -117,11 +117,13 @@ class Axis(_Model):
 
 
 class PlotSpec(_Model):
-    """A metric (mean over replications, with its 95% CI) against one axis, one line per value of `by`."""
+    """A metric (mean over replications, with its 95% CI) against one axis, one line per value of `by`;
+    `where` holds other axes at given values (otherwise a grid's other axes become panels)."""
 
     metric: str
     x: str
     by: str | None = None
+    where: dict[str, Any] = Field(default_factory=dict)
 
 
 class SweepSpec(_Model):
@@ -327,6 +329,9 @@ def _check_against_scenario(sweep: Sweep) -> None:
             axis = getattr(plot, key)
             if axis is not None and axis not in spec.axes:
                 problems.append(f"plots.{i}.{key}: {axis!r} is not an axis (axes: {', '.join(spec.axes)})")
+        for axis in plot.where:
+            if axis not in spec.axes or axis in (plot.x, plot.by):
+                problems.append(f"plots.{i}.where: {axis!r} is not an axis other than x and by")
     if problems:
         raise SweepError(f"{source}: invalid sweep\n" + "\n".join(f"  {p}" for p in problems))
 

@@ -283,6 +283,30 @@ def test_plot_shows_the_points_table_means(tmp_path):
         assert list(line.get_ydata()) == list(group["latency_ms.p99"])
 
 
+def test_plot_splits_the_other_grid_axes_into_panels_or_holds_them_fixed(tmp_path):
+    from sim.sweep_plot import metric_figure, plot_layout
+    from sim.sweep_spec import PlotSpec
+
+    axes = {"workload.arrival.rate_rps": [0.8, 1.2], "deployment.replicas": [2, 3], "workload.warmup_requests": [0, 100, 200]}
+    sweep = load_sweep(write_sweep(tmp_path, axes=axes))
+    points = pd.DataFrame([{**p.values, "m": float(i), "m.ci_low": i - 0.5, "m.ci_high": i + 0.5}
+                           for i, p in enumerate(sweep.points())])  # fmt: skip
+    spec = PlotSpec(metric="m", x="workload.arrival.rate_rps", by="deployment.replicas")
+    rows, panels, note = plot_layout(sweep, spec, points)
+    assert panels == ["workload.warmup_requests"] and len(rows) == 12 and note == ""
+    fig = metric_figure(rows, "m", spec.x, spec.by, panels=panels)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["warmup_requests = 0", "warmup_requests = 100", "warmup_requests = 200"]
+    # Panel "warmup 100", line "replicas 3": the points with those values, in order of rate.
+    expected = points[(points["workload.warmup_requests"] == 100) & (points["deployment.replicas"] == 3)]
+    assert list(visible[1].get_lines()[1].get_ydata()) == expected.sort_values(spec.x)["m"].tolist()
+
+    held = PlotSpec(metric="m", x="workload.arrival.rate_rps", where={"workload.warmup_requests": 200})
+    rows, panels, note = plot_layout(sweep, held, points)
+    assert panels == ["deployment.replicas"] and set(rows["workload.warmup_requests"]) == {200}
+    assert note == "; warmup_requests = 200"
+
+
 def test_executor_choice(monkeypatch):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     assert make_executor("auto", task_count=3).name == "inprocess"

@@ -97,6 +97,11 @@ CASES = [
         ["plots.0.x", "'workload.arrival.rate_rps' is not an axis"],
         id="plot-on-a-non-axis",
     ),
+    pytest.param(
+        sweep(plots=[{"metric": "latency_ms.p99", "x": "deployment.replicas", "where": {"seed": 1}}]),
+        ["plots.0.where", "'seed' is not an axis other than x and by"],
+        id="plot-where-on-a-non-axis",
+    ),
     pytest.param("axes: [1, 2", ["not valid YAML", "line"], id="broken-yaml"),
     pytest.param("- a\n- b\n", ["a sweep is a mapping"], id="not-a-mapping"),
 ]
