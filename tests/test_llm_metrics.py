@@ -89,3 +89,11 @@ def test_charts_draw_every_variant_from_the_same_quantiles(tmp_path):
     assert set(points.variant) == {"continuous", "static"}
     distributions_chart(results, "itl_ms").to_dict()
     timeseries_chart(results, bin_s=1.0).to_dict()
+
+
+def test_a_stage_that_cannot_keep_up_is_flagged(tmp_path):
+    ready = np.arange(200) * 50.0  # 20 requests/s of 200 tokens: far beyond one replica
+    slow = run(stage(synthetic_profile(tmp_path), batching={"policy": "static", "batch_size": 2}), ready, np.full(200, 100), np.full(200, 200))
+    assert any("queue grows" in w for w in llm_summary(slow)["warnings"])
+    fine = run(stage(synthetic_profile(tmp_path)), ready * 100, np.full(200, 100), np.full(200, 20))
+    assert not any("queue grows" in w for w in llm_summary(fine)["warnings"])

@@ -90,25 +90,43 @@ def llm_summary(
     out["preemptions"] = int(log.preemptions[include].sum())
     out["preempted_requests"] = int((log.preemptions[include] > 0).sum())
     out.update(_occupancy(result, start_ms, end_ms))
-    out["warnings"] = extrapolation_warnings(result)
+    out["warnings"] = extrapolation_warnings(result) + _keeping_up(log, done, out["requests_per_s"])
     return out
 
 
+def _keeping_up(log: pd.DataFrame, done: np.ndarray, completed_rps: float) -> list[str]:
+    """Requests finish slower than they arrive: the queue grows for the whole run (the figures then grow
+    with the run's length rather than describe a steady state)."""
+    ready = log.ready_ms.to_numpy()[done]
+    if len(ready) < 2 or ready.max() <= ready.min():
+        return []
+    arrival_rps = (len(ready) - 1) / ((ready.max() - ready.min()) / 1000.0)
+    if completed_rps >= 0.95 * arrival_rps:
+        return []
+    return [
+        f"{log.columns[0].removesuffix('_queue_ms')}: requests finish at {completed_rps:.2f}/s but arrive at "
+        f"{arrival_rps:.2f}/s — the queue grows through the run (unstable: add replicas or change the batching)"
+    ]
+
+
 def _occupancy(result: LLMStageResult, start_ms: float, end_ms: float) -> dict:
+    """Time-weighted over [start_ms, end_ms] (iterations clipped to it); idle time counts as empty."""
     it = result.iterations
     span_ms = max(end_ms - start_ms, 1e-9) * result.replicas
+    blocks = {"num_gpu_blocks": int(result.num_gpu_blocks), "block_size": int(result.block_size)}
     if it.empty:
-        return {"kv_cache_utilization": {"mean": 0.0, "max": 0.0}, "batch_size": {"mean": 0.0, "max": 0}, "busy_fraction": 0.0}
-    duration = it.duration_ms.to_numpy()
+        return {"kv_cache_utilization": {"mean": 0.0, "max": 0.0}, "batch_size": {"mean": 0.0, "max": 0}, "busy_fraction": 0.0, **blocks}
+    begin = it.time_ms.to_numpy()
+    inside = np.clip(np.minimum(begin + it.duration_ms.to_numpy(), end_ms) - np.maximum(begin, start_ms), 0, None)
+    seen = inside > 0
     kv = it.kv_blocks_used.to_numpy() / result.num_gpu_blocks
     batch = it.batch_size.to_numpy()
-    busy = float(duration.sum())
+    busy = float(inside.sum())
     return {
-        "kv_cache_utilization": {"mean": float((kv * duration).sum() / span_ms), "max": float(kv.max())},
-        "batch_size": {"mean": float((batch * duration).sum() / max(busy, 1e-9)), "max": int(batch.max())},
+        "kv_cache_utilization": {"mean": float((kv * inside).sum() / span_ms), "max": float(kv[seen].max()) if seen.any() else 0.0},
+        "batch_size": {"mean": float((batch * inside).sum() / max(busy, 1e-9)), "max": int(batch[seen].max()) if seen.any() else 0},
         "busy_fraction": busy / span_ms,
-        "num_gpu_blocks": int(result.num_gpu_blocks),
-        "block_size": int(result.block_size),
+        **blocks,
     }
 
 

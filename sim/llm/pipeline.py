@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
+import pandas as pd
 
 from sim.errors import ScenarioError
 from sim.llm.engine import LLMStageResult, simulate_llm_stage
@@ -33,6 +34,9 @@ class LLMStageRun:
     rejected: np.ndarray
     result: LLMStageResult
     index: np.ndarray
+
+    def __deepcopy__(self, memo: dict) -> "LLMStageRun":
+        return self  # rides in `DataFrame.attrs`, which pandas deep-copies on every operation; never modified
 
 
 def run_llm_stage(
@@ -123,6 +127,21 @@ def summarize_llm_runs(
     merged["warnings"] = sorted({w for s in summaries for w in s["warnings"]})
     merged["replications"] = k
     return merged
+
+
+def llm_key(log: pd.DataFrame, ttft_slo_ms: float | None, tpot_slo_ms: float | None) -> dict | None:
+    """The `llm` key of the summary from a run log whose `attrs["llm"]` maps an LLM stage name to its
+    `LLMStageRun` per replication (replication order); warm-up requests (`log.warmup`) are left out.
+    With several LLM stages, the first is summarised (its name is under `stage`)."""
+    runs_by_stage = log.attrs.get("llm")
+    if not runs_by_stage:
+        return None
+    name, runs = next(iter(runs_by_stage.items()))
+    replication = log["replication"].to_numpy()
+    warmup = log["warmup"].to_numpy()
+    includes = [~warmup[replication == r] for r in np.unique(replication)]
+    summary = summarize_llm_runs(runs, includes, ttft_slo_ms=ttft_slo_ms, tpot_slo_ms=tpot_slo_ms)
+    return {"stage": name, **summary}
 
 
 def _mean_of(items: list):
