@@ -108,6 +108,39 @@ def test_lru_with_ttl_reduces_to_ttl_only_without_capacity_pressure_and_to_lru_w
     assert 0 < both.mean() < 1 and 0 < plain.mean() < 1
 
 
+def naive_replay(keys: list[int], times: list[float], capacity: int, ttl: float, lfu: bool) -> list[bool]:
+    """A slow, direct reading of the policies: evict the entry with the smallest (count, last use) for
+    LFU, the smallest last use for LRU; an entry older than ttl is dropped when looked up."""
+    entries: dict[int, list] = {}  # key -> [count, last use, inserted at]
+    out = []
+    for i, (k, t) in enumerate(zip(keys, times)):
+        if k in entries and t - entries[k][2] < ttl:
+            entries[k][0] += 1
+            entries[k][1] = i
+            out.append(True)
+            continue
+        entries.pop(k, None)
+        if len(entries) >= capacity:
+            victim = min(entries, key=lambda e: (entries[e][0], entries[e][1]) if lfu else entries[e][1])
+            del entries[victim]
+        entries[k] = [1, i, t]
+        out.append(False)
+    return out
+
+
+@pytest.mark.parametrize("eviction", ["lru", "lfu"])
+def test_lru_and_lfu_replays_agree_with_a_naive_reading_of_the_policy(eviction):
+    rng = np.random.default_rng(17)
+    for trial in range(300):  # short sequences over few keys: full caches, ties, expiries at exactly ttl
+        keys = rng.integers(0, 10, size=60)
+        times = np.cumsum(rng.integers(0, 5, size=60)).astype(float) * 1000.0
+        capacity, ttl_s = int(rng.integers(1, 7)), [None, 3, 7][trial % 3]
+        spec = cache(keys={"column": "k"}, capacity=capacity, eviction=eviction, **({"ttl_s": ttl_s} if ttl_s else {}))
+        ttl_ms = ttl_s * 1000.0 if ttl_s else math.inf
+        expected = naive_replay(keys.tolist(), times.tolist(), capacity, ttl_ms, eviction == "lfu")
+        assert replay(spec, keys, times).tolist() == expected, (trial, keys.tolist(), times.tolist(), capacity, ttl_s)
+
+
 # --- emergent hit rates vs closed forms ------------------------------------------------------------
 
 
