@@ -5,7 +5,7 @@ The table holds three sweeps (prompt size at batch 1, batch size at prompt 512, 
 Whole configurations listed in `HELD_OUT` are left out of the fit so that tests can check the shipped
 profiles against measurements they never saw.
 
-    python -m calibrate.llm_perf            # rewrites models/llama2-70b-tp4-{a100,h100}.yaml
+    python -m calibrate.llm_perf            # rewrites models/llama2-70b-tp4-{a100,h100}.yaml and .png
 """
 
 from __future__ import annotations
@@ -236,6 +236,51 @@ def write_profile(profile: LLMProfile, path: Path) -> None:
     path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
+def plot_fit(profile: LLMProfile, rows: pd.DataFrame, path: Path) -> Path:
+    """Measured points (training and held out) against the fitted curves, one panel per sweep."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cost = LLMCost(profile)
+    held = held_out_mask(rows)
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    sweeps = (
+        ("prompt_size", (rows.batch_size == 1) & (rows.token_size == 128), "prompt_time", "prompt tokens (batch 1)", "prefill (ms)"),
+        ("batch_size", (rows.prompt_size == 512) & (rows.token_size == 128), "prompt_time", "batch size (prompt 512)", "prefill (ms)"),
+        ("batch_size", (rows.prompt_size == 512) & (rows.token_size == 128), "token_time", "batch size (prompt 512)", "decode step (ms)"),
+    )
+    for ax, (x, mask, y, xlabel, ylabel) in zip(axes, sweeps):
+        part = rows[mask]
+        for selection, label, style in ((~held[mask], "measured (fit)", "o"), (held[mask], "measured (held out)", "x")):
+            ax.plot(part[x][selection], part[y][selection], style, ms=4, label=label)
+        grid = np.unique(np.geomspace(part[x].min(), part[x].max(), 60).round().astype(int))
+        fixed = part.iloc[0]
+        frame = pd.DataFrame({
+            "prompt_size": grid if x == "prompt_size" else int(fixed.prompt_size),
+            "batch_size": grid if x == "batch_size" else int(fixed.batch_size),
+            "token_size": int(fixed.token_size),
+        })
+        prefill, decode = predict(cost, frame)
+        ax.plot(grid, prefill if y == "prompt_time" else decode, "-", label="fitted")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    quality = profile.fit
+    figure.suptitle(
+        f"{profile.name}: prefill MAPE {quality['prefill_train_mape_pct']}%, decode MAPE {quality['decode_train_mape_pct']}% "
+        f"(held-out worst {max(quality['prefill_held_out_error_pct'].values())}% / {max(quality['decode_held_out_error_pct'].values())}%)",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(DEFAULT_CSV))
@@ -246,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         profile, report = build_profile(frame, model, hardware, tp, name, "models/data/llm-perf-a100-h100.csv")
         target = Path(args.out) / f"{name}.yaml"
         write_profile(profile, target)
+        plot_fit(profile, select(frame, model, hardware, tp), target.with_suffix(".png"))
         worst_prefill = max(report.prefill_held_out.values())
         worst_decode = max(report.decode_held_out.values())
         print(
