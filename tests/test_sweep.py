@@ -185,7 +185,7 @@ def test_interrupted_sweep_resumes_and_every_task_is_present_once(tmp_path):
     path = write_sweep(
         tmp_path,
         replications=3,
-        requests=8000,
+        requests=12000,
         axes={"workload.arrival.rate_rps": [0.6, 0.8, 1.0, 1.2, 1.4], "deployment.replicas": [2, 3, 4]},
     )
     out = tmp_path / "out"

@@ -165,6 +165,7 @@ def test_killing_a_worker_mid_sweep_loses_no_point(cluster, tmp_path):
     pd.testing.assert_frame_equal(results(table), results(local.replications), check_exact=True)
 
 
+@pytest.mark.slow  # starting a LocalCluster's worker processes takes seconds
 def test_local_dask_cluster_gives_the_same_results(tmp_path):
     path = write_sweep(tmp_path, replications=1)
     on_local_cluster = run_sweep(load_sweep(path), tmp_path / "dl", dask_local=2, plots=False)
