@@ -477,7 +477,6 @@ def view_load_curve(ctx: Context) -> None:
     cols[2].metric("Max rate within SLO", f"{best:,.0f} req/s" if best is not None else ("–" if ctx.slo_ms is None else "none"),
                    border=True)
     st.pyplot(plots.load_curve_figure(curve, ctx.slo_ms, {"": knee}, ctx.scenario.workload.arrival.mean_rate_rps), clear_figure=True)
-    plots.close_all()
 
 
 def view_tradeoff(ctx: Context) -> None:
@@ -503,7 +502,6 @@ def view_tradeoff(ctx: Context) -> None:
     st.caption("Bigger batches raise the throughput a replica sustains and cost tail latency at low load; "
                "the best setting is the one whose curve stays under the SLO furthest to the right.")
     st.pyplot(plots.tradeoff_figure(curves, ctx.slo_ms), clear_figure=True)
-    plots.close_all()
     bottleneck = busiest_stage(ctx.scenario)
     if bottleneck and bottleneck != stage:
         st.info(f"The busiest stage is **{bottleneck}**, not {stage}: past the batch size that relieves {stage}, "
@@ -523,7 +521,6 @@ def view_cost(ctx: Context) -> None:
     with st.spinner("Sweeping replica counts…"):
         curve = cached_replicas_curve(*ctx.key, tuple(range(1, top + 1)))
     st.pyplot(plots.cost_replicas_figure(curve, ctx.slo_ms), clear_figure=True)
-    plots.close_all()
     stable = curve[curve["stable"]]
     if ctx.slo_ms and not stable.empty and not (stable["p99"] <= ctx.slo_ms).any():
         floor = stable["p99"].min()
@@ -560,7 +557,6 @@ def view_autoscaling(ctx: Context) -> None:
         st.info("This run recorded no replica timeline.")
         return
     st.pyplot(plots.timeline_figure(ctx.result.log, timeline), clear_figure=True)
-    plots.close_all()
 
 
 def view_data(ctx: Context) -> None:

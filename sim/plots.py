@@ -13,7 +13,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -24,6 +23,13 @@ PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
 # Requests "at" a percentile: those whose latency lies within this many quantile points of it.
 BAND = {0.50: 0.05, 0.95: 0.01, 0.99: 0.005}
 CDF_POINTS = 400
+
+
+def _subplots(*grid: int, figsize: tuple[float, float], layout: str | None = None, **kwargs):
+    """A Figure outside pyplot's global registry: safe when Streamlit draws for several sessions at once
+    (the matplotlib documentation's advice for web servers), and nothing to close afterwards."""
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
 def _style(ax) -> None:
@@ -71,7 +77,7 @@ def stage_breakdown_figure(shares: Mapping[str, pd.DataFrame] | pd.DataFrame, ti
             bars.append((f"{variant}  {percentile}".strip(), row))
     stages = list(dict.fromkeys(c for _, row in bars for c in row.index))
     colors = _stage_colors(stages)
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(bars) + 1.6), layout="constrained")
+    fig, ax = _subplots(figsize=(8, 0.55 * len(bars) + 1.6), layout="constrained")
     labels = [label for label, _ in bars][::-1]
     for y, (_, row) in enumerate(bars[::-1]):
         left = 0.0
@@ -116,7 +122,7 @@ def cdf_figure(logs: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms: float | 
     variant, with the p99 SLO as a vertical line."""
     if isinstance(logs, pd.DataFrame):
         logs = {"": logs}
-    fig, (ax, tail) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax, tail) = _subplots(1, 2, figsize=(10, 3.6))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.28)
     for i, (name, log) in enumerate(logs.items()):
         values = measured(log)["latency_ms"].to_numpy()
@@ -159,7 +165,7 @@ def load_curve_figure(curves: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms:
     if isinstance(curves, pd.DataFrame):
         curves = {"": curves}
     knees = knees or {}
-    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    fig, ax = _subplots(figsize=(8, 4), layout="constrained")
     for i, (name, curve) in enumerate(curves.items()):
         if curve.empty:
             continue
@@ -192,7 +198,7 @@ def tradeoff_figure(curves: Mapping[str, pd.DataFrame], slo_ms: float | None = N
                     title: str = "Throughput vs tail latency, per batching policy") -> Figure:
     """For each batching policy, p99 against the throughput it delivered: curves further right and
     lower are better; where a curve crosses the SLO is the most that policy can serve within it."""
-    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    fig, ax = _subplots(figsize=(8, 4), layout="constrained")
     for i, (name, curve) in enumerate(curves.items()):
         if curve.empty:
             continue
@@ -212,7 +218,7 @@ def tradeoff_figure(curves: Mapping[str, pd.DataFrame], slo_ms: float | None = N
 def cost_replicas_figure(curve: pd.DataFrame, slo_ms: float | None = None, title: str = "Cost vs replicas") -> Figure:
     """Cost per 1M queries (bars) and p99 (line, right axis) against the replica count; replica counts
     that cannot keep up are shown as 'unstable'; the cheapest count meeting the SLO is outlined."""
-    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    fig, ax = _subplots(figsize=(8, 4.2), layout="constrained")
     stable = curve[curve["stable"]] if "stable" in curve else curve
     x = curve["replicas"].to_numpy()
     cost = stable["usd_per_1m_queries"].astype(float) if "usd_per_1m_queries" in stable else pd.Series(dtype=float)
@@ -249,7 +255,7 @@ def cost_replicas_figure(curve: pd.DataFrame, slo_ms: float | None = None, title
 
 def batch_size_figure(log: pd.DataFrame, column: str = "batch_size", title: str = "Batch sizes") -> Figure:
     """Share of requests by the size of the batch they rode in."""
-    fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
+    fig, ax = _subplots(figsize=(5, 3), layout="constrained")
     sizes = measured(log)[column].to_numpy()
     sizes = sizes[sizes > 0]
     if len(sizes):
@@ -269,7 +275,7 @@ def timeline_figure(log: pd.DataFrame, timeline: pd.DataFrame, replication: int 
     replication = int(timeline["replication"].min()) if replication is None else replication
     part = timeline[timeline["replication"] == replication].sort_values("time_ms", kind="stable")
     arrivals = log.loc[log["replication"] == replication, "arrival_ms"].to_numpy() / 1000.0
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, layout="constrained",
+    fig, (top, bottom) = _subplots(2, 1, figsize=(9, 5), sharex=True, layout="constrained",
                                       gridspec_kw={"height_ratios": [1, 1.6]})
     if len(arrivals):
         edges = np.arange(0, math.ceil(arrivals.max()) + 1)
@@ -299,18 +305,13 @@ def timeline_figure(log: pd.DataFrame, timeline: pd.DataFrame, replication: int 
 
 
 def save(fig: Figure, path, dpi: int = 120) -> None:
-    """Write `fig` as PNG and release it."""
+    """Write `fig` as PNG."""
     fig.savefig(path, dpi=dpi, format="png")
-    plt.close(fig)
 
 
 def close(fig: Figure) -> None:
-    plt.close(fig)
-
-
-def close_all() -> None:
-    """Release every open figure (Streamlit reruns would otherwise accumulate them)."""
-    plt.close("all")
+    """Release a figure's drawing (figures here are not registered with pyplot, so this is all it takes)."""
+    fig.clf()
 
 
 def fmt_ms(value: float | None) -> str:

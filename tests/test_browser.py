@@ -44,7 +44,10 @@ def app_url(tmp_path_factory):
     with open(log, "w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             # No file watcher: a source file saved during the test would show a "File change" prompt in
+             # the status widget, which wait_until_idle reads as "still running".
+             "--server.fileWatcherType", "none"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
         )
     try:
