@@ -79,24 +79,34 @@ class Ledger:
         return frame.sort_values(["time_ms", "replica"], kind="stable", ignore_index=True)
 
     def token_gaps(self) -> tuple[np.ndarray, np.ndarray]:
-        """(itl_ms, request) of every gap between consecutive tokens of a request, in request order."""
-        order = np.lexsort((np.asarray(self.seg_prefill_end_ms), np.asarray(self.seg_request)))
-        decode_end = [np.asarray(times) for times in self.decode_end_ms]
-        gaps: list[np.ndarray] = []
-        owners: list[np.ndarray] = []
-        previous_request, previous_ms = -1, 0.0
-        for k in order:
-            request = self.seg_request[k]
-            first, steps = self.seg_first_step[k], self.seg_steps[k]
-            times = np.empty(steps + 1)
-            times[0] = self.seg_prefill_end_ms[k]
-            times[1:] = decode_end[self.seg_replica[k]][first : first + steps]
-            if request == previous_request:
-                gaps.append(np.array([times[0] - previous_ms]))
-                owners.append(np.array([request]))
-            gaps.append(np.diff(times))
-            owners.append(np.full(steps, request))
-            previous_request, previous_ms = request, times[-1]
-        if not gaps:
+        """(itl_ms, request) of every gap between consecutive tokens of a request, in request order.
+
+        Vectorised: every segment's token times ([prefill end] + its decode-step end times) laid end to end,
+        segments ordered by request then time; the gaps are the differences between neighbours of the same
+        request (which also spans a preemption: from the last token before it to the re-prefill's token)."""
+        if not self.seg_request:
             return np.empty(0), np.empty(0, dtype=np.int64)
-        return np.concatenate(gaps), np.concatenate(owners).astype(np.int64)
+        request = np.asarray(self.seg_request, dtype=np.int64)
+        prefill_end = np.asarray(self.seg_prefill_end_ms, dtype=float)
+        order = np.lexsort((prefill_end, request))
+        request, prefill_end = request[order], prefill_end[order]
+        replica = np.asarray(self.seg_replica, dtype=np.int64)[order]
+        first = np.asarray(self.seg_first_step, dtype=np.int64)[order]
+        steps = np.asarray(self.seg_steps, dtype=np.int64)[order]
+        lengths = [len(times) for times in self.decode_end_ms]
+        decode_end = np.concatenate([np.asarray(times, dtype=float) for times in self.decode_end_ms]) if sum(lengths) else np.empty(0)
+        replica_offset = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        sizes = steps + 1
+        seg_start = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        total = int(sizes.sum())
+        times = np.empty(total)
+        owner = np.repeat(request, sizes)
+        times[seg_start] = prefill_end
+        is_decode = np.ones(total, dtype=bool)
+        is_decode[seg_start] = False
+        # Position within its segment's decode run (0-based) for every decode token, then its step index.
+        within = np.arange(total) - np.repeat(seg_start, sizes) - 1
+        source = np.repeat(replica_offset[replica] + first, sizes) + within
+        times[is_decode] = decode_end[source[is_decode]]
+        same = owner[1:] == owner[:-1]
+        return np.diff(times)[same], owner[1:][same]
