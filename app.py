@@ -409,7 +409,9 @@ def view_stages(ctx: Context) -> None:
     loads = ctx.summary.get("offered_load") or {}
     if stages:
         table = pd.DataFrame(stages).T.rename(columns=lambda c: f"{c} (ms)")
+        table.index = [name.replace("_queue", " (queue)") for name in table.index]
         table["offered load"] = [f"{loads[name]:.0%}" if name in loads else "" for name in table.index]
+        table.index.name = "stage"
         st.dataframe(table.style.format(precision=2), width="stretch")
     utilization = ctx.summary.get("utilization")
     if utilization is not None and math.isfinite(utilization):
@@ -534,14 +536,39 @@ def view_cost(ctx: Context) -> None:
                  width="stretch")
 
 
+LLM_METRICS = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL", "e2el_ms": "end-to-end"}
+
+
 def view_llm(ctx: Context) -> None:
+    """TTFT / TPOT / ITL (vLLM `bench serve` vocabulary), tokens/s and goodput from the summary's `llm` key;
+    distributions and the batch / KV-cache timeline when the run kept the LLM stage's own log."""
     llm = ctx.summary.get("llm") or {}
-    rows = {k: v for k, v in llm.items() if isinstance(v, dict)}
+    cols = st.columns(4)
+    for card, key in zip(cols, ("ttft_ms", "tpot_ms")):
+        p99 = (llm.get(key) or {}).get("p99")
+        card.metric(f"{LLM_METRICS[key]} p99", plots.fmt_ms(p99), border=True)
+    tokens = llm.get("output_tokens_per_s")
+    cols[2].metric("Output tokens/s", f"{tokens:,.0f}" if tokens is not None else "–", border=True)
+    goodput = llm.get("goodput") or {}
+    cols[3].metric("Goodput", f"{goodput['requests_per_s']:,.2f} req/s" if "requests_per_s" in goodput else "–", border=True,
+                   help="requests per second meeting both the TTFT and the TPOT SLO" if goodput else "no TTFT / TPOT SLO set")
+    rows = {LLM_METRICS[k]: llm[k] for k in LLM_METRICS if isinstance(llm.get(k), dict)}
     if rows:
-        st.dataframe(pd.DataFrame(rows).T, width="stretch")
-    scalars = {k: v for k, v in llm.items() if not isinstance(v, dict)}
-    if scalars:
-        st.json(scalars)
+        st.dataframe(pd.DataFrame(rows).T.rename(columns=lambda c: f"{c} (ms)").style.format(precision=1), width="stretch")
+    runs = (ctx.result.log.attrs.get("llm") or {}).get(llm.get("stage"))
+    if runs:
+        try:
+            from sim.llm import charts as llm_charts
+
+            results = {"": runs[0].result}
+            left, right = st.columns(2)
+            left.altair_chart(llm_charts.distributions_chart(results, "ttft_ms"), width="stretch")
+            right.altair_chart(llm_charts.distributions_chart(results, "tpot_ms"), width="stretch")
+            st.altair_chart(llm_charts.timeseries_chart(results), width="stretch")
+        except (ImportError, AttributeError, KeyError) as exc:  # the LLM charts are still landing
+            st.caption(f"LLM charts unavailable: {exc}")
+    for warning in llm.get("warnings") or []:
+        st.warning(warning)
 
 
 def view_autoscaling(ctx: Context) -> None:
@@ -640,4 +667,6 @@ def main() -> None:
     show_views(ctx)
 
 
-main()
+# Streamlit (and its AppTest) run this file as __main__; importing it (tests, benchmarks) does not start the page.
+if __name__ == "__main__":
+    main()

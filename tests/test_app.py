@@ -179,3 +179,28 @@ def test_halving_the_dominant_stage_meets_the_slo_and_a_lever_shows_its_accuracy
     assert not at.exception
     assert metric(at, "p50") < before  # a faster forward pass on top of the faster preprocessing
     assert any(c.value.startswith("Accuracy cost") for c in at.sidebar.caption)
+
+
+def test_llm_view_renders_ttft_tpot_and_goodput_from_the_summary():
+    """The LLM tab draws from the summary's `llm` key (vLLM bench vocabulary) and needs nothing else."""
+    root = str(Path(APP).parent)
+    percentiles = "{'mean': 100.0, 'p50': 90.0, 'p90': 150.0, 'p95': 180.0, 'p99': 250.0, 'p999': 400.0}"
+    script = f"""
+import sys
+sys.path.insert(0, {root!r})
+import pandas as pd
+import app
+from sim import planner
+from sim.engine import RunResult
+
+llm = {{"stage": "llm", "ttft_ms": {percentiles}, "tpot_ms": {percentiles}, "output_tokens_per_s": 1234.0,
+       "goodput": {{"requests_per_s": 3.5}}, "warnings": ["KV cache full 12% of the time"]}}
+log = pd.DataFrame({{"replication": [0], "warmup": [False], "rejected": [False]}})
+app.view_llm(app.Context(scenario=None, result=RunResult(None, log, {{"llm": llm}}), size=planner.QUICK, seed=1))
+"""
+    at = AppTest.from_string(script, default_timeout=TIMEOUT_S).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert next(m for m in at.metric if m.label == "TTFT p99").value == "250 ms"
+    assert next(m for m in at.metric if m.label == "Output tokens/s").value == "1,234"
+    assert next(m for m in at.metric if m.label == "Goodput").value == "3.50 req/s"
+    assert [w.value for w in at.warning] == ["KV cache full 12% of the time"]
