@@ -56,13 +56,14 @@ def _check_common(result, ready, prompt, output):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(workloads(), continuous(), st.booleans(), st.integers(1, 3))
-def test_continuous_batching_invariants(tmp_path_factory, workload, batching, kv_cache, replicas):
+@given(workloads(), continuous(), st.booleans(), st.integers(1, 3), st.sampled_from([0.0, 0.5]),
+       st.sampled_from(["round_robin", "least_outstanding"]))
+def test_continuous_batching_invariants(tmp_path_factory, workload, batching, kv_cache, replicas, hit_rate, routing):
     ready, prompt, output = workload
     profile = tmp_path_factory.mktemp("p") / "synthetic.yaml"
     profile.write_text(yaml.safe_dump(SYNTHETIC))
-    s = stage(profile, batching=batching, kv_cache=kv_cache)
-    result = simulate_llm_stage(ready, prompt, output, s, replicas, np.random.default_rng(0))
+    s = stage(profile, batching=batching, kv_cache=kv_cache, prefix_cache={"hit_rate": hit_rate})
+    result = simulate_llm_stage(ready, prompt, output, s, replicas, np.random.default_rng(0), routing)
     _check_common(result, ready, prompt, output)
     bs, blocks = batching["block_size"], batching["num_gpu_blocks"]
     never_fits = -(-(prompt + output - 1) // bs) > blocks
