@@ -13,7 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sim.plots import CDF_POINTS, PALETTE, SLO_COLOR, measured
+from sim.plots import CDF_POINTS, PALETTE, SLO_COLOR, measured, wide_range
 
 
 def stage_breakdown_chart(shares: pd.DataFrame | Mapping[str, pd.DataFrame]) -> alt.Chart:
@@ -77,7 +77,10 @@ def cdf_chart(logs: pd.DataFrame | Mapping[str, pd.DataFrame], slo_ms: float | N
     names = list(logs)
     color = (alt.Color("variant:N", scale=alt.Scale(domain=names, range=PALETTE[: len(names)]),
                        legend=alt.Legend(orient="bottom", title=None)) if len(names) > 1 else alt.value(PALETTE[0]))
-    x = alt.X("latency_ms:Q", title="end-to-end latency (ms)")
+    wide = wide_range(logs)
+    x = alt.X("latency_ms:Q", title="end-to-end latency (ms" + (", log scale)" if wide else ")"),
+              scale=alt.Scale(type="log") if wide else alt.Undefined)
+    data = data[data["latency_ms"] > 0] if wide else data
     line = alt.Chart(data).mark_line(strokeWidth=2).encode(
         x=x, y=alt.Y("share:Q", title="share of requests ≤ latency", scale=alt.Scale(domain=[0, 1])), color=color,
         tooltip=["variant", alt.Tooltip("latency_ms:Q", format=",.1f", title="latency (ms)"), alt.Tooltip("share:Q", format=".1%")],

@@ -136,7 +136,11 @@ def cdf_figure(logs: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms: float | 
         tail.plot(np.quantile(values, 1 - slower), slower, color=color, linewidth=1.4)
         p99 = float(np.quantile(values, 0.99))
         tail.plot([p99], [0.01], "o", color=color, markersize=5)
+    wide = wide_range(logs)
     for axis in (ax, tail):
+        if wide:
+            axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         if slo_ms:
             axis.axvline(slo_ms, color=SLO_COLOR, linestyle="--", linewidth=1.2, label="p99 SLO" if axis is ax else None)
         axis.set_xlabel("end-to-end latency (ms)")
@@ -153,6 +157,22 @@ def cdf_figure(logs: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms: float | 
     if len(logs) > 1 or slo_ms:
         ax.legend(frameon=False, fontsize=8, loc="lower right")
     return fig
+
+
+# Latencies spanning more than this factor (slowest p99 / fastest p50) are drawn on a log time axis, so
+# that an unstable variant (seconds) does not flatten the stable ones (milliseconds) into one line.
+WIDE_RANGE = 20.0
+
+
+def wide_range(logs: Mapping[str, pd.DataFrame]) -> bool:
+    p50s, p99s = [], []
+    for log in logs.values():
+        values = measured(log)["latency_ms"].to_numpy()
+        values = values[np.isfinite(values) & (values > 0)]
+        if len(values):
+            p50s.append(np.quantile(values, 0.5))
+            p99s.append(np.quantile(values, 0.99))
+    return bool(p50s) and max(p99s) / min(p50s) > WIDE_RANGE
 
 
 # --- sweeps --------------------------------------------------------------------------------------------

@@ -172,3 +172,12 @@ def test_timeline_figure_from_change_points(tmp_path):
     log = pd.DataFrame({"arrival_ms": np.linspace(0, 7000, 50), "replication": 0})
     plots.save(plots.timeline_figure(log, timeline), tmp_path / "timeline.png")
     assert_png(tmp_path / "timeline.png")
+
+
+def test_cdf_switches_to_a_log_time_axis_when_variants_are_decades_apart():
+    fast = _log({"a": np.full(1000, 10.0)})
+    slow = _log({"a": np.full(1000, 1000.0)})
+    assert plots.wide_range({"fast": fast, "slow": slow})
+    assert not plots.wide_range({"fast": fast, "same": fast})
+    figure = plots.cdf_figure({"fast": fast, "slow": slow})
+    assert [axis.get_xscale() for axis in figure.axes] == ["log", "log"]
