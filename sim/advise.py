@@ -337,14 +337,17 @@ def row_warnings(row: Row, baseline: Row, prof: Profile) -> list[str]:
         out.append(f"helps the mean ({_pct(mean1, mean0)}) but hurts p99 ({_pct(p991, p990)})"
                    + (": the batching window adds wait to the tail" if any(l.family == "batching" for l in row.levers) else ""))
     dominant_share = prof.share([prof.dominant, f"{prof.dominant}_queue"])
+    on_dominant = any(prof.dominant in (lever.stage, *[c.removesuffix("_queue") for c in lever.columns(row.scenario)])
+                      for lever in row.levers)
     for lever in row.levers:
-        if lever.family not in ("forward", "preprocessing", "batching") or lever.stage in (None, prof.dominant):
+        if on_dominant or lever.family not in ("forward", "preprocessing", "batching") or lever.stage is None:
             continue
         share = prof.share(lever.columns(row.scenario))
         if share < NON_DOMINANT_SHARE * dominant_share:
             ms = float(sum(prof.shares_ms.loc["p99"].get(c, 0.0) for c in lever.columns(row.scenario)))
             out.append(f"{lever.name} optimises {lever.stage} ({ms:.3g} ms, {share:.0%} of p99) while "
                        f"{prof.dominant} holds {dominant_share:.0%} of p99")
+            break
     if row.throughput_rps > 1.01 * baseline.throughput_rps and row.slo_met is False:
         broke = "broke" if baseline.slo_met else "is still missed"
         out.append(f"throughput up {_pct(row.throughput_rps, baseline.throughput_rps)} but the latency SLO {broke}")
