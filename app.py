@@ -621,6 +621,7 @@ VIEWS = [
     View("Cost vs replicas", view_cost, lambda ctx: getattr(ctx.scenario.deployment, "autoscaling", None) is None),
     View("Autoscaling", view_autoscaling, lambda ctx: "autoscaling" in ctx.summary),
     View("LLM: TTFT / TPOT", view_llm, lambda ctx: "llm" in ctx.summary),
+    View("Advisor", lambda ctx: view_advisor(ctx)),
     View("Data & downloads", view_data),
 ]
 
@@ -665,6 +666,43 @@ def main() -> None:
     show_verdict(ctx)
     show_where_latency_lives(ctx)
     show_views(ctx)
+
+
+def view_advisor(ctx: Context) -> None:
+    """`servesim advise` in the planner: the profile, the ranked lever stacks and the recommendation, on
+    demand (it runs a few dozen short simulations: seconds)."""
+    from sim.advise import advise, verdict_table
+    from sim.advise_report import pareto_figure, profile_text, waterfall_figure
+
+    cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
+    slo = cols[0].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key="advise.slo",
+                               help="0: no SLO, stacks ranked by p99")
+    stack = cols[1].selectbox("Levers per stack, up to", [1, 2, 3], index=1, key="advise.stack")
+    hit_rate = cols[2].slider("Assumed cache hit rate", 0.05, 0.9, 0.3, 0.05, key="advise.hits")
+    key = (ctx.scenario.to_yaml(), ctx.seed, slo, stack, hit_rate)
+    if cols[3].button("Advise", type="primary", key="advise.run"):
+        with st.spinner("Profiling, then evaluating lever stacks on common random numbers…"):
+            st.session_state["_advice"] = (key, advise(ctx.scenario, slo_p99_ms=slo or None, max_stack=stack,
+                                                       seed=ctx.seed, cache_hit_rate=hit_rate, requests=2000))
+    stored = st.session_state.get("_advice")
+    if not stored or stored[0] != key:
+        st.info("Profile the scenario, then rank stacks of levers (quantisation, GPU decode, batching, caches, "
+                "replicas, hardware) by p99, cost and accuracy. Press *Advise*.")
+        return
+    advice = stored[1]
+    st.success(f"**Recommendation:** {advice.recommendation}")
+    st.markdown("\n".join(f"- {line.strip()}" for line in profile_text(advice)[1:]))
+    for note in advice.notes:
+        st.info(note)
+    st.dataframe(verdict_table(advice, 15), hide_index=True, width="stretch")
+    left, right = st.columns(2)
+    left.pyplot(waterfall_figure(advice), clear_figure=True)
+    right.pyplot(pareto_figure(advice), clear_figure=True)
+    with st.expander("Warnings, skipped and not offered levers"):
+        lines = [f"- #{row.rank} {row.label}: {w}" for row in advice.rows[:15] for w in row.warnings]
+        lines += [f"- skipped {name}: {why}" for name, why in advice.skipped]
+        lines += [f"- not offered {name}: {why}" for name, why in advice.not_offered]
+        st.markdown("\n".join(lines) or "none")
 
 
 # Streamlit (and its AppTest) run this file as __main__; importing it (tests, benchmarks) does not start the page.

@@ -172,3 +172,21 @@ def test_cli_prints_profile_ranking_and_recommendation(tmp_path, capsys):
 def test_cli_option_errors_are_one_line(argv, message, capsys):
     assert main(["advise", str(SCENARIOS / "vision-a100.yaml"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_planner_advisor_tab_shows_the_recommendation():
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(SCENARIOS.parent / "app.py"), default_timeout=120)
+    at.run()
+    at.session_state["view"] = "Advisor"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="advise.stack").set_value(1)
+    at.button(key="advise.run").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    recommendation = at.success[0].value
+    assert recommendation.startswith("**Recommendation:** preprocess on GPU (nvJPEG)")
+    assert any("ranks above quantisation" in info.value for info in at.info)
