@@ -273,9 +273,9 @@ def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: f
             not_offered.append((lever.name, why))
             continue
         share = prof.share(lever.columns(base))
-        if lever.columns(base) and share < CRITICAL_SHARE:
+        if lever.columns(base) and share < CRITICAL_SHARE and not lever.cuts_cost(base):
             where = ", ".join(c.replace("_queue", " queue wait") for c in lever.columns(base)[:3])
-            skipped.append((lever.name, f"not on the critical path: {where} hold {share:.0%} of p99"))
+            skipped.append((lever.name, f"not on the critical path: {where} take {share:.1%} of p99"))
             continue
         offered.append(lever)
 
@@ -319,6 +319,13 @@ def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: f
         row.rank = i
         row.warnings = row_warnings(row, baseline, prof)
     notes = profile_notes(rows, prof, base)
+    count, horizon_ms = scenario.workload.length()
+    changing = (scenario.workload.arrival.process in ("on_off", "time_varying", "trace")
+                or scenario.deployment.autoscaling is not None or any(c.keys is not None for c in scenario.caches))
+    if changing and (horizon_ms is not None or (count is not None and count > requests)):
+        whole = f"{horizon_ms / 1000:g} s" if horizon_ms is not None else f"{count} requests"
+        notes.append(f"each stack ran the first {requests} requests of the workload ({whole} as written): for "
+                     "time-varying traffic or cold starts, raise --requests to cover the period that matters")
     advice = Advice(base=base, seed=seed, replications=replications, profile=prof, rows=rows, baseline=baseline,
                     not_offered=not_offered, skipped=skipped, notes=notes, recommendation="",
                     budget_usd_per_1m=budget_usd_per_1m)
@@ -351,6 +358,11 @@ def row_warnings(row: Row, baseline: Row, prof: Profile) -> list[str]:
     if row.throughput_rps > 1.01 * baseline.throughput_rps and row.slo_met is False:
         broke = "broke" if baseline.slo_met else "is still missed"
         out.append(f"throughput up {_pct(row.throughput_rps, baseline.throughput_rps)} but the latency SLO {broke}")
+    if row.slo_met and prof.slo_key:
+        high = row.summary.get("latency_ms_ci95", {}).get(prof.slo_key, [math.nan, math.nan])[1]
+        if math.isfinite(high) and high > prof.slo_ms:
+            out.append(f"meets the SLO on the point estimate only: the {prof.slo_key} 95% CI reaches {high:.3g} ms "
+                       f"> {prof.slo_ms:g} ms (run more --requests before deciding)")
     out += [w for w in row.summary["warnings"] if w.startswith("unstable")]
     return out
 
@@ -383,13 +395,33 @@ def recommendation(advice: Advice) -> str:
         slo = f" ({key} SLO {advice.profile.slo_ms:g} ms {'met' if best.slo_met else 'missed'})"
     if not best.levers:
         why = "it meets the SLO at the lowest cost" if base.slo_met else "no evaluated stack does better"
-        return f"Keep the scenario as it is: {why} ({key} {base.latency(key):.3g} ms{slo.replace(' (', ', ').rstrip(')')})."
+        text = f"Keep the scenario as it is: {why} ({key} {_ms(base.latency(key))} ms{slo.replace(' (', ', ').rstrip(')')})."
+        def same_cost(row: Row) -> bool:
+            return row.cost == base.cost or (row.cost is not None and bool(base.cost)
+                                              and abs(row.cost / base.cost - 1) <= COST_TIE)
+
+        faster = [r for r in advice.rows if r.levers and same_cost(r) and r.latency(key) < base.latency(key)]
+        if faster:
+            pick = faster[0]
+            text += (f" For headroom at the same cost: {pick.label} ({key} {_ms(base.latency(key))} → "
+                     f"{_ms(pick.latency(key))} ms, {_accuracy_phrase(pick)}).")
+        return text
     cost = ""
     if best.cost is not None and base.cost:
-        cost = f", {_pct(best.cost, base.cost)} cost"
+        same = abs(best.cost / base.cost - 1) <= COST_TIE
+        cost = ", same cost" if same else f", {_pct(best.cost, base.cost)} cost"
     missed = "" if best.slo_met is not False else " — no evaluated stack meets the SLO; this one comes closest"
-    return (f"{best.label}: {key} {base.latency(key):.3g} → {best.latency(key):.3g} ms{slo}{cost}, "
-            f"accuracy {best.accuracy}{missed}.")
+    caveat = next((f" ({w.split(': ', 1)[1]})" for w in best.warnings if "point estimate only" in w), "")
+    return (f"{best.label}: {key} {_ms(base.latency(key))} → {_ms(best.latency(key))} ms{slo}{cost}, "
+            f"{_accuracy_phrase(best)}{missed}{caveat}.")
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _accuracy_phrase(row: Row) -> str:
+    return "no accuracy cost expected" if row.accuracy_pct == 0 else f"{row.accuracy} accuracy"
 
 
 def _pct(new: float, old: float) -> str:

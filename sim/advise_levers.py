@@ -76,6 +76,10 @@ class Lever:
     def overrides(self, scenario: Scenario) -> dict[str, Any]:
         raise NotImplementedError
 
+    def cuts_cost(self, scenario: Scenario) -> bool:
+        """True for levers that save money at the price of capacity: never pruned as off the critical path."""
+        return False
+
 
 @dataclass(frozen=True)
 class SpeedupLever(Lever):
@@ -240,6 +244,9 @@ class ReplicasLever(Lever):
     def overrides(self, scenario: Scenario) -> dict[str, Any]:
         return {"deployment.replicas": self.target(scenario)}
 
+    def cuts_cost(self, scenario: Scenario) -> bool:
+        return self.target(scenario) < scenario.deployment.replicas
+
 
 @dataclass(frozen=True)
 class MinReplicasLever(Lever):
@@ -287,6 +294,9 @@ class HardwareLever(Lever):
             if hasattr(stage, "speedup"):
                 out[f"stages.{stage.name}.speedup"] = round(stage.speedup * ratio, 6)
         return out
+
+    def cuts_cost(self, scenario: Scenario) -> bool:
+        return self.usd_per_hour < (scenario.deployment.hardware.usd_per_hour or 0.0)
 
 
 def candidate_levers(scenario: Scenario, cache_hit_rate: float = 0.3) -> list[Lever]:

@@ -49,7 +49,7 @@ def test_vision_preprocessing_lever_ranks_above_quantisation_and_says_so():
     report = text_report(advice)
     assert "ranks above quantisation" in report
     assert advice.recommendation.startswith(advice.rows[0].label)
-    assert "p99 SLO 100 ms met" in advice.recommendation
+    assert "p99 SLO 100 ms met" in advice.recommendation and "same cost" in advice.recommendation
 
 
 def test_forward_dominated_at_low_load_quantisation_ranks_first():
