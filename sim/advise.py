@@ -80,6 +80,7 @@ class Row:
     summary: dict
     shares_ms: pd.DataFrame
     p99_change_ci95: tuple[float, float]  # paired over replications, ms
+    per_replication_p99: np.ndarray = field(default_factory=lambda: np.array([]))
     warnings: list[str] = field(default_factory=list)
     rank: int = 0
 
@@ -198,7 +199,7 @@ def _queue_part(shares: pd.DataFrame, name: str) -> str:
 def apply_stack(base: Scenario, levers: tuple[Lever, ...]) -> tuple[Scenario, dict[str, Any]]:
     """The scenario with each lever applied in turn, and the merged overrides that give it from `base`."""
     scenario, merged = base, {}
-    for lever in levers:
+    for lever in sorted(levers, key=lambda lever: lever.apply_last):  # stable: the given order otherwise
         overrides = lever.overrides(scenario)
         scenario = scenario.with_overrides(overrides)
         merged.update(overrides)
@@ -213,10 +214,9 @@ def evaluate(base: Scenario, levers: tuple[Lever, ...], seed: int, replications:
     shares = stage_shares(result.log, stage_columns(scenario), (0.50, 0.99))
     per_rep = _per_replication_p99(result.log)
     row = Row(levers=levers, overrides=overrides, scenario=scenario, summary=result.summary,
-              shares_ms=shares, p99_change_ci95=(0.0, 0.0))
-    row._per_rep_p99 = per_rep  # type: ignore[attr-defined]
+              shares_ms=shares, p99_change_ci95=(0.0, 0.0), per_replication_p99=per_rep)
     if baseline is not None:
-        base_rep = baseline._per_rep_p99  # type: ignore[attr-defined]
+        base_rep = baseline.per_replication_p99
         diff = per_rep - base_rep if len(per_rep) == len(base_rep) else np.array([])
         row.p99_change_ci95 = ci95(diff) if len(diff) > 1 else (math.nan, math.nan)
     return row

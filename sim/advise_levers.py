@@ -64,6 +64,7 @@ class Lever:
     accuracy_cost: str = "none"
     reason: str = ""
     family: str = ""
+    apply_last: bool = False  # applied after the other levers of a stack (its cost must not be scaled by them)
 
     def applies(self, scenario: Scenario) -> str | None:
         """None when the lever can be applied; otherwise why not, in words."""
@@ -113,9 +114,11 @@ class SpeedupLever(Lever):
 @dataclass(frozen=True)
 class GpuDecodeLever(Lever):
     """Image decode and resize on the GPU (nvJPEG / DALI) instead of CPU workers: a different cost on a
-    different resource — the stage gets faster, the forward pass pays GPU time per image."""
+    different resource — the stage gets faster, the forward pass pays GPU time per image (applied after
+    forward-pass levers: quantising the model does not speed up the decoder)."""
 
     model: str = ""
+    apply_last: bool = True
 
     def applies(self, scenario: Scenario) -> str | None:
         if not any(word in self.stage.lower() for word in IMAGE_STAGE_WORDS):

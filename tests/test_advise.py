@@ -190,3 +190,20 @@ def test_planner_advisor_tab_shows_the_recommendation():
     recommendation = at.success[0].value
     assert recommendation.startswith("**Recommendation:** preprocess on GPU (nvJPEG)")
     assert any("ranks above quantisation" in info.value for info in at.info)
+
+
+def test_gpu_decode_moves_cost_to_the_gpu_and_is_not_sped_up_by_quantisation():
+    from sim.advise import apply_stack
+    from sim.advise_levers import GPU_DECODE_MS_PER_IMAGE, GPU_DECODE_SPEEDUP
+
+    vision = load_scenario(SCENARIOS / "vision-a100.yaml")
+    levers = {lever.name: lever for lever in candidate_levers(vision)}
+    decode, int8 = levers["preprocess on GPU (nvJPEG)"], levers["INT8 on forward"]
+    one_ms = 12.0 + 6.0  # batch_cost base_ms + per_item_ms: a batch of one
+    for stack in ((decode, int8), (int8, decode)):
+        scenario, overrides = apply_stack(vision, stack)
+        spec = scenario.raw_stage("preprocess")["service_ms"]
+        assert (spec["median"], spec["p99"]) == (45 / GPU_DECODE_SPEEDUP, 90 / GPU_DECODE_SPEEDUP)
+        # INT8 halves the forward pass (18 -> 9 ms); the decode kernels add their 0.5 ms unscaled
+        assert scenario.stage("forward").cost.mean_ms(1) == pytest.approx(one_ms / 2 + GPU_DECODE_MS_PER_IMAGE, rel=1e-5)
+        assert vision.with_overrides(overrides).to_yaml() == scenario.to_yaml()
