@@ -240,11 +240,12 @@ def rank_key(row: Row, baseline: Row, budget: float | None) -> tuple:
     base_cost = baseline.cost if baseline.cost else 1.0
     cost_bucket = round(math.log(max(cost, 1e-12) / base_cost) / math.log1p(COST_TIE)) if cost > 0 else 0
     accuracy = round(row.accuracy_pct * 2) / 2
+    exact = row.accuracy_pct  # last: between equal p99s, the smaller accuracy cost
     if met:
-        return (over_budget, 0, cost_bucket, accuracy, len(row.levers), p99)
+        return (over_budget, 0, cost_bucket, accuracy, len(row.levers), p99, exact)
     if met is False:
-        return (over_budget, 1, p99, cost_bucket, accuracy, len(row.levers))
-    return (over_budget, 0, p99, cost_bucket, accuracy, len(row.levers))
+        return (over_budget, 1, p99, cost_bucket, accuracy, len(row.levers), exact)
+    return (over_budget, 0, p99, cost_bucket, accuracy, len(row.levers), exact)
 
 
 def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: float | None = None,

@@ -71,7 +71,7 @@ def text_report(advice: Advice, limit: int = TABLE_ROWS) -> str:
         for row in warned:
             lines += [f"  #{row.rank} {row.label}: {w}" for w in row.warnings]
     if advice.notes:
-        lines += ["", "Profile first:"] + [f"  {note}" for note in advice.notes]
+        lines += ["", "Notes:"] + [f"  {note}" for note in advice.notes]
     if advice.skipped:
         lines += ["", "Skipped:"] + [f"  {name}: {why}" for name, why in advice.skipped]
     if advice.not_offered:
@@ -160,7 +160,7 @@ def write_report(advice: Advice, out_dir: str | Path) -> Path:
     if warned:
         md += ["## Warnings", ""] + [f"- #{row.rank} {row.label}: {w}" for row in warned for w in row.warnings] + [""]
     if advice.notes:
-        md += ["## Profile first", ""] + [f"- {n}" for n in advice.notes] + [""]
+        md += ["## Notes", ""] + [f"- {n}" for n in advice.notes] + [""]
     if advice.skipped:
         md += ["## Skipped", ""] + [f"- {n}: {w}" for n, w in advice.skipped] + [""]
     if advice.not_offered:

@@ -207,3 +207,16 @@ def test_gpu_decode_moves_cost_to_the_gpu_and_is_not_sped_up_by_quantisation():
         # INT8 halves the forward pass (18 -> 9 ms); the decode kernels add their 0.5 ms unscaled
         assert scenario.stage("forward").cost.mean_ms(1) == pytest.approx(one_ms / 2 + GPU_DECODE_MS_PER_IMAGE, rel=1e-5)
         assert vision.with_overrides(overrides).to_yaml() == scenario.to_yaml()
+
+
+def test_a_cost_budget_ranks_stacks_over_it_last():
+    from sim.advise import rank_key
+
+    base = _row(70.0, 200.0, 100.0, met=True)
+    cheap_slow = _row(70.0, 190.0, 100.0, met=True)
+    dear_fast = _row(50.0, 90.0, 100.0, met=True)
+    dear_fast.summary["cost"]["usd_per_1m_queries"] = 2.0
+    assert rank_key(dear_fast, base, None) > rank_key(cheap_slow, base, None)  # SLO met: cheaper first
+    cheap_slow.summary["slo"]["met"] = dear_fast.summary["slo"]["met"] = None  # no SLO: p99 first
+    assert rank_key(dear_fast, base, None) < rank_key(cheap_slow, base, None)
+    assert rank_key(dear_fast, base, 1.5) > rank_key(cheap_slow, base, 1.5)  # ... unless over the budget
