@@ -18,7 +18,6 @@ Times in ms, rates in requests/s, money in USD.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
