@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a field by dotted path, e.g. --set deployment.replicas=4 (YAML value)")
     run.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
     run.add_argument("--log", type=Path, help="write the request log (.parquet or .csv)")
+    run.add_argument("--timeline", type=Path, metavar="PNG",
+                     help="plot traffic, replicas, windowed p50/p99 and rejections over time")
+    run.add_argument("--window-s", type=float, default=None, help="window of the over-time view (default: run / 24)")
     run.set_defaults(func=cmd_run)
     for module_name in PLUGIN_MODULES:
         try:
@@ -94,13 +97,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications)
     if args.log:
         write_log(result.log, args.log)
+    window_s = args.window_s or _default_window_s(result.log)
+    if args.timeline:
+        from sim.timeline import timeline_figure
+
+        timeline_figure(result.log, scenario, window_s).savefig(args.timeline, dpi=110)
     if args.json:
         print(json.dumps(json_ready(result.summary), indent=2))
     else:
-        from sim.table import print_summary
+        from sim.table import print_over_time, print_summary
 
         print_summary(result.summary)
+        if scenario.deployment.autoscaling is not None or args.timeline:
+            from sim.timeline import windowed
+
+            print_over_time(windowed(result.log, scenario, window_s))
+        if args.timeline:
+            print(f"timeline plot: {args.timeline}")
     return 0
+
+
+def _default_window_s(log) -> float:
+    """About 24 windows over the run, rounded to a readable length."""
+    span_s = float(log["arrival_ms"].max()) / 1000.0
+    for window in (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600):
+        if span_s / window <= 30:
+            return float(window)
+    return 7200.0
 
 
 def write_log(log, path: Path) -> None:

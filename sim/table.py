@@ -102,3 +102,19 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     console = console or Console()
     for renderable in summary_tables(summary):
         console.print(renderable)
+
+
+def print_over_time(windows, console: Console | None = None) -> None:
+    """The windowed view: traffic, replicas, p50 / p99 and rejections per window."""
+    console = console or Console()
+    table = Table(title="over time")
+    columns = [("start_s", "from", lambda v: f"{v / 60:,.0f} min"), ("arrival_rps", "req/s", lambda v: f"{v:,.1f}"),
+               ("warm_replicas", "warm", lambda v: f"{v:.1f}"), ("paid_replicas", "paid replicas", lambda v: f"{v:.1f}"),
+               ("p50_ms", "p50", fmt_ms), ("p99_ms", "p99", fmt_ms), ("rejected_fraction", "rejected", _pct),
+               ("usd_per_hour", "$/h", lambda v: f"{v:,.2f}")]
+    present = [(key, title, fmt) for key, title, fmt in columns if key in windows]
+    for _, title, _ in present:
+        table.add_column(title, justify="right")
+    for _, row in windows.iterrows():
+        table.add_row(*(fmt(row[key]) for key, _, fmt in present))
+    console.print(table)
