@@ -17,8 +17,9 @@ import pandas as pd
 from sim import caching
 from sim.errors import ScenarioError
 from sim.fcfs import fcfs_servers
+from sim.llm.pipeline import run_llm_stage
 from sim.model_stage import simulate_model_stage
-from sim.scenario import DelayStage, ModelStage, PoolStage, Scenario
+from sim.scenario import DelayStage, LLMStage, ModelStage, PoolStage, Scenario
 from sim.streams import stream
 
 MAX_REQUESTS_PER_RUN = 20_000_000
@@ -96,6 +97,8 @@ def simulate_replication(
             run.pool(stage, active, scenario.deployment, stream(seed, replication, "stage_service", stage.name))
         elif isinstance(stage, ModelStage):
             run.model(stage, active, scenario.deployment, seed, replication)
+        elif isinstance(stage, LLMStage):
+            run.llm(stage, active, scenario, arrivals.columns, seed, replication)
         else:  # pragma: no cover - the schema admits no other kind
             raise ScenarioError(f"stages.{stage.name}: unsupported kind {stage.kind!r}")
     alive, ready, primary_model, timelines = run.alive, run.ready, run.primary_model, run.timelines
@@ -114,6 +117,8 @@ def simulate_replication(
     log = pd.DataFrame(columns)
     if timelines:
         log.attrs["timeline"] = pd.concat(timelines, ignore_index=True)
+    if run.llm_runs:
+        log.attrs["llm"] = {name: [stage_run] for name, stage_run in run.llm_runs.items()}
     return log
 
 
@@ -128,6 +133,12 @@ def combine_logs(logs: list[pd.DataFrame]) -> pd.DataFrame:
     log = pd.concat(bare, ignore_index=True)
     if timelines:
         log.attrs["timeline"] = pd.concat(timelines, ignore_index=True)
+    llm: dict[str, list] = {}
+    for part in logs:  # each LLM stage's runs, in replication order
+        for name, runs in part.attrs.get("llm", {}).items():
+            llm.setdefault(name, []).extend(runs)
+    if llm:
+        log.attrs["llm"] = llm
     return log
 
 
@@ -203,6 +214,27 @@ class _Pipeline:
         self.columns = columns
         self.primary_model: str | None = None
         self.timelines: list[pd.DataFrame] = []
+        self.llm_runs: dict = {}
+
+    def llm(self, stage: LLMStage, active: np.ndarray, scenario: Scenario, arrival_columns, seed: int, replication: int) -> None:
+        """An LLM deployment (sim/llm): TTFT, TPOT and token counts join the log; the stage log (iterations,
+        inter-token gaps) rides in `log.attrs["llm"]` for the `llm` summary."""
+        deployment = scenario.deployment
+        out = run_llm_stage(stage, scenario.workload.tokens, self.ready, active, arrival_columns,
+                            deployment.replicas, deployment.routing, seed, replication)
+        name = stage.name
+        queue = self._queue_column(name)
+        queue[active] = out.columns.pop(f"{name}_queue_ms")[active]
+        self.columns[f"{name}_ms"][active] = out.columns.pop(f"{name}_ms")[active]
+        self.columns.update(out.columns)
+        self.alive[out.rejected] = False
+        self.ready = np.where(active, out.done_ms, self.ready)
+        self.ready[out.rejected] = np.nan
+        for column in (f"{name}_ms", f"{name}_queue_ms"):
+            self.columns[column][out.rejected] = np.nan
+        self.llm_runs[name] = out
+        if self.primary_model is None:
+            self.primary_model = name
 
     def bypass(self, name: str, replaced: np.ndarray, hit_ms: np.ndarray) -> None:
         """Start the stage's column: requests that skip the stage spend nothing in it; those whose stage a

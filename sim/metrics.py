@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from sim.caching import cache_summary
+from sim.llm.pipeline import llm_key
 from sim.load import offered_load
 from sim.scenario import ModelStage, PoolStage, Scenario
 
@@ -171,6 +172,9 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
     if scenario.slo.p99_ms is not None:
         slo["attainment"] = _mean(per_group["attainment"])
 
+    llm = llm_key(log, scenario.slo.ttft_ms, scenario.slo.tpot_ms)
+    if llm:
+        warnings.extend(llm["warnings"])
     return {
         "scenario": scenario.name,
         "replications": replications,
@@ -188,6 +192,7 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
         "warnings": warnings,
         **({"autoscaling": scaling} if scaling else {}),
         **({"caches": cache_summary(log, scenario.caches)} if scenario.caches else {}),
+        **({"llm": llm} if llm else {}),
     }
 
 

@@ -34,6 +34,7 @@ from sim.caching import CacheTier, validate_caches
 from sim.datafiles import resolve_path
 from sim.distributions import Distribution
 from sim.errors import ScenarioError, ServesimError
+from sim.llm.schema import ContinuousLLMBatching, LLMStage, PrefixCache, StaticLLMBatching, TokenSpec
 
 MAX_SCENARIO_BYTES = 1_000_000
 DEFAULT_REQUESTS = 100_000
@@ -127,8 +128,8 @@ def _load_profile(path: str):
     return _PROFILES[path]
 
 
-Stage = Annotated[Union[DelayStage, PoolStage, ModelStage], Field(discriminator="kind")]
-STAGE_KINDS = ("delay", "pool", "model")
+Stage = Annotated[Union[DelayStage, PoolStage, ModelStage, LLMStage], Field(discriminator="kind")]
+STAGE_KINDS = ("delay", "pool", "model", "llm")
 
 
 class Hardware(_Model):
@@ -168,6 +169,8 @@ class Slo(_Model):
     p50_ms: PositiveFloat | None = None
     p95_ms: PositiveFloat | None = None
     p99_ms: PositiveFloat | None = None
+    ttft_ms: PositiveFloat | None = Field(default=None, description="LLM stages: time-to-first-token budget (goodput)")
+    tpot_ms: PositiveFloat | None = Field(default=None, description="LLM stages: time-per-output-token budget (goodput)")
 
     def budgets(self) -> dict[float, float]:
         """Quantile -> budget in ms, for the budgets that were given."""
@@ -177,6 +180,7 @@ class Slo(_Model):
 
 class Workload(_Model):
     arrival: ArrivalProcess
+    tokens: TokenSpec | None = None
     requests: PositiveInt | None = None
     duration_s: PositiveFloat | None = None
     warmup_requests: int | None = Field(default=None, ge=0)
@@ -225,6 +229,11 @@ class Scenario(_Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"stage names must be unique; repeated: {', '.join(duplicates)}")
+        if any(stage.kind == "llm" for stage in self.stages) and self.workload.tokens is None:
+            raise ValueError(
+                "workload.tokens: an llm stage needs token counts: {prompt: DIST, output: DIST} or, with a trace, "
+                "{prompt_column: NAME, output_column: NAME}"
+            )
         if not any(stage.kind in ("model", "llm") for stage in self.stages):
             raise ValueError("stages need a model stage (kind: model), the replica-bound forward pass")
         if self.caches:
@@ -241,6 +250,10 @@ class Scenario(_Model):
     def raw(self) -> dict:
         """The scenario as the user wrote it (after overrides), for saving and further overrides."""
         return copy.deepcopy(self._raw)
+
+    def raw_stage(self, name: str) -> dict:
+        """One stage as the user wrote it."""
+        return copy.deepcopy(self._raw["stages"][_list_index(self._raw["stages"], name, f"stages.{name}")])
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Scenario":
         """A new scenario with fields replaced by dotted path, e.g. {"workload.arrival.rate_rps": 3,
@@ -361,7 +374,8 @@ def _describe(error: dict, raw: dict) -> str:
 _KNOWN_KEYS = sorted(
     {
         name
-        for model in (Scenario, Workload, Deployment, Slo, Hardware, DelayStage, PoolStage, ModelStage, AffineSpec)
+        for model in (Scenario, Workload, Deployment, Slo, Hardware, DelayStage, PoolStage, ModelStage, AffineSpec,
+                      LLMStage, TokenSpec, ContinuousLLMBatching, StaticLLMBatching, PrefixCache)
         for name, field in model.model_fields.items()
         for name in (name, field.alias or name)
     }

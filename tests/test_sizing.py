@@ -1,0 +1,106 @@
+"""`servesim size`: the replica count it picks is the one Erlang C says is smallest (or one more, where the
+CI cannot tell), it holds on fresh seeds, and one fewer does not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sim import theory
+from sim.errors import ServesimError
+from sim.sizing import Candidate, parse_candidates, size, smallest_stable
+from tests.helpers import model_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def smallest_by_erlang_c(rate: float, slo_s: float) -> int:
+    c = 1
+    while rate >= c or theory.mmc_sojourn_quantile(0.99, c, rate, 1.0) > slo_s:
+        c += 1
+    return c
+
+
+@pytest.mark.slow
+def test_sizing_picks_the_smallest_replica_count_erlang_c_allows():
+    rate, slo_ms = 6.0, 6000.0
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": rate},
+                              service_ms={"dist": "exponential", "mean": 1000}, replicas=1, requests=30_000,
+                              hardware={"name": "x", "usd_per_hour": 1.0})
+    exact = smallest_by_erlang_c(rate, slo_ms / 1000)
+    assert smallest_stable(scenario) == 7  # 6 Erlangs need 7 servers to be stable
+    result = size(scenario, slo_ms, [Candidate("x", 1.0)], replications=4)
+    assert result.chosen is not None
+    assert result.chosen.replicas in (exact, exact + 1)
+    assert result.recheck.verdict == "meets"
+    assert result.one_fewer_recheck.verdict in ("misses", "too close")
+    # The frontier is in order and every probe below the chosen count did not meet the SLO with confidence.
+    counts = [p.replicas for p in result.probes]
+    assert counts == sorted(counts) and all(p.verdict != "meets" for p in result.probes[:-1])
+
+
+def test_cheapest_hardware_wins_when_both_meet():
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 20},
+                              service_ms={"dist": "exponential", "mean": 100}, requests=4000,
+                              hardware={"name": "slow", "usd_per_hour": 1.0})
+    fast_but_pricey = Candidate("fast", 10.0, speedup=2.0)
+    slow_and_cheap = Candidate("slow", 1.0)
+    result = size(scenario, 1000.0, [fast_but_pricey, slow_and_cheap], replications=3)
+    assert result.chosen.hardware == "slow"
+    assert result.chosen_scenario.deployment.hardware.usd_per_hour == 1.0
+
+
+def test_speedup_candidate_needs_fewer_replicas():
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 30},
+                              service_ms={"dist": "exponential", "mean": 100}, requests=4000)
+    base = size(scenario, 1000.0, [Candidate("base", 1.0)], replications=3).chosen
+    faster = size(scenario, 1000.0, [Candidate("fast", 1.0, speedup=3.0)], replications=3).chosen
+    assert faster.replicas < base.replicas
+
+
+def test_candidates_come_from_the_catalogue():
+    from sim.hardware import load_catalogue
+
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 1}, service_ms=10)
+    catalogue = load_catalogue()
+    candidates = parse_candidates("l4,t4@0.5", scenario, catalogue)
+    assert [(c.name, c.usd_per_hour, c.speedup) for c in candidates] == [("l4", 0.80, 1.0), ("t4", 0.526, 0.5)]
+    with pytest.raises(ServesimError, match="not in the hardware catalogue"):
+        parse_candidates("tpu-v9", scenario, catalogue)
+    with pytest.raises(ServesimError, match="expected NAME"):
+        parse_candidates("l4@@", scenario, catalogue)
+
+
+def test_size_command_writes_frontier_and_a_ready_scenario(tmp_path: Path):
+    out = tmp_path / "sizing"
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "size", "scenarios/bert-cpu.yaml", "--requests", "4000",
+         "--replications", "3", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "chosen:" in result.stdout and "re-check on fresh seeds" in result.stdout
+    sized = yaml.safe_load((out / "bert-cpu-sized.yaml").read_text())
+    assert sized["deployment"]["replicas"] >= 2
+    assert (out / "frontier.csv").read_text().startswith("hardware,replicas")
+    assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_slo_below_the_service_time_is_reported_unreachable():
+    # p99 of an Exp(100 ms) service alone is 460 ms: no replica count gets p99 under 300 ms.
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 20},
+                              service_ms={"dist": "exponential", "mean": 100}, requests=4000)
+    result = size(scenario, 300.0, [Candidate("x", 1.0)], replications=3)
+    assert result.chosen is None
+    assert any("levelled off" in note for note in result.notes)
+    assert len(result.probes) < 10
+
+
+def test_size_without_an_slo_is_a_clear_error(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "sim.cli", "size", "scenarios/mm3.yaml"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--slo-p99-ms" in result.stderr and "Traceback" not in result.stderr
