@@ -156,6 +156,9 @@ def _warmup_mask(scenario: Scenario, arrival_ms: np.ndarray) -> np.ndarray:
     if workload.warmup_s is not None:
         return arrival_ms < workload.warmup_s * 1000.0
     count = workload.warmup_requests if workload.warmup_requests is not None else n // 20
+    if workload.warmup_requests is not None and workload.requests and n != workload.requests:
+        # --requests changed the run length: keep the scenario's warm-up share, not its count.
+        count = round(workload.warmup_requests * n / workload.requests)
     mask = np.zeros(n, dtype=bool)
     mask[: min(count, max(n - 1, 0))] = True
     return mask

@@ -161,6 +161,15 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
     per_1m = usd_per_hour / (throughput * 3600) * 1e6 if usd_per_hour is not None and throughput > 0 else None
     if usd_per_hour is None:
         warnings.append("no deployment.hardware.usd_per_hour: cost not computed")
+    for stage in model_stages(scenario):
+        if stage.profile is not None:
+            profile = _profile_of(stage)
+            for note in getattr(profile, "warnings", ()) or ():
+                warnings.append(f"stages.{stage.name}.profile: {note}")
+            if getattr(profile, "lever", None):
+                from calibrate.levers import lever_summary
+
+                warnings.append(f"stages.{stage.name}: lever assumed — {lever_summary(profile.lever)}")
 
     budgets = scenario.slo.budgets()
     slo = {"p99_ms": scenario.slo.p99_ms, "met": None, "attainment": None}
@@ -196,11 +205,19 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
     }
 
 
+def _profile_of(stage: ModelStage):
+    """The measured profile behind a model stage's cost (possibly wrapped in a speed-up)."""
+    cost = stage.cost
+    return getattr(cost, "profile", None) or getattr(getattr(cost, "inner", None), "profile", None)
+
+
 def _usd_per_hour(scenario: Scenario, mean_replicas: float) -> float | None:
-    hardware = scenario.deployment.hardware
-    if hardware.usd_per_hour is None:
-        return None
-    return hardware.usd_per_hour * mean_replicas
+    price = scenario.deployment.hardware.usd_per_hour
+    if price is None:
+        # A measured profile carries the price of the hardware it was measured on.
+        prices = [_profile_of(s).usd_per_hour for s in model_stages(scenario) if s.profile is not None]
+        price = next((p for p in prices if p is not None), None)
+    return None if price is None else price * mean_replicas
 
 
 def time_weighted_mean(times_ms: np.ndarray, values: np.ndarray, t0: float, t1: float) -> float:

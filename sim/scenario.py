@@ -353,6 +353,8 @@ def _describe(error: dict, raw: dict) -> str:
             parts.append(str(loc))
         # otherwise: a union tag or a function-validator label, not part of the user's path
     path = ".".join(parts) or "(top level)"
+    if path == "(top level)" and error["msg"].removeprefix("Value error, ").startswith(("caches", "stages", "workload")):
+        return error["msg"].removeprefix("Value error, ")
     kind = error["type"]
     if kind == "extra_forbidden":
         hint = difflib.get_close_matches(str(error["loc"][-1]), _KNOWN_KEYS, n=1)
@@ -382,5 +384,9 @@ _KNOWN_KEYS = sorted(
     | {"rate_rps", "cv", "mean", "median", "p99", "value", "samples", "file", "column", "dist", "process",
        "max_batch_size", "max_queue_delay_ms", "preferred_batch_sizes", "batch_size", "timeout_ms", "policy",
        "rate_on_rps", "rate_off_rps", "mean_on_s", "mean_off_s", "points", "period_s", "spikes", "at_s",
-       "multiplier", "time_column", "time_unit", "rate_scale", "low", "high"}
+       "multiplier", "time_column", "time_unit", "rate_scale", "low", "high", "tier", "lookup_ms", "hit_rate",
+       "keys", "popularity", "exponent", "n_keys", "capacity", "eviction", "ttl_s", "deploys_s", "skips", "stage",
+       "hit_ms", "caches", "autoscaling", "cold_start_ms", "min_replicas", "max_replicas", "initial_replicas",
+       "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s", "look_back_period_s", "min_scale",
+       "max_scale", "target", "target_utilization", "stable_window_s", "scale_to_zero_grace_period_s"}
 )

@@ -38,8 +38,8 @@ def test_mm3_json_has_every_contract_key():
     assert set(out["cost"]) >= {"usd_per_hour", "usd_per_1m_queries"}
     assert set(out["slo"]) >= {"p99_ms", "met", "attainment"}
     assert isinstance(out["warnings"], list)
-    # 3 replications x (20000 - 10000 warm-up) measured requests.
-    assert out["requests"] == 3 * 10_000
+    # --requests keeps the scenario's warm-up share (10000 of 200000 = 5%): 3 x (20000 - 1000) measured.
+    assert out["requests"] == 3 * 19_000
     assert out["throughput_rps"] == pytest.approx(2.5, rel=0.05)
     assert out["utilization"] == pytest.approx(2.5 / 3, rel=0.05)
 
