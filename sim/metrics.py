@@ -15,6 +15,7 @@ from scipy import stats
 
 from sim.caching import cache_summary
 from sim.llm.pipeline import llm_key
+from sim.errors import ScenarioError
 from sim.load import offered_load
 from sim.scenario import ModelStage, PoolStage, Scenario
 
@@ -117,6 +118,11 @@ def stage_breakdown(log: pd.DataFrame, scenario: Scenario) -> dict[str, dict[str
 def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
     """The `servesim run --json` contract (DESIGN.md), computed from the request log."""
     groups = measurement_groups(log)
+    if not groups:
+        raise ScenarioError(
+            "workload: the warm-up covers the whole run, nothing is left to measure "
+            "(lower warmup_requests / warmup_s or run more requests)"
+        )
     per_group = pd.DataFrame([group_figures(g, scenario, log) for g in groups])
     replications = int(log["replication"].nunique())
     warnings: list[str] = []

@@ -67,7 +67,11 @@ def summary_tables(summary: dict) -> list:
         out.append(table)
 
     for key, section in summary.items():
-        if isinstance(section, dict) and key not in {"latency_ms", "latency_ms_ci95", "stages", "cost", "slo", "offered_load"}:
+        if key == "llm" and isinstance(section, dict):
+            from sim.llm.report import llm_table
+
+            out.append(llm_table(section))
+        elif isinstance(section, dict) and key not in {"latency_ms", "latency_ms_ci95", "stages", "cost", "slo", "offered_load"}:
             out.append(_section_table(key, section))
     warnings = summary.get("warnings") or []
     if warnings:
