@@ -177,7 +177,10 @@ class _CacheEffects:
             return
         names = [stage.name for stage in scenario.stages]
         kinds = {stage.name: stage.kind for stage in scenario.stages}
-        hits = caching.cache_outcomes(scenario.caches, arrivals.times_ms, arrivals.columns, seed, replication)
+        hits = caching.cache_outcomes(scenario.caches, arrivals.times_ms, arrivals.columns, seed, replication,
+                                      stage_names=names, stage_kinds=kinds)
+        # An output hit answers before an inner cache is consulted: only requests that reach a cache pay it.
+        reached = caching.reached_masks(scenario.caches, hits, names, kinds)
 
         def rng_for(sub: str) -> np.random.Generator:
             return stream(seed, replication, "cache", sub)
@@ -187,10 +190,10 @@ class _CacheEffects:
         self.replacements = caching.replacement_delays(scenario.caches, hits, rng_for)
         for cache in scenario.caches:
             columns[f"{cache.name}_hit"] = hits[cache.name]
-            columns[f"{cache.name}_lookup_ms"] = lookups[cache.name]
-            affected = set(caching.skipped_stages(cache, names, kinds)) | {getattr(cache, "stage", None)}
-            first = next((name for name in names if name in affected), names[0])
-            self.lookups.setdefault(first, []).append(lookups[cache.name])
+            # NaN marks a cache the request never consulted (cache_summary's reached_fraction).
+            columns[f"{cache.name}_lookup_ms"] = np.where(reached[cache.name], lookups[cache.name], np.nan)
+            first = caching.lookup_stage(cache, names, kinds)
+            self.lookups.setdefault(first, []).append(np.where(reached[cache.name], lookups[cache.name], 0.0))
 
     def lookups_before(self, stage: str, alive: np.ndarray) -> np.ndarray:
         total = np.zeros(self.n)

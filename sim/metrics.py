@@ -106,6 +106,8 @@ def stage_breakdown(log: pd.DataFrame, scenario: Scenario) -> dict[str, dict[str
         if column not in served:
             continue
         values = served[column].to_numpy(dtype=float)
+        if column.endswith("_lookup_ms"):  # a cache not consulted cost nothing
+            values = np.nan_to_num(values, nan=0.0)
         values = values[np.isfinite(values)]
         if not len(values):
             continue
