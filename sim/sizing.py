@@ -150,9 +150,8 @@ def size(scenario: Scenario, slo_p99_ms: float, candidates: list[Candidate], *, 
     best: tuple[Probe, Scenario] | None = None
     for candidate in candidates:
         variant = candidate.apply(scenario)
-        start = 1 if autoscaled else smallest_stable(variant)
-        if autoscaled and variant.deployment.autoscaling.policy == "knative":
-            start = 0
+        # Ray Serve and Knative can scale from zero on traffic; the HPA cannot go below one replica.
+        start = smallest_stable(variant) if not autoscaled else int(variant.deployment.autoscaling.policy == "hpa")
         met: Probe | None = None
         previous: Probe | None = None
         for count in range(start, start + MAX_PROBES_PER_HARDWARE):
