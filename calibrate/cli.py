@@ -276,6 +276,11 @@ def register(subparsers, include_validate: bool = True) -> None:
     cal = subparsers.add_parser("calibrate", help="measure and fit model profiles (models/NAME.yaml)")
     sub = cal.add_subparsers(dest="calibrate_command", metavar="COMMAND", required=True)
 
+    p = sub.add_parser("import-llm-perf", help="fit the shipped LLM profiles from the splitwise-sim llm-perf table")
+    p.add_argument("--csv", help="the llm-perf CSV (default: models/data/llm-perf-a100-h100.csv)")
+    p.add_argument("--out", help="folder for the profiles (default: models/)")
+    p.set_defaults(func=cmd_import_llm_perf)
+
     p = sub.add_parser("fit", help="fit a profile from a long-format measurements CSV")
     p.add_argument("measurements", help="CSV: batch_size, latency_ms [, instances], one row per repeat")
     p.add_argument("-o", "--output", required=True, help="profile to write, e.g. models/NAME.yaml")
@@ -344,3 +349,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def cmd_import_llm_perf(args) -> int:
+    from calibrate.llm_perf import main as llm_perf_main
+
+    argv = [*(["--csv", args.csv] if args.csv else []), *(["--out", args.out] if args.out else [])]
+    return llm_perf_main(argv)

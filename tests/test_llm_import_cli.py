@@ -1,0 +1,28 @@
+"""`servesim calibrate import-llm-perf` rebuilds the shipped LLM profiles from the measured table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_llm_perf_writes_both_profiles_with_their_fit_quality(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "sim.cli", "calibrate", "import-llm-perf", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("held out, worst") == 4
+    for name in ("llama2-70b-tp4-a100", "llama2-70b-tp4-h100"):
+        fresh = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())
+        shipped = yaml.safe_load((ROOT / "models" / f"{name}.yaml").read_text())
+        assert fresh == shipped  # the shipped profiles are exactly what the importer makes
+
+
+def test_missing_table_is_a_clean_error(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "sim.cli", "calibrate", "import-llm-perf", "--csv",
+                             str(tmp_path / "none.csv")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "file not found" in result.stderr and "Traceback" not in result.stderr
