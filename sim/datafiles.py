@@ -8,7 +8,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from sim.errors import DataFileError
+import yaml
+
+from sim.errors import DataFileError, ServesimError
 
 
 def resolve_path(path: str | Path, context: Mapping[str, Any] | None) -> Path:
@@ -58,3 +60,13 @@ def numeric_column(frame: pd.DataFrame, column: str, path: Path, what: str) -> n
 def read_numeric_column(path: Path, column: str | None, what: str) -> np.ndarray:
     frame = read_csv(path, what)
     return numeric_column(frame, column or str(frame.columns[0]), path, what)
+
+
+def parse_yaml(text: str, source: str, error: type[ServesimError]) -> Any:
+    """YAML text -> data, with a parse error raised as `error` naming the source, line and column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None

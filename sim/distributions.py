@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 import numpy as np
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     PositiveFloat,
     ValidationInfo,
     field_validator,
@@ -169,10 +170,12 @@ class Uniform(_Dist):
         return rng.uniform(self.low, self.high, size=n)
 
 
-class Empirical(_Dist):
-    """Resample measured latencies: inline `samples`, or a CSV `file` (column `column`, else the first)."""
+class SampleSource(BaseModel):
+    """Measured values to resample: inline `samples`, or a CSV `file` (column `column`, else the first).
+    Shared by service-time and token-count empirical distributions; `values_what` names them in errors."""
 
-    dist: Literal["empirical"]
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    values_what: ClassVar[str] = "empirical samples"
     samples: list[float] | None = None
     file: str | None = None
     column: str | None = None
@@ -183,21 +186,26 @@ class Empirical(_Dist):
         return None if value is None else str(resolve_path(value, info.context))
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Empirical":
+    def _one_source(self):
         if (self.samples is None) == (self.file is None):
             raise ValueError("give either samples: [...] or file: PATH")
-        if self.samples is not None:
-            if not self.samples:
-                raise ValueError("samples is empty")
-            if min(self.samples) < 0:
-                raise ValueError("samples must be >= 0 ms")
+        if self.samples is not None and not self.samples:
+            raise ValueError("samples is empty")
         return self
 
     @cached_property
     def values(self) -> np.ndarray:
         if self.samples is not None:
             return np.asarray(self.samples, dtype=float)
-        return read_numeric_column(Path(self.file), self.column, what="empirical service times")
+        return read_numeric_column(Path(self.file), self.column, what=self.values_what)
+
+
+class Empirical(_Dist, SampleSource):
+    """Resample measured latencies (ms): inline `samples`, or a CSV `file`."""
+
+    values_what: ClassVar[str] = "empirical service times"
+    dist: Literal["empirical"]
+    samples: list[NonNegativeFloat] | None = None
 
     @property
     def mean(self) -> float:

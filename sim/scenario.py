@@ -31,7 +31,7 @@ from sim.autoscaling import AutoscalingPolicy
 from sim.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle, SpedUp
 from sim.batching import BatchingPolicy, NoBatching
 from sim.caching import CacheTier, validate_caches
-from sim.datafiles import resolve_path
+from sim.datafiles import parse_yaml, resolve_path
 from sim.distributions import Distribution
 from sim.errors import ScenarioError, ServesimError
 from sim.llm.schema import ContinuousLLMBatching, LLMStage, PrefixCache, StaticLLMBatching, TokenSpec
@@ -314,12 +314,7 @@ def load_scenario(path: str | Path) -> Scenario:
 def parse_scenario_text(text: str, base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
     if len(text.encode("utf-8", errors="replace")) > MAX_SCENARIO_BYTES:
         raise ScenarioError(f"{source}: scenario is larger than {MAX_SCENARIO_BYTES} bytes")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    raw = parse_yaml(text, source, ScenarioError)
     if not isinstance(raw, dict):
         raise ScenarioError(f"{source}: a scenario is a mapping with name, workload, stages, deployment")
     return parse_scenario(raw, base_dir=base_dir, source=source)

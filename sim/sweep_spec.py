@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
+from sim.datafiles import parse_yaml
 from sim.errors import ScenarioError, ServesimError
 from sim.scenario import Scenario, load_scenario, parse_scenario
 
@@ -253,12 +253,7 @@ def load_sweep(path: str | Path) -> Sweep:
     if path.stat().st_size > MAX_SWEEP_BYTES:
         raise SweepError(f"{path}: sweep file is larger than {MAX_SWEEP_BYTES} bytes")
     text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SweepError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    raw = parse_yaml(text, str(path), SweepError)
     return parse_sweep(raw, base_dir=path.parent, source=str(path))
 
 

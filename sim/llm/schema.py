@@ -19,8 +19,7 @@ stages:
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 import numpy as np
 from pydantic import (
@@ -35,7 +34,8 @@ from pydantic import (
     model_validator,
 )
 
-from sim.datafiles import read_numeric_column, resolve_path
+from sim.datafiles import resolve_path
+from sim.distributions import SampleSource
 from sim.errors import ServesimError
 from sim.llm.cost import LLMCost, load_llm_profile
 
@@ -137,32 +137,12 @@ class TokenZipf(_TokenDist):
         return rng.choice(support, size=n, p=weights / weights.sum())
 
 
-class TokenEmpirical(_TokenDist):
+class TokenEmpirical(_TokenDist, SampleSource):
     """Resample measured token counts: inline `samples`, or a CSV `file` (column `column`, else the first)."""
 
+    values_what: ClassVar[str] = "empirical token counts"
     dist: Literal["empirical"]
     samples: list[PositiveInt] | None = None
-    file: str | None = None
-    column: str | None = None
-
-    @field_validator("file")
-    @classmethod
-    def _file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else str(resolve_path(value, info.context))
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "TokenEmpirical":
-        if (self.samples is None) == (self.file is None):
-            raise ValueError("give either samples: [...] or file: PATH")
-        if self.samples is not None and not self.samples:
-            raise ValueError("samples is empty")
-        return self
-
-    @cached_property
-    def values(self) -> np.ndarray:
-        if self.samples is not None:
-            return np.asarray(self.samples, dtype=float)
-        return read_numeric_column(Path(self.file), self.column, what="empirical token counts")
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.choice(self.values, size=n, replace=True)
