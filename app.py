@@ -16,11 +16,12 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
-from sim import charts, compare, planner, plots
-from sim.engine import RunResult
+from sim.analysis import compare, planner
+from sim.present import charts, plots
+from sim.engine.run import RunResult
 from sim.errors import ServesimError
-from sim.metrics import stage_columns
-from sim.scenario import Scenario, load_scenario, parse_scenario_text
+from sim.metrics.summary import stage_columns
+from sim.spec.scenario import Scenario, load_scenario, parse_scenario_text
 
 ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
@@ -119,7 +120,7 @@ def knob_traffic(scenario: Scenario) -> dict[str, Any]:
 
 
 def knob_deployment(scenario: Scenario) -> dict[str, Any]:
-    from sim.hardware import load_catalogue
+    from sim.spec.hardware import load_catalogue
 
     st.subheader("Deployment")
     deployment = scenario.deployment
@@ -457,7 +458,7 @@ def view_compare(ctx: Context) -> None:
         st.markdown("**Where latency lives, by variant**")
         shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in comparison.results}
         st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
-    from sim.report import report_zip
+    from sim.present.report import report_zip
 
     # Deferred: the PNGs of the report are drawn only when the button is clicked.
     st.download_button("Download the comparison report (Markdown + PNGs, .zip)", lambda: report_zip(comparison),
@@ -511,7 +512,7 @@ def view_tradeoff(ctx: Context) -> None:
 
 
 def busiest_stage(scenario: Scenario) -> str | None:
-    from sim.load import offered_load
+    from sim.metrics.load import offered_load
 
     loads = offered_load(scenario)
     return max(loads, key=loads.get) if loads else None
@@ -558,7 +559,7 @@ def view_llm(ctx: Context) -> None:
     runs = (ctx.result.log.attrs.get("llm") or {}).get(llm.get("stage"))
     if runs:
         try:
-            from sim.llm import charts as llm_charts
+            from sim.present import llm_charts
 
             results = {"": runs[0].result}
             left, right = st.columns(2)
@@ -671,8 +672,8 @@ def main() -> None:
 def view_advisor(ctx: Context) -> None:
     """`servesim advise` in the planner: the profile, the ranked lever stacks and the recommendation, on
     demand (it runs a few dozen short simulations: seconds)."""
-    from sim.advise import advise, verdict_table
-    from sim.advise_report import pareto_figure, profile_text, waterfall_figure
+    from sim.analysis.advise import advise, verdict_table
+    from sim.present.advise_report import pareto_figure, profile_text, waterfall_figure
 
     cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
     slo = cols[0].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key="advise.slo",

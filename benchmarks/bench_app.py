@@ -8,9 +8,10 @@ import statistics
 import time
 from pathlib import Path
 
-from sim import charts, compare, planner, plots
-from sim.metrics import stage_columns
-from sim.scenario import load_scenario
+from sim.analysis import compare, planner
+from sim.present import charts, plots
+from sim.metrics.summary import stage_columns
+from sim.spec.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "scenarios" / "vision-a100.yaml"

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.plain_simpy import run_plain_simpy
-from sim.engine import simulate_replication
-from sim.scenario import load_scenario
+from sim.engine.run import simulate_replication
+from sim.spec.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.arrivals import Trace
-from sim.llm.engine import simulate_llm_stage
-from sim.llm.schema import LLMStage, TokenSpec
-from sim.llm.tokens import sample_tokens
+from sim.spec.arrivals import Trace
+from sim.engine.llm.stage import simulate_llm_stage
+from sim.spec.llm_schema import LLMStage, TokenSpec
+from sim.engine.llm.tokens import sample_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE = ROOT / "scenarios" / "traces" / "azure-llm-conv-trace.csv"

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.sweep import parse_sweep, plan_tasks, run_sweep
+from sim.analysis.sweep.run import parse_sweep, plan_tasks, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_EFFICIENCY = 0.8
@@ -96,8 +96,8 @@ class LoopbackCluster:
 
 
 def _warm_worker() -> bool:
-    from sim.engine import simulate_replication
-    from sim.scenario import load_scenario
+    from sim.engine.run import simulate_replication
+    from sim.spec.scenario import load_scenario
 
     simulate_replication(load_scenario(ROOT / "scenarios" / "mm3.yaml"), 0, seed=1, requests=1000)
     return True
@@ -105,7 +105,7 @@ def _warm_worker() -> bool:
 
 def _timed_run(client, tasks) -> tuple[float, float]:
     """(wall seconds for all tasks, mean seconds one task took on its worker)."""
-    from sim.sweep_exec import _run_on_client
+    from sim.analysis.sweep.executors import _run_on_client
 
     landed = []
     started = time.perf_counter()

@@ -1,5 +1,5 @@
 """`servesim calibrate ...` and `servesim validate`: argparse sub-commands; each handler returns an exit code
-and raises ServesimError subclasses for user mistakes (sim/cli.py prints those as one clean line)."""
+and raises ServesimError subclasses for user mistakes (sim/cli/main.py prints those as one clean line)."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def cmd_import_perf_analyzer(args: argparse.Namespace) -> int:
 def cmd_derive(args: argparse.Namespace) -> int:
     from calibrate.levers import derive, lever_summary
     from calibrate.profile import check_profile, write_profile
-    from sim.profile import read_profile_yaml
+    from sim.spec.profile import read_profile_yaml
 
     base = read_profile_yaml(args.base)
     check_profile(base, str(args.base))
@@ -212,7 +212,7 @@ def cmd_levers(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from calibrate.levers import lever_summary
-    from sim.profile import load_profile
+    from sim.spec.profile import load_profile
 
     profile = load_profile(args.profile)
     print(f"{profile.name}: {profile.model or ''} on {profile.hardware or '?'} ({profile.precision or '?'}),"
@@ -334,7 +334,7 @@ def register(subparsers, include_validate: bool = True) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m calibrate.cli ...`) until sim/cli.py wires `register`."""
+    """Stand-alone entry (`python -m calibrate.cli ...`) until sim/cli/main.py wires `register`."""
     import sys
 
     parser = argparse.ArgumentParser(prog="servesim")

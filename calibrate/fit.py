@@ -1,6 +1,6 @@
 """Fit a median batch-cost curve to measurements, and choose the curve family by fit quality.
 
-Families, simplest first (sim/profile.py evaluates them):
+Families, simplest first (sim/spec/profile.py evaluates them):
   affine            base + per_item · n                              (2 parameters)
   roofline          flat-ish up to a knee, steeper and linear above  (4: base, slope below, slope above, knee)
   piecewise_linear  straight lines through the measured medians       (one point per batch size)
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from sim.datafiles import read_csv
+from sim.spec.datafiles import read_csv
 from sim.errors import DataFileError
-from sim.profile import curve_ms
+from sim.spec.profile import curve_ms
 
 FAMILIES = ("affine", "roofline", "piecewise_linear")
 MIN_POINTS = {"affine": 3, "roofline": 5, "piecewise_linear": 2}

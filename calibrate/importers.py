@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.datafiles import read_csv
+from sim.spec.datafiles import read_csv
 from sim.errors import DataFileError
 
 LEVEL_COLUMNS = ("Concurrency", "Request Rate")

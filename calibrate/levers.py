@@ -172,7 +172,7 @@ def derived_profile_path(base_path: str | Path, lever_name: str, speedup: float 
     import tempfile
 
     from calibrate.profile import check_profile, write_profile
-    from sim.profile import read_profile_yaml
+    from sim.spec.profile import read_profile_yaml
 
     base_path = Path(base_path)
     lever = get_lever(lever_name)

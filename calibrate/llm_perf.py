@@ -19,9 +19,9 @@ import pandas as pd
 import yaml
 from scipy.optimize import least_squares, nnls
 
-from sim.datafiles import numeric_column, read_csv
+from sim.spec.datafiles import numeric_column, read_csv
 from sim.errors import DataFileError
-from sim.llm.cost import DecodeCurve, LLMCost, LLMProfile, Memory, PrefillCurve
+from sim.spec.llm_cost import DecodeCurve, LLMCost, LLMProfile, Memory, PrefillCurve
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT / "models" / "data" / "llm-perf-a100-h100.csv"

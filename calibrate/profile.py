@@ -12,7 +12,7 @@ import yaml
 
 from calibrate.fit import CurveFit, fit_curve, interference_table, summarise, throughput_knee
 from sim.errors import DataFileError
-from sim.profile import ModelProfile, profile_from_dict
+from sim.spec.profile import ModelProfile, profile_from_dict
 
 
 def latency_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
@@ -43,11 +43,11 @@ def build_profile(
     overhead_ms: float = 0.0,
     max_batch_size: int | None = None,
 ) -> dict[str, Any]:
-    """A profile mapping ready to dump as YAML (checked by loading it through sim.profile)."""
+    """A profile mapping ready to dump as YAML (checked by loading it through sim.spec.profile)."""
     provenance = dict(provenance or {})
     provenance.setdefault("date", dt.date.today().isoformat())
     if usd_per_hour is None and hardware:
-        from sim.hardware import load_catalogue
+        from sim.spec.hardware import load_catalogue
 
         try:
             entry = load_catalogue().get(hardware)
@@ -124,7 +124,7 @@ def write_profile(data: dict[str, Any], path: str | Path) -> Path:
     """Write a profile mapping as YAML; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = f"# servesim model profile ({data.get('name')}); format: see sim/profile.py\n"
+    header = f"# servesim model profile ({data.get('name')}); format: see sim/spec/profile.py\n"
     path.write_text(header + dump_profile(data), encoding="utf-8")
     return path
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from calibrate.importers import PERCENTILE_COLUMNS, read_perf_analyzer
-from sim.datafiles import read_csv
+from sim.spec.datafiles import read_csv
 from sim.errors import DataFileError
 
 PERCENTILES = (50.0, 95.0, 99.0)
@@ -111,8 +111,8 @@ def validate_scenario(
     level: float | None = None,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """Run the scenario and compare with the measurements: (comparison table, what was read, run warnings)."""
-    from sim.engine import simulate
-    from sim.scenario import load_scenario
+    from sim.engine.run import simulate
+    from sim.spec.scenario import load_scenario
 
     measured, what = measured_percentiles(measured_path, level)
     result = simulate(load_scenario(scenario_path), requests=requests, seed=seed, replications=replications)

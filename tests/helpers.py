@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.metrics import ci95
-from sim.scenario import Scenario, parse_scenario
+from sim.metrics.summary import ci95
+from sim.spec.scenario import Scenario, parse_scenario
 
 
 def model_scenario(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from sim.llm.schema import LLMStage
+from sim.spec.llm_schema import LLMStage
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.advise import Profile, Row, advise, row_warnings, verdict_table
-from sim.advise_levers import QUANTISATION, candidate_levers
-from sim.advise_report import text_report
-from sim.cli import main
-from sim.engine import simulate
-from sim.scenario import load_scenario, parse_scenario
+from sim.analysis.advise import Profile, Row, advise, row_warnings, verdict_table
+from sim.analysis.advise_levers import QUANTISATION, candidate_levers
+from sim.present.advise_report import text_report
+from sim.cli.main import main
+from sim.engine.run import simulate
+from sim.spec.scenario import load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -193,8 +193,8 @@ def test_planner_advisor_tab_shows_the_recommendation():
 
 
 def test_gpu_decode_moves_cost_to_the_gpu_and_is_not_sped_up_by_quantisation():
-    from sim.advise import apply_stack
-    from sim.advise_levers import GPU_DECODE_MS_PER_IMAGE, GPU_DECODE_SPEEDUP
+    from sim.analysis.advise import apply_stack
+    from sim.analysis.advise_levers import GPU_DECODE_MS_PER_IMAGE, GPU_DECODE_SPEEDUP
 
     vision = load_scenario(SCENARIOS / "vision-a100.yaml")
     levers = {lever.name: lever for lever in candidate_levers(vision)}
@@ -210,7 +210,7 @@ def test_gpu_decode_moves_cost_to_the_gpu_and_is_not_sped_up_by_quantisation():
 
 
 def test_a_cost_budget_ranks_stacks_over_it_last():
-    from sim.advise import rank_key
+    from sim.analysis.advise import rank_key
 
     base = _row(70.0, 200.0, 100.0, met=True)
     cheap_slow = _row(70.0, 190.0, 100.0, met=True)

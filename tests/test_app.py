@@ -149,7 +149,7 @@ slo: {p99_ms: 500}
 
 
 def test_autoscaling_knobs_and_timeline():
-    from sim.scenario import Deployment
+    from sim.spec.scenario import Deployment
 
     if "autoscaling" not in Deployment.model_fields:
         pytest.skip("the scenario schema has no deployment.autoscaling yet")
@@ -190,8 +190,8 @@ import sys
 sys.path.insert(0, {root!r})
 import pandas as pd
 import app
-from sim import planner
-from sim.engine import RunResult
+from sim.analysis import planner
+from sim.engine.run import RunResult
 
 llm = {{"stage": "llm", "ttft_ms": {percentiles}, "tpot_ms": {percentiles}, "output_tokens_per_s": 1234.0,
        "goodput": {{"requests_per_s": 3.5}}, "warnings": ["KV cache full 12% of the time"]}}

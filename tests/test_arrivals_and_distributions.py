@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from sim.arrivals import ArrivalProcess
-from sim.distributions import Distribution
+from sim.spec.arrivals import ArrivalProcess
+from sim.spec.distributions import Distribution
 
 ARRIVAL = TypeAdapter(ArrivalProcess)
 DIST = TypeAdapter(Distribution)

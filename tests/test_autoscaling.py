@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from sim import theory
-from sim.engine import simulate, simulate_replication
-from sim.metrics import replicas_paid, time_weighted_mean
-from sim.scenario import parse_scenario
+from sim.engine.run import simulate, simulate_replication
+from sim.metrics.summary import replicas_paid, time_weighted_mean
+from sim.spec.scenario import parse_scenario
 from tests.helpers import covers, estimate_and_ci, per_replication
 
 

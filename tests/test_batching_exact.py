@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.engine import simulate_replication
+from sim.engine.run import simulate_replication
 from tests.helpers import model_scenario
 
 

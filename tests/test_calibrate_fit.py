@@ -16,7 +16,7 @@ from calibrate.fit import (
     throughput_knee,
 )
 from sim.errors import DataFileError
-from sim.profile import curve_ms
+from sim.spec.profile import curve_ms
 
 SIZES = (1, 2, 4, 8, 16, 32, 64)
 

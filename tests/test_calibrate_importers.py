@@ -8,7 +8,7 @@ import pytest
 from calibrate.cli import main as calibrate_main
 from calibrate.importers import parse_file_batch, perf_analyzer_summary, read_perf_analyzer
 from sim.errors import DataFileError
-from sim.profile import load_profile
+from sim.spec.profile import load_profile
 
 HEADER = (
     "Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,"

@@ -12,7 +12,7 @@ import yaml
 from calibrate.cli import main as calibrate_main
 from calibrate.levers import LEVERS, LeverError, derive, lever_summary
 from calibrate.profile import check_profile
-from sim.profile import load_profile, read_profile_yaml
+from sim.spec.profile import load_profile, read_profile_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCKWORK = ROOT / "models" / "resnet50-v100-clockwork.yaml"

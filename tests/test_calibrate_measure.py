@@ -15,7 +15,7 @@ from calibrate.cli import main as calibrate_main  # noqa: E402
 from calibrate.measure import MeasureError, MeasureSettings, measure  # noqa: E402
 from calibrate.networks import build_encoder, build_mlp  # noqa: E402
 from sim.errors import DataFileError  # noqa: E402
-from sim.profile import load_profile  # noqa: E402
+from sim.spec.profile import load_profile  # noqa: E402
 
 # Small enough for CI: a few ms per configuration; batch sizes spaced so the cost visibly grows.
 QUICK = MeasureSettings(batch_sizes=(1, 16, 128), instances=(1,), warmup=3, repeats=15, rounds=3)
@@ -77,8 +77,8 @@ def test_cli_measure_then_profile_runs_in_the_simulator(tmp_path, capsys):
     assert profile.max_batch_size == 16 and profile.max_instances == 2
     assert profile.provenance["measurements_file"] == "mlp-quick.csv"
 
-    from sim.engine import simulate
-    from sim.scenario import load_scenario
+    from sim.engine.run import simulate
+    from sim.spec.scenario import load_scenario
 
     scenario = tmp_path / "s.yaml"
     scenario.write_text(

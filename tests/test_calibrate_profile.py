@@ -16,8 +16,8 @@ import yaml
 from calibrate.fit import fit_curve, summarise
 from calibrate.profile import build_profile, check_profile, dump_profile, fit_measurements, write_profile
 from sim.errors import DataFileError
-from sim.hardware import load_catalogue
-from sim.profile import load_profile, profile_from_dict, spread_shape
+from sim.spec.hardware import load_catalogue
+from sim.spec.profile import load_profile, profile_from_dict, spread_shape
 
 ROOT = Path(__file__).resolve().parent.parent
 Z90, Z99 = NormalDist().inv_cdf(0.9), NormalDist().inv_cdf(0.99)

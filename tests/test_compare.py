@@ -1,4 +1,4 @@
-"""Variant syntax, winners, knees and the planner's knob helpers (sim/compare.py, sim/planner.py)."""
+"""Variant syntax, winners, knees and the planner's knob helpers (sim/analysis/compare.py, sim/analysis/planner.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import compare, planner
+from sim.analysis import compare, planner
 from sim.errors import ServesimError
-from sim.scenario import parse_scenario_text
+from sim.spec.scenario import parse_scenario_text
 
 BASE = """
 name: two-stage
@@ -173,7 +173,7 @@ def test_scale_distribution_keeps_the_shape():
 
 
 def test_stage_cost_override_halves_the_offered_load(scenario):
-    from sim.load import offered_load
+    from sim.metrics.load import offered_load
 
     faster = scenario.with_overrides(planner.stage_cost_overrides(scenario, "decode", 0.5))
     assert offered_load(faster)["decode"] == pytest.approx(offered_load(scenario)["decode"] / 2)

@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.engine import simulate_replication
-from sim.scenario import parse_scenario
+from sim.engine.run import simulate_replication
+from sim.spec.scenario import parse_scenario
 
 policies = st.one_of(
     st.just({"policy": "none"}),

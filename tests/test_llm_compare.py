@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.llm.engine import simulate_llm_stage
+from sim.engine.llm.stage import simulate_llm_stage
 from tests.llm_support import ROOT, stage
 
 PROFILE = ROOT / "models" / "llama2-70b-tp4-a100.yaml"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.llm_support import ROOT, stage, synthetic_profile
 from sim.errors import ScenarioError
-from sim.llm.engine import simulate_llm_stage
+from sim.engine.llm.stage import simulate_llm_stage
 
 
 def prefill_ms(new: int, context: int, seqs: int = 1) -> float:

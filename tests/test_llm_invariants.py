@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.llm_support import SYNTHETIC, stage
-from sim.llm.engine import simulate_llm_stage
+from sim.engine.llm.stage import simulate_llm_stage
 
 
 @st.composite

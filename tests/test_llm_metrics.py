@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.llm.engine import simulate_llm_stage
-from sim.llm.metrics import distribution, llm_summary, llm_timeseries
+from sim.engine.llm.stage import simulate_llm_stage
+from sim.metrics.llm import distribution, llm_summary, llm_timeseries
 from tests.llm_support import stage, synthetic_profile
 
 
@@ -77,7 +77,7 @@ def test_timeseries_bins_cover_the_run(tmp_path):
 
 
 def test_charts_draw_every_variant_from_the_same_quantiles(tmp_path):
-    from sim.llm.charts import distribution_points, distributions_chart, timeseries_chart
+    from sim.present.llm_charts import distribution_points, distributions_chart, timeseries_chart
 
     results = {
         name: run(stage(synthetic_profile(tmp_path), batching=batching), np.arange(30) * 200.0, np.full(30, 100), np.arange(1, 31))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from sim.errors import ScenarioError
-from sim.llm.pipeline import run_llm_stage, summarize_llm_runs
-from sim.llm.schema import TokenSpec
+from sim.engine.llm.pipeline import run_llm_stage, summarize_llm_runs
+from sim.spec.llm_schema import TokenSpec
 from tests.llm_support import stage, synthetic_profile
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from calibrate import llm_perf
 from sim.errors import DataFileError
-from sim.llm.cost import LLMCost, load_llm_profile
+from sim.spec.llm_cost import LLMCost, load_llm_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "models" / "data" / "llm-perf-a100-h100.csv"

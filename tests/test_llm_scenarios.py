@@ -1,5 +1,5 @@
 """The shipped LLM scenarios through the whole product: scenario file -> engine -> `llm` summary -> CLI.
-(Skipped until sim/scenario.py admits `kind: llm` stages.)"""
+(Skipped until sim/spec/scenario.py admits `kind: llm` stages.)"""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-import sim.scenario
+import sim.spec.scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif("llm" not in getattr(sim.scenario, "STAGE_KINDS", ()), reason="llm stage not wired in yet")
+pytestmark = pytest.mark.skipif("llm" not in getattr(sim.spec.scenario, "STAGE_KINDS", ()), reason="llm stage not wired in yet")
 
 
 @pytest.mark.parametrize("name", ["llm-chat-continuous", "llm-chat-static", "llm-code-continuous"])
 def test_shipped_llm_scenarios_run_and_report_the_llm_key(name):
-    from sim.engine import simulate
+    from sim.engine.run import simulate
 
-    scenario = sim.scenario.load_scenario(ROOT / "scenarios" / f"{name}.yaml")
+    scenario = sim.spec.scenario.load_scenario(ROOT / "scenarios" / f"{name}.yaml")
     result = simulate(scenario, requests=600, replications=1)
     llm = result.summary["llm"]
     assert llm["stage"] == "llm" and llm["completed"] > 0
@@ -33,10 +33,10 @@ def test_shipped_llm_scenarios_run_and_report_the_llm_key(name):
 
 
 def test_static_and_continuous_share_the_traffic_and_token_counts():
-    from sim.engine import simulate
+    from sim.engine.run import simulate
 
     runs = {
-        name: simulate(sim.scenario.load_scenario(ROOT / "scenarios" / f"{name}.yaml"), requests=400, replications=1).log
+        name: simulate(sim.spec.scenario.load_scenario(ROOT / "scenarios" / f"{name}.yaml"), requests=400, replications=1).log
         for name in ("llm-chat-continuous", "llm-chat-static")
     }
     a, b = runs["llm-chat-continuous"], runs["llm-chat-static"]
@@ -48,12 +48,12 @@ def test_llm_scenario_without_tokens_is_a_clear_error(tmp_path):
     text = (ROOT / "scenarios" / "llm-chat-continuous.yaml").read_text().replace(
         "  tokens: {prompt_column: num_prefill_tokens, output_column: num_decode_tokens}\n", ""
     )
-    with pytest.raises(sim.scenario.ScenarioError, match="workload.tokens"):
-        sim.scenario.parse_scenario_text(text, base_dir=ROOT / "scenarios")
+    with pytest.raises(sim.spec.scenario.ScenarioError, match="workload.tokens"):
+        sim.spec.scenario.parse_scenario_text(text, base_dir=ROOT / "scenarios")
 
 
 def test_cli_json_has_the_llm_key(capsys):
-    from sim.cli import main
+    from sim.cli.main import main
 
     code = main(["run", str(ROOT / "scenarios" / "llm-chat-continuous.yaml"), "--requests", "300", "--replications", "2",
                  "--json", "--set", "workload.arrival.rate_scale=2"])

@@ -7,8 +7,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from sim.errors import ScenarioError
-from sim.llm.schema import TokenSpec
-from sim.llm.tokens import sample_tokens
+from sim.spec.llm_schema import TokenSpec
+from sim.engine.llm.tokens import sample_tokens
 
 N = 200_000
 

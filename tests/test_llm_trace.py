@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.arrivals import Trace
-from sim.llm.engine import simulate_llm_stage
-from sim.llm.schema import TokenSpec
-from sim.llm.tokens import sample_tokens
+from sim.spec.arrivals import Trace
+from sim.engine.llm.stage import simulate_llm_stage
+from sim.spec.llm_schema import TokenSpec
+from sim.engine.llm.tokens import sample_tokens
 from tests.llm_support import ROOT, stage
 
 TRACE = ROOT / "scenarios" / "traces" / "azure-llm-conv-trace.csv"

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from matplotlib import image as mpimg
 
-from sim import compare, planner, plots
-from sim.cli import main
-from sim.scenario import load_scenario, parse_scenario_text
+from sim.analysis import compare, planner
+from sim.present import plots
+from sim.cli.main import main
+from sim.spec.scenario import load_scenario, parse_scenario_text
 
 SCENARIO = """
 name: report-test
@@ -103,7 +104,7 @@ def test_report_zip_holds_the_same_files():
     scenario = parse_scenario_text(SCENARIO)
     variants = compare.parse_variants(["a:replicas=1", "b:replicas=2"], scenario)
     comparison = compare.run_comparison(scenario, variants, size=planner.RunSize(1500, 2))
-    from sim.report import report_zip
+    from sim.present.report import report_zip
 
     with zipfile.ZipFile(BytesIO(report_zip(comparison))) as archive:
         names = set(archive.namelist())

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.engine import simulate, simulate_replication
-from sim.scenario import load_scenario
+from sim.engine.run import simulate, simulate_replication
+from sim.spec.scenario import load_scenario
 from tests.helpers import model_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +21,7 @@ LATENCY_KEYS = {"mean", "p50", "p90", "p95", "p99", "p999"}
 
 def run_json(*args: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", *args, "--json"], capture_output=True, text=True, cwd=ROOT, check=True
+        [sys.executable, "-m", "sim.cli.main", "run", *args, "--json"], capture_output=True, text=True, cwd=ROOT, check=True
     )
     return json.loads(result.stdout)
 
@@ -114,7 +114,7 @@ def test_slo_attainment_is_the_share_within_budget():
 def test_log_can_be_written(tmp_path: Path):
     out = tmp_path / "log.parquet"
     subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", "scenarios/mm3.yaml", "--requests", "2000", "--replications", "1",
+        [sys.executable, "-m", "sim.cli.main", "run", "scenarios/mm3.yaml", "--requests", "2000", "--replications", "1",
          "--log", str(out)], cwd=ROOT, check=True, capture_output=True,
     )
     log = pd.read_parquet(out)
@@ -123,7 +123,7 @@ def test_log_can_be_written(tmp_path: Path):
 
 def test_human_table_names_the_stages():
     result = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", "scenarios/vision-a100.yaml", "--requests", "3000", "--replications", "2"],
+        [sys.executable, "-m", "sim.cli.main", "run", "scenarios/vision-a100.yaml", "--requests", "3000", "--replications", "2"],
         cwd=ROOT, check=True, capture_output=True, text=True,
     )
     for word in ("p99", "preprocess", "forward_queue", "where latency lives", "per 1M queries"):

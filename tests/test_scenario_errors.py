@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.errors import ScenarioError
-from sim.scenario import load_scenario, parse_scenario_text
+from sim.spec.scenario import load_scenario, parse_scenario_text
 
 GOOD = """
 name: ok
@@ -127,7 +127,7 @@ def test_bad_override_value_is_validated():
 def test_cli_prints_one_clean_error_and_exits_2(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("rate_rps: 2.5", "rate_rps: -1"))
-    result = subprocess.run([sys.executable, "-m", "sim.cli", "run", str(bad)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "sim.cli.main", "run", str(bad)], capture_output=True, text=True)
     assert result.returncode == 2
     assert "workload.arrival.rate_rps" in result.stderr
     assert "Traceback" not in result.stderr
@@ -137,6 +137,6 @@ def test_cli_rejects_a_bad_set_option(tmp_path: Path):
     good = tmp_path / "good.yaml"
     good.write_text(GOOD)
     result = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", str(good), "--set", "deployment.replicas"], capture_output=True, text=True
+        [sys.executable, "-m", "sim.cli.main", "run", str(good), "--set", "deployment.replicas"], capture_output=True, text=True
     )
     assert result.returncode == 2 and "expected PATH=VALUE" in result.stderr and "Traceback" not in result.stderr

@@ -12,7 +12,7 @@ import yaml
 
 from sim import theory
 from sim.errors import ServesimError
-from sim.sizing import Candidate, parse_candidates, size, smallest_stable
+from sim.analysis.sizing import Candidate, parse_candidates, size, smallest_stable
 from tests.helpers import model_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_speedup_candidate_needs_fewer_replicas():
 
 
 def test_candidates_come_from_the_catalogue():
-    from sim.hardware import load_catalogue
+    from sim.spec.hardware import load_catalogue
 
     scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 1}, service_ms=10)
     catalogue = load_catalogue()
@@ -78,7 +78,7 @@ def test_candidates_come_from_the_catalogue():
 def test_size_command_writes_frontier_and_a_ready_scenario(tmp_path: Path):
     out = tmp_path / "sizing"
     result = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "size", "scenarios/bert-cpu.yaml", "--requests", "4000",
+        [sys.executable, "-m", "sim.cli.main", "size", "scenarios/bert-cpu.yaml", "--requests", "4000",
          "--replications", "3", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True,
     )
@@ -101,6 +101,6 @@ def test_an_slo_below_the_service_time_is_reported_unreachable():
 
 
 def test_size_without_an_slo_is_a_clear_error(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "sim.cli", "size", "scenarios/mm3.yaml"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "sim.cli.main", "size", "scenarios/mm3.yaml"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--slo-p99-ms" in result.stderr and "Traceback" not in result.stderr

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim.engine import simulate
-from sim.sweep import load_sweep, parse_sweep, plan_tasks, run_sweep
-from sim.sweep_exec import DaskExecutor, InProcessExecutor, ProcessPoolSweepExecutor, make_executor
+from sim.engine.run import simulate
+from sim.analysis.sweep.run import load_sweep, parse_sweep, plan_tasks, run_sweep
+from sim.analysis.sweep.executors import DaskExecutor, InProcessExecutor, ProcessPoolSweepExecutor, make_executor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -189,7 +189,7 @@ def test_interrupted_sweep_resumes_and_every_task_is_present_once(tmp_path):
         axes={"workload.arrival.rate_rps": [0.6, 0.8, 1.0, 1.2, 1.4], "deployment.replicas": [2, 3, 4]},
     )
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "sim.cli", "sweep", str(path), "--out", str(out), "--executor", "inprocess",
+    command = [sys.executable, "-m", "sim.cli.main", "sweep", str(path), "--out", str(out), "--executor", "inprocess",
                "--no-plots", "--json"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     tasks_file = out / "tasks.jsonl"
@@ -252,7 +252,7 @@ def test_failing_points_record_their_error_and_the_sweep_goes_on(tmp_path):
 
 
 def test_cli_writes_tables_and_plots_and_exits_nonzero_when_points_fail(tmp_path, capsys):
-    from sim.cli import main
+    from sim.cli.main import main
 
     path = write_sweep(tmp_path)
     assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
@@ -270,7 +270,7 @@ def test_cli_writes_tables_and_plots_and_exits_nonzero_when_points_fail(tmp_path
 
 
 def test_plot_shows_the_points_table_means(tmp_path):
-    from sim.sweep_plot import metric_figure
+    from sim.present.sweep_plots import metric_figure
 
     sweep = load_sweep(write_sweep(tmp_path))
     points = run_sweep(sweep, tmp_path / "out", executor="inprocess", plots=False).points
@@ -284,8 +284,8 @@ def test_plot_shows_the_points_table_means(tmp_path):
 
 
 def test_plot_splits_the_other_grid_axes_into_panels_or_holds_them_fixed(tmp_path):
-    from sim.sweep_plot import metric_figure, plot_layout
-    from sim.sweep_spec import PlotSpec
+    from sim.present.sweep_plots import metric_figure, plot_layout
+    from sim.analysis.sweep.spec import PlotSpec
 
     axes = {"workload.arrival.rate_rps": [0.8, 1.2], "deployment.replicas": [2, 3], "workload.warmup_requests": [0, 100, 200]}
     sweep = load_sweep(write_sweep(tmp_path, axes=axes))

@@ -19,7 +19,7 @@ import yaml
 
 pytest.importorskip("distributed")
 
-from sim.sweep import load_sweep, run_sweep  # noqa: E402
+from sim.analysis.sweep.run import load_sweep, run_sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60
@@ -117,7 +117,7 @@ def results(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_sweep_on_the_cluster_equals_the_local_run(cluster, tmp_path):
-    from sim.cli import main
+    from sim.cli.main import main
 
     path = write_sweep(tmp_path)
     code = main(["sweep", str(path), "--scheduler", cluster.address, "--out", str(tmp_path / "dask"), "--no-plots",
@@ -177,12 +177,12 @@ def test_local_dask_cluster_gives_the_same_results(tmp_path):
 
 
 def test_unreachable_scheduler_is_a_clear_error(tmp_path):
-    from sim.sweep import SweepError
-    from sim.sweep_exec import DaskExecutor
+    from sim.analysis.sweep.run import SweepError
+    from sim.analysis.sweep.executors import DaskExecutor
 
     executor = DaskExecutor(address="tcp://127.0.0.1:9")
     with pytest.raises(SweepError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        import sim.sweep_exec as sweep_exec
+        import sim.analysis.sweep.executors as sweep_exec
 
         old = sweep_exec.DASK_CONNECT_TIMEOUT_S
         sweep_exec.DASK_CONNECT_TIMEOUT_S = 1

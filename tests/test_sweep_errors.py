@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from sim.errors import ServesimError
-from sim.sweep import SweepError, load_sweep
+from sim.analysis.sweep.run import SweepError, load_sweep
 
 SCENARIO = {
     "name": "mm1",
@@ -118,7 +118,7 @@ def test_bad_sweep_file_is_named_clearly(tmp_path, content, expected):
 
 
 def test_cli_prints_one_clean_error_and_exits_2(tmp_path, capsys):
-    from sim.cli import main
+    from sim.cli.main import main
 
     path = write(tmp_path, sweep(axes={"workload.arrival.rate": [0.2]}))
     assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
@@ -129,7 +129,7 @@ def test_cli_prints_one_clean_error_and_exits_2(tmp_path, capsys):
 
 
 def test_bad_options_are_user_errors(tmp_path, capsys):
-    from sim.cli import main
+    from sim.cli.main import main
 
     path = write(tmp_path, sweep())
     assert main(["sweep", str(path), "--replications", "0"]) == 2

@@ -1,0 +1,195 @@
+"""SLO-driven sizing: the smallest replica count (or autoscaling `min_replicas`) whose p99 meets the SLO
+with confidence, on each candidate hardware, and the cheapest of them.
+
+"Meets" means the upper end of the p99's 95% CI is within the SLO; a point estimate under the SLO with
+an upper bound over it is "too close to call" and is not chosen. Every probe runs in-process, over
+replications, on common random numbers (the same seed for every probe), and the choice is re-checked on
+fresh seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from sim.engine.run import simulate
+from sim.errors import ServesimError
+from sim.metrics.load import offered_load
+from sim.spec.scenario import ModelStage, Scenario
+
+MAX_PROBES_PER_HARDWARE = 40
+FRESH_SEED_OFFSET = 100_003
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A hardware choice: its catalogue name and price, and how it changes the model stage (a forward
+    `speedup` relative to the scenario as written, or another measured `profile`)."""
+
+    name: str
+    usd_per_hour: float | None
+    speedup: float = 1.0
+    profile: str | None = None
+
+    def apply(self, scenario: Scenario) -> Scenario:
+        overrides: dict = {"deployment.hardware": {"name": self.name, "usd_per_hour": self.usd_per_hour}}
+        for stage in scenario.stages:
+            if isinstance(stage, ModelStage):
+                if self.profile is not None:
+                    overrides[f"stages.{stage.name}"] = {
+                        **{k: v for k, v in scenario.raw_stage(stage.name).items()
+                           if k not in ("service_ms", "batch_cost", "per_item")},
+                        "profile": self.profile,
+                    }
+                if self.speedup != 1.0:
+                    overrides[f"stages.{stage.name}.speedup"] = stage.speedup * self.speedup
+        return scenario.with_overrides(overrides)
+
+
+CANDIDATE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<speedup>[0-9.]+))?(?:=(?P<profile>.+))?$")
+
+
+def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> list[Candidate]:
+    """`l4,t4@0.5,a100-80gb=models/x.yaml` -> candidates priced from the catalogue. Empty: the scenario's own."""
+    if not text:
+        hardware = scenario.deployment.hardware
+        return [Candidate(hardware.name or "as written", hardware.usd_per_hour)]
+    candidates = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        match = CANDIDATE.match(item)
+        if not match:
+            raise ServesimError(f"--hardware {item!r}: expected NAME, NAME@SPEEDUP or NAME=PROFILE")
+        name = match["name"]
+        if name not in catalogue:
+            raise ServesimError(f"--hardware {name!r}: not in the hardware catalogue (have: {', '.join(sorted(catalogue))})")
+        speedup = float(match["speedup"]) if match["speedup"] else 1.0
+        if speedup <= 0:
+            raise ServesimError(f"--hardware {item!r}: speedup must be positive")
+        candidates.append(Candidate(name, catalogue[name].usd_per_hour, speedup, match["profile"]))
+    return candidates
+
+
+@dataclass
+class Probe:
+    hardware: str
+    replicas: int
+    p99_ms: float
+    p99_ci95: tuple[float, float]
+    usd_per_hour: float | None
+    usd_per_1m_queries: float | None
+    worst_window_p99_ms: float | None
+    verdict: str  # "meets", "too close", "misses"
+
+
+@dataclass
+class SizingResult:
+    slo_p99_ms: float
+    knob: str  # "replicas" or "min_replicas"
+    probes: list[Probe] = field(default_factory=list)
+    chosen: Probe | None = None
+    chosen_scenario: Scenario | None = None
+    recheck: Probe | None = None
+    one_fewer_recheck: Probe | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def frontier(self) -> pd.DataFrame:
+        return pd.DataFrame([p.__dict__ for p in self.probes])
+
+
+def with_replicas(scenario: Scenario, count: int) -> Scenario:
+    """The scenario with `count` fixed replicas, or `count` as the autoscaler's min (max raised to fit)."""
+    scaling = scenario.deployment.autoscaling
+    if scaling is None:
+        return scenario.with_overrides({"deployment.replicas": count})
+    return scenario.with_overrides({
+        "deployment.autoscaling.min_replicas": count,
+        "deployment.autoscaling.max_replicas": max(scaling.max_replicas, count, 1),
+        "deployment.autoscaling.initial_replicas": None,
+    })
+
+
+def smallest_stable(scenario: Scenario) -> int:
+    """Fewest fixed replicas whose offered load on every replica-bound stage is below 1."""
+    at_one = offered_load(scenario.with_overrides({"deployment.replicas": 1, "deployment.autoscaling": None}))
+    model_loads = [rho for name, rho in at_one.items() if isinstance(scenario.stage(name), ModelStage)]
+    return max(1, math.floor(max(model_loads, default=0.0)) + 1)
+
+
+def probe(scenario: Scenario, hardware: str, count: int, slo_ms: float, *, seed: int, replications: int,
+          requests: int | None, window_s: float | None) -> Probe:
+    result = simulate(with_replicas(scenario, count), seed=seed, replications=replications, requests=requests)
+    summary = result.summary
+    low, high = summary["latency_ms_ci95"]["p99"]
+    p99 = summary["latency_ms"]["p99"]
+    worst = None
+    if window_s:
+        from sim.metrics.timeline import windowed
+
+        worst = float(windowed(result.log, scenario, window_s)["p99_ms"].max())
+    upper = high if math.isfinite(high) else p99
+    if worst is not None:
+        upper = max(upper, worst)
+        p99_for_point = max(p99, worst)
+    else:
+        p99_for_point = p99
+    verdict = "meets" if upper <= slo_ms else ("too close" if p99_for_point <= slo_ms else "misses")
+    return Probe(hardware, count, p99, (low, high), summary["cost"]["usd_per_hour"],
+                 summary["cost"]["usd_per_1m_queries"], worst, verdict)
+
+
+def size(scenario: Scenario, slo_p99_ms: float, candidates: list[Candidate], *, replications: int = 5,
+         requests: int | None = None, window_s: float | None = None, seed: int | None = None,
+         on_probe=None) -> SizingResult:
+    """Scan replica counts upwards on each candidate until the SLO is met with confidence."""
+    seed = scenario.seed if seed is None else seed
+    autoscaled = scenario.deployment.autoscaling is not None
+    result = SizingResult(slo_p99_ms, "min_replicas" if autoscaled else "replicas")
+    best: tuple[Probe, Scenario] | None = None
+    for candidate in candidates:
+        variant = candidate.apply(scenario)
+        # Ray Serve and Knative can scale from zero on traffic; the HPA cannot go below one replica.
+        start = smallest_stable(variant) if not autoscaled else int(variant.deployment.autoscaling.policy == "hpa")
+        met: Probe | None = None
+        previous: Probe | None = None
+        for count in range(start, start + MAX_PROBES_PER_HARDWARE):
+            point = probe(variant, candidate.name, count, slo_p99_ms, seed=seed, replications=replications,
+                          requests=requests, window_s=window_s)
+            result.probes.append(point)
+            if on_probe:
+                on_probe(point)
+            if point.verdict == "meets":
+                met = point
+                break
+            if autoscaled and count >= variant.deployment.autoscaling.max_replicas:
+                result.notes.append(f"{candidate.name}: min_replicas reached max_replicas without meeting the SLO")
+                break
+            if previous is not None and point.p99_ci95[0] > slo_p99_ms and point.p99_ms >= 0.98 * previous.p99_ms:
+                result.notes.append(
+                    f"{candidate.name}: p99 has levelled off at {point.p99_ms:,.1f} ms above the SLO: more replicas "
+                    "do not help; the floor is the service path itself (see `servesim advise`)"
+                )
+                break
+            previous = point
+        if met is None:
+            if not any(note.startswith(f"{candidate.name}:") for note in result.notes):
+                result.notes.append(f"{candidate.name}: no replica count up to {count} meets the SLO")
+            continue
+        cost = met.usd_per_1m_queries if met.usd_per_1m_queries is not None else math.inf
+        if best is None or cost < (best[0].usd_per_1m_queries or math.inf):
+            best = (met, variant)
+    if best is None:
+        return result
+    chosen, variant = best
+    result.chosen = chosen
+    result.chosen_scenario = with_replicas(variant, chosen.replicas)
+    fresh = seed + FRESH_SEED_OFFSET
+    result.recheck = probe(variant, chosen.hardware, chosen.replicas, slo_p99_ms, seed=fresh,
+                           replications=replications, requests=requests, window_s=window_s)
+    lowest = 0 if autoscaled else 1
+    if chosen.replicas - 1 >= lowest:
+        result.one_fewer_recheck = probe(variant, chosen.hardware, chosen.replicas - 1, slo_p99_ms, seed=fresh,
+                                         replications=replications, requests=requests, window_s=window_s)
+    return result

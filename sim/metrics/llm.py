@@ -1,0 +1,190 @@
+"""LLM serving metrics from an LLM stage log, named as vLLM's `bench serve` names them.
+
+`ttft_ms` (time to first token), `tpot_ms` (mean time per output token after the first, per request),
+`itl_ms` (every inter-token gap), `e2el_ms` (end-to-end latency of the stage), each with mean, p50, p90,
+p95, p99 and 95% confidence intervals by batch means (the run split into 10 consecutive groups of
+requests, a t interval over the groups' percentiles — honest for the autocorrelated output of a queue);
+output tokens/s, requests/s, goodput (requests/s meeting the TTFT and TPOT SLOs), preemptions, batch size
+and KV-cache utilisation (time-weighted, idle time counting as empty). Nothing here draws or prints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sim.engine.llm.stage import LLMStageResult
+
+QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+CI_GROUPS = 10
+
+
+def distribution(values: np.ndarray, groups: np.ndarray | None = None) -> tuple[dict, dict]:
+    """(mean and percentiles, 95% CIs) of `values`; `groups` (0..CI_GROUPS-1, in run order) for batch means."""
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    values = values[finite]
+    if len(values) == 0:
+        return {"mean": None, **{k: None for k in QUANTILES}}, {}
+    point = {"mean": float(values.mean())}
+    point.update({k: float(v) for k, v in zip(QUANTILES, np.quantile(values, list(QUANTILES.values())))})
+    cis: dict[str, list[float]] = {}
+    if groups is not None:
+        groups = np.asarray(groups)[finite]
+        present = [g for g in range(CI_GROUPS) if np.any(groups == g)]
+        if len(present) >= 3:
+            per_group = np.array(
+                [[values[groups == g].mean(), *np.quantile(values[groups == g], list(QUANTILES.values()))] for g in present]
+            )
+            half = stats.t.ppf(0.975, len(present) - 1) * per_group.std(axis=0, ddof=1) / np.sqrt(len(present))
+            centre = per_group.mean(axis=0)
+            for k, key in enumerate(["mean", *QUANTILES]):
+                cis[key] = [float(centre[k] - half[k]), float(centre[k] + half[k])]
+    return point, cis
+
+
+def llm_summary(
+    result: LLMStageResult,
+    *,
+    ttft_slo_ms: float | None = None,
+    tpot_slo_ms: float | None = None,
+    include: np.ndarray | None = None,
+) -> dict:
+    """The `llm` key of `servesim run --json`. `include` masks the requests counted (e.g. after warm-up)."""
+    log = result.requests
+    n = len(log)
+    include = np.ones(n, dtype=bool) if include is None else np.asarray(include, dtype=bool)
+    done = include & ~log.rejected.to_numpy()
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(log.ready_ms.to_numpy(), kind="stable")] = np.arange(n)
+    group = (rank * CI_GROUPS) // max(n, 1)
+    start_ms = float(log.ready_ms[done].min()) if done.any() else 0.0
+    end_ms = float(log.done_ms[done].max()) if done.any() else 0.0
+    span_s = max(end_ms - start_ms, 1e-9) / 1000.0
+
+    out: dict = {"requests": int(include.sum()), "completed": int(done.sum()), "rejected": int((include & log.rejected.to_numpy()).sum())}
+    cis: dict = {}
+    for key, column in (("ttft_ms", "ttft_ms"), ("tpot_ms", "tpot_ms"), ("e2el_ms", "e2e_ms")):
+        out[key], cis[key] = distribution(log[column].to_numpy()[done], group[done])
+    itl_mask = done[result.itl_request] if len(result.itl_request) else np.zeros(0, dtype=bool)
+    out["itl_ms"], cis["itl_ms"] = distribution(result.itl_ms[itl_mask], group[result.itl_request[itl_mask]])
+    out["ci95"] = cis
+
+    output_tokens = int(log.output_tokens[done].sum())
+    out["duration_s"] = span_s
+    out["output_tokens_per_s"] = output_tokens / span_s
+    out["requests_per_s"] = int(done.sum()) / span_s
+    if ttft_slo_ms is not None or tpot_slo_ms is not None:
+        good = done.copy()
+        if ttft_slo_ms is not None:
+            good &= log.ttft_ms.to_numpy() <= ttft_slo_ms
+        if tpot_slo_ms is not None:
+            good &= ~(log.tpot_ms.to_numpy() > tpot_slo_ms)  # single-token outputs have no TPOT
+        out["goodput"] = {
+            "ttft_slo_ms": ttft_slo_ms,
+            "tpot_slo_ms": tpot_slo_ms,
+            "requests_per_s": int(good.sum()) / span_s,
+            "attainment": float(good.sum() / max(done.sum(), 1)),
+        }
+    out["preemptions"] = int(log.preemptions[include].sum())
+    out["preempted_requests"] = int((log.preemptions[include] > 0).sum())
+    out.update(_occupancy(result, start_ms, end_ms))
+    out["warnings"] = extrapolation_warnings(result) + _keeping_up(log, done, out["requests_per_s"])
+    return out
+
+
+def _keeping_up(log: pd.DataFrame, done: np.ndarray, completed_rps: float) -> list[str]:
+    """Requests finish slower than they arrive: the queue grows for the whole run (the figures then grow
+    with the run's length rather than describe a steady state)."""
+    ready = log.ready_ms.to_numpy()[done]
+    if len(ready) < 2 or ready.max() <= ready.min():
+        return []
+    arrival_rps = (len(ready) - 1) / ((ready.max() - ready.min()) / 1000.0)
+    if completed_rps >= 0.95 * arrival_rps:
+        return []
+    return [
+        f"{log.columns[0].removesuffix('_queue_ms')}: requests finish at {completed_rps:.2f}/s but arrive at "
+        f"{arrival_rps:.2f}/s — the queue grows through the run (unstable: add replicas or change the batching)"
+    ]
+
+
+def _occupancy(result: LLMStageResult, start_ms: float, end_ms: float) -> dict:
+    """Time-weighted over [start_ms, end_ms] (iterations clipped to it); idle time counts as empty."""
+    it = result.iterations
+    span_ms = max(end_ms - start_ms, 1e-9) * result.replicas
+    blocks = {"num_gpu_blocks": int(result.num_gpu_blocks), "block_size": int(result.block_size)}
+    if it.empty:
+        return {"kv_cache_utilization": {"mean": 0.0, "max": 0.0}, "batch_size": {"mean": 0.0, "max": 0}, "busy_fraction": 0.0, **blocks}
+    begin = it.time_ms.to_numpy()
+    inside = np.clip(np.minimum(begin + it.duration_ms.to_numpy(), end_ms) - np.maximum(begin, start_ms), 0, None)
+    seen = inside > 0
+    kv = it.kv_blocks_used.to_numpy() / result.num_gpu_blocks
+    batch = it.batch_size.to_numpy()
+    busy = float(inside.sum())
+    return {
+        "kv_cache_utilization": {"mean": float((kv * inside).sum() / span_ms), "max": float(kv[seen].max()) if seen.any() else 0.0},
+        "batch_size": {"mean": float((batch * inside).sum() / max(busy, 1e-9)), "max": int(batch[seen].max()) if seen.any() else 0},
+        "busy_fraction": busy / span_ms,
+        **blocks,
+    }
+
+
+def extrapolation_warnings(result: LLMStageResult) -> list[str]:
+    """Where the run used the profile beyond what was measured (the costs there are extrapolated)."""
+    profile = result.stage.cost.profile
+    it = result.iterations
+    warnings = []
+    if it.empty:
+        return warnings
+    decode = it.decode_tokens.to_numpy()
+    beyond = decode > profile.decode.max_measured_batch
+    if beyond.any():
+        warnings.append(
+            f"{result.stage.name}: {beyond.mean():.1%} of iterations decode more than {profile.decode.max_measured_batch} "
+            f"sequences (up to {decode.max()}), beyond the profile's measured batch sizes: decode cost extrapolated"
+        )
+    prefill = it.prefill_tokens.to_numpy()
+    if prefill.max() > profile.prefill.max_measured_tokens:
+        warnings.append(
+            f"{result.stage.name}: prefill iterations of up to {prefill.max()} tokens, beyond the measured "
+            f"{profile.prefill.max_measured_tokens}: prefill cost extrapolated"
+        )
+    longest = int(result.requests.prompt_tokens.max())
+    if longest > profile.prefill.max_measured_prompt:
+        share = float((result.requests.prompt_tokens > profile.prefill.max_measured_prompt).mean())
+        warnings.append(
+            f"{result.stage.name}: {share:.2%} of prompts are longer than the measured {profile.prefill.max_measured_prompt} "
+            f"tokens (up to {longest}): their prefill cost is extrapolated"
+        )
+    return warnings
+
+
+def llm_timeseries(result: LLMStageResult, bin_s: float = 10.0) -> pd.DataFrame:
+    """Per time bin (and over all replicas): mean batch size, KV-cache utilisation, decode tokens/s —
+    time-weighted from the iteration log, for plots."""
+    it = result.iterations
+    if it.empty:
+        return pd.DataFrame(columns=["time_s", "batch_size", "kv_cache_utilization", "decode_tokens_per_s"])
+    bin_ms = bin_s * 1000.0
+    start = it.time_ms.to_numpy()
+    duration = it.duration_ms.to_numpy()
+    which = (start // bin_ms).astype(np.int64)
+    frame = pd.DataFrame(
+        {
+            "bin": which,
+            "batch_time": it.batch_size.to_numpy() * duration,
+            "kv_time": it.kv_blocks_used.to_numpy() / result.num_gpu_blocks * duration,
+            "tokens": it.decode_tokens.to_numpy(),
+            "busy": duration,
+        }
+    ).groupby("bin").sum()
+    span = bin_ms * result.replicas
+    return pd.DataFrame(
+        {
+            "time_s": frame.index.to_numpy() * bin_s,
+            "batch_size": frame.batch_time / frame.busy.clip(lower=1e-9),
+            "kv_cache_utilization": frame.kv_time / span,
+            "decode_tokens_per_s": frame.tokens / bin_s,
+        }
+    ).reset_index(drop=True)

@@ -1,0 +1,271 @@
+"""Scenario schema of the LLM pieces: the `kind: llm` stage, its batching policies, prefix cache, and the
+token counts of the workload (`workload.tokens`). Pydantic models only; sim/spec/scenario.py composes them.
+
+```yaml
+workload:
+  tokens: {prompt: {dist: lognormal, median: 1000, p99: 4000}, output: {dist: uniform, low: 10, high: 500}}
+  # or, replaying a trace:  tokens: {prompt_column: num_prefill_tokens, output_column: num_decode_tokens}
+stages:
+  - name: llm
+    kind: llm
+    profile: models/llama2-70b-tp4-a100.yaml
+    batching: {policy: continuous, max_num_seqs: 256, max_num_batched_tokens: 8192, block_size: 16}
+    # or {policy: static, batch_size: 16, timeout_ms: 0}
+    kv_cache: true
+    prefix_cache: {hit_rate: 0.3}
+```
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, ClassVar, Literal, Union
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sim.spec.datafiles import resolve_path
+from sim.spec.distributions import SampleSource
+from sim.errors import ServesimError
+from sim.spec.llm_cost import LLMCost, load_llm_profile
+
+_Z99 = 2.3263478740408408  # z-score of the normal 99th percentile
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ---- token-count distributions (integers >= 1) ---------------------------------------------------------
+
+
+class _TokenDist(_Model):
+    min: PositiveInt = 1
+    max: PositiveInt | None = None
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """`n` token counts, integers clipped to [min, max]."""
+        values = np.rint(self._draw(rng, n)).astype(np.int64)
+        return np.clip(values, self.min, self.max if self.max is not None else None)
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TokenConstant(_TokenDist):
+    """Always `value` tokens."""
+
+    dist: Literal["constant"]
+    value: PositiveInt
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.full(n, self.value)
+
+
+class TokenUniform(_TokenDist):
+    """Uniform integers from `low` to `high`, both included."""
+
+    dist: Literal["uniform"]
+    low: PositiveInt
+    high: PositiveInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TokenUniform":
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be at least low ({self.low})")
+        return self
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.integers(self.low, self.high + 1, size=n)
+
+
+class TokenLognormal(_TokenDist):
+    """Lognormal token counts given by `{median, p99}` or `{mean, cv}`, rounded."""
+
+    dist: Literal["lognormal"]
+    median: PositiveFloat | None = None
+    p99: PositiveFloat | None = None
+    mean: PositiveFloat | None = None
+    cv: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_parameterisation(self) -> "TokenLognormal":
+        by_quantiles = self.median is not None and self.p99 is not None
+        by_moments = self.mean is not None and self.cv is not None
+        if by_quantiles == by_moments:
+            raise ValueError("give either {median, p99} or {mean, cv}")
+        if by_quantiles and self.p99 <= self.median:
+            raise ValueError(f"p99 ({self.p99}) must be larger than median ({self.median})")
+        return self
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.median is not None:
+            mu, sigma = np.log(self.median), np.log(self.p99 / self.median) / _Z99
+        else:
+            sigma2 = np.log1p(self.cv**2)
+            mu, sigma = np.log(self.mean) - sigma2 / 2, np.sqrt(sigma2)
+        return rng.lognormal(mu, sigma, size=n)
+
+
+class TokenZipf(_TokenDist):
+    """Zipf: P(k) ∝ k^-a for k = 1, 2, ... (`max` bounds the support; without it `a` must exceed 1)."""
+
+    dist: Literal["zipf"]
+    a: PositiveFloat
+
+    @model_validator(mode="after")
+    def _normalisable(self) -> "TokenZipf":
+        if self.max is None and self.a <= 1:
+            raise ValueError(f"zipf with a = {self.a} <= 1 needs `max` (the sum of k^-a diverges)")
+        return self
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.max is None:
+            return rng.zipf(self.a, size=n)
+        support = np.arange(1, self.max + 1, dtype=float)
+        weights = support**-self.a
+        return rng.choice(support, size=n, p=weights / weights.sum())
+
+
+class TokenEmpirical(_TokenDist, SampleSource):
+    """Resample measured token counts: inline `samples`, or a CSV `file` (column `column`, else the first)."""
+
+    values_what: ClassVar[str] = "empirical token counts"
+    dist: Literal["empirical"]
+    samples: list[PositiveInt] | None = None
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.choice(self.values, size=n, replace=True)
+
+
+def _int_is_constant(value: object) -> object:
+    """`output: 128` is shorthand for `{dist: constant, value: 128}`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    if isinstance(value, dict) and "dist" not in value:
+        raise ValueError("a token distribution needs `dist:` (constant, uniform, lognormal, zipf, empirical)")
+    return value
+
+
+TokenDist = Annotated[
+    Union[TokenConstant, TokenUniform, TokenLognormal, TokenZipf, TokenEmpirical],
+    Field(discriminator="dist"),
+    BeforeValidator(_int_is_constant),
+]
+
+
+class TokenSpec(_Model):
+    """Prompt and output token counts per request: each from a distribution or from a trace column."""
+
+    prompt: TokenDist | None = None
+    output: TokenDist | None = None
+    prompt_column: str | None = None
+    output_column: str | None = None
+
+    @model_validator(mode="after")
+    def _each_once(self) -> "TokenSpec":
+        for what in ("prompt", "output"):
+            given = (getattr(self, what) is not None) + (getattr(self, f"{what}_column") is not None)
+            if given != 1:
+                raise ValueError(f"give exactly one of {what}: DIST or {what}_column: NAME (of the arrival trace)")
+        return self
+
+
+# ---- the LLM stage -------------------------------------------------------------------------------------
+
+
+class ContinuousLLMBatching(_Model):
+    """vLLM-style iteration-level scheduling with a paged KV cache (see sim/engine/llm/policies.py)."""
+
+    policy: Literal["continuous"]
+    max_num_seqs: PositiveInt = 256
+    max_num_batched_tokens: PositiveInt = 8192
+    block_size: PositiveInt = 16
+    num_gpu_blocks: PositiveInt | None = None
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    gpu_memory_gb: PositiveFloat | None = Field(default=None, description="per GPU; default: the profile's")
+    chunked_prefill: bool = False
+    preemption: Literal["recompute"] = "recompute"
+
+    @model_validator(mode="after")
+    def _budget_holds_decodes(self) -> "ContinuousLLMBatching":
+        if self.chunked_prefill and self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError(
+                f"with chunked_prefill, max_num_batched_tokens ({self.max_num_batched_tokens}) must be at least "
+                f"max_num_seqs ({self.max_num_seqs}): every running sequence decodes one token per iteration"
+            )
+        return self
+
+
+class StaticLLMBatching(_Model):
+    """FasterTransformer-style request-level batching: up to `batch_size` requests run together until the
+    longest finishes. With `timeout_ms` > 0 a free replica waits that long after the oldest request for a
+    full batch; with 0 it takes whatever is queued."""
+
+    policy: Literal["static"]
+    batch_size: PositiveInt
+    timeout_ms: float = Field(default=0.0, ge=0)
+    block_size: PositiveInt = Field(default=16, description="only to report KV use in blocks")
+
+
+LLMBatching = Annotated[Union[ContinuousLLMBatching, StaticLLMBatching], Field(discriminator="policy")]
+
+
+class PrefixCache(_Model):
+    """Prompt tokens found in the prefix cache are not recomputed: a `hit_rate` fraction of each prompt
+    (as vLLM's token-level prefix-cache hit rate), or a shared prefix of `shared_prefix_tokens` (e.g. a
+    system prompt). At least the last prompt token is always computed."""
+
+    hit_rate: float = Field(default=0.0, ge=0, le=1)
+    shared_prefix_tokens: TokenDist | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "PrefixCache":
+        if self.hit_rate > 0 and self.shared_prefix_tokens is not None:
+            raise ValueError("give hit_rate or shared_prefix_tokens, not both")
+        return self
+
+    def cached_tokens(self, prompt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.shared_prefix_tokens is not None:
+            cached = self.shared_prefix_tokens.sample(rng, len(prompt))
+        else:
+            cached = np.floor(self.hit_rate * prompt).astype(np.int64)
+        return np.clip(np.minimum(cached, prompt - 1), 0, None)
+
+
+class LLMStage(_Model):
+    """An LLM deployment: per-iteration costs from an LLM profile, a batching policy, KV cache on or off
+    (off: every decode step recomputes attention over the whole context), an optional prefix cache, and an
+    optional `max_model_len` (longer requests are rejected)."""
+
+    name: str
+    kind: Literal["llm"]
+    profile: str
+    batching: LLMBatching = Field(default_factory=lambda: ContinuousLLMBatching(policy="continuous"))
+    kv_cache: bool = True
+    prefix_cache: PrefixCache | None = None
+    max_model_len: PositiveInt | None = None
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, value: str, info: ValidationInfo) -> str:
+        path = resolve_path(value, info.context)
+        try:
+            load_llm_profile(path)
+        except ServesimError as exc:
+            raise ValueError(str(exc)) from None
+        return str(path)
+
+    @cached_property
+    def cost(self) -> LLMCost:
+        return LLMCost(load_llm_profile(self.profile))

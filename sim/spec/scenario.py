@@ -1,0 +1,387 @@
+"""Scenario files: the pydantic schema of the YAML, validation with clear errors, dotted-path overrides.
+
+This is the only module that knows the file syntax. Everything downstream receives a validated, frozen
+`Scenario`. Paths inside a scenario (traces, profiles, samples) resolve relative to the scenario file.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sim.spec.arrivals import ArrivalProcess, Trace
+from sim.spec.autoscaling import AutoscalingPolicy
+from sim.spec.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle, SpedUp
+from sim.spec.batching import BatchingPolicy, NoBatching
+from sim.spec.caching import CacheTier, validate_caches
+from sim.spec.datafiles import parse_yaml, resolve_path
+from sim.spec.distributions import Distribution
+from sim.errors import ScenarioError, ServesimError
+from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage, PrefixCache, StaticLLMBatching, TokenSpec
+
+MAX_SCENARIO_BYTES = 1_000_000
+DEFAULT_REQUESTS = 100_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DelayStage(_Model):
+    """A pure delay with no contention: network round trip, serialisation, a remote call with headroom."""
+
+    name: str
+    kind: Literal["delay"]
+    service_ms: Distribution
+
+
+class PoolStage(_Model):
+    """A limited worker pool served first come, first served: preprocessing on `workers` CPU workers (per
+    replica unless `per_replica: false`), tokenisation, JPEG decode, a feature fetch."""
+
+    name: str
+    kind: Literal["pool"]
+    workers: PositiveInt
+    per_replica: bool = True
+    service_ms: Distribution
+
+
+class ModelStage(_Model):
+    """The replica-bound, batched forward pass. Its batch cost is one of: `service_ms` (a batch of one,
+    scaled by `1 + per_item × (n − 1)` for a batch of n), `batch_cost` {base_ms, per_item_ms, cv}, or a
+    measured `profile: models/NAME.yaml`. `speedup` divides it (faster hardware, INT8, TensorRT...)."""
+
+    name: str
+    kind: Literal["model"]
+    service_ms: Distribution | None = None
+    per_item: float = Field(default=1.0, ge=0)
+    batch_cost: AffineSpec | None = None
+    profile: str | None = None
+    speedup: PositiveFloat = 1.0
+    batching: BatchingPolicy = Field(default_factory=lambda: NoBatching(policy="none"))
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = resolve_path(value, info.context)
+        _load_profile(str(path))
+        return str(path)
+
+    @model_validator(mode="after")
+    def _one_cost(self) -> "ModelStage":
+        given = [k for k in ("service_ms", "batch_cost", "profile") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a model stage needs exactly one of service_ms, batch_cost, profile"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.profile is not None:
+            limit = _load_profile(self.profile).max_batch_size
+            if self.batching.max_batch_size > limit:
+                raise ValueError(
+                    f"batching asks batches of {self.batching.max_batch_size} but the profile was measured "
+                    f"up to {limit}"
+                )
+        return self
+
+    @cached_property
+    def cost(self) -> BatchCost:
+        if self.service_ms is not None:
+            base: BatchCost = ScaledSingle(self.service_ms, self.per_item)
+        elif self.batch_cost is not None:
+            base = AffineCost(self.batch_cost)
+        else:
+            base = ProfileCost(_load_profile(self.profile))
+        return base if self.speedup == 1.0 else SpedUp(base, self.speedup)
+
+
+_PROFILES: dict[str, Any] = {}
+
+
+def _load_profile(path: str):
+    if path not in _PROFILES:
+        from sim.spec.profile import load_profile
+
+        try:
+            _PROFILES[path] = load_profile(path)
+        except ServesimError as exc:
+            raise ValueError(str(exc)) from None
+    return _PROFILES[path]
+
+
+Stage = Annotated[Union[DelayStage, PoolStage, ModelStage, LLMStage], Field(discriminator="kind")]
+STAGE_KINDS = ("delay", "pool", "model", "llm")
+
+
+class Hardware(_Model):
+    """What one replica runs on and what it costs per hour, on demand."""
+
+    name: str | None = None
+    usd_per_hour: float | None = Field(default=None, ge=0)
+
+
+Routing = Literal["shared_queue", "round_robin", "least_outstanding", "random", "power_of_two"]
+
+
+class Deployment(_Model):
+    """Replicas (fixed, or managed by `autoscaling`), model instances per replica, routing between
+    replicas, Triton's `max_queue_size`, the hardware price, and how long a new replica takes to serve."""
+
+    replicas: PositiveInt = 1
+    instances: PositiveInt = 1
+    routing: Routing = "shared_queue"
+    max_queue_size: int | None = Field(default=None, ge=0)
+    hardware: Hardware = Field(default_factory=Hardware)
+    autoscaling: AutoscalingPolicy | None = None
+    cold_start_ms: Distribution | None = None
+
+    @model_validator(mode="after")
+    def _autoscaling_routes_through_one_queue(self) -> "Deployment":
+        if self.autoscaling is not None and self.routing != "shared_queue":
+            raise ValueError(
+                "autoscaling needs routing: shared_queue (the router / activator queue new replicas pull from)"
+            )
+        return self
+
+
+class Slo(_Model):
+    """Latency budgets on end-to-end latency, in ms."""
+
+    p50_ms: PositiveFloat | None = None
+    p95_ms: PositiveFloat | None = None
+    p99_ms: PositiveFloat | None = None
+    ttft_ms: PositiveFloat | None = Field(default=None, description="LLM stages: time-to-first-token budget (goodput)")
+    tpot_ms: PositiveFloat | None = Field(default=None, description="LLM stages: time-per-output-token budget (goodput)")
+
+    def budgets(self) -> dict[float, float]:
+        """Quantile -> budget in ms, for the budgets that were given."""
+        given = {0.50: self.p50_ms, 0.95: self.p95_ms, 0.99: self.p99_ms}
+        return {q: ms for q, ms in given.items() if ms is not None}
+
+
+class Workload(_Model):
+    arrival: ArrivalProcess
+    tokens: TokenSpec | None = None
+    requests: PositiveInt | None = None
+    duration_s: PositiveFloat | None = None
+    warmup_requests: int | None = Field(default=None, ge=0)
+    warmup_s: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _length_and_warmup(self) -> "Workload":
+        if self.requests is not None and self.duration_s is not None:
+            raise ValueError("give requests or duration_s, not both")
+        if self.warmup_requests is not None and self.warmup_s is not None:
+            raise ValueError("give warmup_requests or warmup_s, not both")
+        if self.requests is not None and self.warmup_requests is not None and self.warmup_requests >= self.requests:
+            raise ValueError(f"warmup_requests ({self.warmup_requests}) must be below requests ({self.requests})")
+        if self.duration_s is not None and self.warmup_s is not None and self.warmup_s >= self.duration_s:
+            raise ValueError(f"warmup_s ({self.warmup_s}) must be below duration_s ({self.duration_s})")
+        return self
+
+    def length(self) -> tuple[int | None, float | None]:
+        """(request count, horizon in ms): exactly one is set. A trace defaults to its whole length."""
+        if self.duration_s is not None:
+            return None, self.duration_s * 1000.0
+        if self.requests is not None:
+            return self.requests, None
+        if isinstance(self.arrival, Trace):
+            return self.arrival.length, None
+        return DEFAULT_REQUESTS, None
+
+
+class Scenario(_Model):
+    name: str
+    description: str | None = None
+    seed: int = Field(default=0, ge=0)
+    replications: PositiveInt = 5
+    workload: Workload
+    stages: list[Stage] = Field(min_length=1)
+    deployment: Deployment = Field(default_factory=Deployment)
+    slo: Slo = Field(default_factory=Slo)
+    caches: list[CacheTier] = Field(default_factory=list)
+
+    _raw: dict = PrivateAttr(default_factory=dict)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _stage_names(self) -> "Scenario":
+        names = [stage.name for stage in self.stages]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"stage names must be unique; repeated: {', '.join(duplicates)}")
+        if any(stage.kind == "llm" for stage in self.stages) and self.workload.tokens is None:
+            raise ValueError(
+                "workload.tokens: an llm stage needs token counts: {prompt: DIST, output: DIST} or, with a trace, "
+                "{prompt_column: NAME, output_column: NAME}"
+            )
+        if not any(stage.kind in ("model", "llm") for stage in self.stages):
+            raise ValueError("stages need a model stage (kind: model), the replica-bound forward pass")
+        if self.caches:
+            validate_caches(self.caches, names, {stage.name: stage.kind for stage in self.stages})
+        return self
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    @property
+    def raw(self) -> dict:
+        """The scenario as the user wrote it (after overrides), for saving and further overrides."""
+        return copy.deepcopy(self._raw)
+
+    def raw_stage(self, name: str) -> dict:
+        """One stage as the user wrote it."""
+        return copy.deepcopy(self._raw["stages"][_list_index(self._raw["stages"], name, f"stages.{name}")])
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Scenario":
+        """A new scenario with fields replaced by dotted path, e.g. {"workload.arrival.rate_rps": 3,
+        "stages.forward.batching": {"policy": "none"}, "deployment.replicas": 4}."""
+        raw = self.raw
+        for path, value in overrides.items():
+            set_path(raw, path, value)
+        return parse_scenario(raw, base_dir=self._base_dir)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.raw, sort_keys=False)
+
+
+def set_path(raw: dict, dotted: str, value: Any) -> None:
+    """Set a field of a raw scenario by dotted path; list items (stages) are named by `name` or index."""
+    keys = dotted.split(".")
+    node: Any = raw
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        where = ".".join(keys[: depth + 1])
+        if isinstance(node, list):
+            index = _list_index(node, key, where)
+            if last:
+                node[index] = value
+                return
+            node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+                return
+            if key not in node:
+                node[key] = {}
+            node = node[key]
+        else:
+            raise ScenarioError(f"{where}: cannot set a field inside {type(node).__name__} {node!r}")
+
+
+def _list_index(items: list, key: str, where: str) -> int:
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == key:
+            return i
+    if key.isdigit() and int(key) < len(items):
+        return int(key)
+    names = [item.get("name") for item in items if isinstance(item, dict)]
+    raise ScenarioError(f"{where}: no item named {key!r} (have: {', '.join(map(str, names))})")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file; every problem becomes one ScenarioError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"scenario file not found: {path}")
+    if path.stat().st_size > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: scenario file is larger than {MAX_SCENARIO_BYTES} bytes")
+    return parse_scenario_text(path.read_text(encoding="utf-8", errors="replace"), base_dir=path.parent, source=str(path))
+
+
+def parse_scenario_text(text: str, base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
+    if len(text.encode("utf-8", errors="replace")) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{source}: scenario is larger than {MAX_SCENARIO_BYTES} bytes")
+    raw = parse_yaml(text, source, ScenarioError)
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: a scenario is a mapping with name, workload, stages, deployment")
+    return parse_scenario(raw, base_dir=base_dir, source=source)
+
+
+def parse_scenario(raw: dict, base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
+    base_dir = Path(base_dir)
+    try:
+        scenario = Scenario.model_validate(raw, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        problems = [_describe(error, raw) for error in exc.errors()]
+        raise ScenarioError(f"{source}: invalid scenario\n" + "\n".join(f"  {p}" for p in problems)) from None
+    scenario._raw = copy.deepcopy(raw)
+    scenario._base_dir = base_dir
+    return scenario
+
+
+def _describe(error: dict, raw: dict) -> str:
+    """`field.path: problem`, with the path as the user wrote it (union tags dropped, stages by name)."""
+    parts: list[str] = []
+    node: Any = raw
+    for loc in error["loc"]:
+        if isinstance(node, list) and isinstance(loc, int) and loc < len(node):
+            item = node[loc]
+            parts.append(item["name"] if isinstance(item, dict) and isinstance(item.get("name"), str) else str(loc))
+            node = item
+        elif isinstance(node, dict) and loc in node:
+            parts.append(str(loc))
+            node = node[loc]
+        elif error["type"] in ("missing", "extra_forbidden") and loc == error["loc"][-1]:
+            parts.append(str(loc))
+        # otherwise: a union tag or a function-validator label, not part of the user's path
+    path = ".".join(parts) or "(top level)"
+    if path == "(top level)" and error["msg"].removeprefix("Value error, ").startswith(("caches", "stages", "workload")):
+        return error["msg"].removeprefix("Value error, ")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        hint = difflib.get_close_matches(str(error["loc"][-1]), _KNOWN_KEYS, n=1)
+        return f"{path}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    given = error.get("input")
+    if kind not in ("value_error", "assertion_error") and not isinstance(given, (dict, list)) and "input" in error:
+        message += f" (got {given!r})"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        tag = error.get("ctx", {}).get("discriminator", "").strip("'")
+        message = f"{tag or 'type'} must be one of {expected}" if expected else message
+    return f"{path}: {message}"
+
+
+# Every field name the schema knows, for "did you mean" hints on typos.
+_KNOWN_KEYS = sorted(
+    {
+        name
+        for model in (Scenario, Workload, Deployment, Slo, Hardware, DelayStage, PoolStage, ModelStage, AffineSpec,
+                      LLMStage, TokenSpec, ContinuousLLMBatching, StaticLLMBatching, PrefixCache)
+        for name, field in model.model_fields.items()
+        for name in (name, field.alias or name)
+    }
+    | {"rate_rps", "cv", "mean", "median", "p99", "value", "samples", "file", "column", "dist", "process",
+       "max_batch_size", "max_queue_delay_ms", "preferred_batch_sizes", "batch_size", "timeout_ms", "policy",
+       "rate_on_rps", "rate_off_rps", "mean_on_s", "mean_off_s", "points", "period_s", "spikes", "at_s",
+       "multiplier", "time_column", "time_unit", "rate_scale", "low", "high", "tier", "lookup_ms", "hit_rate",
+       "keys", "popularity", "exponent", "n_keys", "capacity", "eviction", "ttl_s", "deploys_s", "skips", "stage",
+       "hit_ms", "caches", "autoscaling", "cold_start_ms", "min_replicas", "max_replicas", "initial_replicas",
+       "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s", "look_back_period_s", "min_scale",
+       "max_scale", "target", "target_utilization", "stable_window_s", "scale_to_zero_grace_period_s"}
+)
