@@ -7,7 +7,6 @@ is a small function `view_x(ctx)` listed in VIEWS; a capability that lands adds 
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,9 @@ import streamlit as st
 
 from sim.analysis import compare, planner
 from sim.present import charts, plots
-from sim.engine.run import RunResult
+from sim.analysis.simulate import RunResult, run_log_zip
+from sim.engine.runlog import RunLog
+from sim.metrics.llm import stage_results
 from sim.errors import ServesimError
 from sim.metrics.summary import stage_columns
 from sim.spec.scenario import Scenario, load_scenario, parse_scenario_text
@@ -33,15 +34,15 @@ KNOB = "knob."  # prefix of every knob's widget key: cleared when the scenario c
 # --- pure, cached computations --------------------------------------------------------------------------
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications: int | None, seed: int) -> tuple[dict, pd.DataFrame]:
+def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications: int | None, seed: int) -> tuple[dict, RunLog]:
     scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
     result = planner.run(scenario, planner.RunSize(requests, replications), seed=seed)
-    return result.summary, result.log
+    return result.summary, result.run
 
 
 def run_cached(scenario: Scenario, size: planner.RunSize, seed: int) -> RunResult:
-    summary, log = cached_run(scenario.to_yaml(), str(base_dir(scenario)), size.requests, size.replications, seed)
-    return RunResult(scenario=scenario, log=log, summary=summary)
+    summary, run = cached_run(scenario.to_yaml(), str(base_dir(scenario)), size.requests, size.replications, seed)
+    return RunResult(scenario=scenario, run=run, summary=summary)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -295,8 +296,8 @@ def run_for_display(scenario: Scenario) -> Context:
     key = (scenario.to_yaml(), seed)
     precise = st.session_state.setdefault("_precise", {})
     if key in precise:
-        summary, log = precise[key]
-        return Context(scenario, RunResult(scenario, log, summary), planner.PRECISE, seed)
+        summary, run = precise[key]
+        return Context(scenario, RunResult(scenario, run, summary), planner.PRECISE, seed)
     with st.spinner("Simulating…"):
         result = run_cached(scenario, planner.QUICK, seed)
     return Context(scenario, result, planner.QUICK, seed)
@@ -310,7 +311,7 @@ def run_precise(scenario: Scenario) -> None:
     store = st.session_state.setdefault("_precise", {})
     if len(store) >= 4:
         store.pop(next(iter(store)))
-    store[(scenario.to_yaml(), scenario.seed)] = (result.summary, result.log)
+    store[(scenario.to_yaml(), scenario.seed)] = (result.summary, result.run)
 
 
 def ci_half(summary: dict, key: str) -> float | None:
@@ -556,12 +557,13 @@ def view_llm(ctx: Context) -> None:
     rows = {LLM_METRICS[k]: llm[k] for k in LLM_METRICS if isinstance(llm.get(k), dict)}
     if rows:
         st.dataframe(pd.DataFrame(rows).T.rename(columns=lambda c: f"{c} (ms)").style.format(precision=1), width="stretch")
-    runs = (ctx.result.log.attrs.get("llm") or {}).get(llm.get("stage"))
+    stage = next((s for s in ctx.scenario.stages if s.name == llm.get("stage")), None) if ctx.scenario else None
+    runs = stage_results(ctx.result.run, stage) if stage is not None else []
     if runs:
         try:
             from sim.present import llm_charts
 
-            results = {"": runs[0].result}
+            results = {"": runs[0][1]}
             left, right = st.columns(2)
             left.altair_chart(llm_charts.distributions_chart(results, "ttft_ms"), width="stretch")
             right.altair_chart(llm_charts.distributions_chart(results, "tpot_ms"), width="stretch")
@@ -580,7 +582,7 @@ def view_autoscaling(ctx: Context) -> None:
     cols[1].metric("Mean warm replicas", f"{scaling.get('mean_warm_replicas', math.nan):,.2f}", border=True)
     cols[2].metric("Peak replicas", f"{scaling.get('max_replicas', '–')}", border=True)
     cols[3].metric("Cold starts per run", f"{scaling.get('cold_starts_per_replication', math.nan):,.1f}", border=True)
-    timeline = ctx.result.log.attrs.get("timeline")
+    timeline = ctx.result.run.timeline
     if timeline is None or timeline.empty:
         st.info("This run recorded no replica timeline.")
         return
@@ -593,18 +595,13 @@ def view_data(ctx: Context) -> None:
     cols[0].download_button("Scenario (YAML)", ctx.scenario.to_yaml(), file_name=f"{ctx.scenario.name}.yaml", mime="text/yaml")
     log = ctx.result.log
     cols[1].download_button("Request log (CSV)", lambda: log.to_csv(index=False), file_name=f"{ctx.scenario.name}-log.csv",
-                            mime="text/csv", on_click="ignore")
-    cols[2].download_button("Request log (Parquet)", lambda: parquet_bytes(log), file_name=f"{ctx.scenario.name}-log.parquet",
-                            mime="application/octet-stream", on_click="ignore")
+                            mime="text/csv", on_click="ignore", help="one row per request; the full run log is the zip")
+    cols[2].download_button("Run log (Parquet frames + scenario, .zip)", lambda: run_log_zip(ctx.result),
+                            file_name=f"{ctx.scenario.name}-run.zip", mime="application/zip", on_click="ignore",
+                            help="`servesim summarize FOLDER` recomputes this page's summary from the unzipped folder")
     with st.expander("Summary (the `servesim run --json` contract)"):
         st.json(ctx.summary)
     st.dataframe(ctx.result.log.head(200), width="stretch")
-
-
-def parquet_bytes(log: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    log.to_parquet(buffer, index=False)
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def _timed(fn):
 def run(quick: bool = False) -> list[dict]:
     requests = 100_000 if quick else 1_000_000
     reference = load_scenario(ROOT / "scenarios" / "reference.yaml")
-    log, servesim_s = _timed(lambda: simulate_replication(reference, 0, seed=1, requests=requests))
+    log, servesim_s = _timed(lambda: simulate_replication(reference, 0, seed=1, requests=requests).requests)
 
     network = reference.stage("network").service_ms
     pool = reference.stage("preprocess")

@@ -111,7 +111,7 @@ def validate_scenario(
     level: float | None = None,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """Run the scenario and compare with the measurements: (comparison table, what was read, run warnings)."""
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
     from sim.spec.scenario import load_scenario
 
     measured, what = measured_percentiles(measured_path, level)

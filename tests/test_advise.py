@@ -12,7 +12,7 @@ from sim.analysis.advise import Profile, Row, advise, row_warnings, verdict_tabl
 from sim.analysis.advise_levers import QUANTISATION, candidate_levers
 from sim.present.advise_report import text_report
 from sim.cli.main import main
-from sim.engine.run import simulate
+from sim.analysis.simulate import simulate
 from sim.spec.scenario import load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

@@ -191,11 +191,12 @@ sys.path.insert(0, {root!r})
 import pandas as pd
 import app
 from sim.analysis import planner
-from sim.engine.run import RunResult
+from sim.analysis.simulate import RunResult
 
 llm = {{"stage": "llm", "ttft_ms": {percentiles}, "tpot_ms": {percentiles}, "output_tokens_per_s": 1234.0,
        "goodput": {{"requests_per_s": 3.5}}, "warnings": ["KV cache full 12% of the time"]}}
-log = pd.DataFrame({{"replication": [0], "warmup": [False], "rejected": [False]}})
+from sim.engine.runlog import RunLog
+log = RunLog(pd.DataFrame({{"replication": [0], "warmup": [False], "rejected": [False]}}))
 app.view_llm(app.Context(scenario=None, result=RunResult(None, log, {{"llm": llm}}), size=planner.QUICK, seed=1))
 """
     at = AppTest.from_string(script, default_timeout=TIMEOUT_S).run()

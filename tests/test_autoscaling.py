@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sim import theory
-from sim.engine.run import simulate, simulate_replication
-from sim.metrics.summary import replicas_paid, time_weighted_mean
+from sim.analysis.simulate import simulate
+from sim.engine.run import simulate_replication
 from sim.spec.scenario import parse_scenario
 from tests.helpers import covers, estimate_and_ci, per_replication
 
@@ -31,9 +31,17 @@ def scenario_with(autoscaling: dict, arrival: dict, *, cold_start_ms: float = 10
 STEP = {"process": "time_varying", "points": [[0, 3], [120, 3], [120.001, 30], [400, 30], [400.001, 3], [900, 3]]}
 
 
-def timeline_of(log):
-    timeline = log.attrs["timeline"].sort_values("time_ms", kind="stable")
-    return timeline, replicas_paid(timeline)
+def timeline_of(run):
+    timeline = run.timeline.sort_values("time_ms", kind="stable").reset_index(drop=True)
+    return timeline, timeline["warm"] + timeline["starting"] + timeline["draining"]
+
+
+def paid_replica_ms_by_hand(timeline, t0, t1):
+    """∫ paid replicas dt over [t0, t1], segment by segment between change-points."""
+    times = [*timeline["time_ms"], float("inf")]
+    paid = list(timeline["warm"] + timeline["starting"] + timeline["draining"])
+    assert times[0] <= t0
+    return sum(value * max(min(times[i + 1], t1) - max(times[i], t0), 0.0) for i, value in enumerate(paid))
 
 
 @pytest.mark.slow
@@ -119,11 +127,11 @@ def test_cost_counts_every_paid_replica_second():
     log = result.log
     expected = []
     for rep in (0, 1):
-        timeline = log.attrs["timeline"]
+        timeline = result.run.timeline
         part = timeline[timeline["replication"] == rep].sort_values("time_ms", kind="stable")
-        arrivals = log[log["replication"] == rep]["arrival_ms"]
-        expected.append(time_weighted_mean(part["time_ms"].to_numpy(), replicas_paid(part).to_numpy(),
-                                           arrivals.min(), arrivals.max()))
+        measured = log[(log["replication"] == rep) & ~log["warmup"]]["arrival_ms"]
+        t0, t1 = measured.min(), measured.max()
+        expected.append(paid_replica_ms_by_hand(part, t0, t1) / (t1 - t0))
     assert result.summary["autoscaling"]["mean_replicas"] == pytest.approx(np.mean(expected))
     assert result.summary["cost"]["usd_per_hour"] == pytest.approx(2.0 * np.mean(expected))
     assert 2 <= np.mean(expected) <= 4

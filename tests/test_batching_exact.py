@@ -20,7 +20,7 @@ def run(batching: dict, *, gap_ms: float, cost_ms: float, requests: int, replica
         replicas=replicas,
         **kw,
     )
-    return simulate_replication(scenario, 0, seed=1)
+    return simulate_replication(scenario, 0, seed=1).requests
 
 
 def test_constant_arrivals_are_evenly_spaced():

@@ -13,17 +13,9 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from sim.spec.caching import (
-    CacheTier,
-    cache_outcomes,
-    cache_summary,
-    lookup_delays,
-    reached_masks,
-    replacement_delays,
-    replay,
-    skip_masks,
-    validate_caches,
-)
+from sim.engine.caching import cache_outcomes, lookup_delays, reached_masks, replacement_delays, replay, skip_masks
+from sim.metrics.caches import cache_summary
+from sim.spec.caching import CacheTier, validate_caches
 from sim.errors import ScenarioError
 from sim.streams import stream
 from sim.theory import che_lru_hit_rate, zipf_probabilities
@@ -424,7 +416,7 @@ def test_output_cache_at_low_load_gives_the_exact_mixture_of_hit_and_miss_latenc
         [{"name": "out", "tier": "output", "hit_rate": h, "lookup_ms": {"dist": "uniform", "low": 0.5, "high": 1.5}}],
         rate_rps=0.05, requests=40_000, seed=21,
     )
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
 
     log = simulate(scenario).log
     service = stats.gamma(a=4.0, scale=5.0)  # cv 0.5 -> shape 4; mean 20 -> scale 5
@@ -457,7 +449,7 @@ def test_feature_and_embedding_hits_at_low_load_give_the_four_path_mixture():
          {"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["encoder"]}],
         rate_rps=0.05, requests=40_000, seed=22,
     )
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
 
     log = simulate(scenario).log
     sigma = math.log(120.0 / 40.0) / stats.norm.ppf(0.99)
@@ -489,7 +481,7 @@ def test_model_wait_behind_an_output_cache_is_pollaczek_khinchine_with_the_mixed
         [{"name": "out", "tier": "output", "hit_rate": h, "lookup_ms": 0.5}],
         rate_rps=rate_rps, requests=200_000, seed=23, replications=8,
     )
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
     from sim.theory import pk_mean_wait
 
     service = scenario.stage("forward").service_ms
@@ -511,7 +503,7 @@ def test_a_deploy_empties_the_output_cache_and_the_log_shows_the_recovery():
           "capacity": capacity, "deploys_s": [600]}],
         rate_rps=20.0, requests=24_000, seed=24, replications=3,
     )
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
 
     log = simulate(scenario).log
     per_minute = cache_summary(log, scenario.caches)["out"]["hit_rate_per_minute"]
@@ -552,7 +544,7 @@ def test_a_bad_cache_in_a_scenario_file_names_the_field():
 def test_keys_from_a_trace_column_replay_exactly_as_lru_and_a_hit_costs_only_lookup_and_delays(tmp_path):
     """A trace with a user_id column, one request a second (nothing queues), constant times: a hit's latency
     is exactly lookup + network, a miss's adds the model's 10 ms; hits are LRU's by its definition."""
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
     from sim.spec.scenario import parse_scenario
 
     rng = np.random.default_rng(12)

@@ -77,7 +77,7 @@ def test_cli_measure_then_profile_runs_in_the_simulator(tmp_path, capsys):
     assert profile.max_batch_size == 16 and profile.max_instances == 2
     assert profile.provenance["measurements_file"] == "mlp-quick.csv"
 
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
     from sim.spec.scenario import load_scenario
 
     scenario = tmp_path / "s.yaml"

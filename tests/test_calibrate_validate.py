@@ -58,7 +58,7 @@ def profile_and_measurements(tmp_path_factory):
 def test_round_trip_through_the_simulator_at_low_load(profile_and_measurements, batch):
     """Static batches of `batch` at 1 rps against ~3 ms batches: no queueing, so each batch's time in the
     model stage is one draw of the profile; its median and p99 must match the measured ones."""
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
     from sim.spec.scenario import load_scenario
 
     folder, frame = profile_and_measurements
@@ -132,7 +132,7 @@ def test_interference_reaches_the_simulator(tmp_path):
     past saturation both instances are always busy, so the model stage's service times follow."""
     import yaml
 
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
     from sim.spec.scenario import load_scenario
 
     profile = {

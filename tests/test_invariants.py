@@ -43,7 +43,7 @@ def test_request_log_invariants(policy, replicas, instances, routing, limit, rat
         ],
         "deployment": {"replicas": replicas, "instances": instances, "routing": routing, "max_queue_size": limit},
     })
-    log = simulate_replication(scenario, 0, seed=seed)
+    log = simulate_replication(scenario, 0, seed=seed).requests
     assert len(log) == 300 and log["request"].is_unique
     served = log[~log["rejected"]]
     assert np.all(served["departure_ms"] >= served["arrival_ms"])

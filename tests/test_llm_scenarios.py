@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif("llm" not in getattr(sim.spec.scenario, "STAGE_K
 
 @pytest.mark.parametrize("name", ["llm-chat-continuous", "llm-chat-static", "llm-code-continuous"])
 def test_shipped_llm_scenarios_run_and_report_the_llm_key(name):
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
 
     scenario = sim.spec.scenario.load_scenario(ROOT / "scenarios" / f"{name}.yaml")
     result = simulate(scenario, requests=600, replications=1)
@@ -33,7 +33,7 @@ def test_shipped_llm_scenarios_run_and_report_the_llm_key(name):
 
 
 def test_static_and_continuous_share_the_traffic_and_token_counts():
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import simulate
 
     runs = {
         name: simulate(sim.spec.scenario.load_scenario(ROOT / "scenarios" / f"{name}.yaml"), requests=400, replications=1).log

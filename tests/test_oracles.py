@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sim import theory
-from sim.engine.run import simulate
+from sim.analysis.simulate import simulate
 from tests.helpers import covers, estimate_and_ci, model_scenario, per_replication
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.engine.run import simulate, simulate_replication
+from sim.analysis.simulate import simulate
+from sim.engine.run import simulate_replication
 from sim.spec.scenario import load_scenario
 from tests.helpers import model_scenario
 
@@ -56,13 +57,14 @@ def test_same_seed_same_dataframe():
     scenario = load_scenario(ROOT / "scenarios" / "search-ranker.yaml")
     a = simulate_replication(scenario, 1, seed=3, requests=5000)
     b = simulate_replication(scenario, 1, seed=3, requests=5000)
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a.requests, b.requests)
 
 
 def test_changing_the_batching_policy_keeps_the_arrivals_and_stage_draws():
     scenario = load_scenario(ROOT / "scenarios" / "vision-a100.yaml")
-    dynamic = simulate_replication(scenario, 0, seed=1, requests=4000)
-    none = simulate_replication(scenario.with_overrides({"stages.forward.batching": {"policy": "none"}}), 0, seed=1, requests=4000)
+    dynamic = simulate_replication(scenario, 0, seed=1, requests=4000).requests
+    none = simulate_replication(scenario.with_overrides({"stages.forward.batching": {"policy": "none"}}), 0, seed=1,
+                                requests=4000).requests
     np.testing.assert_array_equal(dynamic["arrival_ms"], none["arrival_ms"])
     np.testing.assert_array_equal(dynamic["network_ms"], none["network_ms"])
     np.testing.assert_array_equal(dynamic["preprocess_ms"], none["preprocess_ms"])
@@ -71,8 +73,8 @@ def test_changing_the_batching_policy_keeps_the_arrivals_and_stage_draws():
 
 def test_replications_are_independent_draws():
     scenario = load_scenario(ROOT / "scenarios" / "mm3.yaml")
-    first = simulate_replication(scenario, 0, seed=7, requests=100)
-    second = simulate_replication(scenario, 1, seed=7, requests=100)
+    first = simulate_replication(scenario, 0, seed=7, requests=100).requests
+    second = simulate_replication(scenario, 1, seed=7, requests=100).requests
     assert not np.array_equal(first["arrival_ms"], second["arrival_ms"])
 
 
@@ -95,11 +97,19 @@ def test_unstable_load_is_warned_and_finishes():
 
 def test_cost_per_million_queries_from_price_and_throughput():
     scenario = load_scenario(ROOT / "scenarios" / "bert-cpu.yaml")
-    summary = simulate(scenario, requests=5000, replications=2).summary
-    usd_per_hour = 0.806 * 2
+    result = simulate(scenario, requests=5000, replications=2)
+    summary, log = result.summary, result.log
+    usd_per_hour = 0.806 * 2  # 2 replicas of a 16-vCPU instance
     assert summary["cost"]["usd_per_hour"] == pytest.approx(usd_per_hour)
-    expected = usd_per_hour / (summary["throughput_rps"] * 3600) * 1e6
-    assert summary["cost"]["usd_per_1m_queries"] == pytest.approx(expected)
+    # Per replication: dollars paid over the measurement window / queries that left in it; then the mean.
+    per_replication = []
+    for rep in (0, 1):
+        part = log[(log["replication"] == rep) & ~log["warmup"]]
+        t0, t1 = part["arrival_ms"].min(), part["arrival_ms"].max()
+        departures = log.loc[log["replication"] == rep, "departure_ms"]
+        served = ((departures >= t0) & (departures <= t1)).sum()
+        per_replication.append(usd_per_hour * (t1 - t0) / 3.6e6 / served * 1e6)
+    assert summary["cost"]["usd_per_1m_queries"] == pytest.approx(np.mean(per_replication))
 
 
 def test_slo_attainment_is_the_share_within_budget():
@@ -111,14 +121,45 @@ def test_slo_attainment_is_the_share_within_budget():
     assert result.summary["slo"]["met"] == (result.summary["latency_ms"]["p99"] <= 100)
 
 
-def test_log_can_be_written(tmp_path: Path):
-    out = tmp_path / "log.parquet"
-    subprocess.run(
-        [sys.executable, "-m", "sim.cli.main", "run", "scenarios/mm3.yaml", "--requests", "2000", "--replications", "1",
-         "--log", str(out)], cwd=ROOT, check=True, capture_output=True,
-    )
-    log = pd.read_parquet(out)
-    assert len(log) == 2000 and {"arrival_ms", "latency_ms", "forward_queue_ms", "replica"} <= set(log.columns)
+def test_log_folder_is_written_and_summarised_again_by_the_cli(tmp_path: Path):
+    out = tmp_path / "run"
+    cli = [sys.executable, "-m", "sim.cli.main"]
+    ran = subprocess.run([*cli, "run", "scenarios/mm3.yaml", "--requests", "2000", "--replications", "2", "--json",
+                          "--log", str(out)], cwd=ROOT, check=True, capture_output=True, text=True)
+    log = pd.read_parquet(out / "requests.parquet")
+    assert len(log) == 4000 and {"arrival_ms", "latency_ms", "forward_queue_ms", "replica"} <= set(log.columns)
+    again = subprocess.run([*cli, "summarize", str(out), "--json"], cwd=ROOT, check=True, capture_output=True, text=True)
+    assert again.stdout == ran.stdout
+
+
+def test_log_onto_a_file_is_a_clear_error(tmp_path: Path):
+    target = tmp_path / "x.parquet"
+    target.write_text("")
+    result = subprocess.run([sys.executable, "-m", "sim.cli.main", "run", "scenarios/mm3.yaml", "--requests", "500",
+                             "--log", str(target)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "--log" in result.stderr and "Traceback" not in result.stderr
+
+
+SHIPPED = sorted(p.name for p in (ROOT / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_scenario_round_trips_through_parquet_bit_for_bit(name, tmp_path: Path):
+    from sim.analysis.simulate import load_run, save_run
+
+    scenario = load_scenario(ROOT / "scenarios" / name)
+    # Short runs, but long enough for every frame a scenario has (autoscaling timeline, LLM logs) to exist.
+    requests = None if scenario.workload.duration_s or scenario.workload.arrival.process in ("trace", "time_varying") else 3000
+    if scenario.workload.duration_s:
+        scenario = scenario.with_overrides({"workload.duration_s": min(scenario.workload.duration_s, 1800.0),
+                                            "workload.warmup_s": None})
+    result = simulate(scenario, requests=requests, replications=2)
+    save_run(result, tmp_path / "run", {"seed": scenario.seed})
+    again = load_run(tmp_path / "run")
+    for name_, frame in result.run.frames().items():
+        pd.testing.assert_frame_equal(frame, getattr(again.run, name_), check_exact=True)
+    assert json.dumps(result.summary, sort_keys=True, default=str) == json.dumps(again.summary, sort_keys=True, default=str)
 
 
 def test_human_table_names_the_stages():

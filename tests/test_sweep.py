@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim.engine.run import simulate
+from sim.analysis.simulate import simulate
 from sim.analysis.sweep.run import load_sweep, parse_sweep, plan_tasks, run_sweep
 from sim.analysis.sweep.executors import DaskExecutor, InProcessExecutor, ProcessPoolSweepExecutor, make_executor
 

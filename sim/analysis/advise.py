@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.advise_levers import QUANTISATION, Lever, candidate_levers, stack_accuracy
-from sim.engine.run import simulate
+from sim.analysis.simulate import simulate
 from sim.errors import ServesimError
 from sim.metrics.summary import ci95, measurement_groups, stage_columns
 from sim.present.plots import stage_shares

@@ -3,7 +3,7 @@ why not), which stage columns of the latency budget it acts on, and the dotted-p
 it. Levers compose: each reads the scenario as the previous levers left it (speed-ups multiply).
 
 Forward-pass levers take their speed-up (the conservative end) and accuracy cost from the calibration
-lever table (calibrate/levers.py). Every other figure here is a planning assumption, named as such in the
+lever table (sim/spec/levers.py). Every other figure here is a planning assumption, named as such in the
 lever's reason: measure the change and calibrate before deciding.
 """
 
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from calibrate.levers import LEVERS
+from sim.spec.levers import LEVERS
 from sim.spec.scenario import ModelStage, PoolStage, Scenario
 
 # Accuracy cost in percentage points of the task metric, a single planning figure per lever (the middle

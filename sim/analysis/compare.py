@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sim.engine.run import RunResult
+from sim.analysis.simulate import RunResult
 from sim.errors import ServesimError
 from sim.analysis.planner import QUICK, SWEEP, RunSize, capacity_rps, model_stage_name, run, scale_load
 from sim.spec.scenario import Scenario

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sim.engine.run import RunResult, simulate
+from sim.analysis.simulate import RunResult, simulate
 from sim.metrics.load import offered_load
 from sim.spec.scenario import Scenario
 

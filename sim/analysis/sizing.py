@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sim.engine.run import simulate
+from sim.analysis.simulate import simulate
 from sim.errors import ServesimError
 from sim.metrics.load import offered_load
 from sim.spec.scenario import ModelStage, Scenario
@@ -128,7 +128,7 @@ def probe(scenario: Scenario, hardware: str, count: int, slo_ms: float, *, seed:
     if window_s:
         from sim.metrics.timeline import windowed
 
-        worst = float(windowed(result.log, scenario, window_s)["p99_ms"].max())
+        worst = float(windowed(result.run, scenario, window_s)["p99_ms"].max())
     upper = high if math.isfinite(high) else p99
     if worst is not None:
         upper = max(upper, worst)

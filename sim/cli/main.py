@@ -52,11 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                      help="override a field by dotted path, e.g. --set deployment.replicas=4 (YAML value)")
     run.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
-    run.add_argument("--log", type=Path, help="write the request log (.parquet or .csv)")
+    run.add_argument("--log", type=Path, metavar="DIR",
+                     help="write the run log to folder DIR (parquet frames + scenario + settings); "
+                          "`servesim summarize DIR` recomputes the summary from it")
     run.add_argument("--timeline", type=Path, metavar="PNG",
                      help="plot traffic, replicas, windowed p50/p99 and rejections over time")
     run.add_argument("--window-s", type=float, default=None, help="window of the over-time view (default: run / 24)")
     run.set_defaults(func=cmd_run)
+    summarize = subparsers.add_parser("summarize", help="recompute the summary of a run log folder written by run --log")
+    summarize.add_argument("folder", type=Path, help="folder written by `servesim run --log`")
+    summarize.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
+    summarize.set_defaults(func=cmd_summarize)
     for module_name in PLUGIN_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -88,33 +94,50 @@ def parse_set_options(options: list[str]) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sim.engine.run import simulate
+    from sim.analysis.simulate import save_run, simulate
     from sim.spec.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     if args.set:
         scenario = scenario.with_overrides(parse_set_options(args.set))
+    if args.log is not None and args.log.exists() and not args.log.is_dir():
+        raise ServesimError(f"--log {args.log}: exists and is not a folder (--log takes a folder for the run log)")
     result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications)
     if args.log:
-        write_log(result.log, args.log)
-    window_s = args.window_s or _default_window_s(result.log)
-    if args.timeline:
-        from sim.metrics.timeline import timeline_figure
-
-        timeline_figure(result.log, scenario, window_s).savefig(args.timeline, dpi=110)
-    if args.json:
-        print(json.dumps(json_ready(result.summary), indent=2))
-    else:
-        from sim.present.table import print_over_time, print_summary
-
-        print_summary(result.summary)
-        if scenario.deployment.autoscaling is not None or args.timeline:
-            from sim.metrics.timeline import windowed
-
-            print_over_time(windowed(result.log, scenario, window_s))
-        if args.timeline:
-            print(f"timeline plot: {args.timeline}")
+        settings = {"seed": args.seed if args.seed is not None else scenario.seed, "requests": args.requests,
+                    "replications": args.replications or scenario.replications}
+        save_run(result, args.log, settings)
+    show(result, args.json, args.timeline, args.window_s)
     return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from sim.analysis.simulate import load_run
+
+    show(load_run(args.folder), args.json, None, None)
+    return 0
+
+
+def show(result, as_json: bool, timeline: Path | None, window_s: float | None) -> None:
+    """Print a run's summary (table or JSON) and, for time-varying runs, the over-time view."""
+    scenario = result.scenario
+    window_s = window_s or _default_window_s(result.log)
+    if timeline:
+        from sim.present.timeline import timeline_figure
+
+        timeline_figure(result.run, scenario, window_s).savefig(timeline, dpi=110)
+    if as_json:
+        print(json.dumps(json_ready(result.summary), indent=2))
+        return
+    from sim.present.table import print_over_time, print_summary
+
+    print_summary(result.summary)
+    if scenario.deployment.autoscaling is not None or timeline:
+        from sim.metrics.timeline import windowed
+
+        print_over_time(windowed(result.run, scenario, window_s))
+    if timeline:
+        print(f"timeline plot: {timeline}")
 
 
 def _default_window_s(log) -> float:
@@ -124,15 +147,6 @@ def _default_window_s(log) -> float:
         if span_s / window <= 30:
             return float(window)
     return 7200.0
-
-
-def write_log(log, path: Path) -> None:
-    if path.suffix == ".parquet":
-        log.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        log.to_csv(path, index=False)
-    else:
-        raise ServesimError(f"--log {path}: use a .parquet or .csv file name")
 
 
 def json_ready(value):

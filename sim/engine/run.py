@@ -8,62 +8,26 @@ metric: sim/metrics/summary.py derives every figure from the log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 import pandas as pd
 
-from sim.spec import caching
+from sim.engine import caching
 from sim.errors import ScenarioError
 from sim.engine.fcfs import fcfs_servers
-from sim.engine.llm.pipeline import run_llm_stage
+from sim.engine.llm.pipeline import LLMStageRun, run_llm_stage
 from sim.engine.model_stage import simulate_model_stage
+from sim.engine.runlog import RunLog
 from sim.spec.scenario import DelayStage, LLMStage, ModelStage, PoolStage, Scenario
 from sim.streams import stream
 
 MAX_REQUESTS_PER_RUN = 20_000_000
 
 
-@dataclass
-class RunResult:
-    """A finished run: the scenario, the request log of every replication, and the summary derived from it."""
-
-    scenario: Scenario
-    log: pd.DataFrame
-    summary: dict = field(default_factory=dict)
-
-
-def simulate(
-    scenario: Scenario,
-    *,
-    requests: int | None = None,
-    seed: int | None = None,
-    replications: int | None = None,
-    on_replication: Callable[[int, int], None] | None = None,
-) -> RunResult:
-    """Simulate `replications` independent replications (default: the scenario's) and summarise them."""
-    from sim.metrics.summary import summarize
-
-    seed = scenario.seed if seed is None else seed
-    replications = scenario.replications if replications is None else replications
-    if requests is not None and requests <= 0:
-        raise ScenarioError(f"--requests must be positive (got {requests})")
-    if replications <= 0:
-        raise ScenarioError(f"--replications must be positive (got {replications})")
-    logs = []
-    for rep in range(replications):
-        logs.append(simulate_replication(scenario, rep, seed=seed, requests=requests))
-        if on_replication:
-            on_replication(rep + 1, replications)
-    log = combine_logs(logs)
-    return RunResult(scenario=scenario, log=log, summary=summarize(log, scenario))
-
-
 def simulate_replication(
     scenario: Scenario, replication: int, *, seed: int, requests: int | None = None
-) -> pd.DataFrame:
-    """One replication -> its request log, one row per arrival (rejected requests included, flagged)."""
+) -> RunLog:
+    """One replication -> its run log: one row per arrival (rejected requests included, flagged), plus the
+    autoscaling timeline and the LLM stage logs where the scenario has them."""
     workload = scenario.workload
     count, horizon_ms = (requests, None) if requests is not None else workload.length()
     if count is not None and count > MAX_REQUESTS_PER_RUN:
@@ -114,32 +78,42 @@ def simulate_replication(
         columns["replica"] = columns[f"{primary_model}_replica"]
     for name, values in arrivals.columns.items():
         columns.setdefault(name, values)
-    log = pd.DataFrame(columns)
-    if timelines:
-        log.attrs["timeline"] = pd.concat(timelines, ignore_index=True)
-    if run.llm_runs:
-        log.attrs["llm"] = {name: [stage_run] for name, stage_run in run.llm_runs.items()}
-    return log
+    timeline = pd.concat(timelines, ignore_index=True) if timelines else None
+    return RunLog(requests=pd.DataFrame(columns), timeline=timeline, **llm_frames(run.llm_runs, replication))
 
 
-def combine_logs(logs: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate replication logs, keeping their timelines (replica counts over time) together."""
-    timelines = [part.attrs["timeline"] for part in logs if "timeline" in part.attrs]
-    bare = []
-    for part in logs:  # pandas compares attrs on concat; DataFrames inside attrs cannot be compared
-        part = part.copy(deep=False)
-        part.attrs = {}
-        bare.append(part)
-    log = pd.concat(bare, ignore_index=True)
-    if timelines:
-        log.attrs["timeline"] = pd.concat(timelines, ignore_index=True)
-    llm: dict[str, list] = {}
-    for part in logs:  # each LLM stage's runs, in replication order
-        for name, runs in part.attrs.get("llm", {}).items():
-            llm.setdefault(name, []).extend(runs)
-    if llm:
-        log.attrs["llm"] = llm
-    return log
+def simulate_replications(
+    scenario: Scenario, replications: int, *, seed: int, requests: int | None = None, on_replication=None
+) -> RunLog:
+    """Replications 0..replications-1, one after another, as one run log."""
+    parts = []
+    for rep in range(replications):
+        parts.append(simulate_replication(scenario, rep, seed=seed, requests=requests))
+        if on_replication:
+            on_replication(rep + 1, replications)
+    return RunLog.concat(parts)
+
+
+def llm_frames(runs: dict[str, LLMStageRun], replication: int) -> dict[str, pd.DataFrame]:
+    """Each LLM stage's own log (requests that reached it, iterations, inter-token gaps, KV sizing) as tidy
+    frames keyed by replication and stage; `request` is the row of the request in the replication's log."""
+    if not runs:
+        return {}
+    requests, iterations, gaps, stages = [], [], [], []
+    for name, run in runs.items():
+        keys = {"replication": replication, "stage": name}
+        result = run.result
+        requests.append(result.requests.assign(**keys, request=run.index))
+        iterations.append(result.iterations.assign(**keys))
+        gaps.append(pd.DataFrame({**keys, "request": run.index[result.itl_request], "itl_ms": result.itl_ms}))
+        stages.append({**keys, "num_gpu_blocks": result.num_gpu_blocks, "block_size": result.block_size,
+                       "replicas": result.replicas})
+    return {
+        "llm_requests": pd.concat(requests, ignore_index=True),
+        "llm_iterations": pd.concat(iterations, ignore_index=True),
+        "llm_token_gaps": pd.concat(gaps, ignore_index=True),
+        "llm_stages": pd.DataFrame(stages),
+    }
 
 
 def _scatter(n: int, idx: np.ndarray, values: np.ndarray, fill) -> np.ndarray:
@@ -223,8 +197,8 @@ class _Pipeline:
         self.llm_runs: dict = {}
 
     def llm(self, stage: LLMStage, active: np.ndarray, scenario: Scenario, arrival_columns, seed: int, replication: int) -> None:
-        """An LLM deployment (sim/engine/llm): TTFT, TPOT and token counts join the log; the stage log (iterations,
-        inter-token gaps) rides in `log.attrs["llm"]` for the `llm` summary."""
+        """An LLM deployment (sim/engine/llm): TTFT, TPOT and token counts join the request log; the stage's
+        own log (iterations, inter-token gaps) becomes the run log's llm frames."""
         deployment = scenario.deployment
         out = run_llm_stage(stage, scenario.workload.tokens, self.ready, active, arrival_columns,
                             deployment.replicas, deployment.routing, seed, replication)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sim.engine.llm.stage import LLMStageResult
+from sim.engine.runlog import LLM_KEYS, RunLog
+from sim.metrics.stats import ci95, ci95_columns
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 CI_GROUPS = 10
@@ -37,10 +38,9 @@ def distribution(values: np.ndarray, groups: np.ndarray | None = None) -> tuple[
             per_group = np.array(
                 [[values[groups == g].mean(), *np.quantile(values[groups == g], list(QUANTILES.values()))] for g in present]
             )
-            half = stats.t.ppf(0.975, len(present) - 1) * per_group.std(axis=0, ddof=1) / np.sqrt(len(present))
-            centre = per_group.mean(axis=0)
+            low, high = ci95_columns(per_group)
             for k, key in enumerate(["mean", *QUANTILES]):
-                cis[key] = [float(centre[k] - half[k]), float(centre[k] + half[k])]
+                cis[key] = [float(low[k]), float(high[k])]
     return point, cis
 
 
@@ -188,3 +188,86 @@ def llm_timeseries(result: LLMStageResult, bin_s: float = 10.0) -> pd.DataFrame:
             "decode_tokens_per_s": frame.tokens / bin_s,
         }
     ).reset_index(drop=True)
+
+
+def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]:
+    """An LLM stage's log per replication, rebuilt from the run log's llm frames: (which rows of the
+    replication's request log reached the stage, the stage's result)."""
+    if run.llm_requests is None:
+        return []
+    out = []
+    sizing = run.llm_stages[run.llm_stages["stage"] == stage.name].sort_values("replication", kind="stable")
+    for row in sizing.itertuples(index=False):
+        def part(frame: pd.DataFrame) -> pd.DataFrame:
+            mask = (frame["replication"].to_numpy() == row.replication) & (frame["stage"].to_numpy() == stage.name)
+            return frame[mask].drop(columns=list(LLM_KEYS)).reset_index(drop=True)
+
+        requests = part(run.llm_requests)
+        index = requests.pop("request").to_numpy()
+        gaps = part(run.llm_token_gaps)
+        result = LLMStageResult(
+            requests=requests,
+            iterations=part(run.llm_iterations),
+            itl_ms=gaps["itl_ms"].to_numpy(),
+            itl_request=np.searchsorted(index, gaps["request"].to_numpy()),
+            num_gpu_blocks=int(row.num_gpu_blocks),
+            block_size=int(row.block_size),
+            replicas=int(row.replicas),
+            stage=stage,
+        )
+        out.append((index, result))
+    return out
+
+
+def summarize_llm_runs(
+    runs: list[tuple[np.ndarray, LLMStageResult]],
+    includes: list[np.ndarray] | None = None,
+    *,
+    ttft_slo_ms: float | None = None,
+    tpot_slo_ms: float | None = None,
+) -> dict:
+    """The `llm` key over replications: one replication's summary as is; for several, every figure is the
+    mean over replications and the percentile CIs are t intervals over the replications' values.
+    `includes[i]` masks replication i's request rows counted (e.g. `~warmup`)."""
+    summaries = []
+    for i, (index, result) in enumerate(runs):
+        include = None if includes is None else np.asarray(includes[i], dtype=bool)[index]
+        summaries.append(llm_summary(result, ttft_slo_ms=ttft_slo_ms, tpot_slo_ms=tpot_slo_ms, include=include))
+    if len(summaries) == 1:
+        return summaries[0]
+    merged = _mean_of(summaries)
+    merged["ci95"] = {}
+    for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"):
+        merged["ci95"][key] = {}
+        for q in ("mean", *QUANTILES):
+            values = np.array([s[key][q] for s in summaries if s[key][q] is not None], dtype=float)
+            if len(values) >= 2:
+                merged["ci95"][key][q] = list(ci95(values))
+    merged["warnings"] = sorted({w for s in summaries for w in s["warnings"]})
+    merged["replications"] = len(summaries)
+    return merged
+
+
+def llm_key(run: RunLog, scenario) -> dict | None:
+    """The `llm` key of the summary: the first LLM stage's figures over the measured (non-warm-up)
+    requests of every replication, with its name under `stage`."""
+    stage = next((s for s in scenario.stages if s.kind == "llm"), None)
+    if stage is None or run.llm_requests is None:
+        return None
+    runs = stage_results(run, stage)
+    replication = run.requests["replication"].to_numpy()
+    warmup = run.requests["warmup"].to_numpy()
+    includes = [~warmup[replication == r] for r in np.unique(replication)]
+    summary = summarize_llm_runs(runs, includes, ttft_slo_ms=scenario.slo.ttft_ms, tpot_slo_ms=scenario.slo.tpot_ms)
+    return {"stage": stage.name, **summary}
+
+
+def _mean_of(items: list):
+    first = items[0]
+    if isinstance(first, dict):
+        return {key: _mean_of([item[key] for item in items]) for key in first if key != "ci95"}
+    if isinstance(first, bool) or first is None or isinstance(first, (str, list)):
+        return first
+    if isinstance(first, int):
+        return int(round(float(np.mean(items))))
+    return float(np.mean([x for x in items if x is not None])) if any(x is not None for x in items) else None

@@ -1,5 +1,5 @@
-"""Request log -> the summary: percentiles with 95% confidence intervals, stage breakdown, throughput,
-utilisation, rejections, cost and SLO attainment. Every figure here is derived from the log.
+"""Run log -> the summary: percentiles with 95% confidence intervals, stage breakdown, throughput,
+utilisation, rejections, cost and SLO attainment. Every figure here is derived from the run log.
 
 Confidence intervals come from independent replications (Student t over the per-replication estimates);
 a single replication is cut into 10 consecutive sections instead (batch means), and the output says so.
@@ -8,34 +8,27 @@ a single replication is cut into 10 consecutive sections instead (batch means), 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from sim.spec.caching import cache_summary
-from sim.engine.llm.pipeline import llm_key
+from sim.engine.runlog import RunLog
 from sim.errors import ScenarioError
+from sim.metrics import cost
+from sim.metrics.caches import cache_summary
+from sim.metrics.groups import measurement_groups
+from sim.metrics.llm import llm_key
 from sim.metrics.load import offered_load
+from sim.metrics.stats import ci95, mean_of_finite
+from sim.spec.levers import lever_summary
 from sim.spec.scenario import ModelStage, PoolStage, Scenario
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 STAGE_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
-SECTIONS_FOR_ONE_RUN = 10
 # A percentile q needs about 10 requests beyond it to be more than a guess.
 TAIL_SAMPLES_NEEDED = 10
 CI_WARN_RELATIVE_HALF_WIDTH = 0.10
-
-
-def ci95(values: np.ndarray) -> tuple[float, float]:
-    """Student-t 95% interval for the mean of independent estimates."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return (math.nan, math.nan)
-    mean = values.mean()
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return (float(mean - half), float(mean + half))
 
 
 def stage_columns(scenario: Scenario) -> list[str]:
@@ -52,50 +45,86 @@ def model_stages(scenario: Scenario) -> list[ModelStage]:
     return [stage for stage in scenario.stages if isinstance(stage, ModelStage)]
 
 
-def measurement_groups(log: pd.DataFrame) -> list[pd.DataFrame]:
-    """The independent pieces CIs are computed over: each replication, or sections of a single one."""
-    measured = log[~log["warmup"].to_numpy()]
-    replications = measured["replication"].unique()
-    if len(replications) > 1:
-        return [group for _, group in measured.groupby("replication", sort=True)]
-    ordered = measured.sort_values("arrival_ms", kind="stable")
-    bounds = np.linspace(0, len(ordered), SECTIONS_FOR_ONE_RUN + 1).astype(int)
-    return [ordered.iloc[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+@dataclass
+class _Replication:
+    """What the figures of any window of one replication need, computed once per replication."""
+
+    departures_ms: np.ndarray  # sorted
+    batch_start_ms: np.ndarray
+    batch_end_ms: np.ndarray
+    timeline: pd.DataFrame | None
 
 
-def group_figures(group: pd.DataFrame, scenario: Scenario, full_log: pd.DataFrame) -> dict[str, float]:
-    """Latency percentiles, throughput, utilisation, rejections and attainment of one group."""
+def _replications(run: RunLog, scenario: Scenario) -> dict[int, _Replication]:
+    requests = run.requests
+    stages = model_stages(scenario)
+    out = {}
+    for rep, part in requests.groupby("replication", sort=True):
+        departures = np.sort(part["departure_ms"].to_numpy())
+        start = end = np.zeros(0)
+        if stages:
+            name = stages[0].name
+            batch_id = part[f"{name}_batch_id"].to_numpy()
+            _, first = np.unique(batch_id, return_index=True)
+            first = first[batch_id[first] >= 0]
+            start = part[f"{name}_start_ms"].to_numpy()[first]
+            end = start + part[f"{name}_ms"].to_numpy()[first]
+        timeline = None
+        if run.timeline is not None:
+            timeline = run.timeline[run.timeline["replication"].to_numpy() == rep].sort_values("time_ms", kind="stable")
+        out[int(rep)] = _Replication(departures, start, end, timeline)
+    return out
+
+
+def group_figures(group: pd.DataFrame, scenario: Scenario, replication: _Replication) -> dict[str, float]:
+    """Latency percentiles, throughput, utilisation, cost, rejections and attainment of one group (a
+    replication or a section of one), over its arrival window."""
     served = group[~group["rejected"].to_numpy()]
     latency = served["latency_ms"].to_numpy()
     figures: dict[str, float] = {"requests": len(group), "served": len(served)}
     figures["mean"] = float(latency.mean()) if len(latency) else math.nan
-    for key, q in QUANTILES.items():
-        figures[key] = float(np.quantile(latency, q)) if len(latency) else math.nan
-    t0, t1 = group["arrival_ms"].min(), group["arrival_ms"].max()
+    values = np.quantile(latency, list(QUANTILES.values())) if len(latency) else [math.nan] * len(QUANTILES)
+    figures.update(zip(QUANTILES, map(float, values)))
+    arrivals = group["arrival_ms"].to_numpy()
+    t0, t1 = float(arrivals.min()), float(arrivals.max())
     span_ms = max(t1 - t0, 1e-9)
-    replication_log = full_log[full_log["replication"].to_numpy() == group["replication"].iloc[0]]
-    departures = replication_log["departure_ms"].to_numpy()
-    figures["throughput_rps"] = float(np.count_nonzero((departures >= t0) & (departures <= t1)) / span_ms * 1000)
+    departures = replication.departures_ms
+    departed = int(np.searchsorted(departures, t1, side="right") - np.searchsorted(departures, t0, side="left"))
+    figures["throughput_rps"] = departed / span_ms * 1000
     figures["rejected_fraction"] = float(group["rejected"].mean())
-    figures["utilization"] = _utilization(replication_log, scenario, t0, t1)
+    replica_ms = cost.replica_time(scenario, replication.timeline, t0, t1)
+    figures["mean_replicas"] = replica_ms.paid_ms / span_ms
+    if model_stages(scenario):
+        busy = cost.busy_instance_ms(replication.batch_start_ms, replication.batch_end_ms, t0, t1)
+        figures["utilization"] = cost.utilization(busy, replica_ms, scenario.deployment.instances)
+    else:
+        figures["utilization"] = math.nan
+    figures.update(cost.cost_figures(cost.price_usd_per_replica_hour(scenario), replica_ms, span_ms, departed))
     budget = scenario.slo.p99_ms
     figures["attainment"] = float(np.mean(latency <= budget)) if budget and len(latency) else math.nan
     return figures
 
 
-def _utilization(log: pd.DataFrame, scenario: Scenario, t0: float, t1: float) -> float:
-    """Busy share of the model instances of the first model stage between t0 and t1 (from batch records)."""
-    stages = model_stages(scenario)
-    if not stages:
-        return math.nan
-    name = stages[0].name
-    batches = log.loc[log[f"{name}_batch_id"].to_numpy() >= 0, [f"{name}_batch_id", f"{name}_start_ms", f"{name}_ms"]]
-    batches = batches.drop_duplicates(f"{name}_batch_id")
-    start = batches[f"{name}_start_ms"].to_numpy()
-    end = start + batches[f"{name}_ms"].to_numpy()
-    busy = np.clip(np.minimum(end, t1) - np.maximum(start, t0), 0, None).sum()
-    servers = scenario.deployment.replicas * scenario.deployment.instances
-    return float(busy / (servers * max(t1 - t0, 1e-9)))
+def per_group_figures(run: RunLog, scenario: Scenario) -> pd.DataFrame:
+    """One row of `group_figures` per measurement group (replication, or section of a single one)."""
+    groups = measurement_groups(run.requests)
+    if not groups:
+        raise ScenarioError(
+            "workload: the warm-up covers the whole run, nothing is left to measure "
+            "(lower warmup_requests / warmup_s or run more requests)"
+        )
+    replications = _replications(run, scenario)
+    rows = [group_figures(g, scenario, replications[int(g["replication"].iloc[0])]) for g in groups]
+    return pd.DataFrame(rows)
+
+
+def replication_figures(run: RunLog, scenario: Scenario) -> dict[str, float]:
+    """`group_figures` of a single replication's measured requests taken whole (no sections)."""
+    measured = run.requests[~run.requests["warmup"].to_numpy()]
+    if measured.empty:
+        raise ScenarioError("workload: the warm-up covers the whole run, nothing is left to measure")
+    (replication,) = _replications(run, scenario).values()
+    return group_figures(measured, scenario, replication)
 
 
 def stage_breakdown(log: pd.DataFrame, scenario: Scenario) -> dict[str, dict[str, float]]:
@@ -117,25 +146,20 @@ def stage_breakdown(log: pd.DataFrame, scenario: Scenario) -> dict[str, dict[str
     return breakdown
 
 
-def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
-    """The `servesim run --json` contract (DESIGN.md), computed from the request log."""
-    groups = measurement_groups(log)
-    if not groups:
-        raise ScenarioError(
-            "workload: the warm-up covers the whole run, nothing is left to measure "
-            "(lower warmup_requests / warmup_s or run more requests)"
-        )
-    per_group = pd.DataFrame([group_figures(g, scenario, log) for g in groups])
+def summarize(run: RunLog, scenario: Scenario) -> dict:
+    """The `servesim run --json` contract (DESIGN.md), computed from the run log."""
+    log = run.requests
+    per_group = per_group_figures(run, scenario)
     replications = int(log["replication"].nunique())
     warnings: list[str] = []
     if replications == 1:
         warnings.append(
-            f"confidence intervals from {len(groups)} sections of one replication (batch means); "
+            f"confidence intervals from {len(per_group)} sections of one replication (batch means); "
             "use --replications 5 or more for independent replications"
         )
 
-    latency = {"mean": _mean(per_group["mean"])}
-    latency.update({key: _mean(per_group[key]) for key in QUANTILES})
+    latency = {"mean": mean_of_finite(per_group["mean"])}
+    latency.update({key: mean_of_finite(per_group[key]) for key in QUANTILES})
     latency_ci = {key: list(ci95(per_group[key])) for key in ["mean", *QUANTILES]}
     served_per_group = per_group["served"].min()
     for key, q in QUANTILES.items():
@@ -161,22 +185,16 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
             )
             warnings.insert(0, f"unstable: offered load on stage {stage_name!r} is {rho:.2f} ≥ 1 — {what}")
 
-    throughput = _mean(per_group["throughput_rps"])
-    utilization = _mean(per_group["utilization"])
-    scaling = autoscaling_summary(log, scenario)
-    mean_replicas = scaling["mean_replicas"] if scaling else scenario.deployment.replicas
-    usd_per_hour = _usd_per_hour(scenario, mean_replicas)
-    per_1m = usd_per_hour / (throughput * 3600) * 1e6 if usd_per_hour is not None and throughput > 0 else None
-    if usd_per_hour is None:
+    usd_per_hour = mean_of_finite(per_group["usd_per_hour"])
+    usd_per_1m = mean_of_finite(per_group["usd_per_1m_queries"])
+    if cost.price_usd_per_replica_hour(scenario) is None:
         warnings.append("no deployment.hardware.usd_per_hour: cost not computed")
     for stage in model_stages(scenario):
-        if stage.profile is not None:
-            profile = _profile_of(stage)
+        profile = cost.measured_profile(stage) if stage.profile is not None else None
+        if profile is not None:
             for note in getattr(profile, "warnings", ()) or ():
                 warnings.append(f"stages.{stage.name}.profile: {note}")
             if getattr(profile, "lever", None):
-                from calibrate.levers import lever_summary
-
                 warnings.append(f"stages.{stage.name}: lever assumed — {lever_summary(profile.lever)}")
 
     budgets = scenario.slo.budgets()
@@ -187,9 +205,10 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
         slo["budgets"] = {f"p{round(q * 100)}_ms": ms for q, ms in budgets.items()}
         slo["checks"] = checks
     if scenario.slo.p99_ms is not None:
-        slo["attainment"] = _mean(per_group["attainment"])
+        slo["attainment"] = mean_of_finite(per_group["attainment"])
 
-    llm = llm_key(log, scenario.slo.ttft_ms, scenario.slo.tpot_ms)
+    scaling = autoscaling_summary(per_group, run, scenario)
+    llm = llm_key(run, scenario)
     if llm:
         warnings.extend(llm["warnings"])
     return {
@@ -197,14 +216,15 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
         "replications": replications,
         "requests": int(per_group["requests"].sum()),
         "served": int(per_group["served"].sum()),
-        "throughput_rps": throughput,
+        "throughput_rps": mean_of_finite(per_group["throughput_rps"]),
         "latency_ms": latency,
         "latency_ms_ci95": latency_ci,
         "stages": stage_breakdown(log, scenario),
-        "utilization": utilization,
+        "utilization": mean_of_finite(per_group["utilization"]),
         "offered_load": loads,
-        "rejected_fraction": _mean(per_group["rejected_fraction"]),
-        "cost": {"usd_per_hour": usd_per_hour, "usd_per_1m_queries": per_1m},
+        "rejected_fraction": mean_of_finite(per_group["rejected_fraction"]),
+        "cost": {"usd_per_hour": _none_if_nan(usd_per_hour), "usd_per_1m_queries": _none_if_nan(usd_per_1m),
+                 "mean_replicas": mean_of_finite(per_group["mean_replicas"])},
         "slo": slo,
         "warnings": warnings,
         **({"autoscaling": scaling} if scaling else {}),
@@ -213,63 +233,28 @@ def summarize(log: pd.DataFrame, scenario: Scenario) -> dict:
     }
 
 
-def _profile_of(stage: ModelStage):
-    """The measured profile behind a model stage's cost (possibly wrapped in a speed-up)."""
-    cost = stage.cost
-    return getattr(cost, "profile", None) or getattr(getattr(cost, "inner", None), "profile", None)
-
-
-def _usd_per_hour(scenario: Scenario, mean_replicas: float) -> float | None:
-    price = scenario.deployment.hardware.usd_per_hour
-    if price is None:
-        # A measured profile carries the price of the hardware it was measured on.
-        prices = [_profile_of(s).usd_per_hour for s in model_stages(scenario) if s.profile is not None]
-        price = next((p for p in prices if p is not None), None)
-    return None if price is None else price * mean_replicas
-
-
-def time_weighted_mean(times_ms: np.ndarray, values: np.ndarray, t0: float, t1: float) -> float:
-    """Mean over [t0, t1] of a step function that takes `values[i]` from `times_ms[i]` on."""
-    edges = np.clip(np.append(times_ms, t1), t0, t1)
-    return float(np.sum(values * np.diff(edges)) / max(t1 - t0, 1e-9))
-
-
-def replicas_paid(timeline: pd.DataFrame) -> pd.Series:
-    """Replicas that cost money at each change-point: starting, warm and draining ones alike."""
-    return timeline["warm"] + timeline["starting"] + timeline["draining"]
-
-
-def autoscaling_summary(log: pd.DataFrame, scenario: Scenario) -> dict | None:
-    """Replicas over the measurement window of each replication, from the timeline of change-points."""
-    timeline = log.attrs.get("timeline")
-    if timeline is None or scenario.deployment.autoscaling is None:
+def autoscaling_summary(per_group: pd.DataFrame, run: RunLog, scenario: Scenario) -> dict | None:
+    """Replicas over the measurement windows (paid: starting + warm + draining) and cold starts."""
+    if run.timeline is None or scenario.deployment.autoscaling is None:
         return None
-    rows = []
-    measured = log[~log["warmup"].to_numpy()]
-    for rep, part in timeline.groupby("replication"):
+    maxima, cold_starts, warm = [], [], []
+    measured = run.requests[~run.requests["warmup"].to_numpy()]
+    for rep, part in run.timeline.groupby("replication", sort=True):
         part = part.sort_values("time_ms", kind="stable")
-        window = measured[measured["replication"] == rep]["arrival_ms"]
+        window = measured["arrival_ms"].to_numpy()[measured["replication"].to_numpy() == rep]
         t0, t1 = float(window.min()), float(window.max())
-        paid = replicas_paid(part).to_numpy()
-        starts = np.diff(part["starting"].to_numpy(), prepend=0)
-        rows.append({
-            "mean_replicas": time_weighted_mean(part["time_ms"].to_numpy(), paid, t0, t1),
-            "mean_warm_replicas": time_weighted_mean(part["time_ms"].to_numpy(), part["warm"].to_numpy(), t0, t1),
-            "max_replicas": int(paid.max()),
-            "cold_starts": int(np.clip(starts, 0, None).sum()),
-        })
-    frame = pd.DataFrame(rows)
+        warm.append(cost.replica_time(scenario, part, t0, t1).warm_ms / max(t1 - t0, 1e-9))
+        maxima.append(int(cost.replicas_paid(part).max()))
+        cold_starts.append(int(np.clip(np.diff(part["starting"].to_numpy(), prepend=0), 0, None).sum()))
     return {
         "policy": scenario.deployment.autoscaling.policy,
-        "mean_replicas": float(frame["mean_replicas"].mean()),
-        "mean_replicas_ci95": list(ci95(frame["mean_replicas"])),
-        "mean_warm_replicas": float(frame["mean_warm_replicas"].mean()),
-        "max_replicas": int(frame["max_replicas"].max()),
-        "cold_starts_per_replication": float(frame["cold_starts"].mean()),
+        "mean_replicas": mean_of_finite(per_group["mean_replicas"]),
+        "mean_replicas_ci95": list(ci95(per_group["mean_replicas"])),
+        "mean_warm_replicas": float(np.mean(warm)),
+        "max_replicas": int(max(maxima)),
+        "cold_starts_per_replication": float(np.mean(cold_starts)),
     }
 
 
-def _mean(series: pd.Series) -> float:
-    values = series.to_numpy(dtype=float)
-    values = values[np.isfinite(values)]
-    return float(values.mean()) if len(values) else math.nan
+def _none_if_nan(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else value

@@ -7,12 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.metrics.summary import replicas_paid, time_weighted_mean
+from sim.engine.runlog import RunLog
+from sim.metrics import cost
 from sim.spec.scenario import Scenario
 
 
-def windowed(log: pd.DataFrame, scenario: Scenario, window_s: float = 60.0) -> pd.DataFrame:
-    """One row per window of arrival time, pooled over replications (warm-up included: it is a timeline)."""
+def windowed(run: RunLog, scenario: Scenario, window_s: float = 60.0) -> pd.DataFrame:
+    """One row per window of arrival time, pooled over replications (warm-up included: it is a timeline).
+    Replicas and cost per window come from the same replica-time integral as the run's summary."""
+    log = run.requests
     window_ms = window_s * 1000.0
     replications = max(int(log["replication"].nunique()), 1)
     index = (log["arrival_ms"].to_numpy() // window_ms).astype(np.int64)
@@ -29,72 +32,23 @@ def windowed(log: pd.DataFrame, scenario: Scenario, window_s: float = 60.0) -> p
         "p99_ms": grouped["latency_ms"].quantile(0.99).to_numpy(),
         "rejected_fraction": grouped["rejected"].mean().to_numpy(),
     })
-    timeline = log.attrs.get("timeline")
-    if timeline is not None:
-        warm, paid = [], []
-        for start_s in out["start_s"]:
-            t0, t1 = start_s * 1000.0, start_s * 1000.0 + window_ms
-            warm.append(_mean_over_replications(timeline, "warm", t0, t1))
-            paid.append(_mean_over_replications(timeline, None, t0, t1))
+    warm, paid = [], []
+    for start_s in out["start_s"]:
+        t0, t1 = start_s * 1000.0, start_s * 1000.0 + window_ms
+        per_replication = [cost.replica_time(scenario, part, t0, t1) for part in _timelines(run)]
+        paid.append(float(np.mean([r.paid_ms for r in per_replication])) / window_ms)
+        warm.append(float(np.mean([r.warm_ms for r in per_replication])) / window_ms)
+    out["paid_replicas"] = paid
+    if run.timeline is not None:
         out["warm_replicas"] = warm
-        out["paid_replicas"] = paid
-    else:
-        out["paid_replicas"] = float(scenario.deployment.replicas)
-    price = scenario.deployment.hardware.usd_per_hour
+    price = cost.price_usd_per_replica_hour(scenario)
     if price is not None:
         out["usd_per_hour"] = out["paid_replicas"] * price
     return out
 
 
-def _mean_over_replications(timeline: pd.DataFrame, column: str | None, t0: float, t1: float) -> float:
-    values = []
-    for _, part in timeline.groupby("replication"):
-        part = part.sort_values("time_ms", kind="stable")
-        series = replicas_paid(part) if column is None else part[column]
-        before = part["time_ms"].to_numpy() <= t0
-        # The value in force at t0 is the last change-point before it.
-        first = int(np.flatnonzero(before)[-1]) if before.any() else 0
-        times = np.concatenate([[t0], part["time_ms"].to_numpy()[first + 1:]])
-        vals = np.concatenate([[series.to_numpy()[first]], series.to_numpy()[first + 1:]])
-        keep = times < t1
-        values.append(time_weighted_mean(times[keep], vals[keep], t0, t1))
-    return float(np.mean(values)) if values else float("nan")
-
-
-def timeline_figure(log: pd.DataFrame, scenario: Scenario, window_s: float = 60.0):
-    """Three panels sharing time: traffic and replicas, windowed p50/p99 against the SLO, rejections."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    data = windowed(log, scenario, window_s)
-    minutes = data["start_s"] / 60.0
-    fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True, constrained_layout=True)
-    ax = axes[0]
-    ax.plot(minutes, data["arrival_rps"], color="tab:blue", label="arrivals (req/s)")
-    ax.set_ylabel("req/s")
-    twin = ax.twinx()
-    twin.step(minutes, data["paid_replicas"], where="post", color="tab:orange", label="replicas (paid)")
-    if "warm_replicas" in data:
-        twin.step(minutes, data["warm_replicas"], where="post", color="tab:green", linestyle="--", label="warm")
-    twin.set_ylabel("replicas")
-    lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + twin.get_legend_handles_labels()[1]
-    ax.legend(lines, labels, loc="upper left", fontsize=8)
-    ax.set_title(f"{scenario.name}: traffic and replicas ({window_s:g} s windows)")
-
-    ax = axes[1]
-    ax.plot(minutes, data["p50_ms"], label="p50")
-    ax.plot(minutes, data["p99_ms"], label="p99")
-    if scenario.slo.p99_ms:
-        ax.axhline(scenario.slo.p99_ms, color="red", linestyle=":", label=f"SLO p99 {scenario.slo.p99_ms:g} ms")
-    ax.set_yscale("log")
-    ax.set_ylabel("latency (ms)")
-    ax.legend(loc="upper left", fontsize=8)
-
-    ax = axes[2]
-    ax.plot(minutes, 100 * data["rejected_fraction"], color="tab:red")
-    ax.set_ylabel("rejected (%)")
-    ax.set_xlabel("time (min)")
-    return fig
+def _timelines(run: RunLog) -> list[pd.DataFrame | None]:
+    """Each replication's change-points, sorted (None per replication for a fixed deployment)."""
+    if run.timeline is None:
+        return [None] * len(run.replications)
+    return [part.sort_values("time_ms", kind="stable") for _, part in run.timeline.groupby("replication", sort=True)]

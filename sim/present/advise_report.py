@@ -76,7 +76,7 @@ def text_report(advice: Advice, limit: int = TABLE_ROWS) -> str:
         lines += ["", "Skipped:"] + [f"  {name}: {why}" for name, why in advice.skipped]
     if advice.not_offered:
         lines += ["", "Not offered:"] + [f"  {name}: {why}" for name, why in advice.not_offered]
-    lines += ["", "Assumptions: lever speed-ups at the conservative end of calibrate/levers.py; GPU decode, cache hit "
+    lines += ["", "Assumptions: lever speed-ups at the conservative end of sim/spec/levers.py; GPU decode, cache hit "
               "rates and relative hardware speeds are planning assumptions (sim/analysis/advise_levers.py). Measure before deciding.",
               "", f"Recommendation: {advice.recommendation}"]
     return "\n".join(lines)

@@ -266,6 +266,11 @@ class Scenario(_Model):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.raw, sort_keys=False)
 
+    @property
+    def base_dir(self) -> Path:
+        """The folder the scenario's relative file names are read from."""
+        return self._base_dir
+
 
 def set_path(raw: dict, dotted: str, value: Any) -> None:
     """Set a field of a raw scenario by dotted path; list items (stages) are named by `name` or index."""

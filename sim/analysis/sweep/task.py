@@ -13,7 +13,6 @@ import time
 import traceback
 from dataclasses import dataclass
 
-import pandas as pd
 
 from sim.analysis.sweep.spec import STAGE_STATS
 
@@ -45,8 +44,8 @@ def run_task(task: Task) -> dict:
         from sim.spec.scenario import parse_scenario
 
         scenario = parse_scenario(task.raw, base_dir=task.base_dir)
-        log = simulate_replication(scenario, task.replication, seed=task.seed, requests=task.requests)
-        figures = replication_metrics(log, scenario)
+        run = simulate_replication(scenario, task.replication, seed=task.seed, requests=task.requests)
+        figures = replication_metrics(run, scenario)
         record.update(status="ok", error=None)
         record.update({name: figures.get(name, math.nan) for name in task.metrics})
     except Exception as exc:  # noqa: BLE001 - a failing point is recorded, the sweep goes on
@@ -68,13 +67,13 @@ def describe_exception(exc: BaseException) -> str:
     return text
 
 
-def replication_metrics(log: pd.DataFrame, scenario) -> dict[str, float]:
+def replication_metrics(run, scenario) -> dict[str, float]:
     """The figures of one replication, named as in the `servesim run --json` contract (flattened with
-    dots): warm-up excluded, percentiles over this replication's measured requests."""
-    from sim.metrics.summary import group_figures, stage_breakdown
+    dots): warm-up excluded, the same figures (cost and utilisation included) as `run` computes for a
+    replication, from the same function."""
+    from sim.metrics.summary import replication_figures, stage_breakdown
 
-    measured = log[~log["warmup"].to_numpy()]
-    figures = group_figures(measured, scenario, log)
+    figures = replication_figures(run, scenario)
     out: dict[str, float] = {
         "requests": float(figures["requests"]),
         "served": float(figures["served"]),
@@ -83,15 +82,13 @@ def replication_metrics(log: pd.DataFrame, scenario) -> dict[str, float]:
         "rejected_fraction": figures["rejected_fraction"],
         "slo.attainment": figures["attainment"],
         "latency_ms.mean": figures["mean"],
+        "cost.usd_per_hour": figures["usd_per_hour"],
+        "cost.usd_per_1m_queries": figures["usd_per_1m_queries"],
+        "cost.mean_replicas": figures["mean_replicas"],
     }
     for key in ("p50", "p90", "p95", "p99", "p999"):
         out[f"latency_ms.{key}"] = figures[key]
-    hardware = scenario.deployment.hardware
-    usd_per_hour = hardware.usd_per_hour * scenario.deployment.replicas if hardware.usd_per_hour is not None else math.nan
-    out["cost.usd_per_hour"] = usd_per_hour
-    throughput = figures["throughput_rps"]
-    out["cost.usd_per_1m_queries"] = usd_per_hour / (throughput * 3600) * 1e6 if throughput > 0 else math.nan
-    for stage, stats in stage_breakdown(log, scenario).items():
+    for stage, stats in stage_breakdown(run.requests, scenario).items():
         for stat in STAGE_STATS:
             out[f"stages.{stage}.{stat}"] = stats[stat]
     return {k: float(v) for k, v in out.items()}

@@ -46,11 +46,6 @@ class LLMStageResult:
     replicas: int
     stage: LLMStage
 
-    def __deepcopy__(self, memo: dict) -> "LLMStageResult":
-        # A finished run's log is never modified; pandas deep-copies `DataFrame.attrs` on every operation,
-        # so a result riding in `log.attrs` must not be copied each time.
-        return self
-
 
 def gpu_blocks(stage: LLMStage) -> int:
     """KV blocks per replica: given, or from GPU memory minus weights (vLLM's sizing)."""

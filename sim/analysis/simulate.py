@@ -1,0 +1,80 @@
+"""A run: simulate the replications of a scenario (sim/engine) and summarise their log (sim/metrics).
+Every command and the planner go through `simulate`; `load_run` reads a saved run log back and
+recomputes the same summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from sim.engine.run import simulate_replications
+from sim.engine.runlog import RunLog
+from sim.errors import ScenarioError
+from sim.metrics.summary import summarize
+from sim.spec.scenario import Scenario, parse_scenario_text
+
+
+@dataclass
+class RunResult:
+    """A finished run: the scenario, its run log (every replication) and the summary derived from it."""
+
+    scenario: Scenario
+    run: RunLog
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def log(self) -> pd.DataFrame:
+        """The request log: one row per request of every replication."""
+        return self.run.requests
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    requests: int | None = None,
+    seed: int | None = None,
+    replications: int | None = None,
+    on_replication: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Simulate `replications` independent replications (default: the scenario's) and summarise them."""
+    seed = scenario.seed if seed is None else seed
+    replications = scenario.replications if replications is None else replications
+    if requests is not None and requests <= 0:
+        raise ScenarioError(f"--requests must be positive (got {requests})")
+    if replications <= 0:
+        raise ScenarioError(f"--replications must be positive (got {replications})")
+    run = simulate_replications(scenario, replications, seed=seed, requests=requests, on_replication=on_replication)
+    return RunResult(scenario=scenario, run=run, summary=summarize(run, scenario))
+
+
+def save_run(result: RunResult, folder: Path, settings: dict) -> list[Path]:
+    """The run log, the scenario and the run's settings in `folder` (see RunLog.write)."""
+    import yaml
+
+    text = yaml.safe_dump(result.scenario.raw, sort_keys=False)
+    return result.run.write(folder, scenario_yaml=text, run={**settings, "base_dir": str(result.scenario.base_dir)})
+
+
+def load_run(folder: Path) -> RunResult:
+    """A saved run log, with the summary recomputed from it."""
+    run, text, settings = RunLog.read(folder)
+    scenario = parse_scenario_text(text, source=str(Path(folder) / "scenario.yaml"), base_dir=settings.get("base_dir") or None)
+    return RunResult(scenario=scenario, run=run, summary=summarize(run, scenario))
+
+
+def run_log_zip(result: RunResult) -> bytes:
+    """The folder `save_run` writes, as the bytes of a zip file (for a download)."""
+    import io
+    import tempfile
+    import zipfile
+
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = save_run(result, Path(tmp) / "run", {"seed": result.scenario.seed})
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in paths:
+                archive.write(path, arcname=f"run/{path.name}")
+    return buffer.getvalue()

@@ -1,0 +1,98 @@
+"""The run log: everything a run records, as tidy pandas frames, and nothing computed from it.
+
+`requests` holds one row per arrival of every replication (REQUEST_COLUMNS, then each stage's columns);
+the other frames exist only where the scenario has what they record:
+- `timeline`: the autoscaled model stage's change-points (TIMELINE_COLUMNS), from which replica-time,
+  cost and utilisation are integrated;
+- `llm_requests`, `llm_iterations`, `llm_token_gaps`, `llm_stages`: an LLM stage's own log — one row per
+  request that reached it, per iteration, per inter-token gap, and per (replication, stage) sizing.
+Every summary, plot and comparison is derived from these frames; `write` / `read` keep all of them in
+parquet, so a saved run recomputes the same summary bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.errors import ServesimError
+
+# Columns every request row has; stages add `<stage>_ms`, `<stage>_queue_ms`, `<stage>_batch_size`, ...
+REQUEST_COLUMNS = {
+    "request": "index of the request in its replication (arrival order)",
+    "replication": "independent replication it belongs to",
+    "arrival_ms": "arrival time since the start of the replication",
+    "rejected": "turned away (queue limit, LLM admission)",
+    "warmup": "excluded from statistics (the run's warm-up)",
+    "departure_ms": "when its response left (NaN if rejected)",
+    "latency_ms": "end-to-end latency, departure - arrival",
+}
+TIMELINE_COLUMNS = ("replication", "stage", "time_ms", "warm", "starting", "draining", "queued", "ongoing", "busy")
+LLM_KEYS = ("replication", "stage")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class RunLog:
+    """The log of a run (one or several replications)."""
+
+    requests: pd.DataFrame
+    timeline: pd.DataFrame | None = None
+    llm_requests: pd.DataFrame | None = None
+    llm_iterations: pd.DataFrame | None = None
+    llm_token_gaps: pd.DataFrame | None = None
+    llm_stages: pd.DataFrame | None = None
+
+    @property
+    def replications(self) -> np.ndarray:
+        return np.unique(self.requests["replication"].to_numpy())
+
+    @classmethod
+    def concat(cls, parts: list["RunLog"]) -> "RunLog":
+        """Replication logs, in replication order, as one log."""
+        frames = {}
+        for f in fields(cls):
+            present = [getattr(part, f.name) for part in parts if getattr(part, f.name) is not None]
+            frames[f.name] = pd.concat(present, ignore_index=True) if present else None
+        return cls(**frames)
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def write(self, folder: Path, *, scenario_yaml: str, run: dict) -> list[Path]:
+        """Every frame as `<name>.parquet` in `folder`, the scenario as `scenario.yaml` and how it was run
+        (seed, requests, replications, version) as `run.json`; returns the files written."""
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            written = []
+            for name, frame in self.frames().items():
+                path = folder / f"{name}.parquet"
+                frame.to_parquet(path, index=False)
+                written.append(path)
+            (folder / "scenario.yaml").write_text(scenario_yaml)
+            (folder / "run.json").write_text(json.dumps({"format": FORMAT_VERSION, **run}, indent=2) + "\n")
+        except OSError as exc:
+            raise ServesimError(f"--log: cannot write the run log to {folder}: {exc.strerror or exc}") from None
+        return [*written, folder / "scenario.yaml", folder / "run.json"]
+
+    @classmethod
+    def read(cls, folder: Path) -> tuple["RunLog", str, dict]:
+        """A folder written by `write` -> (log, scenario YAML text, run settings)."""
+        folder = Path(folder)
+        if not (folder / "requests.parquet").is_file() or not (folder / "run.json").is_file():
+            raise ServesimError(f"{folder}: not a run log folder (no requests.parquet / run.json; write one with --log)")
+        frames = {}
+        for f in fields(cls):
+            path = folder / f"{f.name}.parquet"
+            if path.is_file():
+                try:
+                    frames[f.name] = pd.read_parquet(path)
+                except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+                    raise ServesimError(f"{path}: cannot read as parquet ({type(exc).__name__})") from None
+        run = json.loads((folder / "run.json").read_text())
+        return cls(**frames), (folder / "scenario.yaml").read_text(), run

@@ -1,0 +1,97 @@
+"""Cost and utilisation, the one place they are computed — `run`, `sweep`, `size`, `advise`, the
+over-time view and the planner all call these functions.
+
+Paid replica-time is the integral of the replicas that cost money (starting, warm and draining alike)
+over a window: the autoscaling timeline's step function where the deployment scales, else the fixed
+replica count × the window. Cost is that replica-time at the hardware's price per replica-hour (the
+scenario's `deployment.hardware.usd_per_hour`, else the price of the hardware a model profile was measured
+on); cost per 1M queries divides it by the queries served in the window. Utilisation is the busy
+instance-time of the first model stage over the instance-time paid for, so it lies in [0, 1] however
+the replica count moves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.spec.scenario import ModelStage, Scenario
+
+
+def replicas_paid(timeline: pd.DataFrame) -> np.ndarray:
+    """Replicas that cost money at each change-point: starting, warm and draining ones alike."""
+    return (timeline["warm"] + timeline["starting"] + timeline["draining"]).to_numpy()
+
+
+def step_integral(times_ms: np.ndarray, values: np.ndarray, t0: float, t1: float) -> float:
+    """∫ over [t0, t1] of the step function that takes `values[i]` from `times_ms[i]` on (sorted times;
+    before the first change-point, the first value)."""
+    if t1 <= t0 or len(times_ms) == 0:
+        return 0.0
+    first = max(int(np.searchsorted(times_ms, t0, side="right")) - 1, 0)
+    last = int(np.searchsorted(times_ms, t1, side="left"))
+    edges = np.concatenate([[t0], times_ms[first + 1:last], [t1]])
+    return float(np.sum(values[first:last] * np.diff(edges))) if last > first else float(values[first] * (t1 - t0))
+
+
+@dataclass(frozen=True)
+class ReplicaTime:
+    """Replica-milliseconds over a window: paid for (starting + warm + draining) and warm."""
+
+    paid_ms: float
+    warm_ms: float
+
+
+def replica_time(scenario: Scenario, timeline: pd.DataFrame | None, t0: float, t1: float) -> ReplicaTime:
+    """Replica-time of one replication over [t0, t1]; `timeline` is that replication's change-points
+    (None for a fixed deployment)."""
+    if timeline is None or timeline.empty:
+        fixed = scenario.deployment.replicas * max(t1 - t0, 0.0)
+        return ReplicaTime(fixed, fixed)
+    times = timeline["time_ms"].to_numpy()
+    return ReplicaTime(step_integral(times, replicas_paid(timeline), t0, t1),
+                       step_integral(times, timeline["warm"].to_numpy(), t0, t1))
+
+
+def price_usd_per_replica_hour(scenario: Scenario) -> float | None:
+    """The price of one replica-hour: the scenario's hardware, else the profile's measured hardware."""
+    price = scenario.deployment.hardware.usd_per_hour
+    if price is not None:
+        return price
+    for stage in scenario.stages:
+        if isinstance(stage, ModelStage) and stage.profile is not None:
+            profile = measured_profile(stage)
+            if profile is not None and profile.usd_per_hour is not None:
+                return profile.usd_per_hour
+    return None
+
+
+def measured_profile(stage: ModelStage):
+    """The measured profile behind a model stage's cost (possibly wrapped in a speed-up)."""
+    cost = stage.cost
+    return getattr(cost, "profile", None) or getattr(getattr(cost, "inner", None), "profile", None)
+
+
+def cost_figures(price: float | None, replica_ms: ReplicaTime, span_ms: float, served: int) -> dict[str, float]:
+    """$/h (mean paid replicas × price) and $ per 1M queries served over a window of `span_ms`."""
+    if price is None or span_ms <= 0:
+        return {"usd_per_hour": math.nan, "usd_per_1m_queries": math.nan}
+    usd = price * replica_ms.paid_ms / 3.6e6
+    return {
+        "usd_per_hour": price * replica_ms.paid_ms / span_ms,
+        "usd_per_1m_queries": usd / served * 1e6 if served > 0 else math.nan,
+    }
+
+
+def utilization(busy_instance_ms: float, replica_ms: ReplicaTime, instances: int) -> float:
+    """Busy share of the instance-time paid for."""
+    capacity = replica_ms.paid_ms * instances
+    return float(busy_instance_ms / capacity) if capacity > 0 else math.nan
+
+
+def busy_instance_ms(batch_start_ms: np.ndarray, batch_end_ms: np.ndarray, t0: float, t1: float) -> float:
+    """Instance-time spent running batches inside [t0, t1]."""
+    return float(np.clip(np.minimum(batch_end_ms, t1) - np.maximum(batch_start_ms, t0), 0, None).sum())
