@@ -32,7 +32,7 @@ MAX_POINTS = 100_000
 SCALAR_METRICS = (
     "requests", "served", "throughput_rps", "utilization", "rejected_fraction",
     "latency_ms.mean", "latency_ms.p50", "latency_ms.p90", "latency_ms.p95", "latency_ms.p99", "latency_ms.p999",
-    "slo.attainment", "cost.usd_per_hour", "cost.usd_per_1m_queries",
+    "slo.attainment", "cost.usd_per_hour", "cost.usd_per_1m_queries", "cost.mean_replicas",
 )  # fmt: skip
 STAGE_STATS = ("mean", "p50", "p95", "p99")
 DEFAULT_METRICS = (
