@@ -45,8 +45,8 @@ def local_pool(quick: bool) -> list[dict]:
     sweep = reference_sweep(points=12 if quick else 48, requests=10_000 if quick else 40_000)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as folder:
-        inproc = run_sweep(sweep, Path(folder) / "a", executor="inprocess", plots=False)
-        pooled = run_sweep(sweep, Path(folder) / "b", executor="processes", plots=False)
+        inproc = run_sweep(sweep, Path(folder) / "a", executor="inprocess")
+        pooled = run_sweep(sweep, Path(folder) / "b", executor="processes")
     n = len(sweep.points())
     per_s_in, per_s_pool = n / inproc.elapsed_s, n / pooled.elapsed_s
     return [

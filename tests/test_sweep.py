@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
 
 from sim.analysis.simulate import simulate
@@ -124,7 +123,7 @@ def test_common_random_numbers_by_default_and_independent_seeds_on_request(tmp_p
 def test_point_figures_equal_servesim_run_of_the_same_scenario(tmp_path):
     """A point's mean over replications and its CI are what `servesim run` reports for that scenario."""
     sweep = load_sweep(write_sweep(tmp_path, replications=3))
-    result = run_sweep(sweep, tmp_path / "out", executor="inprocess", plots=False)
+    result = run_sweep(sweep, tmp_path / "out", executor="inprocess")
     row = result.points.set_index("point").loc[4]
     point = sweep.points()[4]
     scenario = sweep.base.with_overrides(point.values)
@@ -141,8 +140,8 @@ def test_point_figures_equal_servesim_run_of_the_same_scenario(tmp_path):
 
 def test_in_process_and_process_pool_give_identical_tables(tmp_path):
     sweep = load_sweep(write_sweep(tmp_path))
-    local = run_sweep(sweep, tmp_path / "a", executor=InProcessExecutor(), plots=False)
-    pooled = run_sweep(sweep, tmp_path / "b", executor=ProcessPoolSweepExecutor(workers=2), plots=False)
+    local = run_sweep(sweep, tmp_path / "a", executor=InProcessExecutor())
+    pooled = run_sweep(sweep, tmp_path / "b", executor=ProcessPoolSweepExecutor(workers=2))
     assert len(local.replications) == 12 and local.ran == 12
     pd.testing.assert_frame_equal(metric_columns(local.replications), metric_columns(pooled.replications), check_exact=True)
     pd.testing.assert_frame_equal(local.points, pooled.points, check_exact=True)
@@ -155,24 +154,24 @@ def test_in_process_and_process_pool_give_identical_tables(tmp_path):
 
 def test_rerun_skips_finished_tasks_and_torn_lines_are_run_again(tmp_path):
     sweep = load_sweep(write_sweep(tmp_path))
-    first = run_sweep(sweep, tmp_path / "out", executor="inprocess", plots=False)
+    first = run_sweep(sweep, tmp_path / "out", executor="inprocess")
     tasks_file = tmp_path / "out" / "tasks.jsonl"
     lines = tasks_file.read_text().splitlines()
     # Keep 5 records and half of the 6th, as a kill in the middle of a write would.
     tasks_file.write_text("\n".join(lines[:5]) + "\n" + lines[5][: len(lines[5]) // 2])
-    second = run_sweep(sweep, tmp_path / "out", executor="inprocess", plots=False)
+    second = run_sweep(sweep, tmp_path / "out", executor="inprocess")
     assert (second.ran, second.skipped) == (7, 5)
     pd.testing.assert_frame_equal(metric_columns(first.replications), metric_columns(second.replications), check_exact=True)
-    third = run_sweep(sweep, tmp_path / "out", executor="inprocess", plots=False)
+    third = run_sweep(sweep, tmp_path / "out", executor="inprocess")
     assert (third.ran, third.skipped) == (0, 12)
-    fresh = run_sweep(sweep, tmp_path / "out", executor="inprocess", plots=False, fresh=True)
+    fresh = run_sweep(sweep, tmp_path / "out", executor="inprocess", fresh=True)
     assert (fresh.ran, fresh.skipped) == (12, 0)
 
 
 def test_editing_the_sweep_reuses_the_points_it_keeps(tmp_path):
-    run_sweep(load_sweep(write_sweep(tmp_path)), tmp_path / "out", executor="inprocess", plots=False)
+    run_sweep(load_sweep(write_sweep(tmp_path)), tmp_path / "out", executor="inprocess")
     grown = {"workload.arrival.rate_rps": [0.8, 1.0, 1.2, 1.6], "deployment.replicas": [2, 3]}
-    result = run_sweep(load_sweep(write_sweep(tmp_path, axes=grown)), tmp_path / "out", executor="inprocess", plots=False)
+    result = run_sweep(load_sweep(write_sweep(tmp_path, axes=grown)), tmp_path / "out", executor="inprocess")
     assert (result.ran, result.skipped) == (4, 12)  # only the two new points × 2 replications ran
     assert len(result.points) == 8
 
@@ -211,7 +210,7 @@ def test_interrupted_sweep_resumes_and_every_task_is_present_once(tmp_path):
     table = pd.read_parquet(out / "replications.parquet")
     assert len(table) == 45 and not table.duplicated(["point_id", "replication"]).any()
     assert (table["status"] == "ok").all()
-    straight = run_sweep(load_sweep(path), tmp_path / "straight", executor="inprocess", plots=False)
+    straight = run_sweep(load_sweep(path), tmp_path / "straight", executor="inprocess")
     pd.testing.assert_frame_equal(
         metric_columns(table), metric_columns(straight.replications), check_exact=True, check_dtype=False
     )
@@ -232,7 +231,7 @@ def test_failing_points_record_their_error_and_the_sweep_goes_on(tmp_path):
         axes={"workload.duration_s": [0.001, 1500.0], "deployment.replicas": [2, 3]},
         set={"workload.requests": None, "workload.warmup_requests": None},
     )
-    result = run_sweep(load_sweep(path), tmp_path / "out", executor="inprocess", plots=False)
+    result = run_sweep(load_sweep(path), tmp_path / "out", executor="inprocess")
     by_duration = result.points.groupby("workload.duration_s")["status"].agg(set).to_dict()
     assert by_duration == {0.001: {"error"}, 1500.0: {"ok"}}
     errors = result.points.loc[result.points["status"] == "error", "error"]
@@ -241,7 +240,7 @@ def test_failing_points_record_their_error_and_the_sweep_goes_on(tmp_path):
 
     # A combination the scenario schema refuses fails when the point is built, and only that point.
     combo = write_sweep(tmp_path, axes={"workload.warmup_requests": [100, 1900], "workload.requests": [1000, 3000]})
-    mixed = run_sweep(load_sweep(combo), tmp_path / "out2", executor="inprocess", plots=False)
+    mixed = run_sweep(load_sweep(combo), tmp_path / "out2", executor="inprocess")
     failed = mixed.points[mixed.points["status"] == "error"]
     assert failed[["workload.warmup_requests", "workload.requests"]].values.tolist() == [[1900, 1000]]
     assert "warmup_requests (1900) must be below requests (1000)" in failed["error"].iloc[0]
@@ -270,7 +269,7 @@ def test_plot_shows_the_points_table_means(tmp_path):
     from sim.present.sweep_plots import metric_figure
 
     sweep = load_sweep(write_sweep(tmp_path))
-    points = run_sweep(sweep, tmp_path / "out", executor="inprocess", plots=False).points
+    points = run_sweep(sweep, tmp_path / "out", executor="inprocess").points
     fig = metric_figure(points, "latency_ms.p99", "workload.arrival.rate_rps", "deployment.replicas")
     lines = fig.axes[0].get_lines()
     assert len(lines) == 2

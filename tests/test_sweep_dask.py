@@ -123,7 +123,7 @@ def test_sweep_on_the_cluster_equals_the_local_run(cluster, tmp_path):
     code = main(["sweep", str(path), "--scheduler", cluster.address, "--out", str(tmp_path / "dask"), "--no-plots",
                  "--no-progress"])  # fmt: skip
     assert code == 0, cluster.logs()
-    local = run_sweep(load_sweep(path), tmp_path / "local", executor="inprocess", plots=False)
+    local = run_sweep(load_sweep(path), tmp_path / "local", executor="inprocess")
     on_cluster = pd.read_parquet(tmp_path / "dask" / "replications.parquet")
     assert len(on_cluster) == 24
     pd.testing.assert_frame_equal(results(on_cluster), results(local.replications), check_exact=True, check_dtype=False)
@@ -134,7 +134,7 @@ def test_sweep_on_the_cluster_equals_the_local_run(cluster, tmp_path):
 
 def test_dask_scheduler_address_from_the_environment(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.address)
-    result = run_sweep(load_sweep(write_sweep(tmp_path, replications=1)), tmp_path / "out", plots=False)
+    result = run_sweep(load_sweep(write_sweep(tmp_path, replications=1)), tmp_path / "out")
     assert result.executor == "dask" and result.ran == 12 and (result.points["status"] == "ok").all()
 
 
@@ -151,7 +151,7 @@ def test_killing_a_worker_mid_sweep_loses_no_point(cluster, tmp_path):
 
     try:
         result = run_sweep(
-            load_sweep(path), tmp_path / "out", scheduler=cluster.address, plots=False, on_record=kill_after_a_few
+            load_sweep(path), tmp_path / "out", scheduler=cluster.address, on_record=kill_after_a_few
         )
     finally:
         cluster.start_worker("w1")  # leave the module's cluster as found
@@ -161,15 +161,15 @@ def test_killing_a_worker_mid_sweep_loses_no_point(cluster, tmp_path):
     assert (table["status"] == "ok").all(), table["error"].dropna().tolist()
     ran_on = {record["worker"] for record in landed}
     assert any(w.endswith(f":{victim.pid}") for w in ran_on) and len(ran_on) == 2
-    local = run_sweep(load_sweep(path), tmp_path / "local", executor="inprocess", plots=False)
+    local = run_sweep(load_sweep(path), tmp_path / "local", executor="inprocess")
     pd.testing.assert_frame_equal(results(table), results(local.replications), check_exact=True)
 
 
 @pytest.mark.slow  # starting a LocalCluster's worker processes takes seconds
 def test_local_dask_cluster_gives_the_same_results(tmp_path):
     path = write_sweep(tmp_path, replications=1)
-    on_local_cluster = run_sweep(load_sweep(path), tmp_path / "dl", dask_local=2, plots=False)
-    local = run_sweep(load_sweep(path), tmp_path / "local", executor="inprocess", plots=False)
+    on_local_cluster = run_sweep(load_sweep(path), tmp_path / "dl", dask_local=2)
+    local = run_sweep(load_sweep(path), tmp_path / "local", executor="inprocess")
     assert on_local_cluster.executor == "dask"
     pd.testing.assert_frame_equal(
         results(on_local_cluster.replications), results(local.replications), check_exact=True
@@ -187,6 +187,6 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
         old = sweep_exec.DASK_CONNECT_TIMEOUT_S
         sweep_exec.DASK_CONNECT_TIMEOUT_S = 1
         try:
-            run_sweep(load_sweep(write_sweep(tmp_path, replications=1)), tmp_path / "out", executor=executor, plots=False)
+            run_sweep(load_sweep(write_sweep(tmp_path, replications=1)), tmp_path / "out", executor=executor)
         finally:
             sweep_exec.DASK_CONNECT_TIMEOUT_S = old

@@ -1,7 +1,7 @@
 """The lever advisor: profile the scenario first, then rank stacks of one to three levers by tail latency,
 cost and accuracy.
 
-1. Profile: the latency budget by stage of the requests at p50 and p99 (sim/plots.stage_shares), the
+1. Profile: the latency budget by stage of the requests at p50 and p99 (sim/metrics/stages.stage_shares), the
    dominant stage in words, the offered load of every resource, and the gap to the SLO.
 2. Candidates: the levers of sim/analysis/advise_levers.py that apply (the others are listed with the reason);
    a lever acting only on stages that hold under CRITICAL_SHARE of p99 is skipped, with the reason.
@@ -29,7 +29,7 @@ from sim.analysis.advise_levers import QUANTISATION, Lever, candidate_levers, st
 from sim.analysis.simulate import simulate
 from sim.errors import ServesimError
 from sim.metrics.summary import ci95, measurement_groups, stage_columns
-from sim.present.plots import stage_shares
+from sim.metrics.stages import stage_shares
 from sim.spec.scenario import Scenario
 
 CRITICAL_SHARE = 0.05  # a lever whose stages hold less of p99 than this is off the critical path

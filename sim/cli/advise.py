@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from sim.analysis.advise import DEFAULT_REPLICATIONS, DEFAULT_REQUESTS
-
 
 def register(subparsers) -> None:
     advise = subparsers.add_parser(
@@ -18,10 +16,8 @@ def register(subparsers) -> None:
     slo.add_argument("--slo-p99-ms", type=float, help="p99 budget in ms (default: the scenario's slo)")
     slo.add_argument("--slo-p95-ms", type=float, help="p95 budget in ms instead")
     advise.add_argument("--budget-usd-per-1m", type=float, help="cost ceiling, USD per million queries")
-    advise.add_argument("--requests", type=int, default=DEFAULT_REQUESTS,
-                        help=f"requests per replication per stack (default {DEFAULT_REQUESTS})")
-    advise.add_argument("--replications", type=int, default=DEFAULT_REPLICATIONS,
-                        help=f"replications per stack, for CIs (default {DEFAULT_REPLICATIONS})")
+    advise.add_argument("--requests", type=int, help="requests per replication per stack (default: the advisor's)")
+    advise.add_argument("--replications", type=int, help="replications per stack, for CIs (default: the advisor's)")
     advise.add_argument("--max-stack", type=int, default=3, help="most levers in a stack, 1-3 (default 3)")
     advise.add_argument("--cache-hit-rate", type=float, default=0.3,
                         help="assumed hit rate of caches the advisor adds (default 0.3)")
@@ -32,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
-    from sim.analysis.advise import advise
+    from sim.analysis.advise import DEFAULT_REPLICATIONS, DEFAULT_REQUESTS, advise
     from sim.present.advise_report import text_report, write_report
     from sim.errors import ServesimError
     from sim.spec.scenario import load_scenario
@@ -43,8 +39,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
         raise ServesimError(f"--top must be at least 1 (got {args.top})")
     scenario = load_scenario(args.scenario)
     result = advise(scenario, slo_p99_ms=args.slo_p99_ms, slo_p95_ms=args.slo_p95_ms,
-                    budget_usd_per_1m=args.budget_usd_per_1m, requests=args.requests,
-                    replications=args.replications, max_stack=args.max_stack, seed=args.seed,
+                    budget_usd_per_1m=args.budget_usd_per_1m, requests=args.requests or DEFAULT_REQUESTS,
+                    replications=args.replications or DEFAULT_REPLICATIONS, max_stack=args.max_stack, seed=args.seed,
                     cache_hit_rate=args.cache_hit_rate,
                     on_progress=lambda what: print(f"  evaluating {what}", file=sys.stderr))
     print(text_report(result, args.top))

@@ -15,8 +15,11 @@ from pathlib import Path
 
 from sim.errors import ServesimError
 
-# Modules that add sub-commands; a module not present yet is skipped.
-PLUGIN_MODULES = ("sim.cli.compare", "sim.cli.sweep", "sim.cli.size", "sim.cli.advise", "calibrate.cli")
+# servesim's own sub-commands; each module's `register(subparsers)` adds its parser and imports nothing
+# heavy (the work's imports happen when the command runs). Other packages (calibrate) add commands
+# through the `servesim.commands` entry-point group, so sim never imports them.
+COMMAND_MODULES = ("sim.cli.compare", "sim.cli.sweep", "sim.cli.size", "sim.cli.advise")
+ENTRY_POINT_GROUP = "servesim.commands"
 EXIT_USER_ERROR = 2
 
 
@@ -63,18 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("folder", type=Path, help="folder written by `servesim run --log`")
     summarize.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
     summarize.set_defaults(func=cmd_summarize)
-    for module_name in PLUGIN_MODULES:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    for entry in _entry_points():
         try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        try:
-            module.register(subparsers)
-        except Exception as exc:  # a broken sub-command must not take `servesim run` down with it
-            print(f"servesim: warning: commands from {module_name} unavailable ({exc})", file=sys.stderr)
+            entry.load()(subparsers)
+        except Exception as exc:  # a broken plug-in must not take `servesim run` down with it
+            print(f"servesim: warning: commands from {entry.value} unavailable ({exc})", file=sys.stderr)
     return parser
+
+
+def _entry_points():
+    from importlib.metadata import entry_points
+
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda entry: entry.name)
 
 
 def parse_set_options(options: list[str]) -> dict:

@@ -6,11 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from sim.errors import ServesimError
-from sim.present.table import fmt_ci, fmt_ms
 
 
 def register(subparsers) -> None:
@@ -30,6 +26,11 @@ def register(subparsers) -> None:
 
 
 def cmd_size(args: argparse.Namespace) -> int:
+    from sim.present.sizing_plot import frontier_plot
+    from rich.console import Console
+    from rich.table import Table
+
+    from sim.present.table import fmt_ci, fmt_ms
     from sim.spec.hardware import load_catalogue
     from sim.spec.scenario import load_scenario
     from sim.analysis.sizing import parse_candidates, size
@@ -54,7 +55,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     frontier = result.frontier()
     frontier.to_csv(args.out / "frontier.csv", index=False)
-    _plot(frontier, slo, knob, args.out / "frontier.png")
+    frontier_plot(frontier, slo, knob, args.out / "frontier.png")
     table = Table(title=f"frontier ({knob} vs p99 vs cost)")
     for column in ("hardware", knob, "p99", "p99 95% CI", "worst window p99", "$/h", "$/1M queries", "verdict"):
         table.add_column(column, justify="right")
@@ -83,28 +84,3 @@ def cmd_size(args: argparse.Namespace) -> int:
 
 def _usd(value) -> str:
     return "—" if value is None or not math.isfinite(value) else f"${value:,.2f}"
-
-
-def _plot(frontier, slo: float, knob: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for hardware, part in frontier.groupby("hardware", sort=False):
-        low = part["p99_ms"] - part["p99_ci95"].map(lambda ci: ci[0])
-        high = part["p99_ci95"].map(lambda ci: ci[1]) - part["p99_ms"]
-        left.errorbar(part["replicas"], part["p99_ms"], yerr=[low.clip(lower=0), high.clip(lower=0)], marker="o",
-                      capsize=3, label=hardware)
-        right.plot(part["replicas"], part["usd_per_1m_queries"], marker="o", label=hardware)
-    left.axhline(slo, color="red", linestyle=":", label=f"SLO {slo:g} ms")
-    left.set_yscale("log")
-    left.set_xlabel(knob)
-    left.set_ylabel("p99 latency (ms)")
-    left.legend(fontsize=8)
-    right.set_xlabel(knob)
-    right.set_ylabel("$ per 1M queries")
-    right.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -55,7 +55,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = load_sweep(args.sweep).with_options(replications=args.replications, requests=args.requests)
     out = args.out or Path(f"sweep-{sweep.name}")
-    progress = not args.no_progress and not args.json and sys.stderr.isatty()
+    from sim.present.progress import ProgressBar
+
+    progress = ProgressBar() if not args.no_progress and not args.json and sys.stderr.isatty() else None
     result = run_sweep(
         sweep,
         out,
@@ -65,8 +67,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         dask_local=args.dask_local,
         fresh=args.fresh,
         progress=progress,
-        plots=not args.no_plots,
     )
+    if not args.no_plots:
+        from sim.present.sweep_plots import write_plots
+
+        result.files.update(write_plots(sweep, result.points, Path(out) / "plots"))
     failed = result.failed_points
     if args.json:
         print(json.dumps(_json_summary(result), indent=2))

@@ -18,10 +18,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from sim.metrics.stages import _pname, measured, stage_shares  # noqa: E402,F401  (the figures' data)
+
 SLO_COLOR = "#d62728"
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
-# Requests "at" a percentile: those whose latency lies within this many quantile points of it.
-BAND = {0.50: 0.05, 0.95: 0.01, 0.99: 0.005}
+
 CDF_POINTS = 400
 
 
@@ -37,34 +38,7 @@ def _style(ax) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def measured(log: pd.DataFrame) -> pd.DataFrame:
-    """Served requests after warm-up: the ones every figure describes."""
-    return log[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
-
-
 # --- where latency lives -------------------------------------------------------------------------------
-
-def stage_shares(log: pd.DataFrame, stage_columns: list[str], quantiles: tuple[float, ...] = (0.50, 0.99)) -> pd.DataFrame:
-    """Mean time per stage (ms) of the requests *at* each latency percentile (latency within ±BAND of
-    it, pooled over replications). The stages of a request add up to its latency, so each row sums to
-    the mean latency of its band — a decomposition of p50 and p99 into where the time went.
-    Rows: 'p50', 'p99'; columns: stage columns without `_ms`."""
-    served = measured(log)
-    latency = served["latency_ms"].to_numpy()
-    columns = [c for c in stage_columns if c in served]
-    rows = {}
-    for q in quantiles:
-        half = BAND.get(q, min(q, 1 - q) / 2)
-        low, high = np.quantile(latency, [max(q - half, 0.0), min(q + half, 1.0)])
-        band = served[(latency >= low) & (latency <= high)]
-        rows[_pname(q)] = {c.removesuffix("_ms"): float(np.nan_to_num(band[c].to_numpy(dtype=float)).mean()) for c in columns}
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def _pname(q: float) -> str:
-    text = f"{q * 100:g}".replace(".", "")
-    return f"p{text}"
-
 
 def stage_breakdown_figure(shares: Mapping[str, pd.DataFrame] | pd.DataFrame, title: str = "Where latency lives") -> Figure:
     """Horizontal stacked bars, one per (variant, percentile): the time a typical p50 and p99 request

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import pandas as pd
 
@@ -86,12 +86,12 @@ def run_sweep(
     scheduler: str | None = None,
     dask_local: int | None = None,
     fresh: bool = False,
-    progress: bool = False,
-    plots: bool = True,
+    progress: "ProgressDisplay | None" = None,
     on_record: Callable[[dict], None] | None = None,
 ) -> SweepResult:
     """Run the sweep's unfinished tasks, appending each record to `out_dir` as it lands, then write the
-    tables (and plots). `fresh` forgets earlier results first. `on_record` sees each new record."""
+    tables. `fresh` forgets earlier results first. `on_record` sees each new record; `progress` (e.g.
+    sim/present/progress.py's bar) is told the counts as they change."""
     started = time.perf_counter()
     store = ResultStore(out_dir)
     if fresh:
@@ -106,7 +106,7 @@ def run_sweep(
         runner = make_executor(executor, workers=workers, scheduler=scheduler, dask_local=dask_local, task_count=len(todo))
     store.write_manifest(sweep, points)
 
-    tracker = _Progress(sweep, points, tasks, done, enabled=progress, executor=runner.name)
+    tracker = _Progress(sweep, points, tasks, done, display=progress, executor=runner.name)
 
     def land(record: dict) -> None:
         store.append(record)
@@ -123,10 +123,6 @@ def run_sweep(
     replications = replications_table(sweep, points, store.load())
     table = points_table(sweep, points, replications)
     files = store.write_tables(replications, table)
-    if plots:
-        from sim.present.sweep_plots import write_plots
-
-        files.update(write_plots(sweep, table, Path(out_dir) / "plots"))
     return SweepResult(
         sweep=sweep,
         out_dir=Path(out_dir),
@@ -140,13 +136,24 @@ def run_sweep(
     )
 
 
-class _Progress:
-    """A rich progress bar on stderr: replications and points done of total, errors, ETA."""
+class ProgressDisplay(Protocol):
+    """What shows a sweep's progress: started with the totals, updated after each record, stopped."""
 
-    def __init__(self, sweep: Sweep, points: list[SweepPoint], tasks: list[Task], done: set[str], *, enabled: bool, executor: str):
+    def start(self, label: str, total: int, completed: int, points: str) -> None: ...
+
+    def update(self, completed: int, points: str, errors: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _Progress:
+    """Counts of a sweep in flight: replications and points done of total, errors."""
+
+    def __init__(self, sweep: Sweep, points: list[SweepPoint], tasks: list[Task], done: set[str], *,
+                 display: ProgressDisplay | None, executor: str):
         self.ran = 0
         self.errors = 0
-        self._enabled = enabled
+        self._display = display
         self._left_by_point: dict[str, int] = {}
         for task in tasks:
             if task.key not in done:
@@ -157,45 +164,27 @@ class _Progress:
         self._tasks_total = len(tasks)
         self._tasks_done = len(tasks) - sum(self._left_by_point.values())
         self._label = f"sweep {sweep.name} ({executor})"
-        self._bar = None
 
     def __enter__(self) -> "_Progress":
-        if self._enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} runs"),
-                TextColumn("{task.fields[points]}"),
-                TextColumn("{task.fields[errors]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self._bar.start()
-            self._id = self._bar.add_task(
-                self._label, total=self._tasks_total, completed=self._tasks_done, points=self._points_text(), errors=""
-            )
+        if self._display is not None:
+            self._display.start(self._label, self._tasks_total, self._tasks_done, self._points_text())
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+        if self._display is not None:
+            self._display.stop()
 
     def advance(self, record: dict) -> None:
         self.ran += 1
+        self._tasks_done += 1
         if record.get("status") != "ok":
             self.errors += 1
         left = self._left_by_point.get(record["point_id"], 0) - 1
         self._left_by_point[record["point_id"]] = left
         if left == 0:
             self._points_done += 1
-        if self._bar is not None:
-            errors = f"[red]{self.errors} failed[/red]" if self.errors else ""
-            self._bar.update(self._id, advance=1, points=self._points_text(), errors=errors)
+        if self._display is not None:
+            self._display.update(self._tasks_done, self._points_text(), self.errors)
 
     def _points_text(self) -> str:
         return f"points {self._points_done}/{self._points_total}"
