@@ -1,3 +1,3 @@
-"""servesim engine: scenario -> SimPy serving model -> request log -> summaries."""
+"""servesim: scenario -> serving model -> run log -> summaries, in layers (see tests/test_layers.py)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -323,3 +323,13 @@ def test_shipped_sweeps_validate():
     assert len(lhs.points()) == 40
     assert math.isfinite(lhs.points()[0].offered_load)
     assert parse_sweep(sweep_dict(scenario=SCENARIO)).replications == 2
+
+
+def test_a_point_run_by_another_servesim_version_is_never_reused(tmp_path, monkeypatch):
+    from sim.analysis.sweep import spec
+
+    sweep = load_sweep(write_sweep(tmp_path))
+    before = [p.point_id for p in sweep.points()]
+    monkeypatch.setattr(spec, "__version__", "9.9.9")
+    after = [p.point_id for p in load_sweep(write_sweep(tmp_path)).points()]
+    assert len(set(before)) == len(before) and not set(before) & set(after)

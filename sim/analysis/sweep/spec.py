@@ -4,7 +4,8 @@ A sweep is a base scenario, fixed overrides (`set`), and axes over scenario fiel
 by `sampling` into points: `grid` (the cartesian product of every axis's values), `random` (independent
 uniform draws) or `latin_hypercube` (scipy.stats.qmc: each axis cut into `points` equal strata, one draw
 per stratum). Each point runs `replications` times. A point is identified by a hash of the scenario it
-runs, its seed and its request count, so results survive edits that add or reorder points.
+runs, its seed, its request count and the servesim version, so results survive edits that add or reorder
+points but are never reused by another version of the code.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from sim.spec.datafiles import parse_yaml
+from sim import __version__
 from sim.errors import ScenarioError, ServesimError
 from sim.spec.scenario import Scenario, load_scenario, parse_scenario
 
@@ -227,11 +229,11 @@ class Sweep:
             scenario = self.base.with_overrides(overrides)
         except ScenarioError as exc:
             seed = self._point_seed(overrides)
-            ident = _digest({"overrides": overrides, "error": True, "seed": seed})
+            ident = _digest({"overrides": overrides, "error": True, "seed": seed, "servesim": __version__})
             return SweepPoint(index, values, ident, seed, None, error=f"ScenarioError: {exc}")
         raw = scenario.raw
         seed = self._point_seed(overrides)
-        ident = _digest({"scenario": raw, "seed": seed, "requests": self.spec.requests})
+        ident = _digest({"scenario": raw, "seed": seed, "requests": self.spec.requests, "servesim": __version__})
         from sim.metrics.load import offered_load
 
         loads = offered_load(scenario)
