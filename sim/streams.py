@@ -12,7 +12,8 @@ import zlib
 import numpy as np
 
 # Append only: the position is part of every generator's seed.
-STREAMS = ("arrivals", "stage_service", "batch_service", "routing", "cache", "cold_start", "tokens", "autoscaler")
+STREAMS = ("arrivals", "stage_service", "batch_service", "routing", "cache", "cold_start", "tokens", "autoscaler",
+           "prefix_cache")
 
 
 def stream(seed: int, replication: int, name: str, sub: int | str = 0) -> np.random.Generator:

@@ -22,6 +22,7 @@ from sim.spec.autoscaling import SAMPLE_INTERVAL_MS, LoadSamples
 from sim.spec.batch_cost import BatchCost
 from sim.spec.batching import NoBatching
 from sim.engine.fcfs import fcfs_servers
+from sim.engine.routing import Router
 
 STARTING, WARM, DRAINING, STOPPED = "starting", "warm", "draining", "stopped"
 
@@ -63,38 +64,6 @@ class _Replica:
     state: str
     busy: int = 0
     idle_events: list = field(default_factory=list)
-
-
-class _Router:
-    """Chooses a replica queue per request: round_robin, random, least_outstanding, power_of_two."""
-
-    def __init__(self, routing: str, replicas: int, rng: np.random.Generator, n: int) -> None:
-        self.routing = routing
-        self.replicas = replicas
-        self.outstanding = [0] * replicas
-        self.count = 0
-        if routing == "random":
-            self.draws = rng.integers(replicas, size=n).tolist()
-        elif routing == "power_of_two" and replicas > 1:
-            first = rng.integers(replicas, size=n)
-            second = (first + 1 + rng.integers(replicas - 1, size=n)) % replicas  # distinct from first
-            self.draws = list(zip(first.tolist(), second.tolist()))
-
-    def choose(self) -> int:
-        k = self.count
-        self.count += 1
-        if self.replicas == 1:
-            return 0
-        if self.routing == "round_robin":
-            return k % self.replicas
-        if self.routing == "random":
-            return self.draws[k]
-        out = self.outstanding
-        if self.routing == "power_of_two":
-            a, b = self.draws[k]
-            return a if out[a] <= out[b] else b
-        # least_outstanding; ties rotate so replica 0 is not favoured.
-        return min(range(self.replicas), key=lambda r: (out[r], (r - k) % self.replicas))
 
 
 def simulate_model_stage(
@@ -144,7 +113,8 @@ class _StageSimulation:
         self.env = simpy.Environment()
         self.shared = routing == "shared_queue"
         self.queues = [_Queue()] if self.shared else [_Queue() for _ in range(replicas)]
-        self.router = None if self.shared else _Router(routing, replicas, routing_rng, n)
+        self.router = None if self.shared else Router(routing, replicas, routing_rng, n)
+        self.outstanding = [0] * replicas  # per replica: queued + in service (for load-aware routing)
         self.done = False
         self.batches = 0
         self.in_service = 0
@@ -232,14 +202,14 @@ class _StageSimulation:
             t = ready[i]
             if t > env.now:
                 yield env.timeout(t - env.now)
-            r = router.choose() if router else 0
+            r = router.choose(self.outstanding) if router else 0
             q = queues[r]
             if limit is not None and len(q.items) >= limit + len(q.idle) + q.woken:
                 self.rejected[i] = True
                 continue
             q.items.append(i)
             if router:
-                router.outstanding[r] += 1
+                self.outstanding[r] += 1
             if q.former is not None:
                 if batch_now(len(q.items)):
                     q.former.succeed()
@@ -303,7 +273,7 @@ class _StageSimulation:
             replica.busy -= 1
             self.in_service -= size
             if self.router:
-                self.router.outstanding[replica.index] -= size
+                self.outstanding[replica.index] -= size
             if replica.state == DRAINING and replica.busy == 0:
                 self._stop(replica)
                 self._record()

@@ -64,6 +64,7 @@ def run_llm_stage(
         replicas,
         stream(seed, replication, "routing", stage.name),
         routing=routing,
+        prefix_rng=stream(seed, replication, "prefix_cache", stage.name),
     )
     log = result.requests
     name = stage.name

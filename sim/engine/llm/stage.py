@@ -20,10 +20,9 @@ import simpy
 from sim.errors import ScenarioError
 from sim.engine.llm.ledger import Ledger
 from sim.engine.llm.policies import SCHEDULERS, ArrivalCursor, LLMScheduler
+from sim.engine.routing import FIXED_ROUTINGS, ROUTINGS, Router
 from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage
 
-ROUTINGS = ("round_robin", "random", "least_outstanding", "power_of_two", "shared_queue")
-FIXED_ROUTINGS = ("round_robin", "random")  # the replica of every request is known before the run
 
 
 @dataclass
@@ -73,8 +72,10 @@ def simulate_llm_stage(
     rng: np.random.Generator,
     routing: str = "round_robin",
     fuse_quiet_steps: bool = True,
+    prefix_rng: np.random.Generator | None = None,
 ) -> LLMStageResult:
-    """Run the stage. `rng` draws prefix-cache hits and random routing; nothing else is random.
+    """Run the stage. `rng` draws the routing choices, `prefix_rng` the prefix-cache hits (default: a
+    generator spawned from `rng`); nothing else is random.
     `fuse_quiet_steps=False` gives every iteration its own event (same results; for tests and speed
     comparisons)."""
     ready_ms = np.asarray(ready_ms, dtype=float)
@@ -85,9 +86,11 @@ def simulate_llm_stage(
         raise ScenarioError(f"stages.{stage.name}: {n} requests but {len(prompt)} prompts and {len(output)} outputs")
     if n and (prompt.min() < 1 or output.min() < 1):
         raise ScenarioError(f"stages.{stage.name}: prompt and output token counts must be >= 1")
-    if routing not in ROUTINGS:
-        raise ScenarioError(f"deployment.routing: {routing!r} is not available for an llm stage (use one of {', '.join(ROUTINGS)})")
-    cached = stage.prefix_cache.cached_tokens(prompt, rng) if stage.prefix_cache else np.zeros(n, dtype=np.int64)
+    if routing not in (*ROUTINGS, "shared_queue"):
+        raise ScenarioError(f"deployment.routing: {routing!r} is not available for an llm stage (use one of {', '.join(ROUTINGS)}, shared_queue)")
+    if prefix_rng is None:
+        prefix_rng = rng.spawn(1)[0]
+    cached = stage.prefix_cache.cached_tokens(prompt, prefix_rng) if stage.prefix_cache else np.zeros(n, dtype=np.int64)
     num_blocks = gpu_blocks(stage)
     ledger = Ledger(n, replicas)
     ledger.rejected[:] = _rejected(stage, prompt, output, num_blocks)
@@ -102,22 +105,18 @@ def simulate_llm_stage(
         env.process(_replica(env, scheduler))
     order = np.argsort(ready_ms, kind="stable")
     order = order[~ledger.rejected[order]]
-    if routing == "round_robin":
-        choices = np.arange(len(order)) % replicas
-    elif routing == "random":
-        choices = rng.integers(replicas, size=len(order))
-    elif routing == "power_of_two":
-        choices = rng.integers(replicas, size=(len(order), 2))
-    else:
-        choices = None
+    # A shared queue in front of LLM replicas is modelled as least-outstanding dispatch, since each replica
+    # admits from its own queue every iteration.
+    router = Router("least_outstanding" if routing == "shared_queue" else routing, replicas, rng, len(order))
     if routing in FIXED_ROUTINGS:
+        choices = router.fixed_assignment(len(order))
         cursors = [ArrivalCursor(ready_ms[order[choices == r]].tolist()) for r in range(replicas)]
     else:
         cursors = [ArrivalCursor(ready_ms[order].tolist())] * replicas
     for scheduler, cursor in zip(schedulers, cursors):
         scheduler.arrivals = cursor
         scheduler.fuse_quiet_steps = fuse_quiet_steps
-    env.process(_dispatch(env, order, ready_ms, schedulers, routing, choices))
+    env.process(_dispatch(env, order, ready_ms, schedulers, router))
     env.run()
 
     unfinished = ~ledger.rejected & np.isnan(ledger.last_token_ms)
@@ -164,22 +163,18 @@ def _replica(env: simpy.Environment, scheduler: LLMScheduler):
         scheduler.finish(env.now)
 
 
-def _dispatch(env, order, ready_ms, schedulers, routing, choices):
-    """Hand each request to a replica at its ready time: round robin in ready order, uniformly at random,
-    the replica with the fewest unfinished requests (`least_outstanding`; also how a `shared_queue` in
-    front of LLM replicas is modelled, since each replica admits from its own queue every iteration), or
-    the better of two random replicas (`power_of_two`)."""
+def _dispatch(env, order, ready_ms, schedulers, router: Router):
+    """Hand each request to the replica the router chooses (sim/engine/routing.py), at its ready time."""
+    fixed = router.routing in FIXED_ROUTINGS
+    choices = router.fixed_assignment(len(order)) if fixed else None
     for k, request in enumerate(order.tolist()):
         delay = ready_ms[request] - env.now
         if delay > 0:
             yield env.timeout(delay)
-        if routing in FIXED_ROUTINGS:
+        if fixed:
             target = schedulers[choices[k]]
-        elif routing == "power_of_two":
-            first, second = schedulers[choices[k, 0]], schedulers[choices[k, 1]]
-            target = second if second.outstanding() < first.outstanding() else first
         else:
-            target = min(schedulers, key=lambda s: s.outstanding())
+            target = schedulers[router.choose([s.outstanding() for s in schedulers])]
         target.arrivals.position += 1
         target.enqueue(request)
         if target.wake is not None and not target.wake.triggered:
