@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sim.analysis import compare, planner
+from sim.spec import transforms
 from sim.errors import ServesimError
 from sim.spec.scenario import parse_scenario_text
 
@@ -167,9 +168,9 @@ def test_capacity_is_the_rate_that_saturates_the_busiest_stage(scenario):
 
 
 def test_scale_distribution_keeps_the_shape():
-    assert planner.scale_distribution({"dist": "lognormal", "median": 10, "p99": 30}, 0.5) == {
+    assert transforms.scale_distribution({"dist": "lognormal", "median": 10, "p99": 30}, 0.5) == {
         "dist": "lognormal", "median": 5.0, "p99": 15.0}
-    assert planner.scale_distribution({"dist": "gamma", "mean": 4, "cv": 2}, 3) == {"dist": "gamma", "mean": 12, "cv": 2}
+    assert transforms.scale_distribution({"dist": "gamma", "mean": 4, "cv": 2}, 3) == {"dist": "gamma", "mean": 12, "cv": 2}
 
 
 def test_stage_cost_override_halves_the_offered_load(scenario):

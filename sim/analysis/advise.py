@@ -30,6 +30,7 @@ from sim.analysis.simulate import simulate
 from sim.errors import ServesimError
 from sim.metrics.summary import ci95, measurement_groups, stage_columns
 from sim.metrics.stages import stage_shares
+from sim.spec import transforms
 from sim.spec.scenario import Scenario
 
 CRITICAL_SHARE = 0.05  # a lever whose stages hold less of p99 than this is off the critical path
@@ -130,7 +131,7 @@ class Advice:
 def prepare(scenario: Scenario, slo_p99_ms: float | None = None, slo_p95_ms: float | None = None,
             requests: int = DEFAULT_REQUESTS) -> Scenario:
     """The scenario the advisor evaluates: the SLO of the options (if any), and a run of `requests` per
-    replication with the first 10% as warm-up (trace or duration-based workloads cut to that length)."""
+    replication with the scenario's warm-up share (trace or duration-based workloads cut to that length)."""
     if slo_p99_ms is not None and slo_p95_ms is not None:
         raise AdviceError("give --slo-p99-ms or --slo-p95-ms, not both")
     for name, value in (("--slo-p99-ms", slo_p99_ms), ("--slo-p95-ms", slo_p95_ms)):
@@ -138,11 +139,11 @@ def prepare(scenario: Scenario, slo_p99_ms: float | None = None, slo_p95_ms: flo
             raise AdviceError(f"{name} must be positive (got {value})")
     if requests < 200:
         raise AdviceError(f"--requests must be at least 200 (got {requests})")
-    overrides: dict[str, Any] = {"workload.requests": requests, "workload.duration_s": None,
-                                 "workload.warmup_s": None, "workload.warmup_requests": requests // 10}
+    scenario = transforms.with_run_length(scenario, requests)
     if slo_p99_ms is not None or slo_p95_ms is not None:
-        overrides["slo"] = {"p99_ms": slo_p99_ms} if slo_p99_ms is not None else {"p95_ms": slo_p95_ms}
-    return scenario.with_overrides(overrides)
+        slo = {"p99_ms": slo_p99_ms} if slo_p99_ms is not None else {"p95_ms": slo_p95_ms}
+        scenario = scenario.with_overrides({"slo": slo})
+    return scenario
 
 
 def profile(row: Row) -> Profile:

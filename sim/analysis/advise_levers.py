@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sim.spec import transforms
 from sim.spec.levers import LEVERS
 from sim.spec.scenario import ModelStage, PoolStage, Scenario
 
@@ -403,17 +404,13 @@ def _hardware_levers(scenario: Scenario) -> list[Lever]:
     return out
 
 
-def scale_dist(spec: dict, factor: float) -> dict:
+def scale_dist(spec: Any, factor: float) -> Any:
     """A service-time spec with every time scaled by `factor` (the shape, CV, kept)."""
-    out = dict(spec)
-    for key in ("value", "mean", "median", "p99", "low", "high"):
-        if isinstance(out.get(key), (int, float)):
-            out[key] = round(out[key] * factor, 6)
-    return out
+    return transforms.scale_distribution(spec, factor)
 
 
 def _scalable(spec: Any, stage: str) -> str | None:
-    if not isinstance(spec, dict) or spec.get("dist") not in ("constant", "exponential", "lognormal", "gamma", "uniform"):
+    if transforms.scale_distribution(spec, 2.0) is None:
         return f"the service time of {stage} is not a parametric distribution the advisor can scale"
     return None
 

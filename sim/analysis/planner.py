@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from sim.analysis.simulate import RunResult, simulate
 from sim.metrics.load import offered_load
+from sim.spec import transforms
 from sim.spec.scenario import Scenario
 
 # Interactive default: about half a second for scenarios/vision-a100.yaml on one core (benchmarks/bench_app.py).
@@ -78,29 +79,10 @@ def describe(scenario: Scenario, size: RunSize) -> str:
 
 def sized(scenario: Scenario, size: RunSize) -> Scenario:
     """The scenario to simulate for a run of `size`: a short run keeps the scenario's warm-up *share*
-    (a 1,000-request warm-up of a 20,000-request scenario becomes 5% of the short run), so that a
-    shortened run never consists of warm-up only."""
+    (sim/spec/transforms.with_run_length), so that a shortened run never consists of warm-up only."""
     if effective_requests(scenario, size) is None:
         return scenario
-    share = warmup_share(scenario)
-    overrides: dict[str, Any] = {"workload.warmup_s": None, "workload.duration_s": None}
-    overrides["workload.requests"] = size.requests
-    overrides["workload.warmup_requests"] = int(round(share * size.requests)) if share is not None else None
-    return scenario.with_overrides(overrides)
-
-
-def warmup_share(scenario: Scenario) -> float | None:
-    """Fraction of a run the scenario discards as warm-up (None: the engine's default)."""
-    workload = scenario.workload
-    count, horizon_ms = workload.length()
-    if workload.warmup_requests is not None and count:
-        return workload.warmup_requests / count
-    if workload.warmup_s is not None and horizon_ms:
-        return workload.warmup_s * 1000.0 / horizon_ms
-    if workload.warmup_s is not None and count:
-        expected = workload.warmup_s * workload.arrival.mean_rate_rps
-        return min(expected / count, 0.5)
-    return None
+    return transforms.with_run_length(scenario, size.requests)
 
 
 def run(
@@ -135,22 +117,8 @@ def load_knob(scenario: Scenario) -> tuple[str, str, float] | None:
 
 
 def scale_load(scenario: Scenario, factor: float) -> dict[str, Any]:
-    """Overrides that multiply the offered request rate by `factor`, whatever the arrival process."""
-    if factor <= 0:
-        raise ValueError(f"load factor must be positive (got {factor})")
-    arrival = scenario.raw["workload"]["arrival"]
-    process = arrival.get("process")
-    base = "workload.arrival."
-    if process in ("poisson", "gamma", "constant"):
-        return {base + "rate_rps": arrival["rate_rps"] * factor}
-    if process == "trace":
-        return {base + "rate_scale": arrival.get("rate_scale", 1.0) * factor}
-    if process == "on_off":
-        return {base + "rate_on_rps": arrival["rate_on_rps"] * factor,
-                base + "rate_off_rps": arrival.get("rate_off_rps", 0.0) * factor}
-    if "points" in arrival:
-        return {base + "points": [[t, rate * factor] for t, rate in arrival["points"]]}
-    raise ValueError(f"workload.arrival.process {process!r}: do not know how to scale its rate")
+    """Overrides that multiply the offered request rate by `factor` (sim/spec/transforms.py)."""
+    return transforms.load_overrides(scenario, factor)
 
 
 def capacity_rps(scenario: Scenario) -> float:
@@ -165,52 +133,15 @@ def capacity_rps(scenario: Scenario) -> float:
 
 # --- service costs -------------------------------------------------------------------------------------
 
-def scale_distribution(spec: dict, factor: float) -> dict:
-    """A service-time spec with every time multiplied by `factor` (shape and CV unchanged)."""
-    spec = dict(spec)
-    dist = spec.get("dist")
-    time_keys = {"constant": ("value",), "exponential": ("mean",), "lognormal": ("median", "p99", "mean"),
-                 "gamma": ("mean",), "uniform": ("low", "high")}
-    if dist in time_keys:
-        for key in time_keys[dist]:
-            if spec.get(key) is not None:
-                spec[key] = spec[key] * factor
-        return spec
-    if dist == "empirical" and "samples" in spec:
-        spec["samples"] = [value * factor for value in spec["samples"]]
-        return spec
-    raise ValueError(f"cannot scale a {dist!r} distribution given as {sorted(spec)}")
-
 
 def stage_cost_overrides(scenario: Scenario, stage_name: str, factor: float) -> dict[str, Any]:
-    """Overrides making stage `stage_name` `factor` times as slow (0.5 = twice as fast); {} for factor 1
-    or for a cost this cannot scale (a measured profile: use a calibration lever instead)."""
-    if factor == 1:
-        return {}
-    raw = next(stage for stage in scenario.raw["stages"] if stage.get("name") == stage_name)
-    path = f"stages.{stage_name}"
-    if "batch_cost" in raw:
-        cost = dict(raw["batch_cost"])
-        cost["base_ms"] = cost["base_ms"] * factor
-        cost["per_item_ms"] = cost["per_item_ms"] * factor
-        return {f"{path}.batch_cost": cost}
-    if "service_ms" in raw:
-        try:
-            return {f"{path}.service_ms": scale_distribution(raw["service_ms"], factor)}
-        except ValueError:
-            return {}
-    return {}
+    """Overrides making stage `stage_name` `factor` times as slow (0.5 = twice as fast)."""
+    return transforms.stage_time_overrides(scenario, stage_name, factor)
 
 
 def scalable_stages(scenario: Scenario) -> list[str]:
-    """Stages whose cost `stage_cost_overrides` can scale."""
-    names = []
-    for raw in scenario.raw["stages"]:
-        if "batch_cost" in raw:
-            names.append(raw["name"])
-        elif "service_ms" in raw and stage_cost_overrides(scenario, raw["name"], 2.0):
-            names.append(raw["name"])
-    return names
+    """Stages whose time the planner can scale."""
+    return transforms.scalable_stages(scenario)
 
 
 def model_stage_name(scenario: Scenario) -> str | None:
@@ -243,4 +174,4 @@ def cold_start_overrides(scenario: Scenario, mean_s: float) -> dict[str, Any]:
         return {"deployment.cold_start_ms": {"dist": "constant", "value": mean_s * 1000.0}}
     if math.isclose(current.mean, mean_s * 1000.0):
         return {}
-    return {"deployment.cold_start_ms": scale_distribution(raw, mean_s * 1000.0 / current.mean)}
+    return {"deployment.cold_start_ms": transforms.scale_distribution(raw, mean_s * 1000.0 / current.mean)}

@@ -18,6 +18,7 @@ import pandas as pd
 from sim.analysis.simulate import simulate
 from sim.errors import ServesimError
 from sim.metrics.load import offered_load
+from sim.spec import transforms
 from sim.spec.scenario import ModelStage, Scenario
 
 MAX_PROBES_PER_HARDWARE = 40
@@ -101,14 +102,7 @@ class SizingResult:
 
 def with_replicas(scenario: Scenario, count: int) -> Scenario:
     """The scenario with `count` fixed replicas, or `count` as the autoscaler's min (max raised to fit)."""
-    scaling = scenario.deployment.autoscaling
-    if scaling is None:
-        return scenario.with_overrides({"deployment.replicas": count})
-    return scenario.with_overrides({
-        "deployment.autoscaling.min_replicas": count,
-        "deployment.autoscaling.max_replicas": max(scaling.max_replicas, count, 1),
-        "deployment.autoscaling.initial_replicas": None,
-    })
+    return transforms.with_replicas(scenario, count)
 
 
 def smallest_stable(scenario: Scenario) -> int:

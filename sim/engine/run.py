@@ -70,7 +70,7 @@ def simulate_replication(
     rejected = ~alive
     departure = np.where(alive, ready, np.nan)
     columns["rejected"] = rejected
-    columns["warmup"] = _warmup_mask(scenario, arrivals.times_ms)
+    columns["warmup"] = workload.warmup_mask(arrivals.times_ms, own_length=requests is None)
     columns["departure_ms"] = departure
     columns["latency_ms"] = departure - arrivals.times_ms
     if primary_model is not None:
@@ -120,22 +120,6 @@ def _scatter(n: int, idx: np.ndarray, values: np.ndarray, fill) -> np.ndarray:
     out = np.full(n, fill, dtype=np.asarray(values).dtype)
     out[idx] = values
     return out
-
-
-def _warmup_mask(scenario: Scenario, arrival_ms: np.ndarray) -> np.ndarray:
-    """Requests excluded from statistics: the first `warmup_requests`, those arriving before `warmup_s`,
-    or by default the first 5% of the run."""
-    workload = scenario.workload
-    n = len(arrival_ms)
-    if workload.warmup_s is not None:
-        return arrival_ms < workload.warmup_s * 1000.0
-    count = workload.warmup_requests if workload.warmup_requests is not None else n // 20
-    if workload.warmup_requests is not None and workload.requests and n != workload.requests:
-        # --requests changed the run length: keep the scenario's warm-up share, not its count.
-        count = round(workload.warmup_requests * n / workload.requests)
-    mask = np.zeros(n, dtype=bool)
-    mask[: min(count, max(n - 1, 0))] = True
-    return mask
 
 
 class _CacheEffects:

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -38,6 +39,7 @@ from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage, PrefixCache, St
 
 MAX_SCENARIO_BYTES = 1_000_000
 DEFAULT_REQUESTS = 100_000
+DEFAULT_WARMUP_SHARE = 0.05  # of a run discarded as warm-up when the scenario names none
 
 
 class _Model(BaseModel):
@@ -197,6 +199,30 @@ class Workload(_Model):
         if self.duration_s is not None and self.warmup_s is not None and self.warmup_s >= self.duration_s:
             raise ValueError(f"warmup_s ({self.warmup_s}) must be below duration_s ({self.duration_s})")
         return self
+
+    def warmup_share(self) -> float:
+        """The share of a run discarded as warm-up — the one warm-up rule of every command: the scenario's
+        warm-up count over its request count, its warm-up time over its horizon (or over the requests
+        expected in it), else DEFAULT_WARMUP_SHARE."""
+        count, horizon_ms = self.length()
+        if self.warmup_requests is not None:
+            return self.warmup_requests / count if count else DEFAULT_WARMUP_SHARE
+        if self.warmup_s is not None:
+            if horizon_ms:
+                return self.warmup_s * 1000.0 / horizon_ms
+            return min(self.warmup_s * self.arrival.mean_rate_rps / count, 0.5)
+        return DEFAULT_WARMUP_SHARE
+
+    def warmup_mask(self, arrival_ms: np.ndarray, own_length: bool = True) -> np.ndarray:
+        """Which of a replication's requests (in arrival order) are warm-up: those arriving before
+        `warmup_s` when the run has the scenario's own length, else the first `warmup_share` of them
+        (at least one request is always measured)."""
+        n = len(arrival_ms)
+        if self.warmup_s is not None and own_length:
+            return arrival_ms < self.warmup_s * 1000.0
+        mask = np.zeros(n, dtype=bool)
+        mask[: min(round(self.warmup_share() * n), max(n - 1, 0))] = True
+        return mask
 
     def length(self) -> tuple[int | None, float | None]:
         """(request count, horizon in ms): exactly one is set. A trace defaults to its whole length."""

@@ -1,0 +1,123 @@
+"""Typed scenario transforms — the one way every tool (planner, compare, size, advise, sweep) changes a
+scenario: scale the load, scale a stage's time, speed a stage up, set the replica count, set the run
+length. Each returns a new, validated Scenario; the raw-dict editing stays here."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sim.errors import ScenarioError
+from sim.spec.scenario import ModelStage, Scenario
+
+# Fields holding a time, per distribution (a shape or CV is left alone).
+_TIME_FIELDS = {"constant": ("value",), "exponential": ("mean",), "lognormal": ("median", "p99", "mean"),
+                "gamma": ("mean",), "uniform": ("low", "high")}
+
+
+def scale_load(scenario: Scenario, factor: float) -> Scenario:
+    """The scenario with its offered request rate multiplied by `factor`, whatever the arrival process."""
+    return scenario.with_overrides(load_overrides(scenario, factor))
+
+
+def load_overrides(scenario: Scenario, factor: float) -> dict[str, Any]:
+    if not (factor > 0 and math.isfinite(factor)):
+        raise ScenarioError(f"load factor must be a positive number (got {factor})")
+    arrival = scenario.raw["workload"]["arrival"]
+    process = arrival.get("process")
+    base = "workload.arrival."
+    if process in ("poisson", "gamma", "constant"):
+        return {base + "rate_rps": arrival["rate_rps"] * factor}
+    if process == "trace":
+        return {base + "rate_scale": arrival.get("rate_scale", 1.0) * factor}
+    if process == "on_off":
+        return {base + "rate_on_rps": arrival["rate_on_rps"] * factor,
+                base + "rate_off_rps": arrival.get("rate_off_rps", 0.0) * factor}
+    if "points" in arrival:
+        return {base + "points": [[t, rate * factor] for t, rate in arrival["points"]]}
+    raise ScenarioError(f"workload.arrival.process {process!r}: do not know how to scale its rate")
+
+
+def scale_distribution(spec: Any, factor: float) -> Any:
+    """A service-time spec (a bare number or a distribution mapping) with every time × `factor`; None
+    when the spec cannot be scaled (empirical samples from a file)."""
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return spec * factor
+    if not isinstance(spec, dict):
+        return None
+    out = dict(spec)
+    dist = out.get("dist")
+    if dist in _TIME_FIELDS:
+        for key in _TIME_FIELDS[dist]:
+            if isinstance(out.get(key), (int, float)):
+                out[key] = out[key] * factor
+        return out
+    if dist == "empirical" and "samples" in out:
+        out["samples"] = [value * factor for value in out["samples"]]
+        return out
+    return None
+
+
+def stage_time_overrides(scenario: Scenario, stage_name: str, factor: float) -> dict[str, Any]:
+    """Overrides making stage `stage_name` take `factor` times as long (0.5 = twice as fast). A model
+    stage changes its `speedup` (so a measured profile scales too); other stages their service time."""
+    if factor == 1:
+        return {}
+    if not (factor > 0 and math.isfinite(factor)):
+        raise ScenarioError(f"stages.{stage_name}: time factor must be a positive number (got {factor})")
+    stage = scenario.stage(stage_name)
+    path = f"stages.{stage_name}"
+    if isinstance(stage, ModelStage):
+        return {f"{path}.speedup": stage.speedup / factor}
+    raw = scenario.raw_stage(stage_name)
+    scaled = scale_distribution(raw.get("service_ms"), factor)
+    if scaled is None:
+        raise ScenarioError(f"{path}.service_ms: this distribution cannot be scaled (samples from a file?)")
+    return {f"{path}.service_ms": scaled}
+
+
+def scale_stage_time(scenario: Scenario, stage_name: str, factor: float) -> Scenario:
+    return scenario.with_overrides(stage_time_overrides(scenario, stage_name, factor))
+
+
+def speed_up(scenario: Scenario, stage_name: str, speedup: float) -> Scenario:
+    """The stage `speedup` times faster (a lever, faster hardware)."""
+    return scale_stage_time(scenario, stage_name, 1.0 / speedup)
+
+
+def scalable_stages(scenario: Scenario) -> list[str]:
+    """Stages whose time `stage_time_overrides` can scale."""
+    names = []
+    for stage in scenario.stages:
+        if isinstance(stage, ModelStage):
+            names.append(stage.name)
+        elif stage.kind in ("delay", "pool") and scale_distribution(scenario.raw_stage(stage.name).get("service_ms"), 2.0) is not None:
+            names.append(stage.name)
+    return names
+
+
+def replica_overrides(scenario: Scenario, count: int) -> dict[str, Any]:
+    """`count` fixed replicas, or `count` as the autoscaler's minimum (its maximum raised to fit)."""
+    scaling = scenario.deployment.autoscaling
+    if scaling is None:
+        return {"deployment.replicas": count}
+    raw = scenario.raw["deployment"]["autoscaling"]
+    low = "min_scale" if "min_scale" in raw else "min_replicas"
+    high = "max_scale" if "max_scale" in raw else "max_replicas"
+    return {f"deployment.autoscaling.{low}": count,
+            f"deployment.autoscaling.{high}": max(scaling.max_replicas, count, 1),
+            "deployment.autoscaling.initial_replicas": None}
+
+
+def with_replicas(scenario: Scenario, count: int) -> Scenario:
+    return scenario.with_overrides(replica_overrides(scenario, count))
+
+
+def with_run_length(scenario: Scenario, requests: int) -> Scenario:
+    """The scenario cut (or stretched) to `requests` per replication, keeping its warm-up *share*
+    (Workload.warmup_share, the one warm-up rule), so a short run is never all warm-up."""
+    share = scenario.workload.warmup_share()
+    return scenario.with_overrides({
+        "workload.requests": requests, "workload.duration_s": None, "workload.warmup_s": None,
+        "workload.warmup_requests": round(share * requests),
+    })
