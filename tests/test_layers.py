@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A module may import modules of its own layer or of any layer before it.
 LAYERS = ("foundation", "spec", "engine", "metrics", "analysis", "present", "cli")
-FOUNDATION = {"sim", "sim.errors", "sim.streams", "sim.theory"}
+FOUNDATION = {"sim", "sim.errors", "sim.streams", "sim.theory", "sim.shipped"}
 DRAWING = ("matplotlib", "altair")
 TERMINAL = ("rich",)
 

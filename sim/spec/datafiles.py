@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from sim.errors import DataFileError, ServesimError
+from sim.shipped import shipped_file
 
 
 def resolve_path(path: str | Path, context: Mapping[str, Any] | None) -> Path:
@@ -19,6 +20,9 @@ def resolve_path(path: str | Path, context: Mapping[str, Any] | None) -> Path:
     path = Path(path).expanduser()
     base_dir = Path((context or {}).get("base_dir") or ".")
     candidates = [path] if path.is_absolute() else [base_dir / path, base_dir.parent / path, Path.cwd() / path]
+    shipped = None if path.is_absolute() else shipped_file(path.as_posix())
+    if shipped is not None:  # e.g. models/NAME.yaml from an installed servesim
+        candidates.append(shipped)
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()

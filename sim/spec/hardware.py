@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from sim.errors import DataFileError
+from sim.shipped import shipped_file
 
-DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "models" / "hardware.yaml"
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class Hardware:
 
 
 def load_catalogue(path: str | Path | None = None) -> dict[str, Hardware]:
-    """Read the catalogue (default: models/hardware.yaml of this checkout); DataFileError names the entry at fault."""
-    path = Path(path) if path is not None else DEFAULT_CATALOGUE
+    """Read the catalogue (default: the shipped models/hardware.yaml); DataFileError names the entry at fault."""
+    path = Path(path) if path is not None else shipped_file("models/hardware.yaml") or Path("models/hardware.yaml")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -135,10 +135,24 @@ STAGE_KINDS = ("delay", "pool", "model", "llm")
 
 
 class Hardware(_Model):
-    """What one replica runs on and what it costs per hour, on demand."""
+    """What one replica runs on and what it costs per hour, on demand; a catalogue name alone
+    (models/hardware.yaml) brings its catalogue price."""
 
     name: str | None = None
     usd_per_hour: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _catalogue_price(self) -> "Hardware":
+        if self.usd_per_hour is None and self.name:
+            from sim.spec.hardware import load_catalogue
+
+            catalogue = load_catalogue()
+            if self.name not in catalogue:
+                hint = difflib.get_close_matches(self.name, list(catalogue), n=1)
+                raise ValueError(f"{self.name!r} is not in the hardware catalogue and has no usd_per_hour"
+                                 + (f" (did you mean {hint[0]!r}?)" if hint else f" (catalogue: {', '.join(catalogue)})"))
+            object.__setattr__(self, "usd_per_hour", catalogue[self.name].usd_per_hour)
+        return self
 
 
 Routing = Literal["shared_queue", "round_robin", "least_outstanding", "random", "power_of_two"]
