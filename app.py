@@ -177,10 +177,7 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
 
 def knob_lever(scenario: Scenario) -> dict[str, Any]:
     """An optimisation lever (INT8, distillation, ...) as a speed-up of the model stage's forward pass."""
-    try:
-        from calibrate.levers import LEVERS
-    except ImportError:
-        return {}
+    from sim.spec.levers import LEVERS
     stage = planner.model_stage_name(scenario)
     if stage is None:
         return {}
@@ -560,16 +557,13 @@ def view_llm(ctx: Context) -> None:
     stage = next((s for s in ctx.scenario.stages if s.name == llm.get("stage")), None) if ctx.scenario else None
     runs = stage_results(ctx.result.run, stage) if stage is not None else []
     if runs:
-        try:
-            from sim.present import llm_charts
+        from sim.present import llm_charts
 
-            results = {"": runs[0][1]}
-            left, right = st.columns(2)
-            left.altair_chart(llm_charts.distributions_chart(results, "ttft_ms"), width="stretch")
-            right.altair_chart(llm_charts.distributions_chart(results, "tpot_ms"), width="stretch")
-            st.altair_chart(llm_charts.timeseries_chart(results), width="stretch")
-        except (ImportError, AttributeError, KeyError) as exc:  # the LLM charts are still landing
-            st.caption(f"LLM charts unavailable: {exc}")
+        results = {"": runs[0][1]}
+        left, right = st.columns(2)
+        left.altair_chart(llm_charts.distributions_chart(results, "ttft_ms"), width="stretch")
+        right.altair_chart(llm_charts.distributions_chart(results, "tpot_ms"), width="stretch")
+        st.altair_chart(llm_charts.timeseries_chart(results), width="stretch")
     for warning in llm.get("warnings") or []:
         st.warning(warning)
 
@@ -586,7 +580,11 @@ def view_autoscaling(ctx: Context) -> None:
     if timeline is None or timeline.empty:
         st.info("This run recorded no replica timeline.")
         return
-    st.pyplot(plots.timeline_figure(ctx.result.log, timeline), clear_figure=True)
+    from sim.present.timeline import timeline_figure
+
+    span_s = float(ctx.result.log["arrival_ms"].max()) / 1000.0
+    window_s = max(1.0, round(span_s / 48.0))
+    st.pyplot(timeline_figure(ctx.result.run, ctx.scenario, window_s), clear_figure=True)
 
 
 def view_data(ctx: Context) -> None:

@@ -333,24 +333,6 @@ def register(subparsers, include_validate: bool = True) -> None:
         add_validate_parser(subparsers)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m calibrate.cli ...`) until sim/cli/main.py wires `register`."""
-    import sys
-
-    parser = argparse.ArgumentParser(prog="servesim")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ServesimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def cmd_import_llm_perf(args) -> int:
     from calibrate.llm_perf import main as llm_perf_main
 

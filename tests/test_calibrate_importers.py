@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from calibrate.cli import main as calibrate_main
+from sim.cli.main import main as calibrate_main
 from calibrate.importers import parse_file_batch, perf_analyzer_summary, read_perf_analyzer
 from sim.errors import DataFileError
 from sim.spec.profile import load_profile

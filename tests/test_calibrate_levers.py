@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from calibrate.cli import main as calibrate_main
+from sim.cli.main import main as calibrate_main
 from calibrate.levers import LEVERS, LeverError, derive, lever_summary
 from calibrate.profile import check_profile
 from sim.spec.profile import load_profile, read_profile_yaml

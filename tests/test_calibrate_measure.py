@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from calibrate.cli import main as calibrate_main  # noqa: E402
+from sim.cli.main import main as calibrate_main  # noqa: E402
 from calibrate.measure import MeasureError, MeasureSettings, measure  # noqa: E402
 from calibrate.networks import build_encoder, build_mlp  # noqa: E402
 from sim.errors import DataFileError  # noqa: E402
@@ -134,7 +134,7 @@ def test_cli_fit_bad_file_is_one_clean_line(tmp_path, capsys):
     csv.write_text("batch_size,latency_ms\n1,2\n")
     assert calibrate_main(["calibrate", "fit", str(csv), "-o", str(tmp_path / "p.yaml")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "only one batch size" in err and "Traceback" not in err
+    assert err.startswith("servesim: error: ") and "only one batch size" in err and "Traceback" not in err
     assert not Path(tmp_path / "p.yaml").exists()
     with pytest.raises(DataFileError):
         load_profile(tmp_path / "p.yaml")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibrate.cli import main as calibrate_main
+from sim.cli.main import main as calibrate_main
 from calibrate.profile import fit_measurements
 from calibrate.validate import compare, measured_percentiles, predicted_percentiles
 from sim.errors import DataFileError

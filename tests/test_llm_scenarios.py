@@ -1,5 +1,4 @@
-"""The shipped LLM scenarios through the whole product: scenario file -> engine -> `llm` summary -> CLI.
-(Skipped until sim/spec/scenario.py admits `kind: llm` stages.)"""
+"""The shipped LLM scenarios through the whole product: scenario file -> engine -> `llm` summary -> CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import pytest
 import sim.spec.scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif("llm" not in getattr(sim.spec.scenario, "STAGE_KINDS", ()), reason="llm stage not wired in yet")
 
 
 @pytest.mark.parametrize("name", ["llm-chat-continuous", "llm-chat-static", "llm-code-continuous"])

@@ -168,10 +168,20 @@ def test_every_figure_renders_to_a_png(tmp_path):
 
 
 def test_timeline_figure_from_change_points(tmp_path):
+    from sim.engine.runlog import RunLog
+    from sim.present.timeline import timeline_figure
+    from sim.spec.scenario import parse_scenario
+
+    scenario = parse_scenario({"name": "t", "workload": {"arrival": {"process": "poisson", "rate_rps": 5}},
+                               "stages": [{"name": "forward", "kind": "model", "service_ms": 10}],
+                               "deployment": {"hardware": {"usd_per_hour": 1.0},
+                                              "autoscaling": {"policy": "ray_serve", "max_replicas": 3}},
+                               "slo": {"p99_ms": 50}})
     timeline = pd.DataFrame({"time_ms": [0.0, 1000.0, 3000.0, 6000.0], "warm": [1, 1, 1, 3], "starting": [0, 2, 2, 0],
                              "draining": [0, 0, 0, 0], "queued": [0, 5, 9, 0], "replication": [0, 0, 0, 0]})
-    log = pd.DataFrame({"arrival_ms": np.linspace(0, 7000, 50), "replication": 0})
-    plots.save(plots.timeline_figure(log, timeline), tmp_path / "timeline.png")
+    arrivals = np.linspace(0, 7000, 50)
+    log = pd.DataFrame({"arrival_ms": arrivals, "replication": 0, "latency_ms": 20.0, "rejected": False})
+    plots.save(timeline_figure(RunLog(log, timeline), scenario, 1.0), tmp_path / "timeline.png")
     assert_png(tmp_path / "timeline.png")
 
 

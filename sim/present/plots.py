@@ -262,42 +262,6 @@ def batch_size_figure(log: pd.DataFrame, column: str = "batch_size", title: str 
     return fig
 
 
-def timeline_figure(log: pd.DataFrame, timeline: pd.DataFrame, replication: int | None = None,
-                    title: str = "Replicas, queue and traffic over time") -> Figure:
-    """One replication: arrivals per second (top), replicas warm / starting as steps and the queue
-    (bottom), from the model stage's change-point timeline (columns time_ms, warm, starting, queued)."""
-    replication = int(timeline["replication"].min()) if replication is None else replication
-    part = timeline[timeline["replication"] == replication].sort_values("time_ms", kind="stable")
-    arrivals = log.loc[log["replication"] == replication, "arrival_ms"].to_numpy() / 1000.0
-    fig, (top, bottom) = _subplots(2, 1, figsize=(9, 5), sharex=True, layout="constrained",
-                                      gridspec_kw={"height_ratios": [1, 1.6]})
-    if len(arrivals):
-        edges = np.arange(0, math.ceil(arrivals.max()) + 1)
-        counts, _ = np.histogram(arrivals, bins=edges)
-        top.step(edges[:-1], counts, where="post", color=PALETTE[0], linewidth=1.2)
-    top.set_ylabel("arrivals per s")
-    top.set_title(title, loc="left", fontsize=11)
-    _style(top)
-    t_s = part["time_ms"].to_numpy() / 1000.0
-    bottom.step(t_s, part["warm"], where="post", color=PALETTE[2], linewidth=1.6, label="warm replicas")
-    if "starting" in part:
-        bottom.step(t_s, part["warm"] + part["starting"], where="post", color=PALETTE[1], linewidth=1.2,
-                    linestyle="--", label="warm + starting (paid)")
-    bottom.set_ylabel("replicas")
-    bottom.set_xlabel("time (s)")
-    bottom.set_ylim(bottom=0)
-    _style(bottom)
-    if "queued" in part:
-        queue = bottom.twinx()
-        queue.step(t_s, part["queued"], where="post", color="grey", linewidth=0.8, alpha=0.7, label="queued requests")
-        queue.set_ylabel("queued requests")
-        queue.spines[["top"]].set_visible(False)
-        handles = bottom.get_legend_handles_labels()[0] + queue.get_legend_handles_labels()[0]
-        labels = bottom.get_legend_handles_labels()[1] + queue.get_legend_handles_labels()[1]
-        bottom.legend(handles, labels, frameon=False, fontsize=8, loc="upper left")
-    return fig
-
-
 def save(fig: Figure, path, dpi: int = 120) -> None:
     """Write `fig` as PNG."""
     fig.savefig(path, dpi=dpi, format="png")

@@ -1,23 +1,19 @@
-"""The over-time figure of `servesim run --timeline`: traffic and replicas, windowed p50 / p99 against
-the SLO, rejections — drawn from sim/metrics/timeline.windowed."""
+"""The over-time figure of `servesim run --timeline` and the planner's Autoscaling tab: traffic and replicas,
+windowed p50 / p99 against the SLO, rejections — drawn from sim/metrics/timeline.windowed."""
 
 from __future__ import annotations
 
 from sim.engine.runlog import RunLog
 from sim.metrics.timeline import windowed
+from sim.present.plots import _subplots
 from sim.spec.scenario import Scenario
 
 
 def timeline_figure(run: RunLog, scenario: Scenario, window_s: float = 60.0):
     """Three panels sharing time: traffic and replicas, windowed p50/p99 against the SLO, rejections."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     data = windowed(run, scenario, window_s)
     minutes = data["start_s"] / 60.0
-    fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True, constrained_layout=True)
+    fig, axes = _subplots(3, 1, figsize=(10, 8), layout="constrained", sharex=True)
     ax = axes[0]
     ax.plot(minutes, data["arrival_rps"], color="tab:blue", label="arrivals (req/s)")
     ax.set_ylabel("req/s")
