@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= scenarios/vision-a100.yaml
 PORT ?= 8501
 
-.PHONY: setup run cli test test-fast bench browser clean
+.PHONY: setup run cli test test-fast lint bench browser clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ test: setup browser
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

@@ -290,7 +290,7 @@ def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: f
         try:
             row = evaluate(base, stack, seed, replications, baseline)
         except ServesimError as exc:  # a transform the schema refuses (e.g. a profile's batch limit)
-            skipped.append((" + ".join(l.name for l in stack), f"invalid scenario: {str(exc).splitlines()[-1].strip()}"))
+            skipped.append((" + ".join(lever.name for lever in stack), f"invalid scenario: {str(exc).splitlines()[-1].strip()}"))
             return None
         evaluated[key] = row
         return row
@@ -307,9 +307,9 @@ def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: f
         for row in layer:
             for single in improving[:beam]:
                 lever = single.levers[0]
-                if any(l.group == lever.group for l in row.levers):
+                if any(lever.group == lever.group for lever in row.levers):
                     continue
-                stack = tuple(sorted(row.levers + (lever,), key=lambda l: offered.index(l)))
+                stack = tuple(sorted(row.levers + (lever,), key=lambda lever: offered.index(lever)))
                 new = run(stack)
                 if new is not None and len(new.levers) == size:
                     grown.append(new)
@@ -343,7 +343,7 @@ def row_warnings(row: Row, baseline: Row, prof: Profile) -> list[str]:
     p990, p991 = baseline.latency("p99"), row.latency("p99")
     if mean1 < mean0 and p991 > p990:
         out.append(f"helps the mean ({_pct(mean1, mean0)}) but hurts p99 ({_pct(p991, p990)})"
-                   + (": the batching window adds wait to the tail" if any(l.family == "batching" for l in row.levers) else ""))
+                   + (": the batching window adds wait to the tail" if any(lever.family == "batching" for lever in row.levers) else ""))
     dominant_share = prof.share([prof.dominant, f"{prof.dominant}_queue"])
     on_dominant = any(prof.dominant in (lever.stage, *[c.removesuffix("_queue") for c in lever.columns(row.scenario)])
                       for lever in row.levers)

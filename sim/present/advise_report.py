@@ -166,7 +166,7 @@ def write_report(advice: Advice, out_dir: str | Path) -> Path:
     if advice.not_offered:
         md += ["## Not offered", ""] + [f"- {n}: {w}" for n, w in advice.not_offered] + [""]
     md += ["## Levers", ""] + [f"- {lever.name}: {lever.reason}; accuracy: {lever.accuracy_cost}"
-                                for lever in {l.name: l for r in advice.rows for l in r.levers}.values()]
+                                for lever in {lever.name: lever for r in advice.rows for lever in r.levers}.values()]
     md += ["", f"Run: seed {advice.seed}, {advice.replications} replications × {advice.base.workload.requests} "
            "requests per stack, common random numbers. `recommended.yaml` reproduces row 1 with `servesim run`."]
     path = out / "advice.md"
