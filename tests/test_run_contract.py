@@ -169,3 +169,11 @@ def test_human_table_names_the_stages():
     )
     for word in ("p99", "preprocess", "forward_queue", "where latency lives", "per 1M queries"):
         assert word in result.stdout
+
+
+def test_replications_in_a_process_pool_give_the_in_process_result():
+    scenario = load_scenario(ROOT / "scenarios" / "vision-a100.yaml")
+    alone = simulate(scenario, requests=3000, replications=3, seed=4)
+    pooled = simulate(scenario, requests=3000, replications=3, seed=4, workers=2)
+    pd.testing.assert_frame_equal(alone.log, pooled.log, check_exact=True)
+    assert json.dumps(alone.summary, sort_keys=True, default=str) == json.dumps(pooled.summary, sort_keys=True, default=str)

@@ -10,7 +10,7 @@ from typing import Callable
 
 import pandas as pd
 
-from sim.engine.run import simulate_replications
+from sim.engine.run import simulate_replication, simulate_replications
 from sim.engine.runlog import RunLog
 from sim.errors import ScenarioError
 from sim.metrics.summary import summarize
@@ -38,15 +38,21 @@ def simulate(
     seed: int | None = None,
     replications: int | None = None,
     on_replication: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> RunResult:
-    """Simulate `replications` independent replications (default: the scenario's) and summarise them."""
+    """Simulate `replications` independent replications (default: the scenario's) and summarise them.
+    `workers` > 1 runs them in a pool of processes (started once per session); every replication draws
+    from its own streams, so the result is identical to the in-process one."""
     seed = scenario.seed if seed is None else seed
     replications = scenario.replications if replications is None else replications
     if requests is not None and requests <= 0:
         raise ScenarioError(f"--requests must be positive (got {requests})")
     if replications <= 0:
         raise ScenarioError(f"--replications must be positive (got {replications})")
-    run = simulate_replications(scenario, replications, seed=seed, requests=requests, on_replication=on_replication)
+    if workers > 1 and replications > 1:
+        run = _in_pool(scenario, replications, seed, requests, min(workers, replications), on_replication)
+    else:
+        run = simulate_replications(scenario, replications, seed=seed, requests=requests, on_replication=on_replication)
     return RunResult(scenario=scenario, run=run, summary=summarize(run, scenario))
 
 
@@ -78,3 +84,42 @@ def run_log_zip(result: RunResult) -> bytes:
             for path in paths:
                 archive.write(path, arcname=f"run/{path.name}")
     return buffer.getvalue()
+
+
+_POOL = None
+
+
+def _pool(workers: int):
+    """The session's process pool (fork server: children come from a clean process that has imported the
+    engine, not from a threaded planner), grown when more workers are asked for."""
+    global _POOL
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if _POOL is None or _POOL._max_workers < workers:
+        if _POOL is not None:
+            _POOL.shutdown(wait=False)
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if context.get_start_method() == "forkserver":
+            context.set_forkserver_preload(["sim.engine.run", "sim.spec.scenario"])
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return _POOL
+
+
+def _replication_task(raw: dict, base_dir: str, replication: int, seed: int, requests: int | None) -> RunLog:
+    from sim.spec.scenario import parse_scenario
+
+    return simulate_replication(parse_scenario(raw, base_dir=base_dir), replication, seed=seed, requests=requests)
+
+
+def _in_pool(scenario: Scenario, replications: int, seed: int, requests: int | None, workers: int, on_replication) -> RunLog:
+    pool = _pool(workers)
+    futures = [pool.submit(_replication_task, scenario.raw, str(scenario.base_dir), rep, seed, requests)
+               for rep in range(replications)]
+    parts = []
+    for done, future in enumerate(futures, start=1):
+        parts.append(future.result())
+        if on_replication:
+            on_replication(done, replications)
+    return RunLog.concat(parts)

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replications", type=int, help="independent replications for 95%% CIs (default: scenario's, 5)")
     run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                      help="override a field by dotted path, e.g. --set deployment.replicas=4 (YAML value)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="run replications in parallel in this many processes (same results; default 1)")
     run.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
     run.add_argument("--log", type=Path, metavar="DIR",
                      help="write the run log to folder DIR (parquet frames + scenario + settings); "
@@ -107,7 +109,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         scenario = scenario.with_overrides(parse_set_options(args.set))
     if args.log is not None and args.log.exists() and not args.log.is_dir():
         raise ServesimError(f"--log {args.log}: exists and is not a folder (--log takes a folder for the run log)")
-    result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications)
+    if args.workers < 1:
+        raise ServesimError(f"--workers must be at least 1 (got {args.workers})")
+    result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications,
+                      workers=args.workers)
     if args.log:
         settings = {"seed": args.seed if args.seed is not None else scenario.seed, "requests": args.requests,
                     "replications": args.replications or scenario.replications}
