@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # The figures the README quotes; a module not written yet shows as missing rather than vanishing.
-EXPECTED_MODULES = ("bench_engine", "bench_llm", "bench_app", "bench_sweep")
+EXPECTED_MODULES = ("bench_engine", "bench_llm", "bench_app", "bench_sweep", "bench_startup", "bench_summary")
 
 
 def discover(only: list[str] | None = None) -> list[str]:

@@ -307,7 +307,7 @@ def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: f
         for row in layer:
             for single in improving[:beam]:
                 lever = single.levers[0]
-                if any(lever.group == lever.group for lever in row.levers):
+                if any(existing.group == lever.group for existing in row.levers):
                     continue
                 stack = tuple(sorted(row.levers + (lever,), key=lambda lever: offered.index(lever)))
                 new = run(stack)
