@@ -6,7 +6,8 @@ all instances pull from one central queue (an exact M/M/c for exponential servic
 otherwise a router sends each request to one replica's queue. With autoscaling, replicas start (after a
 cold start), serve, and drain (finish their batch, take no more) as the policy decides. Without batching,
 routing, queue limit or autoscaling the stage is a plain FCFS multi-server queue, computed without an
-event loop (sim/engine/fcfs.py).
+event loop (sim/engine/fcfs.py); with batching, or fixed routing (round_robin, random), but still no queue
+limit, autoscaling or interference, an exact batch-by-batch recursion does the same (sim/engine/batch_recursion.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import simpy
 from sim.spec.autoscaling import SAMPLE_INTERVAL_MS, LoadSamples
 from sim.spec.batch_cost import BatchCost
 from sim.spec.batching import NoBatching
+from sim.engine.batch_recursion import recursion_applies, solve_batches
 from sim.engine.fcfs import fcfs_servers
 
 STARTING, WARM, DRAINING, STOPPED = "starting", "warm", "draining", "stopped"
@@ -110,15 +112,17 @@ def simulate_model_stage(
     autoscaling=None,
     cold_start=None,
     cold_start_rng: np.random.Generator | None = None,
+    force_simpy: bool = False,
 ) -> ModelStageResult:
-    if (
-        isinstance(policy, NoBatching)
-        and routing == "shared_queue"
-        and max_queue_size is None
-        and autoscaling is None
-        and not cost.depends_on_busy_instances
-    ):
+    """Each request's service start, batch and replica; `force_simpy` skips the event-free recursions
+    (the reference they are tested against)."""
+    fixed = max_queue_size is None and autoscaling is None and not cost.depends_on_busy_instances
+    if not force_simpy and fixed and isinstance(policy, NoBatching) and routing == "shared_queue":
         return _fcfs_fast_path(ready_ms, cost, replicas, instances, service_rng)
+    if not force_simpy and recursion_applies(policy, routing, max_queue_size, autoscaling, cost):
+        b = solve_batches(ready_ms, cost, policy, replicas, instances, routing, service_rng, routing_rng)
+        return ModelStageResult(b.start_ms, b.service_ms, b.batch_id, b.batch_size, b.replica, b.instance,
+                                np.zeros(len(ready_ms), dtype=bool))
     sim = _StageSimulation(
         ready_ms, cost, policy, replicas, instances, routing, max_queue_size, service_rng, routing_rng,
         autoscaling, cold_start, cold_start_rng,
