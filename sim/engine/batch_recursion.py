@@ -166,6 +166,9 @@ def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int) -> tuple[list, 
     b_service: list[float] = []
     b_server: list[int] = []
     left = n
+    if len(solvers) == 1 and draws.divisors == [] and (draws.bulk is not None or draws.constant is not None):
+        left = _walk_one_queue(solvers[0], draws, left, b_size, b_start, b_service, b_server)
+        b_queue = [0] * len(b_size)
     bulk, multiplier, divisors, constant = draws.bulk, draws.multiplier, draws.divisors, draws.constant
     cost, rng = draws.cost, draws.rng
     heap = []
@@ -208,6 +211,69 @@ def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int) -> tuple[list, 
     return b_queue, b_size, b_start, b_service, b_server
 
 
+def _walk_one_queue(queue: "_Queue", draws: _ServiceDraws, left: int, b_size: list, b_start: list,
+                    b_service: list, b_server: list) -> int:
+    """`_Queue.plan` + commit inlined for one queue, up to the end of traffic (where `plan` takes over)."""
+    clock, ready, free, n = queue.clock, queue.ready, queue.free, queue.n
+    done_ms, delay_ms, max_batch, now_sizes = queue.done_ms, queue.delay_ms, queue.max_batch, queue.now_sizes
+    trigger_offset = queue.trigger - 1
+    # Counting the queue stops at max_batch: batch_now saturates there, so no decision looks further.
+    s, previous = queue.head, queue.previous_ms
+    constant, multiplier = draws.constant, draws.multiplier
+    base, used = draws.base, draws.used
+    heapreplace = heapq.heapreplace
+    while s < n:
+        free_at, server = free[0]
+        t0 = previous if previous > free_at else free_at
+        if clock[s] > t0:
+            t0 = clock[s]
+        if t0 >= done_ms:
+            break
+        queued = bisect_right(clock, t0, s, s + max_batch if s + max_batch < n else n) - s
+        size = max_batch if queued >= max_batch else now_sizes[queued]
+        if size:
+            d = t0
+        else:
+            deadline = None if delay_ms is None else ready[s] + delay_ms
+            if deadline is not None and deadline <= t0:
+                d = t0
+                size = queued
+            else:
+                d = done_ms
+                j = s + trigger_offset
+                if j < n and clock[j] <= d:
+                    d = clock[j]
+                if deadline is not None:
+                    wake = t0 + (deadline - t0)
+                    if wake < deadline:
+                        wake = deadline
+                    if wake < d:
+                        d = wake
+                if d >= done_ms:
+                    break
+                queued = bisect_right(clock, d, s, s + max_batch if s + max_batch < n else n) - s
+                size = (max_batch if queued >= max_batch else now_sizes[queued]) or queued
+        if constant is not None:
+            duration = constant[size]
+        else:
+            if used == len(base):
+                draws.refill(left)
+                base, used = draws.base, 0
+            duration = base[used] * multiplier[size]
+            used += 1
+        b_size.append(size)
+        b_start.append(d)
+        b_service.append(duration)
+        b_server.append(server)
+        heapreplace(free, (d + duration, server))
+        s += size
+        left -= size
+        previous = d
+    queue.head, queue.previous_ms = s, previous
+    draws.used = used
+    return left
+
+
 class _Queue:
     """One FIFO queue with its identical servers (a heap of (free at, server), idle ones ordered as the
     SimPy idle list: longest idle first, then creation order)."""
@@ -245,14 +311,14 @@ class _Queue:
         s = self.head
         if s >= self.n:
             return None
-        clock, done_ms = self.clock, self.done_ms
+        clock, done_ms, max_batch, n = self.clock, self.done_ms, self.max_batch, self.n
         free_at, server = self.free[0]
         t0 = self.previous_ms
         if free_at > t0:
             t0 = free_at
         if clock[s] > t0:
             t0 = clock[s]
-        queued = bisect_right(clock, t0, s) - s
+        queued = bisect_right(clock, t0, s, s + max_batch if s + max_batch < n else n) - s
         size = self._batch_now(queued)
         rank = 0  # how this dispatch resumes at the end-of-traffic instant (see the order key below)
         if size:
@@ -276,7 +342,7 @@ class _Queue:
                         wake = deadline
                     if wake < d:
                         d = wake
-                queued = bisect_right(clock, d, s) - s
+                queued = bisect_right(clock, d, s, s + max_batch if s + max_batch < n else n) - s
                 size = self._batch_now(queued) or min(queued, self.max_batch)
                 if d == done_ms:
                     # At the end of traffic the feed wakes the former (first if the last arrival completed
