@@ -17,7 +17,8 @@ waiting batch is flushed) the SimPy order is reproduced.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_right
+import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,11 +90,47 @@ class _ServiceDraws:
         self.base: list[float] = []
         self.used = 0
 
+    def singles(self, n: int) -> np.ndarray:
+        """`n` batches of one, drawn in one go (the FCFS fast path)."""
+        if self.constant is not None:
+            values = np.full(n, self.constant[1])
+        elif self.bulk is not None:
+            values = self.bulk(self.rng, n) * self.multiplier[1]
+        else:
+            return np.array([self.cost.sample_ms(1, self.rng, 1) for _ in range(n)], dtype=float)
+        for divisor in self.divisors:
+            values = values / divisor
+        return values
+
+    def next(self, size: int, requests_left: int) -> float:
+        """The service time of the next batch sent, of `size` requests."""
+        if self.constant is not None:
+            duration = self.constant[size]
+        elif self.bulk is not None:
+            if self.used == len(self.base):
+                self.refill(requests_left)
+            duration = self.base[self.used] * self.multiplier[size]
+            self.used += 1
+        else:
+            duration = self.cost.sample_ms(size, self.rng, 1)
+        for divisor in self.divisors:
+            duration = duration / divisor
+        return duration
+
     def refill(self, requests_left: int) -> None:
         """Draw as many base values as there are surely batches left (each holds at most max_batch)."""
         k = max(1, -(-requests_left // self.max_batch))
         self.base = self.bulk(self.rng, k).tolist()
         self.used = 0
+
+
+def service_in_ready_order(ready_ms: np.ndarray, cost, rng: np.random.Generator) -> np.ndarray:
+    """Single-request service times, drawn in the order requests are served FCFS (by ready time), as the
+    SimPy path draws them."""
+    order = np.argsort(ready_ms, kind="stable")
+    service = np.empty(len(ready_ms))
+    service[order] = _ServiceDraws(cost, rng, 1).singles(len(ready_ms))
+    return service
 
 
 def solve_batches(
@@ -125,13 +162,11 @@ def solve_batches(
             queue_of = np.zeros(n, dtype=np.int64)
         queues, servers = replicas, instances
     members = [np.flatnonzero(queue_of == q) for q in range(queues)]
-    last_queue = int(queue_of[-1]) if n else 0
-    solvers = [
-        _Queue(clock[m].tolist(), ready_sorted[m].tolist(), servers, policy, done_ms, q == last_queue)
-        for q, m in enumerate(members)
-    ]
+    solvers = [_Queue(clock[m].tolist(), ready_sorted[m].tolist(), m.tolist(), servers, policy, done_ms)
+               for m in members]
     draws = _ServiceDraws(cost, service_rng, policy.max_batch_size)
-    log = _walk(solvers, draws, n)
+    final_arrivals = queue_of[clock == done_ms].tolist() if n else []
+    log = _walk(solvers, draws, n, final_arrivals)
 
     start = np.empty(n)
     service = np.empty(n)
@@ -158,42 +193,34 @@ def solve_batches(
     return StageBatches(start, service, batch_id, batch_size, replica, instance)
 
 
-def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int) -> tuple[list, list, list, list, list]:
-    """Commit batches in global dispatch order (service draws are shared by all queues)."""
-    b_queue: list[int] = []
-    b_size: list[int] = []
-    b_start: list[float] = []
-    b_service: list[float] = []
-    b_server: list[int] = []
+def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int, final_arrivals: list[int]) -> tuple:
+    """Commit batches in global dispatch order (service draws are shared by all queues): those before the
+    end of traffic, those at that instant (in SimPy's order of wake-ups), then the ones after it."""
+    log: tuple[list, list, list, list, list] = ([], [], [], [], [])
     left = n
-    if len(solvers) == 1 and draws.divisors == [] and (draws.bulk is not None or draws.constant is not None):
-        left = _walk_one_queue(solvers[0], draws, left, b_size, b_start, b_service, b_server)
-        b_queue = [0] * len(b_size)
-    bulk, multiplier, divisors, constant = draws.bulk, draws.multiplier, draws.divisors, draws.constant
-    cost, rng = draws.cost, draws.rng
+    if len(solvers) == 1 and not draws.divisors and (draws.bulk is not None or draws.constant is not None):
+        left = _walk_one_queue(solvers[0], draws, left, *log[1:])
+        log[0].extend([0] * len(log[1]))
+    done_ms = solvers[0].done_ms
+    left = _walk_heap(solvers, draws, left, log, before_ms=done_ms)
+    left = _end_of_traffic(solvers, draws, left, log, final_arrivals)
+    _walk_heap(solvers, draws, left, log, before_ms=math.inf)
+    return log
+
+
+def _walk_heap(solvers: list["_Queue"], draws: _ServiceDraws, left: int, log: tuple, before_ms: float) -> int:
+    """Commit every batch dispatched before `before_ms`, earliest first (simultaneous ones by `_Queue.key`)."""
+    b_queue, b_size, b_start, b_service, b_server = log
     heap = []
     for q, solver in enumerate(solvers):
-        key = solver.plan(q)
-        if key is not None:
-            heap.append(key)
+        if solver.plan():
+            heap.append((*solver.key, q))
     heapq.heapify(heap)
-    single = len(solvers) == 1
-    while heap:
-        key = heap[0]
-        q = key[-1]
+    while heap and heap[0][0] < before_ms:
+        d, q = heap[0][0], heap[0][-1]
         solver = solvers[q]
-        size, d = solver.size, solver.dispatch_ms
-        if constant is not None:
-            duration = constant[size]
-        elif bulk is not None:
-            if draws.used == len(draws.base):
-                draws.refill(left)
-            duration = draws.base[draws.used] * multiplier[size]
-            draws.used += 1
-        else:
-            duration = cost.sample_ms(size, rng, 1)
-        for divisor in divisors:
-            duration = duration / divisor
+        size = solver.size
+        duration = draws.next(size, left)
         b_queue.append(q)
         b_size.append(size)
         b_start.append(d)
@@ -201,14 +228,62 @@ def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int) -> tuple[list, 
         b_server.append(solver.server)
         left -= size
         solver.commit(duration)
-        key = solver.plan(q)
-        if key is None:
-            heapq.heappop(heap)
-        elif single:
-            heap[0] = key
+        if solver.plan():
+            heapq.heapreplace(heap, (*solver.key, q))
         else:
-            heapq.heapreplace(heap, key)
-    return b_queue, b_size, b_start, b_service, b_server
+            heapq.heappop(heap)
+    return left
+
+
+def _end_of_traffic(solvers: list["_Queue"], draws: _ServiceDraws, left: int, log: tuple,
+                    final_arrivals: list[int]) -> int:
+    """The instant of the last arrival, replayed in SimPy's order. The feed appends the arrivals of that
+    instant, each waking its queue's former (once its batch can leave) or else one idle server; then it
+    marks traffic done and wakes, queue by queue, every idle server and the former. A former waiting on a
+    queue delay resumes through a condition event, so after all of those. Each server woken takes one
+    batch of what is left (a preferred size, or up to the max) or, finding nothing, stops."""
+    done_ms = solvers[0].done_ms
+    formers: list[int | None] = []
+    idle: list[list[int]] = []
+    queued: list[int] = []
+    for solver in solvers:
+        waiting = bisect_left(solver.clock, done_ms, solver.head) - solver.head
+        free = sorted(entry for entry in solver.free if entry[0] < done_ms)
+        former = free.pop(0)[1] if waiting and free else None
+        formers.append(former)
+        idle.append([server for _, server in free])
+        queued.append(waiting)
+    through_condition = solvers[0].delay_ms is not None
+    woken: list[tuple[int, int]] = []
+    late: list[tuple[int, int]] = []
+    for q in final_arrivals:
+        queued[q] += 1
+        if formers[q] is not None:
+            if solvers[q]._batch_now(queued[q]):
+                (late if through_condition else woken).append((formers[q], q))
+                formers[q] = None
+        elif idle[q]:
+            woken.append((idle[q].pop(0), q))
+    for q, solver in enumerate(solvers):
+        woken.extend((server, q) for server in idle[q])
+        if formers[q] is not None:
+            (late if through_condition else woken).append((formers[q], q))
+    b_queue, b_size, b_start, b_service, b_server = log
+    for server, q in woken + late:
+        solver = solvers[q]
+        remaining = solver.n - solver.head
+        if remaining <= 0:
+            continue
+        size = solver._batch_now(remaining) or min(remaining, solver.max_batch)
+        duration = draws.next(size, left)
+        b_queue.append(q)
+        b_size.append(size)
+        b_start.append(done_ms)
+        b_service.append(duration)
+        b_server.append(server)
+        left -= size
+        solver.dispatched(done_ms, size, server, duration)
+    return left
 
 
 def _walk_one_queue(queue: "_Queue", draws: _ServiceDraws, left: int, b_size: list, b_start: list,
@@ -275,19 +350,19 @@ def _walk_one_queue(queue: "_Queue", draws: _ServiceDraws, left: int, b_size: li
 
 
 class _Queue:
-    """One FIFO queue with its identical servers (a heap of (free at, server), idle ones ordered as the
-    SimPy idle list: longest idle first, then creation order)."""
+    """One FIFO queue with its identical servers: a heap of (free at, server), which orders idle servers as
+    the SimPy idle list does (longest idle first, then creation order)."""
 
-    def __init__(self, clock: list[float], ready: list[float], servers: int, policy, done_ms: float,
-                 gets_last_arrival: bool) -> None:
-        self.clock = clock  # when the feed process appended each request (the SimPy clock at its arrival)
+    def __init__(self, clock: list[float], ready: list[float], arrival_rank: list[int], servers: int, policy,
+                 done_ms: float) -> None:
+        self.clock = clock  # the SimPy clock when the feed appended each request
         self.ready = ready
+        self.arrival_rank = arrival_rank  # each request's place in the feed's (global) order
         self.n = len(clock)
         self.free = [(0.0, k) for k in range(servers)]
         self.head = 0
         self.previous_ms = 0.0
         self.done_ms = done_ms
-        self.gets_last_arrival = gets_last_arrival
         self.max_batch = policy.max_batch_size
         self.now_sizes = [policy.batch_now(m) for m in range(self.max_batch)]
         self.trigger = next((m for m in range(1, self.max_batch + 1) if policy.batch_now(m)), self.max_batch)
@@ -297,94 +372,75 @@ class _Queue:
             self.delay_ms = policy.timeout_ms
         else:
             self.delay_ms = 0.0
-        # A former woken at the end of traffic, and its place then: (server, (phase, rank)).
-        self.deferred: tuple[int, tuple[int, int]] | None = None
         self.size = 0
         self.dispatch_ms = 0.0
         self.server = 0
+        # Order among dispatches at one instant: (time, resumes through a condition event, rank of the
+        # arrival that woke the server); SimPy resumes processes in the order their wake-ups were scheduled.
+        self.key: tuple = ()
 
     def _batch_now(self, queued: int) -> int:
         return self.max_batch if queued >= self.max_batch else self.now_sizes[queued]
 
-    def plan(self, q: int) -> tuple | None:
-        """Work out the next batch (size, dispatch time, server); return its global order key."""
+    def plan(self) -> bool:
+        """Work out the next batch (size, dispatch time, server); False when the queue is done."""
         s = self.head
-        if s >= self.n:
-            return None
-        clock, done_ms, max_batch, n = self.clock, self.done_ms, self.max_batch, self.n
+        n = self.n
+        if s >= n:
+            return False
+        clock, done_ms, max_batch = self.clock, self.done_ms, self.max_batch
+        hi = s + max_batch if s + max_batch < n else n
         free_at, server = self.free[0]
         t0 = self.previous_ms
         if free_at > t0:
             t0 = free_at
         if clock[s] > t0:
             t0 = clock[s]
-        queued = bisect_right(clock, t0, s, s + max_batch if s + max_batch < n else n) - s
+        queued = bisect_right(clock, t0, s, hi) - s
         size = self._batch_now(queued)
-        rank = 0  # how this dispatch resumes at the end-of-traffic instant (see the order key below)
+        waker, through_condition = s, 0
         if size:
             d = t0
         else:
             deadline = None if self.delay_ms is None else self.ready[s] + self.delay_ms
             if t0 >= done_ms or (deadline is not None and deadline <= t0):
                 d = t0
-                size = min(queued, self.max_batch)
+                size = min(queued, max_batch)
             else:
-                # This server waits for its batch to form (the SimPy `former`).
+                # This server waits for its batch to form (the SimPy `former`): until a preferred size can
+                # leave, the queue delay runs out, or traffic ends (the end is `_end_of_traffic`'s).
                 d = done_ms
-                woken_by_last = False
                 j = s + self.trigger - 1
-                if j < self.n and clock[j] <= d:
+                through_condition = 0 if deadline is None else 1
+                if j < n and clock[j] < d:
                     d = clock[j]
-                    woken_by_last = d == done_ms
+                    waker = j
                 if deadline is not None:
                     wake = t0 + (deadline - t0)
                     if wake < deadline:  # SimPy's next wait of (deadline - now) lands on it exactly
                         wake = deadline
                     if wake < d:
                         d = wake
-                queued = bisect_right(clock, d, s, s + max_batch if s + max_batch < n else n) - s
-                size = self._batch_now(queued) or min(queued, self.max_batch)
-                if d == done_ms:
-                    # At the end of traffic the feed wakes the former (first if the last arrival completed
-                    # its batch) and every idle server. A former waiting on its queue delay resumes through
-                    # a condition event, after all of them; one with no delay resumes at its wake-up's turn.
-                    if deadline is None and woken_by_last:
-                        late = None
-                        rank = -1  # it resumes before anything else at that instant
-                    elif deadline is None:
-                        late = (1, 0)
-                    else:
-                        late = (2, 0 if woken_by_last else 1)
-                    if late is not None:
-                        self.deferred = (server, late)
-                        if self._first_idle_other() is not None:
-                            # An idle server resumes before the former and takes the batch.
-                            heapq.heapreplace(self.free, (done_ms, server))
-                            free_at, server = self.free[0]
-                            rank = 1
+                        waker = s
+                queued = bisect_right(clock, d, s, hi) - s
+                size = self._batch_now(queued) or min(queued, max_batch)
         self.size, self.dispatch_ms, self.server = size, d, server
-        if d != done_ms:
-            return (d, 0, 0, q)
-        if self.deferred is not None and self.deferred[0] == server:
-            return (d, *self.deferred[1], q)
-        if rank == -1 or rank == 0 and self.gets_last_arrival and clock[s] == done_ms and self.previous_ms < done_ms and free_at < done_ms:
-            return (d, 0, 0, q)
-        return (d, 1, 0, q)
-
-    def _first_idle_other(self) -> int | None:
-        """Another server idle before the end of traffic, if any (the heap's second smallest)."""
-        free, done_ms = self.free, self.done_ms
-        best = None
-        for i in (1, 2):
-            if i < len(free) and free[i][0] < done_ms and (best is None or free[i] < best):
-                best = free[i]
-        return None if best is None else best[1]
+        self.key = (d, through_condition, self.arrival_rank[waker])
+        return True
 
     def commit(self, duration_ms: float) -> None:
+        """Send the planned batch (its server is the heap's first)."""
         d = self.dispatch_ms
         heapq.heapreplace(self.free, (d + duration_ms, self.server))
         self.head += self.size
         self.previous_ms = d
+
+    def dispatched(self, dispatch_ms: float, size: int, server: int, duration_ms: float) -> None:
+        """Send a batch on a given server (at the end of traffic, where the heap's first may not be it)."""
+        self.free = [(dispatch_ms + duration_ms, k) if k == server else (t, k) for t, k in self.free]
+        heapq.heapify(self.free)
+        self.head += size
+        self.previous_ms = dispatch_ms
 
 
 def _feed_clock(ready_sorted: np.ndarray) -> np.ndarray:

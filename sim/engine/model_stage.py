@@ -22,7 +22,7 @@ import simpy
 from sim.spec.autoscaling import SAMPLE_INTERVAL_MS, LoadSamples
 from sim.spec.batch_cost import BatchCost
 from sim.spec.batching import NoBatching
-from sim.engine.batch_recursion import recursion_applies, solve_batches
+from sim.engine.batch_recursion import recursion_applies, service_in_ready_order, solve_batches
 from sim.engine.fcfs import fcfs_servers
 
 STARTING, WARM, DRAINING, STOPPED = "starting", "warm", "draining", "stopped"
@@ -397,12 +397,14 @@ def _fcfs_fast_path(
     ready_ms: np.ndarray, cost: BatchCost, replicas: int, instances: int, rng: np.random.Generator
 ) -> ModelStageResult:
     n = len(ready_ms)
-    service = cost.sample_many_ms(1, rng, n)
+    service = service_in_ready_order(ready_ms, cost, rng)
     start, server = fcfs_servers(ready_ms, service, replicas * instances)
+    batch_id = np.empty(n, dtype=np.int64)
+    batch_id[np.argsort(ready_ms, kind="stable")] = np.arange(n)  # numbered in dispatch order
     return ModelStageResult(
         start_ms=start,
         service_ms=service,
-        batch_id=np.arange(n, dtype=np.int64),
+        batch_id=batch_id,
         batch_size=np.ones(n, dtype=np.int64),
         replica=server // instances,
         instance=server % instances,
