@@ -173,3 +173,19 @@ def test_candidates_differing_only_in_price_share_their_runs(monkeypatch):
         assert point.p99_ms == dear[count].p99_ms
         assert point.usd_per_1m_queries == pytest.approx(dear[count].usd_per_1m_queries / 4.0)
     assert result.chosen.hardware == "cheap"
+
+
+@pytest.mark.parametrize("fluke_at_9, chosen, asked", [(True, 9, [7, 8, 10, 9]), (False, None, [7, 8, 10, 9])])
+def test_a_plateau_within_the_ci_scans_the_skipped_counts(fluke_at_9, chosen, asked):
+    from sim.analysis.sizing import _search
+
+    # p99 falls to ~97 ms and stays there, its CI straddling the 100 ms SLO ("too close"); noise may let
+    # one count meet. The gallop skipped 9: it is tried before giving up, as a one-by-one scan would.
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 6.0},
+                              service_ms={"dist": "exponential", "mean": 1000})
+    run, probed = _synthetic(lambda c: {7: 120.0, 8: 97.0, 9: 90.0 if fluke_at_9 else 96.8}.get(c, 96.5))
+    notes: list[str] = []
+    found = _search(scenario, "x", False, 100.0, run, notes)
+    assert (found.replicas if found else None) == chosen
+    assert probed == asked
+    assert bool(notes) is (chosen is None) and all("too close to call" in note for note in notes)

@@ -200,12 +200,25 @@ def _search(variant: Scenario, name: str, autoscaled: bool, slo_ms: float, run, 
         if point.verdict == "meets":
             above = point
             break
-        if below is not None and point.p99_ci95[0] > slo_ms and point.p99_ms >= 0.98 * below.p99_ms:
-            notes.append(
-                f"{name}: p99 has levelled off at {point.p99_ms:,.1f} ms above the SLO: more replicas "
-                "do not help; the floor is the service path itself (see `servesim advise`)"
-            )
-            return None
+        if below is not None and point.p99_ms >= 0.98 * below.p99_ms:
+            if point.p99_ci95[0] > slo_ms:
+                notes.append(
+                    f"{name}: p99 has levelled off at {point.p99_ms:,.1f} ms above the SLO: more replicas "
+                    "do not help; the floor is the service path itself (see `servesim advise`)"
+                )
+                return None
+            if point.verdict == "too close":
+                # Levelled off within the CI of the SLO: past here noise, not replicas, decides. Try the
+                # counts the gallop skipped, in order, as a scan would have.
+                for skipped in range(below.replicas + 1, point.replicas):
+                    tried = run(skipped)
+                    if tried.verdict == "meets":
+                        return tried
+                notes.append(
+                    f"{name}: p99 has levelled off at {point.p99_ms:,.1f} ms, within the 95% CI of the SLO: "
+                    "too close to call at any count (more replications or requests narrow the CI)"
+                )
+                return None
         below = point
         if count >= ceiling:
             if autoscaled and count >= variant.deployment.autoscaling.max_replicas:
