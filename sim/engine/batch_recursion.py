@@ -162,8 +162,8 @@ def solve_batches(
             queue_of = np.zeros(n, dtype=np.int64)
         queues, servers = replicas, instances
     members = [np.flatnonzero(queue_of == q) for q in range(queues)]
-    solvers = [_Queue(clock[m].tolist(), ready_sorted[m].tolist(), m.tolist(), servers, policy, done_ms)
-               for m in members]
+    solvers = [_Queue(q, clock[m].tolist(), ready_sorted[m].tolist(), m.tolist(), servers, policy, done_ms)
+               for q, m in enumerate(members)]
     draws = _ServiceDraws(cost, service_rng, policy.max_batch_size)
     final_arrivals = queue_of[clock == done_ms].tolist() if n else []
     log = _walk(solvers, draws, n, final_arrivals)
@@ -211,27 +211,25 @@ def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int, final_arrivals:
 def _walk_heap(solvers: list["_Queue"], draws: _ServiceDraws, left: int, log: tuple, before_ms: float) -> int:
     """Commit every batch dispatched before `before_ms`, earliest first (simultaneous ones by `_Queue.key`)."""
     b_queue, b_size, b_start, b_service, b_server = log
-    heap = []
-    for q, solver in enumerate(solvers):
-        if solver.plan():
-            heap.append((*solver.key, q))
+    heap = [solver.key for solver in solvers if solver.plan()]
     heapq.heapify(heap)
+    heapreplace, heappop, next_duration = heapq.heapreplace, heapq.heappop, draws.next
     while heap and heap[0][0] < before_ms:
-        d, q = heap[0][0], heap[0][-1]
+        q = heap[0][3]
         solver = solvers[q]
         size = solver.size
-        duration = draws.next(size, left)
+        duration = next_duration(size, left)
         b_queue.append(q)
         b_size.append(size)
-        b_start.append(d)
+        b_start.append(solver.dispatch_ms)
         b_service.append(duration)
         b_server.append(solver.server)
         left -= size
         solver.commit(duration)
         if solver.plan():
-            heapq.heapreplace(heap, (*solver.key, q))
+            heapreplace(heap, solver.key)
         else:
-            heapq.heappop(heap)
+            heappop(heap)
     return left
 
 
@@ -353,8 +351,9 @@ class _Queue:
     """One FIFO queue with its identical servers: a heap of (free at, server), which orders idle servers as
     the SimPy idle list does (longest idle first, then creation order)."""
 
-    def __init__(self, clock: list[float], ready: list[float], arrival_rank: list[int], servers: int, policy,
-                 done_ms: float) -> None:
+    def __init__(self, index: int, clock: list[float], ready: list[float], arrival_rank: list[int], servers: int,
+                 policy, done_ms: float) -> None:
+        self.index = index
         self.clock = clock  # the SimPy clock when the feed appended each request
         self.ready = ready
         self.arrival_rank = arrival_rank  # each request's place in the feed's (global) order
@@ -376,7 +375,8 @@ class _Queue:
         self.dispatch_ms = 0.0
         self.server = 0
         # Order among dispatches at one instant: (time, resumes through a condition event, rank of the
-        # arrival that woke the server); SimPy resumes processes in the order their wake-ups were scheduled.
+        # arrival that woke the server, queue); SimPy resumes processes in the order their wake-ups were
+        # scheduled.
         self.key: tuple = ()
 
     def _batch_now(self, queued: int) -> int:
@@ -425,7 +425,7 @@ class _Queue:
                 queued = bisect_right(clock, d, s, hi) - s
                 size = self._batch_now(queued) or min(queued, max_batch)
         self.size, self.dispatch_ms, self.server = size, d, server
-        self.key = (d, through_condition, self.arrival_rank[waker])
+        self.key = (d, through_condition, self.arrival_rank[waker], self.index)
         return True
 
     def commit(self, duration_ms: float) -> None:
