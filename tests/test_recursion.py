@@ -72,8 +72,10 @@ def costs(draw, discrete: bool = True):
     routing=st.sampled_from(["shared_queue", "round_robin", "random"]),
 )
 def test_recursion_reproduces_the_simpy_stage(gaps, shuffle_seed, policy, cost, replicas, instances, routing):
-    ready = np.cumsum(gaps) + 0.37
-    np.random.default_rng(shuffle_seed).shuffle(ready)  # the stage takes requests in any order
+    jitter = np.random.default_rng(shuffle_seed)
+    # Continuous jitter keeps completions (e.g. of empirical, discrete service times) off arrival instants.
+    ready = np.cumsum(gaps) + 0.37 + jitter.uniform(0.0, 1e-3, len(gaps))
+    jitter.shuffle(ready)  # the stage takes requests in any order
     simpy_result, simpy_rng = stage(ready, cost, policy, replicas, instances, routing, force_simpy=True)
     fast_result, fast_rng = stage(ready, cost, policy, replicas, instances, routing, force_simpy=False)
     for name in FIELDS:
