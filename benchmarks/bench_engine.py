@@ -1,7 +1,8 @@
 """Engine speed in simulated requests per CPU-second (process time, so a busy machine slows it less than
 wall time): the reference scenario and its round_robin × 8 variant through the event-free batch recursion
 and through the SimPy model stage it replaces (both in this run), a plain SimPy model of the reference,
-and the M/M/c fast path. Fast figures are repeated; the notes give the range."""
+and the M/M/c fast path. Fast figures are repeated; the notes give the range. With numba installed (the
+`fast` extra) the FCFS and batch loops are compiled; SERVESIM_NO_NUMBA=1 measures the pure-Python ones."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 
 import sim.engine.run as engine_run
 from benchmarks.plain_simpy import run_plain_simpy
+from sim.engine import compiled
 from sim.engine.model_stage import simulate_model_stage
 from sim.engine.run import simulate_replication
 from sim.spec.scenario import load_scenario
@@ -63,7 +65,8 @@ def _stage_rows(label: str, scenario, requests: int, repeats: int) -> list[dict]
         for c in ("latency_ms", "batch_size", "replica")
     )
     return [
-        {"name": f"{label}: servesim", "value": fast, "unit": "req/CPU-s", "note": fast_spread},
+        {"name": f"{label}: servesim", "value": fast, "unit": "req/CPU-s",
+         "note": f"{fast_spread}; loops: {'numba' if compiled.AVAILABLE else 'pure Python'}"},
         {"name": f"{label}: servesim, SimPy model stage", "value": slow, "unit": "req/CPU-s"},
         {
             "name": f"{label}: recursion / SimPy stage",

@@ -168,3 +168,30 @@ def test_stateful_stages_keep_the_simpy_path(routing, queue_limit, autoscaling, 
     cost = ScaledSingle(Gamma(dist="gamma", mean=2.0, cv=0.5), 0.5)
     policy = DynamicBatching(policy="dynamic", max_batch_size=4, max_queue_delay_ms=1.0)
     assert recursion_applies(policy, routing, queue_limit, autoscaling, cost) is applies
+
+
+def test_compiled_kernels_match_the_python_loops():
+    # The optional numba loops (servesim[fast]) must give the pure-Python results bit for bit.
+    pytest.importorskip("numba")
+    from sim.engine import batch_recursion, compiled, fcfs
+
+    if not compiled.AVAILABLE:
+        pytest.skip("numba disabled by SERVESIM_NO_NUMBA")
+    rng = np.random.default_rng(8)
+    ready = np.cumsum(rng.exponential(0.25, 20_000)) + rng.lognormal(0.0, 0.6, 20_000)
+    service = rng.exponential(6.4, 20_000)
+    compiled_start = fcfs.fcfs_start_ms(ready, service, 32)
+    python_start, _ = fcfs.fcfs_servers(ready, service, 32)
+    np.testing.assert_array_equal(compiled_start, python_start)
+    cost = AffineCost(AffineSpec(base_ms=4.0, per_item_ms=1.0, cv=0.1))
+    for policy in (DynamicBatching(policy="dynamic", max_batch_size=8, max_queue_delay_ms=2.0, preferred_batch_sizes=(4,)),
+                   StaticBatching(policy="static", batch_size=4, timeout_ms=3.0)):
+        fast = solve_batches(ready, cost, policy, 8, 2, "shared_queue", np.random.default_rng(1), np.random.default_rng(2))
+        compiled.AVAILABLE = False
+        try:
+            slow = solve_batches(ready, cost, policy, 8, 2, "shared_queue", np.random.default_rng(1), np.random.default_rng(2))
+        finally:
+            compiled.AVAILABLE = True
+        for name in ("start_ms", "service_ms", "batch_id", "batch_size", "replica", "instance"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
+    assert batch_recursion.compiled is compiled

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.engine import compiled
 from sim.spec.batch_cost import AffineCost, ScaledSingle, SpedUp
 from sim.spec.batching import DynamicBatching, NoBatching, StaticBatching
 from sim.spec.distributions import Constant, Exponential, Gamma, Lognormal, Uniform
@@ -162,7 +163,7 @@ def solve_batches(
             queue_of = np.zeros(n, dtype=np.int64)
         queues, servers = replicas, instances
     members = [np.flatnonzero(queue_of == q) for q in range(queues)]
-    solvers = [_Queue(q, clock[m].tolist(), ready_sorted[m].tolist(), m.tolist(), servers, policy, done_ms)
+    solvers = [_Queue(q, clock[m], ready_sorted[m], m.tolist(), servers, policy, done_ms)
                for q, m in enumerate(members)]
     draws = _ServiceDraws(cost, service_rng, policy.max_batch_size)
     final_arrivals = queue_of[clock == done_ms].tolist() if n else []
@@ -199,7 +200,8 @@ def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int, final_arrivals:
     log: tuple[list, list, list, list, list] = ([], [], [], [], [])
     left = n
     if len(solvers) == 1 and not draws.divisors and (draws.bulk is not None or draws.constant is not None):
-        left = _walk_one_queue(solvers[0], draws, left, *log[1:])
+        walk = _walk_one_queue_compiled if compiled.AVAILABLE else _walk_one_queue
+        left = walk(solvers[0], draws, left, *log[1:])
         log[0].extend([0] * len(log[1]))
     done_ms = solvers[0].done_ms
     left = _walk_heap(solvers, draws, left, log, before_ms=done_ms)
@@ -284,6 +286,42 @@ def _end_of_traffic(solvers: list["_Queue"], draws: _ServiceDraws, left: int, lo
     return left
 
 
+def _walk_one_queue_compiled(queue: "_Queue", draws: _ServiceDraws, left: int, b_size: list, b_start: list,
+                             b_service: list, b_server: list) -> int:
+    """`_walk_one_queue` through the numba kernel (sim/engine/compiled.py), refilling draws between calls."""
+    free_at = np.array([entry[0] for entry in queue.free])
+    free_server = np.array([entry[1] for entry in queue.free], dtype=np.int64)
+    room = queue.n - queue.head
+    out_size = np.empty(room, dtype=np.int64)
+    out_start = np.empty(room)
+    out_service = np.empty(room)
+    out_server = np.empty(room, dtype=np.int64)
+    constant = np.asarray(draws.constant if draws.constant is not None else [0.0], dtype=float)
+    base, used, count = np.asarray(draws.base[draws.used:], dtype=float), 0, 0
+    head, previous = queue.head, queue.previous_ms
+    while True:
+        head, previous, used, count, finished = compiled.batch_walk(
+            queue.clock_array, queue.ready_array, free_at, free_server, head, previous, queue.done_ms,
+            0.0 if queue.delay_ms is None else queue.delay_ms, queue.delay_ms is not None, queue.max_batch,
+            np.asarray(queue.now_sizes, dtype=np.int64), queue.trigger - 1, constant, draws.constant is not None,
+            base, used, np.asarray(draws.multiplier, dtype=float), out_size, out_start, out_service, out_server,
+            count,
+        )
+        if finished:
+            break
+        base, used = draws.bulk(draws.rng, max(1, -(-(left - (head - queue.head)) // draws.max_batch))), 0
+    left -= head - queue.head
+    queue.head, queue.previous_ms = head, previous
+    queue.free = list(zip(free_at.tolist(), free_server.tolist()))
+    heapq.heapify(queue.free)
+    draws.base, draws.used = base[used:].tolist(), 0
+    b_size.extend(out_size[:count].tolist())
+    b_start.extend(out_start[:count].tolist())
+    b_service.extend(out_service[:count].tolist())
+    b_server.extend(out_server[:count].tolist())
+    return left
+
+
 def _walk_one_queue(queue: "_Queue", draws: _ServiceDraws, left: int, b_size: list, b_start: list,
                     b_service: list, b_server: list) -> int:
     """`_Queue.plan` + commit inlined for one queue, up to the end of traffic (where `plan` takes over)."""
@@ -351,11 +389,12 @@ class _Queue:
     """One FIFO queue with its identical servers: a heap of (free at, server), which orders idle servers as
     the SimPy idle list does (longest idle first, then creation order)."""
 
-    def __init__(self, index: int, clock: list[float], ready: list[float], arrival_rank: list[int], servers: int,
+    def __init__(self, index: int, clock: np.ndarray, ready: np.ndarray, arrival_rank: list[int], servers: int,
                  policy, done_ms: float) -> None:
         self.index = index
-        self.clock = clock  # the SimPy clock when the feed appended each request
-        self.ready = ready
+        self.clock_array, self.ready_array = clock, ready
+        self.clock = clock.tolist()  # the SimPy clock when the feed appended each request
+        self.ready = ready.tolist()
         self.arrival_rank = arrival_rank  # each request's place in the feed's (global) order
         self.n = len(clock)
         self.free = [(0.0, k) for k in range(servers)]
