@@ -7,11 +7,12 @@ previous batch left, when the first server frees, and when the head request is r
 preferred size, the queue delay, or the end of traffic). This module walks batch by batch, reproducing the
 SimPy path exactly: same batches, start times, servers and service draws in the same order.
 
-Tie rule (instants that coincide exactly): a server that evaluates the queue at time t sees every request
-whose ready time is ≤ t; simultaneous dispatches of different replica queues draw their service times in
-replica order. SimPy orders such coincidences by when their events were scheduled, so constant-time
-scenarios where a completion lands exactly on an arrival may differ; at the end of traffic (when every
-waiting batch is flushed) the SimPy order is reproduced.
+Coincident instants follow SimPy's order where it is cheap to know: the end of traffic (every waiting
+batch flushed) is replayed in SimPy's wake-up order, and simultaneous dispatches on different queues draw
+their service times in the order SimPy resumes them. Tie rules where it is not (tested): a server that
+frees at t sees every request ready at t (SimPy orders a completion and an arrival at the same instant by
+when each was scheduled); with requests ready at the same instant the batches, times and draws match but
+which idle instance of a shared queue takes one may differ. Continuous times make both ties probability 0.
 """
 
 from __future__ import annotations
