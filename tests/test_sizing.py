@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from sim import theory
-from sim.errors import ServesimError
 from sim.analysis.sizing import Candidate, parse_candidates, size, smallest_stable
+from sim.errors import ServesimError
 from tests.helpers import model_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,7 +151,7 @@ def test_search_stops_when_more_replicas_do_not_help():
 
 
 def test_candidates_differing_only_in_price_share_their_runs(monkeypatch):
-    import sim.analysis.sizing as sizing
+    from sim.analysis import sizing
 
     runs: list[tuple[str, int]] = []
     real_probe = sizing.probe

@@ -195,7 +195,7 @@ def solve_batches(
     return StageBatches(start, service, batch_id, batch_size, replica, instance)
 
 
-def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int, final_arrivals: list[int]) -> tuple:
+def _walk(solvers: list[_Queue], draws: _ServiceDraws, n: int, final_arrivals: list[int]) -> tuple:
     """Commit batches in global dispatch order (service draws are shared by all queues): those before the
     end of traffic, those at that instant (in SimPy's order of wake-ups), then the ones after it."""
     log: tuple[list, list, list, list, list] = ([], [], [], [], [])
@@ -211,7 +211,7 @@ def _walk(solvers: list["_Queue"], draws: _ServiceDraws, n: int, final_arrivals:
     return log
 
 
-def _walk_heap(solvers: list["_Queue"], draws: _ServiceDraws, left: int, log: tuple, before_ms: float) -> int:
+def _walk_heap(solvers: list[_Queue], draws: _ServiceDraws, left: int, log: tuple, before_ms: float) -> int:
     """Commit every batch dispatched before `before_ms`, earliest first (simultaneous ones by `_Queue.key`)."""
     b_queue, b_size, b_start, b_service, b_server = log
     heap = [solver.key for solver in solvers if solver.plan()]
@@ -236,7 +236,7 @@ def _walk_heap(solvers: list["_Queue"], draws: _ServiceDraws, left: int, log: tu
     return left
 
 
-def _end_of_traffic(solvers: list["_Queue"], draws: _ServiceDraws, left: int, log: tuple,
+def _end_of_traffic(solvers: list[_Queue], draws: _ServiceDraws, left: int, log: tuple,
                     final_arrivals: list[int]) -> int:
     """The instant of the last arrival, replayed in SimPy's order. The feed appends the arrivals of that
     instant, each waking its queue's former (once its batch can leave) or else one idle server; then it
@@ -287,7 +287,7 @@ def _end_of_traffic(solvers: list["_Queue"], draws: _ServiceDraws, left: int, lo
     return left
 
 
-def _walk_one_queue_compiled(queue: "_Queue", draws: _ServiceDraws, left: int, b_size: list, b_start: list,
+def _walk_one_queue_compiled(queue: _Queue, draws: _ServiceDraws, left: int, b_size: list, b_start: list,
                              b_service: list, b_server: list) -> int:
     """`_walk_one_queue` through the numba kernel (sim/engine/compiled.py), refilling draws between calls."""
     free_at = np.array([entry[0] for entry in queue.free])
@@ -323,7 +323,7 @@ def _walk_one_queue_compiled(queue: "_Queue", draws: _ServiceDraws, left: int, b
     return left
 
 
-def _walk_one_queue(queue: "_Queue", draws: _ServiceDraws, left: int, b_size: list, b_start: list,
+def _walk_one_queue(queue: _Queue, draws: _ServiceDraws, left: int, b_size: list, b_start: list,
                     b_service: list, b_server: list) -> int:
     """`_Queue.plan` + commit inlined for one queue, up to the end of traffic (where `plan` takes over)."""
     clock, ready, free, n = queue.clock, queue.ready, queue.free, queue.n

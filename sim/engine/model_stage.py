@@ -19,11 +19,15 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.engine.batch_recursion import (
+    recursion_applies,
+    service_in_ready_order,
+    solve_batches,
+)
+from sim.engine.fcfs import fcfs_servers
 from sim.spec.autoscaling import SAMPLE_INTERVAL_MS, LoadSamples
 from sim.spec.batch_cost import BatchCost
 from sim.spec.batching import NoBatching
-from sim.engine.batch_recursion import recursion_applies, service_in_ready_order, solve_batches
-from sim.engine.fcfs import fcfs_servers
 
 STARTING, WARM, DRAINING, STOPPED = "starting", "warm", "draining", "stopped"
 
