@@ -85,7 +85,8 @@ def test_recursion_reproduces_the_simpy_stage(gaps, shuffle_seed, policy, cost, 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    gaps=st.lists(st.sampled_from([0.0, 0.0, 0.5, 1.7, 3.1]), min_size=1, max_size=50),
+    # Odd gaps, so that a queue delay (a round number) does not end exactly on a later arrival.
+    gaps=st.lists(st.sampled_from([0.0, 0.0, 0.5137, 1.7291, 3.1013]), min_size=1, max_size=50),
     policy=policies(),
     cost=costs(discrete=False),
     replicas=st.integers(1, 3),

@@ -218,7 +218,7 @@ def _walk_heap(solvers: list[_Queue], draws: _ServiceDraws, left: int, log: tupl
     heapq.heapify(heap)
     heapreplace, heappop, next_duration = heapq.heapreplace, heapq.heappop, draws.next
     while heap and heap[0][0] < before_ms:
-        q = heap[0][3]
+        q = heap[0][4]
         solver = solvers[q]
         size = solver.size
         duration = next_duration(size, left)
@@ -414,9 +414,9 @@ class _Queue:
         self.size = 0
         self.dispatch_ms = 0.0
         self.server = 0
-        # Order among dispatches at one instant: (time, resumes through a condition event, rank of the
-        # arrival that woke the server, queue); SimPy resumes processes in the order their wake-ups were
-        # scheduled.
+        # Order among dispatches at one instant: (time, resumes through a condition event, when its wake-up
+        # was scheduled, rank of the arrival that woke the server, queue): SimPy resumes processes in the
+        # order their wake-ups were scheduled (a queue-delay timeout: when the server began to wait).
         self.key: tuple = ()
 
     def _batch_now(self, queued: int) -> int:
@@ -438,7 +438,7 @@ class _Queue:
             t0 = clock[s]
         queued = bisect_right(clock, t0, s, hi) - s
         size = self._batch_now(queued)
-        waker, through_condition = s, 0
+        waker, through_condition, scheduled = s, 0, t0
         if size:
             d = t0
         else:
@@ -455,17 +455,18 @@ class _Queue:
                 if j < n and clock[j] < d:
                     d = clock[j]
                     waker = j
+                    scheduled = d
                 if deadline is not None:
                     wake = t0 + (deadline - t0)
                     if wake < deadline:  # SimPy's next wait of (deadline - now) lands on it exactly
                         wake = deadline
                     if wake < d:
                         d = wake
-                        waker = s
+                        waker, scheduled = s, t0
                 queued = bisect_right(clock, d, s, hi) - s
                 size = self._batch_now(queued) or min(queued, max_batch)
         self.size, self.dispatch_ms, self.server = size, d, server
-        self.key = (d, through_condition, self.arrival_rank[waker], self.index)
+        self.key = (d, through_condition, scheduled, self.arrival_rank[waker], self.index)
         return True
 
     def commit(self, duration_ms: float) -> None:
