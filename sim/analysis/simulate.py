@@ -97,6 +97,7 @@ def _pool(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     if _POOL is None or _POOL._max_workers < workers:
+        first = _POOL is None
         if _POOL is not None:
             _POOL.shutdown(wait=False)
         methods = multiprocessing.get_all_start_methods()
@@ -104,7 +105,18 @@ def _pool(workers: int):
         if context.get_start_method() == "forkserver":
             context.set_forkserver_preload(["sim.engine.run", "sim.spec.scenario"])
         _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        if first:
+            import atexit
+
+            atexit.register(_shutdown_pool)  # before interpreter teardown, not in it
     return _POOL
+
+
+def _shutdown_pool() -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(wait=True, cancel_futures=True)
+        _POOL = None
 
 
 def _replication_task(raw: dict, base_dir: str, replication: int, seed: int, requests: int | None) -> RunLog:

@@ -4,14 +4,14 @@ with confidence, on each candidate hardware, and the cheapest of them.
 "Meets" means the upper end of the p99's 95% CI is within the SLO; a point estimate under the SLO with
 an upper bound over it is "too close to call" and is not chosen. Every probe runs in-process, over
 replications, on common random numbers (the same seed for every probe), and the choice is re-checked on
-fresh seeds.
+fresh seeds. The search brackets and bisects rather than scanning up one by one: O(log n) probes.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -137,39 +137,28 @@ def probe(scenario: Scenario, hardware: str, count: int, slo_ms: float, *, seed:
 def size(scenario: Scenario, slo_p99_ms: float, candidates: list[Candidate], *, replications: int = 5,
          requests: int | None = None, window_s: float | None = None, seed: int | None = None,
          on_probe=None) -> SizingResult:
-    """Scan replica counts upwards on each candidate until the SLO is met with confidence."""
+    """The fewest replicas (or min_replicas) meeting the SLO with confidence on each candidate, by
+    bracketing (doubling steps up from the smallest stable count) and bisecting, on common random numbers."""
     seed = scenario.seed if seed is None else seed
     autoscaled = scenario.deployment.autoscaling is not None
     result = SizingResult(slo_p99_ms, "min_replicas" if autoscaled else "replicas")
+    cache: dict[tuple, tuple[Probe, float | None]] = {}
     best: tuple[Probe, Scenario] | None = None
     for candidate in candidates:
         variant = candidate.apply(scenario)
-        # Ray Serve and Knative can scale from zero on traffic; the HPA cannot go below one replica.
-        start = smallest_stable(variant) if not autoscaled else int(variant.deployment.autoscaling.policy == "hpa")
-        met: Probe | None = None
-        previous: Probe | None = None
-        for count in range(start, start + MAX_PROBES_PER_HARDWARE):
-            point = probe(variant, candidate.name, count, slo_p99_ms, seed=seed, replications=replications,
-                          requests=requests, window_s=window_s)
+
+        def run(count: int, variant=variant, candidate=candidate) -> Probe:
+            point = _cached_probe(cache, variant, candidate, count, slo_p99_ms, seed=seed,
+                                  replications=replications, requests=requests, window_s=window_s)
             result.probes.append(point)
             if on_probe:
                 on_probe(point)
-            if point.verdict == "meets":
-                met = point
-                break
-            if autoscaled and count >= variant.deployment.autoscaling.max_replicas:
-                result.notes.append(f"{candidate.name}: min_replicas reached max_replicas without meeting the SLO")
-                break
-            if previous is not None and point.p99_ci95[0] > slo_p99_ms and point.p99_ms >= 0.98 * previous.p99_ms:
-                result.notes.append(
-                    f"{candidate.name}: p99 has levelled off at {point.p99_ms:,.1f} ms above the SLO: more replicas "
-                    "do not help; the floor is the service path itself (see `servesim advise`)"
-                )
-                break
-            previous = point
+            return point
+
+        first = len(result.probes)
+        met = _search(variant, candidate.name, autoscaled, slo_p99_ms, run, result.notes)
+        result.probes[first:] = sorted(result.probes[first:], key=lambda p: p.replicas)  # the frontier, in order
         if met is None:
-            if not any(note.startswith(f"{candidate.name}:") for note in result.notes):
-                result.notes.append(f"{candidate.name}: no replica count up to {count} meets the SLO")
             continue
         cost = met.usd_per_1m_queries if met.usd_per_1m_queries is not None else math.inf
         if best is None or cost < (best[0].usd_per_1m_queries or math.inf):
@@ -187,3 +176,77 @@ def size(scenario: Scenario, slo_p99_ms: float, candidates: list[Candidate], *, 
         result.one_fewer_recheck = probe(variant, chosen.hardware, chosen.replicas - 1, slo_p99_ms, seed=fresh,
                                          replications=replications, requests=requests, window_s=window_s)
     return result
+
+
+def _search(variant: Scenario, name: str, autoscaled: bool, slo_ms: float, run, notes: list[str]) -> Probe | None:
+    """Smallest count that meets, assuming p99 falls as replicas are added (common random numbers keep the
+    comparison sharp): gallop up (+1, +2, +4, ...) to the first count that meets, then bisect the gap. The
+    count chosen meets and the one below it, when probed, does not."""
+    # Ray Serve and Knative can scale from zero on traffic; the HPA cannot go below one replica.
+    start = smallest_stable(variant) if not autoscaled else int(variant.deployment.autoscaling.policy == "hpa")
+    ceiling = start + MAX_PROBES_PER_HARDWARE - 1
+    if autoscaled:
+        ceiling = min(ceiling, max(variant.deployment.autoscaling.max_replicas, start))
+    below: Probe | None = None  # the largest count probed that does not meet
+    count, step = start, 1
+    while True:
+        point = run(count)
+        if point.verdict == "meets":
+            above = point
+            break
+        if below is not None and point.p99_ms >= 0.98 * below.p99_ms:
+            if point.p99_ci95[0] > slo_ms:
+                notes.append(
+                    f"{name}: p99 has levelled off at {point.p99_ms:,.1f} ms above the SLO: more replicas "
+                    "do not help; the floor is the service path itself (see `servesim advise`)"
+                )
+                return None
+            if point.verdict == "too close":
+                # Levelled off within the CI of the SLO: past here noise, not replicas, decides. Try the
+                # counts the gallop skipped, in order, as a scan would have.
+                for skipped in range(below.replicas + 1, point.replicas):
+                    tried = run(skipped)
+                    if tried.verdict == "meets":
+                        return tried
+                notes.append(
+                    f"{name}: p99 has levelled off at {point.p99_ms:,.1f} ms, within the 95% CI of the SLO: "
+                    "too close to call at any count (more replications or requests narrow the CI)"
+                )
+                return None
+        below = point
+        if count >= ceiling:
+            if autoscaled and count >= variant.deployment.autoscaling.max_replicas:
+                notes.append(f"{name}: min_replicas reached max_replicas without meeting the SLO")
+            else:
+                notes.append(f"{name}: no replica count up to {count} meets the SLO")
+            return None
+        count, step = min(count + step, ceiling), step * 2
+    while below is not None and above.replicas - below.replicas > 1:
+        middle = run((below.replicas + above.replicas) // 2)
+        if middle.verdict == "meets":
+            above = middle
+        else:
+            below = middle
+    return above
+
+
+def _cached_probe(cache: dict, variant: Scenario, candidate: Candidate, count: int, slo_ms: float, *, seed: int,
+                  replications: int, requests: int | None, window_s: float | None) -> Probe:
+    """A probe, run once per distinct model stage: candidates that differ only in name and price share the
+    run (latency is the same), with the cost scaled to their price."""
+    key = (candidate.speedup, candidate.profile, count, seed)
+    if key in cache:
+        known, price = cache[key]
+        if price == candidate.usd_per_hour:
+            return replace(known, hardware=candidate.name)
+        if price and candidate.usd_per_hour is not None:
+            ratio = candidate.usd_per_hour / price
+            return replace(
+                known, hardware=candidate.name,
+                usd_per_hour=None if known.usd_per_hour is None else known.usd_per_hour * ratio,
+                usd_per_1m_queries=None if known.usd_per_1m_queries is None else known.usd_per_1m_queries * ratio,
+            )
+    point = probe(variant, candidate.name, count, slo_ms, seed=seed, replications=replications,
+                  requests=requests, window_s=window_s)
+    cache[key] = (point, candidate.usd_per_hour)
+    return point

@@ -10,25 +10,49 @@ import heapq
 
 import numpy as np
 
+from sim.engine import compiled
+
 
 def fcfs_servers(ready_ms: np.ndarray, service_ms: np.ndarray, servers: int) -> tuple[np.ndarray, np.ndarray]:
     """Start time and server index of each request (inputs in any order; ties served in input order)."""
     order = np.argsort(ready_ms, kind="stable")
-    ready = ready_ms[order].tolist()
-    service = service_ms[order].tolist()
-    start = [0.0] * len(ready)
-    server = [0] * len(ready)
     free = [(0.0, s) for s in range(servers)]
-    heapq.heapify(free)
     heapreplace = heapq.heapreplace
-    for i, t in enumerate(ready):
+    start: list[float] = []
+    server: list[int] = []
+    add_start, add_server = start.append, server.append
+    for t, duration in zip(ready_ms[order].tolist(), service_ms[order].tolist()):
         free_at, s = free[0]
-        begin = t if t > free_at else free_at
-        start[i] = begin
-        server[i] = s
-        heapreplace(free, (begin + service[i], s))
-    start_ms = np.empty(len(ready))
-    server_idx = np.empty(len(ready), dtype=np.int64)
+        if t < free_at:
+            t = free_at
+        add_start(t)
+        add_server(s)
+        heapreplace(free, (t + duration, s))
+    start_ms = np.empty(len(order))
+    server_idx = np.empty(len(order), dtype=np.int64)
     start_ms[order] = start
     server_idx[order] = server
     return start_ms, server_idx
+
+
+def fcfs_start_ms(ready_ms: np.ndarray, service_ms: np.ndarray, servers: int) -> np.ndarray:
+    """Start time of each request, as `fcfs_servers` gives it; a heap of bare free times is faster when
+    nobody asks which server."""
+    order = np.argsort(ready_ms, kind="stable")
+    if compiled.AVAILABLE:  # sim/engine/compiled.py: the same loop, compiled
+        start_ms = np.empty(len(order))
+        start_ms[order] = compiled.heap_fcfs_start(ready_ms[order], service_ms[order].astype(float), servers)
+        return start_ms
+    free = [0.0] * servers
+    heapreplace = heapq.heapreplace
+    start: list[float] = []
+    add = start.append
+    for t, duration in zip(ready_ms[order].tolist(), service_ms[order].tolist()):
+        free_at = free[0]
+        if t < free_at:
+            t = free_at
+        add(t)
+        heapreplace(free, t + duration)
+    start_ms = np.empty(len(order))
+    start_ms[order] = start
+    return start_ms

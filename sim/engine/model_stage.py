@@ -6,7 +6,8 @@ all instances pull from one central queue (an exact M/M/c for exponential servic
 otherwise a router sends each request to one replica's queue. With autoscaling, replicas start (after a
 cold start), serve, and drain (finish their batch, take no more) as the policy decides. Without batching,
 routing, queue limit or autoscaling the stage is a plain FCFS multi-server queue, computed without an
-event loop (sim/engine/fcfs.py).
+event loop (sim/engine/fcfs.py); with batching, or fixed routing (round_robin, random), but still no queue
+limit, autoscaling or interference, an exact batch-by-batch recursion does the same (sim/engine/batch_recursion.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.engine.batch_recursion import (
+    recursion_applies,
+    service_in_ready_order,
+    solve_batches,
+)
+from sim.engine.fcfs import fcfs_servers
 from sim.spec.autoscaling import SAMPLE_INTERVAL_MS, LoadSamples
 from sim.spec.batch_cost import BatchCost
 from sim.spec.batching import NoBatching
-from sim.engine.fcfs import fcfs_servers
 from sim.engine.routing import Router
 
 STARTING, WARM, DRAINING, STOPPED = "starting", "warm", "draining", "stopped"
@@ -79,15 +85,17 @@ def simulate_model_stage(
     autoscaling=None,
     cold_start=None,
     cold_start_rng: np.random.Generator | None = None,
+    force_simpy: bool = False,
 ) -> ModelStageResult:
-    if (
-        isinstance(policy, NoBatching)
-        and routing == "shared_queue"
-        and max_queue_size is None
-        and autoscaling is None
-        and not cost.depends_on_busy_instances
-    ):
+    """Each request's service start, batch and replica; `force_simpy` skips the event-free recursions
+    (the reference they are tested against)."""
+    fixed = max_queue_size is None and autoscaling is None and not cost.depends_on_busy_instances
+    if not force_simpy and fixed and isinstance(policy, NoBatching) and routing == "shared_queue":
         return _fcfs_fast_path(ready_ms, cost, replicas, instances, service_rng)
+    if not force_simpy and recursion_applies(policy, routing, max_queue_size, autoscaling, cost):
+        b = solve_batches(ready_ms, cost, policy, replicas, instances, routing, service_rng, routing_rng)
+        return ModelStageResult(b.start_ms, b.service_ms, b.batch_id, b.batch_size, b.replica, b.instance,
+                                np.zeros(len(ready_ms), dtype=bool))
     sim = _StageSimulation(
         ready_ms, cost, policy, replicas, instances, routing, max_queue_size, service_rng, routing_rng,
         autoscaling, cold_start, cold_start_rng,
@@ -363,12 +371,14 @@ def _fcfs_fast_path(
     ready_ms: np.ndarray, cost: BatchCost, replicas: int, instances: int, rng: np.random.Generator
 ) -> ModelStageResult:
     n = len(ready_ms)
-    service = cost.sample_many_ms(1, rng, n)
+    service = service_in_ready_order(ready_ms, cost, rng)
     start, server = fcfs_servers(ready_ms, service, replicas * instances)
+    batch_id = np.empty(n, dtype=np.int64)
+    batch_id[np.argsort(ready_ms, kind="stable")] = np.arange(n)  # numbered in dispatch order
     return ModelStageResult(
         start_ms=start,
         service_ms=service,
-        batch_id=np.arange(n, dtype=np.int64),
+        batch_id=batch_id,
         batch_size=np.ones(n, dtype=np.int64),
         replica=server // instances,
         instance=server % instances,

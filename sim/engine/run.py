@@ -13,7 +13,7 @@ import pandas as pd
 
 from sim.engine import caching
 from sim.errors import ScenarioError
-from sim.engine.fcfs import fcfs_servers
+from sim.engine.fcfs import fcfs_start_ms
 from sim.engine.llm.pipeline import LLMStageRun, run_llm_stage
 from sim.engine.model_stage import simulate_model_stage
 from sim.engine.runlog import RunLog
@@ -218,7 +218,7 @@ class _Pipeline:
     def pool(self, stage: PoolStage, active: np.ndarray, deployment, rng: np.random.Generator) -> None:
         service = stage.service_ms.sample(rng, self.n)
         servers = stage.workers * (deployment.replicas if stage.per_replica else 1)
-        start, _ = fcfs_servers(self.ready[active], service[active], servers)
+        start = fcfs_start_ms(self.ready[active], service[active], servers)
         queue = self._queue_column(stage.name)
         queue[active] = start - self.ready[active]
         self.columns[f"{stage.name}_ms"][active] = service[active]
