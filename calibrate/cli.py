@@ -85,8 +85,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from calibrate.fit import load_measurements
     from calibrate.profile import fit_measurements
 
-    measurements = load_measurements(args.measurements, latency_column=args.latency_column)
-    meta = _meta(args, measurements_file=str(args.measurements))
+    if args.serving_log:
+        from calibrate.serving_log import load_serving_log
+
+        measurements, overhead_ms, note = load_serving_log(
+            args.measurements, args.server_column, args.kernel_column, args.batch_id_column
+        )
+        meta = _meta(args, measurements_file=str(args.measurements), method=note, overhead_ms=overhead_ms)
+    else:
+        measurements = load_measurements(args.measurements, latency_column=args.latency_column)
+        meta = _meta(args, measurements_file=str(args.measurements))
     meta["name"] = meta["name"] or Path(args.output).stem
     data, report, png = fit_measurements(
         measurements, args.output, family=args.family, tolerance_pct=args.tolerance_pct, plot=not args.no_plot, **meta
@@ -286,6 +294,12 @@ def register(subparsers, include_validate: bool = True) -> None:
     p.add_argument("-o", "--output", required=True, help="profile to write, e.g. models/NAME.yaml")
     p.add_argument("--latency-column", default="latency_ms",
                    help="column holding the latency in ms (default latency_ms; e.g. cpu_ms of a `measure` CSV)")
+    g = p.add_argument_group("in-situ calibration from a serving log (one row per request, any batch sizes)")
+    g.add_argument("--serving-log", action="store_true",
+                   help="the CSV is a per-request serving log: batch_size, server time [, kernel time, batch id]")
+    g.add_argument("--server-column", default="server_ms", help="per-request time in the server after the queue, ms")
+    g.add_argument("--kernel-column", help="the batch's kernel time, ms (separates the per-batch overhead)")
+    g.add_argument("--batch-id-column", help="id of the batch a request rode in (each batch then counts once)")
     _add_meta(p)
     p.set_defaults(func=cmd_fit)
 

@@ -30,13 +30,14 @@ def latency_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def sample_rows(measurements: pd.DataFrame, overhead_ms: float = 0.0) -> list[dict[str, Any]]:
-    """The `samples:` list of a profile: every measured batch time (overhead excluded, 4 decimals) of each
-    (batch size, instances) with at least MIN_SAMPLES repeats; fewer are left to the fitted spread."""
+def sample_rows(measurements: pd.DataFrame) -> list[dict[str, Any]]:
+    """The `samples:` list of a profile: every measured batch time (4 decimals; like the curve, without
+    `overhead_ms`) of each (batch size, instances) with at least MIN_SAMPLES repeats; fewer are left to
+    the fitted spread."""
     rows = []
     for (batch, inst), group in measurements.groupby(["batch_size", "instances"], sort=True):
-        values = group["latency_ms"].to_numpy(float) - overhead_ms
-        if len(values) >= MIN_SAMPLES and (values > 0).all():
+        values = group["latency_ms"].to_numpy(float)
+        if len(values) >= MIN_SAMPLES:
             rows.append({"batch_size": int(batch), "instances": int(inst), "ms": [round(float(v), 4) for v in values]})
     return rows
 
@@ -237,7 +238,13 @@ def fit_measurements(
     summary = summarise(measurements)
     fit = fit_curve(summary, family=family, tolerance_pct=tolerance_pct)
     meta.setdefault("name", out.stem)
-    meta.setdefault("samples", sample_rows(measurements, meta.get("overhead_ms", 0.0)))
+    meta.setdefault("samples", sample_rows(measurements))
+    if list(fit.batch_sizes) == [1]:
+        if (meta.get("max_batch_size") or 1) > 1:
+            raise DataFileError(
+                f"max_batch_size {meta['max_batch_size']}: only batch size 1 was measured; measure larger batches first"
+            )
+        meta["max_batch_size"] = 1
     data = build_profile(summary, fit, **meta)
     write_profile(data, out)
     png = None
