@@ -289,6 +289,12 @@ def register(subparsers, include_validate: bool = True) -> None:
     p.add_argument("--out", help="folder for the profiles (default: models/)")
     p.set_defaults(func=cmd_import_llm_perf)
 
+    p = sub.add_parser("regimes", help="fit a slow-regime model (scenario `slowdown:`) to a service-time log in order")
+    p.add_argument("log", help="CSV, one row per batch in the order served")
+    p.add_argument("--column", default="service_ms", help="service time in ms (default service_ms)")
+    p.add_argument("--time-column", help="batch start time in ms (default: batches back to back)")
+    p.set_defaults(func=cmd_regimes)
+
     p = sub.add_parser("fit", help="fit a profile from a long-format measurements CSV")
     p.add_argument("measurements", help="CSV: batch_size, latency_ms [, instances], one row per repeat")
     p.add_argument("-o", "--output", required=True, help="profile to write, e.g. models/NAME.yaml")
@@ -370,3 +376,10 @@ def cmd_import_llm_perf(args) -> int:
 
     argv = [*(["--csv", args.csv] if args.csv else []), *(["--out", args.out] if args.out else [])]
     return llm_perf_main(argv)
+
+
+def cmd_regimes(args) -> int:
+    from calibrate.regimes import fit_regimes_from_csv
+
+    print(fit_regimes_from_csv(args.log, args.column, args.time_column).report())
+    return 0
