@@ -256,12 +256,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(format_comparison(table))
     for warning in warnings:
         print(f"warning: {warning}")
+    # A percentile passes when it lies within the tolerance, or when the prediction's and the
+    # measurement's 95% intervals overlap (the difference is within what the measurement can tell).
+    overlap = table["agrees"].fillna(0.0).astype(bool)
     if args.tolerance_pct is not None:
-        worst = float(table["error_pct"].abs().max())
-        if worst > args.tolerance_pct:
-            print(f"FAIL: worst percentile error {worst:.2f}% exceeds {args.tolerance_pct:g}%")
+        failing = table[(table["error_pct"].abs() > args.tolerance_pct) & ~overlap]
+        if not failing.empty:
+            names = ", ".join(failing["percentile"])
+            print(f"FAIL: {names} off by more than {args.tolerance_pct:g}% and outside the measurement's interval")
             return 1
-        print(f"OK: every percentile within {args.tolerance_pct:g}%")
+        print(f"OK: every percentile within {args.tolerance_pct:g}% or within the measurement's interval")
+    elif table["agrees"].notna().any():
+        print("agreement within the 95% intervals: " + ("every percentile" if overlap.all() else
+              ", ".join(table.loc[~overlap, "percentile"]) + " outside"))
     return 0
 
 
