@@ -343,11 +343,12 @@ def plot_fit(profile: LLMProfile, rows: pd.DataFrame, path: Path) -> Path:
 
     cost = LLMCost(profile)
     held = held_out_mask(rows)
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    figure, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     sweeps = (
         ("prompt_size", (rows.batch_size == 1) & (rows.token_size == 128), "prompt_time", "prompt tokens (batch 1)", "prefill (ms)"),
         ("batch_size", (rows.prompt_size == 512) & (rows.token_size == 128), "prompt_time", "batch size (prompt 512)", "prefill (ms)"),
         ("batch_size", (rows.prompt_size == 512) & (rows.token_size == 128), "token_time", "batch size (prompt 512)", "decode step (ms)"),
+        ("token_size", (rows.prompt_size == 512) & (rows.batch_size == 1), "token_time", "output tokens (prompt 512, batch 1)", "decode step (ms)"),
     )
     for ax, (x, mask, y, xlabel, ylabel) in zip(axes, sweeps):
         part = rows[mask]
@@ -358,7 +359,7 @@ def plot_fit(profile: LLMProfile, rows: pd.DataFrame, path: Path) -> Path:
         frame = pd.DataFrame({
             "prompt_size": grid if x == "prompt_size" else int(fixed.prompt_size),
             "batch_size": grid if x == "batch_size" else int(fixed.batch_size),
-            "token_size": int(fixed.token_size),
+            "token_size": grid if x == "token_size" else int(fixed.token_size),
         })
         prefill, decode = predict(cost, frame)
         ax.plot(grid, prefill if y == "prompt_time" else decode, "-", label="fitted")
