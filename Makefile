@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= scenarios/vision-a100.yaml
 PORT ?= 8501
 
-.PHONY: setup run cli test test-fast lint bench browser clean
+.PHONY: setup run cli test test-fast lint bench fidelity browser clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+fidelity: setup  # live ONNX Runtime serving vs prediction, a few CPU-seconds a run (noisy on a shared host)
+	$(BIN)/python -m calibrate.fidelity --out fidelity
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -73,10 +73,10 @@ def check_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     alone = out[out["instances"] == 1]
     if alone.empty:
         raise DataFileError(f"{where}: no rows with instances = 1 (the cost of one instance alone is needed)")
-    if alone["batch_size"].nunique() < 2:
+    if alone["batch_size"].nunique() < 2 and int(alone["batch_size"].iloc[0]) != 1:
         raise DataFileError(
             f"{where}: only one batch size ({int(alone['batch_size'].iloc[0])}) measured: a batch-cost curve needs"
-            " at least two batch sizes"
+            " at least two batch sizes (batch size 1 alone makes a profile for unbatched serving)"
         )
     return out[["batch_size", "instances", "latency_ms"]]
 
@@ -211,8 +211,16 @@ def fit_curve(
     x = alone["batch_size"].to_numpy(dtype=float)
     y = alone["p50_ms"].to_numpy(dtype=float)
     se = alone["se_p50_ms"].to_numpy(dtype=float) if "se_p50_ms" in alone else np.zeros_like(y)
+    if len(x) == 1 and x[0] == 1:
+        # Unbatched serving only (e.g. a serving log with batching off): the profile allows batch 1 alone.
+        params = {"base_ms": round(float(y[0]), 6), "per_item_ms": 0.0}
+        quality = _rounded({**_quality(y, y), "tolerance_pct": tolerance_pct,
+                            "note": "one batch size measured (1): the profile serves batches of 1 only",
+                            "per_batch": [{"batch_size": 1, "measured_p50_ms": float(y[0]), "fitted_ms": float(y[0]),
+                                           "error_pct": 0.0}]})
+        return CurveFit("affine", params, x, y, y.copy(), quality, {})
     if len(x) < 2:
-        raise DataFileError("a batch-cost curve needs at least two measured batch sizes")
+        raise DataFileError("a batch-cost curve needs at least two measured batch sizes (or batch size 1 alone)")
     allowed = np.maximum(tolerance_pct / 100.0, 3.0 * se / y)
 
     candidates: dict[str, dict[str, Any]] = {}

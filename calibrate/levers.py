@@ -32,6 +32,8 @@ def derive(base: dict[str, Any], lever_name: str, speedup: float | None = None, 
         for key in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms"):
             if key in row:
                 row[key] = _scale(row[key], factor)
+    for row in out.get("samples") or []:
+        row["ms"] = [_scale(v, factor) for v in row["ms"]]
     curve = out.get("curve", {})
     for key in ("base_ms", "per_item_ms", "per_item_below_ms", "per_item_above_ms"):
         if key in curve:

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from scipy import stats
 from scipy.optimize import least_squares, nnls
 
 from sim.spec.datafiles import numeric_column, read_csv
 from sim.errors import DataFileError
-from sim.spec.llm_cost import DecodeCurve, LLMCost, LLMProfile, Memory, PrefillCurve
+from sim.spec.llm_cost import GIB, DecodeCurve, KVRead, LLMCost, LLMProfile, Memory, PrefillCurve
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT / "models" / "data" / "llm-perf-a100-h100.csv"
@@ -39,13 +40,19 @@ ARCHITECTURES = {
     "llama2-70b": {"params_b": 68.98, "layers": 80, "kv_heads": 8, "head_dim": 128},
     "bloom-176b": {"params_b": 176.25, "layers": 70, "kv_heads": 112, "head_dim": 128},
 }
-# Per-GPU memory and on-demand price (AWS us-east-1, read 2026-11-28; see the design notes).
+# Per-GPU memory (GiB, as nvidia-smi reports it), peak HBM bandwidth (NVIDIA datasheets: A100 SXM4 80GB
+# 2,039 GB/s; H100 SXM5 80GB 3,350 GB/s) and on-demand price (AWS us-east-1, read 2026-11-28).
 HARDWARE = {
-    "a100-80gb": {"gpu_memory_gb": 80.0, "usd_per_gpu_hour": 3.43},
-    "h100-80gb": {"gpu_memory_gb": 80.0, "usd_per_gpu_hour": 6.88},
-    "h100-80gb-pcap": {"gpu_memory_gb": 80.0, "usd_per_gpu_hour": 6.88},
+    "a100-80gb": {"gpu_memory_gib": 80.0, "hbm_bandwidth_gb_s": 2039.0, "usd_per_gpu_hour": 3.43,
+                  "bandwidth_source": "NVIDIA A100 80GB SXM4 datasheet: 2,039 GB/s"},
+    "h100-80gb": {"gpu_memory_gib": 80.0, "hbm_bandwidth_gb_s": 3350.0, "usd_per_gpu_hour": 6.88,
+                  "bandwidth_source": "NVIDIA H100 SXM5 80GB datasheet: 3.35 TB/s"},
+    "h100-80gb-pcap": {"gpu_memory_gib": 80.0, "hbm_bandwidth_gb_s": 3350.0, "usd_per_gpu_hour": 6.88,
+                       "bandwidth_source": "NVIDIA H100 SXM5 80GB datasheet: 3.35 TB/s (power cap leaves HBM as is)"},
 }
 SHIPPED = (("llama2-70b", "a100-80gb", 4, "llama2-70b-tp4-a100"), ("llama2-70b", "h100-80gb", 4, "llama2-70b-tp4-h100"))
+# The sweep where context varies at fixed batch and prompt: batch 1, prompt 512, outputs 128..8192 tokens.
+CONTEXT_SWEEP = {"batch_size": 1, "prompt_size": 512}
 BYTES_FP16 = 2
 
 
@@ -100,27 +107,57 @@ def _prefill_features(prompt: np.ndarray, batch: np.ndarray) -> np.ndarray:
     return np.c_[np.ones_like(tokens), tokens, batch * prompt * prompt / 1e6, batch - 1]
 
 
-def fit_prefill(train: pd.DataFrame) -> PrefillCurve:
-    """Least squares on relative error over the per-configuration medians, all parameters >= 0: first
-    the linear part alone (NNLS), then with the roofline floor `max(floor, linear)`."""
-    med = train.groupby(["prompt_size", "batch_size"])["prompt_time"].median().reset_index()
-    prompt, batch = med.prompt_size.to_numpy(float), med.batch_size.to_numpy(float)
-    y = med.prompt_time.to_numpy(float)
-    x = _prefill_features(prompt, batch)
+def _relative_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(floor, θ...) minimising the relative error of `max(floor, x @ θ)`, all >= 0: NNLS on the linear
+    part first, then the roofline floor with it."""
     linear, _ = nnls(x / y[:, None], np.ones_like(y))
-    result = least_squares(
-        lambda th: np.maximum(th[0], x @ th[1:]) / y - 1, np.r_[y.min(), linear], bounds=(0, np.inf)
+    result = least_squares(lambda th: np.maximum(th[0], x @ th[1:]) / y - 1, np.r_[y.min(), linear], bounds=(0, np.inf))
+    return result.x
+
+
+def fit_prefill(train: pd.DataFrame) -> tuple[PrefillCurve, dict]:
+    """Each term where its regressor varies: floor, intercept, per-token and attention terms from the
+    single-prompt rows (prompt 128..8192, batch 1); then the per-extra-sequence cost from the batched rows
+    (batch 2..64 of 512-token prompts) with the others fixed. Returns the curve and per-term diagnostics."""
+    med = train.groupby(["prompt_size", "batch_size"])["prompt_time"].median().reset_index()
+    single, batched = med[med.batch_size == 1], med[med.batch_size > 1]
+    x1 = _prefill_features(single.prompt_size.to_numpy(float), single.batch_size.to_numpy(float))[:, :3]
+    y1 = single.prompt_time.to_numpy(float)
+    floor, intercept, per_token, attention = _relative_fit(x1, y1)
+    per_seq = 0.0
+    implied: dict[str, float] = {}
+    if not batched.empty:
+        prompt, batch = batched.prompt_size.to_numpy(float), batched.batch_size.to_numpy(float)
+        xb = _prefill_features(prompt, batch)
+        yb = batched.prompt_time.to_numpy(float)
+        rest = xb[:, :3] @ np.array([intercept, per_token, attention])
+        # Least squares on relative error, one parameter: closed form (batched rows lie above the floor).
+        k = xb[:, 3] / yb
+        per_seq = max(float(np.sum(k * (1 - rest / yb)) / np.sum(k * k)), 0.0)
+        implied = {f"batch{int(b)}": round(float(v), 2) for b, v in zip(batch, (yb - rest) / (batch - 1))}
+    curve = PrefillCurve(
+        floor_ms=float(floor),
+        intercept_ms=float(intercept),
+        per_token_ms=float(per_token),
+        attention_ms_per_mtoken2=float(attention),
+        per_extra_seq_ms=per_seq,
+        max_measured_prompt=int(med.prompt_size.max()),
+        max_measured_tokens=int((med.prompt_size * med.batch_size).max()),
     )
-    coef = result.x
-    return PrefillCurve(
-        floor_ms=float(coef[0]),
-        intercept_ms=float(coef[1]),
-        per_token_ms=float(coef[2]),
-        attention_ms_per_mtoken2=float(coef[3]),
-        per_extra_seq_ms=float(coef[4]),
-        max_measured_prompt=int(prompt.max()),
-        max_measured_tokens=int((prompt * batch).max()),
-    )
+    terms = {
+        "floor_intercept_per_token_attention": {
+            "fitted_on": f"batch-1 rows, prompts {int(single.prompt_size.min())}..{int(single.prompt_size.max())}",
+        },
+        "per_extra_seq": {
+            "fitted_on": "batched rows (512-token prompts), other terms fixed",
+            "implied_ms_by_batch": implied,
+            "note": (
+                "the batched rows all have 512-token prompts, so a cost per extra prompt and a cost per token of "
+                "extra prompts are indistinguishable here (0.12 ms/token on A100 would fit as well)"
+            ),
+        },
+    }
+    return curve, terms
 
 
 def _mean_context(rows: pd.DataFrame) -> np.ndarray:
@@ -128,20 +165,57 @@ def _mean_context(rows: pd.DataFrame) -> np.ndarray:
     return rows.batch_size.to_numpy(float) * (rows.prompt_size.to_numpy(float) + rows.token_size.to_numpy(float) / 2)
 
 
-def fit_decode(train: pd.DataFrame) -> DecodeCurve:
-    """KV-read slope from the batch-1 rows (contexts 192..8.7k tokens), then the context-free step cost
-    per measured batch size as the median residual."""
+def kv_read_roofline(model: str, hardware: str, tensor_parallel: int) -> KVRead:
+    """The decode step's KV-read cost per context token from the architecture and the HBM bandwidth."""
+    arch, hw = ARCHITECTURES[model], HARDWARE[hardware]
+    return KVRead(
+        layers=arch["layers"],
+        kv_heads=arch["kv_heads"],
+        head_dim=arch["head_dim"],
+        bytes_per_element=BYTES_FP16,
+        gpus=tensor_parallel,
+        hbm_bandwidth_gb_s=hw["hbm_bandwidth_gb_s"],
+        source=f"{model} config (layers, KV heads, head dim); {hw['bandwidth_source']}",
+    )
+
+
+def context_slope(rows: pd.DataFrame) -> dict:
+    """What the measurements say about the KV-read term: the slope of the decode step against mean context
+    where only the context varies (batch 1, prompt 512), an OLS line through the per-configuration medians
+    with its 95% interval (µs per context token per step); and, for contrast, the slope over all batch-1
+    rows, where prompt size changes too."""
+    sweep = rows[(rows.batch_size == CONTEXT_SWEEP["batch_size"]) & (rows.prompt_size == CONTEXT_SWEEP["prompt_size"])]
+    med = sweep.groupby(["prompt_size", "batch_size", "token_size"])["token_time"].median().reset_index()
+    out: dict = {"sweep": f"batch 1, prompt 512, outputs {int(med.token_size.min())}..{int(med.token_size.max())}"}
+    if len(med) >= 3:
+        line = stats.linregress(_mean_context(med), med.token_time.to_numpy(float))
+        half = stats.t.ppf(0.975, len(med) - 2) * line.stderr
+        out |= {
+            "slope_us_per_token": round(1e3 * line.slope, 4),
+            "slope_ci95_us_per_token": [round(1e3 * (line.slope - half), 4), round(1e3 * (line.slope + half), 4)],
+            "repeat_sd_ms": round(float(np.sqrt(sweep.groupby("token_size")["token_time"].var().mean())), 3),
+        }
+    batch1 = rows[rows.batch_size == 1].groupby(["prompt_size", "batch_size", "token_size"])["token_time"].median().reset_index()
+    if batch1.prompt_size.nunique() > 1:
+        out["all_batch1_rows_slope_us_per_token"] = round(1e3 * float(np.polyfit(_mean_context(batch1), batch1.token_time, 1)[0]), 4)
+        out["note"] = (
+            "all batch-1 rows mix prompt sizes: their slope is a step between short and long prompts, not a KV read"
+        )
+    return out
+
+
+def fit_decode(train: pd.DataFrame, kv_read: KVRead) -> DecodeCurve:
+    """KV-read term from its roofline (the measurements cannot resolve it: see `context_slope`), then the
+    context-free step cost per measured batch size as the median residual."""
+    per_token_ms = kv_read.ms_per_context_token
     med = train.groupby(["prompt_size", "batch_size", "token_size"])["token_time"].median().reset_index()
-    single = med[med.batch_size == 1]
-    context, y = _mean_context(single), single.token_time.to_numpy(float)
-    slope = float(np.polyfit(context, y, 1)[0]) if len(np.unique(context)) > 1 else 0.0
-    slope = max(slope, 0.0)
-    med["base"] = med.token_time - slope * _mean_context(med)
+    med["base"] = med.token_time - per_token_ms * _mean_context(med)
     per_batch = med.groupby("batch_size")["base"].median()
     return DecodeCurve(
         batch_sizes=[int(b) for b in per_batch.index],
         step_ms=[float(v) for v in per_batch.to_numpy()],
-        per_context_token_ms=slope,
+        per_context_token_ms=per_token_ms,
+        kv_read=kv_read,
     )
 
 
@@ -161,10 +235,11 @@ def build_profile(
     held = held_out_mask(rows)
     train, test = rows[~held], rows[held]
     arch, hw = ARCHITECTURES[model], HARDWARE[hardware]
+    prefill, prefill_terms = fit_prefill(train)
     memory = Memory(
         gpus=tensor_parallel,
-        gpu_memory_gb=hw["gpu_memory_gb"],
-        weights_gb=round(arch["params_b"] * BYTES_FP16, 2),
+        gpu_memory_gib=hw["gpu_memory_gib"],
+        weights_gib=round(arch["params_b"] * 1e9 * BYTES_FP16 / GIB, 2),
         kv_bytes_per_token=2 * arch["layers"] * arch["kv_heads"] * arch["head_dim"] * BYTES_FP16,
     )
     draft = LLMProfile(
@@ -185,8 +260,8 @@ def build_profile(
         },
         usd_per_hour=round(hw["usd_per_gpu_hour"] * tensor_parallel, 4),
         memory=memory,
-        prefill=fit_prefill(train),
-        decode=fit_decode(train),
+        prefill=prefill,
+        decode=fit_decode(train, kv_read_roofline(model, hardware, tensor_parallel)),
     )
     cost = LLMCost(draft)
     report = FitReport(
@@ -199,6 +274,7 @@ def build_profile(
         lambda v: (v.max() - v.min()) / v.median()
     )
     fit = report.as_dict() | {
+        "terms": _term_quality(cost, train, prefill_terms, context_slope(rows)),
         "repeat_spread_max_pct": {
             "prompt_time": round(100 * float(spread.prompt_time.max()), 2),
             "token_time": round(100 * float(spread.token_time.max()), 2),
@@ -206,6 +282,28 @@ def build_profile(
         "note": "costs are deterministic per iteration: repeats differ by the spread above",
     }
     return draft.model_copy(update={"fit": fit}), report
+
+
+def _term_quality(cost: LLMCost, train: pd.DataFrame, prefill_terms: dict, context: dict) -> dict:
+    """Training MAPE (%) of the rows each term was fitted on, beside what the data say about each term."""
+    single = train[train.batch_size == 1]
+    batched = train[train.batch_size > 1]
+    terms = {key: dict(value) for key, value in prefill_terms.items()}
+    terms["floor_intercept_per_token_attention"]["train_mape_pct"] = round(100 * _mape(cost, single)[0], 2)
+    if not batched.empty:
+        terms["per_extra_seq"]["train_mape_pct"] = round(100 * _mape(cost, batched)[0], 2)
+    roofline_us = 1e3 * cost.kv_ms_per_token
+    low, high = context.get("slope_ci95_us_per_token", [float("nan")] * 2)
+    terms["decode_context"] = {
+        "per_context_token_us": round(roofline_us, 5),
+        "from": "kv_read roofline",
+        "measured": context,
+        "roofline_within_measured_ci95": bool(low <= roofline_us <= high),
+    }
+    terms["decode_step_by_batch"] = {
+        f"batch{int(b)}_train_mape_pct": round(100 * _mape(cost, group)[1], 2) for b, group in train.groupby("batch_size")
+    }
+    return terms
 
 
 def _mape(cost: LLMCost, rows: pd.DataFrame) -> tuple[float, float]:
@@ -245,11 +343,12 @@ def plot_fit(profile: LLMProfile, rows: pd.DataFrame, path: Path) -> Path:
 
     cost = LLMCost(profile)
     held = held_out_mask(rows)
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    figure, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     sweeps = (
         ("prompt_size", (rows.batch_size == 1) & (rows.token_size == 128), "prompt_time", "prompt tokens (batch 1)", "prefill (ms)"),
         ("batch_size", (rows.prompt_size == 512) & (rows.token_size == 128), "prompt_time", "batch size (prompt 512)", "prefill (ms)"),
         ("batch_size", (rows.prompt_size == 512) & (rows.token_size == 128), "token_time", "batch size (prompt 512)", "decode step (ms)"),
+        ("token_size", (rows.prompt_size == 512) & (rows.batch_size == 1), "token_time", "output tokens (prompt 512, batch 1)", "decode step (ms)"),
     )
     for ax, (x, mask, y, xlabel, ylabel) in zip(axes, sweeps):
         part = rows[mask]
@@ -260,7 +359,7 @@ def plot_fit(profile: LLMProfile, rows: pd.DataFrame, path: Path) -> Path:
         frame = pd.DataFrame({
             "prompt_size": grid if x == "prompt_size" else int(fixed.prompt_size),
             "batch_size": grid if x == "batch_size" else int(fixed.batch_size),
-            "token_size": int(fixed.token_size),
+            "token_size": grid if x == "token_size" else int(fixed.token_size),
         })
         prefill, decode = predict(cost, frame)
         ax.plot(grid, prefill if y == "prompt_time" else decode, "-", label="fitted")

@@ -12,6 +12,7 @@ import yaml
 
 from calibrate.fit import CurveFit, fit_curve, interference_table, summarise, throughput_knee
 from sim.errors import DataFileError
+from sim.spec.measured_samples import MIN_SAMPLES
 from sim.spec.profile import ModelProfile, profile_from_dict
 
 
@@ -29,6 +30,18 @@ def latency_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def sample_rows(measurements: pd.DataFrame) -> list[dict[str, Any]]:
+    """The `samples:` list of a profile: every measured batch time (4 decimals; like the curve, without
+    `overhead_ms`) of each (batch size, instances) with at least MIN_SAMPLES repeats; fewer are left to
+    the fitted spread."""
+    rows = []
+    for (batch, inst), group in measurements.groupby(["batch_size", "instances"], sort=True):
+        values = group["latency_ms"].to_numpy(float)
+        if len(values) >= MIN_SAMPLES:
+            rows.append({"batch_size": int(batch), "instances": int(inst), "ms": [round(float(v), 4) for v in values]})
+    return rows
+
+
 def build_profile(
     summary: pd.DataFrame,
     fit: CurveFit,
@@ -42,6 +55,7 @@ def build_profile(
     provenance: dict[str, Any] | None = None,
     overhead_ms: float = 0.0,
     max_batch_size: int | None = None,
+    samples: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A profile mapping ready to dump as YAML (checked by loading it through sim.spec.profile)."""
     provenance = dict(provenance or {})
@@ -74,6 +88,8 @@ def build_profile(
         data["max_batch_size"] = int(max_batch_size)
     data["curve"] = fit.curve_yaml()
     data["latency"] = latency_rows(summary)
+    if samples:
+        data["samples"] = samples
     check_profile(data, name)
     return data
 
@@ -222,6 +238,13 @@ def fit_measurements(
     summary = summarise(measurements)
     fit = fit_curve(summary, family=family, tolerance_pct=tolerance_pct)
     meta.setdefault("name", out.stem)
+    meta.setdefault("samples", sample_rows(measurements))
+    if list(fit.batch_sizes) == [1]:
+        if (meta.get("max_batch_size") or 1) > 1:
+            raise DataFileError(
+                f"max_batch_size {meta['max_batch_size']}: only batch size 1 was measured; measure larger batches first"
+            )
+        meta["max_batch_size"] = 1
     data = build_profile(summary, fit, **meta)
     write_profile(data, out)
     png = None

@@ -16,7 +16,7 @@ SYNTHETIC = {
     "model": "test-model",
     "hardware": "test-gpu",
     "tensor_parallel": 1,
-    "memory": {"gpus": 1, "gpu_memory_gb": 80.0, "weights_gb": 14.0, "kv_bytes_per_token": 524288},
+    "memory": {"gpus": 1, "gpu_memory_gib": 80.0, "weights_gib": 14.0, "kv_bytes_per_token": 524288},
     "prefill": {
         "floor_ms": 0.0,
         "intercept_ms": 10.0,

@@ -122,7 +122,7 @@ def write(tmp_path, text: str):
         ("batch_size,latency\n1,2.0\n2,3.0\n", "missing column.*latency_ms"),
         ("batch_size,latency_ms\n1,2.0\n2,-3.0\n", "row 3 must be positive"),
         ("batch_size,latency_ms\n1,2.0\n2,0\n", "row 3 must be positive"),
-        ("batch_size,latency_ms\n1,2.0\n1,2.1\n", "only one batch size"),
+        ("batch_size,latency_ms\n4,2.0\n4,2.1\n", "only one batch size"),
         ("batch_size,latency_ms\n1,2.0\n2,fast\n", "row 3 is not a number: 'fast'"),
         ("batch_size,latency_ms\n1.5,2.0\n2,3\n", "whole number"),
         ("", "cannot read|no rows"),

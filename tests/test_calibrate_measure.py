@@ -131,7 +131,7 @@ def test_cli_fit_reports_quality(tmp_path, capsys):
 
 def test_cli_fit_bad_file_is_one_clean_line(tmp_path, capsys):
     csv = tmp_path / "m.csv"
-    csv.write_text("batch_size,latency_ms\n1,2\n")
+    csv.write_text("batch_size,latency_ms\n4,2\n")
     assert calibrate_main(["calibrate", "fit", str(csv), "-o", str(tmp_path / "p.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("servesim: error: ") and "only one batch size" in err and "Traceback" not in err

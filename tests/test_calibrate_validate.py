@@ -81,7 +81,7 @@ def test_validate_cli_compares_percentiles(profile_and_measurements, tmp_path, c
     pd.DataFrame({"latency_ms": frame[frame.batch_size == 1]["latency_ms"]}).to_csv(measured, index=False)
     code = calibrate_main(["validate", str(scenario), str(measured), "--tolerance-pct", "10"])
     out = capsys.readouterr().out
-    assert "p50" in out and "p95" in out and "p99" in out and "300 measured requests" in out
+    assert "p50" in out and "p95" in out and "p99" in out and "300 measured requests" in out and "bootstrap" in out
     assert code == 0, out
     # a load test twice as slow is far outside 10%
     pd.DataFrame({"latency_ms": 2 * frame[frame.batch_size == 1]["latency_ms"]}).to_csv(measured, index=False)
@@ -155,3 +155,34 @@ def test_interference_reaches_the_simulator(tmp_path):
         medians[rate] = float(log[~log["warmup"]]["forward_ms"].median())
     assert medians[1.0] == pytest.approx(10.0)
     assert medians[150.0] == pytest.approx(20.0)
+
+
+def test_bootstrap_interval_of_the_median_covers_the_truth_about_95_percent_of_the_time():
+    from calibrate.validate import bootstrap_intervals
+
+    rng = np.random.default_rng(0)
+    true_median = np.log(2.0)  # exponential, mean 1
+    covered = 0
+    for trial in range(100):
+        low, high = bootstrap_intervals(rng.exponential(1.0, 400), (50.0,), resamples=400, seed=trial)[50.0]
+        covered += low <= true_median <= high
+    assert 85 <= covered <= 100
+
+
+def test_block_bootstrap_widens_the_interval_when_slow_periods_cluster():
+    from calibrate.validate import bootstrap_intervals
+
+    rng = np.random.default_rng(1)
+    slow = np.repeat(rng.random(100) < 0.2, 50)  # slow periods of 50 requests
+    values = rng.gamma(20, 0.05, 5000) * np.where(slow, 3.0, 1.0)
+    blocked = bootstrap_intervals(values, (95.0,), resamples=400, block=100)[95.0]
+    independent = bootstrap_intervals(values, (95.0,), resamples=400, block=1)[95.0]
+    assert blocked[1] - blocked[0] > 2 * (independent[1] - independent[0])
+
+
+def test_agreement_is_judged_against_both_intervals():
+    predicted, measured = {50.0: 10.0, 95.0: 20.0, 99.0: 30.0}, {50.0: 11.0, 95.0: 20.0, 99.0: 40.0}
+    table = compare(predicted, measured, {50.0: (9.5, 10.5), 95.0: (19.0, 21.0), 99.0: (28.0, 32.0)},
+                    {50.0: (10.4, 11.6), 95.0: (19.5, 20.5), 99.0: (35.0, 45.0)})
+    assert table["agrees"].tolist() == [1.0, 1.0, 0.0]  # p50 10% off, yet within what the measurement can tell
+    assert compare(predicted, measured)["agrees"].isna().all()  # perf_analyzer: no interval, no verdict

@@ -179,7 +179,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     with pytest.raises(ScenarioError, match=">= 1"):
         run(st, [0.0], [0], [10])
     with pytest.raises(ScenarioError, match="no room for a KV cache"):
-        run(stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "gpu_memory_gb": 10}), [0.0], [10], [10])
+        run(stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "gpu_memory_gib": 10}), [0.0], [10], [10])
 
 
 def test_shipped_profile_runs_from_the_project_root():

@@ -55,7 +55,8 @@ def test_kv_utilisation_is_time_weighted_with_idle_as_empty(tmp_path):
 
 
 def test_extrapolation_is_warned(tmp_path):
-    result = run(stage(synthetic_profile(tmp_path)), np.zeros(71), [9000] + [20] * 70, np.full(71, 5))
+    roomy = {"policy": "continuous", "max_num_batched_tokens": 16384}  # else the 9000-token prompt is rejected
+    result = run(stage(synthetic_profile(tmp_path), batching=roomy), np.zeros(71), [9000] + [20] * 70, np.full(71, 5))
     warnings = " ".join(llm_summary(result)["warnings"])
     assert "beyond the profile's measured batch sizes" in warnings
     assert "longer than the measured 8192" in warnings

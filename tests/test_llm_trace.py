@@ -30,17 +30,23 @@ def test_conversation_trace_replays_completely_and_obeys_littles_law():
     result, prompt, output = replay({"policy": "continuous"}, replicas=4)
     log = result.requests
     assert len(log) == TRACE_REQUESTS
-    assert not log.rejected.any() and log.done_ms.notna().all()
-    assert len(result.itl_ms) == int((output - 1).sum())  # every token of every request, once
+    # vLLM refuses a prompt longer than one iteration's token budget (8192 here, no chunked prefill): the
+    # trace holds a few such prompts, and exactly those are rejected; every other request completes
+    too_long = prompt > result.prompt_limit
+    assert result.prompt_limit == 8192 and 0 < too_long.sum() < 100
+    assert (log.rejected.to_numpy() == too_long).all()
+    served = log[~log.rejected]
+    assert served.done_ms.notna().all()
+    assert len(result.itl_ms) == int((output - 1)[~too_long].sum())  # every token of every served request, once
     assert log.output_tokens.sum() == 4_088_665 and log.prompt_tokens.sum() == 22_361_870  # the trace's own sums
     assert log.preemptions.sum() == 0  # 28,617 blocks of 16 tokens per replica: the cache never fills here
     # Little's law, L = λW, for the sequences resident in the replicas (admitted, holding KV, not done):
     # L from the iteration log (the resident set is constant during an iteration), W from the request log.
     it = result.iterations
-    span_ms = log.done_ms.max() - log.ready_ms.min()
+    span_ms = served.done_ms.max() - served.ready_ms.min()
     l_resident = (it.running * it.duration_ms).sum() / span_ms
-    w_resident_ms = (log.done_ms - (log.ready_ms + log.llm_queue_ms)).mean()
-    assert l_resident == pytest.approx(len(log) / span_ms * w_resident_ms, rel=1e-9)
+    w_resident_ms = (served.done_ms - (served.ready_ms + served.llm_queue_ms)).mean()
+    assert l_resident == pytest.approx(len(served) / span_ms * w_resident_ms, rel=1e-9)
 
 
 @pytest.mark.slow

@@ -43,6 +43,8 @@ def recursion_applies(policy, routing: str, max_queue_size: int | None, autoscal
         and max_queue_size is None
         and autoscaling is None
         and not cost.depends_on_busy_instances
+        and not cost.depends_on_time
+        and getattr(policy, "dispatch_overshoot_ms", None) is None  # timer lateness: drawn in the event loop
     )
 
 

@@ -89,7 +89,9 @@ def simulate_model_stage(
 ) -> ModelStageResult:
     """Each request's service start, batch and replica; `force_simpy` skips the event-free recursions
     (the reference they are tested against)."""
-    fixed = max_queue_size is None and autoscaling is None and not cost.depends_on_busy_instances
+    cost = cost.for_run()  # costs with state over a run (regimes, replay) start afresh
+    fixed = (max_queue_size is None and autoscaling is None and not cost.depends_on_busy_instances
+             and not cost.depends_on_time)
     if not force_simpy and fixed and isinstance(policy, NoBatching) and routing == "shared_queue":
         return _fcfs_fast_path(ready_ms, cost, replicas, instances, service_rng)
     if not force_simpy and recursion_applies(policy, routing, max_queue_size, autoscaling, cost):
@@ -114,6 +116,13 @@ class _StageSimulation:
         self.instances = instances
         self.limit = max_queue_size
         self.service_rng = service_rng
+        overshoot = getattr(policy, "dispatch_overshoot_ms", None)
+        # One overshoot per request, used when it is the oldest in a batch that leaves on its deadline;
+        # drawn from a child of the service stream, so the service draws stay as without it.
+        self.overshoot_ms = (
+            overshoot.sample(np.random.default_rng(service_rng.bit_generator.seed_seq.spawn(1)[0]), n).tolist()
+            if overshoot is not None else None
+        )
         self.autoscaling = autoscaling
         self.idle_to_zero_ms = autoscaling.idle_to_zero_ms if autoscaling is not None else None
         self.cold_start = cold_start
@@ -251,6 +260,8 @@ class _StageSimulation:
             size = policy.batch_now(len(items))
             if not size:
                 deadline = policy.deadline_ms(ready[items[0]])
+                if deadline is not None and self.overshoot_ms is not None:
+                    deadline += self.overshoot_ms[items[0]]
                 if self.done or (deadline is not None and deadline <= env.now):
                     size = min(len(items), max_batch)
                 else:
@@ -265,7 +276,7 @@ class _StageSimulation:
                 q.wake_idle()
             replica.busy += 1
             self.in_service += size
-            duration = cost.sample_ms(size, self.service_rng, replica.busy)
+            duration = cost.sample_ms(size, self.service_rng, replica.busy, env.now)
             now = env.now
             bid = self.batches
             self.batches += 1

@@ -91,7 +91,24 @@ def llm_summary(
     out["preempted_requests"] = int((log.preemptions[include] > 0).sum())
     out.update(_occupancy(result, start_ms, end_ms))
     out["warnings"] = extrapolation_warnings(result) + _keeping_up(log, done, out["requests_per_s"])
+    out["warnings"] += _too_long(result, include, out)
     return out
+
+
+def _too_long(result: LLMStageResult, include: np.ndarray, out: dict) -> list[str]:
+    """Prompts above vLLM's prompt limit are ignored by its scheduler (rejected here); say how many."""
+    if result.prompt_too_long is None:
+        return []
+    count = int((result.prompt_too_long & include).sum())
+    out["rejected_prompt_too_long"] = count
+    if count == 0:
+        return []
+    longest = int(result.requests.prompt_tokens.to_numpy()[result.prompt_too_long & include].max())
+    return [
+        f"{result.stage.name}: {count} requests ({100 * count / max(int(include.sum()), 1):.2f}%) rejected: prompt longer "
+        f"than the limit of {result.prompt_limit} tokens (up to {longest}; vLLM ignores such prompts — raise "
+        "max_num_batched_tokens / max_model_len, or turn on chunked_prefill)"
+    ]
 
 
 def _keeping_up(log: pd.DataFrame, done: np.ndarray, completed_rps: float) -> list[str]:
@@ -150,9 +167,10 @@ def extrapolation_warnings(result: LLMStageResult) -> list[str]:
             f"{result.stage.name}: prefill iterations of up to {prefill.max()} tokens, beyond the measured "
             f"{profile.prefill.max_measured_tokens}: prefill cost extrapolated"
         )
-    longest = int(result.requests.prompt_tokens.max())
+    served = result.requests.prompt_tokens[~result.requests.rejected]  # rejected prompts cost nothing
+    longest = int(served.max()) if len(served) else 0
     if longest > profile.prefill.max_measured_prompt:
-        share = float((result.requests.prompt_tokens > profile.prefill.max_measured_prompt).mean())
+        share = float((served > profile.prefill.max_measured_prompt).mean())
         warnings.append(
             f"{result.stage.name}: {share:.2%} of prompts are longer than the measured {profile.prefill.max_measured_prompt} "
             f"tokens (up to {longest}): their prefill cost is extrapolated"

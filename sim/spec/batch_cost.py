@@ -13,18 +13,32 @@ from sim.spec.distributions import Distribution
 
 class BatchCost(Protocol):
     """Service time of one batch, in ms, for `batch_size` requests with `busy_instances` running on the
-    replica (co-located instances interfere; costs that ignore it take the argument and drop it)."""
+    replica (co-located instances interfere; costs that ignore it take the argument and drop it), starting
+    at `now_ms` (only costs with `depends_on_time`, such as regime slowdowns, use it). `for_run` gives
+    the cost a run should use: itself, or a copy with fresh state (sim/spec/correlated.py)."""
 
     depends_on_busy_instances: bool
+    depends_on_time: bool
+
+    def for_run(self) -> "BatchCost": ...
 
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float: ...
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1) -> float: ...
+    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float: ...
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray: ...
 
 
-class ScaledSingle:
+class _Stateless:
+    """Costs without state over a run: every run uses the same object."""
+
+    depends_on_time = False
+
+    def for_run(self):
+        return self
+
+
+class ScaledSingle(_Stateless):
     """A batch of n costs one draw of the single-request time × (1 + per_item × (n − 1)): per_item 1 means
     no batching gain, 0 means a batch costs the same as one request."""
 
@@ -40,7 +54,7 @@ class ScaledSingle:
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         return self.single.mean * self._scale(batch_size)
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1) -> float:
+    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
         return float(self.single.sample(rng, 1)[0]) * self._scale(batch_size)
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -56,7 +70,7 @@ class AffineSpec(BaseModel):
     cv: float = Field(default=0.0, ge=0)
 
 
-class AffineCost:
+class AffineCost(_Stateless):
     depends_on_busy_instances = False
 
     def __init__(self, spec: AffineSpec) -> None:
@@ -72,11 +86,11 @@ class AffineCost:
         shape = 1.0 / self.spec.cv**2
         return rng.gamma(shape, mean / shape, size=n)
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1) -> float:
+    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
         return float(self.sample_many_ms(batch_size, rng, 1)[0])
 
 
-class ProfileCost:
+class ProfileCost(_Stateless):
     """A measured profile (sim/spec/profile.py): per-batch-size latency distributions, with interference when the
     profile measured more than one concurrent instance."""
 
@@ -87,7 +101,10 @@ class ProfileCost:
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         return self.profile.mean_ms(batch_size, busy_instances)
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1) -> float:
+    def median_ms(self, batch_size: int, busy_instances: int = 1) -> float:
+        return self.profile.median_ms(batch_size, busy_instances)
+
+    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
         return self.profile.sample_ms(batch_size, rng, busy_instances)
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -101,12 +118,16 @@ class SpedUp:
         self.inner = inner
         self.speedup = speedup
         self.depends_on_busy_instances = inner.depends_on_busy_instances
+        self.depends_on_time = inner.depends_on_time
+
+    def for_run(self) -> "SpedUp":
+        return SpedUp(self.inner.for_run(), self.speedup)
 
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         return self.inner.mean_ms(batch_size, busy_instances) / self.speedup
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1) -> float:
-        return self.inner.sample_ms(batch_size, rng, busy_instances) / self.speedup
+    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
+        return self.inner.sample_ms(batch_size, rng, busy_instances, now_ms) / self.speedup
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.inner.sample_many_ms(batch_size, rng, n) / self.speedup

@@ -7,7 +7,9 @@ An LLM profile (`models/NAME.yaml` with `kind: llm`) holds two fitted curves (se
   reads (`floor_ms`), longer ones the compute of linear layers per token, attention per (new token ×
   context token), and the measured per-sequence overhead of batched prefill;
 - decode: one step for a batch of b sequences costs `step_ms(b)` (piecewise linear through the measured
-  batch sizes) `+ per_context_token_ms × Σcontext` (reading the KV cache of every sequence).
+  batch sizes) `+ per_context_token_ms × Σcontext` (reading the KV cache of every sequence); where the
+  profile has `kv_read`, that term is its roofline: the KV bytes of one token read once per step over the
+  HBM bandwidth of the tensor-parallel GPUs.
 
 All times are milliseconds. Outside the measured ranges the curves extrapolate linearly; the limits are
 kept (`max_measured_*`) so that the summary can warn when a run relied on extrapolation.
@@ -42,12 +44,38 @@ class PrefillCurve(_Frozen):
     max_measured_tokens: PositiveInt
 
 
+class KVRead(_Frozen):
+    """Roofline of the decode step's KV-cache read: every context token's K and V, over all layers, read
+    once per step from HBM, spread over the tensor-parallel GPUs."""
+
+    formula: str = (
+        "per_context_token_ms = 2 × layers × kv_heads × head_dim × bytes_per_element "
+        "/ (gpus × hbm_bandwidth_gb_s × 1e9) × 1e3"
+    )
+    layers: PositiveInt
+    kv_heads: PositiveInt
+    head_dim: PositiveInt
+    bytes_per_element: PositiveInt
+    gpus: PositiveInt
+    hbm_bandwidth_gb_s: PositiveFloat = Field(description="peak HBM bandwidth of one GPU, GB/s (1e9 bytes)")
+    source: str = ""
+
+    @property
+    def bytes_per_token(self) -> int:
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.bytes_per_element
+
+    @property
+    def ms_per_context_token(self) -> float:
+        return self.bytes_per_token / (self.gpus * self.hbm_bandwidth_gb_s * 1e9) * 1e3
+
+
 class DecodeCurve(_Frozen):
     """Decode step cost: `step_ms` at each measured batch size (context-free part) + KV read per token."""
 
     batch_sizes: list[PositiveInt] = Field(min_length=1)
     step_ms: list[PositiveFloat] = Field(min_length=1)
     per_context_token_ms: float = Field(ge=0)
+    kv_read: KVRead | None = Field(default=None, description="where given, per_context_token_ms is its roofline")
 
     @model_validator(mode="after")
     def _aligned(self) -> "DecodeCurve":
@@ -55,6 +83,13 @@ class DecodeCurve(_Frozen):
             raise ValueError("batch_sizes and step_ms must have the same length")
         if any(b <= a for a, b in zip(self.batch_sizes, self.batch_sizes[1:])):
             raise ValueError("batch_sizes must be strictly increasing")
+        if self.kv_read is not None:
+            roofline = self.kv_read.ms_per_context_token
+            if abs(self.per_context_token_ms - roofline) > 1e-9 * max(roofline, 1e-12):
+                raise ValueError(
+                    f"per_context_token_ms ({self.per_context_token_ms:.6g}) differs from its kv_read roofline "
+                    f"({roofline:.6g}): change one so that they agree"
+                )
         return self
 
     @property
@@ -62,12 +97,15 @@ class DecodeCurve(_Frozen):
         return self.batch_sizes[-1]
 
 
+GIB = 2**30  # bytes; GPU memory is sold in GiB ("80 GB" A100 = 80 GiB = 85.9e9 bytes)
+
+
 class Memory(_Frozen):
     """GPU memory of one replica (all its tensor-parallel GPUs together) and what the model needs."""
 
     gpus: PositiveInt
-    gpu_memory_gb: PositiveFloat = Field(description="per GPU, GB (1e9 bytes)")
-    weights_gb: PositiveFloat = Field(description="model weights over all GPUs, GB")
+    gpu_memory_gib: PositiveFloat = Field(description="per GPU, GiB (2^30 bytes), as nvidia-smi reports it")
+    weights_gib: PositiveFloat = Field(description="model weights over all GPUs, GiB")
     kv_bytes_per_token: PositiveInt = Field(description="K and V of one token over all layers, bytes")
 
 
@@ -177,10 +215,10 @@ class LLMCost:
             return prefill
         return max(prefill, self.decode_step_ms(decode_batch, decode_context))
 
-    def kv_capacity_tokens(self, gpu_memory_utilization: float, gpu_memory_gb: float | None = None) -> int:
-        """Tokens of KV cache that fit in `gpu_memory_utilization` of the replica's GPU memory after the
-        weights (vLLM's sizing, less its activation reserve)."""
+    def kv_capacity_tokens(self, gpu_memory_utilization: float, gpu_memory_gib: float | None = None) -> int:
+        """Tokens of KV cache that fit in `gpu_memory_utilization` of the replica's GPU memory (GiB) after
+        the weights (vLLM's sizing, less its activation reserve)."""
         m = self.profile.memory
-        per_gpu_gb = m.gpu_memory_gb if gpu_memory_gb is None else gpu_memory_gb
-        free_bytes = (gpu_memory_utilization * per_gpu_gb * m.gpus - m.weights_gb) * 1e9
+        per_gpu_gib = m.gpu_memory_gib if gpu_memory_gib is None else gpu_memory_gib
+        free_bytes = (gpu_memory_utilization * per_gpu_gib * m.gpus - m.weights_gib) * GIB
         return max(int(free_bytes // m.kv_bytes_per_token), 0)

@@ -193,7 +193,10 @@ class ContinuousLLMBatching(_Model):
     block_size: PositiveInt = 16
     num_gpu_blocks: PositiveInt | None = None
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    gpu_memory_gb: PositiveFloat | None = Field(default=None, description="per GPU; default: the profile's")
+    gpu_memory_gib: PositiveFloat | None = Field(default=None, description="per GPU, GiB; default: the profile's")
+    watermark: float = Field(
+        default=0.01, ge=0, lt=1, description="share of KV blocks a new admission must leave free (vLLM's 1%)"
+    )
     chunked_prefill: bool = False
     preemption: Literal["recompute"] = "recompute"
 
@@ -205,6 +208,13 @@ class ContinuousLLMBatching(_Model):
                 f"max_num_seqs ({self.max_num_seqs}): every running sequence decodes one token per iteration"
             )
         return self
+
+    def prompt_limit(self, max_model_len: int | None) -> int | None:
+        """Longest prompt vLLM accepts: without chunked prefill a prompt must fit one iteration's token
+        budget (`max_num_batched_tokens`) and `max_model_len`; with it, `max_model_len` only."""
+        if self.chunked_prefill:
+            return max_model_len
+        return self.max_num_batched_tokens if max_model_len is None else min(max_model_len, self.max_num_batched_tokens)
 
 
 class StaticLLMBatching(_Model):

@@ -10,7 +10,11 @@ a shifted lognormal whose shape (s = shift / median, σ) matches the measured p5
 batch sizes (between them the ratios p90/p50 and p99/p50 are interpolated linearly and the shape solved
 from those), and whose slowdown is the measured median at k busy instances over the median alone
 (interpolated over batch size, constant beyond the measured ones; k above the highest measured level
-uses that level). `overhead_ms` (framework dispatch, serialisation, input / output
+uses that level). Where the profile carries measured `samples` (>= 30 at a batch size, at one number of
+busy instances), batches between the smallest and largest such size are drawn non-parametrically instead:
+the measured samples resampled, the quantile functions of the two neighbouring sizes interpolated in
+between (sim/spec/measured_samples.py); a two-peaked sample is named in the profile's warnings.
+`overhead_ms` (framework dispatch, serialisation, input / output
 copies; Triton's compute-input + compute-output) is per executed batch and is *included* in `mean_ms`,
 `sample_ms` and `sample_many_ms`: the engine must not add it again. It is exposed as
 `per_request_overhead_ms` (per request when requests run unbatched).
@@ -32,6 +36,8 @@ The file format (see models/*.yaml for full examples):
     latency:                          # measured, ms
       - {batch_size: 1, instances: 1, n: 200, p50_ms: 3.3, p90_ms: 3.35, p99_ms: 3.4, mean_ms: 3.31}
     lever: {name: int8, speedup: 2.0, speedup_range: [2, 4], accuracy_cost: ..., source: ...}
+    samples:                          # optional: measured batch times (ms, overhead excluded)
+      - {batch_size: 1, instances: 1, ms: [0.61, 0.66, 4.7, ...]}
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sim.errors import DataFileError
+from sim.spec.measured_samples import QuantileMix, quantile_mixes, two_peak_test
 
 Z90 = NormalDist().inv_cdf(0.90)
 Z99 = NormalDist().inv_cdf(0.99)
@@ -185,6 +192,20 @@ class SpreadSpec(_Model):
     note: str | None = None
 
 
+class SampleRow(_Model):
+    """Measured service times (ms) of one batch size at one number of busy instances."""
+
+    batch_size: int = Field(ge=1)
+    instances: int = Field(default=1, ge=1)
+    ms: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _positive(self) -> "SampleRow":
+        if min(self.ms) <= 0:
+            raise ValueError(f"ms: service times must be > 0 (batch_size {self.batch_size} has {min(self.ms)})")
+        return self
+
+
 class ProfileFile(_Model):
     """The YAML of a batch-cost profile."""
 
@@ -202,6 +223,7 @@ class ProfileFile(_Model):
     default_spread: SpreadSpec | None = None
     latency: list[LatencyRow] = Field(min_length=1)
     lever: dict[str, Any] | None = None
+    samples: list[SampleRow] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "ProfileFile":
@@ -243,6 +265,8 @@ class ModelProfile:
     warnings: tuple[str, ...] = ()
     # _table[k-1][n] = (median_ms, s, sigma) at k busy instances, batch size n (index 0 unused)
     _table: tuple = field(default=(), repr=False, compare=False)
+    # _empirical[(k, n)]: measured samples to resample at k busy instances, batch size n
+    _empirical: dict = field(default_factory=dict, repr=False, compare=False)
 
     def _params(self, batch_size: int, busy_instances: int) -> tuple[float, float, float]:
         if not 1 <= batch_size <= self.max_batch_size:
@@ -253,31 +277,42 @@ class ModelProfile:
         k = min(max(int(busy_instances), 1), self.max_instances)
         return self._table[k - 1][batch_size]
 
+    def measured_samples(self, batch_size: int, busy_instances: int = 1) -> QuantileMix | None:
+        """The non-parametric cost at this batch size, where the profile has enough samples around it."""
+        self._params(batch_size, busy_instances)  # range check
+        return self._empirical.get((min(max(int(busy_instances), 1), self.max_instances), batch_size))
+
     def median_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         """Median service time of a batch in ms (overhead included)."""
-        return self.per_request_overhead_ms + self._params(batch_size, busy_instances)[0]
+        return self.quantile_ms(batch_size, 0.5, busy_instances)
 
     def quantile_ms(self, batch_size: int, q: float, busy_instances: int = 1) -> float:
         """The q-quantile (0 < q < 1) of a batch's service time in ms (overhead included)."""
+        mix = self.measured_samples(batch_size, busy_instances)
+        if mix is not None:
+            return self.per_request_overhead_ms + mix.quantile(q)
         m, s, sigma = self._params(batch_size, busy_instances)
         return self.per_request_overhead_ms + m * (s + (1 - s) * math.exp(sigma * NormalDist().inv_cdf(q)))
 
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         """Mean service time of a batch in ms (overhead included)."""
+        mix = self.measured_samples(batch_size, busy_instances)
+        if mix is not None:
+            return self.per_request_overhead_ms + mix.mean
         m, s, sigma = self._params(batch_size, busy_instances)
         return self.per_request_overhead_ms + m * (s + (1 - s) * math.exp(0.5 * sigma * sigma))
 
     def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1) -> float:
         """One draw of a batch's service time in ms with `busy_instances` busy on the replica (this one included)."""
-        m, s, sigma = self._params(batch_size, busy_instances)
-        if sigma == 0.0:
-            return self.per_request_overhead_ms + m
-        return self.per_request_overhead_ms + m * (s + (1 - s) * math.exp(sigma * rng.standard_normal()))
+        return float(self.sample_many_ms(batch_size, rng, 1, busy_instances)[0])
 
     def sample_many_ms(
         self, batch_size: int, rng: np.random.Generator, n: int, busy_instances: int = 1
     ) -> np.ndarray:
         """`n` independent draws of a batch's service time in ms."""
+        mix = self.measured_samples(batch_size, busy_instances)
+        if mix is not None:
+            return self.per_request_overhead_ms + mix.sample(rng, n)
         m, s, sigma = self._params(batch_size, busy_instances)
         if sigma == 0.0:
             return np.full(n, self.per_request_overhead_ms + m)
@@ -357,6 +392,8 @@ def profile_from_spec(spec: ProfileFile, catalogue_price: float | None = None) -
             row.append((float(median[n] * slow[n]), s, sigma))
         table.append(tuple(row))
 
+    empirical, sample_warnings = _empirical_costs(spec, n_max, k_max)
+    warnings.extend(sample_warnings)
     usd = spec.usd_per_hour if spec.usd_per_hour is not None else catalogue_price
     return ModelProfile(
         name=spec.name,
@@ -376,7 +413,29 @@ def profile_from_spec(spec: ProfileFile, catalogue_price: float | None = None) -
         largest_measured_batch=largest,
         warnings=tuple(warnings),
         _table=tuple(table),
+        _empirical=empirical,
     )
+
+
+def _empirical_costs(spec: ProfileFile, n_max: int, k_max: int) -> tuple[dict, list[str]]:
+    """Resampling tables per (busy instances, batch size) from the profile's samples, and a warning for
+    every measured size whose samples are two-peaked."""
+    empirical: dict = {}
+    warnings: list[str] = []
+    for k in range(1, k_max + 1):
+        rows = {r.batch_size: np.asarray(r.ms, dtype=float) for r in spec.samples or () if r.instances == k}
+        for n, mix in quantile_mixes(rows, n_max).items():
+            empirical[(k, n)] = mix
+        for b, values in sorted(rows.items()):
+            peaks = two_peak_test(values)
+            if peaks is not None and peaks.two_peaked:
+                warnings.append(
+                    f"profile {spec.name}: batch {b} at {k} busy instance(s) has two-peaked service times "
+                    f"(Ashman's D {peaks.ashman_d:.1f}: {100 * peaks.share_low:.0f}% near {peaks.centre_low_ms:.3g} ms, "
+                    f"{100 * (1 - peaks.share_low):.0f}% near {peaks.centre_high_ms:.3g} ms) that a shifted lognormal "
+                    "cannot represent: the measured samples are resampled instead"
+                )
+    return empirical, warnings
 
 
 def _format_validation(exc: ValidationError) -> str:

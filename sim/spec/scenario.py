@@ -31,6 +31,7 @@ from sim.spec.arrivals import ArrivalProcess, Trace
 from sim.spec.autoscaling import AutoscalingPolicy
 from sim.spec.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle, SpedUp
 from sim.spec.batching import BatchingPolicy, NoBatching
+from sim.spec.correlated import RegimeCost, RegimeSpec, ReplayCost, ReplaySpec
 from sim.spec.caching import CacheTier, validate_caches
 from sim.spec.datafiles import parse_yaml, resolve_path
 from sim.spec.distributions import Distribution
@@ -68,7 +69,9 @@ class PoolStage(_Model):
 class ModelStage(_Model):
     """The replica-bound, batched forward pass. Its batch cost is one of: `service_ms` (a batch of one,
     scaled by `1 + per_item × (n − 1)` for a batch of n), `batch_cost` {base_ms, per_item_ms, cv}, or a
-    measured `profile: models/NAME.yaml`. `speedup` divides it (faster hardware, INT8, TensorRT...)."""
+    measured `profile: models/NAME.yaml`. `speedup` divides it (faster hardware, INT8, TensorRT...).
+    On shared hosts, `slowdown` (slow regimes lasting seconds) or `replay` (a measured service-time
+    sequence, in order) makes successive service times correlated (sim/spec/correlated.py)."""
 
     name: str
     kind: Literal["model"]
@@ -78,6 +81,8 @@ class ModelStage(_Model):
     profile: str | None = None
     speedup: PositiveFloat = 1.0
     batching: BatchingPolicy = Field(default_factory=lambda: NoBatching(policy="none"))
+    slowdown: RegimeSpec | None = None
+    replay: ReplaySpec | None = None
 
     @field_validator("profile")
     @classmethod
@@ -96,6 +101,8 @@ class ModelStage(_Model):
                 "a model stage needs exactly one of service_ms, batch_cost, profile"
                 + (f" (got {', '.join(given)})" if given else "")
             )
+        if self.slowdown is not None and self.replay is not None:
+            raise ValueError("give slowdown or replay, not both (a replayed sequence already holds its slow regimes)")
         if self.profile is not None:
             limit = _load_profile(self.profile).max_batch_size
             if self.batching.max_batch_size > limit:
@@ -113,6 +120,10 @@ class ModelStage(_Model):
             base = AffineCost(self.batch_cost)
         else:
             base = ProfileCost(_load_profile(self.profile))
+        if self.slowdown is not None:
+            base = RegimeCost(base, self.slowdown)
+        elif self.replay is not None:
+            base = ReplayCost(base, self.replay)
         return base if self.speedup == 1.0 else SpedUp(base, self.speedup)
 
 

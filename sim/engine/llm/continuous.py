@@ -16,7 +16,7 @@ from collections import deque
 
 import numpy as np
 
-from sim.engine.llm.scheduler import MAX_STEPS_PER_EVENT, LLMScheduler, blocks_for
+from sim.engine.llm.scheduler import MAX_STEPS_PER_EVENT, LLMScheduler, blocks_for, watermark_blocks
 from sim.spec.llm_schema import ContinuousLLMBatching
 
 
@@ -31,6 +31,7 @@ class ContinuousScheduler(LLMScheduler):
         n = len(self.prompt)
         self.bs = self.batching.block_size
         self.free = self.num_blocks
+        self.watermark = watermark_blocks(self.batching, self.num_blocks)
         self.step = 0  # decode steps done on this replica
         self.generated = [0] * n  # tokens emitted so far, per request
         self.kv_len = [0] * n  # KV length right after the last (re)prefill
@@ -101,13 +102,13 @@ class ContinuousScheduler(LLMScheduler):
         """Allocate blocks for the (re)prefill of the waiting head; the tokens it computes now, or None."""
         kv = int(self.prompt[request]) + self.generated[request]
         need = blocks_for(kv, self.bs)
-        if need > self.free:
+        if self.free - need < self.watermark:
             return None
         compute = kv - int(self.cached[request])
         if chunked:
             compute = min(compute, budget)
         elif self._chunks and compute > budget:
-            return None  # a prompt above the budget runs alone in its own iteration
+            return None  # only a recomputed (preempted) sequence can exceed the budget: it runs alone
         self.waiting.popleft()
         self.free -= need
         self.kv_len[request] = kv

@@ -20,6 +20,12 @@ def blocks_for(tokens: int, block_size: int) -> int:
     return -(-tokens // block_size)
 
 
+def watermark_blocks(batching, num_blocks: int) -> int:
+    """Blocks an admission must leave free (vLLM's `watermark_blocks = int(watermark × num_gpu_blocks)`),
+    so that running sequences can still grow without an immediate preemption."""
+    return int(getattr(batching, "watermark", 0.0) * num_blocks)
+
+
 class ArrivalCursor:
     """The ready times (sorted) of the requests that may still reach a replica, and how many already did:
     its own arrivals when routing is fixed in advance (round robin, random), everyone's otherwise."""

@@ -21,6 +21,7 @@ from sim.errors import ScenarioError
 from sim.engine.llm.ledger import Ledger
 from sim.engine.llm.policies import SCHEDULERS, ArrivalCursor, LLMScheduler
 from sim.engine.routing import FIXED_ROUTINGS, ROUTINGS, Router
+from sim.engine.llm.scheduler import watermark_blocks
 from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage
 
 
@@ -44,21 +45,23 @@ class LLMStageResult:
     block_size: int
     replicas: int
     stage: LLMStage
+    prompt_too_long: np.ndarray | None = None  # rejected because the prompt exceeds vLLM's prompt limit
+    prompt_limit: int | None = None
 
 
 def gpu_blocks(stage: LLMStage) -> int:
-    """KV blocks per replica: given, or from GPU memory minus weights (vLLM's sizing)."""
+    """KV blocks per replica: given, or from GPU memory (GiB) minus weights (vLLM's sizing)."""
     batching = stage.batching
     if isinstance(batching, ContinuousLLMBatching) and batching.num_gpu_blocks is not None:
         return batching.num_gpu_blocks
     utilisation = getattr(batching, "gpu_memory_utilization", 0.9)
-    tokens = stage.cost.kv_capacity_tokens(utilisation, getattr(batching, "gpu_memory_gb", None))
+    tokens = stage.cost.kv_capacity_tokens(utilisation, getattr(batching, "gpu_memory_gib", None))
     blocks = tokens // batching.block_size
     if blocks <= 0:
         m = stage.cost.profile.memory
         raise ScenarioError(
-            f"stages.{stage.name}.batching: no room for a KV cache: the weights ({m.weights_gb} GB) fill "
-            f"{utilisation:g} of {m.gpus} × {m.gpu_memory_gb} GB"
+            f"stages.{stage.name}.batching: no room for a KV cache: the weights ({m.weights_gib} GiB) fill "
+            f"{utilisation:g} of {m.gpus} × {m.gpu_memory_gib} GiB"
         )
     return blocks
 
@@ -93,7 +96,9 @@ def simulate_llm_stage(
     cached = stage.prefix_cache.cached_tokens(prompt, prefix_rng) if stage.prefix_cache else np.zeros(n, dtype=np.int64)
     num_blocks = gpu_blocks(stage)
     ledger = Ledger(n, replicas)
-    ledger.rejected[:] = _rejected(stage, prompt, output, num_blocks)
+    limit = stage.batching.prompt_limit(stage.max_model_len) if isinstance(stage.batching, ContinuousLLMBatching) else None
+    too_long = prompt > limit if limit is not None else np.zeros(n, dtype=bool)
+    ledger.rejected[:] = _rejected(stage, prompt, output, num_blocks) | too_long
 
     env = simpy.Environment()
     scheduler_class = SCHEDULERS[stage.batching.policy]
@@ -132,17 +137,21 @@ def simulate_llm_stage(
         block_size=stage.batching.block_size,
         replicas=replicas,
         stage=stage,
+        prompt_too_long=too_long,
+        prompt_limit=limit,
     )
 
 
 def _rejected(stage: LLMStage, prompt: np.ndarray, output: np.ndarray, num_blocks: int) -> np.ndarray:
     """Requests no replica could ever serve: longer than `max_model_len`, or (continuous batching) whose
-    KV cache at its last token needs more blocks than a replica has — vLLM could never finish them."""
+    KV cache at its last token needs more blocks than a replica has less vLLM's watermark — vLLM could
+    never finish them."""
     rejected = np.zeros(len(prompt), dtype=bool)
     if stage.max_model_len is not None:
         rejected |= prompt + output > stage.max_model_len
     if isinstance(stage.batching, ContinuousLLMBatching):
-        rejected |= -(-(prompt + output - 1) // stage.batching.block_size) > num_blocks
+        usable = num_blocks - watermark_blocks(stage.batching, num_blocks)
+        rejected |= -(-(prompt + output - 1) // stage.batching.block_size) > usable
     return rejected
 
 
