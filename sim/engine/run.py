@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sim.spec import caching
+from sim.spec.budget import check_run_options
 from sim.errors import ScenarioError
 from sim.engine.fcfs import fcfs_servers
 from sim.engine.llm.pipeline import run_llm_stage
@@ -45,6 +46,7 @@ def simulate(
     """Simulate `replications` independent replications (default: the scenario's) and summarise them."""
     from sim.metrics.summary import summarize
 
+    check_run_options(scenario, requests, seed, replications)
     seed = scenario.seed if seed is None else seed
     replications = scenario.replications if replications is None else replications
     if requests is not None and requests <= 0:
@@ -64,6 +66,7 @@ def simulate_replication(
     scenario: Scenario, replication: int, *, seed: int, requests: int | None = None
 ) -> pd.DataFrame:
     """One replication -> its request log, one row per arrival (rejected requests included, flagged)."""
+    check_run_options(scenario, requests, seed, 1)
     workload = scenario.workload
     count, horizon_ms = (requests, None) if requests is not None else workload.length()
     if count is not None and count > MAX_REQUESTS_PER_RUN:

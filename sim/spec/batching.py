@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
+from sim.spec.bounds import MAX_BATCH_SIZE, BatchSize, Ms
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 
 class _Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @property
     def max_batch_size(self) -> int:
@@ -49,8 +50,8 @@ class StaticBatching(_Policy):
     that is the tail-latency risk static batching carries."""
 
     policy: Literal["static"]
-    batch_size: PositiveInt
-    timeout_ms: float | None = Field(default=None, ge=0)
+    batch_size: BatchSize
+    timeout_ms: Ms | None = None
 
     @property
     def max_batch_size(self) -> int:
@@ -69,9 +70,9 @@ class DynamicBatching(_Policy):
     has waited `max_queue_delay_ms`, with whatever is queued (up to the max)."""
 
     policy: Literal["dynamic"]
-    max_batch_size_: PositiveInt = Field(alias="max_batch_size")
-    max_queue_delay_ms: float = Field(default=0.0, ge=0)
-    preferred_batch_sizes: tuple[PositiveInt, ...] = ()
+    max_batch_size_: BatchSize = Field(alias="max_batch_size")
+    max_queue_delay_ms: Ms = 0.0
+    preferred_batch_sizes: tuple[BatchSize, ...] = Field(default=(), max_length=MAX_BATCH_SIZE)
 
     @field_validator("preferred_batch_sizes")
     @classmethod
