@@ -73,28 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_set_options(options: list[str]) -> dict:
     """`PATH=VALUE` pairs -> overrides; values are read as YAML (numbers, booleans, {inline: maps})."""
-    import yaml
+    from sim.spec.datafiles import parse_yaml
 
     overrides = {}
     for option in options:
         path, sep, value = option.partition("=")
         if not sep or not path.strip():
             raise ServesimError(f"--set {option!r}: expected PATH=VALUE, e.g. deployment.replicas=4")
-        try:
-            overrides[path.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise ServesimError(f"--set {option!r}: value is not valid YAML ({exc})") from None
+        overrides[path.strip()] = parse_yaml(value, f"--set {path.strip()}", ServesimError)
     return overrides
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sim.cli.paths import check_run_args
     from sim.engine.run import simulate
+    from sim.metrics.invariants import exit_code, with_status
     from sim.spec.scenario import load_scenario
 
+    check_run_args(args)
     scenario = load_scenario(args.scenario)
     if args.set:
         scenario = scenario.with_overrides(parse_set_options(args.set))
     result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications)
+    result.summary = with_status(result.summary, scenario)
     if args.log:
         write_log(result.log, args.log)
     window_s = args.window_s or _default_window_s(result.log)
@@ -114,7 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print_over_time(windowed(result.log, scenario, window_s))
         if args.timeline:
             print(f"timeline plot: {args.timeline}")
-    return 0
+    if result.summary["status"] != "ok":  # exit 3: see README, "Exit codes"
+        print(f"servesim: {result.summary['status']}: {'; '.join(result.summary['status_reasons'])}", file=sys.stderr)
+    return exit_code(result.summary)
 
 
 def _default_window_s(log) -> float:

@@ -14,7 +14,7 @@ from pydantic import Field
 
 MAX_RATE_RPS = 10_000_000.0
 MAX_MS = 1e9  # about 11.6 days: one service time, cold start, timeout or SLO
-MAX_S = 1e8  # about 3 years: horizons, windows, delays, points in time
+MAX_S = 1e10  # about 300 years: horizons, windows, TTLs ("never" in practice), points in time
 MAX_CV = 30.0
 MAX_MULTIPLIER = 10_000.0
 MAX_SPEEDUP = 10_000.0
