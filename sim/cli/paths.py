@@ -93,6 +93,13 @@ def positive_number(value: float | None, option: str, limit: float = 1e12) -> fl
     return value
 
 
+def finite_number(value: float | None, option: str) -> float | None:
+    """None stays None; otherwise not infinite and not NaN."""
+    if value is not None and not math.isfinite(value):
+        raise ServesimError(f"{option}: {value!r} must be a finite number")
+    return value
+
+
 def count(value: int | None, option: str, low: int = 1, high: int = 1_000_000_000) -> int | None:
     """None stays None; otherwise a whole number in [low, high]."""
     if value is None:
@@ -141,10 +148,10 @@ def check_compare_args(args) -> None:
 
 def check_advise_args(args) -> None:
     input_file(args.scenario, "scenario", max_bytes=1_000_000)
-    positive_number(args.slo_p99_ms, "--slo-p99-ms", limit=1e9)
-    positive_number(args.slo_p95_ms, "--slo-p95-ms", limit=1e9)
-    positive_number(args.budget_usd_per_1m, "--budget-usd-per-1m")
-    count(args.max_stack, "--max-stack", 1, 3)
+    # Signs and ranges are checked by advise itself; here only what it would take silently.
+    for option, value in (("--slo-p99-ms", args.slo_p99_ms), ("--slo-p95-ms", args.slo_p95_ms),
+                          ("--budget-usd-per-1m", args.budget_usd_per_1m), ("--cache-hit-rate", args.cache_hit_rate)):
+        finite_number(value, option)
     if args.out is not None:
         output_dir(args.out, "--out")
 

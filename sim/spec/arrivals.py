@@ -26,6 +26,7 @@ from sim.spec.bounds import (
 )
 from sim.spec.datafiles import numeric_column, read_csv, resolve_path
 from sim.errors import DataFileError, ScenarioError
+from sim.spec.budget import MAX_THINNING_DRAWS
 
 # Every generation loop is bounded; the run budget (sim/spec/budget.py) refuses long ones before this.
 _MAX_LOOP_STEPS = 5_000_000
@@ -200,7 +201,7 @@ class TimeVarying(_Process):
         gap_ms = 1000.0 / peak
         chunk = max(1024, (count or int(horizon_ms / gap_ms)) // 2)
         kept: list[np.ndarray] = []
-        total, last_ms = 0, 0.0
+        total, last_ms, draws = 0, 0.0, 0
         for _ in range(_MAX_LOOP_STEPS):
             if not ((count is not None and total < count) or (count is None and last_ms < horizon_ms)):
                 break
@@ -209,6 +210,12 @@ class TimeVarying(_Process):
             kept.append(candidates[accept])
             total += int(accept.sum())
             last_ms = float(candidates[-1])
+            draws += chunk
+            if draws > MAX_THINNING_DRAWS:
+                raise ScenarioError(
+                    f"workload.arrival: thinning drew {draws} candidate arrivals at the peak rate of {peak:.3g} rps "
+                    f"and accepted {total} (limit {MAX_THINNING_DRAWS}); lower the spike multiplier or the peak rate"
+                )
         else:
             raise ScenarioError(f"workload.arrival: thinning needs more than {_MAX_LOOP_STEPS} rounds of candidates")
         times = np.concatenate(kept)

@@ -17,7 +17,7 @@ MEMORY_LIMIT_BYTES = int(float(os.environ.get("SERVESIM_MEMORY_LIMIT_GB", "4")) 
 BYTES_PER_CELL = 8
 WORKING_COPIES = 4.5
 MAX_CONTROL_TICKS = 20_000_000
-MAX_THINNING_DRAWS = 200_000_000
+MAX_THINNING_DRAWS = 50_000_000  # about 10 s of numpy draws
 MAX_ON_OFF_PERIODS = 2_000_000
 # Log columns each stage kind adds (times, queue waits, batch size, replica, ...), measured on the
 # shipped scenarios and rounded up.
