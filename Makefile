@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= scenarios/vision-a100.yaml
 PORT ?= 8501
 
-.PHONY: setup run cli test test-fast bench browser clean
+.PHONY: setup run cli test test-fast bench fuzz browser clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+# 10,000 mutated scenarios and 10,000 `run` option sets; outcome counts in fuzz-report.json
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz FUZZ_REPORT=fuzz-report.json $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
