@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.spec.bounds import IntervalSeconds, PositiveSeconds, Replicas, ReplicasOrZero, Seconds
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from sim.spec.bounds import Cv, Ms
 from sim.spec.distributions import Distribution

@@ -29,7 +29,7 @@ from typing import Annotated, Callable, Literal, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveFloat, PositiveInt, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from sim.spec.bounds import Exponent, Keys, PositiveSeconds, Seconds
 from sim.spec.distributions import Constant, Distribution

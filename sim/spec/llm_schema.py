@@ -27,8 +27,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PositiveFloat,
-    PositiveInt,
     ValidationInfo,
     field_validator,
     model_validator,
