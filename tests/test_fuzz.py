@@ -138,7 +138,7 @@ def check_summary(summary: dict) -> list[str]:
     return problems
 
 
-def classify_outcome(run) -> str:
+def classify_outcome(run, case: object = None) -> str:
     """Run `run()` under a time bound; return the outcome kind and record failures with their cause."""
     previous = signal.signal(signal.SIGALRM, _raise_timeout)
     signal.setitimer(signal.ITIMER_REAL, EXAMPLE_SECONDS)
@@ -165,6 +165,10 @@ def classify_outcome(run) -> str:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if outcome == "hang":
+        FAILURES.append(f"no answer within {EXAMPLE_SECONDS} s")
+    if outcome not in ACCEPTABLE and case is not None:
+        FAILURES[-1] += f"  <- {json.dumps(case, default=str)[:1500]}"
     OUTCOMES["cases"] += 1
     OUTCOMES[outcome] += 1
     return outcome
@@ -186,7 +190,7 @@ def test_mutated_scenarios_give_a_result_or_a_clear_error(data):
         scenario = parse_scenario(raw, base_dir=SCENARIOS, source=name)
         return simulate(scenario).summary
 
-    outcome = classify_outcome(run)
+    outcome = classify_outcome(run, case=raw)
     # In CI a failure stops and shrinks; a long `make fuzz` run counts every outcome and checks at the end.
     assert outcome in ACCEPTABLE or PROFILE == "fuzz", f"{outcome}: {FAILURES[-1] if FAILURES else ''}"
 
@@ -225,7 +229,7 @@ def test_run_options_give_a_result_or_a_clear_error(data, tmp_path_factory, caps
             raise ServesimError("cli: exit 2")
         return json.loads(out)
 
-    outcome = classify_outcome(run)
+    outcome = classify_outcome(run, case=argv)
     # In CI a failure stops and shrinks; a long `make fuzz` run counts every outcome and checks at the end.
     assert outcome in ACCEPTABLE or PROFILE == "fuzz", f"{outcome}: {FAILURES[-1] if FAILURES else ''}"
 

@@ -12,6 +12,7 @@ import numbers
 import os
 
 from sim.errors import ScenarioError
+from sim.spec.bounds import MAX_S
 
 MEMORY_LIMIT_BYTES = int(float(os.environ.get("SERVESIM_MEMORY_LIMIT_GB", "4")) * 1e9)
 BYTES_PER_CELL = 8
@@ -81,6 +82,12 @@ def check_run_budget(
         )
     rate = scenario.workload.arrival.mean_rate_rps
     horizon_s = n / rate if rate > 0 else math.inf
+    if not math.isfinite(horizon_s) or horizon_s > MAX_S:
+        # A vanishing rate puts arrivals past any float horizon (times overflow to infinity).
+        raise ScenarioError(
+            f"workload.arrival: {n:.3g} requests at a mean {rate:.3g} rps span {horizon_s:.3g} s, above the limit "
+            f"of {MAX_S:.3g} s; raise the rate"
+        )
     autoscaling = scenario.deployment.autoscaling
     if autoscaling is not None:
         interval_s = min(
