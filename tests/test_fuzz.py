@@ -36,7 +36,7 @@ FUZZ_MEMORY_LIMIT_BYTES = 150_000_000  # a fuzz run never needs more; bigger ask
 
 settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))
-settings.register_profile("fuzz", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "10000")), deadline=None, suppress_health_check=list(HealthCheck))
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 OUTCOMES: Counter = Counter()
 FAILURES: list[str] = []

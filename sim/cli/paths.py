@@ -70,17 +70,19 @@ def output_file(path: str | Path, option: str, suffixes: tuple[str, ...] = ()) -
 
 
 def output_dir(path: str | Path, option: str) -> Path:
-    """A folder to write into: created (with parents) if missing; an existing file there is refused."""
+    """A folder to write into (created later by the command): an existing file there is refused, and the
+    folder, or the nearest existing folder above it, must be writable. Nothing is created here."""
     path = Path(path)
     _check_name(path, option)
     if path.exists() and not path.is_dir():
         raise ServesimError(f"{option} {path}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ServesimError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(path, os.W_OK):
-        raise ServesimError(f"{option} {path}: folder is not writable")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ServesimError(f"{option} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise ServesimError(f"{option} {path}: folder {existing} is not writable")
     return path
 
 
@@ -159,6 +161,5 @@ def check_advise_args(args) -> None:
 def check_sweep_args(args) -> None:
     input_file(args.sweep, "sweep", max_bytes=1_000_000)
     scheduler_address(args.scheduler)
-    count(args.workers, "--workers", 1, 1024)
     if args.out is not None:
         output_dir(args.out, "--out")
