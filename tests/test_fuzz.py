@@ -103,7 +103,7 @@ def _mutate(raw: dict, data) -> dict:
         op = data.draw(st.sampled_from(["replace", "replace", "plausible", "plausible", "delete", "unknown", "nest",
                                         "scale", "scale"]))
         if op == "replace":
-            container[key] = data.draw(NASTY, label="value")
+            container[key] = copy.deepcopy(data.draw(NASTY, label="value"))  # sampled lists are shared
         elif op == "plausible":
             container[key] = data.draw(PLAUSIBLE, label="value")
         elif op == "delete":
