@@ -329,3 +329,15 @@ def test_an_unwritable_log_folder_is_refused(tmp_path, capsys):
 
 def test_serviceable_errors_are_serveserrors():
     assert issubclass(ScenarioError, ServesimError) and issubclass(DataFileError, ServesimError)
+
+
+def test_a_cv_too_small_to_square_is_refused_not_divided_by():
+    text = GOOD.replace("service_ms: {dist: exponential, mean: 100}", "batch_cost: {base_ms: 1, per_item_ms: 1, cv: 1e-187}")
+    assert "stages.forward.batch_cost.cv: cv 1e-187 is below 1e-06: use 0" in error_of(text)
+    assert parse_scenario_text(text.replace("cv: 1e-187", "cv: 0")).stages[0].batch_cost.cv == 0
+
+
+def test_a_vanishing_rate_is_refused_before_times_overflow():
+    scenario = load_scenario(ROOT / "scenarios/mm3.yaml").with_overrides({"workload.arrival.rate_rps": 1e-300})
+    with pytest.raises(ScenarioError, match=r"workload.arrival: .* s, above the limit of 1e\+10 s"):
+        budget.check_run_budget(scenario, requests=300)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 MAX_RATE_RPS = 10_000_000.0
 MAX_MS = 1e9  # about 11.6 days: one service time, cold start, timeout or SLO
 MAX_S = 1e10  # about 300 years: horizons, windows, TTLs ("never" in practice), points in time
 MAX_CV = 30.0
+MIN_CV = 1e-6  # a smaller positive CV squares to 0 (1 / cv² overflows); 0 means "fixed" where allowed
 MAX_MULTIPLIER = 10_000.0
 MAX_SPEEDUP = 10_000.0
 MIN_SPEEDUP = 1e-4
@@ -40,8 +41,16 @@ Seconds = Annotated[float, Field(ge=0, le=MAX_S)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_S)]
 RateRps = Annotated[float, Field(ge=0, le=MAX_RATE_RPS)]
 PositiveRateRps = Annotated[float, Field(gt=0, le=MAX_RATE_RPS)]
-Cv = Annotated[float, Field(ge=0, le=MAX_CV)]
-PositiveCv = Annotated[float, Field(gt=0, le=MAX_CV)]
+
+
+def _zero_or_resolvable(cv: float) -> float:
+    if 0 < cv < MIN_CV:
+        raise ValueError(f"cv {cv:g} is below {MIN_CV:g}: use 0 for no variation")
+    return cv
+
+
+Cv = Annotated[float, Field(ge=0, le=MAX_CV), AfterValidator(_zero_or_resolvable)]
+PositiveCv = Annotated[float, Field(ge=MIN_CV, le=MAX_CV)]
 Multiplier = Annotated[float, Field(gt=0, le=MAX_MULTIPLIER)]
 Speedup = Annotated[float, Field(ge=MIN_SPEEDUP, le=MAX_SPEEDUP)]
 UsdPerHour = Annotated[float, Field(ge=0, le=MAX_USD_PER_HOUR)]
