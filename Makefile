@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= scenarios/vision-a100.yaml
 PORT ?= 8501
 
-.PHONY: setup run cli test test-fast lint bench fidelity browser clean
+.PHONY: setup run cli test test-fast lint bench fidelity fuzz browser clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,10 @@ bench: setup
 
 fidelity: setup  # live ONNX Runtime serving vs prediction, a few CPU-seconds a run (noisy on a shared host)
 	$(BIN)/python -m calibrate.fidelity --out fidelity
+
+# 10,000 mutated scenarios and 10,000 `run` option sets; outcome counts in fuzz-report.json
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz FUZZ_REPORT=fuzz-report.json $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -8,6 +8,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from sim.cli.paths import input_file, output_file
 from sim.errors import ServesimError
 
 
@@ -85,6 +86,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from calibrate.fit import load_measurements
     from calibrate.profile import fit_measurements
 
+    input_file(args.measurements, "measurements")
+    output_file(args.output, "--output", (".yaml", ".yml"))
     if args.serving_log:
         from calibrate.serving_log import load_serving_log
 
@@ -249,6 +252,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from calibrate.validate import format_comparison, validate_scenario
 
+    input_file(args.scenario, "scenario", max_bytes=1_000_000)
+    input_file(args.measured, "measured")
     table, what, warnings = validate_scenario(
         args.scenario, args.measured, requests=args.requests, seed=args.seed, replications=args.replications, level=args.level
     )

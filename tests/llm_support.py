@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from sim.spec.datafiles import FileAccess, default_access
 from sim.spec.llm_schema import LLMStage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,4 +40,7 @@ def synthetic_profile(tmp_path: Path, **changes) -> Path:
 
 def stage(profile: Path | str, **fields) -> LLMStage:
     spec = {"name": "llm", "kind": "llm", "profile": str(profile), **fields}
-    return LLMStage.model_validate(spec, context={"base_dir": ROOT})
+    # The synthetic profile lives in a test's tmp folder: allow it beside the project's own data.
+    access = default_access(ROOT)
+    access = FileAccess((*access.roots, Path(profile).resolve().parent))
+    return LLMStage.model_validate(spec, context={"base_dir": ROOT, "file_access": access})

@@ -66,7 +66,7 @@ def test_time_varying_rate_follows_its_profile():
 def test_trace_replays_times_and_carries_columns(tmp_path: Path):
     trace = tmp_path / "t.csv"
     trace.write_text("arrived_at,tokens\n0.0,5\n0.5,7\n2.0,9\n")
-    process = ARRIVAL.validate_python({"process": "trace", "file": str(trace), "rate_scale": 2.0})
+    process = ARRIVAL.validate_python({"process": "trace", "file": str(trace), "rate_scale": 2.0}, context={"base_dir": tmp_path})
     arrivals = process.generate(np.random.default_rng(0), None, 10_000.0)
     assert arrivals.times_ms.tolist() == [0.0, 250.0, 1000.0]
     assert arrivals.columns["tokens"].tolist() == [5, 7, 9]
@@ -77,7 +77,7 @@ def test_unsorted_trace_is_refused(tmp_path: Path):
 
     trace = tmp_path / "t.csv"
     trace.write_text("arrived_at\n1.0\n0.5\n")
-    process = ARRIVAL.validate_python({"process": "trace", "file": str(trace)})
+    process = ARRIVAL.validate_python({"process": "trace", "file": str(trace)}, context={"base_dir": tmp_path})
     with pytest.raises(DataFileError, match="not sorted"):
         process.generate(np.random.default_rng(0), 2, None)
 
@@ -87,8 +87,8 @@ def test_non_numeric_trace_names_the_row(tmp_path: Path):
 
     trace = tmp_path / "t.csv"
     trace.write_text("arrived_at\n0.0\nsoon\n")
-    process = ARRIVAL.validate_python({"process": "trace", "file": str(trace)})
-    with pytest.raises(DataFileError, match="row 3 is not a number: 'soon'"):
+    process = ARRIVAL.validate_python({"process": "trace", "file": str(trace)}, context={"base_dir": tmp_path})
+    with pytest.raises(DataFileError, match="row 3 is not a number"):
         process.generate(np.random.default_rng(0), 2, None)
 
 

@@ -75,7 +75,7 @@ def test_round_trip_through_the_simulator_at_low_load(profile_and_measurements, 
 
 def test_validate_cli_compares_percentiles(profile_and_measurements, tmp_path, capsys):
     folder, frame = profile_and_measurements
-    scenario = tmp_path / "s.yaml"
+    scenario = folder / "s.yaml"  # beside its profile: a scenario names files in its own folder only
     scenario.write_text(scenario_text(folder / "skewed.yaml", "{policy: none}", 5.0, 20_000))
     measured = tmp_path / "load_test.csv"
     pd.DataFrame({"latency_ms": frame[frame.batch_size == 1]["latency_ms"]}).to_csv(measured, index=False)

@@ -140,3 +140,29 @@ def test_cli_rejects_a_bad_set_option(tmp_path: Path):
         [sys.executable, "-m", "sim.cli.main", "run", str(good), "--set", "deployment.replicas"], capture_output=True, text=True
     )
     assert result.returncode == 2 and "expected PATH=VALUE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_file_outside_the_allowed_folders_is_named(tmp_path):
+    message = error_of_at(GOOD.replace("{process: poisson, rate_rps: 2.5}", "{process: trace, file: /etc/passwd}"), tmp_path)
+    assert "workload.arrival.file: /etc/passwd is outside the allowed folders (" in message
+
+
+def test_duplicate_keys_are_named_with_their_line():
+    assert "not valid YAML at line 6, column 3: duplicate key 'requests'" in error_of(
+        GOOD.replace("  requests: 1000\n", "  requests: 1000\n  requests: 2000\n"))
+
+
+def test_a_limit_names_field_value_and_ceiling():
+    message = error_of(GOOD + "deployment: {replicas: 1000000000}\n")
+    assert "deployment.replicas: Input should be less than or equal to 10000 (got 1000000000)" in message
+
+
+def test_infinity_is_refused_by_field():
+    message = error_of(GOOD.replace("mean: 100", "mean: .inf"))
+    assert "stages.forward.service_ms.mean: Input should be a finite number (got inf)" in message
+
+
+def error_of_at(text: str, base_dir) -> str:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario_text(text, base_dir=base_dir)
+    return str(info.value)

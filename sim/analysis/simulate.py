@@ -12,8 +12,8 @@ import pandas as pd
 
 from sim.engine.run import simulate_replication, simulate_replications
 from sim.engine.runlog import RunLog
-from sim.errors import ScenarioError
 from sim.metrics.summary import summarize
+from sim.spec.budget import check_run_options
 from sim.spec.scenario import Scenario, parse_scenario_text
 
 
@@ -43,12 +43,9 @@ def simulate(
     """Simulate `replications` independent replications (default: the scenario's) and summarise them.
     `workers` > 1 runs them in a pool of processes (started once per session); every replication draws
     from its own streams, so the result is identical to the in-process one."""
+    check_run_options(scenario, requests, seed, replications)  # bounds and the memory budget, before any work
     seed = scenario.seed if seed is None else seed
     replications = scenario.replications if replications is None else replications
-    if requests is not None and requests <= 0:
-        raise ScenarioError(f"--requests must be positive (got {requests})")
-    if replications <= 0:
-        raise ScenarioError(f"--replications must be positive (got {replications})")
     if workers > 1 and replications > 1:
         run = _in_pool(scenario, replications, seed, requests, min(workers, replications), on_replication)
     else:

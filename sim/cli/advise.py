@@ -29,10 +29,12 @@ def register(subparsers) -> None:
 
 def cmd_advise(args: argparse.Namespace) -> int:
     from sim.analysis.advise import DEFAULT_REPLICATIONS, DEFAULT_REQUESTS, advise
+    from sim.cli.paths import check_advise_args
     from sim.present.advise_report import text_report, write_report
     from sim.errors import ServesimError
     from sim.spec.scenario import load_scenario
 
+    check_advise_args(args)
     if args.budget_usd_per_1m is not None and args.budget_usd_per_1m <= 0:
         raise ServesimError(f"--budget-usd-per-1m must be positive (got {args.budget_usd_per_1m})")
     if args.top < 1:

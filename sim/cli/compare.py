@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sim.cli.paths import check_compare_args
 from sim.errors import ServesimError
 
 
@@ -62,6 +63,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sim.present.report import write_report
     from sim.spec.scenario import load_scenario
 
+    check_compare_args(args)
     scenario = load_scenario(args.scenario)
     variants = parse_variants(args.variant, scenario)
     if args.baseline or len(variants) < 2:

@@ -86,31 +86,27 @@ def _entry_points():
 
 def parse_set_options(options: list[str]) -> dict:
     """`PATH=VALUE` pairs -> overrides; values are read as YAML (numbers, booleans, {inline: maps})."""
-    import yaml
+    from sim.spec.datafiles import parse_yaml
 
     overrides = {}
     for option in options:
         path, sep, value = option.partition("=")
         if not sep or not path.strip():
             raise ServesimError(f"--set {option!r}: expected PATH=VALUE, e.g. deployment.replicas=4")
-        try:
-            overrides[path.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise ServesimError(f"--set {option!r}: value is not valid YAML ({exc})") from None
+        overrides[path.strip()] = parse_yaml(value, f"--set {path.strip()}", ServesimError)
     return overrides
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sim.analysis.simulate import save_run, simulate
+    from sim.cli.paths import check_run_args
+    from sim.metrics.invariants import exit_code
     from sim.spec.scenario import load_scenario
 
+    check_run_args(args)
     scenario = load_scenario(args.scenario)
     if args.set:
         scenario = scenario.with_overrides(parse_set_options(args.set))
-    if args.log is not None and args.log.exists() and not args.log.is_dir():
-        raise ServesimError(f"--log {args.log}: exists and is not a folder (--log takes a folder for the run log)")
-    if args.workers < 1:
-        raise ServesimError(f"--workers must be at least 1 (got {args.workers})")
     result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications,
                       workers=args.workers)
     if args.log:
@@ -118,14 +114,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "replications": args.replications or scenario.replications}
         save_run(result, args.log, settings)
     show(result, args.json, args.timeline, args.window_s)
-    return 0
+    return exit_code(result.summary)
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
     from sim.analysis.simulate import load_run
 
-    show(load_run(args.folder), args.json, None, None)
-    return 0
+    from sim.metrics.invariants import exit_code
+
+    result = load_run(args.folder)
+    show(result, args.json, None, None)
+    return exit_code(result.summary)
 
 
 def show(result, as_json: bool, timeline: Path | None, window_s: float | None) -> None:
@@ -136,6 +135,8 @@ def show(result, as_json: bool, timeline: Path | None, window_s: float | None) -
         from sim.present.timeline import timeline_figure
 
         timeline_figure(result.run, scenario, window_s).savefig(timeline, dpi=110)
+    if result.summary["status"] != "ok":  # exit 3: see README, "Exit codes"
+        print(f"servesim: {result.summary['status']}: {'; '.join(result.summary['status_reasons'])}", file=sys.stderr)
     if as_json:
         print(json.dumps(json_ready(result.summary), indent=2))
         return

@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from sim.cli.paths import check_size_args
 from sim.errors import ServesimError
 
 
@@ -35,8 +36,9 @@ def cmd_size(args: argparse.Namespace) -> int:
     from sim.spec.scenario import load_scenario
     from sim.analysis.sizing import parse_candidates, size
 
+    check_size_args(args)
     scenario = load_scenario(args.scenario)
-    slo = args.slo_p99_ms or scenario.slo.p99_ms
+    slo = args.slo_p99_ms if args.slo_p99_ms is not None else scenario.slo.p99_ms
     if not slo or slo <= 0:
         raise ServesimError("give --slo-p99-ms or slo.p99_ms in the scenario")
     if args.replications < 2:

@@ -52,7 +52,9 @@ def register(subparsers) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from sim.analysis.sweep.run import load_sweep, run_sweep
+    from sim.cli.paths import check_sweep_args
 
+    check_sweep_args(args)
     sweep = load_sweep(args.sweep).with_options(replications=args.replications, requests=args.requests)
     out = args.out or Path(f"sweep-{sweep.name}")
     from sim.present.progress import ProgressBar

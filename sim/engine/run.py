@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sim.engine import caching
+from sim.spec.budget import check_run_options
 from sim.errors import ScenarioError
 from sim.engine.fcfs import fcfs_start_ms
 from sim.engine.llm.pipeline import LLMStageRun, run_llm_stage
@@ -28,6 +29,7 @@ def simulate_replication(
 ) -> RunLog:
     """One replication -> its run log: one row per arrival (rejected requests included, flagged), plus the
     autoscaling timeline and the LLM stage logs where the scenario has them."""
+    check_run_options(scenario, requests, seed, 1)
     workload = scenario.workload
     count, horizon_ms = (requests, None) if requests is not None else workload.length()
     if count is not None and count > MAX_REQUESTS_PER_RUN:

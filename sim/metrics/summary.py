@@ -16,6 +16,7 @@ import pandas as pd
 from sim.engine.runlog import RunLog
 from sim.errors import ScenarioError
 from sim.metrics import cost
+from sim.metrics.invariants import with_status
 from sim.metrics.caches import cache_summary
 from sim.metrics.groups import measurement_groups
 from sim.metrics.llm import llm_key
@@ -211,7 +212,7 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
     llm = llm_key(run, scenario)
     if llm:
         warnings.extend(llm["warnings"])
-    return {
+    return with_status({
         "scenario": scenario.name,
         "replications": replications,
         "requests": int(per_group["requests"].sum()),
@@ -230,7 +231,7 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
         **({"autoscaling": scaling} if scaling else {}),
         **({"caches": cache_summary(log, scenario.caches)} if scenario.caches else {}),
         **({"llm": llm} if llm else {}),
-    }
+    }, scenario)
 
 
 def autoscaling_summary(per_group: pd.DataFrame, run: RunLog, scenario: Scenario) -> dict | None:

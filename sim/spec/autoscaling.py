@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sim.spec.bounds import IntervalSeconds, PositiveSeconds, Replicas, ReplicasOrZero, Seconds
 
 SAMPLE_INTERVAL_MS = 1000.0
 
@@ -42,10 +44,10 @@ class LoadSamples:
 
 
 class _Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    min_replicas: NonNegativeInt = 1
-    max_replicas: PositiveInt = 1
-    initial_replicas: NonNegativeInt | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    min_replicas: ReplicasOrZero = 1
+    max_replicas: Replicas = 1
+    initial_replicas: ReplicasOrZero | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> "_Policy":
@@ -83,12 +85,12 @@ class RayServe(_Policy):
     loop is evaluated every `decision_interval_s` (Ray: 0.1 s; 1 s here is finer than the 10 s metrics push)."""
 
     policy: Literal["ray_serve"]
-    target_ongoing_requests: PositiveFloat = 2.0
-    upscale_delay_s: float = Field(default=30.0, ge=0)
-    downscale_delay_s: float = Field(default=600.0, ge=0)
-    metrics_interval_s: PositiveFloat = 10.0
-    look_back_period_s: PositiveFloat = 30.0
-    control_interval_s: PositiveFloat = 1.0
+    target_ongoing_requests: float = Field(default=2.0, gt=0, le=1e6)
+    upscale_delay_s: Seconds = 30.0
+    downscale_delay_s: Seconds = 600.0
+    metrics_interval_s: IntervalSeconds = 10.0
+    look_back_period_s: PositiveSeconds = 30.0
+    control_interval_s: IntervalSeconds = 1.0
 
     @property
     def decision_interval_s(self) -> float:
@@ -123,16 +125,16 @@ class Knative(_Policy):
     plus `scale_to_zero_grace_period_s`."""
 
     policy: Literal["knative"]
-    min_replicas: NonNegativeInt = Field(default=0, alias="min_scale")
-    max_replicas: PositiveInt = Field(default=10, alias="max_scale")
-    target: PositiveFloat = 1.0
+    min_replicas: ReplicasOrZero = Field(default=0, alias="min_scale")
+    max_replicas: Replicas = Field(default=10, alias="max_scale")
+    target: float = Field(default=1.0, gt=0, le=1e6)
     target_utilization: float = Field(default=0.7, gt=0, le=1)
-    stable_window_s: float = Field(default=60.0, ge=0)
+    stable_window_s: Seconds = 60.0
     panic_window_percentage: float = Field(default=10.0, gt=0, le=100)
-    panic_threshold_percentage: float = Field(default=200.0, gt=100)
-    scale_to_zero_grace_period_s: float = Field(default=30.0, ge=0)
-    tick_interval_s: PositiveFloat = 2.0
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    panic_threshold_percentage: float = Field(default=200.0, gt=100, le=1e6)
+    scale_to_zero_grace_period_s: Seconds = 30.0
+    tick_interval_s: IntervalSeconds = 2.0
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
 
     @property
     def decision_interval_s(self) -> float:
@@ -165,11 +167,11 @@ class Hpa(_Policy):
     last `scale_down_stabilization_s`."""
 
     policy: Literal["hpa"]
-    min_replicas: PositiveInt = 1
+    min_replicas: Replicas = 1
     target_utilization: float = Field(default=0.6, gt=0, le=1)
-    sync_period_s: PositiveFloat = 15.0
-    scale_down_stabilization_s: float = Field(default=300.0, ge=0)
-    tolerance: float = Field(default=0.1, ge=0)
+    sync_period_s: IntervalSeconds = 15.0
+    scale_down_stabilization_s: Seconds = 300.0
+    tolerance: float = Field(default=0.1, ge=0, le=10)
 
     @property
     def decision_interval_s(self) -> float:

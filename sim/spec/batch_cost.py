@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
+from sim.spec.bounds import Cv, Ms
 from sim.spec.distributions import Distribution
 
 
@@ -64,10 +65,10 @@ class ScaledSingle(_Stateless):
 class AffineSpec(BaseModel):
     """Batch cost `base_ms + per_item_ms × n`, gamma-distributed around that mean with CV `cv` (0 = fixed)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    base_ms: float = Field(ge=0)
-    per_item_ms: float = Field(ge=0)
-    cv: float = Field(default=0.0, ge=0)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    base_ms: Ms
+    per_item_ms: Ms
+    cv: Cv = 0.0
 
 
 class AffineCost(_Stateless):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from sim.spec.bounds import MAX_BATCH_SIZE, BatchSize, Ms
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sim.spec.distributions import Distribution
 
 
 class _Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @property
     def max_batch_size(self) -> int:
@@ -51,8 +52,8 @@ class StaticBatching(_Policy):
     that is the tail-latency risk static batching carries."""
 
     policy: Literal["static"]
-    batch_size: PositiveInt
-    timeout_ms: float | None = Field(default=None, ge=0)
+    batch_size: BatchSize
+    timeout_ms: Ms | None = None
 
     @property
     def max_batch_size(self) -> int:
@@ -71,9 +72,9 @@ class DynamicBatching(_Policy):
     has waited `max_queue_delay_ms`, with whatever is queued (up to the max)."""
 
     policy: Literal["dynamic"]
-    max_batch_size_: PositiveInt = Field(alias="max_batch_size")
-    max_queue_delay_ms: float = Field(default=0.0, ge=0)
-    preferred_batch_sizes: tuple[PositiveInt, ...] = ()
+    max_batch_size_: BatchSize = Field(alias="max_batch_size")
+    max_queue_delay_ms: Ms = 0.0
+    preferred_batch_sizes: tuple[BatchSize, ...] = Field(default=(), max_length=MAX_BATCH_SIZE)
     # How late a batch leaves after its delay ran out (a real batcher's timer and thread wake-up: Triton
     # measured ~0.4 ms at the median); drawn once per oldest request by the engine. None: on time.
     dispatch_overshoot_ms: Distribution | None = None

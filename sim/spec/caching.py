@@ -27,22 +27,23 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveFloat, PositiveInt, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from sim.spec.bounds import Exponent, Keys, PositiveSeconds, Seconds
 from sim.errors import ScenarioError
 from sim.spec.distributions import Constant, Distribution
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
 
 
 class ZipfKeys(_Spec):
     """Keys 0..n_keys-1 drawn independently with P(rank i) proportional to i^(-exponent)."""
 
     popularity: Literal["zipf"]
-    exponent: float = Field(ge=0)
-    n_keys: PositiveInt
+    exponent: Exponent
+    n_keys: Keys
 
     def probabilities(self) -> np.ndarray:
         from sim.theory import zipf_probabilities
@@ -77,9 +78,9 @@ class _Cache(_Spec):
     lookup_ms: Distribution = _NO_LOOKUP
     hit_rate: float | None = Field(default=None, ge=0, le=1)
     keys: KeySpec | None = None
-    capacity: PositiveInt | None = None
+    capacity: Keys | None = None
     eviction: Literal["lru", "lfu", "ttl"] = "lru"
-    ttl_s: PositiveFloat | None = None
+    ttl_s: PositiveSeconds | None = None
 
     @model_validator(mode="after")
     def _hit_behaviour(self) -> "_Cache":
@@ -114,7 +115,7 @@ class OutputCache(_Cache):
     """The response cache in front of the service; a new model version (`deploys_s`) invalidates it."""
 
     tier: Literal["output"]
-    deploys_s: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
+    deploys_s: list[Seconds] = Field(default_factory=list, max_length=10_000)
     skips: list[str] | None = None
 
     @property

@@ -16,21 +16,23 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeFloat,
-    PositiveFloat,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from sim.spec.bounds import MAX_CV, MAX_LIST_ITEMS, MAX_MS, Ms, PositiveCv, PositiveMs
+from sim.errors import DataFileError
 from sim.spec.datafiles import read_numeric_column, resolve_path
 
 # z-score of the 99th percentile of a standard normal: lognormal {median, p99} -> sigma.
 _Z99 = 2.3263478740408408
+# The p99 / median ratio of a lognormal whose CV is MAX_CV: larger ratios overflow the moments.
+_MAX_P99_RATIO = float(np.exp(_Z99 * np.sqrt(np.log1p(MAX_CV**2))))
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @property
     def mean(self) -> float:
@@ -52,7 +54,7 @@ class Constant(_Dist):
     """Always `value` ms."""
 
     dist: Literal["constant"]
-    value: float = Field(ge=0)
+    value: Ms
 
     @property
     def mean(self) -> float:
@@ -70,7 +72,7 @@ class Exponential(_Dist):
     """Exponential with mean `mean` ms (CV 1): the M in M/M/c."""
 
     dist: Literal["exponential"]
-    mean_ms: PositiveFloat = Field(alias="mean")
+    mean_ms: PositiveMs = Field(alias="mean")
 
     @property
     def mean(self) -> float:
@@ -88,10 +90,10 @@ class Lognormal(_Dist):
     """Lognormal given by `{median, p99}` (how latency is usually quoted) or by `{mean, cv}`."""
 
     dist: Literal["lognormal"]
-    median: PositiveFloat | None = None
-    p99: PositiveFloat | None = None
-    mean_ms: PositiveFloat | None = Field(default=None, alias="mean")
-    cv_given: PositiveFloat | None = Field(default=None, alias="cv")
+    median: PositiveMs | None = None
+    p99: PositiveMs | None = None
+    mean_ms: PositiveMs | None = Field(default=None, alias="mean")
+    cv_given: PositiveCv | None = Field(default=None, alias="cv")
 
     @model_validator(mode="after")
     def _one_parameterisation(self) -> "Lognormal":
@@ -101,6 +103,10 @@ class Lognormal(_Dist):
             raise ValueError("give either {median, p99} or {mean, cv}")
         if by_quantiles and self.p99 <= self.median:
             raise ValueError(f"p99 ({self.p99}) must be larger than median ({self.median})")
+        if by_quantiles and self.p99 / self.median > _MAX_P99_RATIO:
+            raise ValueError(
+                f"p99 / median = {self.p99 / self.median:.3g} is above {_MAX_P99_RATIO:.3g} (a CV above {MAX_CV:g})"
+            )
         return self
 
     @cached_property
@@ -129,8 +135,8 @@ class Gamma(_Dist):
     """Gamma with `mean` ms and coefficient of variation `cv` (cv < 1 is more regular than exponential)."""
 
     dist: Literal["gamma"]
-    mean_ms: PositiveFloat = Field(alias="mean")
-    cv_given: PositiveFloat = Field(alias="cv")
+    mean_ms: PositiveMs = Field(alias="mean")
+    cv_given: PositiveCv = Field(alias="cv")
 
     @property
     def mean(self) -> float:
@@ -149,8 +155,8 @@ class Uniform(_Dist):
     """Uniform between `low` and `high` ms."""
 
     dist: Literal["uniform"]
-    low: float = Field(ge=0)
-    high: PositiveFloat
+    low: Ms
+    high: PositiveMs
 
     @model_validator(mode="after")
     def _ordered(self) -> "Uniform":
@@ -174,9 +180,9 @@ class SampleSource(BaseModel):
     """Measured values to resample: inline `samples`, or a CSV `file` (column `column`, else the first).
     Shared by service-time and token-count empirical distributions; `values_what` names them in errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     values_what: ClassVar[str] = "empirical samples"
-    samples: list[float] | None = None
+    samples: list[float] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     file: str | None = None
     column: str | None = None
 
@@ -197,7 +203,10 @@ class SampleSource(BaseModel):
     def values(self) -> np.ndarray:
         if self.samples is not None:
             return np.asarray(self.samples, dtype=float)
-        return read_numeric_column(Path(self.file), self.column, what=self.values_what)
+        values = read_numeric_column(Path(self.file), self.column, what=self.values_what)
+        if values.max() > MAX_MS:
+            raise DataFileError(f"{self.values_what}: {self.file} holds a value above the limit of {MAX_MS:g}")
+        return values
 
 
 class Empirical(_Dist, SampleSource):
@@ -205,7 +214,7 @@ class Empirical(_Dist, SampleSource):
 
     values_what: ClassVar[str] = "empirical service times"
     dist: Literal["empirical"]
-    samples: list[NonNegativeFloat] | None = None
+    samples: list[Ms] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
 
     @property
     def mean(self) -> float:

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
 from sim.errors import DataFileError
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PrefillCurve(_Frozen):
@@ -134,12 +133,17 @@ def load_llm_profile(path: str | Path) -> LLMProfile:
 
 @lru_cache(maxsize=64)
 def _load_cached(path: str) -> LLMProfile:
+    from sim.spec.datafiles import MAX_YAML_BYTES, parse_yaml
+
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if Path(path).is_file() and Path(path).stat().st_size > MAX_YAML_BYTES:
+            raise DataFileError(f"LLM profile: {path} is larger than {MAX_YAML_BYTES} bytes")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataFileError(f"LLM profile: file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise DataFileError(f"LLM profile: {path} is not valid YAML ({exc})") from None
+    except (OSError, UnicodeDecodeError):
+        raise DataFileError(f"LLM profile: cannot read {path} (not a readable UTF-8 file)") from None
+    raw = parse_yaml(text, f"LLM profile {path}", DataFileError)
     if not isinstance(raw, dict) or raw.get("kind") != "llm":
         raise DataFileError(f"LLM profile: {path} is not an LLM profile (it needs `kind: llm`)")
     try:

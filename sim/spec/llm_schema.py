@@ -27,13 +27,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PositiveFloat,
-    PositiveInt,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from sim.spec.bounds import MAX_EXPONENT, MAX_LIST_ITEMS, BatchSize, Ms, PositiveCv, PositiveTokenFloat, Tokens
 from sim.spec.datafiles import resolve_path
 from sim.spec.distributions import SampleSource
 from sim.errors import ServesimError
@@ -43,15 +42,15 @@ _Z99 = 2.3263478740408408  # z-score of the normal 99th percentile
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
 
 
 # ---- token-count distributions (integers >= 1) ---------------------------------------------------------
 
 
 class _TokenDist(_Model):
-    min: PositiveInt = 1
-    max: PositiveInt | None = None
+    min: Tokens = 1
+    max: Tokens | None = None
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` token counts, integers clipped to [min, max]."""
@@ -66,7 +65,7 @@ class TokenConstant(_TokenDist):
     """Always `value` tokens."""
 
     dist: Literal["constant"]
-    value: PositiveInt
+    value: Tokens
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, self.value)
@@ -76,8 +75,8 @@ class TokenUniform(_TokenDist):
     """Uniform integers from `low` to `high`, both included."""
 
     dist: Literal["uniform"]
-    low: PositiveInt
-    high: PositiveInt
+    low: Tokens
+    high: Tokens
 
     @model_validator(mode="after")
     def _ordered(self) -> "TokenUniform":
@@ -93,10 +92,10 @@ class TokenLognormal(_TokenDist):
     """Lognormal token counts given by `{median, p99}` or `{mean, cv}`, rounded."""
 
     dist: Literal["lognormal"]
-    median: PositiveFloat | None = None
-    p99: PositiveFloat | None = None
-    mean: PositiveFloat | None = None
-    cv: PositiveFloat | None = None
+    median: PositiveTokenFloat | None = None
+    p99: PositiveTokenFloat | None = None
+    mean: PositiveTokenFloat | None = None
+    cv: PositiveCv | None = None
 
     @model_validator(mode="after")
     def _one_parameterisation(self) -> "TokenLognormal":
@@ -121,7 +120,7 @@ class TokenZipf(_TokenDist):
     """Zipf: P(k) ∝ k^-a for k = 1, 2, ... (`max` bounds the support; without it `a` must exceed 1)."""
 
     dist: Literal["zipf"]
-    a: PositiveFloat
+    a: float = Field(gt=0, le=MAX_EXPONENT)
 
     @model_validator(mode="after")
     def _normalisable(self) -> "TokenZipf":
@@ -142,7 +141,7 @@ class TokenEmpirical(_TokenDist, SampleSource):
 
     values_what: ClassVar[str] = "empirical token counts"
     dist: Literal["empirical"]
-    samples: list[PositiveInt] | None = None
+    samples: list[Tokens] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.choice(self.values, size=n, replace=True)
@@ -188,12 +187,12 @@ class ContinuousLLMBatching(_Model):
     """vLLM-style iteration-level scheduling with a paged KV cache (see sim/engine/llm/policies.py)."""
 
     policy: Literal["continuous"]
-    max_num_seqs: PositiveInt = 256
-    max_num_batched_tokens: PositiveInt = 8192
-    block_size: PositiveInt = 16
-    num_gpu_blocks: PositiveInt | None = None
+    max_num_seqs: int = Field(default=256, gt=0, le=65_536)
+    max_num_batched_tokens: int = Field(default=8192, gt=0, le=10_000_000)
+    block_size: int = Field(default=16, gt=0, le=4096)
+    num_gpu_blocks: int | None = Field(default=None, gt=0, le=100_000_000)
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    gpu_memory_gib: PositiveFloat | None = Field(default=None, description="per GPU, GiB; default: the profile's")
+    gpu_memory_gib: float | None = Field(default=None, gt=0, le=100_000, description="per GPU, GiB; default: the profile's")
     watermark: float = Field(
         default=0.01, ge=0, lt=1, description="share of KV blocks a new admission must leave free (vLLM's 1%)"
     )
@@ -223,9 +222,9 @@ class StaticLLMBatching(_Model):
     full batch; with 0 it takes whatever is queued."""
 
     policy: Literal["static"]
-    batch_size: PositiveInt
-    timeout_ms: float = Field(default=0.0, ge=0)
-    block_size: PositiveInt = Field(default=16, description="only to report KV use in blocks")
+    batch_size: BatchSize
+    timeout_ms: Ms = 0.0
+    block_size: int = Field(default=16, gt=0, le=4096, description="only to report KV use in blocks")
 
 
 LLMBatching = Annotated[Union[ContinuousLLMBatching, StaticLLMBatching], Field(discriminator="policy")]
@@ -264,7 +263,7 @@ class LLMStage(_Model):
     batching: LLMBatching = Field(default_factory=lambda: ContinuousLLMBatching(policy="continuous"))
     kv_cache: bool = True
     prefix_cache: PrefixCache | None = None
-    max_model_len: PositiveInt | None = None
+    max_model_len: Tokens | None = None
 
     @field_validator("profile")
     @classmethod

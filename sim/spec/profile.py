@@ -49,7 +49,6 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sim.errors import DataFileError
@@ -130,7 +129,7 @@ def spread_shape(p50: float, p90: float | None, p99: float | None) -> tuple[floa
 
 # --------------------------------------------------------------------------- file schema
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LatencyRow(_Model):
@@ -475,18 +474,19 @@ def profile_from_dict(data: Any, where: str = "profile") -> ModelProfile:
 
 
 def read_profile_yaml(path: str | Path) -> dict:
-    """The raw mapping of a profile file; DataFileError if it is missing or not YAML."""
+    """The raw mapping of a profile file; DataFileError if it is missing, too large or not YAML."""
+    from sim.spec.datafiles import MAX_YAML_BYTES, parse_yaml
+
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_YAML_BYTES:
+            raise DataFileError(f"profile {path} is larger than {MAX_YAML_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataFileError(f"profile file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataFileError(f"cannot read profile {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataFileError(f"profile {path} is not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError):
+        raise DataFileError(f"cannot read profile {path} (not a readable UTF-8 file)") from None
+    data = parse_yaml(text, f"profile {path}", DataFileError)
     if data is None:
         raise DataFileError(f"profile {path} is empty")
     return data

@@ -18,8 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveFloat,
-    PositiveInt,
     PrivateAttr,
     ValidationError,
     ValidationInfo,
@@ -30,10 +28,25 @@ from pydantic import (
 from sim.spec.arrivals import ArrivalProcess, Trace
 from sim.spec.autoscaling import AutoscalingPolicy
 from sim.spec.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle, SpedUp
+from sim.spec.bounds import (
+    Instances,
+    PositiveMs,
+    PositiveSeconds,
+    QueueSize,
+    Replicas,
+    Replications,
+    Requests,
+    RequestsOrZero,
+    Seconds,
+    Seed,
+    Speedup,
+    UsdPerHour,
+    Workers,
+)
 from sim.spec.batching import BatchingPolicy, NoBatching
 from sim.spec.correlated import RegimeCost, RegimeSpec, ReplayCost, ReplaySpec
 from sim.spec.caching import CacheTier, validate_caches
-from sim.spec.datafiles import parse_yaml, resolve_path
+from sim.spec.datafiles import FileAccess, default_access, parse_yaml, resolve_path
 from sim.spec.distributions import Distribution
 from sim.errors import ScenarioError, ServesimError
 from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage, PrefixCache, StaticLLMBatching, TokenSpec
@@ -44,7 +57,7 @@ DEFAULT_WARMUP_SHARE = 0.05  # of a run discarded as warm-up when the scenario n
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
 
 
 class DelayStage(_Model):
@@ -61,7 +74,7 @@ class PoolStage(_Model):
 
     name: str
     kind: Literal["pool"]
-    workers: PositiveInt
+    workers: Workers
     per_replica: bool = True
     service_ms: Distribution
 
@@ -76,10 +89,10 @@ class ModelStage(_Model):
     name: str
     kind: Literal["model"]
     service_ms: Distribution | None = None
-    per_item: float = Field(default=1.0, ge=0)
+    per_item: float = Field(default=1.0, ge=0, le=1000)
     batch_cost: AffineSpec | None = None
     profile: str | None = None
-    speedup: PositiveFloat = 1.0
+    speedup: Speedup = 1.0
     batching: BatchingPolicy = Field(default_factory=lambda: NoBatching(policy="none"))
     slowdown: RegimeSpec | None = None
     replay: ReplaySpec | None = None
@@ -150,7 +163,7 @@ class Hardware(_Model):
     (models/hardware.yaml) brings its catalogue price."""
 
     name: str | None = None
-    usd_per_hour: float | None = Field(default=None, ge=0)
+    usd_per_hour: UsdPerHour | None = None
 
     @model_validator(mode="after")
     def _catalogue_price(self) -> "Hardware":
@@ -173,10 +186,10 @@ class Deployment(_Model):
     """Replicas (fixed, or managed by `autoscaling`), model instances per replica, routing between
     replicas, Triton's `max_queue_size`, the hardware price, and how long a new replica takes to serve."""
 
-    replicas: PositiveInt = 1
-    instances: PositiveInt = 1
+    replicas: Replicas = 1
+    instances: Instances = 1
     routing: Routing = "shared_queue"
-    max_queue_size: int | None = Field(default=None, ge=0)
+    max_queue_size: QueueSize | None = None
     hardware: Hardware = Field(default_factory=Hardware)
     autoscaling: AutoscalingPolicy | None = None
     cold_start_ms: Distribution | None = None
@@ -193,11 +206,11 @@ class Deployment(_Model):
 class Slo(_Model):
     """Latency budgets on end-to-end latency, in ms."""
 
-    p50_ms: PositiveFloat | None = None
-    p95_ms: PositiveFloat | None = None
-    p99_ms: PositiveFloat | None = None
-    ttft_ms: PositiveFloat | None = Field(default=None, description="LLM stages: time-to-first-token budget (goodput)")
-    tpot_ms: PositiveFloat | None = Field(default=None, description="LLM stages: time-per-output-token budget (goodput)")
+    p50_ms: PositiveMs | None = None
+    p95_ms: PositiveMs | None = None
+    p99_ms: PositiveMs | None = None
+    ttft_ms: PositiveMs | None = Field(default=None, description="LLM stages: time-to-first-token budget (goodput)")
+    tpot_ms: PositiveMs | None = Field(default=None, description="LLM stages: time-per-output-token budget (goodput)")
 
     def budgets(self) -> dict[float, float]:
         """Quantile -> budget in ms, for the budgets that were given."""
@@ -208,10 +221,10 @@ class Slo(_Model):
 class Workload(_Model):
     arrival: ArrivalProcess
     tokens: TokenSpec | None = None
-    requests: PositiveInt | None = None
-    duration_s: PositiveFloat | None = None
-    warmup_requests: int | None = Field(default=None, ge=0)
-    warmup_s: float | None = Field(default=None, ge=0)
+    requests: Requests | None = None
+    duration_s: PositiveSeconds | None = None
+    warmup_requests: RequestsOrZero | None = None
+    warmup_s: Seconds | None = None
 
     @model_validator(mode="after")
     def _length_and_warmup(self) -> "Workload":
@@ -263,16 +276,17 @@ class Workload(_Model):
 class Scenario(_Model):
     name: str
     description: str | None = None
-    seed: int = Field(default=0, ge=0)
-    replications: PositiveInt = 5
+    seed: Seed = 0
+    replications: Replications = 5
     workload: Workload
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1, max_length=100)
     deployment: Deployment = Field(default_factory=Deployment)
     slo: Slo = Field(default_factory=Slo)
-    caches: list[CacheTier] = Field(default_factory=list)
+    caches: list[CacheTier] = Field(default_factory=list, max_length=20)
 
     _raw: dict = PrivateAttr(default_factory=dict)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _file_access: FileAccess | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _stage_names(self) -> "Scenario":
@@ -312,7 +326,7 @@ class Scenario(_Model):
         raw = self.raw
         for path, value in overrides.items():
             set_path(raw, path, value)
-        return parse_scenario(raw, base_dir=self._base_dir)
+        return parse_scenario(raw, base_dir=self._base_dir, allowed_roots=self._file_access and self._file_access.roots)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.raw, sort_keys=False)
@@ -367,24 +381,33 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario_text(path.read_text(encoding="utf-8", errors="replace"), base_dir=path.parent, source=str(path))
 
 
-def parse_scenario_text(text: str, base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
+def parse_scenario_text(
+    text: str, base_dir: str | Path = ".", source: str = "scenario", allowed_roots=None
+) -> Scenario:
+    """Validate scenario YAML text. Files it names must lie inside `allowed_roots` (default: `base_dir`
+    and the project's shipped scenarios/, models/, data/); a planner upload passes
+    `allowed_roots=shipped_data_roots()` so that it can name shipped data only."""
     if len(text.encode("utf-8", errors="replace")) > MAX_SCENARIO_BYTES:
         raise ScenarioError(f"{source}: scenario is larger than {MAX_SCENARIO_BYTES} bytes")
     raw = parse_yaml(text, source, ScenarioError)
     if not isinstance(raw, dict):
         raise ScenarioError(f"{source}: a scenario is a mapping with name, workload, stages, deployment")
-    return parse_scenario(raw, base_dir=base_dir, source=source)
+    return parse_scenario(raw, base_dir=base_dir, source=source, allowed_roots=allowed_roots)
 
 
-def parse_scenario(raw: dict, base_dir: str | Path = ".", source: str = "scenario") -> Scenario:
+def parse_scenario(
+    raw: dict, base_dir: str | Path = ".", source: str = "scenario", allowed_roots=None
+) -> Scenario:
     base_dir = Path(base_dir)
+    access = default_access(base_dir) if allowed_roots is None else FileAccess.of(allowed_roots)
     try:
-        scenario = Scenario.model_validate(raw, context={"base_dir": base_dir})
+        scenario = Scenario.model_validate(raw, context={"base_dir": base_dir, "file_access": access})
     except ValidationError as exc:
         problems = [_describe(error, raw) for error in exc.errors()]
         raise ScenarioError(f"{source}: invalid scenario\n" + "\n".join(f"  {p}" for p in problems)) from None
     scenario._raw = copy.deepcopy(raw)
     scenario._base_dir = base_dir
+    scenario._file_access = access
     return scenario
 
 

@@ -1,0 +1,121 @@
+"""What a run will cost before it starts: request-log bytes and event counts, refused above a limit.
+
+The request log of every replication is kept (summaries and CIs are computed from it), so memory grows
+as requests × replications × log columns. Measured peak memory is about 4.2 × the final log's size
+(per-replication logs, their concatenation and the summary's working copies), hence WORKING_COPIES.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+from sim.errors import ScenarioError
+from sim.spec.bounds import MAX_S
+
+MEMORY_LIMIT_BYTES = int(float(os.environ.get("SERVESIM_MEMORY_LIMIT_GB", "4")) * 1e9)
+BYTES_PER_CELL = 8
+WORKING_COPIES = 4.5
+MAX_CONTROL_TICKS = 20_000_000
+MAX_THINNING_DRAWS = 50_000_000  # about 10 s of numpy draws
+MAX_ON_OFF_PERIODS = 2_000_000
+# Log columns each stage kind adds (times, queue waits, batch size, replica, ...), measured on the
+# shipped scenarios and rounded up.
+_COLUMNS_BASE = 9
+_COLUMNS_PER_KIND = {"delay": 2, "pool": 3, "model": 8, "llm": 14}
+_COLUMNS_PER_CACHE = 3
+
+
+def log_columns(scenario) -> int:
+    """Columns the request log of `scenario` will have, approximately (an upper estimate)."""
+    stages = sum(_COLUMNS_PER_KIND.get(stage.kind, 8) for stage in scenario.stages)
+    return _COLUMNS_BASE + stages + _COLUMNS_PER_CACHE * len(scenario.caches)
+
+
+def expected_requests(scenario, requests: int | None = None) -> tuple[float, str]:
+    """Requests per replication and the field that sets them."""
+    if requests is not None:
+        return float(requests), "--requests"
+    count, horizon_ms = scenario.workload.length()
+    if count is not None:
+        return float(count), "workload.requests"
+    return horizon_ms / 1000.0 * scenario.workload.arrival.mean_rate_rps, "workload.duration_s"
+
+
+def estimate_run_bytes(scenario, requests: int | None = None, replications: int | None = None) -> float:
+    """Peak memory of a run in bytes: requests × replications × log columns × 8 bytes × working copies."""
+    n, _ = expected_requests(scenario, requests)
+    reps = scenario.replications if replications is None else replications
+    return n * reps * log_columns(scenario) * BYTES_PER_CELL * WORKING_COPIES
+
+
+def check_run_options(scenario, requests: int | None, seed: int | None, replications: int | None) -> None:
+    """Run options from the command line or an API caller, within the schema's bounds, then the budget."""
+    from sim.spec.bounds import MAX_REPLICATIONS, MAX_REQUESTS, MAX_SEED
+
+    for name, value, low, high in (
+        ("--requests", requests, 1, MAX_REQUESTS),
+        ("--seed", seed, 0, MAX_SEED),
+        ("--replications", replications, 1, MAX_REPLICATIONS),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+            raise ScenarioError(f"{name}: {value!r} must be a whole number from {low} to {high}")
+    check_run_budget(scenario, requests, replications)
+
+
+def check_run_budget(
+    scenario, requests: int | None = None, replications: int | None = None, limit_bytes: int | None = None
+) -> None:
+    """Refuse, naming the field, a run whose log would not fit in memory or whose loops would not end."""
+    limit = MEMORY_LIMIT_BYTES if limit_bytes is None else limit_bytes
+    n, field = expected_requests(scenario, requests)
+    reps = scenario.replications if replications is None else replications
+    need = estimate_run_bytes(scenario, requests, reps)
+    if not math.isfinite(need) or need > limit:
+        raise ScenarioError(
+            f"{field}: {n:.3g} requests × {reps} replications × {log_columns(scenario)} log columns needs about "
+            f"{need / 1e9:.3g} GB, above the memory limit of {limit / 1e9:.3g} GB "
+            "(lower the requests or replications; SERVESIM_MEMORY_LIMIT_GB raises the limit)"
+        )
+    rate = scenario.workload.arrival.mean_rate_rps
+    horizon_s = n / rate if rate > 0 else math.inf
+    if not math.isfinite(horizon_s) or horizon_s > MAX_S:
+        # A vanishing rate puts arrivals past any float horizon (times overflow to infinity).
+        raise ScenarioError(
+            f"workload.arrival: {n:.3g} requests at a mean {rate:.3g} rps span {horizon_s:.3g} s, above the limit "
+            f"of {MAX_S:.3g} s; raise the rate"
+        )
+    autoscaling = scenario.deployment.autoscaling
+    if autoscaling is not None:
+        interval_s = min(
+            getattr(autoscaling, name)
+            for name in ("control_interval_s", "metrics_interval_s", "tick_interval_s", "sync_period_s")
+            if hasattr(autoscaling, name)
+        )
+        ticks = horizon_s / interval_s
+        if not math.isfinite(ticks) or ticks > MAX_CONTROL_TICKS:
+            raise ScenarioError(
+                f"deployment.autoscaling: {horizon_s:.3g} s of traffic at a {interval_s:g} s control period is "
+                f"{ticks:.3g} autoscaler ticks, above the limit of {MAX_CONTROL_TICKS:.3g} (fewer requests, "
+                "a higher rate or a longer period)"
+            )
+    peak = getattr(scenario.workload.arrival, "peak_rate_rps", None)
+    if peak is not None:
+        draws = horizon_s * peak
+        if not math.isfinite(draws) or draws > MAX_THINNING_DRAWS:
+            raise ScenarioError(
+                f"workload.arrival: a peak rate of {peak:.3g} rps over {horizon_s:.3g} s needs {draws:.3g} "
+                f"candidate arrivals (thinning), above the limit of {MAX_THINNING_DRAWS:.3g}; lower the spike "
+                "multiplier or the requests"
+            )
+    mean_on_s = getattr(scenario.workload.arrival, "mean_on_s", None)
+    if mean_on_s is not None:
+        periods = 2 * horizon_s / (mean_on_s + scenario.workload.arrival.mean_off_s)
+        if not math.isfinite(periods) or periods > MAX_ON_OFF_PERIODS:
+            raise ScenarioError(
+                f"workload.arrival: {n:.3g} requests at a mean {rate:.3g} rps span {periods:.3g} on/off periods, "
+                f"above the limit of {MAX_ON_OFF_PERIODS:.3g}; raise rate_on_rps or the mean_on_s / mean_off_s"
+            )
