@@ -7,6 +7,7 @@ is a small function `view_x(ctx)` listed in VIEWS; a capability that lands adds 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
 DEFAULT_SCENARIO = "vision-a100"
 UPLOAD_LIMIT_BYTES = 1_000_000
-KNOB = "knob."  # prefix of every knob's widget key: cleared when the scenario changes
+KNOB = "knob."  # prefix of every knob's widget key
+GENERATION = "_scenario_generation"  # counts scenario changes; scopes the keys of scenario-bound widgets
 
 
 # --- pure, cached computations --------------------------------------------------------------------------
@@ -85,7 +87,7 @@ def choose_scenario() -> tuple[Scenario, str]:
     if upload is not None:
         scenario = parse_upload(upload.name, upload.getvalue())
         if scenario is not None:
-            return scenario, f"upload:{upload.name}:{hash(upload.getvalue())}"
+            return scenario, f"upload:{upload.name}:{hashlib.sha256(upload.getvalue()).hexdigest()}"
     try:
         return load_scenario(shipped[choice]), f"shipped:{choice}"
     except ServesimError as exc:
@@ -113,9 +115,9 @@ def knob_traffic(scenario: Scenario) -> dict[str, Any]:
     if knob is not None:
         path, label, value = knob
         new = st.number_input(label, min_value=0.01, value=value, step=max(round(value / 10, 2), 0.01),
-                              format="%g", key=KNOB + "rate")
+                              format="%g", key=knob_key("rate"))
         return {path: new} if new != value else {}
-    factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, 1.0, 0.05, key=KNOB + "load")
+    factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, 1.0, 0.05, key=knob_key("load"))
     return planner.scale_load(scenario, factor) if factor != 1 else {}
 
 
@@ -125,7 +127,7 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Deployment")
     deployment = scenario.deployment
     overrides: dict[str, Any] = {}
-    replicas = st.number_input("Replicas", 1, 512, deployment.replicas, key=KNOB + "replicas")
+    replicas = st.number_input("Replicas", 1, 512, deployment.replicas, key=knob_key("replicas"))
     if replicas != deployment.replicas:
         overrides["deployment.replicas"] = int(replicas)
     try:
@@ -137,12 +139,12 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     label = {name: f"{name} — ${hw.usd_per_hour:g}/h" for name, hw in catalogue.items()}
     if deployment.hardware.usd_per_hour is not None:
         label[own] = f"{own} — ${deployment.hardware.usd_per_hour:g}/h"
-    hardware = st.selectbox("Hardware (price per replica)", options, format_func=lambda n: label.get(n, n), key=KNOB + "hardware",
+    hardware = st.selectbox("Hardware (price per replica)", options, format_func=lambda n: label.get(n, n), key=knob_key("hardware"),
                             help="Sets the price. Speed comes from the stage costs (or a calibrated profile).")
     if hardware != own:
         overrides["deployment.hardware"] = {"name": hardware, "usd_per_hour": catalogue[hardware].usd_per_hour}
     routes = ["shared_queue", "round_robin", "least_outstanding", "power_of_two", "random"]
-    routing = st.selectbox("Routing", routes, index=routes.index(deployment.routing), key=KNOB + "routing")
+    routing = st.selectbox("Routing", routes, index=routes.index(deployment.routing), key=knob_key("routing"))
     if routing != deployment.routing:
         overrides["deployment.routing"] = routing
     return overrides
@@ -155,20 +157,20 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Batching ({stage_name})")
     current = next(s for s in scenario.raw["stages"] if s["name"] == stage_name).get("batching", {"policy": "none"})
     policies = ["none", "static", "dynamic"]
-    policy = st.radio("Policy", policies, index=policies.index(current.get("policy", "none")), horizontal=True, key=KNOB + "policy")
+    policy = st.radio("Policy", policies, index=policies.index(current.get("policy", "none")), horizontal=True, key=knob_key("policy"))
     new: dict[str, Any] = {"policy": policy}
     if policy == "dynamic":
-        new["max_batch_size"] = st.slider("Max batch size", 1, 128, int(current.get("max_batch_size", 8)), key=KNOB + "max_batch")
+        new["max_batch_size"] = st.slider("Max batch size", 1, 128, int(current.get("max_batch_size", 8)), key=knob_key("max_batch"))
         new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, 1000.0, float(current.get("max_queue_delay_ms", 2.0)),
-                                                     step=0.5, key=KNOB + "delay")
+                                                     step=0.5, key=knob_key("delay"))
         if current.get("policy") == "dynamic" and current.get("preferred_batch_sizes"):
             preferred = [b for b in current["preferred_batch_sizes"] if b <= new["max_batch_size"]]
             if preferred:
                 new["preferred_batch_sizes"] = preferred
     elif policy == "static":
-        new["batch_size"] = st.slider("Batch size", 1, 128, int(current.get("batch_size", current.get("max_batch_size", 8))), key=KNOB + "batch")
+        new["batch_size"] = st.slider("Batch size", 1, 128, int(current.get("batch_size", current.get("max_batch_size", 8))), key=knob_key("batch"))
         timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, 10_000.0,
-                                  float(current.get("timeout_ms") or 10.0), step=1.0, key=KNOB + "timeout")
+                                  float(current.get("timeout_ms") or 10.0), step=1.0, key=knob_key("timeout"))
         if timeout > 0:
             new["timeout_ms"] = timeout
     return {} if new == current else {f"stages.{stage_name}.batching": new}
@@ -184,13 +186,13 @@ def knob_lever(scenario: Scenario) -> dict[str, Any]:
     if stage is None:
         return {}
     names = ["none", *LEVERS]
-    choice = st.selectbox(f"Optimisation lever ({stage})", names, key=KNOB + "lever",
+    choice = st.selectbox(f"Optimisation lever ({stage})", names, key=knob_key("lever"),
                           help="Typical forward-pass speed-ups from the field; measure and fit the real model as soon as it exists.")
     if choice == "none":
         return {}
     lever = LEVERS[choice]
     low, high = lever.speedup_range
-    speedup = st.slider("Speed-up of the forward pass (×)", float(low), float(high), float(low), 0.1, key=KNOB + "speedup")
+    speedup = st.slider("Speed-up of the forward pass (×)", float(low), float(high), float(low), 0.1, key=knob_key("speedup"))
     st.caption(f"Accuracy cost: {lever.accuracy_cost}. Relative to {lever.baseline}.")
     overrides = planner.stage_cost_overrides(scenario, stage, 1.0 / speedup)
     if not overrides:
@@ -204,19 +206,19 @@ def knob_stages(scenario: Scenario) -> dict[str, Any]:
         for stage in scenario.stages:
             if stage.kind == "pool":
                 workers = st.number_input(f"{stage.name}: workers" + (" per replica" if stage.per_replica else ""),
-                                          1, 4096, stage.workers, key=KNOB + f"workers.{stage.name}")
+                                          1, 4096, stage.workers, key=knob_key(f"workers.{stage.name}"))
                 if workers != stage.workers:
                     overrides[f"stages.{stage.name}.workers"] = int(workers)
         for name in planner.scalable_stages(scenario):
             factor = st.select_slider(f"{name}: time ×", options=[0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0],
-                                      value=1.0, key=KNOB + f"cost.{name}", help="0.5 = the stage takes half as long")
+                                      value=1.0, key=knob_key(f"cost.{name}"), help="0.5 = the stage takes half as long")
             overrides.update(planner.stage_cost_overrides(scenario, name, factor))
     return overrides
 
 
 def knob_slo(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Latency budget")
-    value = st.number_input("p99 SLO (ms)", min_value=0.0, value=scenario.slo.p99_ms, step=5.0, key=KNOB + "slo",
+    value = st.number_input("p99 SLO (ms)", min_value=0.0, value=scenario.slo.p99_ms, step=5.0, key=knob_key("slo"),
                             placeholder="none")
     if value is None or value == 0:
         return {"slo.p99_ms": None} if scenario.slo.p99_ms is not None else {}
@@ -231,15 +233,15 @@ def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Autoscaling ({policy.policy})")
     low, high = keys
     overrides: dict[str, Any] = {}
-    new_low = st.number_input("Min replicas", 0, 512, policy.min_replicas, key=KNOB + "min_replicas")
-    new_high = st.number_input("Max replicas", 1, 512, policy.max_replicas, key=KNOB + "max_replicas")
+    new_low = st.number_input("Min replicas", 0, 512, policy.min_replicas, key=knob_key("min_replicas"))
+    new_high = st.number_input("Max replicas", 1, 512, policy.max_replicas, key=knob_key("max_replicas"))
     if new_low != policy.min_replicas:
         overrides[f"deployment.autoscaling.{low}"] = int(new_low)
     if new_high != policy.max_replicas:
         overrides[f"deployment.autoscaling.{high}"] = int(new_high)
     cold = getattr(scenario.deployment, "cold_start_ms", None)
     mean_s = cold.mean / 1000.0 if cold is not None else 0.0
-    new_cold = st.number_input("Cold start, mean (s)", 0.0, 3600.0, float(mean_s), step=1.0, key=KNOB + "cold_start")
+    new_cold = st.number_input("Cold start, mean (s)", 0.0, 3600.0, float(mean_s), step=1.0, key=knob_key("cold_start"))
     if not math.isclose(new_cold, mean_s):
         overrides.update(planner.cold_start_overrides(scenario, new_cold))
     return overrides
@@ -249,11 +251,29 @@ KNOBS: list[Callable[[Scenario], dict[str, Any]]] = [knob_traffic, knob_deployme
                                                      knob_lever, knob_stages, knob_slo]
 
 
+def scoped(name: str) -> str:
+    """Widget key of a widget whose default comes from the scenario: a new scenario gets a new widget.
+
+    Streamlit's frontend keeps its own value for a widget it already shows, even when `value=` changes or
+    the server deletes the key from session state, and sends that stale value back on the next click; only
+    a new key (a new widget id) makes it draw the new default."""
+    return f"{name}@{st.session_state.get(GENERATION, 0)}"
+
+
+def knob_key(name: str) -> str:
+    return scoped(KNOB + name)
+
+
+def enter_scenario(identity: str) -> None:
+    """Start a new generation of scenario-bound widgets when the scenario changes (switch or upload)."""
+    if st.session_state.get("_knobs_for") == identity:
+        return
+    st.session_state[GENERATION] = st.session_state.get(GENERATION, -1) + 1
+    st.session_state["_knobs_for"] = identity
+
+
 def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
-    if st.session_state.get("_knobs_for") != identity:
-        for key in [k for k in st.session_state if str(k).startswith(KNOB)]:
-            del st.session_state[key]
-        st.session_state["_knobs_for"] = identity
+    enter_scenario(identity)
     # Knobs apply in turn, each to the result of the previous ones, so that two knobs acting on one field
     # compose (a lever's 2× speed-up and a "time × 0.8" on the same stage make 0.4).
     with st.sidebar:
@@ -435,7 +455,7 @@ def view_compare(ctx: Context) -> None:
                                                                         ctx.scenario.deployment.replicas + 1))
     st.caption("Two to four variants of the scenario shown above, on the same traffic and seed. One per line, "
                "`NAME: SETTING, ...` — the syntax of `servesim compare --variant`.")
-    text = st.text_area("Variants", default, height=120, key="compare.variants")
+    text = st.text_area("Variants", default, height=120, key=scoped("compare.variants"))
     lines = [line for line in text.splitlines() if line.strip()]
     if not 2 <= len(lines) <= 4:
         st.warning("Give two to four variants, one per line.")
@@ -520,7 +540,7 @@ def busiest_stage(scenario: Scenario) -> str | None:
 
 def view_cost(ctx: Context) -> None:
     current = ctx.scenario.deployment.replicas
-    top = st.slider("Replicas up to", 2, 32, max(4, min(2 * current, 32)), key="cost.top")
+    top = st.slider("Replicas up to", 2, 32, max(4, min(2 * current, 32)), key=scoped("cost.top"))
     with st.spinner("Sweeping replica counts…"):
         curve = cached_replicas_curve(*ctx.key, tuple(range(1, top + 1)))
     st.pyplot(plots.cost_replicas_figure(curve, ctx.slo_ms), clear_figure=True)
@@ -676,7 +696,7 @@ def view_advisor(ctx: Context) -> None:
     from sim.present.advise_report import pareto_figure, profile_text, waterfall_figure
 
     cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-    slo = cols[0].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key="advise.slo",
+    slo = cols[0].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("advise.slo"),
                                help="0: no SLO, stacks ranked by p99")
     stack = cols[1].selectbox("Levers per stack, up to", [1, 2, 3], index=1, key="advise.stack")
     hit_rate = cols[2].slider("Assumed cache hit rate", 0.05, 0.9, 0.3, 0.05, key="advise.hits")
