@@ -114,7 +114,7 @@ def knob_traffic(scenario: Scenario) -> dict[str, Any]:
     knob = planner.load_knob(scenario)
     if knob is not None:
         path, label, value = knob
-        new = st.number_input(label, min_value=0.01, value=value, step=max(round(value / 10, 2), 0.01),
+        new = st.number_input(label, min_value=min(0.01, value), value=value, step=max(round(value / 10, 2), 0.01),
                               format="%g", key=knob_key("rate"))
         return {path: new} if new != value else {}
     factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, 1.0, 0.05, key=knob_key("load"))
@@ -127,7 +127,7 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Deployment")
     deployment = scenario.deployment
     overrides: dict[str, Any] = {}
-    replicas = st.number_input("Replicas", 1, 512, deployment.replicas, key=knob_key("replicas"))
+    replicas = st.number_input("Replicas", 1, None, deployment.replicas, key=knob_key("replicas"))
     if replicas != deployment.replicas:
         overrides["deployment.replicas"] = int(replicas)
     try:
@@ -160,17 +160,22 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
     policy = st.radio("Policy", policies, index=policies.index(current.get("policy", "none")), horizontal=True, key=knob_key("policy"))
     new: dict[str, Any] = {"policy": policy}
     if policy == "dynamic":
-        new["max_batch_size"] = st.slider("Max batch size", 1, 128, int(current.get("max_batch_size", 8)), key=knob_key("max_batch"))
-        new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, 1000.0, float(current.get("max_queue_delay_ms", 2.0)),
+        max_batch = int(current.get("max_batch_size", 8))
+        new["max_batch_size"] = st.slider("Max batch size", 1, max(128, max_batch), max_batch, key=knob_key("max_batch"))
+        # The schema's default delay is 0; 2 ms is only a suggestion when switching to dynamic batching.
+        delay = current.get("max_queue_delay_ms", 0.0) if current.get("policy") == "dynamic" else 2.0
+        new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, None, float(delay),
                                                      step=0.5, key=knob_key("delay"))
         if current.get("policy") == "dynamic" and current.get("preferred_batch_sizes"):
             preferred = [b for b in current["preferred_batch_sizes"] if b <= new["max_batch_size"]]
             if preferred:
                 new["preferred_batch_sizes"] = preferred
     elif policy == "static":
-        new["batch_size"] = st.slider("Batch size", 1, 128, int(current.get("batch_size", current.get("max_batch_size", 8))), key=knob_key("batch"))
-        timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, 10_000.0,
-                                  float(current.get("timeout_ms") or 10.0), step=1.0, key=knob_key("timeout"))
+        batch = int(current.get("batch_size", current.get("max_batch_size", 8)))
+        new["batch_size"] = st.slider("Batch size", 1, max(128, batch), batch, key=knob_key("batch"))
+        timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, None,
+                                  float(current.get("timeout_ms") or 0.0) if current.get("policy") == "static" else 10.0,
+                                  step=1.0, key=knob_key("timeout"))
         if timeout > 0:
             new["timeout_ms"] = timeout
     return {} if new == current else {f"stages.{stage_name}.batching": new}
@@ -206,7 +211,7 @@ def knob_stages(scenario: Scenario) -> dict[str, Any]:
         for stage in scenario.stages:
             if stage.kind == "pool":
                 workers = st.number_input(f"{stage.name}: workers" + (" per replica" if stage.per_replica else ""),
-                                          1, 4096, stage.workers, key=knob_key(f"workers.{stage.name}"))
+                                          1, None, stage.workers, key=knob_key(f"workers.{stage.name}"))
                 if workers != stage.workers:
                     overrides[f"stages.{stage.name}.workers"] = int(workers)
         for name in planner.scalable_stages(scenario):
@@ -233,15 +238,15 @@ def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Autoscaling ({policy.policy})")
     low, high = keys
     overrides: dict[str, Any] = {}
-    new_low = st.number_input("Min replicas", 0, 512, policy.min_replicas, key=knob_key("min_replicas"))
-    new_high = st.number_input("Max replicas", 1, 512, policy.max_replicas, key=knob_key("max_replicas"))
+    new_low = st.number_input("Min replicas", 0, None, policy.min_replicas, key=knob_key("min_replicas"))
+    new_high = st.number_input("Max replicas", 1, None, policy.max_replicas, key=knob_key("max_replicas"))
     if new_low != policy.min_replicas:
         overrides[f"deployment.autoscaling.{low}"] = int(new_low)
     if new_high != policy.max_replicas:
         overrides[f"deployment.autoscaling.{high}"] = int(new_high)
     cold = getattr(scenario.deployment, "cold_start_ms", None)
     mean_s = cold.mean / 1000.0 if cold is not None else 0.0
-    new_cold = st.number_input("Cold start, mean (s)", 0.0, 3600.0, float(mean_s), step=1.0, key=knob_key("cold_start"))
+    new_cold = st.number_input("Cold start, mean (s)", 0.0, None, float(mean_s), step=1.0, key=knob_key("cold_start"))
     if not math.isclose(new_cold, mean_s):
         overrides.update(planner.cold_start_overrides(scenario, new_cold))
     return overrides

@@ -165,8 +165,11 @@ def capacity_rps(scenario: Scenario) -> float:
 
 # --- service costs -------------------------------------------------------------------------------------
 
-def scale_distribution(spec: dict, factor: float) -> dict:
-    """A service-time spec with every time multiplied by `factor` (shape and CV unchanged)."""
+def scale_distribution(spec: dict | float, factor: float) -> dict | float:
+    """A service-time spec with every time multiplied by `factor` (shape and CV unchanged); a bare number
+    (the schema's shorthand for a constant) stays a bare number."""
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return spec * factor
     spec = dict(spec)
     dist = spec.get("dist")
     time_keys = {"constant": ("value",), "exponential": ("mean",), "lognormal": ("median", "p99", "mean"),
