@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 import streamlit as st
@@ -30,6 +31,18 @@ DEFAULT_SCENARIO = "vision-a100"
 UPLOAD_LIMIT_BYTES = 1_000_000
 KNOB = "knob."  # prefix of every knob's widget key
 GENERATION = "_scenario_generation"  # counts scenario changes; scopes the keys of scenario-bound widgets
+
+
+@contextmanager
+def shown_inline(what: str) -> Iterator[None]:
+    """Any error in the block becomes an inline st.error saying what failed and why; the rest of the page
+    still renders. Streamlit's own stop / rerun signals are BaseExceptions and pass through."""
+    try:
+        yield
+    except ServesimError as exc:
+        st.error(f"**{what}** failed:\n\n```\n{exc}\n```")
+    except Exception as exc:  # a bug rather than bad input: still a message, not a traceback box
+        st.error(f"**{what}** failed with an unexpected {type(exc).__name__}: {exc}")
 
 
 # --- pure, cached computations --------------------------------------------------------------------------
@@ -104,7 +117,9 @@ def parse_upload(name: str, data: bytes) -> Scenario | None:
         return parse_scenario_text(data.decode("utf-8", errors="replace"), base_dir=SCENARIOS, source=name)
     except ServesimError as exc:
         st.error(f"**{name}** is not a valid scenario — showing the shipped scenario instead.\n\n```\n{exc}\n```")
-        return None
+    except Exception as exc:  # e.g. a structure the schema's own checks did not foresee
+        st.error(f"**{name}** could not be read ({type(exc).__name__}: {exc}) — showing the shipped scenario instead.")
+    return None
 
 
 # --- knobs: each returns overrides ----------------------------------------------------------------------
@@ -283,13 +298,14 @@ def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
     # compose (a lever's 2× speed-up and a "time × 0.8" on the same stage make 0.4).
     with st.sidebar:
         for knob in KNOBS:
-            overrides = knob(scenario)
-            if not overrides:
-                continue
             try:
-                scenario = scenario.with_overrides(overrides)
+                overrides = knob(scenario)
+                if overrides:
+                    scenario = scenario.with_overrides(overrides)
             except ServesimError as exc:
                 st.error(f"This setting does not make a valid scenario (ignored):\n\n```\n{exc}\n```")
+            except Exception as exc:  # a knob that cannot handle this scenario must not take the page down
+                st.error(f"This setting could not be applied (ignored): {type(exc).__name__}: {exc}")
     return scenario
 
 
@@ -658,11 +674,8 @@ def show_views(ctx: Context) -> None:
     tabs = st.tabs([view.label for view in views], key="view", on_change="rerun")
     for tab, view in zip(tabs, views):
         if tab.open:
-            with tab:
-                try:
-                    view.render(ctx)
-                except ServesimError as exc:
-                    st.error(str(exc))
+            with tab, shown_inline(view.label):
+                view.render(ctx)
 
 
 # --- page ----------------------------------------------------------------------------------------------
@@ -684,14 +697,17 @@ def main() -> None:
         if scenario.description:
             st.caption(scenario.description)
     with button:
-        if st.button("Run precisely", help="The scenario's own length and replications: tighter CIs, seconds not milliseconds",
-                     key="precise"):
+        precise = st.button("Run precisely", help="The scenario's own length and replications: tighter CIs, seconds not milliseconds",
+                            key="precise")
+    if precise:
+        with shown_inline("The precise run"):
             run_precise(scenario)
-    ctx = run_for_display(scenario)
-    st.caption(f"{planner.describe(ctx.scenario, ctx.size)} · seed {ctx.seed}")
-    show_verdict(ctx)
-    show_where_latency_lives(ctx)
-    show_views(ctx)
+    with shown_inline(f"Simulating {scenario.name}"):
+        ctx = run_for_display(scenario)
+        st.caption(f"{planner.describe(ctx.scenario, ctx.size)} · seed {ctx.seed}")
+        show_verdict(ctx)
+        show_where_latency_lives(ctx)
+        show_views(ctx)
 
 
 def view_advisor(ctx: Context) -> None:
