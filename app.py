@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
 DEFAULT_SCENARIO = "vision-a100"
 UPLOAD_LIMIT_BYTES = 1_000_000
+PROGRESS_AFTER_S = 2.0  # runs expected to take longer show what they simulate, elapsed time and progress
 KNOB = "knob."  # prefix of every knob's widget key
 GENERATION = "_scenario_generation"  # counts scenario changes; scopes the keys of scenario-bound widgets
 
@@ -48,14 +49,24 @@ def shown_inline(what: str) -> Iterator[None]:
 # --- pure, cached computations --------------------------------------------------------------------------
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications: int | None, seed: int) -> tuple[dict, pd.DataFrame]:
+def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications: int | None, horizon_budget: int | None,
+               seed: int, _progress: bool = False) -> tuple[dict, pd.DataFrame]:
     scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
-    result = planner.run(scenario, planner.RunSize(requests, replications), seed=seed)
+    # Created inside the cached function, so that a cache hit replays it (and its removal) harmlessly.
+    bar = st.progress(0.0, text="Replication 1 …") if _progress else None
+    result = planner.run(scenario, planner.RunSize(requests, replications, horizon_budget), seed=seed,
+                         on_replication=(lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total} done"))
+                         if bar is not None else None)
+    if bar is not None:
+        bar.empty()
     return result.summary, result.log
 
 
 def run_cached(scenario: Scenario, size: planner.RunSize, seed: int) -> RunResult:
-    summary, log = cached_run(scenario.to_yaml(), str(base_dir(scenario)), size.requests, size.replications, seed)
+    """A cached run; one expected to take more than a couple of seconds shows its progress."""
+    long = planner.estimated_seconds(scenario, size) > PROGRESS_AFTER_S
+    summary, log = cached_run(scenario.to_yaml(), str(base_dir(scenario)), size.requests, size.replications,
+                              size.horizon_budget, seed, _progress=long and planner.plan(scenario, size).replications > 1)
     return RunResult(scenario=scenario, log=log, summary=summary)
 
 
@@ -338,15 +349,21 @@ def run_for_display(scenario: Scenario) -> Context:
     if key in precise:
         summary, log = precise[key]
         return Context(scenario, RunResult(scenario, log, summary), planner.PRECISE, seed)
-    with st.spinner("Simulating…"):
+    seconds = planner.estimated_seconds(scenario, planner.QUICK)
+    text = (f"Simulating {planner.describe(scenario, planner.QUICK)}: about {seconds:,.0f} s…"
+            if seconds > PROGRESS_AFTER_S else "Simulating…")
+    with st.spinner(text, show_time=seconds > PROGRESS_AFTER_S):
         result = run_cached(scenario, planner.QUICK, seed)
     return Context(scenario, result, planner.QUICK, seed)
 
 
 def run_precise(scenario: Scenario) -> None:
+    seconds = planner.estimated_seconds(scenario, planner.PRECISE)
     bar = st.progress(0.0, text="Precise run…")
-    result = planner.run(scenario, planner.PRECISE,
-                         on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"))
+    with st.spinner(f"Precise run: {planner.plan(scenario, planner.PRECISE).expected_requests:,.0f} requests × "
+                    f"{planner.plan(scenario, planner.PRECISE).replications} replications, about {seconds:,.0f} s…", show_time=True):
+        result = planner.run(scenario, planner.PRECISE,
+                             on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"))
     bar.empty()
     store = st.session_state.setdefault("_precise", {})
     if len(store) >= 4:

@@ -128,11 +128,8 @@ def shipped() -> list[str]:
     return sorted(path.stem for path in SCENARIOS.glob("*.yaml"))
 
 
-def test_switching_through_every_shipped_scenario_resets_every_knob():
-    browser = Browser().run()
-    names = shipped()
-    # Start from the default, visit every other scenario and come back to the default.
-    order = [n for n in names if n != browser.at.title[0].value] + [browser.at.title[0].value]
+def switch_through(browser: Browser, order: list[str]) -> None:
+    """Edit knobs, switch, check; then the next click, check again — for each scenario in turn."""
     for name in order:
         scenario = load_scenario(SCENARIOS / f"{name}.yaml")
         p99 = engine_p99_card(scenario)
@@ -142,6 +139,19 @@ def test_switching_through_every_shipped_scenario_resets_every_knob():
         assert_shows(browser, scenario, p99)
         browser.run()  # the next click: the browser sends back what it shows
         assert_shows(browser, scenario, p99)
+
+
+@pytest.mark.slow  # the whole-day quick run of autoscale-diurnal takes about a minute, twice
+def test_switching_through_every_shipped_scenario_resets_every_knob():
+    browser = Browser().run()
+    default = browser.at.title[0].value
+    # Start from the default, visit every other scenario and come back to the default.
+    switch_through(browser, [n for n in shipped() if n != default] + [default])
+
+
+def test_switching_between_quick_scenarios_resets_every_knob():
+    browser = Browser().run()
+    switch_through(browser, ["search-ranker", "bert-cpu", "mm3", "vision-a100"])
 
 
 TINY = """

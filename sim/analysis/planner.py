@@ -1,8 +1,9 @@
 """The planner's pure computations, shared by app.py, the compare report and the app benchmark.
 
 The interactive app runs short (a few thousand requests, three replications: about half a second for
-the default scenario) and shows the 95% CI of that short run honestly; a "precise" run uses the
-scenario's own length. Knob helpers turn a planner's question ("twice the traffic", "decode 30% faster")
+the default scenario) and shows the 95% CI of that short run honestly; a scenario whose horizon is a time
+or whose traffic changes over time keeps its whole horizon and runs fewer replications instead; a
+"precise" run uses the scenario's own length and replications. Knob helpers turn a planner's question ("twice the traffic", "decode 30% faster")
 into the dotted-path overrides of `Scenario.with_overrides`. Nothing here imports streamlit.
 """
 
@@ -23,14 +24,24 @@ QUICK_REPLICATIONS = 3
 SWEEP_REQUESTS = 2000
 # Three replications: with two, the 95% t-interval multiplies the spread by 12.7 and says nothing.
 SWEEP_REPLICATIONS = 3
+# A scenario whose horizon is a time, or whose traffic or capacity changes over time, is never cut short
+# (that would cut out the peak, the spike, the deploy); a short run of it gives up replications instead,
+# down to one, to stay near this many simulated requests in all.
+QUICK_HORIZON_BUDGET = 60_000
+SWEEP_HORIZON_BUDGET = 20_000
+# Simulated requests per second of wall time on one core (benchmarks/bench_app.py; LLM stages iterate per token).
+REQUESTS_PER_S = 40_000
+LLM_REQUESTS_PER_S = 8_000
 
 
 @dataclass(frozen=True)
 class RunSize:
-    """How long a run is: requests per replication (None: the scenario's own length) and replications."""
+    """How long a run is: requests per replication and replications (None: the scenario's own), and the
+    simulated requests in all that a run keeping a scenario's whole horizon aims at."""
 
     requests: int | None
     replications: int | None
+    horizon_budget: int | None = None
 
     @property
     def label(self) -> str:
@@ -39,19 +50,35 @@ class RunSize:
         return f"quick run: {self.requests:,} requests × {self.replications} replications"
 
 
-QUICK = RunSize(QUICK_REQUESTS, QUICK_REPLICATIONS)
-SWEEP = RunSize(SWEEP_REQUESTS, SWEEP_REPLICATIONS)
+QUICK = RunSize(QUICK_REQUESTS, QUICK_REPLICATIONS, QUICK_HORIZON_BUDGET)
+SWEEP = RunSize(SWEEP_REQUESTS, SWEEP_REPLICATIONS, SWEEP_HORIZON_BUDGET)
 PRECISE = RunSize(None, None)
 
 
-# A scenario whose traffic or capacity changes over time (spikes, on/off, a trace, an autoscaler) keeps
-# its own horizon in a quick run — cutting it short would cut the spike out — up to this many requests.
-TIME_DEPENDENT_MAX_REQUESTS = 60_000
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run of some size simulates: `requests` per replication (None: the scenario's whole horizon)
+    over `replications`, about `expected_requests` per replication."""
+
+    requests: int | None
+    replications: int
+    expected_requests: float
+    whole_horizon: bool
 
 
 def time_dependent(scenario: Scenario) -> bool:
+    """Traffic or capacity that changes over time: a time profile, on/off, a trace, an autoscaler, or a
+    cache whose contents expire or are flushed by a deploy."""
     process = scenario.raw["workload"]["arrival"].get("process")
-    return process in ("time_varying", "on_off", "trace") or getattr(scenario.deployment, "autoscaling", None) is not None
+    caches = scenario.raw.get("caches") or []
+    return (process in ("time_varying", "on_off", "trace")
+            or getattr(scenario.deployment, "autoscaling", None) is not None
+            or any(isinstance(c, dict) and (c.get("ttl_s") or c.get("deploys_s")) for c in caches))
+
+
+def keeps_horizon(scenario: Scenario) -> bool:
+    """A short run keeps this scenario's whole horizon: its length is a time, or it changes over time."""
+    return scenario.workload.duration_s is not None or time_dependent(scenario)
 
 
 def expected_requests(scenario: Scenario) -> float:
@@ -59,33 +86,76 @@ def expected_requests(scenario: Scenario) -> float:
     return float(count) if count is not None else horizon_ms / 1000.0 * scenario.workload.arrival.mean_rate_rps
 
 
+def plan(scenario: Scenario, size: RunSize) -> RunPlan:
+    """What a run of `size` simulates for this scenario. Never more than the scenario itself; a scenario
+    that keeps its horizon is simulated whole, with fewer replications (at least one) when it is long."""
+    own = expected_requests(scenario)
+    if size.requests is None:
+        replications = scenario.replications if size.replications is None else size.replications
+        return RunPlan(None, replications, own, True)
+    replications = min(size.replications or scenario.replications, scenario.replications)
+    if keeps_horizon(scenario):
+        budget = size.horizon_budget or size.requests * replications
+        fitting = max(1, int(budget // max(own, 1.0)))
+        return RunPlan(None, min(replications, fitting), own, True)
+    if own <= size.requests:
+        return RunPlan(None, replications, own, True)
+    return RunPlan(size.requests, replications, float(size.requests), False)
+
+
 def effective_requests(scenario: Scenario, size: RunSize) -> int | None:
     """Requests per replication a run of `size` simulates (None: the scenario's own length)."""
-    if size.requests is None:
-        return None
-    if time_dependent(scenario) and expected_requests(scenario) <= TIME_DEPENDENT_MAX_REQUESTS:
-        return None
-    return size.requests
+    return plan(scenario, size).requests
+
+
+def estimated_seconds(scenario: Scenario, size: RunSize) -> float:
+    """Rough wall time of a run of `size` on one core (to decide whether to show progress)."""
+    run_plan = plan(scenario, size)
+    rate = LLM_REQUESTS_PER_S if any(stage.kind == "llm" for stage in scenario.stages) else REQUESTS_PER_S
+    return run_plan.expected_requests * run_plan.replications / rate
 
 
 def describe(scenario: Scenario, size: RunSize) -> str:
     """What a run of `size` of this scenario is, in words (shown next to its numbers)."""
-    if size.requests is not None and effective_requests(scenario, size) is None:
-        return (f"quick run: the scenario's own {expected_requests(scenario):,.0f} requests (its traffic changes over "
-                f"time) × {size.replications} replications")
-    return size.label
+    if size.requests is None:
+        return size.label
+    run_plan = plan(scenario, size)
+    reps = f"{run_plan.replications} replication{'s' if run_plan.replications != 1 else ''}"
+    if run_plan.requests is not None:
+        return f"quick run: {run_plan.requests:,} requests × {reps} (the first of the scenario's {expected_requests(scenario):,.0f})"
+    count, horizon_ms = scenario.workload.length()
+    if count is None:
+        what = f"the scenario's own {format_duration(horizon_ms / 1000.0)} horizon, whole (about {run_plan.expected_requests:,.0f} requests)"
+    else:
+        what = f"the scenario's own {count:,} requests"
+    why = []
+    if time_dependent(scenario):
+        why.append("its traffic or capacity changes over time")
+    if run_plan.replications < scenario.replications:
+        why.append(f"fewer replications than the scenario's {scenario.replications}, never a shorter horizon")
+    return f"quick run: {what} × {reps}" + (f" ({'; '.join(why)})" if why else "")
+
+
+def format_duration(seconds: float) -> str:
+    """86400 -> '24 h', 3600 -> '1 h', 90 -> '90 s'."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 600 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:,.6g} s"
 
 
 def sized(scenario: Scenario, size: RunSize) -> Scenario:
     """The scenario to simulate for a run of `size`: a short run keeps the scenario's warm-up *share*
     (a 1,000-request warm-up of a 20,000-request scenario becomes 5% of the short run), so that a
     shortened run never consists of warm-up only."""
-    if effective_requests(scenario, size) is None:
+    run_plan = plan(scenario, size)
+    if run_plan.requests is None:
         return scenario
     share = warmup_share(scenario)
     overrides: dict[str, Any] = {"workload.warmup_s": None, "workload.duration_s": None}
-    overrides["workload.requests"] = size.requests
-    overrides["workload.warmup_requests"] = int(round(share * size.requests)) if share is not None else None
+    overrides["workload.requests"] = run_plan.requests
+    overrides["workload.warmup_requests"] = int(round(share * run_plan.requests)) if share is not None else None
     return scenario.with_overrides(overrides)
 
 
@@ -111,11 +181,12 @@ def run(
     on_replication: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Simulate `scenario` at the given run size (same seed ⇒ same result)."""
+    run_plan = plan(scenario, size)
     return simulate(
         sized(scenario, size),
-        requests=effective_requests(scenario, size),
+        requests=run_plan.requests,
         seed=seed,
-        replications=size.replications,
+        replications=run_plan.replications,
         on_replication=on_replication,
     )
 
