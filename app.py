@@ -503,19 +503,30 @@ def view_compare(ctx: Context) -> None:
     except ServesimError as exc:
         st.error(str(exc))
         return
+    names = [variant.name for variant in variants]
+    baseline = st.selectbox("Baseline (deltas are against it)", names, key=scoped("compare.baseline"))
     with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…"):
         comparison = compare.run_comparison(ctx.scenario, variants, size=planner.QUICK, seed=ctx.seed,
                                             runner=lambda s, size, seed: run_cached(s, size, seed))
-    st.markdown(compare.markdown_table(compare.comparison_table(comparison)))
-    st.caption(f"★ best per metric (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI half-width; {planner.QUICK.label}.")
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Latency CDF by variant**")
-        st.altair_chart(charts.cdf_chart({r.variant.name: r.result.log for r in comparison.results}, ctx.slo_ms), width="stretch")
-    with right:
-        st.markdown("**Where latency lives, by variant**")
-        shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in comparison.results}
-        st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
+    st.markdown(compare.markdown_table(planner.comparison_cells(comparison, baseline or names[0])))
+    shaky = [r.variant.name for r in comparison.results if planner.unstable(r.summary, r.scenario)]
+    st.caption(f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI "
+               f"half-width; Δ is the difference from **{baseline}**, ✱ significant at 5% (Welch's t-test on the "
+               f"per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
+               f"{planner.describe(ctx.scenario, planner.QUICK)} per variant.")
+    for name in shaky:
+        st.warning(f"**{name}** is unstable: a queue grows without bound, so its latencies depend only on how long "
+                   "the run is. It is left out of the charts and of the stars.")
+    drawn = [r for r in comparison.results if r.variant.name not in shaky]
+    if drawn:
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Latency CDF by variant**")
+            st.altair_chart(charts.cdf_chart({r.variant.name: r.result.log for r in drawn}, ctx.slo_ms), width="stretch")
+        with right:
+            st.markdown("**Where latency lives, by variant**")
+            shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in drawn}
+            st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
     from sim.present.report import report_zip
 
     # Deferred: the PNGs of the report are drawn only when the button is clicked.
@@ -569,6 +580,30 @@ def view_tradeoff(ctx: Context) -> None:
                 f"bigger batches cannot raise the capacity — curves that coincide say so. Add {bottleneck} capacity first.")
 
 
+COST_POINTS = 16  # replica counts simulated per sweep; a wider range is sampled evenly
+
+
+def replica_counts(ctx: Context) -> tuple[list[int], int]:
+    """The replica counts the cost sweep simulates (from one below the smallest stable count, at most
+    COST_POINTS of them, no ceiling), and that smallest stable count."""
+    import numpy as np
+
+    from sim.analysis.sizing import smallest_stable
+
+    first = smallest_stable(ctx.scenario)
+    current = ctx.scenario.deployment.replicas
+    upper = max(64, 4 * first, 2 * current)
+    default = (max(1, first - 1), max(first + 7, math.ceil(1.5 * first), min(2 * current, upper)))
+    low, high = st.slider("Replicas from / to", 1, upper, default, key=scoped("cost.range"),
+                          help=f"The smallest count that keeps up with the load is {first}.")
+    low = max(low, first - 1, 1)  # all counts further below are unstable too: one such bar says it
+    if high < low:
+        st.info(f"Every count up to {high} is unstable: at least {first} replicas are needed.")
+        return [], first
+    counts = sorted({int(round(x)) for x in np.linspace(low, high, min(COST_POINTS, high - low + 1))})
+    return counts, first
+
+
 def busiest_stage(scenario: Scenario) -> str | None:
     from sim.metrics.load import offered_load
 
@@ -577,10 +612,15 @@ def busiest_stage(scenario: Scenario) -> str | None:
 
 
 def view_cost(ctx: Context) -> None:
-    current = ctx.scenario.deployment.replicas
-    top = st.slider("Replicas up to", 2, 32, max(4, min(2 * current, 32)), key=scoped("cost.top"))
-    with st.spinner("Sweeping replica counts…"):
-        curve = cached_replicas_curve(*ctx.key, tuple(range(1, top + 1)))
+    counts, first = replica_counts(ctx)
+    if not counts:
+        return
+    with st.spinner(f"Sweeping {len(counts)} replica counts…"):
+        curve = cached_replicas_curve(*ctx.key, tuple(counts))
+    top = counts[-1]
+    if first > 1:
+        st.caption(f"Below {first} replica{'s' if first != 1 else ''} the offered load exceeds what the replicas serve "
+                   f"(unstable: the queue grows without bound); the sweep starts at {counts[0]}.")
     st.pyplot(plots.cost_replicas_figure(curve, ctx.slo_ms), clear_figure=True)
     stable = curve[curve["stable"]]
     if ctx.slo_ms and not stable.empty and not (stable["p99"] <= ctx.slo_ms).any():
@@ -588,11 +628,28 @@ def view_cost(ctx: Context) -> None:
         st.info(f"No replica count up to {top} meets the p99 SLO of {ctx.slo_ms:g} ms: p99 levels off near "
                 f"{floor:,.0f} ms. Replicas remove queueing; the rest is service time — see *Where latency lives* "
                 "and try the stage costs in the sidebar.")
-    shown = curve.drop(columns=[c for c in ("p99_low", "p99_high") if c in curve]).rename(columns={
-        "offered_load": "busiest stage load", "p50": "p50 (ms)", "p99": "p99 (ms)", "throughput_rps": "throughput (req/s)",
-        "usd_per_1m_queries": "$ per 1M queries", "slo_met": "SLO met", "stable": "stable"})
-    st.dataframe(shown.style.format(precision=2).format("{:.0%}", subset=["busiest stage load"]), hide_index=True,
-                 width="stretch")
+    st.dataframe(cost_table(curve), hide_index=True, width="stretch")
+
+
+def cost_table(curve: pd.DataFrame) -> pd.DataFrame:
+    """The replicas curve as display strings: an unstable count says so instead of showing numbers."""
+    def number(value: Any, spec: str) -> str:
+        return "–" if value is None or pd.isna(value) else format(value, spec)
+
+    rows = []
+    for _, point in curve.iterrows():
+        ok = bool(point.get("stable", True))
+        met = point.get("slo_met")
+        rows.append({
+            "replicas": int(point["replicas"]),
+            "busiest stage load": number(point["offered_load"], ".0%"),
+            "p50 (ms)": number(point.get("p50"), ",.1f") if ok else "unstable",
+            "p99 (ms)": number(point.get("p99"), ",.1f") if ok else "unstable",
+            "throughput (req/s)": number(point.get("throughput_rps"), ",.1f") if ok else "unstable",
+            "$ per 1M queries": number(point.get("usd_per_1m_queries"), ",.3f") if ok else "unstable",
+            "SLO met": ("yes" if met else "no" if met is not None and not pd.isna(met) else "–") if ok else "no (unstable)",
+        })
+    return pd.DataFrame(rows)
 
 
 LLM_METRICS = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL", "e2el_ms": "end-to-end"}

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from sim.engine.run import RunResult, simulate
 from sim.metrics.load import offered_load
 from sim.spec.scenario import Scenario
@@ -318,3 +320,135 @@ def cold_start_overrides(scenario: Scenario, mean_s: float) -> dict[str, Any]:
     if math.isclose(current.mean, mean_s * 1000.0):
         return {}
     return {"deployment.cold_start_ms": scale_distribution(raw, mean_s * 1000.0 / current.mean)}
+
+
+# --- comparing runs ------------------------------------------------------------------------------------
+
+SIGNIFICANCE_LEVEL = 0.05
+# Metric key of the compare table -> the per-group figure (sim.metrics.summary.group_figures) behind it.
+GROUP_FIGURE = {"p50": "p50", "p95": "p95", "p99": "p99", "throughput_rps": "throughput_rps",
+                "slo_attainment": "attainment", "rejected_fraction": "rejected_fraction"}
+
+
+def unstable(summary: dict, scenario: Scenario) -> bool:
+    """The run's latencies mean nothing: a queue grows without bound (a stage at offered load ≥ 1 with no
+    queue limit to reject at, or an LLM stage whose queue grows through the run)."""
+    loads = [rho for rho in (summary.get("offered_load") or {}).values() if rho is not None and math.isfinite(rho)]
+    if any(rho >= 1 for rho in loads) and scenario.deployment.max_queue_size is None:
+        return True
+    return any("queue grows" in warning for warning in summary.get("warnings") or [])
+
+
+def group_values(result: RunResult, key: str) -> np.ndarray:
+    """The independent values of metric `key` whose mean the summary reports: one per replication (or per
+    batch-means section of a single replication)."""
+    from sim.metrics.summary import group_figures, measurement_groups
+
+    log = result.log
+    figures = [group_figures(group, result.scenario, log) for group in measurement_groups(log)]
+    if key == "usd_per_1m_queries":
+        usd_per_hour = (result.summary.get("cost") or {}).get("usd_per_hour")
+        if usd_per_hour is None:
+            return np.array([])
+        return np.array([usd_per_hour / (f["throughput_rps"] * 3600) * 1e6 if f["throughput_rps"] > 0 else math.nan
+                         for f in figures])
+    if key not in GROUP_FIGURE:
+        return np.array([])
+    return np.array([f[GROUP_FIGURE[key]] for f in figures], dtype=float)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A variant's difference from the baseline: `value` (variant − baseline), `relative` to the baseline,
+    whether it is significant at SIGNIFICANCE_LEVEL, and by which test."""
+
+    value: float
+    relative: float | None
+    significant: bool
+    test: str
+
+
+def delta(baseline: np.ndarray, variant: np.ndarray, baseline_ci: tuple[float, float] | None = None,
+          variant_ci: tuple[float, float] | None = None) -> Delta | None:
+    """Welch's t-test on the per-replication values (two or more each side); otherwise whether the two
+    95% CIs overlap. None when either side has no finite value."""
+    from scipy import stats
+
+    base = baseline[np.isfinite(baseline)]
+    other = variant[np.isfinite(variant)]
+    if not len(base) or not len(other):
+        return None
+    diff = float(other.mean() - base.mean())
+    relative = diff / abs(base.mean()) if base.mean() else None
+    if len(base) >= 2 and len(other) >= 2:
+        if np.ptp(base) == 0 and np.ptp(other) == 0:  # no spread either side: any difference is exact
+            return Delta(diff, relative, diff != 0, "identical replications")
+        p_value = float(stats.ttest_ind(other, base, equal_var=False).pvalue)
+        return Delta(diff, relative, p_value < SIGNIFICANCE_LEVEL, f"Welch t, p = {p_value:.2g}")
+    if baseline_ci and variant_ci and all(map(math.isfinite, (*baseline_ci, *variant_ci))):
+        apart = variant_ci[0] > baseline_ci[1] or variant_ci[1] < baseline_ci[0]
+        return Delta(diff, relative, apart, "95% CIs " + ("do not overlap" if apart else "overlap"))
+    return Delta(diff, relative, False, "one value each: no test")
+
+
+# Rows whose values mean nothing for a run whose queue grows without bound.
+LATENCY_ROWS = ("p50", "p95", "p99", "slo_attainment")
+
+
+def comparison_cells(comparison, baseline: str) -> "pd.DataFrame":
+    """Metric rows × variant columns of display strings for a `sim.analysis.compare.Comparison`: value ± CI
+    half-width, and for every variant but `baseline` its delta from it (✱ significant at 5%, n.s. not);
+    "unstable" where the variant's queue grows without bound; ★ the best among the stable variants; and
+    a last row saying whether each variant meets the p99 SLO."""
+    import pandas as pd
+
+    from sim.analysis.compare import METRICS, format_metric, winners
+
+    results = {r.variant.name: r for r in comparison.results}
+    if baseline not in results:
+        raise ValueError(f"baseline {baseline!r} is not one of the variants {list(results)}")
+    shaky = {name for name, r in results.items() if unstable(r.summary, r.scenario)}
+    steady = [name for name in results if name not in shaky]
+    best = winners([results[n].summary for n in steady], steady) if steady else {}
+    base = results[baseline]
+    rows: dict[str, dict[str, str]] = {}
+    for metric in METRICS:
+        if all(format_metric(metric, r.summary) == "–" for r in results.values()):
+            continue
+        row = {}
+        for name, r in results.items():
+            if name in shaky and metric.key in LATENCY_ROWS:
+                row[name] = "unstable"
+                continue
+            text = format_metric(metric, r.summary, name in best.get(metric.key, []))
+            if name != baseline and text != "–" and not (baseline in shaky and metric.key in LATENCY_ROWS):
+                text += _delta_text(metric, base, r)
+            row[name] = text
+        rows[f"{metric.label} ({metric.unit})"] = row
+    rows["meets the p99 SLO"] = {name: _meets_text(r.summary, name in shaky) for name, r in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _delta_text(metric, base, other) -> str:
+    change = delta(group_values(base.result, metric.key), group_values(other.result, metric.key),
+                   metric.ci(base.summary), metric.ci(other.summary))
+    if change is None:
+        return ""
+    if metric.unit == "share":
+        amount = f"{change.value * 100:+.2f} pt"
+    elif metric.unit == "USD":
+        amount = f"{'+' if change.value >= 0 else '−'}${abs(change.value):,.3f}"
+    else:
+        amount = f"{change.value:+,.1f}"
+    amount = amount.replace("-", "−")
+    relative = f", {change.relative:+.0%}".replace("-", "−") if change.relative is not None and metric.unit != "share" else ""
+    return f" · Δ {amount}{relative} " + ("✱" if change.significant else "n.s.")
+
+
+def _meets_text(summary: dict, is_unstable: bool) -> str:
+    met = (summary.get("slo") or {}).get("met")
+    if is_unstable:
+        return "no (unstable)"
+    if met is None:
+        return "– (no SLO)"
+    return "yes" if met else "no"
