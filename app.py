@@ -652,6 +652,99 @@ def cost_table(curve: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def view_sizing(ctx: Context) -> None:
+    """`servesim size` in the planner: the smallest replicas (min_replicas when autoscaled) and the cheapest
+    hardware meeting a p99 SLO at a target rate, by the same search (sim.analysis.sizing.size)."""
+    from sim.analysis.sizing import parse_candidates, size
+    from sim.spec.hardware import load_catalogue
+
+    scenario = ctx.scenario
+    knob = "min_replicas" if scenario.deployment.autoscaling is not None else "replicas"
+    mean_rps = scenario.workload.arrival.mean_rate_rps
+    cols = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    target = cols[0].number_input("Target rate (req/s, mean)", min_value=min(0.01, mean_rps), value=float(mean_rps),
+                                  format="%g", key=scoped("size.rate"), help="The scenario's traffic scaled to this mean rate")
+    slo = cols[1].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("size.slo"))
+    catalogue = load_catalogue()
+    own = scenario.deployment.hardware.name
+    hardware = cols[2].text_input("Hardware candidates", own if own in catalogue else "", key=scoped("size.hardware"),
+                                  help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); "
+                                       "@2 = a forward pass twice as fast. Empty: the scenario's own hardware.")
+    go = cols[3].button("Size", type="primary", key="size.run")
+    if not slo:
+        st.info("Set a p99 SLO to size against.")
+        return
+    candidates = parse_candidates(hardware.strip() or None, scenario, catalogue)
+    sized = scenario if math.isclose(target, mean_rps) else scenario.with_overrides(planner.scale_load(scenario, target / mean_rps))
+    run_plan = planner.plan(sized, planner.QUICK)
+    replications = max(2, run_plan.replications)  # sizing judges by the CI's upper end: it needs two at least
+    key = (sized.to_yaml(), slo, hardware, ctx.seed)
+    if go:
+        probes: list[str] = []
+        with st.status(f"Sizing {knob} for p99 ≤ {slo:g} ms at {target:,.4g} req/s…", expanded=False) as status:
+            def shown(probe) -> None:
+                probes.append(probe.verdict)
+                status.update(label=f"Probe {len(probes)}: {probe.hardware}, {knob} = {probe.replicas}: "
+                                    f"p99 {plots.fmt_ms(probe.p99_ms)} → {probe.verdict}")
+            result = size(sized, slo, candidates, replications=replications, requests=run_plan.requests, seed=ctx.seed,
+                          on_probe=shown)
+            status.update(label=f"Sized: {len(probes)} probes", state="complete")
+        st.session_state["_sizing"] = (key, result)
+    stored = st.session_state.get("_sizing")
+    if not stored or stored[0] != key:
+        st.info(f"Press *Size* to scan {knob} upwards on each candidate until the p99's 95% CI upper end is within "
+                f"the SLO ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds.")
+        return
+    show_sizing(stored[1], knob, slo)
+
+
+def describe_probe(scenario: Scenario, run_plan: planner.RunPlan, replications: int) -> str:
+    what = f"{run_plan.requests:,} requests" if run_plan.requests is not None else "the whole horizon"
+    return f"{what} × {replications} replications"
+
+
+def show_sizing(result, knob: str, slo: float) -> None:
+    import altair as alt
+
+    chosen = result.chosen
+    if chosen is None:
+        st.error(f"No candidate meets p99 ≤ {slo:g} ms.")
+    else:
+        cards = st.columns(4)
+        cards[0].metric(f"Smallest {knob}", f"{chosen.replicas}", chosen.hardware, delta_color="off", delta_arrow="off", border=True)
+        cards[1].metric("p99", plots.fmt_ms(chosen.p99_ms), f"95% CI {chosen.p99_ci95[0]:,.1f}–{chosen.p99_ci95[1]:,.1f} ms",
+                        delta_color="off", delta_arrow="off", border=True)
+        cards[2].metric("$ per hour", f"${chosen.usd_per_hour:,.2f}" if chosen.usd_per_hour is not None else "–", border=True)
+        cards[3].metric("$ per 1M queries", f"${chosen.usd_per_1m_queries:,.2f}" if chosen.usd_per_1m_queries is not None else "–",
+                        border=True)
+        recheck = result.recheck
+        st.success(f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets p99 ≤ {slo:g} ms; re-checked on fresh seeds: "
+                   f"p99 {plots.fmt_ms(recheck.p99_ms)} → {recheck.verdict}.")
+        fewer = result.one_fewer_recheck
+        if fewer is not None:
+            st.caption(f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {plots.fmt_ms(fewer.p99_ms)} → {fewer.verdict}.")
+    for note in result.notes:
+        st.warning(note)
+    frontier = result.frontier()
+    if frontier.empty:
+        return
+    frontier = frontier.assign(p99_low=frontier["p99_ci95"].map(lambda ci: ci[0]),
+                               p99_high=frontier["p99_ci95"].map(lambda ci: ci[1]))
+    base = alt.Chart(frontier).encode(x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False)),
+                                      color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", title=None)))
+    latency = (base.mark_line(point=True).encode(y=alt.Y("p99_ms:Q", title="p99 latency (ms)", scale=alt.Scale(type="log")))
+               + base.mark_errorbar().encode(y="p99_low:Q", y2="p99_high:Q")
+               + alt.Chart(pd.DataFrame({"slo": [slo]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q"))
+    cost = base.mark_line(point=True).encode(y=alt.Y("usd_per_1m_queries:Q", title="$ per 1M queries"))
+    left, right = st.columns(2)
+    left.altair_chart(latency.properties(title="p99 by " + knob, height=260), width="stretch")
+    right.altair_chart(cost.properties(title="cost by " + knob, height=260), width="stretch")
+    table = frontier[["hardware", "replicas", "p99_ms", "p99_low", "p99_high", "usd_per_hour", "usd_per_1m_queries", "verdict"]]
+    st.dataframe(table.rename(columns={"replicas": knob, "p99_ms": "p99 (ms)", "p99_low": "CI low", "p99_high": "CI high",
+                                       "usd_per_hour": "$/h", "usd_per_1m_queries": "$/1M"}).style.format(precision=2),
+                 hide_index=True, width="stretch")
+
+
 LLM_METRICS = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL", "e2el_ms": "end-to-end"}
 
 
@@ -737,6 +830,7 @@ VIEWS = [
     View("Cost vs replicas", view_cost, lambda ctx: getattr(ctx.scenario.deployment, "autoscaling", None) is None),
     View("Autoscaling", view_autoscaling, lambda ctx: "autoscaling" in ctx.summary),
     View("LLM: TTFT / TPOT", view_llm, lambda ctx: "llm" in ctx.summary),
+    View("Sizing", view_sizing),
     View("Advisor", lambda ctx: view_advisor(ctx)),
     View("Data & downloads", view_data),
 ]
