@@ -505,7 +505,7 @@ def view_compare(ctx: Context) -> None:
         return
     names = [variant.name for variant in variants]
     baseline = st.selectbox("Baseline (deltas are against it)", names, key=scoped("compare.baseline"))
-    with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…"):
+    with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…", show_time=True):
         comparison = compare.run_comparison(ctx.scenario, variants, size=planner.QUICK, seed=ctx.seed,
                                             runner=lambda s, size, seed: run_cached(s, size, seed))
     st.markdown(compare.markdown_table(planner.comparison_cells(comparison, baseline or names[0])))
@@ -537,8 +537,10 @@ def view_compare(ctx: Context) -> None:
 
 def view_load_curve(ctx: Context) -> None:
     st.caption("p99 as the request rate grows towards the rate that saturates the busiest stage "
-               f"({planner.SWEEP.label} per point; shaded: 95% CI).")
-    with st.spinner("Sweeping the request rate…"):
+               f"({planner.describe(ctx.scenario, planner.SWEEP)} per point; shaded: 95% CI).")
+    if not long_sweep_confirmed(ctx, len(compare.LOAD_FRACTIONS), "load_curve"):
+        return
+    with st.spinner("Sweeping the request rate…", show_time=True):
         curve = cached_load_curve(*ctx.key)
     knee = compare.knee_index(curve["rate_rps"], curve["p99"])
     best = compare.max_rate_within_slo(curve, ctx.slo_ms)
@@ -565,7 +567,9 @@ def view_tradeoff(ctx: Context) -> None:
     )
     if not policies:
         return
-    with st.spinner("Sweeping load for each batching setting…"):
+    if not long_sweep_confirmed(ctx, len(policies) * len(compare.LOAD_FRACTIONS), "tradeoff"):
+        return
+    with st.spinner("Sweeping load for each batching setting…", show_time=True):
         try:
             curves = cached_tradeoff(*ctx.key, policies)
         except ServesimError as exc:
@@ -604,6 +608,18 @@ def replica_counts(ctx: Context) -> tuple[list[int], int]:
     return counts, first
 
 
+LONG_SWEEP_S = 10.0  # a sweep expected to take longer waits for the planner to ask for it
+
+
+def long_sweep_confirmed(ctx: Context, points: int, name: str) -> bool:
+    """True when a sweep of `points` short runs is quick, or the planner has asked for a long one."""
+    seconds = planner.estimated_seconds(ctx.scenario, planner.SWEEP) * points
+    if seconds <= LONG_SWEEP_S:
+        return True
+    return st.checkbox(f"Run this sweep: {points} runs of {planner.describe(ctx.scenario, planner.SWEEP)}, "
+                       f"about {seconds:,.0f} s", key=scoped(f"{name}.go"))
+
+
 def busiest_stage(scenario: Scenario) -> str | None:
     from sim.metrics.load import offered_load
 
@@ -615,7 +631,9 @@ def view_cost(ctx: Context) -> None:
     counts, first = replica_counts(ctx)
     if not counts:
         return
-    with st.spinner(f"Sweeping {len(counts)} replica counts…"):
+    if not long_sweep_confirmed(ctx, len(counts), "cost"):
+        return
+    with st.spinner(f"Sweeping {len(counts)} replica counts…", show_time=True):
         curve = cached_replicas_curve(*ctx.key, tuple(counts))
     top = counts[-1]
     if first > 1:

@@ -102,3 +102,21 @@ def test_the_page_says_what_the_quick_run_simulated():
     captions = [c.value for c in at.caption]
     assert any("1 h horizon, whole" in c and "× 1 replication" in c for c in captions), captions
     assert any(e.value.startswith("**Misses the SLO**") for e in at.error), [e.value for e in at.error]
+
+
+def test_a_long_sweep_waits_until_asked_for():
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.file_uploader(key="upload").upload("late.yaml", LATE_BURST.encode(), "application/x-yaml").run()
+    at.session_state["view"] = "Load curve"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    # Seven whole-hour runs (126,000 requests each at full load): over the 10 s a sweep may take unasked.
+    expected_s = planner.estimated_seconds(late_burst(), planner.SWEEP) * 7
+    assert expected_s > 10
+    boxes = [box for box in at.checkbox if box.label.startswith("Run this sweep")]
+    assert len(boxes) == 1 and f"about {expected_s:,.0f} s" in boxes[0].label
+    assert not any(m.label == "Saturation rate" for m in at.metric)

@@ -44,16 +44,17 @@ class RunSize:
     requests: int | None
     replications: int | None
     horizon_budget: int | None = None
+    name: str = "short run"
 
     @property
     def label(self) -> str:
         if self.requests is None:
             return "precise run (the scenario's own length and replications)"
-        return f"quick run: {self.requests:,} requests × {self.replications} replications"
+        return f"{self.name}: {self.requests:,} requests × {self.replications} replications"
 
 
-QUICK = RunSize(QUICK_REQUESTS, QUICK_REPLICATIONS, QUICK_HORIZON_BUDGET)
-SWEEP = RunSize(SWEEP_REQUESTS, SWEEP_REPLICATIONS, SWEEP_HORIZON_BUDGET)
+QUICK = RunSize(QUICK_REQUESTS, QUICK_REPLICATIONS, QUICK_HORIZON_BUDGET, "quick run")
+SWEEP = RunSize(SWEEP_REQUESTS, SWEEP_REPLICATIONS, SWEEP_HORIZON_BUDGET, "sweep point")
 PRECISE = RunSize(None, None)
 
 
@@ -124,7 +125,7 @@ def describe(scenario: Scenario, size: RunSize) -> str:
     run_plan = plan(scenario, size)
     reps = f"{run_plan.replications} replication{'s' if run_plan.replications != 1 else ''}"
     if run_plan.requests is not None:
-        return f"quick run: {run_plan.requests:,} requests × {reps} (the first of the scenario's {expected_requests(scenario):,.0f})"
+        return f"{size.name}: {run_plan.requests:,} requests × {reps} (the first of the scenario's {expected_requests(scenario):,.0f})"
     count, horizon_ms = scenario.workload.length()
     if count is None:
         what = f"the scenario's own {format_duration(horizon_ms / 1000.0)} horizon, whole (about {run_plan.expected_requests:,.0f} requests)"
@@ -135,7 +136,7 @@ def describe(scenario: Scenario, size: RunSize) -> str:
         why.append("its traffic or capacity changes over time")
     if run_plan.replications < scenario.replications:
         why.append(f"fewer replications than the scenario's {scenario.replications}, never a shorter horizon")
-    return f"quick run: {what} × {reps}" + (f" ({'; '.join(why)})" if why else "")
+    return f"{size.name}: {what} × {reps}" + (f" ({'; '.join(why)})" if why else "")
 
 
 def format_duration(seconds: float) -> str:
