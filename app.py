@@ -7,10 +7,12 @@ is a small function `view_x(ctx)` listed in VIEWS; a capability that lands adds 
 
 from __future__ import annotations
 
+import hashlib
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 import streamlit as st
@@ -22,26 +24,51 @@ from sim.engine.runlog import RunLog
 from sim.metrics.llm import stage_results
 from sim.errors import ServesimError
 from sim.metrics.summary import stage_columns
+from sim.spec.datafiles import shipped_data_roots
 from sim.spec.scenario import Scenario, load_scenario, parse_scenario_text
 
 ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
 DEFAULT_SCENARIO = "vision-a100"
 UPLOAD_LIMIT_BYTES = 1_000_000
-KNOB = "knob."  # prefix of every knob's widget key: cleared when the scenario changes
+PROGRESS_AFTER_S = 2.0  # runs expected to take longer show what they simulate, elapsed time and progress
+KNOB = "knob."  # prefix of every knob's widget key
+GENERATION = "_scenario_generation"  # counts scenario changes; scopes the keys of scenario-bound widgets
+
+
+@contextmanager
+def shown_inline(what: str) -> Iterator[None]:
+    """Any error in the block becomes an inline st.error saying what failed and why; the rest of the page
+    still renders. Streamlit's own stop / rerun signals are BaseExceptions and pass through."""
+    try:
+        yield
+    except ServesimError as exc:
+        st.error(f"**{what}** failed:\n\n```\n{exc}\n```")
+    except Exception as exc:  # a bug rather than bad input: still a message, not a traceback box
+        st.error(f"**{what}** failed with an unexpected {type(exc).__name__}: {exc}")
 
 
 # --- pure, cached computations --------------------------------------------------------------------------
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications: int | None, seed: int) -> tuple[dict, RunLog]:
+def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications: int | None, horizon_budget: int | None,
+               seed: int, _progress: bool = False) -> tuple[dict, RunLog]:
     scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
-    result = planner.run(scenario, planner.RunSize(requests, replications), seed=seed)
+    # Created inside the cached function, so that a cache hit replays it (and its removal) harmlessly.
+    bar = st.progress(0.0, text="Replication 1 …") if _progress else None
+    result = planner.run(scenario, planner.RunSize(requests, replications, horizon_budget), seed=seed,
+                         on_replication=(lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total} done"))
+                         if bar is not None else None)
+    if bar is not None:
+        bar.empty()
     return result.summary, result.run
 
 
 def run_cached(scenario: Scenario, size: planner.RunSize, seed: int) -> RunResult:
-    summary, run = cached_run(scenario.to_yaml(), str(base_dir(scenario)), size.requests, size.replications, seed)
+    """A cached run; one expected to take more than a couple of seconds shows its progress."""
+    long = planner.estimated_seconds(scenario, size) > PROGRESS_AFTER_S
+    summary, run = cached_run(scenario.to_yaml(), str(base_dir(scenario)), size.requests, size.replications,
+                              size.horizon_budget, seed, _progress=long and planner.plan(scenario, size).replications > 1)
     return RunResult(scenario=scenario, run=run, summary=summary)
 
 
@@ -86,7 +113,7 @@ def choose_scenario() -> tuple[Scenario, str]:
     if upload is not None:
         scenario = parse_upload(upload.name, upload.getvalue())
         if scenario is not None:
-            return scenario, f"upload:{upload.name}:{hash(upload.getvalue())}"
+            return scenario, f"upload:{upload.name}:{hashlib.sha256(upload.getvalue()).hexdigest()}"
     try:
         return load_scenario(shipped[choice]), f"shipped:{choice}"
     except ServesimError as exc:
@@ -100,10 +127,14 @@ def parse_upload(name: str, data: bytes) -> Scenario | None:
         st.error(f"**{name}** is {len(data):,} bytes; scenarios are limited to {UPLOAD_LIMIT_BYTES:,} bytes.")
         return None
     try:
-        return parse_scenario_text(data.decode("utf-8", errors="replace"), base_dir=SCENARIOS, source=name)
+        # An upload may name shipped data files only (models/, scenarios/), never other host files.
+        return parse_scenario_text(data.decode("utf-8", errors="replace"), base_dir=SCENARIOS, source=name,
+                                   allowed_roots=shipped_data_roots())
     except ServesimError as exc:
         st.error(f"**{name}** is not a valid scenario — showing the shipped scenario instead.\n\n```\n{exc}\n```")
-        return None
+    except Exception as exc:  # e.g. a structure the schema's own checks did not foresee
+        st.error(f"**{name}** could not be read ({type(exc).__name__}: {exc}) — showing the shipped scenario instead.")
+    return None
 
 
 # --- knobs: each returns overrides ----------------------------------------------------------------------
@@ -113,10 +144,10 @@ def knob_traffic(scenario: Scenario) -> dict[str, Any]:
     knob = planner.load_knob(scenario)
     if knob is not None:
         path, label, value = knob
-        new = st.number_input(label, min_value=0.01, value=value, step=max(round(value / 10, 2), 0.01),
-                              format="%g", key=KNOB + "rate")
+        new = st.number_input(label, min_value=min(0.01, value), value=value, step=max(round(value / 10, 2), 0.01),
+                              format="%g", key=knob_key("rate"))
         return {path: new} if new != value else {}
-    factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, 1.0, 0.05, key=KNOB + "load")
+    factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, 1.0, 0.05, key=knob_key("load"))
     return planner.scale_load(scenario, factor) if factor != 1 else {}
 
 
@@ -126,7 +157,7 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Deployment")
     deployment = scenario.deployment
     overrides: dict[str, Any] = {}
-    replicas = st.number_input("Replicas", 1, 512, deployment.replicas, key=KNOB + "replicas")
+    replicas = st.number_input("Replicas", 1, None, deployment.replicas, key=knob_key("replicas"))
     if replicas != deployment.replicas:
         overrides["deployment.replicas"] = int(replicas)
     try:
@@ -138,12 +169,12 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     label = {name: f"{name} — ${hw.usd_per_hour:g}/h" for name, hw in catalogue.items()}
     if deployment.hardware.usd_per_hour is not None:
         label[own] = f"{own} — ${deployment.hardware.usd_per_hour:g}/h"
-    hardware = st.selectbox("Hardware (price per replica)", options, format_func=lambda n: label.get(n, n), key=KNOB + "hardware",
+    hardware = st.selectbox("Hardware (price per replica)", options, format_func=lambda n: label.get(n, n), key=knob_key("hardware"),
                             help="Sets the price. Speed comes from the stage costs (or a calibrated profile).")
     if hardware != own:
         overrides["deployment.hardware"] = {"name": hardware, "usd_per_hour": catalogue[hardware].usd_per_hour}
     routes = ["shared_queue", "round_robin", "least_outstanding", "power_of_two", "random"]
-    routing = st.selectbox("Routing", routes, index=routes.index(deployment.routing), key=KNOB + "routing")
+    routing = st.selectbox("Routing", routes, index=routes.index(deployment.routing), key=knob_key("routing"))
     if routing != deployment.routing:
         overrides["deployment.routing"] = routing
     return overrides
@@ -156,20 +187,25 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Batching ({stage_name})")
     current = next(s for s in scenario.raw["stages"] if s["name"] == stage_name).get("batching", {"policy": "none"})
     policies = ["none", "static", "dynamic"]
-    policy = st.radio("Policy", policies, index=policies.index(current.get("policy", "none")), horizontal=True, key=KNOB + "policy")
+    policy = st.radio("Policy", policies, index=policies.index(current.get("policy", "none")), horizontal=True, key=knob_key("policy"))
     new: dict[str, Any] = {"policy": policy}
     if policy == "dynamic":
-        new["max_batch_size"] = st.slider("Max batch size", 1, 128, int(current.get("max_batch_size", 8)), key=KNOB + "max_batch")
-        new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, 1000.0, float(current.get("max_queue_delay_ms", 2.0)),
-                                                     step=0.5, key=KNOB + "delay")
+        max_batch = int(current.get("max_batch_size", 8))
+        new["max_batch_size"] = st.slider("Max batch size", 1, max(128, max_batch), max_batch, key=knob_key("max_batch"))
+        # The schema's default delay is 0; 2 ms is only a suggestion when switching to dynamic batching.
+        delay = current.get("max_queue_delay_ms", 0.0) if current.get("policy") == "dynamic" else 2.0
+        new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, None, float(delay),
+                                                     step=0.5, key=knob_key("delay"))
         if current.get("policy") == "dynamic" and current.get("preferred_batch_sizes"):
             preferred = [b for b in current["preferred_batch_sizes"] if b <= new["max_batch_size"]]
             if preferred:
                 new["preferred_batch_sizes"] = preferred
     elif policy == "static":
-        new["batch_size"] = st.slider("Batch size", 1, 128, int(current.get("batch_size", current.get("max_batch_size", 8))), key=KNOB + "batch")
-        timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, 10_000.0,
-                                  float(current.get("timeout_ms") or 10.0), step=1.0, key=KNOB + "timeout")
+        batch = int(current.get("batch_size", current.get("max_batch_size", 8)))
+        new["batch_size"] = st.slider("Batch size", 1, max(128, batch), batch, key=knob_key("batch"))
+        timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, None,
+                                  float(current.get("timeout_ms") or 0.0) if current.get("policy") == "static" else 10.0,
+                                  step=1.0, key=knob_key("timeout"))
         if timeout > 0:
             new["timeout_ms"] = timeout
     return {} if new == current else {f"stages.{stage_name}.batching": new}
@@ -182,13 +218,13 @@ def knob_lever(scenario: Scenario) -> dict[str, Any]:
     if stage is None:
         return {}
     names = ["none", *LEVERS]
-    choice = st.selectbox(f"Optimisation lever ({stage})", names, key=KNOB + "lever",
+    choice = st.selectbox(f"Optimisation lever ({stage})", names, key=knob_key("lever"),
                           help="Typical forward-pass speed-ups from the field; measure and fit the real model as soon as it exists.")
     if choice == "none":
         return {}
     lever = LEVERS[choice]
     low, high = lever.speedup_range
-    speedup = st.slider("Speed-up of the forward pass (×)", float(low), float(high), float(low), 0.1, key=KNOB + "speedup")
+    speedup = st.slider("Speed-up of the forward pass (×)", float(low), float(high), float(low), 0.1, key=knob_key("speedup"))
     st.caption(f"Accuracy cost: {lever.accuracy_cost}. Relative to {lever.baseline}.")
     overrides = planner.stage_cost_overrides(scenario, stage, 1.0 / speedup)
     if not overrides:
@@ -202,19 +238,19 @@ def knob_stages(scenario: Scenario) -> dict[str, Any]:
         for stage in scenario.stages:
             if stage.kind == "pool":
                 workers = st.number_input(f"{stage.name}: workers" + (" per replica" if stage.per_replica else ""),
-                                          1, 4096, stage.workers, key=KNOB + f"workers.{stage.name}")
+                                          1, None, stage.workers, key=knob_key(f"workers.{stage.name}"))
                 if workers != stage.workers:
                     overrides[f"stages.{stage.name}.workers"] = int(workers)
         for name in planner.scalable_stages(scenario):
             factor = st.select_slider(f"{name}: time ×", options=[0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0],
-                                      value=1.0, key=KNOB + f"cost.{name}", help="0.5 = the stage takes half as long")
+                                      value=1.0, key=knob_key(f"cost.{name}"), help="0.5 = the stage takes half as long")
             overrides.update(planner.stage_cost_overrides(scenario, name, factor))
     return overrides
 
 
 def knob_slo(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Latency budget")
-    value = st.number_input("p99 SLO (ms)", min_value=0.0, value=scenario.slo.p99_ms, step=5.0, key=KNOB + "slo",
+    value = st.number_input("p99 SLO (ms)", min_value=0.0, value=scenario.slo.p99_ms, step=5.0, key=knob_key("slo"),
                             placeholder="none")
     if value is None or value == 0:
         return {"slo.p99_ms": None} if scenario.slo.p99_ms is not None else {}
@@ -229,15 +265,15 @@ def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Autoscaling ({policy.policy})")
     low, high = keys
     overrides: dict[str, Any] = {}
-    new_low = st.number_input("Min replicas", 0, 512, policy.min_replicas, key=KNOB + "min_replicas")
-    new_high = st.number_input("Max replicas", 1, 512, policy.max_replicas, key=KNOB + "max_replicas")
+    new_low = st.number_input("Min replicas", 0, None, policy.min_replicas, key=knob_key("min_replicas"))
+    new_high = st.number_input("Max replicas", 1, None, policy.max_replicas, key=knob_key("max_replicas"))
     if new_low != policy.min_replicas:
         overrides[f"deployment.autoscaling.{low}"] = int(new_low)
     if new_high != policy.max_replicas:
         overrides[f"deployment.autoscaling.{high}"] = int(new_high)
     cold = getattr(scenario.deployment, "cold_start_ms", None)
     mean_s = cold.mean / 1000.0 if cold is not None else 0.0
-    new_cold = st.number_input("Cold start, mean (s)", 0.0, 3600.0, float(mean_s), step=1.0, key=KNOB + "cold_start")
+    new_cold = st.number_input("Cold start, mean (s)", 0.0, None, float(mean_s), step=1.0, key=knob_key("cold_start"))
     if not math.isclose(new_cold, mean_s):
         overrides.update(planner.cold_start_overrides(scenario, new_cold))
     return overrides
@@ -247,22 +283,41 @@ KNOBS: list[Callable[[Scenario], dict[str, Any]]] = [knob_traffic, knob_deployme
                                                      knob_lever, knob_stages, knob_slo]
 
 
+def scoped(name: str) -> str:
+    """Widget key of a widget whose default comes from the scenario: a new scenario gets a new widget.
+
+    Streamlit's frontend keeps its own value for a widget it already shows, even when `value=` changes or
+    the server deletes the key from session state, and sends that stale value back on the next click; only
+    a new key (a new widget id) makes it draw the new default."""
+    return f"{name}@{st.session_state.get(GENERATION, 0)}"
+
+
+def knob_key(name: str) -> str:
+    return scoped(KNOB + name)
+
+
+def enter_scenario(identity: str) -> None:
+    """Start a new generation of scenario-bound widgets when the scenario changes (switch or upload)."""
+    if st.session_state.get("_knobs_for") == identity:
+        return
+    st.session_state[GENERATION] = st.session_state.get(GENERATION, -1) + 1
+    st.session_state["_knobs_for"] = identity
+
+
 def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
-    if st.session_state.get("_knobs_for") != identity:
-        for key in [k for k in st.session_state if str(k).startswith(KNOB)]:
-            del st.session_state[key]
-        st.session_state["_knobs_for"] = identity
+    enter_scenario(identity)
     # Knobs apply in turn, each to the result of the previous ones, so that two knobs acting on one field
     # compose (a lever's 2× speed-up and a "time × 0.8" on the same stage make 0.4).
     with st.sidebar:
         for knob in KNOBS:
-            overrides = knob(scenario)
-            if not overrides:
-                continue
             try:
-                scenario = scenario.with_overrides(overrides)
+                overrides = knob(scenario)
+                if overrides:
+                    scenario = scenario.with_overrides(overrides)
             except ServesimError as exc:
                 st.error(f"This setting does not make a valid scenario (ignored):\n\n```\n{exc}\n```")
+            except Exception as exc:  # a knob that cannot handle this scenario must not take the page down
+                st.error(f"This setting could not be applied (ignored): {type(exc).__name__}: {exc}")
     return scenario
 
 
@@ -295,15 +350,21 @@ def run_for_display(scenario: Scenario) -> Context:
     if key in precise:
         summary, run = precise[key]
         return Context(scenario, RunResult(scenario, run, summary), planner.PRECISE, seed)
-    with st.spinner("Simulating…"):
+    seconds = planner.estimated_seconds(scenario, planner.QUICK)
+    text = (f"Simulating {planner.describe(scenario, planner.QUICK)}: about {seconds:,.0f} s…"
+            if seconds > PROGRESS_AFTER_S else "Simulating…")
+    with st.spinner(text, show_time=seconds > PROGRESS_AFTER_S):
         result = run_cached(scenario, planner.QUICK, seed)
     return Context(scenario, result, planner.QUICK, seed)
 
 
 def run_precise(scenario: Scenario) -> None:
+    seconds = planner.estimated_seconds(scenario, planner.PRECISE)
     bar = st.progress(0.0, text="Precise run…")
-    result = planner.run(scenario, planner.PRECISE,
-                         on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"))
+    with st.spinner(f"Precise run: {planner.plan(scenario, planner.PRECISE).expected_requests:,.0f} requests × "
+                    f"{planner.plan(scenario, planner.PRECISE).replications} replications, about {seconds:,.0f} s…", show_time=True):
+        result = planner.run(scenario, planner.PRECISE,
+                             on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"))
     bar.empty()
     store = st.session_state.setdefault("_precise", {})
     if len(store) >= 4:
@@ -433,7 +494,7 @@ def view_compare(ctx: Context) -> None:
                                                                         ctx.scenario.deployment.replicas + 1))
     st.caption("Two to four variants of the scenario shown above, on the same traffic and seed. One per line, "
                "`NAME: SETTING, ...` — the syntax of `servesim compare --variant`.")
-    text = st.text_area("Variants", default, height=120, key="compare.variants")
+    text = st.text_area("Variants", default, height=120, key=scoped("compare.variants"))
     lines = [line for line in text.splitlines() if line.strip()]
     if not 2 <= len(lines) <= 4:
         st.warning("Give two to four variants, one per line.")
@@ -443,19 +504,30 @@ def view_compare(ctx: Context) -> None:
     except ServesimError as exc:
         st.error(str(exc))
         return
-    with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…"):
+    names = [variant.name for variant in variants]
+    baseline = st.selectbox("Baseline (deltas are against it)", names, key=scoped("compare.baseline"))
+    with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…", show_time=True):
         comparison = compare.run_comparison(ctx.scenario, variants, size=planner.QUICK, seed=ctx.seed,
                                             runner=lambda s, size, seed: run_cached(s, size, seed))
-    st.markdown(compare.markdown_table(compare.comparison_table(comparison)))
-    st.caption(f"★ best per metric (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI half-width; {planner.QUICK.label}.")
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Latency CDF by variant**")
-        st.altair_chart(charts.cdf_chart({r.variant.name: r.result.log for r in comparison.results}, ctx.slo_ms), width="stretch")
-    with right:
-        st.markdown("**Where latency lives, by variant**")
-        shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in comparison.results}
-        st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
+    st.markdown(compare.markdown_table(planner.comparison_cells(comparison, baseline or names[0])))
+    shaky = [r.variant.name for r in comparison.results if planner.unstable(r.summary)]
+    st.caption(f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI "
+               f"half-width; Δ is the difference from **{baseline}**, ✱ significant at 5% (Welch's t-test on the "
+               f"per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
+               f"{planner.describe(ctx.scenario, planner.QUICK)} per variant.")
+    for name in shaky:
+        st.warning(f"**{name}** is unstable: a queue grows without bound, so its latencies depend only on how long "
+                   "the run is. It is left out of the charts and of the stars.")
+    drawn = [r for r in comparison.results if r.variant.name not in shaky]
+    if drawn:
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Latency CDF by variant**")
+            st.altair_chart(charts.cdf_chart({r.variant.name: r.result.log for r in drawn}, ctx.slo_ms), width="stretch")
+        with right:
+            st.markdown("**Where latency lives, by variant**")
+            shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in drawn}
+            st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
     from sim.present.report import report_zip
 
     # Deferred: the PNGs of the report are drawn only when the button is clicked.
@@ -466,8 +538,10 @@ def view_compare(ctx: Context) -> None:
 
 def view_load_curve(ctx: Context) -> None:
     st.caption("p99 as the request rate grows towards the rate that saturates the busiest stage "
-               f"({planner.SWEEP.label} per point; shaded: 95% CI).")
-    with st.spinner("Sweeping the request rate…"):
+               f"({planner.describe(ctx.scenario, planner.SWEEP)} per point; shaded: 95% CI).")
+    if not long_sweep_confirmed(ctx, len(compare.LOAD_FRACTIONS), "load_curve"):
+        return
+    with st.spinner("Sweeping the request rate…", show_time=True):
         curve = cached_load_curve(*ctx.key)
     knee = compare.knee_index(curve["rate_rps"], curve["p99"])
     best = compare.max_rate_within_slo(curve, ctx.slo_ms)
@@ -494,7 +568,9 @@ def view_tradeoff(ctx: Context) -> None:
     )
     if not policies:
         return
-    with st.spinner("Sweeping load for each batching setting…"):
+    if not long_sweep_confirmed(ctx, len(policies) * len(compare.LOAD_FRACTIONS), "tradeoff"):
+        return
+    with st.spinner("Sweeping load for each batching setting…", show_time=True):
         try:
             curves = cached_tradeoff(*ctx.key, policies)
         except ServesimError as exc:
@@ -509,6 +585,42 @@ def view_tradeoff(ctx: Context) -> None:
                 f"bigger batches cannot raise the capacity — curves that coincide say so. Add {bottleneck} capacity first.")
 
 
+COST_POINTS = 16  # replica counts simulated per sweep; a wider range is sampled evenly
+
+
+def replica_counts(ctx: Context) -> tuple[list[int], int]:
+    """The replica counts the cost sweep simulates (from one below the smallest stable count, at most
+    COST_POINTS of them, no ceiling), and that smallest stable count."""
+    import numpy as np
+
+    from sim.analysis.sizing import smallest_stable
+
+    first = smallest_stable(ctx.scenario)
+    current = ctx.scenario.deployment.replicas
+    upper = max(64, 4 * first, 2 * current)
+    default = (max(1, first - 1), max(first + 7, math.ceil(1.5 * first), min(2 * current, upper)))
+    low, high = st.slider("Replicas from / to", 1, upper, default, key=scoped("cost.range"),
+                          help=f"The smallest count that keeps up with the load is {first}.")
+    low = max(low, first - 1, 1)  # all counts further below are unstable too: one such bar says it
+    if high < low:
+        st.info(f"Every count up to {high} is unstable: at least {first} replicas are needed.")
+        return [], first
+    counts = sorted({int(round(x)) for x in np.linspace(low, high, min(COST_POINTS, high - low + 1))})
+    return counts, first
+
+
+LONG_SWEEP_S = 10.0  # a sweep expected to take longer waits for the planner to ask for it
+
+
+def long_sweep_confirmed(ctx: Context, points: int, name: str) -> bool:
+    """True when a sweep of `points` short runs is quick, or the planner has asked for a long one."""
+    seconds = planner.estimated_seconds(ctx.scenario, planner.SWEEP) * points
+    if seconds <= LONG_SWEEP_S:
+        return True
+    return st.checkbox(f"Run this sweep: {points} runs of {planner.describe(ctx.scenario, planner.SWEEP)}, "
+                       f"about {seconds:,.0f} s", key=scoped(f"{name}.go"))
+
+
 def busiest_stage(scenario: Scenario) -> str | None:
     from sim.metrics.load import offered_load
 
@@ -517,10 +629,17 @@ def busiest_stage(scenario: Scenario) -> str | None:
 
 
 def view_cost(ctx: Context) -> None:
-    current = ctx.scenario.deployment.replicas
-    top = st.slider("Replicas up to", 2, 32, max(4, min(2 * current, 32)), key="cost.top")
-    with st.spinner("Sweeping replica counts…"):
-        curve = cached_replicas_curve(*ctx.key, tuple(range(1, top + 1)))
+    counts, first = replica_counts(ctx)
+    if not counts:
+        return
+    if not long_sweep_confirmed(ctx, len(counts), "cost"):
+        return
+    with st.spinner(f"Sweeping {len(counts)} replica counts…", show_time=True):
+        curve = cached_replicas_curve(*ctx.key, tuple(counts))
+    top = counts[-1]
+    if first > 1:
+        st.caption(f"Below {first} replica{'s' if first != 1 else ''} the offered load exceeds what the replicas serve "
+                   f"(unstable: the queue grows without bound); the sweep starts at {counts[0]}.")
     st.pyplot(plots.cost_replicas_figure(curve, ctx.slo_ms), clear_figure=True)
     stable = curve[curve["stable"]]
     if ctx.slo_ms and not stable.empty and not (stable["p99"] <= ctx.slo_ms).any():
@@ -528,11 +647,121 @@ def view_cost(ctx: Context) -> None:
         st.info(f"No replica count up to {top} meets the p99 SLO of {ctx.slo_ms:g} ms: p99 levels off near "
                 f"{floor:,.0f} ms. Replicas remove queueing; the rest is service time — see *Where latency lives* "
                 "and try the stage costs in the sidebar.")
-    shown = curve.drop(columns=[c for c in ("p99_low", "p99_high") if c in curve]).rename(columns={
-        "offered_load": "busiest stage load", "p50": "p50 (ms)", "p99": "p99 (ms)", "throughput_rps": "throughput (req/s)",
-        "usd_per_1m_queries": "$ per 1M queries", "slo_met": "SLO met", "stable": "stable"})
-    st.dataframe(shown.style.format(precision=2).format("{:.0%}", subset=["busiest stage load"]), hide_index=True,
-                 width="stretch")
+    st.dataframe(cost_table(curve), hide_index=True, width="stretch")
+
+
+def cost_table(curve: pd.DataFrame) -> pd.DataFrame:
+    """The replicas curve as display strings: an unstable count says so instead of showing numbers."""
+    def number(value: Any, spec: str) -> str:
+        return "–" if value is None or pd.isna(value) else format(value, spec)
+
+    rows = []
+    for _, point in curve.iterrows():
+        ok = bool(point.get("stable", True))
+        met = point.get("slo_met")
+        rows.append({
+            "replicas": int(point["replicas"]),
+            "busiest stage load": number(point["offered_load"], ".0%"),
+            "p50 (ms)": number(point.get("p50"), ",.1f") if ok else "unstable",
+            "p99 (ms)": number(point.get("p99"), ",.1f") if ok else "unstable",
+            "throughput (req/s)": number(point.get("throughput_rps"), ",.1f") if ok else "unstable",
+            "$ per 1M queries": number(point.get("usd_per_1m_queries"), ",.3f") if ok else "unstable",
+            "SLO met": ("yes" if met else "no" if met is not None and not pd.isna(met) else "–") if ok else "no (unstable)",
+        })
+    return pd.DataFrame(rows)
+
+
+def view_sizing(ctx: Context) -> None:
+    """`servesim size` in the planner: the smallest replicas (min_replicas when autoscaled) and the cheapest
+    hardware meeting a p99 SLO at a target rate, by the same search (sim.analysis.sizing.size)."""
+    from sim.analysis.sizing import parse_candidates, size
+    from sim.spec.hardware import load_catalogue
+
+    scenario = ctx.scenario
+    knob = "min_replicas" if scenario.deployment.autoscaling is not None else "replicas"
+    mean_rps = scenario.workload.arrival.mean_rate_rps
+    cols = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    target = cols[0].number_input("Target rate (req/s, mean)", min_value=min(0.01, mean_rps), value=float(mean_rps),
+                                  format="%g", key=scoped("size.rate"), help="The scenario's traffic scaled to this mean rate")
+    slo = cols[1].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("size.slo"))
+    catalogue = load_catalogue()
+    own = scenario.deployment.hardware.name
+    hardware = cols[2].text_input("Hardware candidates", own if own in catalogue else "", key=scoped("size.hardware"),
+                                  help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); "
+                                       "@2 = a forward pass twice as fast. Empty: the scenario's own hardware.")
+    go = cols[3].button("Size", type="primary", key="size.run")
+    if not slo:
+        st.info("Set a p99 SLO to size against.")
+        return
+    candidates = parse_candidates(hardware.strip() or None, scenario, catalogue)
+    sized = scenario if math.isclose(target, mean_rps) else scenario.with_overrides(planner.scale_load(scenario, target / mean_rps))
+    run_plan = planner.plan(sized, planner.QUICK)
+    replications = max(2, run_plan.replications)  # sizing judges by the CI's upper end: it needs two at least
+    key = (sized.to_yaml(), slo, hardware, ctx.seed)
+    if go:
+        probes: list[str] = []
+        with st.status(f"Sizing {knob} for p99 ≤ {slo:g} ms at {target:,.4g} req/s…", expanded=False) as status:
+            def shown(probe) -> None:
+                probes.append(probe.verdict)
+                status.update(label=f"Probe {len(probes)}: {probe.hardware}, {knob} = {probe.replicas}: "
+                                    f"p99 {plots.fmt_ms(probe.p99_ms)} → {probe.verdict}")
+            result = size(sized, slo, candidates, replications=replications, requests=run_plan.requests, seed=ctx.seed,
+                          on_probe=shown)
+            status.update(label=f"Sized: {len(probes)} probes", state="complete")
+        st.session_state["_sizing"] = (key, result)
+    stored = st.session_state.get("_sizing")
+    if not stored or stored[0] != key:
+        st.info(f"Press *Size* to scan {knob} upwards on each candidate until the p99's 95% CI upper end is within "
+                f"the SLO ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds.")
+        return
+    show_sizing(stored[1], knob, slo)
+
+
+def describe_probe(scenario: Scenario, run_plan: planner.RunPlan, replications: int) -> str:
+    what = f"{run_plan.requests:,} requests" if run_plan.requests is not None else "the whole horizon"
+    return f"{what} × {replications} replications"
+
+
+def show_sizing(result, knob: str, slo: float) -> None:
+    import altair as alt
+
+    chosen = result.chosen
+    if chosen is None:
+        st.error(f"No candidate meets p99 ≤ {slo:g} ms.")
+    else:
+        cards = st.columns(4)
+        cards[0].metric(f"Smallest {knob}", f"{chosen.replicas}", chosen.hardware, delta_color="off", delta_arrow="off", border=True)
+        cards[1].metric("p99", plots.fmt_ms(chosen.p99_ms), f"95% CI {chosen.p99_ci95[0]:,.1f}–{chosen.p99_ci95[1]:,.1f} ms",
+                        delta_color="off", delta_arrow="off", border=True)
+        cards[2].metric("$ per hour", f"${chosen.usd_per_hour:,.2f}" if chosen.usd_per_hour is not None else "–", border=True)
+        cards[3].metric("$ per 1M queries", f"${chosen.usd_per_1m_queries:,.2f}" if chosen.usd_per_1m_queries is not None else "–",
+                        border=True)
+        recheck = result.recheck
+        st.success(f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets p99 ≤ {slo:g} ms; re-checked on fresh seeds: "
+                   f"p99 {plots.fmt_ms(recheck.p99_ms)} → {recheck.verdict}.")
+        fewer = result.one_fewer_recheck
+        if fewer is not None:
+            st.caption(f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {plots.fmt_ms(fewer.p99_ms)} → {fewer.verdict}.")
+    for note in result.notes:
+        st.warning(note)
+    frontier = result.frontier()
+    if frontier.empty:
+        return
+    frontier = frontier.assign(p99_low=frontier["p99_ci95"].map(lambda ci: ci[0]),
+                               p99_high=frontier["p99_ci95"].map(lambda ci: ci[1]))
+    base = alt.Chart(frontier).encode(x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False)),
+                                      color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", title=None)))
+    latency = (base.mark_line(point=True).encode(y=alt.Y("p99_ms:Q", title="p99 latency (ms)", scale=alt.Scale(type="log")))
+               + base.mark_errorbar().encode(y="p99_low:Q", y2="p99_high:Q")
+               + alt.Chart(pd.DataFrame({"slo": [slo]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q"))
+    cost = base.mark_line(point=True).encode(y=alt.Y("usd_per_1m_queries:Q", title="$ per 1M queries"))
+    left, right = st.columns(2)
+    left.altair_chart(latency.properties(title="p99 by " + knob, height=260), width="stretch")
+    right.altair_chart(cost.properties(title="cost by " + knob, height=260), width="stretch")
+    table = frontier[["hardware", "replicas", "p99_ms", "p99_low", "p99_high", "usd_per_hour", "usd_per_1m_queries", "verdict"]]
+    st.dataframe(table.rename(columns={"replicas": knob, "p99_ms": "p99 (ms)", "p99_low": "CI low", "p99_high": "CI high",
+                                       "usd_per_hour": "$/h", "usd_per_1m_queries": "$/1M"}).style.format(precision=2),
+                 hide_index=True, width="stretch")
 
 
 LLM_METRICS = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL", "e2el_ms": "end-to-end"}
@@ -617,6 +846,7 @@ VIEWS = [
     View("Cost vs replicas", view_cost, lambda ctx: getattr(ctx.scenario.deployment, "autoscaling", None) is None),
     View("Autoscaling", view_autoscaling, lambda ctx: "autoscaling" in ctx.summary),
     View("LLM: TTFT / TPOT", view_llm, lambda ctx: "llm" in ctx.summary),
+    View("Sizing", view_sizing),
     View("Advisor", lambda ctx: view_advisor(ctx)),
     View("Data & downloads", view_data),
 ]
@@ -628,11 +858,8 @@ def show_views(ctx: Context) -> None:
     tabs = st.tabs([view.label for view in views], key="view", on_change="rerun")
     for tab, view in zip(tabs, views):
         if tab.open:
-            with tab:
-                try:
-                    view.render(ctx)
-                except ServesimError as exc:
-                    st.error(str(exc))
+            with tab, shown_inline(view.label):
+                view.render(ctx)
 
 
 # --- page ----------------------------------------------------------------------------------------------
@@ -654,14 +881,17 @@ def main() -> None:
         if scenario.description:
             st.caption(scenario.description)
     with button:
-        if st.button("Run precisely", help="The scenario's own length and replications: tighter CIs, seconds not milliseconds",
-                     key="precise"):
+        precise = st.button("Run precisely", help="The scenario's own length and replications: tighter CIs, seconds not milliseconds",
+                            key="precise")
+    if precise:
+        with shown_inline("The precise run"):
             run_precise(scenario)
-    ctx = run_for_display(scenario)
-    st.caption(f"{planner.describe(ctx.scenario, ctx.size)} · seed {ctx.seed}")
-    show_verdict(ctx)
-    show_where_latency_lives(ctx)
-    show_views(ctx)
+    with shown_inline(f"Simulating {scenario.name}"):
+        ctx = run_for_display(scenario)
+        st.caption(f"{planner.describe(ctx.scenario, ctx.size)} · seed {ctx.seed}")
+        show_verdict(ctx)
+        show_where_latency_lives(ctx)
+        show_views(ctx)
 
 
 def view_advisor(ctx: Context) -> None:
@@ -671,7 +901,7 @@ def view_advisor(ctx: Context) -> None:
     from sim.present.advise_report import pareto_figure, profile_text, waterfall_figure
 
     cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-    slo = cols[0].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key="advise.slo",
+    slo = cols[0].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("advise.slo"),
                                help="0: no SLO, stacks ranked by p99")
     stack = cols[1].selectbox("Levers per stack, up to", [1, 2, 3], index=1, key="advise.stack")
     hit_rate = cols[2].slider("Assumed cache hit rate", 0.05, 0.9, 0.3, 0.05, key="advise.hits")

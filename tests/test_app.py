@@ -40,6 +40,15 @@ def started() -> AppTest:
     return at
 
 
+def scoped(at: AppTest, kind: str, name: str):
+    """The widget of kind `kind` whose key is `name` scoped to the scenario shown (see app.scoped)."""
+    return getattr(at, kind)(key=f"{name}@{at.session_state['_scenario_generation']}")
+
+
+def knob(at: AppTest, kind: str, name: str):
+    return scoped(at, kind, f"knob.{name}")
+
+
 def metric(at: AppTest, label: str) -> float:
     """The number shown on the verdict card whose label starts with `label`."""
     card = next(m for m in at.metric if m.label.startswith(label))
@@ -64,7 +73,7 @@ def test_starts_on_the_default_scenario_with_a_verdict():
 def test_more_replicas_lower_the_p99_and_double_the_price_per_query():
     at = started()
     before_p99, before_cost = metric(at, "p99"), metric(at, "$ per 1M")
-    replicas = at.number_input(key="knob.replicas")
+    replicas = knob(at, "number_input", "replicas")
     replicas.set_value(replicas.value * 2).run()
     assert not at.exception
     # Same arrivals (same seed): twice the replicas halves the queueing, the bill per query doubles.
@@ -75,7 +84,7 @@ def test_more_replicas_lower_the_p99_and_double_the_price_per_query():
 def test_more_traffic_raises_the_p99():
     at = started()
     before = metric(at, "p99")
-    rate = at.number_input(key="knob.rate")
+    rate = knob(at, "number_input", "rate")
     rate.set_value(rate.value * 2).run()
     assert not at.exception
     assert metric(at, "p99") > before
@@ -124,7 +133,7 @@ def test_a_bad_variant_line_is_an_error_not_an_exception():
     at = started()
     at.session_state["view"] = "Compare"
     at.run()
-    at.text_area(key="compare.variants").set_value("a: batching=none\nb: batching=sideways(3)").run()
+    scoped(at, "text_area", "compare.variants").set_value("a: batching=none\nb: batching=sideways(3)").run()
     assert not at.exception
     assert any("sideways" in e.value for e in at.error), [e.value for e in at.error]
 
@@ -163,7 +172,7 @@ def test_autoscaling_knobs_and_timeline():
     assert not at.exception
     cold_starts = metric(at, "Cold starts")
     # Keeping 4 replicas warm from the start leaves fewer replicas to start when the spike comes.
-    at.number_input(key="knob.min_replicas").set_value(4).run()
+    knob(at, "number_input", "min_replicas").set_value(4).run()
     assert not at.exception
     assert metric(at, "Cold starts") < cold_starts
 
@@ -171,11 +180,11 @@ def test_autoscaling_knobs_and_timeline():
 def test_halving_the_dominant_stage_meets_the_slo_and_a_lever_shows_its_accuracy_cost():
     at = started()
     assert not at.success  # the default scenario misses its p99 SLO: preprocessing dominates
-    at.select_slider(key="knob.cost.preprocess").set_value(0.5).run()
+    knob(at, "select_slider", "cost.preprocess").set_value(0.5).run()
     assert not at.exception
     assert any("Meets the SLO" in s.value for s in at.success), [e.value for e in at.error]
     before = metric(at, "p50")
-    at.selectbox(key="knob.lever").set_value("int8").run()
+    knob(at, "selectbox", "lever").set_value("int8").run()
     assert not at.exception
     assert metric(at, "p50") < before  # a faster forward pass on top of the faster preprocessing
     assert any(c.value.startswith("Accuracy cost") for c in at.sidebar.caption)

@@ -146,3 +146,45 @@ def test_planner_answers_and_follows_a_knob(app_url, tmp_path):
                     (Path(shots) / name).write_bytes((tmp_path / name).read_bytes())
         finally:
             browser.close()
+
+
+def test_switching_scenario_resets_the_knobs_in_the_browser(app_url):
+    """Issue 12: a knob edited on one scenario must not follow the planner to the next one — neither in
+    what the page shows after the switch nor in what the next click sends back."""
+    from playwright.sync_api import sync_playwright
+
+    from sim.analysis import planner
+    from sim.spec.scenario import load_scenario
+
+    target = load_scenario(ROOT / "scenarios" / "search-ranker.yaml")
+    expected_p99 = f"{planner.run(target, planner.QUICK, seed=target.seed).summary['latency_ms']['p99']:,.1f} ms"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 2200})
+            page.goto(app_url, wait_until="domcontentloaded")
+            page.locator('[data-testid="stMetric"]', has_text="p99 latency").wait_for(timeout=ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            replicas = page.get_by_label("Replicas", exact=True)
+            replicas.fill(str(int(replicas.input_value()) + 5))
+            replicas.press("Enter")
+            page.wait_for_timeout(500)
+            wait_until_idle(page)
+
+            page.get_by_role("combobox", name="Shipped scenario").click()
+            page.get_by_role("option", name="search-ranker", exact=True).click()
+            page.locator("h1", has_text="search-ranker").wait_for(timeout=ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            assert_no_exception(page)
+            assert int(page.get_by_label("Replicas", exact=True).input_value()) == target.deployment.replicas
+            assert float(page.get_by_label("p99 SLO (ms)", exact=True).input_value()) == target.slo.p99_ms
+
+            # The next click (another tab) reruns the page with what the browser holds.
+            page.get_by_role("tab", name="Data & downloads").click()
+            page.wait_for_timeout(500)
+            wait_until_idle(page)
+            assert_no_exception(page)
+            assert int(page.get_by_label("Replicas", exact=True).input_value()) == target.deployment.replicas
+            assert metric_value(page, "p99 latency") == expected_p99
+        finally:
+            browser.close()

@@ -59,3 +59,19 @@ def test_cli_json_has_the_llm_key(capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["llm"]["replications"] == 2 and "ci95" in summary["llm"]
     assert summary["llm"]["output_tokens_per_s"] > 0
+
+
+def test_backlog_is_unstable_only_when_the_waiting_queue_grows():
+    """A short stable run finishes fewer requests per second than arrive (the last ones are still decoding,
+    and decoding slows while the batch fills): not a backlog. Five times the trace's rate fills the batch and
+    the wait to be scheduled climbs to many seconds: unstable, in the status as well as the warning."""
+    from sim.analysis.simulate import simulate
+    from sim.spec.scenario import load_scenario
+    from sim.spec.transforms import scale_load
+
+    chat = load_scenario(ROOT / "scenarios" / "llm-chat-continuous.yaml")
+    short = simulate(chat, requests=300, replications=1)
+    assert short.summary["status"] == "ok", short.summary["status_reasons"]
+    overloaded = simulate(scale_load(chat, 5), requests=3000, replications=1)
+    assert overloaded.summary["status"] == "unstable"
+    assert any("the wait to be scheduled rises" in reason for reason in overloaded.summary["status_reasons"])

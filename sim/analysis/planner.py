@@ -1,8 +1,9 @@
 """The planner's pure computations, shared by app.py, the compare report and the app benchmark.
 
 The interactive app runs short (a few thousand requests, three replications: about half a second for
-the default scenario) and shows the 95% CI of that short run honestly; a "precise" run uses the
-scenario's own length. Knob helpers turn a planner's question ("twice the traffic", "decode 30% faster")
+the default scenario) and shows the 95% CI of that short run honestly; a scenario whose horizon is a time
+or whose traffic changes over time keeps its whole horizon and runs fewer replications instead; a
+"precise" run uses the scenario's own length and replications. Knob helpers turn a planner's question ("twice the traffic", "decode 30% faster")
 into the dotted-path overrides of `Scenario.with_overrides`. Nothing here imports streamlit.
 """
 
@@ -11,6 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
 
 from sim.analysis.simulate import RunResult, simulate
 from sim.metrics.load import offered_load
@@ -24,35 +28,62 @@ QUICK_REPLICATIONS = 3
 SWEEP_REQUESTS = 2000
 # Three replications: with two, the 95% t-interval multiplies the spread by 12.7 and says nothing.
 SWEEP_REPLICATIONS = 3
+# A scenario whose horizon is a time, or whose traffic or capacity changes over time, is never cut short
+# (that would cut out the peak, the spike, the deploy); a short run of it gives up replications instead,
+# down to one, to stay near this many simulated requests in all.
+QUICK_HORIZON_BUDGET = 60_000
+SWEEP_HORIZON_BUDGET = 20_000
+# Simulated requests per second of wall time on one core (benchmarks/bench_app.py; LLM stages iterate per token).
+REQUESTS_PER_S = 40_000
+LLM_REQUESTS_PER_S = 8_000
 
 
 @dataclass(frozen=True)
 class RunSize:
-    """How long a run is: requests per replication (None: the scenario's own length) and replications."""
+    """How long a run is: requests per replication and replications (None: the scenario's own), and the
+    simulated requests in all that a run keeping a scenario's whole horizon aims at."""
 
     requests: int | None
     replications: int | None
+    horizon_budget: int | None = None
+    name: str = "short run"
 
     @property
     def label(self) -> str:
         if self.requests is None:
             return "precise run (the scenario's own length and replications)"
-        return f"quick run: {self.requests:,} requests × {self.replications} replications"
+        return f"{self.name}: {self.requests:,} requests × {self.replications} replications"
 
 
-QUICK = RunSize(QUICK_REQUESTS, QUICK_REPLICATIONS)
-SWEEP = RunSize(SWEEP_REQUESTS, SWEEP_REPLICATIONS)
+QUICK = RunSize(QUICK_REQUESTS, QUICK_REPLICATIONS, QUICK_HORIZON_BUDGET, "quick run")
+SWEEP = RunSize(SWEEP_REQUESTS, SWEEP_REPLICATIONS, SWEEP_HORIZON_BUDGET, "sweep point")
 PRECISE = RunSize(None, None)
 
 
-# A scenario whose traffic or capacity changes over time (spikes, on/off, a trace, an autoscaler) keeps
-# its own horizon in a quick run — cutting it short would cut the spike out — up to this many requests.
-TIME_DEPENDENT_MAX_REQUESTS = 60_000
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run of some size simulates: `requests` per replication (None: the scenario's whole horizon)
+    over `replications`, about `expected_requests` per replication."""
+
+    requests: int | None
+    replications: int
+    expected_requests: float
+    whole_horizon: bool
 
 
 def time_dependent(scenario: Scenario) -> bool:
+    """Traffic or capacity that changes over time: a time profile, on/off, a trace, an autoscaler, or a
+    cache whose contents expire or are flushed by a deploy."""
     process = scenario.raw["workload"]["arrival"].get("process")
-    return process in ("time_varying", "on_off", "trace") or getattr(scenario.deployment, "autoscaling", None) is not None
+    caches = scenario.raw.get("caches") or []
+    return (process in ("time_varying", "on_off", "trace")
+            or getattr(scenario.deployment, "autoscaling", None) is not None
+            or any(isinstance(c, dict) and (c.get("ttl_s") or c.get("deploys_s")) for c in caches))
+
+
+def keeps_horizon(scenario: Scenario) -> bool:
+    """A short run keeps this scenario's whole horizon: its length is a time, or it changes over time."""
+    return scenario.workload.duration_s is not None or time_dependent(scenario)
 
 
 def expected_requests(scenario: Scenario) -> float:
@@ -60,21 +91,63 @@ def expected_requests(scenario: Scenario) -> float:
     return float(count) if count is not None else horizon_ms / 1000.0 * scenario.workload.arrival.mean_rate_rps
 
 
+def plan(scenario: Scenario, size: RunSize) -> RunPlan:
+    """What a run of `size` simulates for this scenario. Never more than the scenario itself; a scenario
+    that keeps its horizon is simulated whole, with fewer replications (at least one) when it is long."""
+    own = expected_requests(scenario)
+    if size.requests is None:
+        replications = scenario.replications if size.replications is None else size.replications
+        return RunPlan(None, replications, own, True)
+    replications = min(size.replications or scenario.replications, scenario.replications)
+    if keeps_horizon(scenario):
+        budget = size.horizon_budget or size.requests * replications
+        fitting = max(1, int(budget // max(own, 1.0)))
+        return RunPlan(None, min(replications, fitting), own, True)
+    if own <= size.requests:
+        return RunPlan(None, replications, own, True)
+    return RunPlan(size.requests, replications, float(size.requests), False)
+
+
 def effective_requests(scenario: Scenario, size: RunSize) -> int | None:
     """Requests per replication a run of `size` simulates (None: the scenario's own length)."""
-    if size.requests is None:
-        return None
-    if time_dependent(scenario) and expected_requests(scenario) <= TIME_DEPENDENT_MAX_REQUESTS:
-        return None
-    return size.requests
+    return plan(scenario, size).requests
+
+
+def estimated_seconds(scenario: Scenario, size: RunSize) -> float:
+    """Rough wall time of a run of `size` on one core (to decide whether to show progress)."""
+    run_plan = plan(scenario, size)
+    rate = LLM_REQUESTS_PER_S if any(stage.kind == "llm" for stage in scenario.stages) else REQUESTS_PER_S
+    return run_plan.expected_requests * run_plan.replications / rate
 
 
 def describe(scenario: Scenario, size: RunSize) -> str:
     """What a run of `size` of this scenario is, in words (shown next to its numbers)."""
-    if size.requests is not None and effective_requests(scenario, size) is None:
-        return (f"quick run: the scenario's own {expected_requests(scenario):,.0f} requests (its traffic changes over "
-                f"time) × {size.replications} replications")
-    return size.label
+    if size.requests is None:
+        return size.label
+    run_plan = plan(scenario, size)
+    reps = f"{run_plan.replications} replication{'s' if run_plan.replications != 1 else ''}"
+    if run_plan.requests is not None:
+        return f"{size.name}: {run_plan.requests:,} requests × {reps} (the first of the scenario's {expected_requests(scenario):,.0f})"
+    count, horizon_ms = scenario.workload.length()
+    if count is None:
+        what = f"the scenario's own {format_duration(horizon_ms / 1000.0)} horizon, whole (about {run_plan.expected_requests:,.0f} requests)"
+    else:
+        what = f"the scenario's own {count:,} requests"
+    why = []
+    if time_dependent(scenario):
+        why.append("its traffic or capacity changes over time")
+    if run_plan.replications < scenario.replications:
+        why.append(f"fewer replications than the scenario's {scenario.replications}, never a shorter horizon")
+    return f"{size.name}: {what} × {reps}" + (f" ({'; '.join(why)})" if why else "")
+
+
+def format_duration(seconds: float) -> str:
+    """86400 -> '24 h', 3600 -> '1 h', 90 -> '90 s'."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 600 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:,.6g} s"
 
 
 def sized(scenario: Scenario, size: RunSize) -> Scenario:
@@ -93,11 +166,12 @@ def run(
     on_replication: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Simulate `scenario` at the given run size (same seed ⇒ same result)."""
+    run_plan = plan(scenario, size)
     return simulate(
         sized(scenario, size),
-        requests=effective_requests(scenario, size),
+        requests=run_plan.requests,
         seed=seed,
-        replications=size.replications,
+        replications=run_plan.replications,
         on_replication=on_replication,
     )
 
@@ -175,3 +249,126 @@ def cold_start_overrides(scenario: Scenario, mean_s: float) -> dict[str, Any]:
     if math.isclose(current.mean, mean_s * 1000.0):
         return {}
     return {"deployment.cold_start_ms": transforms.scale_distribution(raw, mean_s * 1000.0 / current.mean)}
+
+
+# --- comparing runs ------------------------------------------------------------------------------------
+
+SIGNIFICANCE_LEVEL = 0.05
+# Metric key of the compare table -> the per-group figure (sim.metrics.summary.group_figures) behind it.
+GROUP_FIGURE = {"p50": "p50", "p95": "p95", "p99": "p99", "throughput_rps": "throughput_rps",
+                "slo_attainment": "attainment", "rejected_fraction": "rejected_fraction"}
+
+
+def unstable(summary: dict) -> bool:
+    """The run's latencies mean nothing (sim.metrics.invariants: a queue that grows without bound, or
+    nothing served)."""
+    return summary.get("status", "ok") != "ok"
+
+
+def group_values(result: RunResult, key: str) -> np.ndarray:
+    """The independent values of metric `key` whose mean the summary reports: one per replication (or per
+    batch-means section of a single replication), from the summary's own per-group figures."""
+    from sim.metrics.summary import per_group_figures
+
+    column = GROUP_FIGURE.get(key, key if key == "usd_per_1m_queries" else None)
+    figures = per_group_figures(result.run, result.scenario)
+    if column is None or column not in figures:
+        return np.array([])
+    return figures[column].to_numpy(dtype=float)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A variant's difference from the baseline: `value` (variant − baseline), `relative` to the baseline,
+    whether it is significant at SIGNIFICANCE_LEVEL, and by which test."""
+
+    value: float
+    relative: float | None
+    significant: bool
+    test: str
+
+
+def delta(baseline: np.ndarray, variant: np.ndarray, baseline_ci: tuple[float, float] | None = None,
+          variant_ci: tuple[float, float] | None = None) -> Delta | None:
+    """Welch's t-test on the per-replication values (two or more each side); otherwise whether the two
+    95% CIs overlap. None when either side has no finite value."""
+    from scipy import stats
+
+    base = baseline[np.isfinite(baseline)]
+    other = variant[np.isfinite(variant)]
+    if not len(base) or not len(other):
+        return None
+    diff = float(other.mean() - base.mean())
+    relative = diff / abs(base.mean()) if base.mean() else None
+    if len(base) >= 2 and len(other) >= 2:
+        if np.ptp(base) == 0 and np.ptp(other) == 0:  # no spread either side: any difference is exact
+            return Delta(diff, relative, diff != 0, "identical replications")
+        p_value = float(stats.ttest_ind(other, base, equal_var=False).pvalue)
+        return Delta(diff, relative, p_value < SIGNIFICANCE_LEVEL, f"Welch t, p = {p_value:.2g}")
+    if baseline_ci and variant_ci and all(map(math.isfinite, (*baseline_ci, *variant_ci))):
+        apart = variant_ci[0] > baseline_ci[1] or variant_ci[1] < baseline_ci[0]
+        return Delta(diff, relative, apart, "95% CIs " + ("do not overlap" if apart else "overlap"))
+    return Delta(diff, relative, False, "one value each: no test")
+
+
+# Rows whose values mean nothing for a run whose queue grows without bound.
+LATENCY_ROWS = ("p50", "p95", "p99", "slo_attainment")
+
+
+def comparison_cells(comparison, baseline: str) -> "pd.DataFrame":
+    """Metric rows × variant columns of display strings for a `sim.analysis.compare.Comparison`: value ± CI
+    half-width, and for every variant but `baseline` its delta from it (✱ significant at 5%, n.s. not);
+    "unstable" where the variant's queue grows without bound; ★ the best among the stable variants; and
+    a last row saying whether each variant meets the p99 SLO."""
+    import pandas as pd
+
+    from sim.analysis.compare import METRICS, format_metric, winners
+
+    results = {r.variant.name: r for r in comparison.results}
+    if baseline not in results:
+        raise ValueError(f"baseline {baseline!r} is not one of the variants {list(results)}")
+    shaky = {name for name, r in results.items() if unstable(r.summary)}
+    steady = [name for name in results if name not in shaky]
+    best = winners([results[n].summary for n in steady], steady) if steady else {}
+    base = results[baseline]
+    rows: dict[str, dict[str, str]] = {}
+    for metric in METRICS:
+        if all(format_metric(metric, r.summary) == "–" for r in results.values()):
+            continue
+        row = {}
+        for name, r in results.items():
+            if name in shaky and metric.key in LATENCY_ROWS:
+                row[name] = "unstable"
+                continue
+            text = format_metric(metric, r.summary, name in best.get(metric.key, []))
+            if name != baseline and text != "–" and not (baseline in shaky and metric.key in LATENCY_ROWS):
+                text += _delta_text(metric, base, r)
+            row[name] = text
+        rows[f"{metric.label} ({metric.unit})"] = row
+    rows["meets the p99 SLO"] = {name: _meets_text(r.summary, name in shaky) for name, r in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _delta_text(metric, base, other) -> str:
+    change = delta(group_values(base.result, metric.key), group_values(other.result, metric.key),
+                   metric.ci(base.summary), metric.ci(other.summary))
+    if change is None:
+        return ""
+    if metric.unit == "share":
+        amount = f"{change.value * 100:+.2f} pt"
+    elif metric.unit == "USD":
+        amount = f"{'+' if change.value >= 0 else '−'}${abs(change.value):,.3f}"
+    else:
+        amount = f"{change.value:+,.1f}"
+    amount = amount.replace("-", "−")
+    relative = f", {change.relative:+.0%}".replace("-", "−") if change.relative is not None and metric.unit != "share" else ""
+    return f" · Δ {amount}{relative} " + ("✱" if change.significant else "n.s.")
+
+
+def _meets_text(summary: dict, is_unstable: bool) -> str:
+    met = (summary.get("slo") or {}).get("met")
+    if is_unstable:
+        return "no (unstable)"
+    if met is None:
+        return "– (no SLO)"
+    return "yes" if met else "no"

@@ -17,6 +17,7 @@ EXIT_UNSTABLE = 3  # the run finished but its result is unstable or served nothi
 _ORDERED_QUANTILES = ("p50", "p90", "p95", "p99", "p999")
 # Utilisation from busy time over a window can exceed 1 by the service still running at its edge.
 _UTILISATION_SLACK = 1e-6
+LLM_BACKLOG = "the queue grows through the run"  # the LLM metrics' words for a backlog that never drains
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ def _finite(value: Any) -> bool:
 
 def classify(summary: dict, scenario=None) -> Verdict:
     """`no_service` when nothing was served; `unstable` when a stage's offered load is at or above 1 with
-    an unbounded queue, or a headline figure is not finite; else `ok`."""
+    an unbounded queue, an LLM stage's completions fall behind its arrivals, or a headline figure is not
+    finite; else `ok`."""
     served = summary.get("served", summary.get("requests", 0))
     throughput = summary.get("throughput_rps")
     if not served or not _finite(throughput) or throughput <= 0:
@@ -51,6 +53,9 @@ def classify(summary: dict, scenario=None) -> Verdict:
             reasons.append(f"offered load on stage {stage!r} is {rho:.2f} ≥ 1: the queue grows without bound")
         elif not _finite(rho) and rho is not None:
             reasons.append(f"offered load on stage {stage!r} is not finite")
+    for warning in summary.get("warnings") or []:
+        if LLM_BACKLOG in warning:  # sim/metrics/llm.py: completions fall behind arrivals all run long
+            reasons.append(warning)
     latency = summary.get("latency_ms") or {}
     for key in ("mean", "p50", "p95", "p99"):
         if key in latency and not _finite(latency[key]):

@@ -15,8 +15,10 @@ import pandas as pd
 
 from sim.engine.llm.stage import LLMStageResult
 from sim.engine.runlog import LLM_KEYS, RunLog
+from sim.metrics.invariants import LLM_BACKLOG
 from sim.metrics.stats import ci95, ci95_columns
 
+_BACKLOG_WAIT_MS = 1000.0  # a wait to be scheduled this long means the batch is full (vLLM waits one step)
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 CI_GROUPS = 10
 
@@ -113,16 +115,33 @@ def _too_long(result: LLMStageResult, include: np.ndarray, out: dict) -> list[st
 
 def _keeping_up(log: pd.DataFrame, done: np.ndarray, completed_rps: float) -> list[str]:
     """Requests finish slower than they arrive: the queue grows for the whole run (the figures then grow
-    with the run's length rather than describe a steady state)."""
-    ready = log.ready_ms.to_numpy()[done]
-    if len(ready) < 2 or ready.max() <= ready.min():
+    with the run's length rather than describe a steady state).
+
+    Two signs must agree. (1) Over the second half of the arrivals, fewer requests finish than arrive.
+    Alone this misleads on a short stable run: completions lag arrivals by the time in service, which grows
+    while the batch fills. (2) The wait before a request is first scheduled grows: vLLM schedules every
+    arrival at the next step while the batch has room (waits of milliseconds), so a wait that rises to
+    seconds, and to several times its early level, means the batch is full and the waiting queue grows."""
+    stage = log.columns[0].removesuffix("_queue_ms")
+    done = done & np.isfinite(log.done_ms.to_numpy())
+    order = np.argsort(log.ready_ms.to_numpy()[done], kind="stable")
+    ready = log.ready_ms.to_numpy()[done][order]
+    finished = log.done_ms.to_numpy()[done][order]
+    waits = log[f"{stage}_queue_ms"].to_numpy()[done][order]
+    if len(ready) < 50 or ready[-1] <= ready[0]:
         return []
-    arrival_rps = (len(ready) - 1) / ((ready.max() - ready.min()) / 1000.0)
-    if completed_rps >= 0.95 * arrival_rps:
+    middle, end = (ready[0] + ready[-1]) / 2, ready[-1]
+    span_s = (end - middle) / 1000.0
+    arrival_rps = np.count_nonzero(ready >= middle) / span_s
+    departure_rps = np.count_nonzero((finished >= middle) & (finished <= end)) / span_s
+    fifth = len(waits) // 5
+    early_wait, late_wait = float(waits[fifth : 2 * fifth].mean()), float(waits[-fifth:].mean())
+    if departure_rps >= 0.95 * arrival_rps or late_wait < max(_BACKLOG_WAIT_MS, 3 * early_wait):
         return []
     return [
-        f"{log.columns[0].removesuffix('_queue_ms')}: requests finish at {completed_rps:.2f}/s but arrive at "
-        f"{arrival_rps:.2f}/s — the queue grows through the run (unstable: add replicas or change the batching)"
+        f"{stage}: requests finish at {departure_rps:.2f}/s but arrive at {arrival_rps:.2f}/s and the wait to be "
+        f"scheduled rises from {early_wait:,.0f} ms to {late_wait:,.0f} ms — {LLM_BACKLOG} (unstable: add replicas "
+        "or change the batching)"
     ]
 
 

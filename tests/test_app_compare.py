@@ -1,0 +1,139 @@
+"""The Compare tab (issue 12): deltas against a chosen baseline with a significance test, a meets-SLO row,
+and "unstable" instead of numbers for a variant whose queue grows without bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sim.analysis import compare, planner
+from sim.spec.scenario import parse_scenario_text
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+
+# Two replicas at load 0.75 each; one replica would be at load 1.5.
+TWO_REPLICAS = """
+name: two-replicas
+seed: 11
+replications: 4
+workload:
+  arrival: {process: poisson, rate_rps: 150}
+  requests: 4000
+stages:
+  - name: forward
+    kind: model
+    service_ms: {dist: exponential, mean: 10}
+deployment:
+  replicas: 2
+  hardware: {name: t4, usd_per_hour: 0.526}
+slo: {p99_ms: 60}
+"""
+VARIANTS = ["two: replicas=2", "three: replicas=3", "one: replicas=1"]
+
+
+def welch_p(a: list[float], b: list[float]) -> float:
+    """Welch's unequal-variance t-test, two-sided, from its formula (Welch 1947)."""
+    a, b = np.asarray(a), np.asarray(b)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (b.mean() - a.mean()) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return float(2 * stats.t.sf(abs(t), df))
+
+
+def test_welch_delta_matches_the_formula():
+    base, far, near = [10.0, 11.0, 12.5], [14.0, 15.5, 16.0], [10.5, 12.0, 12.2]
+    d = planner.delta(np.array(base), np.array(far))
+    assert d.value == pytest.approx(np.mean(far) - np.mean(base))
+    assert d.relative == pytest.approx((np.mean(far) - np.mean(base)) / np.mean(base))
+    assert d.significant == (welch_p(base, far) < 0.05) and d.significant
+    assert f"p = {welch_p(base, far):.2g}" in d.test
+    assert not planner.delta(np.array(base), np.array(near)).significant
+    assert welch_p(base, near) >= 0.05
+
+
+def test_single_values_fall_back_to_ci_overlap():
+    apart = planner.delta(np.array([10.0]), np.array([20.0]), (9.0, 11.0), (18.0, 22.0))
+    assert apart.significant and "do not overlap" in apart.test
+    touching = planner.delta(np.array([10.0]), np.array([12.0]), (9.0, 11.5), (11.0, 13.0))
+    assert not touching.significant and "overlap" in touching.test
+
+
+def run_variants():
+    scenario = parse_scenario_text(TWO_REPLICAS, base_dir=ROOT / "scenarios")
+    return compare.run_comparison(scenario, compare.parse_variants(VARIANTS, scenario), size=planner.QUICK)
+
+
+def test_unstable_variant_shows_unstable_and_deltas_are_against_the_baseline():
+    comparison = run_variants()
+    table = planner.comparison_cells(comparison, "two")
+    one, two, three = table["one"], table["two"], table["three"]
+    for row in ("p50 latency (ms)", "p95 latency (ms)", "p99 latency (ms)", "requests within p99 SLO (share)"):
+        assert one[row] == "unstable"
+    assert one["meets the p99 SLO"] == "no (unstable)"
+    assert "Δ" not in two["p99 latency (ms)"]  # the baseline has no delta
+    # Three replicas against two: the p99 delta is the difference of the means, tested with Welch's t.
+    results = {r.variant.name: r for r in comparison.results}
+    base_p99 = planner.group_values(results["two"].result, "p99")
+    three_p99 = planner.group_values(results["three"].result, "p99")
+    assert len(base_p99) == len(three_p99) == planner.QUICK_REPLICATIONS  # one per replication
+    assert base_p99.mean() == pytest.approx(results["two"].summary["latency_ms"]["p99"])
+    diff = three_p99.mean() - base_p99.mean()
+    mark = "✱" if welch_p(list(base_p99), list(three_p99)) < 0.05 else "n.s."
+    assert f"Δ {diff:+,.1f}".replace("-", "−") in three["p99 latency (ms)"]
+    assert three["p99 latency (ms)"].endswith(mark)
+    # Stars go to stable variants only; the meets row follows the summaries.
+    assert "★" not in " ".join(one)
+    for name in ("two", "three"):
+        met = results[name].summary["slo"]["met"]
+        assert table[name]["meets the p99 SLO"] == ("yes" if met else "no")
+
+
+def test_the_compare_tab_shows_unstable_and_a_chosen_baseline():
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.file_uploader(key="upload").upload("two.yaml", TWO_REPLICAS.encode(), "application/x-yaml").run()
+    at.session_state["view"] = "Compare"
+    at.run()
+    generation = at.session_state["_scenario_generation"]
+    at.text_area(key=f"compare.variants@{generation}").set_value("\n".join(VARIANTS)).run()
+    at.selectbox(key=f"compare.baseline@{generation}").set_value("three").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(m.value for m in at.markdown if m.value.startswith("| metric |"))
+    p99_row = next(line for line in table.splitlines() if line.startswith("| p99 latency"))
+    cells = [c.strip() for c in p99_row.strip("|").split("|")][1:]
+    assert cells[2] == "unstable"
+    assert "Δ" in cells[0] and "Δ" not in cells[1]  # "three" is the baseline now
+    assert any(line.startswith("| meets the p99 SLO") for line in table.splitlines())
+    assert any("**one** is unstable" in w.value for w in at.warning)
+
+
+# Load 40 at one replica (2,000 req/s × 20 ms): 41 replicas are the fewest that keep up.
+FORTY = TWO_REPLICAS.replace("name: two-replicas", "name: forty").replace("rate_rps: 150", "rate_rps: 2000").replace(
+    "mean: 10", "mean: 20").replace("replicas: 2", "replicas: 45")
+
+
+def test_cost_vs_replicas_goes_past_32_with_one_unstable_point():
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.file_uploader(key="upload").upload("forty.yaml", FORTY.encode(), "application/x-yaml").run()
+    at.session_state["view"] = "Cost vs replicas"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert table["replicas"].min() == 40 and table["replicas"].max() > 32
+    unstable = table[table["p99 (ms)"] == "unstable"]
+    assert list(unstable["replicas"]) == [40]
+    assert list(unstable["SLO met"]) == ["no (unstable)"]
+    stable = table[table["p99 (ms)"] != "unstable"]
+    assert len(stable) >= 8 and all(float(v.replace(",", "")) > 0 for v in stable["p99 (ms)"])
+    assert any("Below 41 replicas" in c.value for c in at.caption)
