@@ -19,6 +19,7 @@ import streamlit as st
 
 from sim.analysis import compare, planner
 from sim.present import charts, plots
+from sim.present.windows import window_verdict
 from sim.analysis.simulate import RunResult, run_log_zip
 from sim.engine.runlog import RunLog
 from sim.metrics.llm import stage_results
@@ -422,6 +423,9 @@ def show_verdict(ctx: Context) -> None:
         else:
             failed = [k for k, ok in (slo.get("checks") or {}).items() if not ok]
             st.error(f"**Misses the SLO** ({', '.join(failed)}): p99 {plots.fmt_ms(p99)} > {slo_ms:g} ms{share}.{note}")
+    per_window = window_verdict(slo.get("windows"))
+    if per_window:  # the same sentence as `servesim run` (sim.present.windows)
+        (st.error if (slo.get("windows") or {}).get("met") is False else st.info)(f"**Per window:** {per_window}.")
     for warning in summary.get("warnings") or []:
         if warning.startswith("unstable"):
             st.warning(warning)
@@ -711,8 +715,9 @@ def view_sizing(ctx: Context) -> None:
         st.session_state["_sizing"] = (key, result)
     stored = st.session_state.get("_sizing")
     if not stored or stored[0] != key:
-        st.info(f"Press *Size* to scan {knob} upwards on each candidate until the p99's 95% CI upper end is within "
-                f"the SLO ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds.")
+        windows = " and every window's p99 (the load changes over time)" if planner.time_dependent(sized) else ""
+        st.info(f"Press *Size* to scan {knob} upwards on each candidate until the p99's 95% CI upper end{windows} is "
+                f"within the SLO ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds.")
         return
     show_sizing(stored[1], knob, slo)
 

@@ -19,7 +19,7 @@ import pandas as pd
 from sim.analysis.simulate import RunResult, simulate
 from sim.metrics.load import offered_load
 from sim.spec import transforms
-from sim.spec.scenario import Scenario
+from sim.spec.scenario import Scenario, time_dependent
 
 # Interactive default: about half a second for scenarios/vision-a100.yaml on one core (benchmarks/bench_app.py).
 QUICK_REQUESTS = 6000
@@ -69,16 +69,6 @@ class RunPlan:
     replications: int
     expected_requests: float
     whole_horizon: bool
-
-
-def time_dependent(scenario: Scenario) -> bool:
-    """Traffic or capacity that changes over time: a time profile, on/off, a trace, an autoscaler, or a
-    cache whose contents expire or are flushed by a deploy."""
-    process = scenario.raw["workload"]["arrival"].get("process")
-    caches = scenario.raw.get("caches") or []
-    return (process in ("time_varying", "on_off", "trace")
-            or getattr(scenario.deployment, "autoscaling", None) is not None
-            or any(isinstance(c, dict) and (c.get("ttl_s") or c.get("deploys_s")) for c in caches))
 
 
 def keeps_horizon(scenario: Scenario) -> bool:

@@ -19,7 +19,8 @@ from sim.analysis.simulate import simulate
 from sim.errors import ServesimError
 from sim.metrics.load import offered_load
 from sim.spec import transforms
-from sim.spec.scenario import ModelStage, Scenario
+from sim.metrics.windows import slo_windows
+from sim.spec.scenario import ModelStage, Scenario, time_dependent
 
 MAX_PROBES_PER_HARDWARE = 40
 FRESH_SEED_OFFSET = 100_003
@@ -113,25 +114,31 @@ def smallest_stable(scenario: Scenario) -> int:
 
 
 def probe(scenario: Scenario, hardware: str, count: int, slo_ms: float, *, seed: int, replications: int,
-          requests: int | None, window_s: float | None) -> Probe:
+          requests: int | None, window_s: float | None, per_window: bool = False) -> Probe:
+    """One count on one candidate. `per_window`: the worst judged window's p99 must meet the SLO too
+    (sim.metrics.windows: the windows of `servesim run`, `window_s` long or its default when None; windows
+    too thin for a p99 are not judged)."""
     result = simulate(with_replicas(scenario, count), seed=seed, replications=replications, requests=requests)
     summary = result.summary
     low, high = summary["latency_ms_ci95"]["p99"]
     p99 = summary["latency_ms"]["p99"]
     worst = None
-    if window_s:
-        from sim.metrics.timeline import windowed
-
-        worst = float(windowed(result.run, scenario, window_s)["p99_ms"].max())
+    if per_window:
+        windows = slo_windows(result.run, scenario, window_s, budgets={0.99: slo_ms})
+        worst = windows["worst_ms"] if windows else None
     upper = high if math.isfinite(high) else p99
+    p99_for_point = p99
     if worst is not None:
-        upper = max(upper, worst)
-        p99_for_point = max(p99, worst)
-    else:
-        p99_for_point = p99
+        upper, p99_for_point = max(upper, worst), max(p99, worst)
     verdict = "meets" if upper <= slo_ms else ("too close" if p99_for_point <= slo_ms else "misses")
     return Probe(hardware, count, p99, (low, high), summary["cost"]["usd_per_hour"],
                  summary["cost"]["usd_per_1m_queries"], worst, verdict)
+
+
+def judged_by_window(scenario: Scenario, window_s: float | None) -> bool:
+    """Whether every probe is judged window by window: `window_s` 0 says no, a length says yes, and by
+    default a load that changes over time is (a spike must not average away)."""
+    return bool(window_s) if window_s is not None else time_dependent(scenario)
 
 
 def size(scenario: Scenario, slo_p99_ms: float, candidates: list[Candidate], *, replications: int = 5,
@@ -140,6 +147,8 @@ def size(scenario: Scenario, slo_p99_ms: float, candidates: list[Candidate], *, 
     """The fewest replicas (or min_replicas) meeting the SLO with confidence on each candidate, by
     bracketing (doubling steps up from the smallest stable count) and bisecting, on common random numbers."""
     seed = scenario.seed if seed is None else seed
+    per_window = judged_by_window(scenario, window_s)
+    window_s = window_s or None
     autoscaled = scenario.deployment.autoscaling is not None
     result = SizingResult(slo_p99_ms, "min_replicas" if autoscaled else "replicas")
     cache: dict[tuple, tuple[Probe, float | None]] = {}
@@ -149,7 +158,8 @@ def size(scenario: Scenario, slo_p99_ms: float, candidates: list[Candidate], *, 
 
         def run(count: int, variant=variant, candidate=candidate) -> Probe:
             point = _cached_probe(cache, variant, candidate, count, slo_p99_ms, seed=seed,
-                                  replications=replications, requests=requests, window_s=window_s)
+                                  replications=replications, requests=requests, window_s=window_s,
+                                  per_window=per_window)
             result.probes.append(point)
             if on_probe:
                 on_probe(point)
@@ -169,12 +179,11 @@ def size(scenario: Scenario, slo_p99_ms: float, candidates: list[Candidate], *, 
     result.chosen = chosen
     result.chosen_scenario = with_replicas(variant, chosen.replicas)
     fresh = seed + FRESH_SEED_OFFSET
-    result.recheck = probe(variant, chosen.hardware, chosen.replicas, slo_p99_ms, seed=fresh,
-                           replications=replications, requests=requests, window_s=window_s)
+    checks = dict(replications=replications, requests=requests, window_s=window_s, per_window=per_window)
+    result.recheck = probe(variant, chosen.hardware, chosen.replicas, slo_p99_ms, seed=fresh, **checks)
     lowest = 0 if autoscaled else 1
     if chosen.replicas - 1 >= lowest:
-        result.one_fewer_recheck = probe(variant, chosen.hardware, chosen.replicas - 1, slo_p99_ms, seed=fresh,
-                                         replications=replications, requests=requests, window_s=window_s)
+        result.one_fewer_recheck = probe(variant, chosen.hardware, chosen.replicas - 1, slo_p99_ms, seed=fresh, **checks)
     return result
 
 
@@ -231,7 +240,7 @@ def _search(variant: Scenario, name: str, autoscaled: bool, slo_ms: float, run, 
 
 
 def _cached_probe(cache: dict, variant: Scenario, candidate: Candidate, count: int, slo_ms: float, *, seed: int,
-                  replications: int, requests: int | None, window_s: float | None) -> Probe:
+                  replications: int, requests: int | None, window_s: float | None, per_window: bool) -> Probe:
     """A probe, run once per distinct model stage: candidates that differ only in name and price share the
     run (latency is the same), with the cost scaled to their price."""
     key = (candidate.speedup, candidate.profile, count, seed)
@@ -247,6 +256,6 @@ def _cached_probe(cache: dict, variant: Scenario, candidate: Candidate, count: i
                 usd_per_1m_queries=None if known.usd_per_1m_queries is None else known.usd_per_1m_queries * ratio,
             )
     point = probe(variant, candidate.name, count, slo_ms, seed=seed, replications=replications,
-                  requests=requests, window_s=window_s)
+                  requests=requests, window_s=window_s, per_window=per_window)
     cache[key] = (point, candidate.usd_per_hour)
     return point

@@ -152,12 +152,10 @@ def show(result, as_json: bool, timeline: Path | None, window_s: float | None) -
 
 
 def _default_window_s(log) -> float:
-    """About 24 windows over the run, rounded to a readable length."""
-    span_s = float(log["arrival_ms"].max()) / 1000.0
-    for window in (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600):
-        if span_s / window <= 30:
-            return float(window)
-    return 7200.0
+    """About 30 windows over the run, rounded to a readable length."""
+    from sim.metrics.windows import readable_window_s
+
+    return readable_window_s(float(log["arrival_ms"].max()) / 1000.0)
 
 
 def json_ready(value):

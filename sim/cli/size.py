@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     size.add_argument("--replications", type=int, default=5, help="replications per probe (default 5)")
     size.add_argument("--requests", type=int, help="requests per replication (default: the scenario's)")
     size.add_argument("--every-window-s", type=float, metavar="S",
-                      help="also require p99 within the SLO in every S-second window (spikes, cold starts)")
+                      help="also require p99 within the SLO in every S-second window (spikes, cold starts); "
+                           "default for a load that changes over time: the windows of `servesim run` (≤ 5 min); 0: off")
     size.add_argument("--seed", type=int)
     size.add_argument("--out", type=Path, default=Path("sizing"), help="folder for the frontier CSV, plot and chosen scenario")
     size.set_defaults(func=cmd_size)

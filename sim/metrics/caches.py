@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sim.metrics.groups import measurement_groups
-from sim.metrics.stats import ci95
+from sim.metrics.stats import ci95, within
 
 
 def cache_summary(log: pd.DataFrame, caches: list) -> dict:
@@ -30,7 +30,7 @@ def cache_summary(log: pd.DataFrame, caches: list) -> dict:
         reached = log[lookup].notna().to_numpy() if lookup in log else np.ones(len(log), dtype=bool)
         hit = log[column].to_numpy(dtype=float)
         rows = log[measured_rows & reached]
-        lo, hi = ci95(np.array([_hit_rate(group, column, lookup) for group in measurement_groups(log)]))
+        lo, hi = within(ci95(np.array([_hit_rate(group, column, lookup) for group in measurement_groups(log)])), 0.0, 1.0)
         total = np.bincount(minute[reached], minlength=minutes)
         hits = np.bincount(minute[reached], weights=hit[reached], minlength=minutes)
         entry = {

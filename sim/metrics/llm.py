@@ -10,13 +10,15 @@ and KV-cache utilisation (time-weighted, idle time counting as empty). Nothing h
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from sim.engine.llm.stage import LLMStageResult
 from sim.engine.runlog import LLM_KEYS, RunLog
 from sim.metrics.invariants import LLM_BACKLOG
-from sim.metrics.stats import ci95, ci95_columns
+from sim.metrics.stats import ci95, ci95_columns, within
 
 _BACKLOG_WAIT_MS = 1000.0  # a wait to be scheduled this long means the batch is full (vLLM waits one step)
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
@@ -40,7 +42,7 @@ def distribution(values: np.ndarray, groups: np.ndarray | None = None) -> tuple[
             per_group = np.array(
                 [[values[groups == g].mean(), *np.quantile(values[groups == g], list(QUANTILES.values()))] for g in present]
             )
-            low, high = ci95_columns(per_group)
+            low, high = np.clip(ci95_columns(per_group), values.min(), values.max())  # within the times measured
             for k, key in enumerate(["mean", *QUANTILES]):
                 cis[key] = [float(low[k]), float(high[k])]
     return point, cis
@@ -279,7 +281,7 @@ def summarize_llm_runs(
         for q in ("mean", *QUANTILES):
             values = np.array([s[key][q] for s in summaries if s[key][q] is not None], dtype=float)
             if len(values) >= 2:
-                merged["ci95"][key][q] = list(ci95(values))
+                merged["ci95"][key][q] = list(within(ci95(values), 0.0, math.inf))  # a time is never negative
     merged["warnings"] = sorted({w for s in summaries for w in s["warnings"]})
     merged["replications"] = len(summaries)
     return merged

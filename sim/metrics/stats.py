@@ -68,6 +68,14 @@ def ci95(values) -> tuple[float, float]:
     return (float(mean - half), float(mean + half))
 
 
+def within(interval: tuple[float, float], low: float, high: float) -> tuple[float, float]:
+    """`interval` clipped to [low, high]: the range the estimated figure cannot leave (a NaN range or NaN
+    bound is kept as it is)."""
+    if math.isnan(low) or math.isnan(high):
+        return interval
+    return tuple(float(min(max(v, low), high)) if math.isfinite(v) else v for v in interval)
+
+
 def ci95_columns(per_group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`ci95` of every column of a (groups × figures) array at once."""
     per_group = np.asarray(per_group, dtype=float)

@@ -21,9 +21,10 @@ from sim.metrics.caches import cache_summary
 from sim.metrics.groups import measurement_groups
 from sim.metrics.llm import llm_key
 from sim.metrics.load import offered_load
-from sim.metrics.stats import ci95, mean_of_finite
+from sim.metrics.stats import ci95, mean_of_finite, within
+from sim.metrics.windows import slo_windows
 from sim.spec.levers import lever_summary
-from sim.spec.scenario import ModelStage, PoolStage, Scenario
+from sim.spec.scenario import ModelStage, PoolStage, Scenario, time_dependent
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 STAGE_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
@@ -161,7 +162,12 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
 
     latency = {"mean": mean_of_finite(per_group["mean"])}
     latency.update({key: mean_of_finite(per_group[key]) for key in QUANTILES})
-    latency_ci = {key: list(ci95(per_group[key])) for key in ["mean", *QUANTILES]}
+    # A latency figure cannot leave the range of the latencies measured: a Student-t interval over two or
+    # three replications of a heavy tail can (p999 [-2,505 ms, 10.2 s]); it is clipped to that range.
+    measured = log["latency_ms"].to_numpy()[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
+    measured = measured[np.isfinite(measured)]
+    floor, ceiling = (float(measured.min()), float(measured.max())) if len(measured) else (math.nan, math.nan)
+    latency_ci = {key: list(within(ci95(per_group[key]), floor, ceiling)) for key in ["mean", *QUANTILES]}
     served_per_group = per_group["served"].min()
     for key, q in QUANTILES.items():
         needed = math.ceil(TAIL_SAMPLES_NEEDED / (1 - q))
@@ -207,6 +213,8 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
         slo["checks"] = checks
     if scenario.slo.p99_ms is not None:
         slo["attainment"] = mean_of_finite(per_group["attainment"])
+    if budgets and time_dependent(scenario):  # the load changes: a spike's window must not average away
+        slo["windows"] = slo_windows(run, scenario)
 
     scaling = autoscaling_summary(per_group, run, scenario)
     llm = llm_key(run, scenario)

@@ -7,17 +7,8 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-
-def fmt_ms(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "—"
-    if value >= 10_000:
-        return f"{value / 1000:,.1f} s"
-    if value >= 100:
-        return f"{value:,.0f} ms"
-    if value >= 10:
-        return f"{value:.1f} ms"
-    return f"{value:.2f} ms"
+from sim.present.units import fmt_ms
+from sim.present.windows import window_verdict
 
 
 def fmt_ci(ci: list | None) -> str:
@@ -46,6 +37,9 @@ def summary_tables(summary: dict) -> list:
         mark = "[green]MET[/green]" if slo["met"] else "[red]MISSED[/red]"
         attain = f" · {_pct(slo.get('attainment'))} within p99 budget" if slo.get("attainment") is not None else ""
         verdict.add_row("SLO", f"{mark} ({budgets}){attain}")
+        per_window = window_verdict(slo.get("windows"))
+        if per_window:
+            verdict.add_row("SLO per window", ("[red]" if slo["windows"]["met"] is False else "") + per_window)
     out.append(verdict)
 
     latency = Table(title="end-to-end latency")

@@ -464,3 +464,13 @@ _KNOWN_KEYS = sorted(
        "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s", "look_back_period_s", "min_scale",
        "max_scale", "target", "target_utilization", "stable_window_s", "scale_to_zero_grace_period_s"}
 )
+
+
+def time_dependent(scenario: Scenario) -> bool:
+    """Traffic or capacity that changes over time: a time profile, on/off, a trace, an autoscaler, or a
+    cache whose contents expire or are flushed by a deploy."""
+    process = scenario.raw["workload"]["arrival"].get("process")
+    caches = scenario.raw.get("caches") or []
+    return (process in ("time_varying", "on_off", "trace")
+            or getattr(scenario.deployment, "autoscaling", None) is not None
+            or any(isinstance(c, dict) and (c.get("ttl_s") or c.get("deploys_s")) for c in caches))
