@@ -75,3 +75,19 @@ def test_backlog_is_unstable_only_when_the_waiting_queue_grows():
     overloaded = simulate(scale_load(chat, 5), requests=3000, replications=1)
     assert overloaded.summary["status"] == "unstable"
     assert any("the wait to be scheduled rises" in reason for reason in overloaded.summary["status_reasons"])
+
+
+def test_identical_replications_of_a_replay_give_a_real_interval_not_zero_width():
+    """The chat trace with fixed costs replays the same way under any seed: three replications are one, so
+    the intervals come from sections of one (batch means), never the zero spread of copies."""
+    from sim.analysis.simulate import simulate
+    from sim.spec.scenario import load_scenario
+
+    chat = load_scenario(ROOT / "scenarios" / "llm-chat-continuous.yaml")
+    summary = simulate(chat, requests=1000, replications=3).summary
+    assert any("replications are identical" in w for w in summary["warnings"])
+    low, high = summary["latency_ms_ci95"]["p99"]
+    assert low < summary["latency_ms"]["p99"] < high
+    assert summary["llm"]["replications"] == 3 and summary["llm"]["identical_replications"]
+    ttft_low, ttft_high = summary["llm"]["ci95"]["ttft_ms"]["p99"]
+    assert ttft_low < ttft_high

@@ -274,6 +274,8 @@ def summarize_llm_runs(
         summaries.append(llm_summary(result, ttft_slo_ms=ttft_slo_ms, tpot_slo_ms=tpot_slo_ms, include=include))
     if len(summaries) == 1:
         return summaries[0]
+    if all(s == summaries[0] for s in summaries[1:]):  # a deterministic replay: one, with its sections' CIs
+        return {**summaries[0], "replications": len(summaries), "identical_replications": True}
     merged = _mean_of(summaries)
     merged["ci95"] = {}
     for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"):

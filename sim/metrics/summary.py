@@ -18,7 +18,7 @@ from sim.errors import ScenarioError
 from sim.metrics import cost
 from sim.metrics.invariants import with_status
 from sim.metrics.caches import cache_summary
-from sim.metrics.groups import measurement_groups
+from sim.metrics.groups import identical_replications, measurement_groups
 from sim.metrics.llm import llm_key
 from sim.metrics.load import offered_load
 from sim.metrics.stats import ci95, mean_of_finite, within
@@ -154,7 +154,13 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
     per_group = per_group_figures(run, scenario)
     replications = int(log["replication"].nunique())
     warnings: list[str] = []
-    if replications == 1:
+    sectioned = replications == 1 or identical_replications(log)  # CIs from sections of one replication
+    if replications > 1 and sectioned:
+        warnings.append(
+            f"the {replications} replications are identical (a deterministic replay: a trace with fixed costs); "
+            f"they add nothing: figures and confidence intervals from {len(per_group)} sections of one (batch means)"
+        )
+    elif replications == 1:
         warnings.append(
             f"confidence intervals from {len(per_group)} sections of one replication (batch means); "
             "use --replications 5 or more for independent replications"
@@ -173,7 +179,7 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
         needed = math.ceil(TAIL_SAMPLES_NEEDED / (1 - q))
         if served_per_group < needed:
             warnings.append(
-                f"{key} from {int(served_per_group)} requests per {'section' if replications == 1 else 'replication'}: "
+                f"{key} from {int(served_per_group)} requests per {'section' if sectioned else 'replication'}: "
                 f"fewer than {needed}, the estimate is unreliable (run more requests)"
             )
         elif key != "p999":
