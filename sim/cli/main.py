@@ -13,6 +13,7 @@ import math
 import sys
 from pathlib import Path
 
+from sim.cli.overrides import add_set_option, apply_set_options, parse_set_options  # noqa: F401 (re-exported)
 from sim.errors import ServesimError
 
 # servesim's own sub-commands; each module's `register(subparsers)` adds its parser and imports nothing
@@ -52,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--requests", type=int, help="requests per replication (overrides workload)")
     run.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
     run.add_argument("--replications", type=int, help="independent replications for 95%% CIs (default: scenario's, 5)")
-    run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                     help="override a field by dotted path, e.g. --set deployment.replicas=4 (YAML value)")
+    add_set_option(run)
     run.add_argument("--workers", type=int, default=1,
                      help="run replications in parallel in this many processes (same results; default 1)")
     run.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
@@ -84,19 +84,6 @@ def _entry_points():
     return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda entry: entry.name)
 
 
-def parse_set_options(options: list[str]) -> dict:
-    """`PATH=VALUE` pairs -> overrides; values are read as YAML (numbers, booleans, {inline: maps})."""
-    from sim.spec.datafiles import parse_yaml
-
-    overrides = {}
-    for option in options:
-        path, sep, value = option.partition("=")
-        if not sep or not path.strip():
-            raise ServesimError(f"--set {option!r}: expected PATH=VALUE, e.g. deployment.replicas=4")
-        overrides[path.strip()] = parse_yaml(value, f"--set {path.strip()}", ServesimError)
-    return overrides
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from sim.analysis.simulate import save_run, simulate
     from sim.cli.paths import check_run_args
@@ -105,8 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_run_args(args)
     scenario = load_scenario(args.scenario)
-    if args.set:
-        scenario = scenario.with_overrides(parse_set_options(args.set))
+    scenario = apply_set_options(scenario, args.set)
     result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications,
                       workers=args.workers)
     if args.log:

@@ -135,9 +135,11 @@ def check_run_args(args) -> None:
 
 
 def check_size_args(args) -> None:
-    """`servesim size`: scenario, an explicit SLO that is a finite positive number, the output folder."""
+    """`servesim size`: scenario, explicit SLOs that are finite positive numbers, the output folder."""
     input_file(args.scenario, "scenario", max_bytes=1_000_000)
     positive_number(args.slo_p99_ms, "--slo-p99-ms", limit=1e9)
+    positive_number(args.ttft_p99_ms, "--ttft-p99-ms", limit=1e9)
+    positive_number(args.tpot_p99_ms, "--tpot-p99-ms", limit=1e9)
     if args.every_window_s != 0:  # 0 turns the per-window check off
         positive_number(args.every_window_s, "--every-window-s", limit=1e10)
     count(args.replications, "--replications", 2, 1000)

@@ -1,4 +1,5 @@
-"""`servesim size`: the smallest replica count / min_replicas and cheapest hardware meeting a p99 SLO."""
+"""`servesim size`: the smallest replica count / min_replicas and cheapest hardware meeting a p99 SLO
+(for an LLM stage: TTFT and TPOT p99 budgets, priced per 1M output tokens)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
+from sim.cli.overrides import add_set_option
 from sim.cli.paths import check_size_args
 from sim.errors import ServesimError
 
@@ -16,6 +18,10 @@ def register(subparsers) -> None:
     )
     size.add_argument("scenario", type=Path)
     size.add_argument("--slo-p99-ms", type=float, help="p99 budget (default: the scenario's slo.p99_ms)")
+    size.add_argument("--ttft-p99-ms", type=float,
+                      help="LLM stage: time-to-first-token p99 budget (default without a p99 SLO: slo.ttft_ms)")
+    size.add_argument("--tpot-p99-ms", type=float,
+                      help="LLM stage: time-per-output-token p99 budget (default without a p99 SLO: slo.tpot_ms)")
     size.add_argument("--hardware", help="candidates: NAME[@SPEEDUP][=PROFILE],... priced from models/hardware.yaml")
     size.add_argument("--replications", type=int, default=5, help="replications per probe (default 5)")
     size.add_argument("--requests", type=int, help="requests per replication (default: the scenario's)")
@@ -23,6 +29,7 @@ def register(subparsers) -> None:
                       help="also require p99 within the SLO in every S-second window (spikes, cold starts); "
                            "default for a load that changes over time: the windows of `servesim run` (≤ 5 min); 0: off")
     size.add_argument("--seed", type=int)
+    add_set_option(size)
     size.add_argument("--out", type=Path, default=Path("sizing"), help="folder for the frontier CSV, plot and chosen scenario")
     size.set_defaults(func=cmd_size)
 
@@ -30,42 +37,36 @@ def register(subparsers) -> None:
 def cmd_size(args: argparse.Namespace) -> int:
     from sim.present.sizing_plot import frontier_plot
     from rich.console import Console
-    from rich.table import Table
 
-    from sim.present.table import fmt_ci, fmt_ms
+    from sim.cli.overrides import apply_set_options
     from sim.spec.hardware import load_catalogue
     from sim.spec.scenario import load_scenario
-    from sim.analysis.sizing import parse_candidates, size
+    from sim.analysis.sizing import llm_budgets, parse_candidates, size
 
     check_size_args(args)
-    scenario = load_scenario(args.scenario)
-    slo = args.slo_p99_ms if args.slo_p99_ms is not None else scenario.slo.p99_ms
-    if not slo or slo <= 0:
-        raise ServesimError("give --slo-p99-ms or slo.p99_ms in the scenario")
     if args.replications < 2:
         raise ServesimError("--replications must be at least 2: sizing needs a confidence interval")
+    scenario = apply_set_options(load_scenario(args.scenario), args.set)
+    llm_given = args.ttft_p99_ms is not None or args.tpot_p99_ms is not None
+    slo = args.slo_p99_ms if args.slo_p99_ms is not None or llm_given else scenario.slo.p99_ms
+    budgets = llm_budgets(scenario, slo, args.ttft_p99_ms, args.tpot_p99_ms)
     candidates = parse_candidates(args.hardware, scenario, load_catalogue() if args.hardware else {})
     console = Console()
     knob = "min_replicas" if scenario.deployment.autoscaling else "replicas"
-    console.print(f"sizing {scenario.name}: smallest {knob} with p99 95% CI upper ≤ {fmt_ms(slo)}")
+    console.print(f"sizing {scenario.name}: smallest {knob} with {_describe(budgets)} (95% CI upper end)")
 
     def show(probe) -> None:
-        console.print(f"  {probe.hardware} {knob}={probe.replicas}: p99 {fmt_ms(probe.p99_ms)} "
-                      f"{fmt_ci(list(probe.p99_ci95))} → {probe.verdict}")
+        console.print(f"  {probe.hardware} {knob}={probe.replicas}: {_figures(probe)} → {probe.verdict}")
 
-    result = size(scenario, slo, candidates, replications=args.replications, requests=args.requests,
+    result = size(scenario, budgets.p99_ms, candidates, ttft_p99_ms=budgets.ttft_p99_ms,
+                  tpot_p99_ms=budgets.tpot_p99_ms, replications=args.replications, requests=args.requests,
                   window_s=args.every_window_s, seed=args.seed, on_probe=show)
     args.out.mkdir(parents=True, exist_ok=True)
     frontier = result.frontier()
     frontier.to_csv(args.out / "frontier.csv", index=False)
-    frontier_plot(frontier, slo, knob, args.out / "frontier.png")
-    table = Table(title=f"frontier ({knob} vs p99 vs cost)")
-    for column in ("hardware", knob, "p99", "p99 95% CI", "worst window p99", "$/h", "$/1M queries", "verdict"):
-        table.add_column(column, justify="right")
-    for p in result.probes:
-        table.add_row(p.hardware, str(p.replicas), fmt_ms(p.p99_ms), fmt_ci(list(p.p99_ci95)),
-                      fmt_ms(p.worst_window_p99_ms), _usd(p.usd_per_hour), _usd(p.usd_per_1m_queries), p.verdict)
-    console.print(table)
+    if budgets.p99_ms is not None:  # the plot is of the end-to-end p99 against its SLO
+        frontier_plot(frontier, budgets.p99_ms, knob, args.out / "frontier.png")
+    console.print(_frontier_table(result, knob))
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if result.chosen is None:
@@ -74,15 +75,74 @@ def cmd_size(args: argparse.Namespace) -> int:
     chosen = result.chosen
     path = args.out / f"{scenario.name}-sized.yaml"
     path.write_text(result.chosen_scenario.to_yaml())
-    console.print(f"[green]chosen:[/green] {chosen.hardware}, {knob} = {chosen.replicas}: p99 {fmt_ms(chosen.p99_ms)} "
-                  f"{fmt_ci(list(chosen.p99_ci95))}, {_usd(chosen.usd_per_1m_queries)} per 1M queries → {path}")
+    console.print(f"[green]chosen:[/green] {chosen.hardware}, {knob} = {chosen.replicas}: {_figures(chosen)}, "
+                  f"{_price(chosen)} → {path}")
     recheck = result.recheck
-    console.print(f"re-check on fresh seeds: p99 {fmt_ms(recheck.p99_ms)} {fmt_ci(list(recheck.p99_ci95))} → {recheck.verdict}")
+    console.print(f"re-check on fresh seeds: {_figures(recheck)} → {recheck.verdict}")
     fewer = result.one_fewer_recheck
     if fewer is not None:
-        console.print(f"one fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {fmt_ms(fewer.p99_ms)} → {fewer.verdict}"
+        console.print(f"one fewer ({knob} = {fewer.replicas}) on fresh seeds: {_figures(fewer)} → {fewer.verdict}"
                       + (" (too close to call: the CI straddles the SLO)" if fewer.verdict == "too close" else ""))
     return 0
+
+
+def _describe(budgets) -> str:
+    """The budgets in words: 'p99 ≤ 200 ms', 'TTFT p99 ≤ 2,000 ms and TPOT p99 ≤ 100 ms'."""
+    from sim.present.table import fmt_ms
+
+    given = (("p99", budgets.p99_ms), ("TTFT p99", budgets.ttft_p99_ms), ("TPOT p99", budgets.tpot_p99_ms))
+    return " and ".join(f"{label} ≤ {fmt_ms(value)}" for label, value in given if value is not None)
+
+
+def _figures(probe) -> str:
+    """A probe's p99 with its CI, and for an LLM its TTFT and TPOT p99 with theirs."""
+    from sim.present.table import fmt_ci, fmt_ms
+
+    text = f"p99 {fmt_ms(probe.p99_ms)} {fmt_ci(list(probe.p99_ci95))}"
+    if probe.ttft_p99_ms is not None:
+        text += (f", TTFT p99 {fmt_ms(probe.ttft_p99_ms)} {fmt_ci(_list(probe.ttft_ci95))}"
+                 f", TPOT p99 {fmt_ms(probe.tpot_p99_ms)} {fmt_ci(_list(probe.tpot_ci95))}")
+    return text
+
+
+def _price(probe) -> str:
+    if probe.usd_per_1m_tokens is not None:
+        return f"{_usd(probe.usd_per_1m_tokens)} per 1M output tokens"
+    return f"{_usd(probe.usd_per_1m_queries)} per 1M queries"
+
+
+def _frontier_table(result, knob: str):
+    """Every probe: the count, its latencies and CIs, its cost and verdict. An LLM scenario shows TTFT /
+    TPOT p99 and $ per 1M output tokens in place of the end-to-end CI and $ per 1M queries (the table
+    must fit a terminal); the worst window shows only where windows were judged."""
+    from rich.table import Table
+
+    from sim.present.table import fmt_ci, fmt_ms
+
+    llm = any(p.ttft_p99_ms is not None for p in result.probes)
+    windows = any(p.worst_window_p99_ms is not None for p in result.probes)
+    columns = {
+        "hardware": lambda p: p.hardware, knob: lambda p: str(p.replicas), "p99": lambda p: fmt_ms(p.p99_ms),
+        **({} if llm else {"p99 95% CI": lambda p: fmt_ci(list(p.p99_ci95))}),
+        **({"worst window p99": lambda p: fmt_ms(p.worst_window_p99_ms)} if windows else {}),
+        **({"TTFT p99": lambda p: fmt_ms(p.ttft_p99_ms), "TTFT 95% CI": lambda p: fmt_ci(_list(p.ttft_ci95)),
+            "TPOT p99": lambda p: fmt_ms(p.tpot_p99_ms), "TPOT 95% CI": lambda p: fmt_ci(_list(p.tpot_ci95))}
+           if llm else {}),
+        "$/h": lambda p: _usd(p.usd_per_hour),
+        **({"$/1M tokens": lambda p: _usd(p.usd_per_1m_tokens)} if llm
+           else {"$/1M queries": lambda p: _usd(p.usd_per_1m_queries)}),
+        "verdict": lambda p: p.verdict,
+    }
+    table = Table(title=f"frontier ({knob} vs latency vs cost)")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for p in result.probes:
+        table.add_row(*(cell(p) for cell in columns.values()))
+    return table
+
+
+def _list(ci) -> list | None:
+    return None if ci is None else list(ci)
 
 
 def _usd(value) -> str:
