@@ -188,3 +188,342 @@ def test_switching_scenario_resets_the_knobs_in_the_browser(app_url):
             assert metric_value(page, "p99 latency") == expected_p99
         finally:
             browser.close()
+
+
+# --- issue 12: every shipped scenario, the upload and the three questions, against the CLI's numbers ------
+
+SCENARIOS = ROOT / "scenarios"
+SWITCH_TABS = ("Stage details", "Data & downloads")  # alternated: a click on the other tab always reruns the page
+
+
+def answer_timeout_ms(scenario) -> int:
+    """Generous: the app's run and, on this shared two-core machine, whatever else runs at the same time.
+    autoscale-diurnal (a 24 h day, ~50 s on one idle core) gets about six minutes."""
+    from sim.analysis import planner
+
+    return ANSWER_TIMEOUT_MS + int(6_000 * planner.estimated_seconds(scenario, planner.QUICK))
+
+
+def quick_numbers(path: str) -> dict:
+    """What the page must show for a scenario: the quick run's p99 (as the card formats it) and the
+    per-window SLO sentence. Module level so that a worker process can compute it while the browser waits."""
+    from sim.analysis import planner
+    from sim.present.windows import window_verdict
+    from sim.spec.scenario import load_scenario
+
+    scenario = load_scenario(path)
+    summary = planner.run(scenario, planner.QUICK, seed=scenario.seed).summary
+    windows = (summary.get("slo") or {}).get("windows")
+    return {"p99": f"{summary['latency_ms']['p99']:,.1f} ms", "windows": window_verdict(windows),
+            "windows_missed": (windows or {}).get("met") is False}
+
+
+def screenshot(page, tmp_path: Path, name: str) -> Path:
+    """Full-page PNG under tmp_path, copied to $SERVESIM_SCREENSHOTS when set."""
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    shots = os.environ.get("SERVESIM_SCREENSHOTS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        (Path(shots) / name).write_bytes(path.read_bytes())
+        return Path(shots) / name
+    return path
+
+
+def sidebar(page):
+    return page.locator('[data-testid="stSidebar"]')
+
+
+def metric_values(page, label: str) -> list[str]:
+    """The values of every metric card whose label is exactly `label` (the verdict cards first)."""
+    values = []
+    for card in page.locator('[data-testid="stMetric"]').all():
+        if card.locator('[data-testid="stMetricLabel"]').inner_text().strip() == label:
+            values.append(card.locator('[data-testid="stMetricValue"]').inner_text().strip())
+    return values
+
+
+def wait_for_metric(page, label: str, value: str, timeout_ms: int) -> None:
+    """Wait until the p99 card (label starting with `label`) reads `value`; the caller asserts afterwards,
+    so a wrong number fails with the two values side by side rather than a bare timeout."""
+    try:
+        page.wait_for_function(
+            """([label, value]) => [...document.querySelectorAll('[data-testid="stMetric"]')].some(card => {
+                const l = card.querySelector('[data-testid="stMetricLabel"]');
+                const v = card.querySelector('[data-testid="stMetricValue"]');
+                return l && v && l.innerText.trim().startsWith(label) && v.innerText.trim() === value;
+            })""",
+            arg=[label, value], timeout=timeout_ms)
+    except Exception:  # playwright's TimeoutError: the assertion that follows says what the page shows
+        pass
+
+
+def wait_until_idle_for(page, timeout_ms: int) -> None:
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+
+
+def wait_for_title(page, name: str, timeout_ms: int) -> None:
+    page.locator("h1").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).first.wait_for(timeout=timeout_ms)
+
+
+def open_page(browser, app_url: str):
+    page = browser.new_page(viewport={"width": 1500, "height": 2200})
+    page.goto(app_url, wait_until="domcontentloaded")
+    page.locator('[data-testid="stMetric"]', has_text="p99 latency").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    wait_until_idle(page)
+    assert_no_exception(page)
+    return page
+
+
+def choose_shipped(page, name: str) -> None:
+    """Pick a shipped scenario in the sidebar selectbox (typing filters the options: the list may be virtual)."""
+    page.get_by_role("combobox", name="Shipped scenario").click()
+    page.keyboard.type(name)
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def number_knob(page, label: str) -> str:
+    return sidebar(page).get_by_label(label, exact=True).input_value()
+
+
+def assert_knobs_are_the_scenarios(page, scenario) -> None:
+    """The sidebar shows the scenario's own values, not what was typed on another scenario."""
+    from sim.analysis import planner
+
+    name = scenario.name
+    assert int(number_knob(page, "Replicas")) == scenario.deployment.replicas, name
+    slo = number_knob(page, "p99 SLO (ms)")
+    if scenario.slo.p99_ms is None:
+        assert slo == "", f"{name}: no p99 SLO in the scenario, the knob shows {slo!r}"
+    else:
+        assert float(slo) == scenario.slo.p99_ms, name
+    load = planner.load_knob(scenario)
+    if load is not None:
+        _, label, value = load
+        assert float(number_knob(page, label)) == value, f"{name}: {label}"
+    autoscaling = scenario.deployment.autoscaling
+    bounds = sidebar(page).get_by_label("Min replicas", exact=True)
+    if autoscaling is None:
+        assert bounds.count() == 0, f"{name} is not autoscaled, yet the sidebar has a Min replicas knob"
+    else:
+        assert int(number_knob(page, "Min replicas")) == autoscaling.min_replicas, name
+        assert int(number_knob(page, "Max replicas")) == autoscaling.max_replicas, name
+
+
+def assert_window_sentence(page, name: str, expected: dict) -> None:
+    """Question (c): the per-window SLO sentence of `servesim run` (sim.present.windows), or none at all."""
+    boxes = page.locator('[data-testid="stAlertContainer"]', has_text="Per window:")
+    if expected["windows"] is None:
+        assert boxes.count() == 0, f"{name}: unexpected {boxes.first.inner_text()!r}"
+        return
+    assert boxes.count() == 1, f"{name}: {boxes.count()} 'Per window:' messages"
+    assert boxes.first.inner_text().strip() == f"Per window: {expected['windows']}.", name
+    kind = "Error" if expected["windows_missed"] else "Info"
+    assert boxes.first.locator(f'[data-testid="stAlertContent{kind}"]').count() == 1, f"{name}: not an st.{kind.lower()}"
+
+
+def test_every_shipped_scenario_shows_its_own_knobs_and_the_cli_numbers(app_url, tmp_path):
+    """Issue 12, the scenario switch and question (c): from the default scenario with an edited Replicas
+    knob, through every shipped scenario (editing Replicas on each quick one before leaving it) and back.
+    After each switch the sidebar shows that scenario's own values and, after a tab click has sent back
+    what the browser holds, the p99 card and the per-window sentence equal a direct quick run's."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from playwright.sync_api import sync_playwright
+
+    from sim.analysis import planner
+    from sim.spec.scenario import load_scenario
+
+    paths = sorted(SCENARIOS.glob("*.yaml"))
+    scenarios = {path.stem: load_scenario(path) for path in paths}
+    default = "vision-a100"
+    order = [name for name in scenarios if name != default] + [default]  # back to the edited one last
+    # The expected numbers are computed in a worker process while the app computes the same runs.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            sync_playwright() as pw:
+        expected = {name: pool.submit(quick_numbers, str(SCENARIOS / f"{name}.yaml")) for name in order}
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = open_page(browser, app_url)
+            wait_for_title(page, default, ANSWER_TIMEOUT_MS)
+            tab = SWITCH_TABS[0]
+            loop_started = time.perf_counter()
+            leaving = default
+            for name in order:
+                scenario = scenarios[name]
+                timeout_ms = answer_timeout_ms(scenario)
+                if planner.estimated_seconds(scenarios[leaving], planner.QUICK) <= 10:
+                    # Type a value into the scenario being left (a long one is left as is: each edit is a rerun).
+                    replicas = sidebar(page).get_by_label("Replicas", exact=True)
+                    edited = int(replicas.input_value()) + 5
+                    replicas.fill(str(edited))
+                    replicas.press("Enter")
+                    page.wait_for_timeout(500)
+                    wait_until_idle_for(page, answer_timeout_ms(scenarios[leaving]))
+                    assert int(number_knob(page, "Replicas")) == edited
+
+                started = time.perf_counter()
+                choose_shipped(page, name)
+                wait_for_title(page, name, timeout_ms)
+                wait_until_idle_for(page, timeout_ms)
+                page.locator('[data-testid="stMetric"]', has_text="p99 latency").first.wait_for(timeout=timeout_ms)
+                answer_s = time.perf_counter() - started
+                assert_no_exception(page)
+                assert_knobs_are_the_scenarios(page, scenario)
+                want = expected[name].result(timeout=timeout_ms / 1000)
+                assert metric_value(page, "p99 latency") == want["p99"], name
+                assert_window_sentence(page, name, want)
+                print(f"\nbrowser: switch to {name}: answered in {answer_s:.2f} s")
+
+                # The next click reruns the page with what the browser holds: still this scenario's values.
+                tab = SWITCH_TABS[1] if tab == SWITCH_TABS[0] else SWITCH_TABS[0]
+                page.get_by_role("tab", name=tab, exact=True).click()
+                page.wait_for_timeout(500)
+                wait_until_idle_for(page, timeout_ms)
+                wait_for_metric(page, "p99 latency", want["p99"], 10_000)
+                assert_no_exception(page)
+                assert_knobs_are_the_scenarios(page, scenario)
+                assert metric_value(page, "p99 latency") == want["p99"], f"{name}, after clicking {tab}"
+                assert_window_sentence(page, name, want)
+                screenshot(page, tmp_path, f"switch-{name}.png" if want["windows"] is None
+                           else f"question-c-windows-{name}.png")
+                leaving = name
+            print(f"\nbrowser: {len(order)} scenario switches in {time.perf_counter() - loop_started:.1f} s")
+        finally:
+            browser.close()
+
+
+def test_an_uploaded_scenario_is_shown_with_the_cli_numbers(app_url, tmp_path, capsys):
+    """Issue 12, the upload: a modified copy of mm3 (4 replicas, another name) is what the page shows —
+    title, knob, and the p99 of the same quick run that `servesim run --json` prints."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from sim.analysis import planner
+    from sim.cli.main import main as cli
+    from sim.spec.scenario import parse_scenario_text
+
+    text = (SCENARIOS / "mm3.yaml").read_text()
+    assert "name: mm3\n" in text and "replicas: 3\n" in text
+    text = text.replace("name: mm3\n", "name: mm3-uploaded\n").replace("replicas: 3\n", "replicas: 4\n")
+    upload = tmp_path / "mm3-uploaded.yaml"
+    upload.write_text(text)
+    parsed = parse_scenario_text(text, base_dir=SCENARIOS)
+    assert parsed.deployment.replicas == 4
+    expected_p99 = planner.run(parsed, planner.QUICK, seed=parsed.seed).summary["latency_ms"]["p99"]
+
+    # The CLI on the same file with the quick run's size: the same p99, to the last bit.
+    run_plan = planner.plan(parsed, planner.QUICK)
+    argv = ["run", str(upload), "--json", "--replications", str(run_plan.replications)]
+    if run_plan.requests is not None:
+        argv += ["--requests", str(run_plan.requests)]
+    capsys.readouterr()
+    assert cli(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scenario"] == "mm3-uploaded"
+    assert printed["latency_ms"]["p99"] == expected_p99, (
+        f"servesim {' '.join(argv)} prints p99 {printed['latency_ms']['p99']!r}; planner.run gives {expected_p99!r}")
+    shown = f"{printed['latency_ms']['p99']:,.1f} ms"
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = open_page(browser, app_url)
+            default_p99 = metric_value(page, "p99 latency")
+            started = time.perf_counter()
+            page.locator('input[type="file"]').set_input_files(str(upload))
+            wait_for_title(page, "mm3-uploaded", ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            wait_for_metric(page, "p99 latency", shown, 10_000)
+            answer_s = time.perf_counter() - started
+            print(f"\nbrowser: upload of mm3-uploaded.yaml answered in {answer_s:.2f} s")
+            assert_no_exception(page)
+            assert int(number_knob(page, "Replicas")) == 4
+            assert metric_value(page, "p99 latency") == shown
+            assert shown != default_p99
+            assert page.get_by_role("combobox", name="Shipped scenario").is_disabled()
+            screenshot(page, tmp_path, "upload-mm3-uploaded.png")
+        finally:
+            browser.close()
+
+
+def direct_sizing(scenario):
+    """sim.analysis.sizing.size called as app.py's view_sizing calls it, at the scenario's own rate and SLO."""
+    from sim.analysis import planner
+    from sim.analysis.sizing import parse_candidates, size
+    from sim.spec.hardware import load_catalogue
+
+    catalogue = load_catalogue()
+    own = scenario.deployment.hardware.name
+    run_plan = planner.plan(scenario, planner.QUICK)
+    return size(scenario, scenario.slo.p99_ms, parse_candidates(own if own in catalogue else None, scenario, catalogue),
+                replications=max(2, run_plan.replications), requests=run_plan.requests, seed=scenario.seed)
+
+
+def test_the_sizing_tab_answers_what_size_answers(app_url, tmp_path):
+    """Issue 12, question (a) on shipped scenarios: reference (8 replicas deployed; size finds fewer) and
+    vision-a100 (no replica count meets its SLO: the JPEG decode is the floor)."""
+    from playwright.sync_api import sync_playwright
+
+    from sim.spec.scenario import load_scenario
+
+    reference = load_scenario(SCENARIOS / "reference.yaml")
+    vision = load_scenario(SCENARIOS / "vision-a100.yaml")
+    sized = direct_sizing(reference)
+    assert sized.chosen is not None and sized.chosen.replicas != reference.deployment.replicas
+    unsized = direct_sizing(vision)
+    assert unsized.chosen is None
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = open_page(browser, app_url)
+            choose_shipped(page, "reference")
+            wait_for_title(page, "reference", ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            page.get_by_role("tab", name="Sizing", exact=True).click()
+            size_button = page.get_by_role("button", name="Size", exact=True)
+            size_button.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            started = time.perf_counter()
+            size_button.click()
+            page.locator('[data-testid="stMetric"]', has_text="Smallest replicas").wait_for(timeout=ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            answer_s = time.perf_counter() - started
+            print(f"\nbrowser: sizing reference (p99 ≤ {reference.slo.p99_ms:g} ms) answered in {answer_s:.2f} s")
+            assert_no_exception(page)
+            chosen = sized.chosen
+            assert metric_values(page, "Smallest replicas") == [str(chosen.replicas)]
+            assert metric_values(page, "$ per hour") == [f"${chosen.usd_per_hour:,.2f}"]
+            # The verdict's card comes first; the Sizing tab's is the last.
+            assert metric_values(page, "$ per 1M queries")[-1] == f"${chosen.usd_per_1m_queries:,.2f}"
+            success = page.locator('[data-testid="stAlertContentSuccess"]', has_text="meets p99")
+            assert f"{chosen.hardware}, replicas = {chosen.replicas}" in success.inner_text()
+            screenshot(page, tmp_path, "question-a-sizing-reference.png")
+
+            # vision-a100: the search gives up, and the tab says so instead of a number.
+            choose_shipped(page, "vision-a100")
+            wait_for_title(page, "vision-a100", ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            size_button = page.get_by_role("button", name="Size", exact=True)
+            size_button.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            started = time.perf_counter()
+            size_button.click()
+            verdict = page.locator('[data-testid="stAlertContentError"]', has_text="No candidate meets")
+            verdict.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            wait_until_idle(page)
+            answer_s = time.perf_counter() - started
+            print(f"\nbrowser: sizing vision-a100 (p99 ≤ {vision.slo.p99_ms:g} ms) answered in {answer_s:.2f} s")
+            assert_no_exception(page)
+            assert verdict.inner_text().strip() == f"No candidate meets p99 ≤ {vision.slo.p99_ms:g} ms."
+            assert metric_values(page, "Smallest replicas") == []
+            for note in unsized.notes:  # st.warning renders the note as Markdown: `code` loses its backticks
+                shown = note.replace("`", "")
+                assert page.locator('[data-testid="stAlertContentWarning"]', has_text=shown).count() == 1, note
+            screenshot(page, tmp_path, "question-a-sizing-vision-a100.png")
+        finally:
+            browser.close()
