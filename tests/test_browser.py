@@ -259,9 +259,13 @@ def wait_for_metric(page, label: str, value: str, timeout_ms: int) -> None:
         pass
 
 
-def wait_until_idle_for(page, timeout_ms: int) -> None:
+def wait_until_settled(page, timeout_ms: int = ANSWER_TIMEOUT_MS) -> None:
+    """No 'running' status widget and no stale element left. The status widget alone is not enough right
+    after a switch: the new title can be drawn before the widget shows, while the previous scenario's
+    sidebar widgets are still on the page (marked data-stale until the run ends)."""
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+        """() => !document.querySelector('[data-testid="stStatusWidget"]')
+                 && !document.querySelector('[data-stale="true"]')""", timeout=timeout_ms)
 
 
 def wait_for_title(page, name: str, timeout_ms: int) -> None:
@@ -272,7 +276,7 @@ def open_page(browser, app_url: str):
     page = browser.new_page(viewport={"width": 1500, "height": 2200})
     page.goto(app_url, wait_until="domcontentloaded")
     page.locator('[data-testid="stMetric"]', has_text="p99 latency").wait_for(timeout=ANSWER_TIMEOUT_MS)
-    wait_until_idle(page)
+    wait_until_settled(page)
     assert_no_exception(page)
     return page
 
@@ -362,13 +366,13 @@ def test_every_shipped_scenario_shows_its_own_knobs_and_the_cli_numbers(app_url,
                     replicas.fill(str(edited))
                     replicas.press("Enter")
                     page.wait_for_timeout(500)
-                    wait_until_idle_for(page, answer_timeout_ms(scenarios[leaving]))
+                    wait_until_settled(page, answer_timeout_ms(scenarios[leaving]))
                     assert int(number_knob(page, "Replicas")) == edited
 
                 started = time.perf_counter()
                 choose_shipped(page, name)
                 wait_for_title(page, name, timeout_ms)
-                wait_until_idle_for(page, timeout_ms)
+                wait_until_settled(page, timeout_ms)
                 page.locator('[data-testid="stMetric"]', has_text="p99 latency").first.wait_for(timeout=timeout_ms)
                 answer_s = time.perf_counter() - started
                 assert_no_exception(page)
@@ -382,7 +386,7 @@ def test_every_shipped_scenario_shows_its_own_knobs_and_the_cli_numbers(app_url,
                 tab = SWITCH_TABS[1] if tab == SWITCH_TABS[0] else SWITCH_TABS[0]
                 page.get_by_role("tab", name=tab, exact=True).click()
                 page.wait_for_timeout(500)
-                wait_until_idle_for(page, timeout_ms)
+                wait_until_settled(page, timeout_ms)
                 wait_for_metric(page, "p99 latency", want["p99"], 10_000)
                 assert_no_exception(page)
                 assert_knobs_are_the_scenarios(page, scenario)
@@ -437,7 +441,7 @@ def test_an_uploaded_scenario_is_shown_with_the_cli_numbers(app_url, tmp_path, c
             started = time.perf_counter()
             page.locator('input[type="file"]').set_input_files(str(upload))
             wait_for_title(page, "mm3-uploaded", ANSWER_TIMEOUT_MS)
-            wait_until_idle(page)
+            wait_until_settled(page)
             wait_for_metric(page, "p99 latency", shown, 10_000)
             answer_s = time.perf_counter() - started
             print(f"\nbrowser: upload of mm3-uploaded.yaml answered in {answer_s:.2f} s")
@@ -484,15 +488,15 @@ def test_the_sizing_tab_answers_what_size_answers(app_url, tmp_path):
             page = open_page(browser, app_url)
             choose_shipped(page, "reference")
             wait_for_title(page, "reference", ANSWER_TIMEOUT_MS)
-            wait_until_idle(page)
+            wait_until_settled(page)
             page.get_by_role("tab", name="Sizing", exact=True).click()
             size_button = page.get_by_role("button", name="Size", exact=True)
             size_button.wait_for(timeout=ANSWER_TIMEOUT_MS)
-            wait_until_idle(page)
+            wait_until_settled(page)
             started = time.perf_counter()
             size_button.click()
             page.locator('[data-testid="stMetric"]', has_text="Smallest replicas").wait_for(timeout=ANSWER_TIMEOUT_MS)
-            wait_until_idle(page)
+            wait_until_settled(page)
             answer_s = time.perf_counter() - started
             print(f"\nbrowser: sizing reference (p99 ≤ {reference.slo.p99_ms:g} ms) answered in {answer_s:.2f} s")
             assert_no_exception(page)
@@ -508,14 +512,14 @@ def test_the_sizing_tab_answers_what_size_answers(app_url, tmp_path):
             # vision-a100: the search gives up, and the tab says so instead of a number.
             choose_shipped(page, "vision-a100")
             wait_for_title(page, "vision-a100", ANSWER_TIMEOUT_MS)
-            wait_until_idle(page)
+            wait_until_settled(page)
             size_button = page.get_by_role("button", name="Size", exact=True)
             size_button.wait_for(timeout=ANSWER_TIMEOUT_MS)
             started = time.perf_counter()
             size_button.click()
             verdict = page.locator('[data-testid="stAlertContentError"]', has_text="No candidate meets")
             verdict.wait_for(timeout=ANSWER_TIMEOUT_MS)
-            wait_until_idle(page)
+            wait_until_settled(page)
             answer_s = time.perf_counter() - started
             print(f"\nbrowser: sizing vision-a100 (p99 ≤ {vision.slo.p99_ms:g} ms) answered in {answer_s:.2f} s")
             assert_no_exception(page)
