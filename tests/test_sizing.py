@@ -189,3 +189,68 @@ def test_a_plateau_within_the_ci_scans_the_skipped_counts(fluke_at_9, chosen, as
     assert (found.replicas if found else None) == chosen
     assert probed == asked
     assert bool(notes) is (chosen is None) and all("too close to call" in note for note in notes)
+
+
+def _scenario_file(folder: Path) -> Path:
+    """A one-stage M/M/c scenario (20 req/s of Exp(100 ms), $1/h) whose own SLO (5 s) differs from the
+    1 s the tests size for."""
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 20},
+                              service_ms={"dist": "exponential", "mean": 100}, requests=2000,
+                              hardware={"name": "x", "usd_per_hour": 1.0})
+    path = folder / "mmc.yaml"
+    path.write_text(scenario.with_overrides({"slo.p99_ms": 5000.0}).to_yaml())
+    return path
+
+
+def _size(folder: Path, out: str, *extra: str) -> tuple[int, dict | None]:
+    from sim.cli.main import main
+
+    code = main(["size", str(_scenario_file(folder)), "--slo-p99-ms", "1000", "--replications", "2",
+                 "--out", str(folder / out), *extra])
+    written = folder / out / "test-sized.yaml"
+    return code, yaml.safe_load(written.read_text()) if written.exists() else None
+
+
+def test_size_set_overrides_the_scenario_and_changes_the_answer(tmp_path: Path, capsys):
+    code, plain = _size(tmp_path, "plain")
+    assert code == 0
+    # Three times the traffic on dearer hardware: more replicas, and the written scenario says both.
+    code, busier = _size(tmp_path, "busier", "--set", "workload.arrival.rate_rps=60",
+                         "--set", "deployment.hardware={name: y, usd_per_hour: 3.0}")
+    assert code == 0
+    assert busier["deployment"]["replicas"] > plain["deployment"]["replicas"] >= 3
+    assert busier["workload"]["arrival"]["rate_rps"] == 60
+    assert busier["deployment"]["hardware"] == {"name": "y", "usd_per_hour": 3.0}
+    assert "y, replicas = " in capsys.readouterr().out
+
+
+def test_the_sized_scenario_keeps_the_slo_it_was_sized_for(tmp_path: Path):
+    code, sized = _size(tmp_path, "out")
+    assert code == 0 and sized["slo"]["p99_ms"] == 1000.0  # not the scenario's own 5 s
+
+
+@pytest.mark.parametrize("option, message", [
+    ("deployment.replicas", "--set 'deployment.replicas': expected PATH=VALUE"),
+    ("stages.forwrd.service_ms=3", "--set: stages.forwrd: no item named 'forwrd'"),
+    ("deployment.replicas=-2", "--set: scenario: invalid scenario; deployment.replicas: Input should be greater than 0"),
+    ("seed=[unclosed", "--set seed: not valid YAML"),
+])
+def test_a_malformed_set_is_a_clear_error_for_size_and_advise(tmp_path: Path, capsys, option, message):
+    from sim.cli.main import main
+
+    scenario = str(_scenario_file(tmp_path))
+    for argv in (["size", scenario, "--set", option, "--out", str(tmp_path / "out")],
+                 ["advise", scenario, "--set", option]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("servesim: error: ") and message in err and err.count("\n") == 1, err
+        assert "Traceback" not in err
+
+
+def test_advise_applies_set_overrides(tmp_path: Path, capsys):
+    from sim.cli.main import main
+
+    code = main(["advise", str(_scenario_file(tmp_path)), "--set", "deployment.replicas=4", "--max-stack", "1",
+                 "--requests", "500", "--replications", "2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "replicas 4 -> " in out

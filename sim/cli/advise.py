@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sim.cli.overrides import add_set_option
+
 
 def register(subparsers) -> None:
     advise = subparsers.add_parser(
@@ -22,6 +24,7 @@ def register(subparsers) -> None:
     advise.add_argument("--cache-hit-rate", type=float, default=0.3,
                         help="assumed hit rate of caches the advisor adds (default 0.3)")
     advise.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    add_set_option(advise)
     advise.add_argument("--top", type=int, default=12, help="rows of the ranked table to print (default 12)")
     advise.add_argument("--out", type=Path, help="folder for advice.md, waterfall.png, pareto.png, recommended.yaml")
     advise.set_defaults(func=cmd_advise)
@@ -29,6 +32,7 @@ def register(subparsers) -> None:
 
 def cmd_advise(args: argparse.Namespace) -> int:
     from sim.analysis.advise import DEFAULT_REPLICATIONS, DEFAULT_REQUESTS, advise
+    from sim.cli.overrides import apply_set_options
     from sim.cli.paths import check_advise_args
     from sim.present.advise_report import text_report, write_report
     from sim.errors import ServesimError
@@ -39,7 +43,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
         raise ServesimError(f"--budget-usd-per-1m must be positive (got {args.budget_usd_per_1m})")
     if args.top < 1:
         raise ServesimError(f"--top must be at least 1 (got {args.top})")
-    scenario = load_scenario(args.scenario)
+    scenario = apply_set_options(load_scenario(args.scenario), args.set)
     result = advise(scenario, slo_p99_ms=args.slo_p99_ms, slo_p95_ms=args.slo_p95_ms,
                     budget_usd_per_1m=args.budget_usd_per_1m, requests=args.requests or DEFAULT_REQUESTS,
                     replications=args.replications or DEFAULT_REPLICATIONS, max_stack=args.max_stack, seed=args.seed,

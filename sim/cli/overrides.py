@@ -28,11 +28,12 @@ def parse_set_options(options: list[str]) -> dict:
 
 def apply_set_options(scenario, options: list[str]):
     """The scenario with the `--set` overrides applied; a path or value the scenario rejects is reported
-    as a `--set` error (the scenario's own message says which field and why)."""
+    as one `--set` line (the scenario's own message, its lines joined, says which field and why)."""
     if not options:
         return scenario
     overrides = parse_set_options(options)
     try:
         return scenario.with_overrides(overrides)
     except ServesimError as exc:
-        raise ServesimError(f"--set: {exc}") from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ServesimError(f"--set: {'; '.join(lines)}") from None
