@@ -8,6 +8,7 @@ is a small function `view_x(ctx)` listed in VIEWS; a capability that lands adds 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ UPLOAD_LIMIT_BYTES = 1_000_000
 PROGRESS_AFTER_S = 2.0  # runs expected to take longer show what they simulate, elapsed time and progress
 KNOB = "knob."  # prefix of every knob's widget key
 GENERATION = "_scenario_generation"  # counts scenario changes; scopes the keys of scenario-bound widgets
+URL_KNOBS = "_url_knobs"  # knob values read from the page's address, for the scenario it names
+DEFAULTS = "_knob_defaults"  # each knob's scenario value this run: the address records only what differs
 
 
 @contextmanager
@@ -109,8 +112,9 @@ def choose_scenario() -> tuple[Scenario, str]:
         st.header("Scenario")
         upload = st.file_uploader("Upload a scenario (YAML)", type=["yaml", "yml"], key="upload",
                                   help="Validated before anything runs; the shipped scenarios are examples.")
-        index = names.index(DEFAULT_SCENARIO) if DEFAULT_SCENARIO in names else 0
+        index = names.index(read_address(names))
         choice = st.selectbox("Shipped scenario", names, index=index, key="scenario", disabled=upload is not None)
+        st.caption("The address bar keeps the scenario, the knobs you change and the open tab: copy it to share this page.")
     if upload is not None:
         scenario = parse_upload(upload.name, upload.getvalue())
         if scenario is not None:
@@ -120,6 +124,58 @@ def choose_scenario() -> tuple[Scenario, str]:
     except ServesimError as exc:
         st.error(f"Shipped scenario {choice} does not load:\n\n```\n{exc}\n```")
         st.stop()
+
+
+def read_address(names: list[str]) -> str:
+    """The scenario to open first: the one the address names (a shared link), else the default. On the
+    session's first run the address's knob values and tab are kept for that scenario's knobs."""
+    params = st.query_params
+    named = params.get("scenario")
+    chosen = named if named in names else (DEFAULT_SCENARIO if DEFAULT_SCENARIO in names else names[0])
+    if "_address_read" not in st.session_state:
+        st.session_state["_address_read"] = chosen
+        if named == chosen:
+            st.session_state[URL_KNOBS] = {k: v for k, v in params.items() if k not in ("scenario", "view")}
+            if params.get("view"):
+                st.session_state["view"] = params["view"]
+    return st.session_state["_address_read"]
+
+
+def write_address(identity: str) -> None:
+    """The address bar holds the shipped scenario, every knob that differs from it and the open tab, so
+    that a copied link reopens this page (an uploaded scenario cannot travel in a link: knobs only)."""
+    params: dict[str, str] = {}
+    if identity.startswith("shipped:"):
+        params["scenario"] = identity.removeprefix("shipped:")
+    for name, default in (st.session_state.get(DEFAULTS) or {}).items():
+        value = st.session_state.get(knob_key(name))
+        if value is not None and value != default:
+            params[name] = json.dumps(value)
+    if st.session_state.get("view"):
+        params["view"] = str(st.session_state["view"])
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
+def initial(name: str, default: Any, options: list | None = None, low: float | None = None) -> Any:
+    """A knob's first value: the scenario's own, or the shared link's when it is a valid one."""
+    st.session_state.setdefault(DEFAULTS, {})[name] = default
+    raw = (st.session_state.get(URL_KNOBS) or {}).get(name)
+    if raw is None:
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return default
+    if options is not None:
+        return value if value in options else default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    if low is not None and value < low:
+        return default
+    if isinstance(default, int) and not isinstance(default, bool):
+        return int(value) if float(value).is_integer() else default
+    return float(value)
 
 
 def parse_upload(name: str, data: bytes) -> Scenario | None:
@@ -145,10 +201,11 @@ def knob_traffic(scenario: Scenario) -> dict[str, Any]:
     knob = planner.load_knob(scenario)
     if knob is not None:
         path, label, value = knob
-        new = st.number_input(label, min_value=min(0.01, value), value=value, step=max(round(value / 10, 2), 0.01),
+        new = st.number_input(label, min_value=min(0.01, value), value=initial("rate", value, low=min(0.01, value)),
+                              step=max(round(value / 10, 2), 0.01),
                               format="%g", key=knob_key("rate"))
         return {path: new} if new != value else {}
-    factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, 1.0, 0.05, key=knob_key("load"))
+    factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, initial("load", 1.0, low=0.1), 0.05, key=knob_key("load"))
     return planner.scale_load(scenario, factor) if factor != 1 else {}
 
 
@@ -158,7 +215,7 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Deployment")
     deployment = scenario.deployment
     overrides: dict[str, Any] = {}
-    replicas = st.number_input("Replicas", 1, None, deployment.replicas, key=knob_key("replicas"))
+    replicas = st.number_input("Replicas", 1, None, initial("replicas", deployment.replicas, low=1), key=knob_key("replicas"))
     if replicas != deployment.replicas:
         overrides["deployment.replicas"] = int(replicas)
     try:
@@ -170,12 +227,14 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     label = {name: f"{name} — ${hw.usd_per_hour:g}/h" for name, hw in catalogue.items()}
     if deployment.hardware.usd_per_hour is not None:
         label[own] = f"{own} — ${deployment.hardware.usd_per_hour:g}/h"
-    hardware = st.selectbox("Hardware (price per replica)", options, format_func=lambda n: label.get(n, n), key=knob_key("hardware"),
+    hardware = st.selectbox("Hardware (price per replica)", options, index=options.index(initial("hardware", own, options)),
+                            format_func=lambda n: label.get(n, n), key=knob_key("hardware"),
                             help="Sets the price. Speed comes from the stage costs (or a calibrated profile).")
     if hardware != own:
         overrides["deployment.hardware"] = {"name": hardware, "usd_per_hour": catalogue[hardware].usd_per_hour}
     routes = ["shared_queue", "round_robin", "least_outstanding", "power_of_two", "random"]
-    routing = st.selectbox("Routing", routes, index=routes.index(deployment.routing), key=knob_key("routing"))
+    routing = st.selectbox("Routing", routes, index=routes.index(initial("routing", deployment.routing, routes)),
+                           key=knob_key("routing"))
     if routing != deployment.routing:
         overrides["deployment.routing"] = routing
     return overrides
@@ -188,14 +247,17 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Batching ({stage_name})")
     current = next(s for s in scenario.raw["stages"] if s["name"] == stage_name).get("batching", {"policy": "none"})
     policies = ["none", "static", "dynamic"]
-    policy = st.radio("Policy", policies, index=policies.index(current.get("policy", "none")), horizontal=True, key=knob_key("policy"))
+    policy = st.radio("Policy", policies, index=policies.index(initial("policy", current.get("policy", "none"), policies)),
+                      horizontal=True, key=knob_key("policy"))
     new: dict[str, Any] = {"policy": policy}
     if policy == "dynamic":
         max_batch = int(current.get("max_batch_size", 8))
-        new["max_batch_size"] = st.slider("Max batch size", 1, max(128, max_batch), max_batch, key=knob_key("max_batch"))
+        new["max_batch_size"] = st.slider("Max batch size", 1, max(128, max_batch),
+                                          initial("max_batch", max_batch, list(range(1, max(128, max_batch) + 1))),
+                                          key=knob_key("max_batch"))
         # The schema's default delay is 0; 2 ms is only a suggestion when switching to dynamic batching.
         delay = current.get("max_queue_delay_ms", 0.0) if current.get("policy") == "dynamic" else 2.0
-        new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, None, float(delay),
+        new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, None, initial("delay", float(delay), low=0.0),
                                                      step=0.5, key=knob_key("delay"))
         if current.get("policy") == "dynamic" and current.get("preferred_batch_sizes"):
             preferred = [b for b in current["preferred_batch_sizes"] if b <= new["max_batch_size"]]
@@ -203,9 +265,10 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
                 new["preferred_batch_sizes"] = preferred
     elif policy == "static":
         batch = int(current.get("batch_size", current.get("max_batch_size", 8)))
-        new["batch_size"] = st.slider("Batch size", 1, max(128, batch), batch, key=knob_key("batch"))
-        timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, None,
-                                  float(current.get("timeout_ms") or 0.0) if current.get("policy") == "static" else 10.0,
+        new["batch_size"] = st.slider("Batch size", 1, max(128, batch), initial("batch", batch, list(range(1, max(128, batch) + 1))),
+                                      key=knob_key("batch"))
+        timeout = float(current.get("timeout_ms") or 0.0) if current.get("policy") == "static" else 10.0
+        timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, None, initial("timeout", timeout, low=0.0),
                                   step=1.0, key=knob_key("timeout"))
         if timeout > 0:
             new["timeout_ms"] = timeout
@@ -219,13 +282,15 @@ def knob_lever(scenario: Scenario) -> dict[str, Any]:
     if stage is None:
         return {}
     names = ["none", *LEVERS]
-    choice = st.selectbox(f"Optimisation lever ({stage})", names, key=knob_key("lever"),
+    choice = st.selectbox(f"Optimisation lever ({stage})", names, index=names.index(initial("lever", "none", names)),
+                          key=knob_key("lever"),
                           help="Typical forward-pass speed-ups from the field; measure and fit the real model as soon as it exists.")
     if choice == "none":
         return {}
     lever = LEVERS[choice]
     low, high = lever.speedup_range
-    speedup = st.slider("Speed-up of the forward pass (×)", float(low), float(high), float(low), 0.1, key=knob_key("speedup"))
+    speedup = st.slider("Speed-up of the forward pass (×)", float(low), float(high), initial("speedup", float(low), low=float(low)),
+                        0.1, key=knob_key("speedup"))
     st.caption(f"Accuracy cost: {lever.accuracy_cost}. Relative to {lever.baseline}.")
     overrides = planner.stage_cost_overrides(scenario, stage, 1.0 / speedup)
     if not overrides:
@@ -239,19 +304,22 @@ def knob_stages(scenario: Scenario) -> dict[str, Any]:
         for stage in scenario.stages:
             if stage.kind == "pool":
                 workers = st.number_input(f"{stage.name}: workers" + (" per replica" if stage.per_replica else ""),
-                                          1, None, stage.workers, key=knob_key(f"workers.{stage.name}"))
+                                          1, None, initial(f"workers.{stage.name}", stage.workers, low=1),
+                                          key=knob_key(f"workers.{stage.name}"))
                 if workers != stage.workers:
                     overrides[f"stages.{stage.name}.workers"] = int(workers)
         for name in planner.scalable_stages(scenario):
-            factor = st.select_slider(f"{name}: time ×", options=[0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0],
-                                      value=1.0, key=knob_key(f"cost.{name}"), help="0.5 = the stage takes half as long")
+            factors = [0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0]
+            factor = st.select_slider(f"{name}: time ×", options=factors, value=initial(f"cost.{name}", 1.0, factors),
+                                      key=knob_key(f"cost.{name}"), help="0.5 = the stage takes half as long")
             overrides.update(planner.stage_cost_overrides(scenario, name, factor))
     return overrides
 
 
 def knob_slo(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Latency budget")
-    value = st.number_input("p99 SLO (ms)", min_value=0.0, value=scenario.slo.p99_ms, step=5.0, key=knob_key("slo"),
+    value = st.number_input("p99 SLO (ms)", min_value=0.0, value=initial("slo", scenario.slo.p99_ms, low=0.0), step=5.0,
+                            key=knob_key("slo"),
                             placeholder="none")
     if value is None or value == 0:
         return {"slo.p99_ms": None} if scenario.slo.p99_ms is not None else {}
@@ -266,15 +334,16 @@ def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Autoscaling ({policy.policy})")
     low, high = keys
     overrides: dict[str, Any] = {}
-    new_low = st.number_input("Min replicas", 0, None, policy.min_replicas, key=knob_key("min_replicas"))
-    new_high = st.number_input("Max replicas", 1, None, policy.max_replicas, key=knob_key("max_replicas"))
+    new_low = st.number_input("Min replicas", 0, None, initial("min_replicas", policy.min_replicas, low=0), key=knob_key("min_replicas"))
+    new_high = st.number_input("Max replicas", 1, None, initial("max_replicas", policy.max_replicas, low=1), key=knob_key("max_replicas"))
     if new_low != policy.min_replicas:
         overrides[f"deployment.autoscaling.{low}"] = int(new_low)
     if new_high != policy.max_replicas:
         overrides[f"deployment.autoscaling.{high}"] = int(new_high)
     cold = getattr(scenario.deployment, "cold_start_ms", None)
     mean_s = cold.mean / 1000.0 if cold is not None else 0.0
-    new_cold = st.number_input("Cold start, mean (s)", 0.0, None, float(mean_s), step=1.0, key=knob_key("cold_start"))
+    new_cold = st.number_input("Cold start, mean (s)", 0.0, None, initial("cold_start", float(mean_s), low=0.0), step=1.0,
+                               key=knob_key("cold_start"))
     if not math.isclose(new_cold, mean_s):
         overrides.update(planner.cold_start_overrides(scenario, new_cold))
     return overrides
@@ -301,12 +370,15 @@ def enter_scenario(identity: str) -> None:
     """Start a new generation of scenario-bound widgets when the scenario changes (switch or upload)."""
     if st.session_state.get("_knobs_for") == identity:
         return
+    if "_knobs_for" in st.session_state:  # a switch or an upload: the shared link's knobs were for another
+        st.session_state.pop(URL_KNOBS, None)
     st.session_state[GENERATION] = st.session_state.get(GENERATION, -1) + 1
     st.session_state["_knobs_for"] = identity
 
 
 def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
     enter_scenario(identity)
+    st.session_state[DEFAULTS] = {}  # filled by `initial` as the knobs shown this run are drawn
     # Knobs apply in turn, each to the result of the previous ones, so that two knobs acting on one field
     # compose (a lever's 2× speed-up and a "time × 0.8" on the same stage make 0.4).
     with st.sidebar:
@@ -880,6 +952,7 @@ def main() -> None:
     st.markdown(CSS, unsafe_allow_html=True)
     base, identity = choose_scenario()
     scenario = apply_knobs(base, identity)
+    write_address(identity)
     head, button = st.columns([5, 1], vertical_alignment="bottom")
     with head:
         st.title(f"{scenario.name}")
@@ -895,8 +968,24 @@ def main() -> None:
         ctx = run_for_display(scenario)
         st.caption(f"{planner.describe(ctx.scenario, ctx.size)} · seed {ctx.seed}")
         show_verdict(ctx)
+        show_report_button(ctx)
         show_where_latency_lives(ctx)
         show_views(ctx)
+
+
+def show_report_button(ctx: Context) -> None:
+    """One click: the page as a report folder (Markdown + PNGs + scenario + summary), zipped; the PNGs are
+    drawn only when the button is pressed."""
+    from urllib.parse import urlencode
+
+    from sim.present.page_report import page_report_zip
+
+    link = "the planner's address + ?" + urlencode(dict(st.query_params)) if st.query_params else None
+    described = planner.describe(ctx.scenario, ctx.size) + f", seed {ctx.seed}"
+    st.download_button("Report of this page (Markdown + PNGs, .zip)",
+                       lambda: page_report_zip(ctx.result, described=described, link=link),
+                       file_name=f"{ctx.scenario.name}-report.zip", mime="application/zip", on_click="ignore",
+                       key="page_report")
 
 
 def view_advisor(ctx: Context) -> None:
