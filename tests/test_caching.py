@@ -297,7 +297,8 @@ def test_cache_summary_reads_hit_rates_and_the_per_minute_timeline_from_the_log(
     lo, hi = summary["hit_rate_ci95"]
     # replications 2/3 and 1/3: mean 1/2 +- t(0.975, 1) * sd / sqrt(2), sd = sqrt(2) / 6
     half = 12.706204736174698 * (math.sqrt(2) / 6) / math.sqrt(2)
-    assert (lo, hi) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
+    assert half > 0.5  # two replications: the raw interval runs past both ends of [0, 1] ...
+    assert (lo, hi) == (pytest.approx(max(0.0, 0.5 - half)), pytest.approx(min(1.0, 0.5 + half)))  # ... clipped
     emb = cache_summary(log, caches({"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["x"]}))["emb"]
     assert emb["reached_fraction"] == pytest.approx(4 / 6)
     assert emb["hit_rate"] == pytest.approx(3 / 4)  # over the measured requests that consulted it

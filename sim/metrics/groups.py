@@ -14,7 +14,7 @@ def identical_replications(log: pd.DataFrame) -> bool:
     trace with fixed costs) that more seeds cannot vary. Their spread, zero, is no confidence interval."""
     replication = log["replication"].to_numpy()
     kept = np.unique(replication)
-    if len(kept) < 2:
+    if len(kept) < 2 or "latency_ms" not in log.columns:  # a partial log (one stage's columns) shows no replay
         return False
     latency = log["latency_ms"].to_numpy()
     first = latency[replication == kept[0]]
