@@ -254,3 +254,15 @@ def test_advise_applies_set_overrides(tmp_path: Path, capsys):
                  "--requests", "500", "--replications", "2"])
     out = capsys.readouterr().out
     assert code == 0 and "replicas 4 -> " in out
+
+
+def test_a_scenario_without_hardware_is_sized_on_what_it_names(tmp_path: Path):
+    # No deployment.hardware at all (a capacity question before pricing): sizing keeps the scenario as
+    # written rather than inventing a hardware entry that validation would reject.
+    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 30},
+                              service_ms={"dist": "exponential", "mean": 100}, requests=3000)
+    assert scenario.deployment.hardware.name is None
+    (candidate,) = parse_candidates(None, scenario, {})
+    assert candidate.own and candidate.apply(scenario).deployment.hardware == scenario.deployment.hardware
+    result = size(scenario, 1000.0, [candidate], replications=3)
+    assert result.chosen is not None and result.chosen.replicas >= 4  # offered load 3 Erlangs needs at least 4

@@ -38,9 +38,12 @@ class Candidate:
     usd_per_hour: float | None
     speedup: float = 1.0
     profile: str | None = None
+    own: bool = False  # the scenario's own hardware, kept as written (it may name none)
 
     def apply(self, scenario: Scenario) -> Scenario:
-        overrides: dict = {"deployment.hardware": {"name": self.name, "usd_per_hour": self.usd_per_hour}}
+        overrides: dict = {}
+        if not self.own:
+            overrides["deployment.hardware"] = {"name": self.name, "usd_per_hour": self.usd_per_hour}
         for stage in scenario.stages:
             if isinstance(stage, ModelStage):
                 if self.profile is not None:
@@ -61,7 +64,7 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
     """`l4,t4@0.5,a100-80gb=models/x.yaml` -> candidates priced from the catalogue. Empty: the scenario's own."""
     if not text:
         hardware = scenario.deployment.hardware
-        return [Candidate(hardware.name or "as written", hardware.usd_per_hour)]
+        return [Candidate(hardware.name or "as written", hardware.usd_per_hour, own=True)]
     candidates = []
     for item in (part.strip() for part in text.split(",") if part.strip()):
         match = CANDIDATE.match(item)
