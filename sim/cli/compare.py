@@ -60,6 +60,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from sim.analysis.compare import Variant, comparison_table, load_curve, parse_variants, run_comparison
     from sim.analysis.planner import RunSize
+    from sim.present.progress import steps
     from sim.present.report import write_report
     from sim.spec.scenario import load_scenario
 
@@ -77,14 +78,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.load_points < 0:
         raise ServesimError(f"--load-points must be 0 or more (got {args.load_points})")
     size = RunSize(args.requests, args.replications)
-    comparison = run_comparison(scenario, variants, size=size, seed=args.seed)
+    with steps("comparing", "variants") as on_variant:
+        comparison = run_comparison(scenario, variants, size=size, seed=args.seed, progress=on_variant)
     LOAD_CURVE_SIZE = RunSize(LOAD_CURVE_REQUESTS, LOAD_CURVE_REPLICATIONS)  # noqa: N806
 
     curves = None
     if args.load_points >= 2:
         fractions = tuple(float(f) for f in np.linspace(0.1, 0.95, args.load_points))
-        curves = {r.variant.name: load_curve(r.scenario, fractions, size=LOAD_CURVE_SIZE, seed=comparison.seed)
-                  for r in comparison.results}
+        curves = {}
+        for r in comparison.results:
+            with steps(f"load curve of {r.variant.name}", "points") as on_point:
+                curves[r.variant.name] = load_curve(r.scenario, fractions, size=LOAD_CURVE_SIZE, seed=comparison.seed,
+                                                    progress=on_point)
     report = write_report(comparison, args.out, curves, title=args.title)
 
     if args.json:

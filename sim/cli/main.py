@@ -88,13 +88,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.analysis.simulate import save_run, simulate
     from sim.cli.paths import check_run_args
     from sim.metrics.invariants import exit_code
+    from sim.present.progress import steps
     from sim.spec.scenario import load_scenario
 
     check_run_args(args)
     scenario = load_scenario(args.scenario)
     scenario = apply_set_options(scenario, args.set)
-    result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications,
-                      workers=args.workers)
+    with steps(f"simulating {scenario.name}", "replications") as on_replication:
+        result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications,
+                          workers=args.workers, on_replication=on_replication)
     if args.log:
         settings = {"seed": args.seed if args.seed is not None else scenario.seed, "requests": args.requests,
                     "replications": args.replications or scenario.replications}

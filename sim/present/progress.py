@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 
 class ProgressBar:
     """A sweep's progress: runs done of total, points done, failures, elapsed time and ETA."""
@@ -35,3 +39,22 @@ class ProgressBar:
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+@contextmanager
+def steps(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr for work counted in steps — replications, variants — with elapsed time and an ETA
+    from the steps done so far. Yields the `(done, total)` callback the analysis layer calls. Nothing is
+    drawn when stderr is not a terminal (pipes, CI, tools reading --json), so output stays byte-identical."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), TextColumn(f"{{task.completed}}/{{task.total}} {unit}"),
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
+                   transient=True)
+    task = bar.add_task(label, total=None)
+    with bar:
+        yield lambda done, total: bar.update(task, completed=done, total=total)
