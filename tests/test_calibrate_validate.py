@@ -145,16 +145,20 @@ def test_interference_reaches_the_simulator(tmp_path):
         ],
     }
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(profile))
-    medians = {}
+    medians, loads = {}, {}
     for rate in (1.0, 150.0):
         text = scenario_text(tmp_path / "p.yaml", "{policy: none}", rate, 1200).replace(
             "replicas: 1", "replicas: 1\n  instances: 2"
         )
         (tmp_path / "s.yaml").write_text(text)
-        log = simulate(load_scenario(tmp_path / "s.yaml"), replications=1).log
-        medians[rate] = float(log[~log["warmup"]]["forward_ms"].median())
+        run = simulate(load_scenario(tmp_path / "s.yaml"), replications=1)
+        medians[rate] = float(run.log[~run.log["warmup"]]["forward_ms"].median())
+        loads[rate] = run.summary["offered_load"]["forward"]
     assert medians[1.0] == pytest.approx(10.0)
     assert medians[150.0] == pytest.approx(20.0)
+    # Offered load counts both instances busy (20 ms each): 150 rps × 20 ms / 2 instances = 1.5, not 0.75.
+    assert loads[1.0] == pytest.approx(1.0 * 0.020 / 2)
+    assert loads[150.0] == pytest.approx(150.0 * 0.020 / 2)
 
 
 def test_bootstrap_interval_of_the_median_covers_the_truth_about_95_percent_of_the_time():

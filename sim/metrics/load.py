@@ -1,7 +1,9 @@
 """Offered load per stage (ρ = arrival rate × work per request / servers), computed from the scenario.
 
-For a model stage the work per request is at the most efficient batch size the policy allows, so ρ ≥ 1
-means no batching the policy can do keeps up: the queue grows without bound.
+For a model stage the work per request is at the most efficient batch size the policy allows, with every
+instance of a replica busy (a profile measured with co-located instances is slower then, and a queue that
+keeps up only when instances run alone does not keep up), so ρ ≥ 1 means no batching the policy can do
+keeps up: the queue grows without bound.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ def offered_load(scenario: Scenario) -> dict[str, float]:
             loads[stage.name] = rate_per_ms * stage.service_ms.mean / servers
         elif isinstance(stage, ModelStage):
             replicas = deployment.autoscaling.max_replicas if deployment.autoscaling else deployment.replicas
-            loads[stage.name] = rate_per_ms * best_ms_per_request(stage) / (replicas * deployment.instances)
+            loads[stage.name] = rate_per_ms * best_ms_per_request(stage, deployment.instances) / (replicas * deployment.instances)
     return loads
 
 
-def best_ms_per_request(stage: ModelStage) -> float:
-    """Fewest instance-milliseconds per request over the batch sizes the policy can send."""
+def best_ms_per_request(stage: ModelStage, busy_instances: int = 1) -> float:
+    """Fewest instance-milliseconds per request over the batch sizes the policy can send, with
+    `busy_instances` instances of the replica busy at once (interference, where the profile measured it)."""
     largest = stage.batching.max_batch_size
     sizes = [largest] if isinstance(stage.batching, StaticBatching) else range(1, largest + 1)
-    return min(stage.cost.mean_ms(b) / b for b in sizes)
+    return min(stage.cost.mean_ms(b, busy_instances) / b for b in sizes)
