@@ -54,15 +54,28 @@ def shown_inline(what: str) -> Iterator[None]:
 
 # --- pure, cached computations --------------------------------------------------------------------------
 
+
 @st.cache_data(max_entries=64, show_spinner=False)
-def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications: int | None, horizon_budget: int | None,
-               seed: int, _progress: bool = False) -> tuple[dict, RunLog]:
+def cached_run(
+    yaml_text: str,
+    base_dir: str,
+    requests: int | None,
+    replications: int | None,
+    horizon_budget: int | None,
+    seed: int,
+    _progress: bool = False,
+) -> tuple[dict, RunLog]:
     scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
     # Created inside the cached function, so that a cache hit replays it (and its removal) harmlessly.
     bar = st.progress(0.0, text="Replication 1 …") if _progress else None
-    result = planner.run(scenario, planner.RunSize(requests, replications, horizon_budget), seed=seed,
-                         on_replication=(lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total} done"))
-                         if bar is not None else None)
+    result = planner.run(
+        scenario,
+        planner.RunSize(requests, replications, horizon_budget),
+        seed=seed,
+        on_replication=(lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total} done"))
+        if bar is not None
+        else None,
+    )
     if bar is not None:
         bar.empty()
     return result.summary, result.run
@@ -71,8 +84,15 @@ def cached_run(yaml_text: str, base_dir: str, requests: int | None, replications
 def run_cached(scenario: Scenario, size: planner.RunSize, seed: int) -> RunResult:
     """A cached run; one expected to take more than a couple of seconds shows its progress."""
     long = planner.estimated_seconds(scenario, size) > PROGRESS_AFTER_S
-    summary, run = cached_run(scenario.to_yaml(), str(base_dir(scenario)), size.requests, size.replications,
-                              size.horizon_budget, seed, _progress=long and planner.plan(scenario, size).replications > 1)
+    summary, run = cached_run(
+        scenario.to_yaml(),
+        str(base_dir(scenario)),
+        size.requests,
+        size.replications,
+        size.horizon_budget,
+        seed,
+        _progress=long and planner.plan(scenario, size).replications > 1,
+    )
     return RunResult(scenario=scenario, run=run, summary=summary)
 
 
@@ -87,7 +107,9 @@ def cached_replicas_curve(yaml_text: str, base_dir: str, seed: int, replicas: tu
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def cached_tradeoff(yaml_text: str, base_dir: str, seed: int, policies: tuple[tuple[str, str], ...]) -> dict[str, pd.DataFrame]:
+def cached_tradeoff(
+    yaml_text: str, base_dir: str, seed: int, policies: tuple[tuple[str, str], ...]
+) -> dict[str, pd.DataFrame]:
     import yaml
 
     scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
@@ -100,6 +122,7 @@ def base_dir(scenario: Scenario) -> Path:
 
 # --- scenario choice -----------------------------------------------------------------------------------
 
+
 def shipped_scenarios() -> dict[str, Path]:
     return {path.stem: path for path in sorted(SCENARIOS.glob("*.yaml"))}
 
@@ -110,11 +133,17 @@ def choose_scenario() -> tuple[Scenario, str]:
     names = list(shipped)
     with st.sidebar:
         st.header("Scenario")
-        upload = st.file_uploader("Upload a scenario (YAML)", type=["yaml", "yml"], key="upload",
-                                  help="Validated before anything runs; the shipped scenarios are examples.")
+        upload = st.file_uploader(
+            "Upload a scenario (YAML)",
+            type=["yaml", "yml"],
+            key="upload",
+            help="Validated before anything runs; the shipped scenarios are examples.",
+        )
         index = names.index(read_address(names))
         choice = st.selectbox("Shipped scenario", names, index=index, key="scenario", disabled=upload is not None)
-        st.caption("The address bar keeps the scenario, the knobs you change and the open tab: copy it to share this page.")
+        st.caption(
+            "The address bar keeps the scenario, the knobs you change and the open tab: copy it to share this page."
+        )
     if upload is not None:
         scenario = parse_upload(upload.name, upload.getvalue())
         if scenario is not None:
@@ -185,8 +214,9 @@ def parse_upload(name: str, data: bytes) -> Scenario | None:
         return None
     try:
         # An upload may name shipped data files only (models/, scenarios/), never other host files.
-        return parse_scenario_text(data.decode("utf-8", errors="replace"), base_dir=SCENARIOS, source=name,
-                                   allowed_roots=shipped_data_roots())
+        return parse_scenario_text(
+            data.decode("utf-8", errors="replace"), base_dir=SCENARIOS, source=name, allowed_roots=shipped_data_roots()
+        )
     except ServesimError as exc:
         st.error(f"**{name}** is not a valid scenario — showing the shipped scenario instead.\n\n```\n{exc}\n```")
     except Exception as exc:  # e.g. a structure the schema's own checks did not foresee
@@ -196,16 +226,24 @@ def parse_upload(name: str, data: bytes) -> Scenario | None:
 
 # --- knobs: each returns overrides ----------------------------------------------------------------------
 
+
 def knob_traffic(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Traffic")
     knob = planner.load_knob(scenario)
     if knob is not None:
         path, label, value = knob
-        new = st.number_input(label, min_value=min(0.01, value), value=initial("rate", value, low=min(0.01, value)),
-                              step=max(round(value / 10, 2), 0.01),
-                              format="%g", key=knob_key("rate"))
+        new = st.number_input(
+            label,
+            min_value=min(0.01, value),
+            value=initial("rate", value, low=min(0.01, value)),
+            step=max(round(value / 10, 2), 0.01),
+            format="%g",
+            key=knob_key("rate"),
+        )
         return {path: new} if new != value else {}
-    factor = st.slider("Load (× the scenario's rates)", 0.1, 5.0, initial("load", 1.0, low=0.1), 0.05, key=knob_key("load"))
+    factor = st.slider(
+        "Load (× the scenario's rates)", 0.1, 5.0, initial("load", 1.0, low=0.1), 0.05, key=knob_key("load")
+    )
     return planner.scale_load(scenario, factor) if factor != 1 else {}
 
 
@@ -215,7 +253,9 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Deployment")
     deployment = scenario.deployment
     overrides: dict[str, Any] = {}
-    replicas = st.number_input("Replicas", 1, None, initial("replicas", deployment.replicas, low=1), key=knob_key("replicas"))
+    replicas = st.number_input(
+        "Replicas", 1, None, initial("replicas", deployment.replicas, low=1), key=knob_key("replicas")
+    )
     if replicas != deployment.replicas:
         overrides["deployment.replicas"] = int(replicas)
     try:
@@ -227,14 +267,20 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     label = {name: f"{name} — ${hw.usd_per_hour:g}/h" for name, hw in catalogue.items()}
     if deployment.hardware.usd_per_hour is not None:
         label[own] = f"{own} — ${deployment.hardware.usd_per_hour:g}/h"
-    hardware = st.selectbox("Hardware (price per replica)", options, index=options.index(initial("hardware", own, options)),
-                            format_func=lambda n: label.get(n, n), key=knob_key("hardware"),
-                            help="Sets the price. Speed comes from the stage costs (or a calibrated profile).")
+    hardware = st.selectbox(
+        "Hardware (price per replica)",
+        options,
+        index=options.index(initial("hardware", own, options)),
+        format_func=lambda n: label.get(n, n),
+        key=knob_key("hardware"),
+        help="Sets the price. Speed comes from the stage costs (or a calibrated profile).",
+    )
     if hardware != own:
         overrides["deployment.hardware"] = {"name": hardware, "usd_per_hour": catalogue[hardware].usd_per_hour}
     routes = ["shared_queue", "round_robin", "least_outstanding", "power_of_two", "random"]
-    routing = st.selectbox("Routing", routes, index=routes.index(initial("routing", deployment.routing, routes)),
-                           key=knob_key("routing"))
+    routing = st.selectbox(
+        "Routing", routes, index=routes.index(initial("routing", deployment.routing, routes)), key=knob_key("routing")
+    )
     if routing != deployment.routing:
         overrides["deployment.routing"] = routing
     return overrides
@@ -247,29 +293,50 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Batching ({stage_name})")
     current = next(s for s in scenario.raw["stages"] if s["name"] == stage_name).get("batching", {"policy": "none"})
     policies = ["none", "static", "dynamic"]
-    policy = st.radio("Policy", policies, index=policies.index(initial("policy", current.get("policy", "none"), policies)),
-                      horizontal=True, key=knob_key("policy"))
+    policy = st.radio(
+        "Policy",
+        policies,
+        index=policies.index(initial("policy", current.get("policy", "none"), policies)),
+        horizontal=True,
+        key=knob_key("policy"),
+    )
     new: dict[str, Any] = {"policy": policy}
     if policy == "dynamic":
         max_batch = int(current.get("max_batch_size", 8))
-        new["max_batch_size"] = st.slider("Max batch size", 1, max(128, max_batch),
-                                          initial("max_batch", max_batch, list(range(1, max(128, max_batch) + 1))),
-                                          key=knob_key("max_batch"))
+        new["max_batch_size"] = st.slider(
+            "Max batch size",
+            1,
+            max(128, max_batch),
+            initial("max_batch", max_batch, list(range(1, max(128, max_batch) + 1))),
+            key=knob_key("max_batch"),
+        )
         # The schema's default delay is 0; 2 ms is only a suggestion when switching to dynamic batching.
         delay = current.get("max_queue_delay_ms", 0.0) if current.get("policy") == "dynamic" else 2.0
-        new["max_queue_delay_ms"] = st.number_input("Max queue delay (ms)", 0.0, None, initial("delay", float(delay), low=0.0),
-                                                     step=0.5, key=knob_key("delay"))
+        new["max_queue_delay_ms"] = st.number_input(
+            "Max queue delay (ms)", 0.0, None, initial("delay", float(delay), low=0.0), step=0.5, key=knob_key("delay")
+        )
         if current.get("policy") == "dynamic" and current.get("preferred_batch_sizes"):
             preferred = [b for b in current["preferred_batch_sizes"] if b <= new["max_batch_size"]]
             if preferred:
                 new["preferred_batch_sizes"] = preferred
     elif policy == "static":
         batch = int(current.get("batch_size", current.get("max_batch_size", 8)))
-        new["batch_size"] = st.slider("Batch size", 1, max(128, batch), initial("batch", batch, list(range(1, max(128, batch) + 1))),
-                                      key=knob_key("batch"))
+        new["batch_size"] = st.slider(
+            "Batch size",
+            1,
+            max(128, batch),
+            initial("batch", batch, list(range(1, max(128, batch) + 1))),
+            key=knob_key("batch"),
+        )
         timeout = float(current.get("timeout_ms") or 0.0) if current.get("policy") == "static" else 10.0
-        timeout = st.number_input("Timeout (ms, 0 = wait for a full batch)", 0.0, None, initial("timeout", timeout, low=0.0),
-                                  step=1.0, key=knob_key("timeout"))
+        timeout = st.number_input(
+            "Timeout (ms, 0 = wait for a full batch)",
+            0.0,
+            None,
+            initial("timeout", timeout, low=0.0),
+            step=1.0,
+            key=knob_key("timeout"),
+        )
         if timeout > 0:
             new["timeout_ms"] = timeout
     return {} if new == current else {f"stages.{stage_name}.batching": new}
@@ -278,23 +345,36 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
 def knob_lever(scenario: Scenario) -> dict[str, Any]:
     """An optimisation lever (INT8, distillation, ...) as a speed-up of the model stage's forward pass."""
     from sim.spec.levers import LEVERS
+
     stage = planner.model_stage_name(scenario)
     if stage is None:
         return {}
     names = ["none", *LEVERS]
-    choice = st.selectbox(f"Optimisation lever ({stage})", names, index=names.index(initial("lever", "none", names)),
-                          key=knob_key("lever"),
-                          help="Typical forward-pass speed-ups from the field; measure and fit the real model as soon as it exists.")
+    choice = st.selectbox(
+        f"Optimisation lever ({stage})",
+        names,
+        index=names.index(initial("lever", "none", names)),
+        key=knob_key("lever"),
+        help="Typical forward-pass speed-ups from the field; measure and fit the real model as soon as it exists.",
+    )
     if choice == "none":
         return {}
     lever = LEVERS[choice]
     low, high = lever.speedup_range
-    speedup = st.slider("Speed-up of the forward pass (×)", float(low), float(high), initial("speedup", float(low), low=float(low)),
-                        0.1, key=knob_key("speedup"))
+    speedup = st.slider(
+        "Speed-up of the forward pass (×)",
+        float(low),
+        float(high),
+        initial("speedup", float(low), low=float(low)),
+        0.1,
+        key=knob_key("speedup"),
+    )
     st.caption(f"Accuracy cost: {lever.accuracy_cost}. Relative to {lever.baseline}.")
     overrides = planner.stage_cost_overrides(scenario, stage, 1.0 / speedup)
     if not overrides:
-        st.caption(f"{stage} uses a measured profile: derive the lever profile with `servesim calibrate` and point the stage at it.")
+        st.caption(
+            f"{stage} uses a measured profile: derive the lever profile with `servesim calibrate` and point the stage at it."
+        )
     return overrides
 
 
@@ -303,24 +383,38 @@ def knob_stages(scenario: Scenario) -> dict[str, Any]:
     with st.expander("Stage costs and workers"):
         for stage in scenario.stages:
             if stage.kind == "pool":
-                workers = st.number_input(f"{stage.name}: workers" + (" per replica" if stage.per_replica else ""),
-                                          1, None, initial(f"workers.{stage.name}", stage.workers, low=1),
-                                          key=knob_key(f"workers.{stage.name}"))
+                workers = st.number_input(
+                    f"{stage.name}: workers" + (" per replica" if stage.per_replica else ""),
+                    1,
+                    None,
+                    initial(f"workers.{stage.name}", stage.workers, low=1),
+                    key=knob_key(f"workers.{stage.name}"),
+                )
                 if workers != stage.workers:
                     overrides[f"stages.{stage.name}.workers"] = int(workers)
         for name in planner.scalable_stages(scenario):
             factors = [0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0]
-            factor = st.select_slider(f"{name}: time ×", options=factors, value=initial(f"cost.{name}", 1.0, factors),
-                                      key=knob_key(f"cost.{name}"), help="0.5 = the stage takes half as long")
+            factor = st.select_slider(
+                f"{name}: time ×",
+                options=factors,
+                value=initial(f"cost.{name}", 1.0, factors),
+                key=knob_key(f"cost.{name}"),
+                help="0.5 = the stage takes half as long",
+            )
             overrides.update(planner.stage_cost_overrides(scenario, name, factor))
     return overrides
 
 
 def knob_slo(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Latency budget")
-    value = st.number_input("p99 SLO (ms)", min_value=0.0, value=initial("slo", scenario.slo.p99_ms, low=0.0), step=5.0,
-                            key=knob_key("slo"),
-                            placeholder="none")
+    value = st.number_input(
+        "p99 SLO (ms)",
+        min_value=0.0,
+        value=initial("slo", scenario.slo.p99_ms, low=0.0),
+        step=5.0,
+        key=knob_key("slo"),
+        placeholder="none",
+    )
     if value is None or value == 0:
         return {"slo.p99_ms": None} if scenario.slo.p99_ms is not None else {}
     return {"slo.p99_ms": float(value)} if value != scenario.slo.p99_ms else {}
@@ -334,23 +428,40 @@ def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:
     st.subheader(f"Autoscaling ({policy.policy})")
     low, high = keys
     overrides: dict[str, Any] = {}
-    new_low = st.number_input("Min replicas", 0, None, initial("min_replicas", policy.min_replicas, low=0), key=knob_key("min_replicas"))
-    new_high = st.number_input("Max replicas", 1, None, initial("max_replicas", policy.max_replicas, low=1), key=knob_key("max_replicas"))
+    new_low = st.number_input(
+        "Min replicas", 0, None, initial("min_replicas", policy.min_replicas, low=0), key=knob_key("min_replicas")
+    )
+    new_high = st.number_input(
+        "Max replicas", 1, None, initial("max_replicas", policy.max_replicas, low=1), key=knob_key("max_replicas")
+    )
     if new_low != policy.min_replicas:
         overrides[f"deployment.autoscaling.{low}"] = int(new_low)
     if new_high != policy.max_replicas:
         overrides[f"deployment.autoscaling.{high}"] = int(new_high)
     cold = getattr(scenario.deployment, "cold_start_ms", None)
     mean_s = cold.mean / 1000.0 if cold is not None else 0.0
-    new_cold = st.number_input("Cold start, mean (s)", 0.0, None, initial("cold_start", float(mean_s), low=0.0), step=1.0,
-                               key=knob_key("cold_start"))
+    new_cold = st.number_input(
+        "Cold start, mean (s)",
+        0.0,
+        None,
+        initial("cold_start", float(mean_s), low=0.0),
+        step=1.0,
+        key=knob_key("cold_start"),
+    )
     if not math.isclose(new_cold, mean_s):
         overrides.update(planner.cold_start_overrides(scenario, new_cold))
     return overrides
 
 
-KNOBS: list[Callable[[Scenario], dict[str, Any]]] = [knob_traffic, knob_deployment, knob_autoscaling, knob_batching,
-                                                     knob_lever, knob_stages, knob_slo]
+KNOBS: list[Callable[[Scenario], dict[str, Any]]] = [
+    knob_traffic,
+    knob_deployment,
+    knob_autoscaling,
+    knob_batching,
+    knob_lever,
+    knob_stages,
+    knob_slo,
+]
 
 
 def scoped(name: str) -> str:
@@ -396,6 +507,7 @@ def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
 
 # --- the run and the verdict ---------------------------------------------------------------------------
 
+
 @dataclass
 class Context:
     scenario: Scenario
@@ -424,8 +536,11 @@ def run_for_display(scenario: Scenario) -> Context:
         summary, run = precise[key]
         return Context(scenario, RunResult(scenario, run, summary), planner.PRECISE, seed)
     seconds = planner.estimated_seconds(scenario, planner.QUICK)
-    text = (f"Simulating {planner.describe(scenario, planner.QUICK)}: about {seconds:,.0f} s…"
-            if seconds > PROGRESS_AFTER_S else "Simulating…")
+    text = (
+        f"Simulating {planner.describe(scenario, planner.QUICK)}: about {seconds:,.0f} s…"
+        if seconds > PROGRESS_AFTER_S
+        else "Simulating…"
+    )
     with st.spinner(text, show_time=seconds > PROGRESS_AFTER_S):
         result = run_cached(scenario, planner.QUICK, seed)
     return Context(scenario, result, planner.QUICK, seed)
@@ -434,10 +549,16 @@ def run_for_display(scenario: Scenario) -> Context:
 def run_precise(scenario: Scenario) -> None:
     seconds = planner.estimated_seconds(scenario, planner.PRECISE)
     bar = st.progress(0.0, text="Precise run…")
-    with st.spinner(f"Precise run: {planner.plan(scenario, planner.PRECISE).expected_requests:,.0f} requests × "
-                    f"{planner.plan(scenario, planner.PRECISE).replications} replications, about {seconds:,.0f} s…", show_time=True):
-        result = planner.run(scenario, planner.PRECISE,
-                             on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"))
+    with st.spinner(
+        f"Precise run: {planner.plan(scenario, planner.PRECISE).expected_requests:,.0f} requests × "
+        f"{planner.plan(scenario, planner.PRECISE).replications} replications, about {seconds:,.0f} s…",
+        show_time=True,
+    ):
+        result = planner.run(
+            scenario,
+            planner.PRECISE,
+            on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"),
+        )
     bar.empty()
     store = st.session_state.setdefault("_precise", {})
     if len(store) >= 4:
@@ -459,26 +580,49 @@ def show_verdict(ctx: Context) -> None:
         half = ci_half(summary, key)
         budget = budgets.get(f"{key}_ms")
         label = f"{key} latency" + (f" ± {half:,.1f}" if half is not None else "")
-        card.metric(label, f"{value:,.1f} ms", f"{value - budget:+,.1f} ms" if budget else None, delta_color="inverse",
-                    border=True,
-                    help=f"± is the 95% confidence interval half-width over {summary.get('replications')} replications"
-                         + (" (batch means of one run)" if summary.get("replications") == 1 else "")
-                         + (f"; the delta is the distance to the {key} SLO of {budget:g} ms" if budget else ""))
+        card.metric(
+            label,
+            f"{value:,.1f} ms",
+            f"{value - budget:+,.1f} ms" if budget else None,
+            delta_color="inverse",
+            border=True,
+            help=f"± is the 95% confidence interval half-width over {summary.get('replications')} replications"
+            + (" (batch means of one run)" if summary.get("replications") == 1 else "")
+            + (f"; the delta is the distance to the {key} SLO of {budget:g} ms" if budget else ""),
+        )
     offered = ctx.scenario.workload.arrival.mean_rate_rps
-    cards[3].metric("Throughput", f"{summary['throughput_rps']:,.1f}/s", border=True,
-                    delta=f"{(summary.get('rejected_fraction') or 0):.1%} rejected" if summary.get("rejected_fraction") else None,
-                    delta_color="inverse", help=f"requests served per second; offered {offered:,.1f} req/s")
+    cards[3].metric(
+        "Throughput",
+        f"{summary['throughput_rps']:,.1f}/s",
+        border=True,
+        delta=f"{(summary.get('rejected_fraction') or 0):.1%} rejected" if summary.get("rejected_fraction") else None,
+        delta_color="inverse",
+        help=f"requests served per second; offered {offered:,.1f} req/s",
+    )
     cost = summary.get("cost") or {}
     per_1m = cost.get("usd_per_1m_queries")
     per_hour = cost.get("usd_per_hour")
-    cards[4].metric("$ per 1M queries", f"${per_1m:,.2f}" if per_1m is not None else "–", border=True,
-                    delta=f"${per_hour:,.2f}/h" if per_hour else None, delta_color="off", delta_arrow="off",
-                    help="hardware $/hour × replicas ÷ queries served per hour")
+    cards[4].metric(
+        "$ per 1M queries",
+        f"${per_1m:,.2f}" if per_1m is not None else "–",
+        border=True,
+        delta=f"${per_hour:,.2f}/h" if per_hour else None,
+        delta_color="off",
+        delta_arrow="off",
+        help="hardware $/hour × replicas ÷ queries served per hour",
+    )
     loads = summary.get("offered_load") or {}
     if loads:
         busiest = max(loads, key=loads.get)
-        cards[5].metric("Busiest stage", f"{loads[busiest]:.0%}", busiest, delta_color="off", delta_arrow="off", border=True,
-                        help="offered load ρ of the stage closest to saturation (≥ 100%: the queue grows without bound)")
+        cards[5].metric(
+            "Busiest stage",
+            f"{loads[busiest]:.0%}",
+            busiest,
+            delta_color="off",
+            delta_arrow="off",
+            border=True,
+            help="offered load ρ of the stage closest to saturation (≥ 100%: the queue grows without bound)",
+        )
 
     slo = summary.get("slo") or {}
     p99, slo_ms = summary["latency_ms"]["p99"], ctx.slo_ms
@@ -540,6 +684,7 @@ def dominant_stage_sentence(shares: pd.DataFrame) -> str:
 
 # --- views (tabs) --------------------------------------------------------------------------------------
 
+
 def view_stages(ctx: Context) -> None:
     stages = ctx.summary.get("stages") or {}
     loads = ctx.summary.get("offered_load") or {}
@@ -561,15 +706,25 @@ def view_stages(ctx: Context) -> None:
 
 def view_compare(ctx: Context) -> None:
     stage = planner.model_stage_name(ctx.scenario)
-    default = "\n".join([
-        "no batching: batching=none",
-        "static 8: batching=static(batch_size=8,timeout_ms=20)",
-        "dynamic 8/2ms: batching=dynamic(max_batch_size=8,max_queue_delay_ms=2)",
-        "dynamic 32/5ms: batching=dynamic(max_batch_size=32,max_queue_delay_ms=5)",
-    ]) if stage else "\n".join(f"{n} replicas: replicas={n}" for n in (ctx.scenario.deployment.replicas,
-                                                                        ctx.scenario.deployment.replicas + 1))
-    st.caption("Two to four variants of the scenario shown above, on the same traffic and seed. One per line, "
-               "`NAME: SETTING, ...` — the syntax of `servesim compare --variant`.")
+    default = (
+        "\n".join(
+            [
+                "no batching: batching=none",
+                "static 8: batching=static(batch_size=8,timeout_ms=20)",
+                "dynamic 8/2ms: batching=dynamic(max_batch_size=8,max_queue_delay_ms=2)",
+                "dynamic 32/5ms: batching=dynamic(max_batch_size=32,max_queue_delay_ms=5)",
+            ]
+        )
+        if stage
+        else "\n".join(
+            f"{n} replicas: replicas={n}"
+            for n in (ctx.scenario.deployment.replicas, ctx.scenario.deployment.replicas + 1)
+        )
+    )
+    st.caption(
+        "Two to four variants of the scenario shown above, on the same traffic and seed. One per line, "
+        "`NAME: SETTING, ...` — the syntax of `servesim compare --variant`."
+    )
     text = st.text_area("Variants", default, height=120, key=scoped("compare.variants"))
     lines = [line for line in text.splitlines() if line.strip()]
     if not 2 <= len(lines) <= 4:
@@ -583,23 +738,34 @@ def view_compare(ctx: Context) -> None:
     names = [variant.name for variant in variants]
     baseline = st.selectbox("Baseline (deltas are against it)", names, key=scoped("compare.baseline"))
     with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…", show_time=True):
-        comparison = compare.run_comparison(ctx.scenario, variants, size=planner.QUICK, seed=ctx.seed,
-                                            runner=lambda s, size, seed: run_cached(s, size, seed))
+        comparison = compare.run_comparison(
+            ctx.scenario,
+            variants,
+            size=planner.QUICK,
+            seed=ctx.seed,
+            runner=lambda s, size, seed: run_cached(s, size, seed),
+        )
     st.markdown(compare.markdown_table(planner.comparison_cells(comparison, baseline or names[0])))
     shaky = [r.variant.name for r in comparison.results if planner.unstable(r.summary)]
-    st.caption(f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI "
-               f"half-width; Δ is the difference from **{baseline}**, ✱ significant at 5% (Welch's t-test on the "
-               f"per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
-               f"{planner.describe(ctx.scenario, planner.QUICK)} per variant.")
+    st.caption(
+        f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI "
+        f"half-width; Δ is the difference from **{baseline}**, ✱ significant at 5% (Welch's t-test on the "
+        f"per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
+        f"{planner.describe(ctx.scenario, planner.QUICK)} per variant."
+    )
     for name in shaky:
-        st.warning(f"**{name}** is unstable: a queue grows without bound, so its latencies depend only on how long "
-                   "the run is. It is left out of the charts and of the stars.")
+        st.warning(
+            f"**{name}** is unstable: a queue grows without bound, so its latencies depend only on how long "
+            "the run is. It is left out of the charts and of the stars."
+        )
     drawn = [r for r in comparison.results if r.variant.name not in shaky]
     if drawn:
         left, right = st.columns(2)
         with left:
             st.markdown("**Latency CDF by variant**")
-            st.altair_chart(charts.cdf_chart({r.variant.name: r.result.log for r in drawn}, ctx.slo_ms), width="stretch")
+            st.altair_chart(
+                charts.cdf_chart({r.variant.name: r.result.log for r in drawn}, ctx.slo_ms), width="stretch"
+            )
         with right:
             st.markdown("**Where latency lives, by variant**")
             shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in drawn}
@@ -607,14 +773,21 @@ def view_compare(ctx: Context) -> None:
     from sim.present.report import report_zip
 
     # Deferred: the PNGs of the report are drawn only when the button is clicked.
-    st.download_button("Download the comparison report (Markdown + PNGs, .zip)", lambda: report_zip(comparison),
-                       file_name=f"{ctx.scenario.name}-compare.zip", mime="application/zip", on_click="ignore",
-                       key="compare.download")
+    st.download_button(
+        "Download the comparison report (Markdown + PNGs, .zip)",
+        lambda: report_zip(comparison),
+        file_name=f"{ctx.scenario.name}-compare.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key="compare.download",
+    )
 
 
 def view_load_curve(ctx: Context) -> None:
-    st.caption("p99 as the request rate grows towards the rate that saturates the busiest stage "
-               f"({planner.describe(ctx.scenario, planner.SWEEP)} per point; shaded: 95% CI).")
+    st.caption(
+        "p99 as the request rate grows towards the rate that saturates the busiest stage "
+        f"({planner.describe(ctx.scenario, planner.SWEEP)} per point; shaded: 95% CI)."
+    )
     if not long_sweep_confirmed(ctx, len(compare.LOAD_FRACTIONS), "load_curve"):
         return
     with st.spinner("Sweeping the request rate…", show_time=True):
@@ -625,9 +798,15 @@ def view_load_curve(ctx: Context) -> None:
     cols = st.columns(3)
     cols[0].metric("Saturation rate", f"{capacity:,.0f} req/s" if math.isfinite(capacity) else "–", border=True)
     cols[1].metric("Knee", f"{curve['rate_rps'].iloc[knee]:,.0f} req/s" if knee is not None else "–", border=True)
-    cols[2].metric("Max rate within SLO", f"{best:,.0f} req/s" if best is not None else ("–" if ctx.slo_ms is None else "none"),
-                   border=True)
-    st.pyplot(plots.load_curve_figure(curve, ctx.slo_ms, {"": knee}, ctx.scenario.workload.arrival.mean_rate_rps), clear_figure=True)
+    cols[2].metric(
+        "Max rate within SLO",
+        f"{best:,.0f} req/s" if best is not None else ("–" if ctx.slo_ms is None else "none"),
+        border=True,
+    )
+    st.pyplot(
+        plots.load_curve_figure(curve, ctx.slo_ms, {"": knee}, ctx.scenario.workload.arrival.mean_rate_rps),
+        clear_figure=True,
+    )
 
 
 def view_tradeoff(ctx: Context) -> None:
@@ -635,11 +814,15 @@ def view_tradeoff(ctx: Context) -> None:
     if stage is None:
         st.info("This scenario has no model stage to batch.")
         return
-    sizes = st.multiselect("Dynamic batching: max batch sizes", [1, 2, 4, 8, 16, 32, 64, 128], [1, 8, 32], key="tradeoff.sizes")
+    sizes = st.multiselect(
+        "Dynamic batching: max batch sizes", [1, 2, 4, 8, 16, 32, 64, 128], [1, 8, 32], key="tradeoff.sizes"
+    )
     delay = st.number_input("Max queue delay (ms)", 0.0, 1000.0, 2.0, 0.5, key="tradeoff.delay")
     policies = tuple(
-        (f"B={b}, W={delay:g} ms" if b > 1 else "no batching",
-         f"{{policy: dynamic, max_batch_size: {b}, max_queue_delay_ms: {delay}}}" if b > 1 else "{policy: none}")
+        (
+            f"B={b}, W={delay:g} ms" if b > 1 else "no batching",
+            f"{{policy: dynamic, max_batch_size: {b}, max_queue_delay_ms: {delay}}}" if b > 1 else "{policy: none}",
+        )
         for b in sorted(sizes)
     )
     if not policies:
@@ -652,13 +835,17 @@ def view_tradeoff(ctx: Context) -> None:
         except ServesimError as exc:
             st.error(str(exc))
             return
-    st.caption("Bigger batches raise the throughput a replica sustains and cost tail latency at low load; "
-               "the best setting is the one whose curve stays under the SLO furthest to the right.")
+    st.caption(
+        "Bigger batches raise the throughput a replica sustains and cost tail latency at low load; "
+        "the best setting is the one whose curve stays under the SLO furthest to the right."
+    )
     st.pyplot(plots.tradeoff_figure(curves, ctx.slo_ms), clear_figure=True)
     bottleneck = busiest_stage(ctx.scenario)
     if bottleneck and bottleneck != stage:
-        st.info(f"The busiest stage is **{bottleneck}**, not {stage}: past the batch size that relieves {stage}, "
-                f"bigger batches cannot raise the capacity — curves that coincide say so. Add {bottleneck} capacity first.")
+        st.info(
+            f"The busiest stage is **{bottleneck}**, not {stage}: past the batch size that relieves {stage}, "
+            f"bigger batches cannot raise the capacity — curves that coincide say so. Add {bottleneck} capacity first."
+        )
 
 
 COST_POINTS = 16  # replica counts simulated per sweep; a wider range is sampled evenly
@@ -675,8 +862,14 @@ def replica_counts(ctx: Context) -> tuple[list[int], int]:
     current = ctx.scenario.deployment.replicas
     upper = max(64, 4 * first, 2 * current)
     default = (max(1, first - 1), max(first + 7, math.ceil(1.5 * first), min(2 * current, upper)))
-    low, high = st.slider("Replicas from / to", 1, upper, default, key=scoped("cost.range"),
-                          help=f"The smallest count that keeps up with the load is {first}.")
+    low, high = st.slider(
+        "Replicas from / to",
+        1,
+        upper,
+        default,
+        key=scoped("cost.range"),
+        help=f"The smallest count that keeps up with the load is {first}.",
+    )
     low = max(low, first - 1, 1)  # all counts further below are unstable too: one such bar says it
     if high < low:
         st.info(f"Every count up to {high} is unstable: at least {first} replicas are needed.")
@@ -693,8 +886,10 @@ def long_sweep_confirmed(ctx: Context, points: int, name: str) -> bool:
     seconds = planner.estimated_seconds(ctx.scenario, planner.SWEEP) * points
     if seconds <= LONG_SWEEP_S:
         return True
-    return st.checkbox(f"Run this sweep: {points} runs of {planner.describe(ctx.scenario, planner.SWEEP)}, "
-                       f"about {seconds:,.0f} s", key=scoped(f"{name}.go"))
+    return st.checkbox(
+        f"Run this sweep: {points} runs of {planner.describe(ctx.scenario, planner.SWEEP)}, about {seconds:,.0f} s",
+        key=scoped(f"{name}.go"),
+    )
 
 
 def busiest_stage(scenario: Scenario) -> str | None:
@@ -714,20 +909,25 @@ def view_cost(ctx: Context) -> None:
         curve = cached_replicas_curve(*ctx.key, tuple(counts))
     top = counts[-1]
     if first > 1:
-        st.caption(f"Below {first} replica{'s' if first != 1 else ''} the offered load exceeds what the replicas serve "
-                   f"(unstable: the queue grows without bound); the sweep starts at {counts[0]}.")
+        st.caption(
+            f"Below {first} replica{'s' if first != 1 else ''} the offered load exceeds what the replicas serve "
+            f"(unstable: the queue grows without bound); the sweep starts at {counts[0]}."
+        )
     st.pyplot(plots.cost_replicas_figure(curve, ctx.slo_ms), clear_figure=True)
     stable = curve[curve["stable"]]
     if ctx.slo_ms and not stable.empty and not (stable["p99"] <= ctx.slo_ms).any():
         floor = stable["p99"].min()
-        st.info(f"No replica count up to {top} meets the p99 SLO of {ctx.slo_ms:g} ms: p99 levels off near "
-                f"{floor:,.0f} ms. Replicas remove queueing; the rest is service time — see *Where latency lives* "
-                "and try the stage costs in the sidebar.")
+        st.info(
+            f"No replica count up to {top} meets the p99 SLO of {ctx.slo_ms:g} ms: p99 levels off near "
+            f"{floor:,.0f} ms. Replicas remove queueing; the rest is service time — see *Where latency lives* "
+            "and try the stage costs in the sidebar."
+        )
     st.dataframe(cost_table(curve), hide_index=True, width="stretch")
 
 
 def cost_table(curve: pd.DataFrame) -> pd.DataFrame:
     """The replicas curve as display strings: an unstable count says so instead of showing numbers."""
+
     def number(value: Any, spec: str) -> str:
         return "–" if value is None or pd.isna(value) else format(value, spec)
 
@@ -735,15 +935,19 @@ def cost_table(curve: pd.DataFrame) -> pd.DataFrame:
     for _, point in curve.iterrows():
         ok = bool(point.get("stable", True))
         met = point.get("slo_met")
-        rows.append({
-            "replicas": int(point["replicas"]),
-            "busiest stage load": number(point["offered_load"], ".0%"),
-            "p50 (ms)": number(point.get("p50"), ",.1f") if ok else "unstable",
-            "p99 (ms)": number(point.get("p99"), ",.1f") if ok else "unstable",
-            "throughput (req/s)": number(point.get("throughput_rps"), ",.1f") if ok else "unstable",
-            "$ per 1M queries": number(point.get("usd_per_1m_queries"), ",.3f") if ok else "unstable",
-            "SLO met": ("yes" if met else "no" if met is not None and not pd.isna(met) else "–") if ok else "no (unstable)",
-        })
+        rows.append(
+            {
+                "replicas": int(point["replicas"]),
+                "busiest stage load": number(point["offered_load"], ".0%"),
+                "p50 (ms)": number(point.get("p50"), ",.1f") if ok else "unstable",
+                "p99 (ms)": number(point.get("p99"), ",.1f") if ok else "unstable",
+                "throughput (req/s)": number(point.get("throughput_rps"), ",.1f") if ok else "unstable",
+                "$ per 1M queries": number(point.get("usd_per_1m_queries"), ",.3f") if ok else "unstable",
+                "SLO met": ("yes" if met else "no" if met is not None and not pd.isna(met) else "–")
+                if ok
+                else "no (unstable)",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -757,39 +961,68 @@ def view_sizing(ctx: Context) -> None:
     knob = "min_replicas" if scenario.deployment.autoscaling is not None else "replicas"
     mean_rps = scenario.workload.arrival.mean_rate_rps
     cols = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
-    target = cols[0].number_input("Target rate (req/s, mean)", min_value=min(0.01, mean_rps), value=float(mean_rps),
-                                  format="%g", key=scoped("size.rate"), help="The scenario's traffic scaled to this mean rate")
-    slo = cols[1].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("size.slo"))
+    target = cols[0].number_input(
+        "Target rate (req/s, mean)",
+        min_value=min(0.01, mean_rps),
+        value=float(mean_rps),
+        format="%g",
+        key=scoped("size.rate"),
+        help="The scenario's traffic scaled to this mean rate",
+    )
+    slo = cols[1].number_input(
+        "p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("size.slo")
+    )
     catalogue = load_catalogue()
     own = scenario.deployment.hardware.name
-    hardware = cols[2].text_input("Hardware candidates", own if own in catalogue else "", key=scoped("size.hardware"),
-                                  help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); "
-                                       "@2 = a forward pass twice as fast. Empty: the scenario's own hardware.")
+    hardware = cols[2].text_input(
+        "Hardware candidates",
+        own if own in catalogue else "",
+        key=scoped("size.hardware"),
+        help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); "
+        "@2 = a forward pass twice as fast. Empty: the scenario's own hardware.",
+    )
     go = cols[3].button("Size", type="primary", key="size.run")
     if not slo:
         st.info("Set a p99 SLO to size against.")
         return
     candidates = parse_candidates(hardware.strip() or None, scenario, catalogue)
-    sized = scenario if math.isclose(target, mean_rps) else scenario.with_overrides(planner.scale_load(scenario, target / mean_rps))
+    sized = (
+        scenario
+        if math.isclose(target, mean_rps)
+        else scenario.with_overrides(planner.scale_load(scenario, target / mean_rps))
+    )
     run_plan = planner.plan(sized, planner.QUICK)
     replications = max(2, run_plan.replications)  # sizing judges by the CI's upper end: it needs two at least
     key = (sized.to_yaml(), slo, hardware, ctx.seed)
     if go:
         probes: list[str] = []
         with st.status(f"Sizing {knob} for p99 ≤ {slo:g} ms at {target:,.4g} req/s…", expanded=False) as status:
+
             def shown(probe) -> None:
                 probes.append(probe.verdict)
-                status.update(label=f"Probe {len(probes)}: {probe.hardware}, {knob} = {probe.replicas}: "
-                                    f"p99 {plots.fmt_ms(probe.p99_ms)} → {probe.verdict}")
-            result = size(sized, slo, candidates, replications=replications, requests=run_plan.requests, seed=ctx.seed,
-                          on_probe=shown)
+                status.update(
+                    label=f"Probe {len(probes)}: {probe.hardware}, {knob} = {probe.replicas}: "
+                    f"p99 {plots.fmt_ms(probe.p99_ms)} → {probe.verdict}"
+                )
+
+            result = size(
+                sized,
+                slo,
+                candidates,
+                replications=replications,
+                requests=run_plan.requests,
+                seed=ctx.seed,
+                on_probe=shown,
+            )
             status.update(label=f"Sized: {len(probes)} probes", state="complete")
         st.session_state["_sizing"] = (key, result)
     stored = st.session_state.get("_sizing")
     if not stored or stored[0] != key:
         windows = " and every window's p99 (the load changes over time)" if planner.time_dependent(sized) else ""
-        st.info(f"Press *Size* to scan {knob} upwards on each candidate until the p99's 95% CI upper end{windows} is "
-                f"within the SLO ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds.")
+        st.info(
+            f"Press *Size* to scan {knob} upwards on each candidate until the p99's 95% CI upper end{windows} is "
+            f"within the SLO ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds."
+        )
         return
     show_sizing(stored[1], knob, slo)
 
@@ -807,38 +1040,73 @@ def show_sizing(result, knob: str, slo: float) -> None:
         st.error(f"No candidate meets p99 ≤ {slo:g} ms.")
     else:
         cards = st.columns(4)
-        cards[0].metric(f"Smallest {knob}", f"{chosen.replicas}", chosen.hardware, delta_color="off", delta_arrow="off", border=True)
-        cards[1].metric("p99", plots.fmt_ms(chosen.p99_ms), f"95% CI {chosen.p99_ci95[0]:,.1f}–{chosen.p99_ci95[1]:,.1f} ms",
-                        delta_color="off", delta_arrow="off", border=True)
-        cards[2].metric("$ per hour", f"${chosen.usd_per_hour:,.2f}" if chosen.usd_per_hour is not None else "–", border=True)
-        cards[3].metric("$ per 1M queries", f"${chosen.usd_per_1m_queries:,.2f}" if chosen.usd_per_1m_queries is not None else "–",
-                        border=True)
+        cards[0].metric(
+            f"Smallest {knob}", f"{chosen.replicas}", chosen.hardware, delta_color="off", delta_arrow="off", border=True
+        )
+        cards[1].metric(
+            "p99",
+            plots.fmt_ms(chosen.p99_ms),
+            f"95% CI {chosen.p99_ci95[0]:,.1f}–{chosen.p99_ci95[1]:,.1f} ms",
+            delta_color="off",
+            delta_arrow="off",
+            border=True,
+        )
+        cards[2].metric(
+            "$ per hour", f"${chosen.usd_per_hour:,.2f}" if chosen.usd_per_hour is not None else "–", border=True
+        )
+        cards[3].metric(
+            "$ per 1M queries",
+            f"${chosen.usd_per_1m_queries:,.2f}" if chosen.usd_per_1m_queries is not None else "–",
+            border=True,
+        )
         recheck = result.recheck
-        st.success(f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets p99 ≤ {slo:g} ms; re-checked on fresh seeds: "
-                   f"p99 {plots.fmt_ms(recheck.p99_ms)} → {recheck.verdict}.")
+        st.success(
+            f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets p99 ≤ {slo:g} ms; re-checked on fresh seeds: "
+            f"p99 {plots.fmt_ms(recheck.p99_ms)} → {recheck.verdict}."
+        )
         fewer = result.one_fewer_recheck
         if fewer is not None:
-            st.caption(f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {plots.fmt_ms(fewer.p99_ms)} → {fewer.verdict}.")
+            st.caption(
+                f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {plots.fmt_ms(fewer.p99_ms)} → {fewer.verdict}."
+            )
     for note in result.notes:
         st.warning(note)
     frontier = result.frontier()
     if frontier.empty:
         return
-    frontier = frontier.assign(p99_low=frontier["p99_ci95"].map(lambda ci: ci[0]),
-                               p99_high=frontier["p99_ci95"].map(lambda ci: ci[1]))
-    base = alt.Chart(frontier).encode(x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False)),
-                                      color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", title=None)))
-    latency = (base.mark_line(point=True).encode(y=alt.Y("p99_ms:Q", title="p99 latency (ms)", scale=alt.Scale(type="log")))
-               + base.mark_errorbar().encode(y="p99_low:Q", y2="p99_high:Q")
-               + alt.Chart(pd.DataFrame({"slo": [slo]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q"))
+    frontier = frontier.assign(
+        p99_low=frontier["p99_ci95"].map(lambda ci: ci[0]), p99_high=frontier["p99_ci95"].map(lambda ci: ci[1])
+    )
+    base = alt.Chart(frontier).encode(
+        x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False)),
+        color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", title=None)),
+    )
+    latency = (
+        base.mark_line(point=True).encode(y=alt.Y("p99_ms:Q", title="p99 latency (ms)", scale=alt.Scale(type="log")))
+        + base.mark_errorbar().encode(y="p99_low:Q", y2="p99_high:Q")
+        + alt.Chart(pd.DataFrame({"slo": [slo]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q")
+    )
     cost = base.mark_line(point=True).encode(y=alt.Y("usd_per_1m_queries:Q", title="$ per 1M queries"))
     left, right = st.columns(2)
     left.altair_chart(latency.properties(title="p99 by " + knob, height=260), width="stretch")
     right.altair_chart(cost.properties(title="cost by " + knob, height=260), width="stretch")
-    table = frontier[["hardware", "replicas", "p99_ms", "p99_low", "p99_high", "usd_per_hour", "usd_per_1m_queries", "verdict"]]
-    st.dataframe(table.rename(columns={"replicas": knob, "p99_ms": "p99 (ms)", "p99_low": "CI low", "p99_high": "CI high",
-                                       "usd_per_hour": "$/h", "usd_per_1m_queries": "$/1M"}).style.format(precision=2),
-                 hide_index=True, width="stretch")
+    table = frontier[
+        ["hardware", "replicas", "p99_ms", "p99_low", "p99_high", "usd_per_hour", "usd_per_1m_queries", "verdict"]
+    ]
+    st.dataframe(
+        table.rename(
+            columns={
+                "replicas": knob,
+                "p99_ms": "p99 (ms)",
+                "p99_low": "CI low",
+                "p99_high": "CI high",
+                "usd_per_hour": "$/h",
+                "usd_per_1m_queries": "$/1M",
+            }
+        ).style.format(precision=2),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 LLM_METRICS = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL", "e2el_ms": "end-to-end"}
@@ -855,11 +1123,17 @@ def view_llm(ctx: Context) -> None:
     tokens = llm.get("output_tokens_per_s")
     cols[2].metric("Output tokens/s", f"{tokens:,.0f}" if tokens is not None else "–", border=True)
     goodput = llm.get("goodput") or {}
-    cols[3].metric("Goodput", f"{goodput['requests_per_s']:,.2f} req/s" if "requests_per_s" in goodput else "–", border=True,
-                   help="requests per second meeting both the TTFT and the TPOT SLO" if goodput else "no TTFT / TPOT SLO set")
+    cols[3].metric(
+        "Goodput",
+        f"{goodput['requests_per_s']:,.2f} req/s" if "requests_per_s" in goodput else "–",
+        border=True,
+        help="requests per second meeting both the TTFT and the TPOT SLO" if goodput else "no TTFT / TPOT SLO set",
+    )
     rows = {LLM_METRICS[k]: llm[k] for k in LLM_METRICS if isinstance(llm.get(k), dict)}
     if rows:
-        st.dataframe(pd.DataFrame(rows).T.rename(columns=lambda c: f"{c} (ms)").style.format(precision=1), width="stretch")
+        st.dataframe(
+            pd.DataFrame(rows).T.rename(columns=lambda c: f"{c} (ms)").style.format(precision=1), width="stretch"
+        )
     stage = next((s for s in ctx.scenario.stages if s.name == llm.get("stage")), None) if ctx.scenario else None
     runs = stage_results(ctx.result.run, stage) if stage is not None else []
     if runs:
@@ -877,8 +1151,12 @@ def view_llm(ctx: Context) -> None:
 def view_autoscaling(ctx: Context) -> None:
     scaling = ctx.summary.get("autoscaling") or {}
     cols = st.columns(4)
-    cols[0].metric("Mean replicas paid", f"{scaling.get('mean_replicas', math.nan):,.2f}", border=True,
-                   help="time-weighted: starting, warm and draining replicas all cost money")
+    cols[0].metric(
+        "Mean replicas paid",
+        f"{scaling.get('mean_replicas', math.nan):,.2f}",
+        border=True,
+        help="time-weighted: starting, warm and draining replicas all cost money",
+    )
     cols[1].metric("Mean warm replicas", f"{scaling.get('mean_warm_replicas', math.nan):,.2f}", border=True)
     cols[2].metric("Peak replicas", f"{scaling.get('max_replicas', '–')}", border=True)
     cols[3].metric("Cold starts per run", f"{scaling.get('cold_starts_per_replication', math.nan):,.1f}", border=True)
@@ -896,13 +1174,26 @@ def view_autoscaling(ctx: Context) -> None:
 def view_data(ctx: Context) -> None:
     st.caption(f"Shown: {planner.describe(ctx.scenario, ctx.size)}, seed {ctx.seed}.")
     cols = st.columns(3)
-    cols[0].download_button("Scenario (YAML)", ctx.scenario.to_yaml(), file_name=f"{ctx.scenario.name}.yaml", mime="text/yaml")
+    cols[0].download_button(
+        "Scenario (YAML)", ctx.scenario.to_yaml(), file_name=f"{ctx.scenario.name}.yaml", mime="text/yaml"
+    )
     log = ctx.result.log
-    cols[1].download_button("Request log (CSV)", lambda: log.to_csv(index=False), file_name=f"{ctx.scenario.name}-log.csv",
-                            mime="text/csv", on_click="ignore", help="one row per request; the full run log is the zip")
-    cols[2].download_button("Run log (Parquet frames + scenario, .zip)", lambda: run_log_zip(ctx.result),
-                            file_name=f"{ctx.scenario.name}-run.zip", mime="application/zip", on_click="ignore",
-                            help="`servesim summarize FOLDER` recomputes this page's summary from the unzipped folder")
+    cols[1].download_button(
+        "Request log (CSV)",
+        lambda: log.to_csv(index=False),
+        file_name=f"{ctx.scenario.name}-log.csv",
+        mime="text/csv",
+        on_click="ignore",
+        help="one row per request; the full run log is the zip",
+    )
+    cols[2].download_button(
+        "Run log (Parquet frames + scenario, .zip)",
+        lambda: run_log_zip(ctx.result),
+        file_name=f"{ctx.scenario.name}-run.zip",
+        mime="application/zip",
+        on_click="ignore",
+        help="`servesim summarize FOLDER` recomputes this page's summary from the unzipped folder",
+    )
     with st.expander("Summary (the `servesim run --json` contract)"):
         st.json(ctx.summary)
     st.dataframe(ctx.result.log.head(200), width="stretch")
@@ -947,6 +1238,7 @@ CSS = """<style>
 [data-testid="stMetricLabel"] p { font-size: 0.9rem; }
 </style>"""
 
+
 def main() -> None:
     st.set_page_config(page_title="servesim · capacity planner", page_icon="⏱", layout="wide")
     st.markdown(CSS, unsafe_allow_html=True)
@@ -959,8 +1251,11 @@ def main() -> None:
         if scenario.description:
             st.caption(scenario.description)
     with button:
-        precise = st.button("Run precisely", help="The scenario's own length and replications: tighter CIs, seconds not milliseconds",
-                            key="precise")
+        precise = st.button(
+            "Run precisely",
+            help="The scenario's own length and replications: tighter CIs, seconds not milliseconds",
+            key="precise",
+        )
     if precise:
         with shown_inline("The precise run"):
             run_precise(scenario)
@@ -982,10 +1277,14 @@ def show_report_button(ctx: Context) -> None:
 
     link = "the planner's address + ?" + urlencode(dict(st.query_params)) if st.query_params else None
     described = planner.describe(ctx.scenario, ctx.size) + f", seed {ctx.seed}"
-    st.download_button("Report of this page (Markdown + PNGs, .zip)",
-                       lambda: page_report_zip(ctx.result, described=described, link=link),
-                       file_name=f"{ctx.scenario.name}-report.zip", mime="application/zip", on_click="ignore",
-                       key="page_report")
+    st.download_button(
+        "Report of this page (Markdown + PNGs, .zip)",
+        lambda: page_report_zip(ctx.result, described=described, link=link),
+        file_name=f"{ctx.scenario.name}-report.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key="page_report",
+    )
 
 
 def view_advisor(ctx: Context) -> None:
@@ -995,19 +1294,36 @@ def view_advisor(ctx: Context) -> None:
     from sim.present.advise_report import pareto_figure, profile_text, waterfall_figure
 
     cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-    slo = cols[0].number_input("p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("advise.slo"),
-                               help="0: no SLO, stacks ranked by p99")
+    slo = cols[0].number_input(
+        "p99 SLO (ms)",
+        min_value=0.0,
+        value=float(ctx.slo_ms or 0.0),
+        step=5.0,
+        key=scoped("advise.slo"),
+        help="0: no SLO, stacks ranked by p99",
+    )
     stack = cols[1].selectbox("Levers per stack, up to", [1, 2, 3], index=1, key="advise.stack")
     hit_rate = cols[2].slider("Assumed cache hit rate", 0.05, 0.9, 0.3, 0.05, key="advise.hits")
     key = (ctx.scenario.to_yaml(), ctx.seed, slo, stack, hit_rate)
     if cols[3].button("Advise", type="primary", key="advise.run"):
         with st.spinner("Profiling, then evaluating lever stacks on common random numbers…"):
-            st.session_state["_advice"] = (key, advise(ctx.scenario, slo_p99_ms=slo or None, max_stack=stack,
-                                                       seed=ctx.seed, cache_hit_rate=hit_rate, requests=2000))
+            st.session_state["_advice"] = (
+                key,
+                advise(
+                    ctx.scenario,
+                    slo_p99_ms=slo or None,
+                    max_stack=stack,
+                    seed=ctx.seed,
+                    cache_hit_rate=hit_rate,
+                    requests=2000,
+                ),
+            )
     stored = st.session_state.get("_advice")
     if not stored or stored[0] != key:
-        st.info("Profile the scenario, then rank stacks of levers (quantisation, GPU decode, batching, caches, "
-                "replicas, hardware) by p99, cost and accuracy. Press *Advise*.")
+        st.info(
+            "Profile the scenario, then rank stacks of levers (quantisation, GPU decode, batching, caches, "
+            "replicas, hardware) by p99, cost and accuracy. Press *Advise*."
+        )
         return
     advice = stored[1]
     st.success(f"**Recommendation:** {advice.recommendation}")

@@ -41,27 +41,52 @@ def run(quick: bool = False) -> list[dict]:
     answer(scenario)  # imports and first-call costs are paid once per server, not per knob change
     # A knob change: every repeat simulates a different replica count, as a planner would.
     counts = iter(range(1, 100))
-    seconds = _median_seconds(lambda: answer(scenario.with_overrides({"deployment.replicas": next(counts)})),
-                              3 if quick else 7)
-    rows = [{
-        "name": "app: default scenario answer after a knob change",
-        "value": round(seconds, 3),
-        "unit": "s",
-        "baseline": TARGET_S,
-        "ratio": round(seconds / TARGET_S, 3),
-        "note": f"{DEFAULT_SCENARIO.name}, {planner.QUICK.label}; baseline = the 1 s target",
-    }]
+    seconds = _median_seconds(
+        lambda: answer(scenario.with_overrides({"deployment.replicas": next(counts)})), 3 if quick else 7
+    )
+    rows = [
+        {
+            "name": "app: default scenario answer after a knob change",
+            "value": round(seconds, 3),
+            "unit": "s",
+            "baseline": TARGET_S,
+            "ratio": round(seconds / TARGET_S, 3),
+            "note": f"{DEFAULT_SCENARIO.name}, {planner.QUICK.label}; baseline = the 1 s target",
+        }
+    ]
     # CPU time of this process: what the answer costs on an idle core, whatever else shares the machine.
-    cpu = _median_seconds(lambda: answer(scenario.with_overrides({"deployment.replicas": next(counts)})),
-                          3 if quick else 7, clock=time.process_time)
-    rows.append({"name": "app: default scenario answer, CPU time", "value": round(cpu, 3), "unit": "s",
-                 "baseline": TARGET_S, "ratio": round(cpu / TARGET_S, 3),
-                 "note": "process CPU seconds (wall time above includes waiting for a shared core)"})
+    cpu = _median_seconds(
+        lambda: answer(scenario.with_overrides({"deployment.replicas": next(counts)})),
+        3 if quick else 7,
+        clock=time.process_time,
+    )
+    rows.append(
+        {
+            "name": "app: default scenario answer, CPU time",
+            "value": round(cpu, 3),
+            "unit": "s",
+            "baseline": TARGET_S,
+            "ratio": round(cpu / TARGET_S, 3),
+            "note": "process CPU seconds (wall time above includes waiting for a shared core)",
+        }
+    )
     if not quick:
         precise = _median_seconds(lambda: planner.run(scenario, planner.PRECISE), 1)
-        rows.append({"name": "app: precise run of the default scenario", "value": round(precise, 3), "unit": "s",
-                     "note": planner.PRECISE.label})
+        rows.append(
+            {
+                "name": "app: precise run of the default scenario",
+                "value": round(precise, 3),
+                "unit": "s",
+                "note": planner.PRECISE.label,
+            }
+        )
         sweep = _median_seconds(lambda: compare.load_curve(scenario), 1)
-        rows.append({"name": "app: load-curve tab (p99 vs rate sweep)", "value": round(sweep, 3), "unit": "s",
-                     "note": f"{len(compare.LOAD_FRACTIONS)} rates, {planner.SWEEP.label} each"})
+        rows.append(
+            {
+                "name": "app: load-curve tab (p99 vs rate sweep)",
+                "value": round(sweep, 3),
+                "unit": "s",
+                "note": f"{len(compare.LOAD_FRACTIONS)} rates, {planner.SWEEP.label} each",
+            }
+        )
     return rows

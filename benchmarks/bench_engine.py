@@ -52,7 +52,7 @@ def _rates(fn, requests: int, repeats: int) -> tuple[float, str, object]:
 
 
 def _p99(log, requests: int) -> float:
-    return float(np.quantile(log["latency_ms"].to_numpy()[requests // 20:], 0.99))
+    return float(np.quantile(log["latency_ms"].to_numpy()[requests // 20 :], 0.99))
 
 
 def _stage_rows(label: str, scenario, requests: int, repeats: int) -> list[dict]:
@@ -67,8 +67,12 @@ def _stage_rows(label: str, scenario, requests: int, repeats: int) -> list[dict]
         for c in ("latency_ms", "batch_size", "replica")
     )
     return [
-        {"name": f"{label}: servesim", "value": fast, "unit": "req/CPU-s",
-         "note": f"{fast_spread}; loops: {'numba' if compiled.AVAILABLE else 'pure Python'}"},
+        {
+            "name": f"{label}: servesim",
+            "value": fast,
+            "unit": "req/CPU-s",
+            "note": f"{fast_spread}; loops: {'numba' if compiled.AVAILABLE else 'pure Python'}",
+        },
         {"name": f"{label}: servesim, SimPy model stage", "value": slow, "unit": "req/CPU-s"},
         {
             "name": f"{label}: recursion / SimPy stage",
@@ -85,14 +89,16 @@ def run(quick: bool = False) -> list[dict]:
     reference = load_scenario(ROOT / "scenarios" / "reference.yaml")
     rows = _stage_rows("reference", reference, requests, repeats)
     ours = rows[0]["value"]
-    rows.append({
-        "name": "reference: servesim vs target",
-        "value": ours,
-        "unit": "req/CPU-s",
-        "baseline": TARGET_REQ_PER_CPU_S,
-        "ratio": ours / TARGET_REQ_PER_CPU_S,
-        "note": "target ≥ 1M simulated req/CPU-s",
-    })
+    rows.append(
+        {
+            "name": "reference: servesim vs target",
+            "value": ours,
+            "unit": "req/CPU-s",
+            "baseline": TARGET_REQ_PER_CPU_S,
+            "ratio": ours / TARGET_REQ_PER_CPU_S,
+            "note": "target ≥ 1M simulated req/CPU-s",
+        }
+    )
 
     network = reference.stage("network").service_ms
     pool = reference.stage("preprocess")
@@ -113,7 +119,7 @@ def run(quick: bool = False) -> list[dict]:
             post_ms=reference.stage("postprocess").service_ms.value,
         )
     )
-    plain_p99 = float(np.quantile(latency[requests // 20:], 0.99))
+    plain_p99 = float(np.quantile(latency[requests // 20 :], 0.99))
     plain = requests / plain_s
     rows += [
         {"name": "reference: plain SimPy", "value": plain, "unit": "req/CPU-s", "note": f"p99 {plain_p99:.2f} ms"},
@@ -133,7 +139,9 @@ def run(quick: bool = False) -> list[dict]:
     rows += _stage_rows("round_robin × 8", round_robin, requests, repeats)
 
     mm3 = load_scenario(ROOT / "scenarios" / "mm3.yaml")
-    mm3_rate, mm3_spread, _ = _rates(lambda: simulate_replication(mm3, 0, seed=7, requests=requests).requests, requests, repeats)
+    mm3_rate, mm3_spread, _ = _rates(
+        lambda: simulate_replication(mm3, 0, seed=7, requests=requests).requests, requests, repeats
+    )
     rows.append({"name": "M/M/3 fast path: servesim", "value": mm3_rate, "unit": "req/CPU-s", "note": mm3_spread})
     return rows
 

@@ -25,16 +25,33 @@ def run(quick: bool = False) -> list[dict]:
     commands = {
         "floor: python -c 'import pandas'": [sys.executable, "-c", "import pandas"],
         "servesim --help": [sys.executable, "-m", "sim.cli.main", "--help"],
-        "servesim run mm3, 1,000 requests × 2 (JSON)": [sys.executable, "-m", "sim.cli.main", "run", "scenarios/mm3.yaml",
-                                                        "--requests", "1000", "--replications", "2", "--json"],
+        "servesim run mm3, 1,000 requests × 2 (JSON)": [
+            sys.executable,
+            "-m",
+            "sim.cli.main",
+            "run",
+            "scenarios/mm3.yaml",
+            "--requests",
+            "1000",
+            "--replications",
+            "2",
+            "--json",
+        ],
     }
     times = {name: sorted(_cpu_s(argv) for _ in range(repeats)) for name, argv in commands.items()}
     floor = statistics.median(times["floor: python -c 'import pandas'"])
     rows = []
     for name, values in times.items():
         median = statistics.median(values)
-        rows.append({"name": f"start-up: {name}", "value": median, "unit": "CPU s",
-                     "baseline": floor, "ratio": median / floor,
-                     "note": f"range {values[0]:.2f}-{values[-1]:.2f} s over {repeats} runs; before the redesign (issue 11): "
-                             "--help 2.1-2.9 s, run 2.3-2.8 s; target under a third of that"})
+        rows.append(
+            {
+                "name": f"start-up: {name}",
+                "value": median,
+                "unit": "CPU s",
+                "baseline": floor,
+                "ratio": median / floor,
+                "note": f"range {values[0]:.2f}-{values[-1]:.2f} s over {repeats} runs; before the redesign (issue 11): "
+                "--help 2.1-2.9 s, run 2.3-2.8 s; target under a third of that",
+            }
+        )
     return rows

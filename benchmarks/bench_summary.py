@@ -25,9 +25,16 @@ def run(quick: bool = False) -> list[dict]:
         best = min(_timed(lambda: summarize(run_log, scenario)) for _ in range(3 if n <= 1_000_000 else 1))
         per_request_us = best / (2 * n) * 1e6
         first = first or per_request_us
-        rows.append({"name": f"summary: mm3, {n:,} requests × 2", "value": per_request_us, "unit": "CPU µs/request",
-                     "baseline": first, "ratio": per_request_us / first,
-                     "note": f"engine {engine_s / (2 * n) * 1e6:.2f} µs/request; ratio 1 = linear; target ≤ 0.2 µs"})
+        rows.append(
+            {
+                "name": f"summary: mm3, {n:,} requests × 2",
+                "value": per_request_us,
+                "unit": "CPU µs/request",
+                "baseline": first,
+                "ratio": per_request_us / first,
+                "note": f"engine {engine_s / (2 * n) * 1e6:.2f} µs/request; ratio 1 = linear; target ≤ 0.2 µs",
+            }
+        )
     return rows
 
 

@@ -126,7 +126,9 @@ def _json_ready(value):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a minute or so in all)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON (default: stdout table only)")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the results as JSON (default: stdout table only)"
+    )
     parser.add_argument("--only", nargs="+", metavar="MODULE", help="run only these modules (e.g. sweep engine)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a module is missing or fails")
     args = parser.parse_args(argv)

@@ -44,10 +44,18 @@ def _add_meta(p: argparse.ArgumentParser) -> None:
     g.add_argument("--source", help="where the measurements come from (citation, URL, or 'measured by ...')")
     g.add_argument("--date", help="date of the measurements (default: today)")
     g.add_argument("--note", help="anything a reader of the profile should know (conditions, caveats)")
-    p.add_argument("--overhead-ms", type=float, default=0.0, help="per-batch overhead outside the kernel, ms (default 0)")
-    p.add_argument("--max-batch-size", type=int, help="largest batch the profile allows (default: largest measured; at most 2x it)")
-    p.add_argument("--family", default="auto", choices=["auto", "affine", "roofline", "piecewise_linear"],
-                   help="curve family (default auto: the simplest that fits within tolerance)")
+    p.add_argument(
+        "--overhead-ms", type=float, default=0.0, help="per-batch overhead outside the kernel, ms (default 0)"
+    )
+    p.add_argument(
+        "--max-batch-size", type=int, help="largest batch the profile allows (default: largest measured; at most 2x it)"
+    )
+    p.add_argument(
+        "--family",
+        default="auto",
+        choices=["auto", "affine", "roofline", "piecewise_linear"],
+        help="curve family (default auto: the simplest that fits within tolerance)",
+    )
     p.add_argument("--tolerance-pct", type=float, default=2.0, help="fit tolerance per measured median, %% (default 2)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG beside the profile")
 
@@ -155,16 +163,24 @@ def cmd_measure(args: argparse.Namespace) -> int:
         method=f"{args.warmup} warm-up runs then {args.repeats} timed runs per batch size and instance count, spread"
         f" over {settings.rounds} interleaved passes; concurrent instances are sessions in parallel threads, each timed"
         f" run overlapping all others; clock: {'wall-clock' if args.clock == 'wall' else 'thread CPU time'}",
-        load_average=None if load_before is None else
-        f"1-min load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} logical CPUs",
+        load_average=None
+        if load_before is None
+        else f"1-min load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} logical CPUs",
     )
     meta["name"] = meta["name"] or out.stem
     fitted = frame[["batch_size", "instances", "latency_ms" if args.clock == "wall" else "cpu_ms"]]
     wall, cpu = frame["latency_ms"].median(), frame["cpu_ms"].median()
-    print(f"median wall-clock {wall:.3f} ms vs thread CPU {cpu:.3f} ms over all runs"
-          + ("" if args.threads != 1 else f" ({(wall - cpu) / wall * 100:.0f}% of wall time not on this thread's CPU)"))
+    print(
+        f"median wall-clock {wall:.3f} ms vs thread CPU {cpu:.3f} ms over all runs"
+        + ("" if args.threads != 1 else f" ({(wall - cpu) / wall * 100:.0f}% of wall time not on this thread's CPU)")
+    )
     data, report, png = fit_measurements(
-        fitted.set_axis(["batch_size", "instances", "latency_ms"], axis=1), out, family=args.family, tolerance_pct=args.tolerance_pct, plot=not args.no_plot, **meta
+        fitted.set_axis(["batch_size", "instances", "latency_ms"], axis=1),
+        out,
+        family=args.family,
+        tolerance_pct=args.tolerance_pct,
+        plot=not args.no_plot,
+        **meta,
     )
     print(f"wrote {csv}")
     return _finish(data, report, out, png)
@@ -180,7 +196,8 @@ def cmd_import_perf_analyzer(args: argparse.Namespace) -> int:
     fit = fit_curve(summary, family=args.family, tolerance_pct=args.tolerance_pct)
     meta = _meta(
         args,
-        source="imported from NVIDIA Triton perf_analyzer CSV: " + ", ".join(f"{Path(p).name} (batch {b})" for b, p in sorted(files.items())),
+        source="imported from NVIDIA Triton perf_analyzer CSV: "
+        + ", ".join(f"{Path(p).name} (batch {b})" for b, p in sorted(files.items())),
         method="lowest-concurrency row per file: batch cost = server compute input + infer + output;"
         " spread from client p90/p99 minus client p50",
         overhead_ms=overhead,
@@ -226,17 +243,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     from sim.spec.profile import load_profile
 
     profile = load_profile(args.profile)
-    print(f"{profile.name}: {profile.model or ''} on {profile.hardware or '?'} ({profile.precision or '?'}),"
-          f" ${profile.usd_per_hour if profile.usd_per_hour is not None else '?'}/h")
+    print(
+        f"{profile.name}: {profile.model or ''} on {profile.hardware or '?'} ({profile.precision or '?'}),"
+        f" ${profile.usd_per_hour if profile.usd_per_hour is not None else '?'}/h"
+    )
     print(f"source: {profile.provenance.get('source', '?')} ({profile.provenance.get('date', '?')})")
-    print(f"curve: {profile.curve_family}; batch 1..{profile.max_batch_size}; {profile.max_instances} instance level(s);"
-          f" overhead {profile.per_request_overhead_ms:g} ms per batch")
+    print(
+        f"curve: {profile.curve_family}; batch 1..{profile.max_batch_size}; {profile.max_instances} instance level(s);"
+        f" overhead {profile.per_request_overhead_ms:g} ms per batch"
+    )
     print(lever_summary(profile.lever))
     print("batch  " + "  ".join(f"p50/p99 ms @{k} busy" for k in range(1, profile.max_instances + 1)))
     for n in sorted({1, 2, 4, 8, 16, 32, 64, 128, profile.max_batch_size}):
         if n <= profile.max_batch_size:
-            cells = [f"{profile.quantile_ms(n, 0.5, k):8.3f}/{profile.quantile_ms(n, 0.99, k):<8.3f}"
-                     for k in range(1, profile.max_instances + 1)]
+            cells = [
+                f"{profile.quantile_ms(n, 0.5, k):8.3f}/{profile.quantile_ms(n, 0.99, k):<8.3f}"
+                for k in range(1, profile.max_instances + 1)
+            ]
             print(f"{n:>5}  " + "     ".join(cells))
     for warning in profile.warnings:
         print(f"warning: {warning}")
@@ -255,7 +278,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     input_file(args.scenario, "scenario", max_bytes=1_000_000)
     input_file(args.measured, "measured")
     table, what, warnings = validate_scenario(
-        args.scenario, args.measured, requests=args.requests, seed=args.seed, replications=args.replications, level=args.level
+        args.scenario,
+        args.measured,
+        requests=args.requests,
+        seed=args.seed,
+        replications=args.replications,
+        level=args.level,
     )
     print(f"measured: {what}")
     print(format_comparison(table))
@@ -272,8 +300,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             return 1
         print(f"OK: every percentile within {args.tolerance_pct:g}% or within the measurement's interval")
     elif table["agrees"].notna().any():
-        print("agreement within the 95% intervals: " + ("every percentile" if overlap.all() else
-              ", ".join(table.loc[~overlap, "percentile"]) + " outside"))
+        print(
+            "agreement within the 95% intervals: "
+            + ("every percentile" if overlap.all() else ", ".join(table.loc[~overlap, "percentile"]) + " outside")
+        )
     return 0
 
 
@@ -310,11 +340,17 @@ def register(subparsers, include_validate: bool = True) -> None:
     p = sub.add_parser("fit", help="fit a profile from a long-format measurements CSV")
     p.add_argument("measurements", help="CSV: batch_size, latency_ms [, instances], one row per repeat")
     p.add_argument("-o", "--output", required=True, help="profile to write, e.g. models/NAME.yaml")
-    p.add_argument("--latency-column", default="latency_ms",
-                   help="column holding the latency in ms (default latency_ms; e.g. cpu_ms of a `measure` CSV)")
+    p.add_argument(
+        "--latency-column",
+        default="latency_ms",
+        help="column holding the latency in ms (default latency_ms; e.g. cpu_ms of a `measure` CSV)",
+    )
     g = p.add_argument_group("in-situ calibration from a serving log (one row per request, any batch sizes)")
-    g.add_argument("--serving-log", action="store_true",
-                   help="the CSV is a per-request serving log: batch_size, server time [, kernel time, batch id]")
+    g.add_argument(
+        "--serving-log",
+        action="store_true",
+        help="the CSV is a per-request serving log: batch_size, server time [, kernel time, batch id]",
+    )
     g.add_argument("--server-column", default="server_ms", help="per-request time in the server after the queue, ms")
     g.add_argument("--kernel-column", help="the batch's kernel time, ms (separates the per-batch overhead)")
     g.add_argument("--batch-id-column", help="id of the batch a request rode in (each batch then counts once)")
@@ -322,24 +358,41 @@ def register(subparsers, include_validate: bool = True) -> None:
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("measure", help="measure a model live with ONNX Runtime on this CPU and fit its profile")
-    p.add_argument("network", nargs="?", default="mlp", help="built-in 'mlp' (default) or 'bert-base-encoder', or a path to a .onnx file")
+    p.add_argument(
+        "network",
+        nargs="?",
+        default="mlp",
+        help="built-in 'mlp' (default) or 'bert-base-encoder', or a path to a .onnx file",
+    )
     p.add_argument("-o", "--output", help="profile to write (default models/MODEL-cpu-onnxruntime.yaml)")
     p.add_argument("--csv", help="measurements CSV to write (default: beside the profile)")
     p.add_argument("--batch-sizes", type=_int_list, default=(1, 2, 4, 8, 16, 32, 64), help="default 1,2,4,8,16,32,64")
-    p.add_argument("--instances", type=_int_list, default=(1, 2), help="concurrent busy instances to measure, default 1,2")
-    p.add_argument("--interference-batch-sizes", type=_int_list, help="batch sizes measured at >1 instance (default: all)")
+    p.add_argument(
+        "--instances", type=_int_list, default=(1, 2), help="concurrent busy instances to measure, default 1,2"
+    )
+    p.add_argument(
+        "--interference-batch-sizes", type=_int_list, help="batch sizes measured at >1 instance (default: all)"
+    )
     p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     p.add_argument("--repeats", type=int, default=50, help="timed runs per batch size and instance count (default 50)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per instance (default 1)")
-    p.add_argument("--dim", type=_dim, action="append", help="size of a symbolic input dimension, NAME=SIZE (repeatable)")
+    p.add_argument(
+        "--dim", type=_dim, action="append", help="size of a symbolic input dimension, NAME=SIZE (repeatable)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                   help="fit wall-clock time (default) or the running thread's CPU time (leaves out time slices lost"
-                   " to other processes on a shared machine; needs --threads 1)")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="fit wall-clock time (default) or the running thread's CPU time (leaves out time slices lost"
+        " to other processes on a shared machine; needs --threads 1)",
+    )
     _add_meta(p)
     p.set_defaults(func=cmd_measure)
 
-    p = sub.add_parser("import-perf-analyzer", help="build a profile from Triton perf_analyzer CSVs, one per batch size")
+    p = sub.add_parser(
+        "import-perf-analyzer", help="build a profile from Triton perf_analyzer CSVs, one per batch size"
+    )
     p.add_argument("files", nargs="+", help="PATH:BATCH_SIZE, e.g. run_b1.csv:1 run_b8.csv:8")
     p.add_argument("-o", "--output", required=True, help="profile to write")
     _add_meta(p)
@@ -347,7 +400,11 @@ def register(subparsers, include_validate: bool = True) -> None:
 
     p = sub.add_parser("derive", help="apply an optimisation lever (int8, fp16, ...) to a profile")
     p.add_argument("base", help="base profile YAML")
-    p.add_argument("--lever", required=True, help="fp16, int8, int4-weight-only, structured-pruning, distillation, tensorrt, onnxruntime")
+    p.add_argument(
+        "--lever",
+        required=True,
+        help="fp16, int8, int4-weight-only, structured-pruning, distillation, tensorrt, onnxruntime",
+    )
     p.add_argument("--speedup", type=float, help="override the assumed forward speed-up (default: conservative end)")
     p.add_argument("--name", help="name of the derived profile (default BASE-LEVER)")
     p.add_argument("-o", "--output", help="derived profile to write (default: beside the base, NAME.yaml)")

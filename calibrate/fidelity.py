@@ -101,31 +101,55 @@ class LiveServer:
 
 
 def predict(
-    service_ms: np.ndarray, transport_ms: np.ndarray, rate_rps: float, requests: int, replications: int, ordered: bool = False
+    service_ms: np.ndarray,
+    transport_ms: np.ndarray,
+    rate_rps: float,
+    requests: int,
+    replications: int,
+    ordered: bool = False,
 ) -> dict:
     """servesim's p50 / p95 / p99 (and 95% CIs) for the calibrated scenario: service times drawn
     independently from `service_ms`, or (`ordered`) replayed in the order logged."""
     from sim.analysis.simulate import simulate
     from sim.spec.scenario import parse_scenario
 
-    scenario = parse_scenario({
-        "name": "fidelity",
-        "seed": 1,
-        "replications": replications,
-        "workload": {"arrival": {"process": "poisson", "rate_rps": rate_rps}, "requests": requests,
-                     "warmup_requests": requests // 20},
-        "stages": [
-            {"name": "transport", "kind": "delay", "service_ms": {"dist": "empirical", "samples": transport_ms.round(5).tolist()}},
-            {"name": "forward", "kind": "model", "batching": {"policy": "none"},
-             **({"service_ms": {"dist": "constant", "value": float(np.median(service_ms))},
-                 "replay": {"samples": service_ms.round(5).tolist()}} if ordered else
-                {"service_ms": {"dist": "empirical", "samples": service_ms.round(5).tolist()}})},
-        ],
-        "deployment": {"replicas": 1},
-    })
+    scenario = parse_scenario(
+        {
+            "name": "fidelity",
+            "seed": 1,
+            "replications": replications,
+            "workload": {
+                "arrival": {"process": "poisson", "rate_rps": rate_rps},
+                "requests": requests,
+                "warmup_requests": requests // 20,
+            },
+            "stages": [
+                {
+                    "name": "transport",
+                    "kind": "delay",
+                    "service_ms": {"dist": "empirical", "samples": transport_ms.round(5).tolist()},
+                },
+                {
+                    "name": "forward",
+                    "kind": "model",
+                    "batching": {"policy": "none"},
+                    **(
+                        {
+                            "service_ms": {"dist": "constant", "value": float(np.median(service_ms))},
+                            "replay": {"samples": service_ms.round(5).tolist()},
+                        }
+                        if ordered
+                        else {"service_ms": {"dist": "empirical", "samples": service_ms.round(5).tolist()}}
+                    ),
+                },
+            ],
+            "deployment": {"replicas": 1},
+        }
+    )
     summary = simulate(scenario).summary
     return {
-        f"p{p:g}": {"ms": summary["latency_ms"][f"p{p:g}"], "ci95": summary["latency_ms_ci95"][f"p{p:g}"]} for p in PERCENTILES
+        f"p{p:g}": {"ms": summary["latency_ms"][f"p{p:g}"], "ci95": summary["latency_ms_ci95"][f"p{p:g}"]}
+        for p in PERCENTILES
     }
 
 
@@ -154,21 +178,38 @@ def run_fidelity(requests: int, runs: int, utilisation: float, calibration: int,
     for key in predicted:
         values = np.array([m[key] for m in measured])
         mean, spread = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        table.append({
-            "percentile": key, "predicted_ms": predicted[key]["ms"], "predicted_ci95": predicted[key]["ci95"],
-            "in_situ_replay_ms": replayed[key]["ms"], "in_situ_replay_ci95": replayed[key]["ci95"],
-            "measured_mean_ms": mean, "measured_runs_ms": values.tolist(), "measured_sd_ms": spread,
-            "error_pct": 100 * (predicted[key]["ms"] - mean) / mean,
-            "in_situ_error_pct": 100 * (replayed[key]["ms"] - mean) / mean,
-        })
+        table.append(
+            {
+                "percentile": key,
+                "predicted_ms": predicted[key]["ms"],
+                "predicted_ci95": predicted[key]["ci95"],
+                "in_situ_replay_ms": replayed[key]["ms"],
+                "in_situ_replay_ci95": replayed[key]["ci95"],
+                "measured_mean_ms": mean,
+                "measured_runs_ms": values.tolist(),
+                "measured_sd_ms": spread,
+                "error_pct": 100 * (predicted[key]["ms"] - mean) / mean,
+                "in_situ_error_pct": 100 * (replayed[key]["ms"] - mean) / mean,
+            }
+        )
     service_in_situ = np.concatenate(in_situ)
     return {
         "machine": f"{os.cpu_count()} logical CPUs, 1-min load average {os.getloadavg()[0]:.2f} (shared: figures are noisy)",
-        "calibration": {"requests": calibration, "service_ms_mean": float(service.mean()),
-                        "service_ms_p99": float(np.percentile(service, 99)), "transport_ms_median": float(np.median(transport))},
-        "serving": {"rate_rps": rate, "utilisation": utilisation, "requests_per_run": requests, "runs": runs,
-                    "sender_lateness_ms": lateness, "service_ms_mean_in_situ": float(service_in_situ.mean()),
-                    "service_lag1_autocorrelation_in_situ": _lag1(service_in_situ)},
+        "calibration": {
+            "requests": calibration,
+            "service_ms_mean": float(service.mean()),
+            "service_ms_p99": float(np.percentile(service, 99)),
+            "transport_ms_median": float(np.median(transport)),
+        },
+        "serving": {
+            "rate_rps": rate,
+            "utilisation": utilisation,
+            "requests_per_run": requests,
+            "runs": runs,
+            "sender_lateness_ms": lateness,
+            "service_ms_mean_in_situ": float(service_in_situ.mean()),
+            "service_lag1_autocorrelation_in_situ": _lag1(service_in_situ),
+        },
         "table": table,
     }
 
@@ -180,24 +221,28 @@ def _lag1(x: np.ndarray) -> float:
 
 
 def format_report(result: dict) -> str:
-    lines = [f"machine: {result['machine']}",
-             f"calibration: service mean {result['calibration']['service_ms_mean']:.3f} ms (p99 "
-             f"{result['calibration']['service_ms_p99']:.3f}), transport median {result['calibration']['transport_ms_median']:.3f} ms",
-             f"serving: {result['serving']['rate_rps']:.0f} req/s (utilisation {result['serving']['utilisation']:g}), "
-             f"{result['serving']['runs']} runs of {result['serving']['requests_per_run']}",
-             "sender lateness ms (p50 / p99 per run): " + ", ".join(
-                 f"{x['p50']:.2f} / {x['p99']:.2f}" for x in result["serving"]["sender_lateness_ms"]),
-             f"in situ (under load): service mean {result['serving']['service_ms_mean_in_situ']:.3f} ms, lag-1 "
-             f"autocorrelation {result['serving']['service_lag1_autocorrelation_in_situ']:.2f}",
-             "percentile  calibrated, independent [95% CI]  in-situ, replayed [95% CI]  measured (mean ± sd over runs)  "
-             "errors %"]
+    lines = [
+        f"machine: {result['machine']}",
+        f"calibration: service mean {result['calibration']['service_ms_mean']:.3f} ms (p99 "
+        f"{result['calibration']['service_ms_p99']:.3f}), transport median {result['calibration']['transport_ms_median']:.3f} ms",
+        f"serving: {result['serving']['rate_rps']:.0f} req/s (utilisation {result['serving']['utilisation']:g}), "
+        f"{result['serving']['runs']} runs of {result['serving']['requests_per_run']}",
+        "sender lateness ms (p50 / p99 per run): "
+        + ", ".join(f"{x['p50']:.2f} / {x['p99']:.2f}" for x in result["serving"]["sender_lateness_ms"]),
+        f"in situ (under load): service mean {result['serving']['service_ms_mean_in_situ']:.3f} ms, lag-1 "
+        f"autocorrelation {result['serving']['service_lag1_autocorrelation_in_situ']:.2f}",
+        "percentile  calibrated, independent [95% CI]  in-situ, replayed [95% CI]  measured (mean ± sd over runs)  "
+        "errors %",
+    ]
     for row in result["table"]:
         lo, hi = row["predicted_ci95"]
         rlo, rhi = row["in_situ_replay_ci95"]
-        lines.append(f"{row['percentile']:<10} {row['predicted_ms']:9.2f} [{lo:.2f}, {hi:.2f}]        "
-                     f"{row['in_situ_replay_ms']:9.2f} [{rlo:.2f}, {rhi:.2f}]   "
-                     f"{row['measured_mean_ms']:9.2f} ± {row['measured_sd_ms']:.2f}      "
-                     f"{row['error_pct']:+7.1f} / {row['in_situ_error_pct']:+7.1f}")
+        lines.append(
+            f"{row['percentile']:<10} {row['predicted_ms']:9.2f} [{lo:.2f}, {hi:.2f}]        "
+            f"{row['in_situ_replay_ms']:9.2f} [{rlo:.2f}, {rhi:.2f}]   "
+            f"{row['measured_mean_ms']:9.2f} ± {row['measured_sd_ms']:.2f}      "
+            f"{row['error_pct']:+7.1f} / {row['in_situ_error_pct']:+7.1f}"
+        )
     return "\n".join(lines)
 
 

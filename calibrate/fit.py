@@ -56,7 +56,9 @@ def check_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         bad = values.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataFileError(f"{where}: column {column!r} row {row + 2} is not a number: {frame[column].iloc[row]!r}")
+            raise DataFileError(
+                f"{where}: column {column!r} row {row + 2} is not a number: {frame[column].iloc[row]!r}"
+            )
         array = values.to_numpy(dtype=float)
         if not np.isfinite(array).all():
             row = int(np.flatnonzero(~np.isfinite(array))[0])
@@ -203,9 +205,7 @@ class CurveFit:
         return {"family": self.family, **self.params, "quality": self.quality}
 
 
-def fit_curve(
-    summary: pd.DataFrame, family: str = "auto", tolerance_pct: float = 2.0
-) -> CurveFit:
+def fit_curve(summary: pd.DataFrame, family: str = "auto", tolerance_pct: float = 2.0) -> CurveFit:
     """Fit the instances = 1 medians of `summary` (from `summarise`); `family` 'auto' chooses by fit quality."""
     alone = summary[summary["instances"] == 1].sort_values("batch_size")
     x = alone["batch_size"].to_numpy(dtype=float)
@@ -214,10 +214,16 @@ def fit_curve(
     if len(x) == 1 and x[0] == 1:
         # Unbatched serving only (e.g. a serving log with batching off): the profile allows batch 1 alone.
         params = {"base_ms": round(float(y[0]), 6), "per_item_ms": 0.0}
-        quality = _rounded({**_quality(y, y), "tolerance_pct": tolerance_pct,
-                            "note": "one batch size measured (1): the profile serves batches of 1 only",
-                            "per_batch": [{"batch_size": 1, "measured_p50_ms": float(y[0]), "fitted_ms": float(y[0]),
-                                           "error_pct": 0.0}]})
+        quality = _rounded(
+            {
+                **_quality(y, y),
+                "tolerance_pct": tolerance_pct,
+                "note": "one batch size measured (1): the profile serves batches of 1 only",
+                "per_batch": [
+                    {"batch_size": 1, "measured_p50_ms": float(y[0]), "fitted_ms": float(y[0]), "error_pct": 0.0}
+                ],
+            }
+        )
         return CurveFit("affine", params, x, y, y.copy(), quality, {})
     if len(x) < 2:
         raise DataFileError("a batch-cost curve needs at least two measured batch sizes (or batch size 1 alone)")
@@ -250,7 +256,12 @@ def fit_curve(
     if loo is not None:
         quality["leave_one_out_mape_pct"] = loo
     quality["per_batch"] = [
-        {"batch_size": int(b), "measured_p50_ms": float(m), "fitted_ms": float(f), "error_pct": float((f - m) / m * 100)}
+        {
+            "batch_size": int(b),
+            "measured_p50_ms": float(m),
+            "fitted_ms": float(f),
+            "error_pct": float((f - m) / m * 100),
+        }
         for b, m, f in zip(x, y, fitted)
     ]
     quality = _rounded(quality)

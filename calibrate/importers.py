@@ -27,7 +27,12 @@ from sim.errors import DataFileError
 
 LEVEL_COLUMNS = ("Concurrency", "Request Rate")
 SERVER_COLUMNS = ("Server Compute Input", "Server Compute Infer", "Server Compute Output")
-PERCENTILE_COLUMNS = {"p50 latency": "p50_ms", "p90 latency": "p90_ms", "p95 latency": "p95_ms", "p99 latency": "p99_ms"}
+PERCENTILE_COLUMNS = {
+    "p50 latency": "p50_ms",
+    "p90 latency": "p90_ms",
+    "p95 latency": "p95_ms",
+    "p99 latency": "p99_ms",
+}
 
 
 def read_perf_analyzer(path: str | Path) -> pd.DataFrame:
@@ -54,7 +59,9 @@ def read_perf_analyzer(path: str | Path) -> pd.DataFrame:
         values = pd.to_numeric(frame[source], errors="coerce")
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataFileError(f"{where}: column {source!r} row {row + 2} is not a number: {frame[source].iloc[row]!r}")
+            raise DataFileError(
+                f"{where}: column {source!r} row {row + 2} is not a number: {frame[source].iloc[row]!r}"
+            )
         array = values.to_numpy(dtype=float)
         if (array < 0).any():
             raise DataFileError(f"{where}: column {source!r} has a negative value")
@@ -104,5 +111,7 @@ def parse_file_batch(spec: str) -> tuple[int, str]:
     """'run_b8.csv:8' → (8, 'run_b8.csv')."""
     path, sep, batch = spec.rpartition(":")
     if not sep or not batch.strip().isdigit():
-        raise DataFileError(f"perf_analyzer import: give each file as PATH:BATCH_SIZE (e.g. run_b8.csv:8), got {spec!r}")
+        raise DataFileError(
+            f"perf_analyzer import: give each file as PATH:BATCH_SIZE (e.g. run_b8.csv:8), got {spec!r}"
+        )
     return int(batch), path

@@ -17,7 +17,9 @@ def _scale(value: Any, factor: float) -> Any:
     return round(value / factor, 4) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
-def derive(base: dict[str, Any], lever_name: str, speedup: float | None = None, name: str | None = None) -> dict[str, Any]:
+def derive(
+    base: dict[str, Any], lever_name: str, speedup: float | None = None, name: str | None = None
+) -> dict[str, Any]:
     """A derived profile mapping: every measured latency quantile and the fitted curve divided by the speed-up.
 
     The per-batch overhead (`overhead_ms`, outside the kernel) and the interference ratios are kept; the
@@ -64,8 +66,9 @@ def derive(base: dict[str, Any], lever_name: str, speedup: float | None = None, 
     return out
 
 
-def derived_profile_path(base_path: str | Path, lever_name: str, speedup: float | None = None,
-                         folder: str | Path | None = None) -> Path:
+def derived_profile_path(
+    base_path: str | Path, lever_name: str, speedup: float | None = None, folder: str | Path | None = None
+) -> Path:
     """Write (once) the profile `base_path` transformed by a lever and return its path, for callers that
     point a scenario's `profile:` at it (the planner). Default folder: a servesim directory in the system
     temp dir; the file name carries the lever and factor, so equal requests reuse one file."""

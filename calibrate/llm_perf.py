@@ -26,13 +26,25 @@ from sim.spec.llm_cost import GIB, DecodeCurve, KVRead, LLMCost, LLMProfile, Mem
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT / "models" / "data" / "llm-perf-a100-h100.csv"
-COLUMNS = ("model", "hardware", "prompt_size", "batch_size", "token_size", "prompt_time", "token_time", "tensor_parallel")
+COLUMNS = (
+    "model",
+    "hardware",
+    "prompt_size",
+    "batch_size",
+    "token_size",
+    "prompt_time",
+    "token_time",
+    "tensor_parallel",
+)
 
 # (prompt_size, batch_size, token_size) configurations never used in the fit: interior points of each sweep.
 HELD_OUT: tuple[tuple[int, int, int], ...] = (
-    (256, 1, 128), (2048, 1, 128),      # prompt sweep
-    (512, 4, 128), (512, 16, 128),      # batch sweep
-    (512, 1, 1024), (512, 1, 4096),     # output-length sweep
+    (256, 1, 128),
+    (2048, 1, 128),  # prompt sweep
+    (512, 4, 128),
+    (512, 16, 128),  # batch sweep
+    (512, 1, 1024),
+    (512, 1, 4096),  # output-length sweep
 )
 
 # Architecture facts (Llama 2 paper / Hugging Face configs): parameters, layers, KV heads, head dimension.
@@ -43,12 +55,24 @@ ARCHITECTURES = {
 # Per-GPU memory (GiB, as nvidia-smi reports it), peak HBM bandwidth (NVIDIA datasheets: A100 SXM4 80GB
 # 2,039 GB/s; H100 SXM5 80GB 3,350 GB/s) and on-demand price (AWS us-east-1, read 2026-11-28).
 HARDWARE = {
-    "a100-80gb": {"gpu_memory_gib": 80.0, "hbm_bandwidth_gb_s": 2039.0, "usd_per_gpu_hour": 3.43,
-                  "bandwidth_source": "NVIDIA A100 80GB SXM4 datasheet: 2,039 GB/s"},
-    "h100-80gb": {"gpu_memory_gib": 80.0, "hbm_bandwidth_gb_s": 3350.0, "usd_per_gpu_hour": 6.88,
-                  "bandwidth_source": "NVIDIA H100 SXM5 80GB datasheet: 3.35 TB/s"},
-    "h100-80gb-pcap": {"gpu_memory_gib": 80.0, "hbm_bandwidth_gb_s": 3350.0, "usd_per_gpu_hour": 6.88,
-                       "bandwidth_source": "NVIDIA H100 SXM5 80GB datasheet: 3.35 TB/s (power cap leaves HBM as is)"},
+    "a100-80gb": {
+        "gpu_memory_gib": 80.0,
+        "hbm_bandwidth_gb_s": 2039.0,
+        "usd_per_gpu_hour": 3.43,
+        "bandwidth_source": "NVIDIA A100 80GB SXM4 datasheet: 2,039 GB/s",
+    },
+    "h100-80gb": {
+        "gpu_memory_gib": 80.0,
+        "hbm_bandwidth_gb_s": 3350.0,
+        "usd_per_gpu_hour": 6.88,
+        "bandwidth_source": "NVIDIA H100 SXM5 80GB datasheet: 3.35 TB/s",
+    },
+    "h100-80gb-pcap": {
+        "gpu_memory_gib": 80.0,
+        "hbm_bandwidth_gb_s": 3350.0,
+        "usd_per_gpu_hour": 6.88,
+        "bandwidth_source": "NVIDIA H100 SXM5 80GB datasheet: 3.35 TB/s (power cap leaves HBM as is)",
+    },
 }
 SHIPPED = (("llama2-70b", "a100-80gb", 4, "llama2-70b-tp4-a100"), ("llama2-70b", "h100-80gb", 4, "llama2-70b-tp4-h100"))
 # The sweep where context varies at fixed batch and prompt: batch 1, prompt 512, outputs 128..8192 tokens.
@@ -91,14 +115,20 @@ def read_perf_table(path: str | Path = DEFAULT_CSV) -> pd.DataFrame:
 def select(frame: pd.DataFrame, model: str, hardware: str, tensor_parallel: int) -> pd.DataFrame:
     rows = frame[(frame.model == model) & (frame.hardware == hardware) & (frame.tensor_parallel == tensor_parallel)]
     if rows.empty:
-        have = sorted({(m, h, int(t)) for m, h, t in frame[["model", "hardware", "tensor_parallel"]].itertuples(index=False)})
-        raise DataFileError(f"LLM cost table: no rows for {model} on {hardware} with TP {tensor_parallel} (have {have})")
+        have = sorted(
+            {(m, h, int(t)) for m, h, t in frame[["model", "hardware", "tensor_parallel"]].itertuples(index=False)}
+        )
+        raise DataFileError(
+            f"LLM cost table: no rows for {model} on {hardware} with TP {tensor_parallel} (have {have})"
+        )
     return rows
 
 
 def held_out_mask(rows: pd.DataFrame) -> np.ndarray:
     keys = set(HELD_OUT)
-    return np.array([(int(p), int(b), int(t)) in keys for p, b, t in rows[["prompt_size", "batch_size", "token_size"]].to_numpy()])
+    return np.array(
+        [(int(p), int(b), int(t)) in keys for p, b, t in rows[["prompt_size", "batch_size", "token_size"]].to_numpy()]
+    )
 
 
 def _prefill_features(prompt: np.ndarray, batch: np.ndarray) -> np.ndarray:
@@ -195,9 +225,16 @@ def context_slope(rows: pd.DataFrame) -> dict:
             "slope_ci95_us_per_token": [round(1e3 * (line.slope - half), 4), round(1e3 * (line.slope + half), 4)],
             "repeat_sd_ms": round(float(np.sqrt(sweep.groupby("token_size")["token_time"].var().mean())), 3),
         }
-    batch1 = rows[rows.batch_size == 1].groupby(["prompt_size", "batch_size", "token_size"])["token_time"].median().reset_index()
+    batch1 = (
+        rows[rows.batch_size == 1]
+        .groupby(["prompt_size", "batch_size", "token_size"])["token_time"]
+        .median()
+        .reset_index()
+    )
     if batch1.prompt_size.nunique() > 1:
-        out["all_batch1_rows_slope_us_per_token"] = round(1e3 * float(np.polyfit(_mean_context(batch1), batch1.token_time, 1)[0]), 4)
+        out["all_batch1_rows_slope_us_per_token"] = round(
+            1e3 * float(np.polyfit(_mean_context(batch1), batch1.token_time, 1)[0]), 4
+        )
         out["note"] = (
             "all batch-1 rows mix prompt sizes: their slope is a step between short and long prompts, not a KV read"
         )
@@ -222,9 +259,7 @@ def fit_decode(train: pd.DataFrame, kv_read: KVRead) -> DecodeCurve:
 def predict(cost: LLMCost, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(prompt_time, token_time) the profile predicts for the measured configurations."""
     prefill = np.array([cost.prefill_ms(int(p * b), int(b)) for p, b in rows[["prompt_size", "batch_size"]].to_numpy()])
-    decode = np.array(
-        [cost.decode_step_ms(int(b), c) for b, c in zip(rows.batch_size.to_numpy(), _mean_context(rows))]
-    )
+    decode = np.array([cost.decode_step_ms(int(b), c) for b, c in zip(rows.batch_size.to_numpy(), _mean_context(rows))])
     return prefill, decode
 
 
@@ -301,7 +336,8 @@ def _term_quality(cost: LLMCost, train: pd.DataFrame, prefill_terms: dict, conte
         "roofline_within_measured_ci95": bool(low <= roofline_us <= high),
     }
     terms["decode_step_by_batch"] = {
-        f"batch{int(b)}_train_mape_pct": round(100 * _mape(cost, group)[1], 2) for b, group in train.groupby("batch_size")
+        f"batch{int(b)}_train_mape_pct": round(100 * _mape(cost, group)[1], 2)
+        for b, group in train.groupby("batch_size")
     }
     return terms
 
@@ -345,10 +381,34 @@ def plot_fit(profile: LLMProfile, rows: pd.DataFrame, path: Path) -> Path:
     held = held_out_mask(rows)
     figure, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     sweeps = (
-        ("prompt_size", (rows.batch_size == 1) & (rows.token_size == 128), "prompt_time", "prompt tokens (batch 1)", "prefill (ms)"),
-        ("batch_size", (rows.prompt_size == 512) & (rows.token_size == 128), "prompt_time", "batch size (prompt 512)", "prefill (ms)"),
-        ("batch_size", (rows.prompt_size == 512) & (rows.token_size == 128), "token_time", "batch size (prompt 512)", "decode step (ms)"),
-        ("token_size", (rows.prompt_size == 512) & (rows.batch_size == 1), "token_time", "output tokens (prompt 512, batch 1)", "decode step (ms)"),
+        (
+            "prompt_size",
+            (rows.batch_size == 1) & (rows.token_size == 128),
+            "prompt_time",
+            "prompt tokens (batch 1)",
+            "prefill (ms)",
+        ),
+        (
+            "batch_size",
+            (rows.prompt_size == 512) & (rows.token_size == 128),
+            "prompt_time",
+            "batch size (prompt 512)",
+            "prefill (ms)",
+        ),
+        (
+            "batch_size",
+            (rows.prompt_size == 512) & (rows.token_size == 128),
+            "token_time",
+            "batch size (prompt 512)",
+            "decode step (ms)",
+        ),
+        (
+            "token_size",
+            (rows.prompt_size == 512) & (rows.batch_size == 1),
+            "token_time",
+            "output tokens (prompt 512, batch 1)",
+            "decode step (ms)",
+        ),
     )
     for ax, (x, mask, y, xlabel, ylabel) in zip(axes, sweeps):
         part = rows[mask]
@@ -356,11 +416,13 @@ def plot_fit(profile: LLMProfile, rows: pd.DataFrame, path: Path) -> Path:
             ax.plot(part[x][selection], part[y][selection], style, ms=4, label=label)
         grid = np.unique(np.geomspace(part[x].min(), part[x].max(), 60).round().astype(int))
         fixed = part.iloc[0]
-        frame = pd.DataFrame({
-            "prompt_size": grid if x == "prompt_size" else int(fixed.prompt_size),
-            "batch_size": grid if x == "batch_size" else int(fixed.batch_size),
-            "token_size": grid if x == "token_size" else int(fixed.token_size),
-        })
+        frame = pd.DataFrame(
+            {
+                "prompt_size": grid if x == "prompt_size" else int(fixed.prompt_size),
+                "batch_size": grid if x == "batch_size" else int(fixed.batch_size),
+                "token_size": grid if x == "token_size" else int(fixed.token_size),
+            }
+        )
         prefill, decode = predict(cost, frame)
         ax.plot(grid, prefill if y == "prompt_time" else decode, "-", label="fitted")
         ax.set_xscale("log", base=2)

@@ -68,7 +68,9 @@ _DTYPES = {
 }
 
 
-def make_inputs(session, batch_size: int, rng: np.random.Generator, fixed_dims: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+def make_inputs(
+    session, batch_size: int, rng: np.random.Generator, fixed_dims: dict[str, int] | None = None
+) -> dict[str, np.ndarray]:
     """Random inputs for every model input; the first dimension is the batch, other symbolic dims need `fixed_dims`."""
     feeds = {}
     for inp in session.get_inputs():

@@ -8,7 +8,9 @@ from typing import Sequence
 import numpy as np
 
 
-def build_mlp(input_dim: int = 512, hidden: Sequence[int] = (1024, 1024, 1024), output_dim: int = 10, seed: int = 0) -> bytes:
+def build_mlp(
+    input_dim: int = 512, hidden: Sequence[int] = (1024, 1024, 1024), output_dim: int = 10, seed: int = 0
+) -> bytes:
     """Serialized ONNX model of an MLP (Gemm + Relu layers, softmax output), batch dimension dynamic."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -44,7 +46,9 @@ def build_mlp(input_dim: int = 512, hidden: Sequence[int] = (1024, 1024, 1024), 
 def describe_mlp(input_dim: int = 512, hidden: Sequence[int] = (1024, 1024, 1024), output_dim: int = 10) -> str:
     dims = [input_dim, *hidden, output_dim]
     params = sum(a * b + b for a, b in zip(dims, dims[1:]))
-    return f"MLP {'-'.join(map(str, dims))} fp32, {params / 1e6:.2f} M parameters, random weights (built with onnx.helper)"
+    return (
+        f"MLP {'-'.join(map(str, dims))} fp32, {params / 1e6:.2f} M parameters, random weights (built with onnx.helper)"
+    )
 
 
 def build_encoder(

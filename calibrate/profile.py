@@ -70,7 +70,8 @@ def build_profile(
         if entry is not None:
             usd_per_hour = entry.usd_per_hour
             provenance.setdefault(
-                "price_source", f"models/hardware.yaml {hardware}: {entry.source}" + (" (approximate)" if entry.approximate else "")
+                "price_source",
+                f"models/hardware.yaml {hardware}: {entry.source}" + (" (approximate)" if entry.approximate else ""),
             )
     data: dict[str, Any] = {"kind": "batch", "name": name}
     for key, value in (
@@ -126,9 +127,7 @@ class _FlowMap(dict):
     pass
 
 
-_Dumper.add_representer(
-    _FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", dict(v), flow_style=True)
-)
+_Dumper.add_representer(_FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", dict(v), flow_style=True))
 
 
 def dump_profile(data: dict[str, Any]) -> str:
@@ -150,11 +149,15 @@ def fit_report(summary: pd.DataFrame, fit: CurveFit) -> str:
     lines = [f"chosen curve: {fit.family} {fit.params if fit.family != 'piecewise_linear' else ''}".rstrip()]
     q = fit.quality
     loo = f", leave-one-out MAPE {q['leave_one_out_mape_pct']:.2f}%" if "leave_one_out_mape_pct" in q else ""
-    lines.append(f"fit quality: MAPE {q['mape_pct']:.2f}%, max |error| {q['max_abs_pct_err']:.2f}%, R² {q['r2']:.4f}{loo}")
+    lines.append(
+        f"fit quality: MAPE {q['mape_pct']:.2f}%, max |error| {q['max_abs_pct_err']:.2f}%, R² {q['r2']:.4f}{loo}"
+    )
     for fam, cand in fit.candidates.items():
         if "params" in cand:
             verdict = "within tolerance" if cand["accepted"] else "outside tolerance"
-            lines.append(f"  {fam:<17} MAPE {cand['mape_pct']:6.2f}%  max {cand['max_abs_pct_err']:6.2f}%  R² {cand['r2']:.4f}  {verdict}")
+            lines.append(
+                f"  {fam:<17} MAPE {cand['mape_pct']:6.2f}%  max {cand['max_abs_pct_err']:6.2f}%  R² {cand['r2']:.4f}  {verdict}"
+            )
         else:
             lines.append(f"  {fam:<17} not tried: {cand['reason']}")
     lines.append("batch  n     p50 ms    p99 ms    fitted ms  error %   ms/item")
@@ -181,7 +184,9 @@ def fit_report(summary: pd.DataFrame, fit: CurveFit) -> str:
     return "\n".join(lines)
 
 
-def plot_profile(measurements: pd.DataFrame | None, summary: pd.DataFrame, profile: ModelProfile, path: str | Path) -> Path:
+def plot_profile(
+    measurements: pd.DataFrame | None, summary: pd.DataFrame, profile: ModelProfile, path: str | Path
+) -> Path:
     """PNG: measured repeats, p50 / p99 per batch size and per instance count, the fitted curve and its p1–p99 band."""
     import matplotlib
 
@@ -253,7 +258,6 @@ def fit_measurements(
     return data, fit_report(summary, fit), png
 
 
-
 def list_profiles(folder: str | Path = "models") -> list[tuple[Path, str, str]]:
     """(path, name, kind) of every profile YAML in `folder` (hardware.yaml excluded), for pickers."""
     found = []
@@ -284,14 +288,26 @@ def curve_figure(profile: ModelProfile):
         rows = [r for r in profile.measured if r.instances == k]
         c = colours[(k - 1) % len(colours)]
         if rows:
-            ax.plot([r.batch_size for r in rows], [r.p50_ms + profile.per_request_overhead_ms for r in rows], "o", color=c,
-                    label=f"measured p50, {k} busy")
+            ax.plot(
+                [r.batch_size for r in rows],
+                [r.p50_ms + profile.per_request_overhead_ms for r in rows],
+                "o",
+                color=c,
+                label=f"measured p50, {k} busy",
+            )
         if not rows and k > 1:
             continue
         ax.plot(grid, [profile.quantile_ms(int(n), 0.5, k) for n in grid], "-", color=c, lw=1.2)
-        ax.fill_between(grid, [profile.quantile_ms(int(n), 0.01, k) for n in grid],
-                        [profile.quantile_ms(int(n), 0.99, k) for n in grid], color=c, alpha=0.12)
-    title = profile.name + (f" ({profile.lever['name']} x{profile.lever['speedup']:g}, assumed)" if profile.lever else "")
+        ax.fill_between(
+            grid,
+            [profile.quantile_ms(int(n), 0.01, k) for n in grid],
+            [profile.quantile_ms(int(n), 0.99, k) for n in grid],
+            color=c,
+            alpha=0.12,
+        )
+    title = profile.name + (
+        f" ({profile.lever['name']} x{profile.lever['speedup']:g}, assumed)" if profile.lever else ""
+    )
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("batch size")
     ax.set_ylabel("batch latency (ms)")

@@ -39,10 +39,14 @@ def measurements_from_log(
             f"{where}: missing column(s) {', '.join(missing)} (columns: {', '.join(map(str, frame.columns))});"
             " a serving log needs one row per request with batch_size and the server time in ms"
         )
-    server = check_measurements(pd.DataFrame({"batch_size": frame["batch_size"], "latency_ms": frame[server_column]}), where)
+    server = check_measurements(
+        pd.DataFrame({"batch_size": frame["batch_size"], "latency_ms": frame[server_column]}), where
+    )
     table = pd.DataFrame({"batch_size": server["batch_size"], "server_ms": server["latency_ms"]})
     if kernel_column:
-        kernel = check_measurements(pd.DataFrame({"batch_size": frame["batch_size"], "latency_ms": frame[kernel_column]}), where)
+        kernel = check_measurements(
+            pd.DataFrame({"batch_size": frame["batch_size"], "latency_ms": frame[kernel_column]}), where
+        )
         table["kernel_ms"] = kernel["latency_ms"].to_numpy()
         above = np.flatnonzero(table["kernel_ms"].to_numpy() > table["server_ms"].to_numpy() + 1e-9)
         if len(above):
@@ -78,8 +82,13 @@ def measurements_from_log(
 
 
 def load_serving_log(
-    path: str | Path, server_column: str = "server_ms", kernel_column: str | None = None, batch_id_column: str | None = None
+    path: str | Path,
+    server_column: str = "server_ms",
+    kernel_column: str | None = None,
+    batch_id_column: str | None = None,
 ) -> tuple[pd.DataFrame, float, str]:
     """Read a per-request serving log CSV; see `measurements_from_log`."""
     path = Path(path)
-    return measurements_from_log(read_csv(path, "serving log"), f"serving log {path}", server_column, kernel_column, batch_id_column)
+    return measurements_from_log(
+        read_csv(path, "serving log"), f"serving log {path}", server_column, kernel_column, batch_id_column
+    )

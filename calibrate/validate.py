@@ -65,7 +65,9 @@ def read_measured(path: str | Path, level: float | None = None) -> tuple[dict[fl
     values = pd.to_numeric(frame[column], errors="coerce")
     if values.isna().any():
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
-        raise DataFileError(f"measured latencies {path}: column {column!r} row {row + 2} is not a number: {frame[column].iloc[row]!r}")
+        raise DataFileError(
+            f"measured latencies {path}: column {column!r} row {row + 2} is not a number: {frame[column].iloc[row]!r}"
+        )
     array = values.to_numpy(dtype=float) * _UNITS.get(str(column), 1.0)
     if (array <= 0).any():
         raise DataFileError(f"measured latencies {path}: column {column!r} has a non-positive latency")
@@ -74,7 +76,11 @@ def read_measured(path: str | Path, level: float | None = None) -> tuple[dict[fl
 
 
 def bootstrap_intervals(
-    values: np.ndarray, percentiles=PERCENTILES, resamples: int = 1000, seed: int = 0, chunk: int = 50,
+    values: np.ndarray,
+    percentiles=PERCENTILES,
+    resamples: int = 1000,
+    seed: int = 0,
+    chunk: int = 50,
     block: int | None = None,
 ) -> dict[float, tuple[float, float]]:
     """95% moving-block bootstrap interval of each percentile of `values` (in the order measured): blocks
@@ -144,7 +150,9 @@ def compare(
 def format_comparison(table: pd.DataFrame) -> str:
     lines = ["percentile  predicted ms [95% CI]          measured ms [95% bootstrap]     error %  agrees"]
     for _, r in table.iterrows():
-        measured_ci = "" if np.isnan(r["measured_low_ms"]) else f"[{r['measured_low_ms']:.3f}, {r['measured_high_ms']:.3f}]"
+        measured_ci = (
+            "" if np.isnan(r["measured_low_ms"]) else f"[{r['measured_low_ms']:.3f}, {r['measured_high_ms']:.3f}]"
+        )
         verdict = "n/a" if np.isnan(r["agrees"]) else ("yes" if r["agrees"] else "NO")
         lines.append(
             f"{r['percentile']:<10} {r['predicted_ms']:9.3f} [{r['predicted_low_ms']:.3f}, {r['predicted_high_ms']:.3f}]"

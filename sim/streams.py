@@ -12,8 +12,17 @@ import zlib
 import numpy as np
 
 # Append only: the position is part of every generator's seed.
-STREAMS = ("arrivals", "stage_service", "batch_service", "routing", "cache", "cold_start", "tokens", "autoscaler",
-           "prefix_cache")
+STREAMS = (
+    "arrivals",
+    "stage_service",
+    "batch_service",
+    "routing",
+    "cache",
+    "cold_start",
+    "tokens",
+    "autoscaler",
+    "prefix_cache",
+)
 
 
 def stream(seed: int, replication: int, name: str, sub: int | str = 0) -> np.random.Generator:

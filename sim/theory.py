@@ -212,9 +212,7 @@ def pk_mean_wait(arrival_rate: float, mean_service: float, second_moment_service
     es = _positive("mean_service", mean_service)
     es2 = _positive("second_moment_service", second_moment_service)
     if es2 < es * es * (1.0 - 1e-12):
-        raise TheoryInputError(
-            f"second_moment_service: must be >= mean_service^2 = {es * es:.6g}, got {es2:.6g}"
-        )
+        raise TheoryInputError(f"second_moment_service: must be >= mean_service^2 = {es * es:.6g}, got {es2:.6g}")
     rho = lam * es
     _stable(rho, "utilization arrival_rate*mean_service")
     return lam * es2 / (2.0 * (1.0 - rho))
@@ -352,9 +350,7 @@ def bulk_service_mean_wait(arrival_rate: float, service_rate: float, max_batch: 
     return r / ((1.0 - r) * (lam + mu * (1.0 - r)))
 
 
-def bulk_service_wait_cdf(
-    t: ArrayLike, arrival_rate: float, service_rate: float, max_batch: int
-) -> np.ndarray | float:
+def bulk_service_wait_cdf(t: ArrayLike, arrival_rate: float, service_rate: float, max_batch: int) -> np.ndarray | float:
     """P(wait <= t) of M/M^[B]/1 "take up to B" (model and states as in bulk_service_mean_wait).
 
     An arrival finding the server busy with n waiting (probability A r0^n, PASTA) rides in the batch

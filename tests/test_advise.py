@@ -18,17 +18,35 @@ from sim.spec.scenario import load_scenario, parse_scenario
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
-def two_stage(rate_rps: float, base_ms: float, per_item_ms: float, replicas: int = 1, hardware: str = "a10g",
-              pool_ms: float | None = None) -> dict:
+def two_stage(
+    rate_rps: float,
+    base_ms: float,
+    per_item_ms: float,
+    replicas: int = 1,
+    hardware: str = "a10g",
+    pool_ms: float | None = None,
+) -> dict:
     """network (1 ms) -> [optional pool] -> forward with an affine batch cost, no batching."""
     stages = [{"name": "network", "kind": "delay", "service_ms": {"dist": "constant", "value": 1.0}}]
     if pool_ms is not None:
-        stages.append({"name": "preprocess", "kind": "pool", "workers": 4,
-                       "service_ms": {"dist": "exponential", "mean": pool_ms}})
-    stages.append({"name": "forward", "kind": "model", "batching": {"policy": "none"},
-                   "batch_cost": {"base_ms": base_ms, "per_item_ms": per_item_ms, "cv": 0.05}})
-    return {"name": "synthetic", "seed": 3, "workload": {"arrival": {"process": "poisson", "rate_rps": rate_rps}},
-            "stages": stages, "deployment": {"replicas": replicas, "hardware": {"name": hardware, "usd_per_hour": 1.006}}}
+        stages.append(
+            {"name": "preprocess", "kind": "pool", "workers": 4, "service_ms": {"dist": "exponential", "mean": pool_ms}}
+        )
+    stages.append(
+        {
+            "name": "forward",
+            "kind": "model",
+            "batching": {"policy": "none"},
+            "batch_cost": {"base_ms": base_ms, "per_item_ms": per_item_ms, "cv": 0.05},
+        }
+    )
+    return {
+        "name": "synthetic",
+        "seed": 3,
+        "workload": {"arrival": {"process": "poisson", "rate_rps": rate_rps}},
+        "stages": stages,
+        "deployment": {"replicas": replicas, "hardware": {"name": hardware, "usd_per_hour": 1.006}},
+    }
 
 
 def quantisation(row: Row) -> bool:
@@ -66,8 +84,12 @@ def test_forward_dominated_at_low_load_quantisation_ranks_first():
 
 def test_queue_dominated_at_high_load_capacity_levers_rank_first():
     # 10.2 ms at batch 1 on one replica at 93 req/s: offered load 0.95 unbatched, queueing dominates p99
-    advice = advise(parse_scenario(two_stage(0.95 / 10.2 * 1000, base_ms=10, per_item_ms=0.2)), slo_p99_ms=60,
-                    requests=3000, max_stack=1)
+    advice = advise(
+        parse_scenario(two_stage(0.95 / 10.2 * 1000, base_ms=10, per_item_ms=0.2)),
+        slo_p99_ms=60,
+        requests=3000,
+        max_stack=1,
+    )
     queue = advice.profile.share(["forward_queue"])
     assert queue > 0.8
     assert advice.rows[0].levers[0].family in ("batching", "capacity")
@@ -76,8 +98,14 @@ def test_queue_dominated_at_high_load_capacity_levers_rank_first():
 
 
 def test_every_number_of_the_verdict_table_is_reproduced_by_running_the_transformed_scenario():
-    advice = advise(parse_scenario(two_stage(60, base_ms=10, per_item_ms=0.2, pool_ms=6.0)), slo_p99_ms=40,
-                    requests=1500, replications=2, max_stack=2, beam=3)
+    advice = advise(
+        parse_scenario(two_stage(60, base_ms=10, per_item_ms=0.2, pool_ms=6.0)),
+        slo_p99_ms=40,
+        requests=1500,
+        replications=2,
+        max_stack=2,
+        beam=3,
+    )
     assert any(len(r.levers) == 2 for r in advice.rows)
     table = verdict_table(advice)
     baseline = simulate(advice.base, seed=advice.seed, replications=advice.replications).summary
@@ -113,8 +141,9 @@ def test_inapplicable_levers_are_not_offered():
 
 def test_levers_off_the_critical_path_are_skipped_with_the_reason():
     # a 0.2 ms preprocessing pool in front of a 25 ms forward pass: its workers hold ~1% of p99
-    advice = advise(parse_scenario(two_stage(5, base_ms=20, per_item_ms=5, pool_ms=0.2)), requests=1000,
-                    replications=2, max_stack=1)
+    advice = advise(
+        parse_scenario(two_stage(5, base_ms=20, per_item_ms=5, pool_ms=0.2)), requests=1000, replications=2, max_stack=1
+    )
     skipped = dict(advice.skipped)
     assert "not on the critical path" in skipped["2x preprocess workers"]
     assert "not on the critical path" in skipped["preprocess on GPU (nvJPEG)"]
@@ -122,10 +151,16 @@ def test_levers_off_the_critical_path_are_skipped_with_the_reason():
 
 
 def _row(mean: float, p99: float, rps: float, met: bool | None, levers=()) -> Row:
-    summary = {"latency_ms": {"mean": mean, "p99": p99}, "throughput_rps": rps, "slo": {"met": met},
-               "warnings": [], "cost": {"usd_per_1m_queries": 1.0}}
-    return Row(levers=tuple(levers), overrides={}, scenario=None, summary=summary, shares_ms=None,
-               p99_change_ci95=(0.0, 0.0))
+    summary = {
+        "latency_ms": {"mean": mean, "p99": p99},
+        "throughput_rps": rps,
+        "slo": {"met": met},
+        "warnings": [],
+        "cost": {"usd_per_1m_queries": 1.0},
+    }
+    return Row(
+        levers=tuple(levers), overrides={}, scenario=None, summary=summary, shares_ms=None, p99_change_ci95=(0.0, 0.0)
+    )
 
 
 def test_warnings_mean_up_tail_down_non_dominant_stage_and_throughput_without_slo():
@@ -135,10 +170,26 @@ def test_warnings_mean_up_tail_down_non_dominant_stage_and_throughput_without_sl
     levers = {lever.name: lever for lever in candidate_levers(scenario)}
     batching = levers["dynamic batching (8, 2.5 ms) on forward"]
     int8 = levers["INT8 on forward"]
-    shares = pd.DataFrame({"network": [1.0, 1.0], "preprocess_queue": [0.0, 10.0], "preprocess": [40.0, 150.0],
-                           "forward_queue": [0.0, 5.0], "forward": [25.0, 34.0]}, index=["p50", "p99"])
-    prof = Profile(shares_ms=shares, by_stage=shares, dominant="preprocess", sentence="", offered_load={},
-                   slo_key="p99", slo_ms=100.0, latency_ms={})
+    shares = pd.DataFrame(
+        {
+            "network": [1.0, 1.0],
+            "preprocess_queue": [0.0, 10.0],
+            "preprocess": [40.0, 150.0],
+            "forward_queue": [0.0, 5.0],
+            "forward": [25.0, 34.0],
+        },
+        index=["p50", "p99"],
+    )
+    prof = Profile(
+        shares_ms=shares,
+        by_stage=shares,
+        dominant="preprocess",
+        sentence="",
+        offered_load={},
+        slo_key="p99",
+        slo_ms=100.0,
+        latency_ms={},
+    )
     base = _row(70.0, 200.0, 100.0, met=True)
 
     def warn(row):
@@ -153,8 +204,22 @@ def test_warnings_mean_up_tail_down_non_dominant_stage_and_throughput_without_sl
 
 
 def test_cli_prints_profile_ranking_and_recommendation(tmp_path, capsys):
-    code = main(["advise", str(SCENARIOS / "vision-a100.yaml"), "--slo-p99-ms", "100", "--requests", "800",
-                 "--replications", "2", "--max-stack", "1", "--out", str(tmp_path)])
+    code = main(
+        [
+            "advise",
+            str(SCENARIOS / "vision-a100.yaml"),
+            "--slo-p99-ms",
+            "100",
+            "--requests",
+            "800",
+            "--replications",
+            "2",
+            "--max-stack",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "Profile of vision-a100" in out and "dominant: preprocessing" in out
@@ -164,11 +229,14 @@ def test_cli_prints_profile_ranking_and_recommendation(tmp_path, capsys):
     assert load_scenario(tmp_path / "recommended.yaml").stage("preprocess").service_ms.mean < 47 / 2
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--max-stack", "4"], "--max-stack must be 1, 2 or 3"),
-    (["--slo-p99-ms", "-5"], "--slo-p99-ms must be positive"),
-    (["--replications", "1"], "--replications must be at least 2"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--max-stack", "4"], "--max-stack must be 1, 2 or 3"),
+        (["--slo-p99-ms", "-5"], "--slo-p99-ms must be positive"),
+        (["--replications", "1"], "--replications must be at least 2"),
+    ],
+)
 def test_cli_option_errors_are_one_line(argv, message, capsys):
     assert main(["advise", str(SCENARIOS / "vision-a100.yaml"), *argv]) == 2
     assert message in capsys.readouterr().err
@@ -205,7 +273,9 @@ def test_gpu_decode_moves_cost_to_the_gpu_and_is_not_sped_up_by_quantisation():
         spec = scenario.raw_stage("preprocess")["service_ms"]
         assert (spec["median"], spec["p99"]) == (45 / GPU_DECODE_SPEEDUP, 90 / GPU_DECODE_SPEEDUP)
         # INT8 halves the forward pass (18 -> 9 ms); the decode kernels add their 0.5 ms unscaled
-        assert scenario.stage("forward").cost.mean_ms(1) == pytest.approx(one_ms / 2 + GPU_DECODE_MS_PER_IMAGE, rel=1e-5)
+        assert scenario.stage("forward").cost.mean_ms(1) == pytest.approx(
+            one_ms / 2 + GPU_DECODE_MS_PER_IMAGE, rel=1e-5
+        )
         assert vision.with_overrides(overrides).to_yaml() == scenario.to_yaml()
 
 

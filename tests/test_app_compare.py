@@ -115,8 +115,12 @@ def test_the_compare_tab_shows_unstable_and_a_chosen_baseline():
 
 
 # Load 40 at one replica (2,000 req/s × 20 ms): 41 replicas are the fewest that keep up.
-FORTY = TWO_REPLICAS.replace("name: two-replicas", "name: forty").replace("rate_rps: 150", "rate_rps: 2000").replace(
-    "mean: 10", "mean: 20").replace("replicas: 2", "replicas: 45")
+FORTY = (
+    TWO_REPLICAS.replace("name: two-replicas", "name: forty")
+    .replace("rate_rps: 150", "rate_rps: 2000")
+    .replace("mean: 10", "mean: 20")
+    .replace("replicas: 2", "replicas: 45")
+)
 
 
 def test_cost_vs_replicas_goes_past_32_with_one_unstable_point():

@@ -34,10 +34,16 @@ BAD_UPLOADS = [
     ("scalar.yaml", b"just some text\n", "scalar.yaml"),
     ("empty.yaml", b"", "empty.yaml"),
     ("binary.yaml", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "binary.yaml"),
-    ("profile.yaml", VALID.replace("service_ms: {dist: exponential, mean: 10}", "profile: models/no-such-profile.yaml").encode(),
-     "no-such-profile"),
-    ("trace.yaml", VALID.replace("{process: poisson, rate_rps: 10}", "{process: trace, file: traces/no-such-trace.csv}").encode(),
-     "no-such-trace"),
+    (
+        "profile.yaml",
+        VALID.replace("service_ms: {dist: exponential, mean: 10}", "profile: models/no-such-profile.yaml").encode(),
+        "no-such-profile",
+    ),
+    (
+        "trace.yaml",
+        VALID.replace("{process: poisson, rate_rps: 10}", "{process: trace, file: traces/no-such-trace.csv}").encode(),
+        "no-such-trace",
+    ),
     ("kind.yaml", VALID.replace("kind: model", "kind: modle").encode(), "kind"),
     ("negative.yaml", VALID.replace("rate_rps: 10", "rate_rps: -10").encode(), "rate_rps"),
     ("huge.yaml", b"#" * 1_000_001, "1,000,000 bytes"),
@@ -91,8 +97,9 @@ def test_a_failing_run_is_an_inline_error(error):
 
 
 def test_a_failing_view_is_an_inline_error_in_its_tab():
-    at = AppTest.from_string(script_with_failing("app.compare.run_comparison", "ValueError('compare exploded')"),
-                             default_timeout=TIMEOUT_S)
+    at = AppTest.from_string(
+        script_with_failing("app.compare.run_comparison", "ValueError('compare exploded')"), default_timeout=TIMEOUT_S
+    )
     at.session_state["view"] = "Compare"
     at.run()
     assert not at.exception, [e.value for e in at.exception]

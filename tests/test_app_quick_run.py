@@ -59,10 +59,14 @@ def test_the_quick_run_sees_the_late_burst_and_misses_the_slo():
 
 
 def test_a_short_count_based_scenario_is_never_lengthened_nor_given_more_replications():
-    scenario = parse_scenario_text(LATE_BURST.replace(
-        "{process: time_varying, points: [[0, 20], [3600, 20]], spikes: [{at_s: 3000, duration_s: 300, multiplier: 10}]}\n"
-        "  duration_s: 3600", "{process: poisson, rate_rps: 20}\n  requests: 1500").replace("replications: 3", "replications: 2"),
-        base_dir=ROOT / "scenarios")
+    scenario = parse_scenario_text(
+        LATE_BURST.replace(
+            "{process: time_varying, points: [[0, 20], [3600, 20]], spikes: [{at_s: 3000, duration_s: 300, multiplier: 10}]}\n"
+            "  duration_s: 3600",
+            "{process: poisson, rate_rps: 20}\n  requests: 1500",
+        ).replace("replications: 3", "replications: 2"),
+        base_dir=ROOT / "scenarios",
+    )
     run_plan = planner.plan(scenario, planner.QUICK)
     assert run_plan == planner.RunPlan(None, 2, 1500.0, True)
     result = planner.run(scenario, planner.QUICK)
@@ -72,7 +76,9 @@ def test_a_short_count_based_scenario_is_never_lengthened_nor_given_more_replica
 
 def test_a_long_stationary_count_based_scenario_runs_the_quick_length():
     scenario = load_scenario(ROOT / "scenarios" / "mm3.yaml")
-    assert planner.plan(scenario, planner.QUICK) == planner.RunPlan(planner.QUICK_REQUESTS, 3, planner.QUICK_REQUESTS, False)
+    assert planner.plan(scenario, planner.QUICK) == planner.RunPlan(
+        planner.QUICK_REQUESTS, 3, planner.QUICK_REQUESTS, False
+    )
 
 
 def test_shipped_duration_and_time_varying_scenarios_keep_their_horizon():

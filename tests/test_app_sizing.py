@@ -61,8 +61,14 @@ def test_the_sizing_tab_finds_what_servesim_size_finds_past_32_replicas():
     scenario = parse_scenario_text(MMC, base_dir=ROOT / "scenarios")
     at_target = scenario.with_overrides(planner.scale_load(scenario, TARGET_RPS / 1000.0))
     run_plan = planner.plan(at_target, planner.QUICK)
-    direct = size(at_target, SLO_MS, parse_candidates("t4", at_target, load_catalogue()),
-                  replications=max(2, run_plan.replications), requests=run_plan.requests, seed=scenario.seed)
+    direct = size(
+        at_target,
+        SLO_MS,
+        parse_candidates("t4", at_target, load_catalogue()),
+        replications=max(2, run_plan.replications),
+        requests=run_plan.requests,
+        seed=scenario.seed,
+    )
     assert shown == direct.chosen.replicas
     assert metric(at, "$ per 1M queries").value == f"${direct.chosen.usd_per_1m_queries:,.2f}"
     assert metric(at, "$ per hour").value == f"${0.526 * shown:,.2f}"

@@ -25,8 +25,17 @@ APP = str(ROOT / "app.py")
 SCENARIOS = ROOT / "scenarios"
 TIMEOUT_S = 300
 KNOB = "knob."
-WIDGET_KINDS = ("number_input", "selectbox", "slider", "select_slider", "radio", "text_area", "text_input",
-                "multiselect", "checkbox")
+WIDGET_KINDS = (
+    "number_input",
+    "selectbox",
+    "slider",
+    "select_slider",
+    "radio",
+    "text_area",
+    "text_input",
+    "multiselect",
+    "checkbox",
+)
 
 
 class Browser:
@@ -62,7 +71,7 @@ class Browser:
 
 def knob_name(key: str) -> str:
     """`knob.workers.preprocess@3` -> `workers.preprocess` (the scope is the scenario's generation)."""
-    return str(key)[len(KNOB):].split("@")[0]
+    return str(key)[len(KNOB) :].split("@")[0]
 
 
 def expected_knobs(scenario: Scenario) -> dict[str, object]:

@@ -44,7 +44,8 @@ def test_a_link_opens_its_scenario_knobs_and_tab_with_the_cli_numbers():
     assert knob(at, "Replicas").value == 7 and knob(at, "p99 SLO (ms)").value == 80.0
     assert at.session_state["view"] == "Data & downloads"
     shared = load_scenario(ROOT / "scenarios" / "search-ranker.yaml").with_overrides(
-        {"deployment.replicas": 7, "slo.p99_ms": 80.0})
+        {"deployment.replicas": 7, "slo.p99_ms": 80.0}
+    )
     assert headline_p99(at) == expected_p99(shared)
 
 
@@ -68,12 +69,15 @@ def test_a_switch_drops_the_links_knobs():
     assert dict(at.query_params).get("scenario") == "mm3" and "replicas" not in at.query_params
 
 
-@pytest.mark.parametrize("params", [
-    {"scenario": "../../etc/passwd"},
-    {"scenario": "mm3", "replicas": "-3"},
-    {"scenario": "mm3", "replicas": "abc", "slo": "1e999"},
-    {"scenario": "mm3", "routing": '"teleport"', "view": "no such tab"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"scenario": "../../etc/passwd"},
+        {"scenario": "mm3", "replicas": "-3"},
+        {"scenario": "mm3", "replicas": "abc", "slo": "1e999"},
+        {"scenario": "mm3", "routing": '"teleport"', "view": "no such tab"},
+    ],
+)
 def test_a_bad_link_opens_the_scenarios_own_values(params):
     at = opened(**params)
     name = params["scenario"] if params["scenario"] == "mm3" else "vision-a100"

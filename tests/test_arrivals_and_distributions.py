@@ -52,8 +52,12 @@ def test_duration_gives_every_arrival_before_the_horizon():
 
 
 def test_time_varying_rate_follows_its_profile():
-    spec = {"process": "time_varying", "points": [[0, 10], [50, 100], [100, 10]], "period_s": 100,
-            "spikes": [{"at_s": 120, "duration_s": 10, "multiplier": 5}]}
+    spec = {
+        "process": "time_varying",
+        "points": [[0, 10], [50, 100], [100, 10]],
+        "period_s": 100,
+        "spikes": [{"at_s": 120, "duration_s": 10, "multiplier": 5}],
+    }
     process = ARRIVAL.validate_python(spec)
     times_s = process.generate(np.random.default_rng(2), None, 200_000.0).times_ms / 1000
     counts, _ = np.histogram(times_s, bins=np.arange(0, 201, 10))
@@ -66,7 +70,9 @@ def test_time_varying_rate_follows_its_profile():
 def test_trace_replays_times_and_carries_columns(tmp_path: Path):
     trace = tmp_path / "t.csv"
     trace.write_text("arrived_at,tokens\n0.0,5\n0.5,7\n2.0,9\n")
-    process = ARRIVAL.validate_python({"process": "trace", "file": str(trace), "rate_scale": 2.0}, context={"base_dir": tmp_path})
+    process = ARRIVAL.validate_python(
+        {"process": "trace", "file": str(trace), "rate_scale": 2.0}, context={"base_dir": tmp_path}
+    )
     arrivals = process.generate(np.random.default_rng(0), None, 10_000.0)
     assert arrivals.times_ms.tolist() == [0.0, 250.0, 1000.0]
     assert arrivals.columns["tokens"].tolist() == [5, 7, 9]

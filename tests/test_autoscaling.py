@@ -12,19 +12,36 @@ from sim.spec.scenario import parse_scenario
 from tests.helpers import covers, estimate_and_ci, per_replication
 
 
-def scenario_with(autoscaling: dict, arrival: dict, *, cold_start_ms: float = 10_000, service_ms: dict | None = None,
-                  duration_s: float | None = None, requests: int | None = None, replications: int = 1, seed: int = 1,
-                  warmup: dict | None = None):
+def scenario_with(
+    autoscaling: dict,
+    arrival: dict,
+    *,
+    cold_start_ms: float = 10_000,
+    service_ms: dict | None = None,
+    duration_s: float | None = None,
+    requests: int | None = None,
+    replications: int = 1,
+    seed: int = 1,
+    warmup: dict | None = None,
+):
     workload = {"arrival": arrival, **({"duration_s": duration_s} if duration_s else {"requests": requests})}
     workload.update(warmup or {"warmup_requests": 0})
-    return parse_scenario({
-        "name": "autoscaled", "seed": seed, "replications": replications,
-        "workload": workload,
-        "stages": [{"name": "forward", "kind": "model",
-                    "service_ms": service_ms or {"dist": "constant", "value": 100}}],
-        "deployment": {"cold_start_ms": {"dist": "constant", "value": cold_start_ms}, "autoscaling": autoscaling,
-                       "hardware": {"usd_per_hour": 2.0}},
-    })
+    return parse_scenario(
+        {
+            "name": "autoscaled",
+            "seed": seed,
+            "replications": replications,
+            "workload": workload,
+            "stages": [
+                {"name": "forward", "kind": "model", "service_ms": service_ms or {"dist": "constant", "value": 100}}
+            ],
+            "deployment": {
+                "cold_start_ms": {"dist": "constant", "value": cold_start_ms},
+                "autoscaling": autoscaling,
+                "hardware": {"usd_per_hour": 2.0},
+            },
+        }
+    )
 
 
 # 0.3 Erlangs of work (100 ms each at 3/s), a step to 3 Erlangs from 120 s to 400 s, then back.
@@ -51,8 +68,12 @@ def test_scale_to_zero_with_setup_time_is_welchs_mm1_with_setup():
     assert exact_ms == pytest.approx(2500.0)
     scenario = scenario_with(
         {"policy": "knative", "min_scale": 0, "max_scale": 1, "stable_window_s": 0, "scale_to_zero_grace_period_s": 0},
-        {"process": "poisson", "rate_rps": 0.5}, cold_start_ms=2000,
-        service_ms={"dist": "exponential", "mean": 1000}, requests=25_000, replications=5, seed=3,
+        {"process": "poisson", "rate_rps": 0.5},
+        cold_start_ms=2000,
+        service_ms={"dist": "exponential", "mean": 1000},
+        requests=25_000,
+        replications=5,
+        seed=3,
         warmup={"warmup_requests": 500},
     )
     result = simulate(scenario)
@@ -63,8 +84,15 @@ def test_scale_to_zero_with_setup_time_is_welchs_mm1_with_setup():
 
 
 def test_ray_serve_scales_up_only_after_the_upscale_delay_and_down_after_the_downscale_delay():
-    policy = {"policy": "ray_serve", "min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 1,
-              "upscale_delay_s": 30, "downscale_delay_s": 120, "look_back_period_s": 10}
+    policy = {
+        "policy": "ray_serve",
+        "min_replicas": 1,
+        "max_replicas": 4,
+        "target_ongoing_requests": 1,
+        "upscale_delay_s": 30,
+        "downscale_delay_s": 120,
+        "look_back_period_s": 10,
+    }
     log = simulate_replication(scenario_with(policy, STEP, duration_s=900), 0, seed=2)
     timeline, paid = timeline_of(log)
     t_s = timeline["time_ms"].to_numpy() / 1000
@@ -81,8 +109,15 @@ def test_ray_serve_scales_up_only_after_the_upscale_delay_and_down_after_the_dow
 
 
 def test_cold_start_delays_new_capacity_by_its_duration():
-    policy = {"policy": "ray_serve", "min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 1,
-              "upscale_delay_s": 0, "downscale_delay_s": 600, "look_back_period_s": 5}
+    policy = {
+        "policy": "ray_serve",
+        "min_replicas": 1,
+        "max_replicas": 3,
+        "target_ongoing_requests": 1,
+        "upscale_delay_s": 0,
+        "downscale_delay_s": 600,
+        "look_back_period_s": 5,
+    }
     log = simulate_replication(scenario_with(policy, STEP, duration_s=300, cold_start_ms=20_000), 0, seed=4)
     timeline, _ = timeline_of(log)
     starts = timeline[timeline["starting"] > 0]["time_ms"].min()
@@ -91,8 +126,14 @@ def test_cold_start_delays_new_capacity_by_its_duration():
 
 
 def test_knative_panic_mode_scales_up_faster_than_the_stable_window():
-    common = {"policy": "knative", "min_scale": 1, "max_scale": 6, "target": 1, "target_utilization": 1.0,
-              "stable_window_s": 60}
+    common = {
+        "policy": "knative",
+        "min_scale": 1,
+        "max_scale": 6,
+        "target": 1,
+        "target_utilization": 1.0,
+        "stable_window_s": 60,
+    }
     panicky = simulate_replication(scenario_with(common, STEP, duration_s=300), 0, seed=5)
     calm = simulate_replication(
         scenario_with({**common, "panic_threshold_percentage": 100000}, STEP, duration_s=300), 0, seed=5
@@ -109,8 +150,14 @@ def test_knative_panic_mode_scales_up_faster_than_the_stable_window():
 
 
 def test_hpa_follows_utilisation():
-    policy = {"policy": "hpa", "min_replicas": 1, "max_replicas": 8, "target_utilization": 0.5, "sync_period_s": 15,
-              "scale_down_stabilization_s": 60}
+    policy = {
+        "policy": "hpa",
+        "min_replicas": 1,
+        "max_replicas": 8,
+        "target_utilization": 0.5,
+        "sync_period_s": 15,
+        "scale_down_stabilization_s": 60,
+    }
     log = simulate_replication(scenario_with(policy, STEP, duration_s=900, cold_start_ms=5000), 0, seed=6)
     timeline, _ = timeline_of(log)
     in_step = timeline[(timeline["time_ms"] > 250_000) & (timeline["time_ms"] < 400_000)]
@@ -121,8 +168,14 @@ def test_hpa_follows_utilisation():
 
 
 def test_cost_counts_every_paid_replica_second():
-    policy = {"policy": "ray_serve", "min_replicas": 2, "max_replicas": 4, "target_ongoing_requests": 1,
-              "upscale_delay_s": 10, "downscale_delay_s": 60}
+    policy = {
+        "policy": "ray_serve",
+        "min_replicas": 2,
+        "max_replicas": 4,
+        "target_ongoing_requests": 1,
+        "upscale_delay_s": 10,
+        "downscale_delay_s": 60,
+    }
     result = simulate(scenario_with(policy, STEP, duration_s=600, replications=2))
     log = result.log
     expected = []
@@ -141,19 +194,25 @@ def test_autoscaling_needs_a_shared_queue():
     from sim.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match="autoscaling needs routing: shared_queue"):
-        parse_scenario({
-            "name": "x", "workload": {"arrival": {"process": "poisson", "rate_rps": 1}},
-            "stages": [{"name": "forward", "kind": "model", "service_ms": 10}],
-            "deployment": {"routing": "random", "autoscaling": {"policy": "ray_serve", "max_replicas": 2}},
-        })
+        parse_scenario(
+            {
+                "name": "x",
+                "workload": {"arrival": {"process": "poisson", "rate_rps": 1}},
+                "stages": [{"name": "forward", "kind": "model", "service_ms": 10}],
+                "deployment": {"routing": "random", "autoscaling": {"policy": "ray_serve", "max_replicas": 2}},
+            }
+        )
 
 
 def test_min_above_max_is_refused():
     from sim.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match=r"min_replicas \(5\) is above max_replicas \(2\)"):
-        parse_scenario({
-            "name": "x", "workload": {"arrival": {"process": "poisson", "rate_rps": 1}},
-            "stages": [{"name": "forward", "kind": "model", "service_ms": 10}],
-            "deployment": {"autoscaling": {"policy": "ray_serve", "min_replicas": 5, "max_replicas": 2}},
-        })
+        parse_scenario(
+            {
+                "name": "x",
+                "workload": {"arrival": {"process": "poisson", "rate_rps": 1}},
+                "stages": [{"name": "forward", "kind": "model", "service_ms": 10}],
+                "deployment": {"autoscaling": {"policy": "ray_serve", "min_replicas": 5, "max_replicas": 2}},
+            }
+        )

@@ -66,7 +66,9 @@ def test_dynamic_batch_leaves_at_once_at_a_preferred_size():
     # Preferred size 2 with a long delay: the batch leaves when the 2nd request arrives (20 ms).
     log = run(
         {"policy": "dynamic", "max_batch_size": 8, "max_queue_delay_ms": 100, "preferred_batch_sizes": [2]},
-        gap_ms=10, cost_ms=1, requests=4,
+        gap_ms=10,
+        cost_ms=1,
+        requests=4,
     )
     assert log["forward_start_ms"].tolist() == [20, 20, 40, 40]
 
@@ -80,7 +82,9 @@ def test_largest_formable_preferred_size_is_sent():
     # Service 100 ms keeps the instance busy while 5 queue up; preferred [2, 4] -> it takes 4, not 2.
     log = run(
         {"policy": "dynamic", "max_batch_size": 8, "max_queue_delay_ms": 1000, "preferred_batch_sizes": [2, 4]},
-        gap_ms=10, cost_ms=55, requests=7,
+        gap_ms=10,
+        cost_ms=55,
+        requests=7,
     )
     # 10 ms: a batch of one is not preferred -> waits; 20 ms: 2 queued -> leaves (20 -> 75).
     # By 75 ms, 30..70 (5 requests) queued -> the largest preferred size formable is 4.

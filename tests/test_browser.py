@@ -21,8 +21,14 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 START_TIMEOUT_S = 60
 ANSWER_TIMEOUT_MS = 60_000
 
@@ -43,12 +49,29 @@ def app_url(tmp_path_factory):
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     with open(log, "w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             # No file watcher: a source file saved during the test would show a "File change" prompt in
-             # the status widget, which wait_until_idle reads as "still running".
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                # No file watcher: a source file saved during the test would show a "File change" prompt in
+                # the status widget, which wait_until_idle reads as "still running".
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -88,7 +111,8 @@ def assert_no_exception(page) -> None:
 def wait_until_idle(page) -> None:
     """Streamlit shows a 'running' status widget while the script runs; wait until it is gone."""
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=ANSWER_TIMEOUT_MS)
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=ANSWER_TIMEOUT_MS
+    )
 
 
 def test_planner_answers_and_follows_a_knob(app_url, tmp_path):
@@ -119,7 +143,9 @@ def test_planner_answers_and_follows_a_knob(app_url, tmp_path):
                         .find(c => c.innerText.includes('$ per 1M queries'));
                     return card && !card.innerText.includes(before);
                 }""",
-                arg=metric_value(page, "$ per 1M queries"), timeout=ANSWER_TIMEOUT_MS)
+                arg=metric_value(page, "$ per 1M queries"),
+                timeout=ANSWER_TIMEOUT_MS,
+            )
             answer_s = time.perf_counter() - started
             print(f"\nbrowser: knob change to updated verdict in {answer_s:.2f} s")
             wait_until_idle(page)
@@ -214,8 +240,11 @@ def quick_numbers(path: str) -> dict:
     scenario = load_scenario(path)
     summary = planner.run(scenario, planner.QUICK, seed=scenario.seed).summary
     windows = (summary.get("slo") or {}).get("windows")
-    return {"p99": f"{summary['latency_ms']['p99']:,.1f} ms", "windows": window_verdict(windows),
-            "windows_missed": (windows or {}).get("met") is False}
+    return {
+        "p99": f"{summary['latency_ms']['p99']:,.1f} ms",
+        "windows": window_verdict(windows),
+        "windows_missed": (windows or {}).get("met") is False,
+    }
 
 
 def screenshot(page, tmp_path: Path, name: str) -> Path:
@@ -254,7 +283,9 @@ def wait_for_metric(page, label: str, value: str, timeout_ms: int) -> None:
                 const v = card.querySelector('[data-testid="stMetricValue"]');
                 return l && v && l.innerText.trim().startsWith(label) && v.innerText.trim() === value;
             })""",
-            arg=[label, value], timeout=timeout_ms)
+            arg=[label, value],
+            timeout=timeout_ms,
+        )
     except Exception:  # playwright's TimeoutError: the assertion that follows says what the page shows
         pass
 
@@ -265,7 +296,9 @@ def wait_until_settled(page, timeout_ms: int = ANSWER_TIMEOUT_MS) -> None:
     sidebar widgets are still on the page (marked data-stale until the run ends)."""
     page.wait_for_function(
         """() => !document.querySelector('[data-testid="stStatusWidget"]')
-                 && !document.querySelector('[data-stale="true"]')""", timeout=timeout_ms)
+                 && !document.querySelector('[data-stale="true"]')""",
+        timeout=timeout_ms,
+    )
 
 
 def wait_for_title(page, name: str, timeout_ms: int) -> None:
@@ -325,7 +358,9 @@ def assert_window_sentence(page, name: str, expected: dict) -> None:
     assert boxes.count() == 1, f"{name}: {boxes.count()} 'Per window:' messages"
     assert boxes.first.inner_text().strip() == f"Per window: {expected['windows']}.", name
     kind = "Error" if expected["windows_missed"] else "Info"
-    assert boxes.first.locator(f'[data-testid="stAlertContent{kind}"]').count() == 1, f"{name}: not an st.{kind.lower()}"
+    assert boxes.first.locator(f'[data-testid="stAlertContent{kind}"]').count() == 1, (
+        f"{name}: not an st.{kind.lower()}"
+    )
 
 
 def test_every_shipped_scenario_shows_its_own_knobs_and_the_cli_numbers(app_url, tmp_path):
@@ -346,8 +381,10 @@ def test_every_shipped_scenario_shows_its_own_knobs_and_the_cli_numbers(app_url,
     default = "vision-a100"
     order = [name for name in scenarios if name != default] + [default]  # back to the edited one last
     # The expected numbers are computed in a worker process while the app computes the same runs.
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool, \
-            sync_playwright() as pw:
+    with (
+        ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool,
+        sync_playwright() as pw,
+    ):
         expected = {name: pool.submit(quick_numbers, str(SCENARIOS / f"{name}.yaml")) for name in order}
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -392,8 +429,11 @@ def test_every_shipped_scenario_shows_its_own_knobs_and_the_cli_numbers(app_url,
                 assert_knobs_are_the_scenarios(page, scenario)
                 assert metric_value(page, "p99 latency") == want["p99"], f"{name}, after clicking {tab}"
                 assert_window_sentence(page, name, want)
-                screenshot(page, tmp_path, f"switch-{name}.png" if want["windows"] is None
-                           else f"question-c-windows-{name}.png")
+                screenshot(
+                    page,
+                    tmp_path,
+                    f"switch-{name}.png" if want["windows"] is None else f"question-c-windows-{name}.png",
+                )
                 leaving = name
             print(f"\nbrowser: {len(order)} scenario switches in {time.perf_counter() - loop_started:.1f} s")
         finally:
@@ -430,7 +470,8 @@ def test_an_uploaded_scenario_is_shown_with_the_cli_numbers(app_url, tmp_path, c
     printed = json.loads(capsys.readouterr().out)
     assert printed["scenario"] == "mm3-uploaded"
     assert printed["latency_ms"]["p99"] == expected_p99, (
-        f"servesim {' '.join(argv)} prints p99 {printed['latency_ms']['p99']!r}; planner.run gives {expected_p99!r}")
+        f"servesim {' '.join(argv)} prints p99 {printed['latency_ms']['p99']!r}; planner.run gives {expected_p99!r}"
+    )
     shown = f"{printed['latency_ms']['p99']:,.1f} ms"
 
     with sync_playwright() as pw:
@@ -464,8 +505,14 @@ def direct_sizing(scenario):
     catalogue = load_catalogue()
     own = scenario.deployment.hardware.name
     run_plan = planner.plan(scenario, planner.QUICK)
-    return size(scenario, scenario.slo.p99_ms, parse_candidates(own if own in catalogue else None, scenario, catalogue),
-                replications=max(2, run_plan.replications), requests=run_plan.requests, seed=scenario.seed)
+    return size(
+        scenario,
+        scenario.slo.p99_ms,
+        parse_candidates(own if own in catalogue else None, scenario, catalogue),
+        replications=max(2, run_plan.replications),
+        requests=run_plan.requests,
+        seed=scenario.seed,
+    )
 
 
 def test_the_sizing_tab_answers_what_size_answers(app_url, tmp_path):

@@ -180,8 +180,10 @@ def test_ttl_only_hit_rate_matches_the_renewal_formula():
 
 def test_fixed_hit_rates_are_bernoulli_and_independent_across_tiers():
     n = 200_000
-    specs = caches({"name": "out", "tier": "output", "hit_rate": 0.3},
-                   {"name": "emb", "tier": "embedding", "hit_rate": 0.6, "skips": ["encoder"]})
+    specs = caches(
+        {"name": "out", "tier": "output", "hit_rate": 0.3},
+        {"name": "emb", "tier": "embedding", "hit_rate": 0.6, "skips": ["encoder"]},
+    )
     hits = cache_outcomes(specs, np.arange(n, dtype=float), {}, seed=9, replication=2)
     sd = lambda p: math.sqrt(p * (1 - p) / n)  # noqa: E731
     assert abs(hits["out"].mean() - 0.3) < 4 * sd(0.3)
@@ -214,8 +216,10 @@ KINDS = {"network": "delay", "features": "pool", "encoder": "model", "ranker": "
 
 
 def test_output_hit_skips_every_non_delay_stage_and_embedding_hit_its_encoder():
-    specs = caches({"name": "out", "tier": "output", "hit_rate": 0.5},
-                   {"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["encoder"]})
+    specs = caches(
+        {"name": "out", "tier": "output", "hit_rate": 0.5},
+        {"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["encoder"]},
+    )
     hits = {"out": np.array([True, False, False, True]), "emb": np.array([False, True, False, True])}
     masks = skip_masks(specs, hits, STAGES, KINDS)
     assert sorted(masks) == ["encoder", "features", "ranker"]
@@ -227,12 +231,20 @@ def test_output_hit_skips_every_non_delay_stage_and_embedding_hit_its_encoder():
 
 
 def test_feature_hit_replaces_its_stage_with_hit_ms_draws_from_their_own_stream():
-    specs = caches({"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.8,
-                    "hit_ms": {"dist": "exponential", "mean": 3}, "lookup_ms": {"dist": "exponential", "mean": 1}})
+    specs = caches(
+        {
+            "name": "feat",
+            "tier": "feature",
+            "stage": "features",
+            "hit_rate": 0.8,
+            "hit_ms": {"dist": "exponential", "mean": 3},
+            "lookup_ms": {"dist": "exponential", "mean": 1},
+        }
+    )
     n = 100_000
     hits = cache_outcomes(specs, np.arange(n, dtype=float), {}, seed=5, replication=0)
     rng_for = lambda sub: stream(5, 0, "cache", sub)  # noqa: E731
-    (stage, (mask, hit_ms)), = replacement_delays(specs, hits, rng_for).items()
+    ((stage, (mask, hit_ms)),) = replacement_delays(specs, hits, rng_for).items()
     assert stage == "features"
     np.testing.assert_array_equal(mask, hits["feat"])
     assert np.isnan(hit_ms[~mask]).all() and (hit_ms[mask] > 0).all()
@@ -249,9 +261,11 @@ def test_an_output_hit_spares_the_inner_caches_their_lookups_and_their_keys():
     n = 5_000
     users = rng.integers(0, 400, size=n)
     times = np.arange(n, dtype=float)
-    specs = caches({"name": "out", "tier": "output", "hit_rate": 0.4},
-                   {"name": "emb", "tier": "embedding", "keys": {"column": "user"}, "capacity": 50, "skips": ["encoder"]},
-                   {"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.7, "hit_ms": 3})
+    specs = caches(
+        {"name": "out", "tier": "output", "hit_rate": 0.4},
+        {"name": "emb", "tier": "embedding", "keys": {"column": "user"}, "capacity": 50, "skips": ["encoder"]},
+        {"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.7, "hit_ms": 3},
+    )
     hits = cache_outcomes(specs, times, {"user": users}, 4, 0, stage_names=STAGES, stage_kinds=KINDS)
     reached = reached_masks(specs, hits, STAGES, KINDS)
     np.testing.assert_array_equal(reached["out"], np.ones(n, dtype=bool))
@@ -266,29 +280,36 @@ def test_an_output_hit_spares_the_inner_caches_their_lookups_and_their_keys():
     np.testing.assert_array_equal(hits["out"], free["out"])
     np.testing.assert_array_equal(hits["feat"], free["feat"] & ~hits["out"])
     # consulted in the order listed when two caches sit before the same stage
-    first = caches({"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.7, "hit_ms": 3},
-                   {"name": "out", "tier": "output", "hit_rate": 0.4})
+    first = caches(
+        {"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.7, "hit_ms": 3},
+        {"name": "out", "tier": "output", "hit_rate": 0.4},
+    )
     hits = cache_outcomes(first, times, {}, 4, 0, stage_names=STAGES, stage_kinds=KINDS)
     assert reached_masks(first, hits, STAGES, KINDS)["feat"].all()
 
 
 def test_lookup_cost_defaults_to_zero():
-    assert lookup_delays(caches({"name": "o", "tier": "output", "hit_rate": 0.1}), 5, lambda s: None)["o"].tolist() == [0.0] * 5
+    assert (
+        lookup_delays(caches({"name": "o", "tier": "output", "hit_rate": 0.1}), 5, lambda s: None)["o"].tolist()
+        == [0.0] * 5
+    )
 
 
 # --- summary ----------------------------------------------------------------------------------------
 
 
 def test_cache_summary_reads_hit_rates_and_the_per_minute_timeline_from_the_log():
-    log = pd.DataFrame({
-        "replication": [0, 0, 0, 0, 1, 1, 1, 1],
-        "arrival_ms": [0, 30_000, 70_000, 200_000, 10_000, 65_000, 80_000, 190_000],
-        "warmup": [True, False, False, False, True, False, False, False],
-        "out_hit": [True, True, False, True, False, False, True, False],
-        "out_lookup_ms": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0],
-        "emb_hit": [False, True, False, False, False, True, True, False],
-        "emb_lookup_ms": [np.nan, 0.5, np.nan, np.nan, 0.5, 0.5, 0.5, 0.5],  # NaN: never consulted
-    })
+    log = pd.DataFrame(
+        {
+            "replication": [0, 0, 0, 0, 1, 1, 1, 1],
+            "arrival_ms": [0, 30_000, 70_000, 200_000, 10_000, 65_000, 80_000, 190_000],
+            "warmup": [True, False, False, False, True, False, False, False],
+            "out_hit": [True, True, False, True, False, False, True, False],
+            "out_lookup_ms": [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0],
+            "emb_hit": [False, True, False, False, False, True, True, False],
+            "emb_lookup_ms": [np.nan, 0.5, np.nan, np.nan, 0.5, 0.5, 0.5, 0.5],  # NaN: never consulted
+        }
+    )
     summary = cache_summary(log, caches({"name": "out", "tier": "output", "hit_rate": 0.5}))["out"]
     assert summary["tier"] == "output"
     assert summary["hit_rate"] == pytest.approx(3 / 6)  # measured rows only
@@ -317,8 +338,10 @@ def test_cache_summary_reads_hit_rates_and_the_per_minute_timeline_from_the_log(
         ({"name": "o", "tier": "output", "hit_rate": 0.3, "deploys_s": [60]}, "takes no deploys_s"),
         ({"name": "o", "tier": "output", "keys": {"column": "u"}}, "eviction lru needs capacity"),
         ({"name": "o", "tier": "output", "keys": {"column": "u"}, "eviction": "ttl"}, "needs ttl_s"),
-        ({"name": "o", "tier": "output", "keys": {"column": "u"}, "eviction": "ttl", "ttl_s": 5, "capacity": 9},
-         "no capacity limit"),
+        (
+            {"name": "o", "tier": "output", "keys": {"column": "u"}, "eviction": "ttl", "ttl_s": 5, "capacity": 9},
+            "no capacity limit",
+        ),
         ({"name": "o", "tier": "output", "hit_rate": 1.5}, "less than or equal to 1"),
         ({"name": "o", "tier": "prefix", "hit_rate": 0.5}, "'output', 'embedding', 'feature'"),
     ],
@@ -331,14 +354,22 @@ def test_bad_cache_specs_are_refused_with_a_reason(spec, needle):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"name": "e", "tier": "embedding", "hit_rate": 0.5},
-         "caches.e.skips: an embedding cache must name the encoder stage(s)"),
-        ({"name": "o", "tier": "output", "hit_rate": 0.5, "skips": ["forward"]},
-         "caches.o.skips: unknown stage 'forward' (stages: network, features, encoder, ranker, postprocess)"),
-        ({"name": "f", "tier": "feature", "hit_rate": 0.5, "stage": "fetch", "hit_ms": 3},
-         "caches.f.stage: unknown stage 'fetch'"),
-        ({"name": "f", "tier": "feature", "hit_rate": 0.5, "stage": "ranker", "hit_ms": 3},
-         "caches.f.stage: 'ranker' is a model stage"),
+        (
+            {"name": "e", "tier": "embedding", "hit_rate": 0.5},
+            "caches.e.skips: an embedding cache must name the encoder stage(s)",
+        ),
+        (
+            {"name": "o", "tier": "output", "hit_rate": 0.5, "skips": ["forward"]},
+            "caches.o.skips: unknown stage 'forward' (stages: network, features, encoder, ranker, postprocess)",
+        ),
+        (
+            {"name": "f", "tier": "feature", "hit_rate": 0.5, "stage": "fetch", "hit_ms": 3},
+            "caches.f.stage: unknown stage 'fetch'",
+        ),
+        (
+            {"name": "f", "tier": "feature", "hit_rate": 0.5, "stage": "ranker", "hit_ms": 3},
+            "caches.f.stage: 'ranker' is a model stage",
+        ),
     ],
 )
 def test_cache_specs_are_checked_against_the_stages(spec, message):
@@ -367,16 +398,25 @@ def test_keys_from_a_missing_trace_column_name_the_column():
 # skipped stages take no time and are not queued for; a replaced stage is a pure delay of hit_ms).
 
 
-def pipeline(stages: list[dict], cache_specs: list[dict], *, rate_rps: float, requests: int, seed: int,
-             replications: int = 5) -> "Scenario":  # noqa: F821
+def pipeline(
+    stages: list[dict], cache_specs: list[dict], *, rate_rps: float, requests: int, seed: int, replications: int = 5
+) -> "Scenario":  # noqa: F821
     from sim.spec.scenario import parse_scenario
 
-    return parse_scenario({
-        "name": "caching-test", "seed": seed, "replications": replications,
-        "workload": {"arrival": {"process": "poisson", "rate_rps": rate_rps}, "requests": requests,
-                     "warmup_requests": requests // 10},
-        "stages": stages, "caches": cache_specs,
-    })
+    return parse_scenario(
+        {
+            "name": "caching-test",
+            "seed": seed,
+            "replications": replications,
+            "workload": {
+                "arrival": {"process": "poisson", "rate_rps": rate_rps},
+                "requests": requests,
+                "warmup_requests": requests // 10,
+            },
+            "stages": stages,
+            "caches": cache_specs,
+        }
+    )
 
 
 def mixture_quantile(q: float, cdf, hi: float) -> float:
@@ -412,10 +452,14 @@ def test_output_cache_at_low_load_gives_the_exact_mixture_of_hit_and_miss_latenc
 
     h = 0.3
     scenario = pipeline(
-        [{"name": "network", "kind": "delay", "service_ms": 5},
-         {"name": "forward", "kind": "model", "service_ms": {"dist": "gamma", "mean": 20, "cv": 0.5}}],
+        [
+            {"name": "network", "kind": "delay", "service_ms": 5},
+            {"name": "forward", "kind": "model", "service_ms": {"dist": "gamma", "mean": 20, "cv": 0.5}},
+        ],
         [{"name": "out", "tier": "output", "hit_rate": h, "lookup_ms": {"dist": "uniform", "low": 0.5, "high": 1.5}}],
-        rate_rps=0.05, requests=40_000, seed=21,
+        rate_rps=0.05,
+        requests=40_000,
+        seed=21,
     )
     from sim.analysis.simulate import simulate
 
@@ -442,13 +486,19 @@ def test_feature_and_embedding_hits_at_low_load_give_the_four_path_mixture():
 
     fetch = {"dist": "lognormal", "median": 40.0, "p99": 120.0}
     scenario = pipeline(
-        [{"name": "network", "kind": "delay", "service_ms": 5},
-         {"name": "features", "kind": "pool", "workers": 8, "service_ms": fetch},
-         {"name": "encoder", "kind": "pool", "workers": 4, "service_ms": 7},
-         {"name": "forward", "kind": "model", "service_ms": 10}],
-        [{"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.8, "hit_ms": 3},
-         {"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["encoder"]}],
-        rate_rps=0.05, requests=40_000, seed=22,
+        [
+            {"name": "network", "kind": "delay", "service_ms": 5},
+            {"name": "features", "kind": "pool", "workers": 8, "service_ms": fetch},
+            {"name": "encoder", "kind": "pool", "workers": 4, "service_ms": 7},
+            {"name": "forward", "kind": "model", "service_ms": 10},
+        ],
+        [
+            {"name": "feat", "tier": "feature", "stage": "features", "hit_rate": 0.8, "hit_ms": 3},
+            {"name": "emb", "tier": "embedding", "hit_rate": 0.5, "skips": ["encoder"]},
+        ],
+        rate_rps=0.05,
+        requests=40_000,
+        seed=22,
     )
     from sim.analysis.simulate import simulate
 
@@ -480,7 +530,10 @@ def test_model_wait_behind_an_output_cache_is_pollaczek_khinchine_with_the_mixed
     scenario = pipeline(
         [{"name": "forward", "kind": "model", "service_ms": {"dist": "lognormal", "mean": 10.0, "cv": 1.5}}],
         [{"name": "out", "tier": "output", "hit_rate": h, "lookup_ms": 0.5}],
-        rate_rps=rate_rps, requests=200_000, seed=23, replications=8,
+        rate_rps=rate_rps,
+        requests=200_000,
+        seed=23,
+        replications=8,
     )
     from sim.analysis.simulate import simulate
     from sim.theory import pk_mean_wait
@@ -500,9 +553,19 @@ def test_a_deploy_empties_the_output_cache_and_the_log_shows_the_recovery():
     n_keys, capacity, exponent = 20_000, 2_000, 0.8
     scenario = pipeline(
         [{"name": "forward", "kind": "model", "service_ms": {"dist": "exponential", "mean": 5.0}}],
-        [{"name": "out", "tier": "output", "keys": {"popularity": "zipf", "exponent": exponent, "n_keys": n_keys},
-          "capacity": capacity, "deploys_s": [600]}],
-        rate_rps=20.0, requests=24_000, seed=24, replications=3,
+        [
+            {
+                "name": "out",
+                "tier": "output",
+                "keys": {"popularity": "zipf", "exponent": exponent, "n_keys": n_keys},
+                "capacity": capacity,
+                "deploys_s": [600],
+            }
+        ],
+        rate_rps=20.0,
+        requests=24_000,
+        seed=24,
+        replications=3,
     )
     from sim.analysis.simulate import simulate
 
@@ -532,14 +595,21 @@ def test_shipped_recsys_scenario_validates_against_its_stages():
     kinds = {s["name"]: s["kind"] for s in raw["stages"]}
     validate_caches(specs, list(kinds), kinds)
     assert skip_masks(specs, {c.name: np.array([True]) for c in specs}, list(kinds), kinds).keys() == {
-        "feature_fetch", "user_encoder", "ranker"}
+        "feature_fetch",
+        "user_encoder",
+        "ranker",
+    }
 
 
 def test_a_bad_cache_in_a_scenario_file_names_the_field():
     with pytest.raises(ScenarioError, match=r"caches\.out\.skips: unknown stage 'preprocess'"):
-        pipeline([{"name": "forward", "kind": "model", "service_ms": 5}],
-                 [{"name": "out", "tier": "output", "hit_rate": 0.5, "skips": ["preprocess"]}],
-                 rate_rps=1, requests=100, seed=0)
+        pipeline(
+            [{"name": "forward", "kind": "model", "service_ms": 5}],
+            [{"name": "out", "tier": "output", "hit_rate": 0.5, "skips": ["preprocess"]}],
+            rate_rps=1,
+            requests=100,
+            seed=0,
+        )
 
 
 def test_keys_from_a_trace_column_replay_exactly_as_lru_and_a_hit_costs_only_lookup_and_delays(tmp_path):
@@ -551,13 +621,19 @@ def test_keys_from_a_trace_column_replay_exactly_as_lru_and_a_hit_costs_only_loo
     rng = np.random.default_rng(12)
     users = rng.zipf(1.4, size=600) % 40
     pd.DataFrame({"arrived_at": np.arange(600.0), "user_id": users}).to_csv(tmp_path / "t.csv", index=False)
-    scenario = parse_scenario({
-        "name": "trace-keys", "replications": 1,
-        "workload": {"arrival": {"process": "trace", "file": "t.csv"}, "warmup_requests": 0},
-        "stages": [{"name": "network", "kind": "delay", "service_ms": 5},
-                   {"name": "forward", "kind": "model", "service_ms": 10}],
-        "caches": [{"name": "out", "tier": "output", "keys": {"column": "user_id"}, "capacity": 6, "lookup_ms": 1}],
-    }, base_dir=tmp_path)
+    scenario = parse_scenario(
+        {
+            "name": "trace-keys",
+            "replications": 1,
+            "workload": {"arrival": {"process": "trace", "file": "t.csv"}, "warmup_requests": 0},
+            "stages": [
+                {"name": "network", "kind": "delay", "service_ms": 5},
+                {"name": "forward", "kind": "model", "service_ms": 10},
+            ],
+            "caches": [{"name": "out", "tier": "output", "keys": {"column": "user_id"}, "capacity": 6, "lookup_ms": 1}],
+        },
+        base_dir=tmp_path,
+    )
     log = simulate(scenario).log
     expected = lru_by_stack_distance(users.tolist(), 6, [0] * len(users))
     np.testing.assert_array_equal(log["out_hit"].to_numpy(), expected)
@@ -569,8 +645,14 @@ def test_keys_from_a_trace_column_replay_exactly_as_lru_and_a_hit_costs_only_loo
 
 def test_a_single_replication_gets_a_hit_rate_interval_from_sections_of_the_run():
     rng = np.random.default_rng(0)
-    log = pd.DataFrame({"replication": 0, "arrival_ms": np.arange(1_100.0) * 100, "warmup": np.arange(1_100) < 100,
-                        "out_hit": rng.random(1_100) < 0.3})
+    log = pd.DataFrame(
+        {
+            "replication": 0,
+            "arrival_ms": np.arange(1_100.0) * 100,
+            "warmup": np.arange(1_100) < 100,
+            "out_hit": rng.random(1_100) < 0.3,
+        }
+    )
     summary = cache_summary(log, caches({"name": "out", "tier": "output", "hit_rate": 0.3}))["out"]
     lo, hi = summary["hit_rate_ci95"]
     sections = log["out_hit"].to_numpy()[100:].reshape(10, 100).mean(axis=1)  # 10 equal sections (batch means)

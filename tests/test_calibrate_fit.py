@@ -24,11 +24,7 @@ SIZES = (1, 2, 4, 8, 16, 32, 64)
 def synthetic(cost, sizes=SIZES, repeats=60, noise_sigma=0.05, seed=0) -> pd.DataFrame:
     """Repeats of `cost(n)` × lognormal noise with median 1 (so the true median of each batch size is cost(n))."""
     rng = np.random.default_rng(seed)
-    rows = [
-        (n, 1, cost(n) * float(np.exp(noise_sigma * rng.standard_normal())))
-        for n in sizes
-        for _ in range(repeats)
-    ]
+    rows = [(n, 1, cost(n) * float(np.exp(noise_sigma * rng.standard_normal()))) for n in sizes for _ in range(repeats)]
     return pd.DataFrame(rows, columns=["batch_size", "instances", "latency_ms"])
 
 

@@ -25,15 +25,32 @@ def base() -> dict:
 
 
 def test_every_lever_named_in_the_issue_exists_with_range_accuracy_cost_and_source():
-    assert set(LEVERS) == {"fp16", "int8", "int4-weight-only", "structured-pruning", "distillation", "tensorrt", "onnxruntime"}
+    assert set(LEVERS) == {
+        "fp16",
+        "int8",
+        "int4-weight-only",
+        "structured-pruning",
+        "distillation",
+        "tensorrt",
+        "onnxruntime",
+    }
     for lever in LEVERS.values():
         low, high = lever.speedup_range
         assert 1 < low <= high
         assert lever.accuracy_cost and lever.source and lever.baseline
 
 
-@pytest.mark.parametrize("name, default", [("int8", 2.0), ("int4-weight-only", 3.0), ("structured-pruning", 1.5),
-                                           ("distillation", 2.0), ("tensorrt", 1.5), ("onnxruntime", 1.5)])
+@pytest.mark.parametrize(
+    "name, default",
+    [
+        ("int8", 2.0),
+        ("int4-weight-only", 3.0),
+        ("structured-pruning", 1.5),
+        ("distillation", 2.0),
+        ("tensorrt", 1.5),
+        ("onnxruntime", 1.5),
+    ],
+)
 def test_default_is_the_conservative_end_of_the_published_range(name, default):
     assert LEVERS[name].default_speedup == default
 

@@ -66,8 +66,20 @@ def test_unreadable_model_and_missing_file_give_clear_errors(tmp_path):
 def test_cli_measure_then_profile_runs_in_the_simulator(tmp_path, capsys):
     out = tmp_path / "models" / "mlp-quick.yaml"
     code = calibrate_main(
-        ["calibrate", "measure", "--batch-sizes", "1,4,16", "--instances", "1,2", "--warmup", "2",
-         "--repeats", "12", "-o", str(out)]
+        [
+            "calibrate",
+            "measure",
+            "--batch-sizes",
+            "1,4,16",
+            "--instances",
+            "1,2",
+            "--warmup",
+            "2",
+            "--repeats",
+            "12",
+            "-o",
+            str(out),
+        ]
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -103,8 +115,23 @@ deployment:
 
 def test_cli_measure_cpu_clock_records_provenance(tmp_path, capsys):
     out = tmp_path / "cpu.yaml"
-    args = ["calibrate", "measure", "--batch-sizes", "1,8", "--instances", "1", "--warmup", "1", "--repeats", "5",
-            "--clock", "cpu", "--no-plot", "-o", str(out)]
+    args = [
+        "calibrate",
+        "measure",
+        "--batch-sizes",
+        "1,8",
+        "--instances",
+        "1",
+        "--warmup",
+        "1",
+        "--repeats",
+        "5",
+        "--clock",
+        "cpu",
+        "--no-plot",
+        "-o",
+        str(out),
+    ]
     assert calibrate_main(args) == 0
     assert "thread CPU" in capsys.readouterr().out
     profile = load_profile(out)
@@ -120,8 +147,9 @@ def test_cli_measure_rejects_an_unknown_model(tmp_path, capsys):
 def test_cli_fit_reports_quality(tmp_path, capsys):
     csv = tmp_path / "m.csv"
     rng = np.random.default_rng(0)
-    lines = ["batch_size,latency_ms"] + [f"{n},{(2 + 0.5 * n) * np.exp(0.03 * rng.standard_normal()):.4f}"
-                                         for n in (1, 2, 4, 8, 16) for _ in range(30)]
+    lines = ["batch_size,latency_ms"] + [
+        f"{n},{(2 + 0.5 * n) * np.exp(0.03 * rng.standard_normal()):.4f}" for n in (1, 2, 4, 8, 16) for _ in range(30)
+    ]
     csv.write_text("\n".join(lines))
     assert calibrate_main(["calibrate", "fit", str(csv), "-o", str(tmp_path / "p.yaml"), "--hardware", "l4"]) == 0
     printed = capsys.readouterr().out

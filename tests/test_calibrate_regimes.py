@@ -53,8 +53,13 @@ def test_fitted_regime_reproduces_the_lag1_autocorrelation_independent_draws_los
 
 def test_regime_slowdown_in_a_scenario_correlates_successive_batches():
     def run(**stage):
-        scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 50.0}, service_ms={"dist": "constant", "value": 5.0},
-                                  requests=20_000, warmup=0, replications=1)
+        scenario = model_scenario(
+            arrival={"process": "poisson", "rate_rps": 50.0},
+            service_ms={"dist": "constant", "value": 5.0},
+            requests=20_000,
+            warmup=0,
+            replications=1,
+        )
         data = scenario.model_dump(by_alias=True)
         data["stages"][0].update(stage)
         from sim.spec.scenario import parse_scenario
@@ -83,10 +88,17 @@ def test_ordered_replay_follows_the_measured_sequence():
 
 def test_dispatch_overshoot_delays_a_batch_that_leaves_on_its_deadline():
     def first_start(**batching):
-        scenario = model_scenario(arrival={"process": "constant", "rate_rps": 10.0}, service_ms={"dist": "constant", "value": 1.0},
-                                  batching={"policy": "dynamic", "max_batch_size": 4, "max_queue_delay_ms": 5.0, **batching},
-                                  requests=4, warmup=0, replications=1)
-        return simulate_replication(scenario, 0, seed=1).requests.forward_start_ms.tolist()[:3]  # the last: flushed at the end
+        scenario = model_scenario(
+            arrival={"process": "constant", "rate_rps": 10.0},
+            service_ms={"dist": "constant", "value": 1.0},
+            batching={"policy": "dynamic", "max_batch_size": 4, "max_queue_delay_ms": 5.0, **batching},
+            requests=4,
+            warmup=0,
+            replications=1,
+        )
+        return simulate_replication(scenario, 0, seed=1).requests.forward_start_ms.tolist()[
+            :3
+        ]  # the last: flushed at the end
 
     assert first_start() == pytest.approx([105.0, 205.0, 305.0])  # arrivals every 100 ms, each alone
     assert first_start(dispatch_overshoot_ms={"dist": "constant", "value": 0.4}) == pytest.approx([105.4, 205.4, 305.4])

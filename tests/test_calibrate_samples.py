@@ -41,9 +41,16 @@ def test_resampling_reproduces_a_two_peaked_measurement_that_the_lognormal_canno
     assert profile.mean_ms(1) == pytest.approx(measured.mean())
     # The same quantiles without samples (shifted lognormal through p50 / p90 / p99) put mass in the gap.
     p50, p90, p99 = np.quantile(measured, [0.5, 0.9, 0.99])
-    parametric = profile_from_dict({**_profile({1: measured, 8: 2 * measured}), "samples": None,
-                                    "latency": [{"batch_size": 1, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99},
-                                                {"batch_size": 8, "p50_ms": 2 * p50, "p90_ms": 2 * p90, "p99_ms": 2 * p99}]})
+    parametric = profile_from_dict(
+        {
+            **_profile({1: measured, 8: 2 * measured}),
+            "samples": None,
+            "latency": [
+                {"batch_size": 1, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99},
+                {"batch_size": 8, "p50_ms": 2 * p50, "p90_ms": 2 * p90, "p99_ms": 2 * p99},
+            ],
+        }
+    )
     lognormal = parametric.sample_many_ms(1, np.random.default_rng(2), 100_000)
     in_gap = lambda x: np.mean((x > 1.5) & (x < 5.0))  # noqa: E731
     assert in_gap(draws) == 0.0 and in_gap(lognormal) > 0.05
@@ -64,8 +71,12 @@ def test_between_measured_sizes_the_quantile_functions_are_interpolated():
 
 def test_too_few_samples_or_outside_the_sampled_sizes_fall_back_to_the_fitted_spread():
     rng = np.random.default_rng(3)
-    profile = profile_from_dict(_profile({1: rng.gamma(20, 0.05, MIN_SAMPLES - 1), 4: rng.gamma(20, 0.1, 200),
-                                          8: rng.gamma(20, 0.2, 200)}, max_batch_size=12))
+    profile = profile_from_dict(
+        _profile(
+            {1: rng.gamma(20, 0.05, MIN_SAMPLES - 1), 4: rng.gamma(20, 0.1, 200), 8: rng.gamma(20, 0.2, 200)},
+            max_batch_size=12,
+        )
+    )
     assert profile.measured_samples(1) is None and profile.measured_samples(2) is None
     assert profile.measured_samples(4) is not None and profile.measured_samples(6) is not None
     assert profile.measured_samples(12) is None  # beyond the largest sampled size: the curve
@@ -76,8 +87,13 @@ def test_two_peak_test_flags_mixtures_and_not_skewed_single_peaks():
     rng = np.random.default_rng(4)
     for _ in range(20):
         assert two_peak_test(_two_peaked(rng, 300)).two_peaked
-        for single in (rng.lognormal(0, 0.5, 300), rng.gamma(4, 1, 300), 0.6 + rng.lognormal(-3, 1, 300),
-                       rng.normal(10, 1, 300), rng.exponential(1, 300)):
+        for single in (
+            rng.lognormal(0, 0.5, 300),
+            rng.gamma(4, 1, 300),
+            0.6 + rng.lognormal(-3, 1, 300),
+            rng.normal(10, 1, 300),
+            rng.exponential(1, 300),
+        ):
             assert not two_peak_test(single).two_peaked
     assert two_peak_test(rng.normal(1, 0.1, 50)) is None  # too few to say
 
@@ -86,14 +102,22 @@ def test_profile_warns_about_two_peaked_samples():
     rng = np.random.default_rng(5)
     profile = profile_from_dict(_profile({1: _two_peaked(rng, 300), 8: rng.gamma(30, 0.1, 300)}))
     assert len(profile.warnings) == 1
-    assert "batch 1 " in profile.warnings[0] and "two-peaked" in profile.warnings[0] and "80% near 0.998 ms" in profile.warnings[0]
+    assert (
+        "batch 1 " in profile.warnings[0]
+        and "two-peaked" in profile.warnings[0]
+        and "80% near 0.998 ms" in profile.warnings[0]
+    )
 
 
 def test_calibrate_fit_keeps_samples_and_a_lever_scales_them(tmp_path):
     rng = np.random.default_rng(6)
-    frame = pd.DataFrame({"batch_size": np.repeat([1, 4, 16], [200, 200, 10]),
-                          "instances": 1,
-                          "latency_ms": np.r_[_two_peaked(rng, 200), rng.gamma(30, 0.1, 200), rng.gamma(30, 0.3, 10)]})
+    frame = pd.DataFrame(
+        {
+            "batch_size": np.repeat([1, 4, 16], [200, 200, 10]),
+            "instances": 1,
+            "latency_ms": np.r_[_two_peaked(rng, 200), rng.gamma(30, 0.1, 200), rng.gamma(30, 0.3, 10)],
+        }
+    )
     data, _, _ = fit_measurements(frame, tmp_path / "p.yaml", plot=False)
     assert [row["batch_size"] for row in data["samples"]] == [1, 4]  # 10 repeats at 16: too few to resample
     assert data["samples"][0]["ms"] == pytest.approx(frame.latency_ms[:200].round(4).tolist())

@@ -41,7 +41,9 @@ def test_overhead_is_separated_from_the_kernel_curve(tmp_path):
     profile = load_profile(fit(tmp_path, log, "--kernel-column", "kernel_ms", "--batch-id-column", "batch_id"))
     assert profile.per_request_overhead_ms == pytest.approx(OVERHEAD_MS, abs=0.01)
     for size in (1, 4, 8):  # 4 was never logged: the fitted curve
-        assert profile.median_ms(size) == pytest.approx(OVERHEAD_MS + KERNEL_BASE_MS + KERNEL_PER_ITEM_MS * size, rel=0.01)
+        assert profile.median_ms(size) == pytest.approx(
+            OVERHEAD_MS + KERNEL_BASE_MS + KERNEL_PER_ITEM_MS * size, rel=0.01
+        )
     assert "median of server_ms − kernel_ms over 600 batches" in profile.provenance["method"]
 
 
@@ -73,7 +75,10 @@ def test_without_a_kernel_column_the_overhead_stays_in_the_curve_and_the_profile
     [
         (lambda f: f.drop(columns=["server_ms"]), "missing column.*server_ms"),
         (lambda f: f.assign(kernel_ms=np.where(f.index == 3, 99.0, f.kernel_ms)), "row 5: kernel_ms exceeds server_ms"),
-        (lambda f: f.assign(batch_size=np.where(f.index == 0, 2, f.batch_size)), "has requests logging different batch sizes"),
+        (
+            lambda f: f.assign(batch_size=np.where(f.index == 0, 2, f.batch_size)),
+            "has requests logging different batch sizes",
+        ),
         (lambda f: f.assign(batch_size=4), "only one batch size \\(4\\)"),
     ],
 )

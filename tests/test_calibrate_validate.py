@@ -21,11 +21,7 @@ HEADER = (
 def skewed_measurements(sizes=(1, 2, 4, 8), repeats=300, seed=0) -> pd.DataFrame:
     """Latencies with a floor and a right tail: (1 + 0.4 n) ms plus gamma noise (mean 10% of it)."""
     rng = np.random.default_rng(seed)
-    rows = [
-        (n, 1, float(x))
-        for n in sizes
-        for x in (1.0 + 0.4 * n) * (1 + rng.gamma(4.0, 0.025, size=repeats))
-    ]
+    rows = [(n, 1, float(x)) for n in sizes for x in (1.0 + 0.4 * n) * (1 + rng.gamma(4.0, 0.025, size=repeats))]
     return pd.DataFrame(rows, columns=["batch_size", "instances", "latency_ms"])
 
 
@@ -63,7 +59,9 @@ def test_round_trip_through_the_simulator_at_low_load(profile_and_measurements, 
 
     folder, frame = profile_and_measurements
     path = folder / f"s{batch}.yaml"
-    path.write_text(scenario_text(folder / "skewed.yaml", f"{{policy: static, batch_size: {batch}}}", 1.0, 15_000 * batch))
+    path.write_text(
+        scenario_text(folder / "skewed.yaml", f"{{policy: static, batch_size: {batch}}}", 1.0, 15_000 * batch)
+    )
     log = simulate(load_scenario(path)).log
     log = log[~log["warmup"]]
     per_batch = log.groupby("forward_batch_id")["forward_ms"].first()
@@ -96,8 +94,11 @@ def test_compare_errors_are_relative_to_the_measured_value():
 
 def test_predicted_percentiles_skip_warmup_and_rejected():
     log = pd.DataFrame(
-        {"latency_ms": [1000.0, 1.0, 2.0, 3.0, 500.0], "warmup": [True, False, False, False, False],
-         "rejected": [False, False, False, False, True]}
+        {
+            "latency_ms": [1000.0, 1.0, 2.0, 3.0, 500.0],
+            "warmup": [True, False, False, False, False],
+            "rejected": [False, False, False, False, True],
+        }
     )
     assert predicted_percentiles(log)[50.0] == 2.0
 
@@ -107,7 +108,9 @@ def test_measured_latency_units_and_perf_analyzer_levels(tmp_path):
     us.write_text("latency_us\n1000\n2000\n3000\n")
     assert measured_percentiles(us)[0][50.0] == pytest.approx(2.0)
     pa = tmp_path / "pa.csv"
-    pa.write_text(HEADER + "1,500,20,300,30,50,1500,20,5,2000,2100,2200,2500\n4,900,20,300,30,50,1500,20,5,6000,7000,7500,9000\n")
+    pa.write_text(
+        HEADER + "1,500,20,300,30,50,1500,20,5,2000,2100,2200,2500\n4,900,20,300,30,50,1500,20,5,6000,7000,7500,9000\n"
+    )
     with pytest.raises(DataFileError, match="choose one with --level"):
         measured_percentiles(pa)
     found, what = measured_percentiles(pa, level=4)
@@ -118,7 +121,11 @@ def test_measured_latency_units_and_perf_analyzer_levels(tmp_path):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("a,b\n1,2\n", "no column latency_ms"), ("latency_ms\n1\nslow\n", "not a number"), ("latency_ms\n1\n-2\n", "non-positive")],
+    [
+        ("a,b\n1,2\n", "no column latency_ms"),
+        ("latency_ms\n1\nslow\n", "not a number"),
+        ("latency_ms\n1\n-2\n", "non-positive"),
+    ],
 )
 def test_bad_measured_files(tmp_path, text, message):
     path = tmp_path / "m.csv"
@@ -136,7 +143,9 @@ def test_interference_reaches_the_simulator(tmp_path):
     from sim.spec.scenario import load_scenario
 
     profile = {
-        "kind": "batch", "name": "two-level", "hardware": "t4",
+        "kind": "batch",
+        "name": "two-level",
+        "hardware": "t4",
         "provenance": {"source": "test", "date": "2026-11-29"},
         "curve": {"family": "affine", "base_ms": 10.0, "per_item_ms": 0.0},
         "latency": [
@@ -186,7 +195,11 @@ def test_block_bootstrap_widens_the_interval_when_slow_periods_cluster():
 
 def test_agreement_is_judged_against_both_intervals():
     predicted, measured = {50.0: 10.0, 95.0: 20.0, 99.0: 30.0}, {50.0: 11.0, 95.0: 20.0, 99.0: 40.0}
-    table = compare(predicted, measured, {50.0: (9.5, 10.5), 95.0: (19.0, 21.0), 99.0: (28.0, 32.0)},
-                    {50.0: (10.4, 11.6), 95.0: (19.5, 20.5), 99.0: (35.0, 45.0)})
+    table = compare(
+        predicted,
+        measured,
+        {50.0: (9.5, 10.5), 95.0: (19.0, 21.0), 99.0: (28.0, 32.0)},
+        {50.0: (10.4, 11.6), 95.0: (19.5, 20.5), 99.0: (35.0, 45.0)},
+    )
     assert table["agrees"].tolist() == [1.0, 1.0, 0.0]  # p50 10% off, yet within what the measurement can tell
     assert compare(predicted, measured)["agrees"].isna().all()  # perf_analyzer: no interval, no verdict

@@ -43,6 +43,7 @@ def scenario():
 
 # --- variant syntax ------------------------------------------------------------------------------------
 
+
 def test_batching_shorthand_targets_the_model_stage(scenario):
     variant = compare.parse_variant("dyn:batching=dynamic(max_batch_size=32,max_queue_delay_ms=5)", scenario)
     assert variant.name == "dyn"
@@ -102,6 +103,7 @@ def test_split_top_level_respects_brackets_and_quotes():
 
 # --- winners -------------------------------------------------------------------------------------------
 
+
 def _summary(p99: float, throughput: float, per_1m: float | None) -> dict:
     latency = {"mean": p99 / 2, "p50": p99 / 3, "p90": p99 / 1.5, "p95": p99 / 1.2, "p99": p99, "p999": p99 * 1.5}
     return {
@@ -136,6 +138,7 @@ def test_comparison_table_stars_the_winner_and_shows_the_ci():
 
 # --- knee and SLO crossing ---------------------------------------------------------------------------------
 
+
 def test_knee_of_the_mm1_mean_sojourn_curve():
     """Kneedle on y = 1/(1−x) over [x0, x1]: the knee is where y' = 1/(1−x)² equals the chord's slope
     (y1 − y0)/(x1 − x0), i.e. x* = 1 − sqrt((x1 − x0)/(y1 − y0)); the grid point nearest x* wins."""
@@ -159,6 +162,7 @@ def test_max_rate_within_slo_interpolates_the_crossing():
 
 # --- planner helpers -----------------------------------------------------------------------------------
 
+
 def test_capacity_is_the_rate_that_saturates_the_busiest_stage(scenario):
     # decode: 2 workers, lognormal median 10 p99 30 -> mean = median·exp(σ²/2), σ = ln(3)/z99.
     sigma = math.log(3) / 2.3263478740408408
@@ -169,8 +173,15 @@ def test_capacity_is_the_rate_that_saturates_the_busiest_stage(scenario):
 
 def test_scale_distribution_keeps_the_shape():
     assert transforms.scale_distribution({"dist": "lognormal", "median": 10, "p99": 30}, 0.5) == {
-        "dist": "lognormal", "median": 5.0, "p99": 15.0}
-    assert transforms.scale_distribution({"dist": "gamma", "mean": 4, "cv": 2}, 3) == {"dist": "gamma", "mean": 12, "cv": 2}
+        "dist": "lognormal",
+        "median": 5.0,
+        "p99": 15.0,
+    }
+    assert transforms.scale_distribution({"dist": "gamma", "mean": 4, "cv": 2}, 3) == {
+        "dist": "gamma",
+        "mean": 12,
+        "cv": 2,
+    }
 
 
 def test_stage_cost_override_halves_the_offered_load(scenario):
@@ -205,10 +216,13 @@ def test_variants_share_the_arrivals(scenario):
 
 
 def test_quick_runs_keep_the_horizon_of_time_varying_traffic():
-    spiky = parse_scenario_text(BASE.replace(
-        "arrival: {process: poisson, rate_rps: 40}\n  requests: 20000\n  warmup_requests: 2000",
-        "arrival: {process: time_varying, points: [[0, 40], [60, 40]], spikes: [{at_s: 20, duration_s: 5, multiplier: 2}]}\n"
-        "  duration_s: 60"))
+    spiky = parse_scenario_text(
+        BASE.replace(
+            "arrival: {process: poisson, rate_rps: 40}\n  requests: 20000\n  warmup_requests: 2000",
+            "arrival: {process: time_varying, points: [[0, 40], [60, 40]], spikes: [{at_s: 20, duration_s: 5, multiplier: 2}]}\n"
+            "  duration_s: 60",
+        )
+    )
     assert planner.time_dependent(spiky)
     assert planner.effective_requests(spiky, planner.QUICK) is None  # ~2,600 requests: the whole minute
     assert "own" in planner.describe(spiky, planner.QUICK)

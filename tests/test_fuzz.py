@@ -28,24 +28,62 @@ from sim.spec import budget
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
-SHIPPED = ("mm3", "search-ranker", "vision-a100", "bert-cpu", "recsys-caches", "autoscale-diurnal", "reference",
-           "llm-chat-static")
+SHIPPED = (
+    "mm3",
+    "search-ranker",
+    "vision-a100",
+    "bert-cpu",
+    "recsys-caches",
+    "autoscale-diurnal",
+    "reference",
+    "llm-chat-static",
+)
 REQUESTS, REPLICATIONS = 300, 2
 EXAMPLE_SECONDS = 20
 FUZZ_MEMORY_LIMIT_BYTES = 150_000_000  # a fuzz run never needs more; bigger asks count as memory stops
 
-settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True,
-                          suppress_health_check=list(HealthCheck))
-settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "10000")), deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "10000")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 OUTCOMES: Counter = Counter()
 FAILURES: list[str] = []
 
 PLAUSIBLE = st.one_of(st.integers(1, 64), st.floats(0.01, 1000), st.sampled_from(["none", "dynamic", "lru", "zipf"]))
 NASTY = st.one_of(
-    st.sampled_from([0, -1, -1e9, 10**9, 10**12, 2**63, 1e308, 1e-300, math.inf, -math.inf, math.nan, True, None,
-                     "", "x", "1e9", "../../../../etc/passwd", "/dev/zero", [], {}, [1, 2], {"dist": "zipf"}]),
-    st.integers(-10**6, 10**10),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            -1e9,
+            10**9,
+            10**12,
+            2**63,
+            1e308,
+            1e-300,
+            math.inf,
+            -math.inf,
+            math.nan,
+            True,
+            None,
+            "",
+            "x",
+            "1e9",
+            "../../../../etc/passwd",
+            "/dev/zero",
+            [],
+            {},
+            [1, 2],
+            {"dist": "zipf"},
+        ]
+    ),
+    st.integers(-(10**6), 10**10),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
 )
@@ -66,7 +104,9 @@ def report():
         line = ", ".join(f"{k} {v}" for k, v in sorted(OUTCOMES.items()))
         print(f"\nfuzz outcomes ({PROFILE}): {line}")
         if os.environ.get("FUZZ_REPORT"):
-            Path(os.environ["FUZZ_REPORT"]).write_text(json.dumps({"outcomes": OUTCOMES, "failures": FAILURES}, indent=1))
+            Path(os.environ["FUZZ_REPORT"]).write_text(
+                json.dumps({"outcomes": OUTCOMES, "failures": FAILURES}, indent=1)
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -100,8 +140,11 @@ def _mutate(raw: dict, data) -> dict:
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         slots = list(_slots(raw))
         container, key, _ = slots[data.draw(st.integers(0, len(slots) - 1), label="slot")]
-        op = data.draw(st.sampled_from(["replace", "replace", "plausible", "plausible", "delete", "unknown", "nest",
-                                        "scale", "scale"]))
+        op = data.draw(
+            st.sampled_from(
+                ["replace", "replace", "plausible", "plausible", "delete", "unknown", "nest", "scale", "scale"]
+            )
+        )
         if op == "replace":
             container[key] = copy.deepcopy(data.draw(NASTY, label="value"))  # sampled lists are shared
         elif op == "plausible":
@@ -196,10 +239,32 @@ def test_mutated_scenarios_give_a_result_or_a_clear_error(data):
 
 
 OPTION_VALUES = st.sampled_from(["-1", "0", "1", "3", "1000000000", "inf", "nan", "1e999", "x", ""])
-SET_PATHS = st.sampled_from(["deployment.replicas", "workload.arrival.rate_rps", "stages.forward.service_ms",
-                             "stages.forward.batching", "slo.p99_ms", "seed", "nosuch.path", "stages.9.name"])
-SET_VALUES = st.sampled_from(["4", "-4", ".inf", ".nan", "1e9", "{policy: dynamic, max_batch_size: 1000000000}",
-                              "[[[[1]]]]", "{a: 1, a: 2}", "!!python/object:os.system", "{dist: constant, value: 3}"])
+SET_PATHS = st.sampled_from(
+    [
+        "deployment.replicas",
+        "workload.arrival.rate_rps",
+        "stages.forward.service_ms",
+        "stages.forward.batching",
+        "slo.p99_ms",
+        "seed",
+        "nosuch.path",
+        "stages.9.name",
+    ]
+)
+SET_VALUES = st.sampled_from(
+    [
+        "4",
+        "-4",
+        ".inf",
+        ".nan",
+        "1e9",
+        "{policy: dynamic, max_batch_size: 1000000000}",
+        "[[[[1]]]]",
+        "{a: 1, a: 2}",
+        "!!python/object:os.system",
+        "{dist: constant, value: 3}",
+    ]
+)
 
 
 @given(data=st.data())
@@ -209,8 +274,9 @@ def test_run_options_give_a_result_or_a_clear_error(data, tmp_path_factory, caps
 
     folder = tmp_path_factory.mktemp("cli")
     argv = ["run", str(SCENARIOS / "mm3.yaml"), "--json", "--requests", str(REQUESTS), "--replications", "2"]
-    for option in data.draw(st.lists(st.sampled_from(["--requests", "--seed", "--replications", "--window-s"]),
-                                     max_size=3), label="options"):
+    for option in data.draw(
+        st.lists(st.sampled_from(["--requests", "--seed", "--replications", "--window-s"]), max_size=3), label="options"
+    ):
         argv += [option, data.draw(OPTION_VALUES, label=option)]
     for _ in range(data.draw(st.integers(0, 2), label="sets")):
         argv += ["--set", f"{data.draw(SET_PATHS)}={data.draw(SET_VALUES)}"]

@@ -13,11 +13,22 @@ from sim.spec.scenario import parse_scenario
 
 policies = st.one_of(
     st.just({"policy": "none"}),
-    st.builds(lambda b, t: {"policy": "static", "batch_size": b, "timeout_ms": t},
-              st.integers(1, 6), st.one_of(st.none(), st.floats(0, 20))),
-    st.builds(lambda b, d, p: {"policy": "dynamic", "max_batch_size": b, "max_queue_delay_ms": d,
-                               "preferred_batch_sizes": [s for s in p if s <= b]},
-              st.integers(1, 8), st.floats(0, 20), st.lists(st.integers(1, 8), max_size=2)),
+    st.builds(
+        lambda b, t: {"policy": "static", "batch_size": b, "timeout_ms": t},
+        st.integers(1, 6),
+        st.one_of(st.none(), st.floats(0, 20)),
+    ),
+    st.builds(
+        lambda b, d, p: {
+            "policy": "dynamic",
+            "max_batch_size": b,
+            "max_queue_delay_ms": d,
+            "preferred_batch_sizes": [s for s in p if s <= b],
+        },
+        st.integers(1, 8),
+        st.floats(0, 20),
+        st.lists(st.integers(1, 8), max_size=2),
+    ),
 )
 
 
@@ -32,17 +43,23 @@ policies = st.one_of(
     seed=st.integers(0, 2**16),
 )
 def test_request_log_invariants(policy, replicas, instances, routing, limit, rate, seed):
-    scenario = parse_scenario({
-        "name": "prop",
-        "workload": {"arrival": {"process": "gamma", "rate_rps": rate, "cv": 2.0}, "requests": 300},
-        "stages": [
-            {"name": "net", "kind": "delay", "service_ms": {"dist": "exponential", "mean": 2}},
-            {"name": "pre", "kind": "pool", "workers": 2, "service_ms": {"dist": "exponential", "mean": 3}},
-            {"name": "forward", "kind": "model", "batch_cost": {"base_ms": 5, "per_item_ms": 1, "cv": 0.3},
-             "batching": policy},
-        ],
-        "deployment": {"replicas": replicas, "instances": instances, "routing": routing, "max_queue_size": limit},
-    })
+    scenario = parse_scenario(
+        {
+            "name": "prop",
+            "workload": {"arrival": {"process": "gamma", "rate_rps": rate, "cv": 2.0}, "requests": 300},
+            "stages": [
+                {"name": "net", "kind": "delay", "service_ms": {"dist": "exponential", "mean": 2}},
+                {"name": "pre", "kind": "pool", "workers": 2, "service_ms": {"dist": "exponential", "mean": 3}},
+                {
+                    "name": "forward",
+                    "kind": "model",
+                    "batch_cost": {"base_ms": 5, "per_item_ms": 1, "cv": 0.3},
+                    "batching": policy,
+                },
+            ],
+            "deployment": {"replicas": replicas, "instances": instances, "routing": routing, "max_queue_size": limit},
+        }
+    )
     log = simulate_replication(scenario, 0, seed=seed).requests
     assert len(log) == 300 and log["request"].is_unique
     served = log[~log["rejected"]]
@@ -55,7 +72,9 @@ def test_request_log_invariants(policy, replicas, instances, routing, limit, rat
         assert (served[column] >= -1e-9).all()
     if limit is None:
         assert not log["rejected"].any()
-    max_batch = {"none": 1, "static": policy.get("batch_size"), "dynamic": policy.get("max_batch_size")}[policy["policy"]]
+    max_batch = {"none": 1, "static": policy.get("batch_size"), "dynamic": policy.get("max_batch_size")}[
+        policy["policy"]
+    ]
     assert served["batch_size"].between(1, max_batch).all()
     batches = served.groupby("forward_batch_id")
     assert (batches["forward_start_ms"].nunique() == 1).all()

@@ -20,7 +20,9 @@ def layer_of(module: str) -> str:
     if module in FOUNDATION:
         return "foundation"
     parts = module.split(".")
-    assert parts[0] == "sim" and parts[1] in LAYERS, f"{module} is in no layer: put it in one of sim/{{{', '.join(LAYERS[1:])}}}/"
+    assert parts[0] == "sim" and parts[1] in LAYERS, (
+        f"{module} is in no layer: put it in one of sim/{{{', '.join(LAYERS[1:])}}}/"
+    )
     return parts[1]
 
 
@@ -41,8 +43,11 @@ def imports(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.lineno, node.module))
             # `from sim.present import plots` imports sim.present.plots
-            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names
-                      if (ROOT / Path(*f"{node.module}.{alias.name}".split("."))).with_suffix(".py").exists()]
+            found += [
+                (node.lineno, f"{node.module}.{alias.name}")
+                for alias in node.names
+                if (ROOT / Path(*f"{node.module}.{alias.name}".split("."))).with_suffix(".py").exists()
+            ]
     return found
 
 

@@ -20,7 +20,9 @@ H100 = ROOT / "models" / "llama2-70b-tp4-h100.yaml"
 
 
 def run(st, ready, prompt, output, replicas=1):
-    return simulate_llm_stage(np.asarray(ready, float), np.asarray(prompt), np.asarray(output), st, replicas, np.random.default_rng(0))
+    return simulate_llm_stage(
+        np.asarray(ready, float), np.asarray(prompt), np.asarray(output), st, replicas, np.random.default_rng(0)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,12 @@ def test_batched_prefill_cost_per_extra_prompt_is_what_the_batched_rows_imply(ta
 def test_importer_reports_per_term_quality_and_held_out_error(table):
     profile, report = build_profile(table, "llama2-70b", "a100-80gb", 4, "x", "csv")
     terms = profile.fit["terms"]
-    assert set(terms) == {"floor_intercept_per_token_attention", "per_extra_seq", "decode_context", "decode_step_by_batch"}
+    assert set(terms) == {
+        "floor_intercept_per_token_attention",
+        "per_extra_seq",
+        "decode_context",
+        "decode_step_by_batch",
+    }
     assert terms["decode_context"]["measured"]["all_batch1_rows_slope_us_per_token"] > 0.2  # the confounded slope
     assert max(report.decode_held_out.values()) < 0.06
     assert max(report.prefill_held_out.values()) < 0.15
@@ -100,7 +107,14 @@ def test_kv_capacity_is_counted_in_gib():
 
 
 def test_an_inconsistent_kv_read_roofline_is_a_clear_error(tmp_path):
-    kv_read = {"layers": 2, "kv_heads": 1, "head_dim": 64, "bytes_per_element": 2, "gpus": 1, "hbm_bandwidth_gb_s": 1000.0}
+    kv_read = {
+        "layers": 2,
+        "kv_heads": 1,
+        "head_dim": 64,
+        "bytes_per_element": 2,
+        "gpus": 1,
+        "hbm_bandwidth_gb_s": 1000.0,
+    }
     decode = {**SYNTHETIC["decode"], "kv_read": kv_read}
     with pytest.raises(DataFileError, match="decode: .*per_context_token_ms .* kv_read roofline"):
         load_llm_profile(synthetic_profile(tmp_path, decode=decode))
@@ -116,7 +130,12 @@ def test_admission_leaves_the_watermark_free(tmp_path):
     held = run(stage(profile, batching={"policy": "continuous", "num_gpu_blocks": 200}), [0.0, 0.0], prompt, output)
     log = held.requests
     assert log.first_token_ms[1] > log.done_ms[0]
-    free = run(stage(profile, batching={"policy": "continuous", "num_gpu_blocks": 200, "watermark": 0.0}), [0.0, 0.0], prompt, output)
+    free = run(
+        stage(profile, batching={"policy": "continuous", "num_gpu_blocks": 200, "watermark": 0.0}),
+        [0.0, 0.0],
+        prompt,
+        output,
+    )
     assert free.requests.first_token_ms[1] == free.requests.first_token_ms[0]
 
 
@@ -129,9 +148,16 @@ def test_prompt_longer_than_the_token_budget_is_rejected_and_counted(tmp_path):
     assert summary["rejected"] == 1 and summary["rejected_prompt_too_long"] == 1
     assert any("longer than the limit of 4096 tokens" in w for w in summary["warnings"])
     # With chunked prefill only max_model_len limits a prompt (vLLM's prompt_limit).
-    chunked = run(stage(profile, batching={**budget, "chunked_prefill": True}), [0.0, 1.0, 2.0], [100, 5000, 4096], [5, 5, 5])
+    chunked = run(
+        stage(profile, batching={**budget, "chunked_prefill": True}), [0.0, 1.0, 2.0], [100, 5000, 4096], [5, 5, 5]
+    )
     assert not chunked.requests.rejected.any()
-    capped = run(stage(profile, batching={**budget, "chunked_prefill": True}, max_model_len=4500), [0.0, 1.0], [100, 4600], [5, 5])
+    capped = run(
+        stage(profile, batching={**budget, "chunked_prefill": True}, max_model_len=4500),
+        [0.0, 1.0],
+        [100, 4600],
+        [5, 5],
+    )
     np.testing.assert_array_equal(capped.requests.rejected, [False, True])
     assert llm_summary(capped)["rejected_prompt_too_long"] == 1
 
@@ -140,4 +166,6 @@ def test_shipped_profiles_state_their_roofline_inputs():
     for path in (A100, H100):
         raw = yaml.safe_load(path.read_text())
         kv_read = raw["decode"]["kv_read"]
-        assert {"formula", "layers", "kv_heads", "head_dim", "bytes_per_element", "gpus", "hbm_bandwidth_gb_s"} <= set(kv_read)
+        assert {"formula", "layers", "kv_heads", "head_dim", "bytes_per_element", "gpus", "hbm_bandwidth_gb_s"} <= set(
+            kv_read
+        )

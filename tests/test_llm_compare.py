@@ -44,6 +44,8 @@ def max_rate_rps(st, slo_ms: float, steps: int = 12) -> float:
 def test_continuous_sustains_several_times_static_throughput_at_the_same_p95_slo():
     continuous = stage(PROFILE, batching={"policy": "continuous", "max_num_seqs": 64})
     slo_ms = 2 * p95_e2e_ms(continuous, 1e-6)  # a lone request costs the same under both policies
-    best_static = max(max_rate_rps(stage(PROFILE, batching={"policy": "static", "batch_size": b}), slo_ms) for b in (8, 16, 32))
+    best_static = max(
+        max_rate_rps(stage(PROFILE, batching={"policy": "static", "batch_size": b}), slo_ms) for b in (8, 16, 32)
+    )
     ratio = max_rate_rps(continuous, slo_ms) / best_static
     assert ratio >= 3.0, ratio

@@ -25,7 +25,13 @@ def step_ms(batch: int, context: int, per_context: float = 0.001) -> float:
 
 def run(st, ready, prompt, output, replicas=1, routing="round_robin", seed=0):
     return simulate_llm_stage(
-        np.asarray(ready, float), np.asarray(prompt), np.asarray(output), st, replicas, np.random.default_rng(seed), routing
+        np.asarray(ready, float),
+        np.asarray(prompt),
+        np.asarray(output),
+        st,
+        replicas,
+        np.random.default_rng(seed),
+        routing,
     )
 
 
@@ -47,7 +53,9 @@ def test_single_request_at_zero_load_is_prefill_plus_decode_steps(tmp_path, batc
 
 @pytest.mark.parametrize("n", [5, 8, 40])
 def test_closed_decode_batch_makes_n_tokens_per_step(tmp_path, n):
-    profile = synthetic_profile(tmp_path, decode={"batch_sizes": [1, 8, 64], "step_ms": [20.0, 24.0, 52.0], "per_context_token_ms": 0.0})
+    profile = synthetic_profile(
+        tmp_path, decode={"batch_sizes": [1, 8, 64], "step_ms": [20.0, 24.0, 52.0], "per_context_token_ms": 0.0}
+    )
     result = run(stage(profile), np.zeros(n), np.full(n, 16), np.full(n, 501))
     log = result.requests
     assert log.first_token_ms.nunique() == 1 and log.done_ms.nunique() == 1  # one prefill, then one batch
@@ -60,7 +68,9 @@ def test_closed_decode_batch_makes_n_tokens_per_step(tmp_path, n):
 def test_kv_blocks_for_exactly_k_sequences_cap_concurrency(tmp_path):
     # 20 prompt + 10 output tokens: the KV cache peaks at 29 tokens = 2 blocks of 16, from admission on.
     k = 3
-    st = stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "block_size": 16, "num_gpu_blocks": 2 * k})
+    st = stage(
+        synthetic_profile(tmp_path), batching={"policy": "continuous", "block_size": 16, "num_gpu_blocks": 2 * k}
+    )
     result = run(st, np.zeros(12), np.full(12, 20), np.full(12, 10))
     it = result.iterations
     assert it.running.max() == k
@@ -73,8 +83,18 @@ def test_shrinking_kv_memory_preempts_and_loses_nothing(tmp_path):
     # 10 prompt tokens fit 1 block at admission; by the last token (39 tokens of KV) each needs 3 blocks.
     n = 12
     prompt, output = np.full(n, 10), np.full(n, 30)
-    roomy = run(stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "num_gpu_blocks": 3 * n}), np.zeros(n), prompt, output)
-    tight = run(stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "num_gpu_blocks": 6}), np.zeros(n), prompt, output)
+    roomy = run(
+        stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "num_gpu_blocks": 3 * n}),
+        np.zeros(n),
+        prompt,
+        output,
+    )
+    tight = run(
+        stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "num_gpu_blocks": 6}),
+        np.zeros(n),
+        prompt,
+        output,
+    )
     assert roomy.requests.preemptions.sum() == 0
     assert tight.requests.preemptions.sum() > 0
     assert tight.iterations.preempted.sum() == tight.requests.preemptions.sum()
@@ -94,7 +114,10 @@ def _assert_every_token_delivered(result, output):
 
 
 def test_chunked_prefill_splits_a_long_prompt_by_the_token_budget(tmp_path):
-    st = stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "chunked_prefill": True, "max_num_batched_tokens": 2048})
+    st = stage(
+        synthetic_profile(tmp_path),
+        batching={"policy": "continuous", "chunked_prefill": True, "max_num_batched_tokens": 2048},
+    )
     result = run(st, [0.0], [5000], [3])
     chunks = [(2048, 2048), (2048, 4096), (904, 5000)]  # (new tokens, context at the end of the chunk)
     ttft = sum(prefill_ms(new, context) for new, context in chunks)
@@ -104,7 +127,10 @@ def test_chunked_prefill_splits_a_long_prompt_by_the_token_budget(tmp_path):
 
 def test_chunked_prefill_decodes_keep_running_during_a_long_prefill(tmp_path):
     budget = 512
-    st = stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "chunked_prefill": True, "max_num_batched_tokens": budget})
+    st = stage(
+        synthetic_profile(tmp_path),
+        batching={"policy": "continuous", "chunked_prefill": True, "max_num_batched_tokens": budget},
+    )
     result = run(st, [0.0, 100.0], [16, 4000], [200, 2])
     it = result.iterations
     mixed = it[(it.prefill_tokens > 0) & (it.decode_tokens > 0)]
@@ -153,7 +179,9 @@ def test_routing_round_robin_and_least_outstanding(tmp_path):
 
 
 def test_same_seed_same_log_and_seed_changes_random_choices(tmp_path):
-    st = stage(synthetic_profile(tmp_path), prefix_cache={"shared_prefix_tokens": {"dist": "uniform", "low": 1, "high": 200}})
+    st = stage(
+        synthetic_profile(tmp_path), prefix_cache={"shared_prefix_tokens": {"dist": "uniform", "low": 1, "high": 200}}
+    )
     rng = np.random.default_rng(5)
     ready, prompt, output = np.sort(rng.uniform(0, 5000, 200)), rng.integers(50, 400, 200), rng.integers(1, 80, 200)
     a = run(st, ready, prompt, output, replicas=3, routing="random", seed=11)
@@ -179,25 +207,40 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     with pytest.raises(ScenarioError, match=">= 1"):
         run(st, [0.0], [0], [10])
     with pytest.raises(ScenarioError, match="no room for a KV cache"):
-        run(stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "gpu_memory_gib": 10}), [0.0], [10], [10])
+        run(
+            stage(synthetic_profile(tmp_path), batching={"policy": "continuous", "gpu_memory_gib": 10}),
+            [0.0],
+            [10],
+            [10],
+        )
 
 
 def test_shipped_profile_runs_from_the_project_root():
     st = stage(ROOT / "models" / "llama2-70b-tp4-a100.yaml")
     result = run(st, [0.0], [512], [128])
-    measured_e2e_ms = 5796.39  # llm-perf-a100-h100.csv: llama2-70b, a100-80gb, TP 4, prompt 512, batch 1, 128 tokens (median of 5)
+    measured_e2e_ms = (
+        5796.39  # llm-perf-a100-h100.csv: llama2-70b, a100-80gb, TP 4, prompt 512, batch 1, 128 tokens (median of 5)
+    )
     assert result.requests.e2e_ms.iloc[0] == pytest.approx(measured_e2e_ms, rel=0.05)
 
 
 @pytest.mark.parametrize("routing", ["round_robin", "random", "least_outstanding", "power_of_two"])
-@pytest.mark.parametrize("batching", [{"policy": "continuous"}, {"policy": "continuous", "num_gpu_blocks": 60, "chunked_prefill": True, "max_num_batched_tokens": 256}])
+@pytest.mark.parametrize(
+    "batching",
+    [
+        {"policy": "continuous"},
+        {"policy": "continuous", "num_gpu_blocks": 60, "chunked_prefill": True, "max_num_batched_tokens": 256},
+    ],
+)
 def test_fusing_quiet_decode_steps_changes_no_result(tmp_path, routing, batching):
     st = stage(synthetic_profile(tmp_path), batching=batching)
     rng = np.random.default_rng(9)
     n = 300
     ready, prompt, output = np.sort(rng.uniform(0, 60_000, n)), rng.integers(1, 300, n), rng.integers(1, 200, n)
     fused = simulate_llm_stage(ready, prompt, output, st, 3, np.random.default_rng(4), routing)
-    stepwise = simulate_llm_stage(ready, prompt, output, st, 3, np.random.default_rng(4), routing, fuse_quiet_steps=False)
+    stepwise = simulate_llm_stage(
+        ready, prompt, output, st, 3, np.random.default_rng(4), routing, fuse_quiet_steps=False
+    )
     pd.testing.assert_frame_equal(fused.requests, stepwise.requests, rtol=1e-9)
     pd.testing.assert_frame_equal(fused.iterations, stepwise.iterations, rtol=1e-9)
     np.testing.assert_allclose(fused.itl_ms, stepwise.itl_ms, rtol=1e-9)

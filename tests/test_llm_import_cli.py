@@ -12,8 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_import_llm_perf_writes_both_profiles_with_their_fit_quality(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "sim.cli.main", "calibrate", "import-llm-perf", "--out", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.cli.main", "calibrate", "import-llm-perf", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("held out, worst") == 4
     for name in ("llama2-70b-tp4-a100", "llama2-70b-tp4-h100"):
@@ -23,6 +27,10 @@ def test_import_llm_perf_writes_both_profiles_with_their_fit_quality(tmp_path: P
 
 
 def test_missing_table_is_a_clean_error(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "sim.cli.main", "calibrate", "import-llm-perf", "--csv",
-                             str(tmp_path / "none.csv")], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.cli.main", "calibrate", "import-llm-perf", "--csv", str(tmp_path / "none.csv")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "file not found" in result.stderr and "Traceback" not in result.stderr

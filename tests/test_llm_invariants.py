@@ -56,8 +56,14 @@ def _check_common(result, ready, prompt, output):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(workloads(), continuous(), st.booleans(), st.integers(1, 3), st.sampled_from([0.0, 0.5]),
-       st.sampled_from(["round_robin", "least_outstanding"]))
+@given(
+    workloads(),
+    continuous(),
+    st.booleans(),
+    st.integers(1, 3),
+    st.sampled_from([0.0, 0.5]),
+    st.sampled_from(["round_robin", "least_outstanding"]),
+)
 def test_continuous_batching_invariants(tmp_path_factory, workload, batching, kv_cache, replicas, hit_rate, routing):
     ready, prompt, output = workload
     profile = tmp_path_factory.mktemp("p") / "synthetic.yaml"

@@ -11,7 +11,9 @@ from tests.llm_support import stage, synthetic_profile
 
 
 def run(st, ready, prompt, output, replicas=1):
-    return simulate_llm_stage(np.asarray(ready, float), np.asarray(prompt), np.asarray(output), st, replicas, np.random.default_rng(0))
+    return simulate_llm_stage(
+        np.asarray(ready, float), np.asarray(prompt), np.asarray(output), st, replicas, np.random.default_rng(0)
+    )
 
 
 def test_single_request_summary_is_its_own_timings(tmp_path):
@@ -29,7 +31,13 @@ def test_single_request_summary_is_its_own_timings(tmp_path):
 def test_goodput_counts_requests_meeting_both_slos(tmp_path):
     rng = np.random.default_rng(3)
     n = 300
-    result = run(stage(synthetic_profile(tmp_path)), np.sort(rng.uniform(0, 20_000, n)), rng.integers(10, 2000, n), rng.integers(1, 100, n), replicas=2)
+    result = run(
+        stage(synthetic_profile(tmp_path)),
+        np.sort(rng.uniform(0, 20_000, n)),
+        rng.integers(10, 2000, n),
+        rng.integers(1, 100, n),
+        replicas=2,
+    )
     log = result.requests
     ttft_slo, tpot_slo = np.quantile(log.ttft_ms, 0.7), np.nanquantile(log.tpot_ms, 0.8)
     s = llm_summary(result, ttft_slo_ms=ttft_slo, tpot_slo_ms=tpot_slo)
@@ -49,7 +57,9 @@ def test_kv_utilisation_is_time_weighted_with_idle_as_empty(tmp_path):
     result = run(st, [0.0], [32], [2])
     prefill_ms, step_ms = result.iterations.duration_ms
     s = llm_summary(result)
-    assert s["kv_cache_utilization"]["mean"] == pytest.approx((2 * prefill_ms + 3 * step_ms) / (10 * (prefill_ms + step_ms)))
+    assert s["kv_cache_utilization"]["mean"] == pytest.approx(
+        (2 * prefill_ms + 3 * step_ms) / (10 * (prefill_ms + step_ms))
+    )
     assert s["kv_cache_utilization"]["max"] == pytest.approx(0.3)
     assert s["batch_size"]["mean"] == pytest.approx(1.0)
 
@@ -81,8 +91,16 @@ def test_charts_draw_every_variant_from_the_same_quantiles(tmp_path):
     from sim.present.llm_charts import distribution_points, distributions_chart, timeseries_chart
 
     results = {
-        name: run(stage(synthetic_profile(tmp_path), batching=batching), np.arange(30) * 200.0, np.full(30, 100), np.arange(1, 31))
-        for name, batching in (("continuous", {"policy": "continuous"}), ("static", {"policy": "static", "batch_size": 4}))
+        name: run(
+            stage(synthetic_profile(tmp_path), batching=batching),
+            np.arange(30) * 200.0,
+            np.full(30, 100),
+            np.arange(1, 31),
+        )
+        for name, batching in (
+            ("continuous", {"policy": "continuous"}),
+            ("static", {"policy": "static", "batch_size": 4}),
+        )
     }
     points = distribution_points(results)
     ttft = points[(points.variant == "static") & (points.metric == "ttft_ms")]
@@ -94,7 +112,12 @@ def test_charts_draw_every_variant_from_the_same_quantiles(tmp_path):
 
 def test_a_stage_that_cannot_keep_up_is_flagged(tmp_path):
     ready = np.arange(200) * 50.0  # 20 requests/s of 200 tokens: far beyond one replica
-    slow = run(stage(synthetic_profile(tmp_path), batching={"policy": "static", "batch_size": 2}), ready, np.full(200, 100), np.full(200, 200))
+    slow = run(
+        stage(synthetic_profile(tmp_path), batching={"policy": "static", "batch_size": 2}),
+        ready,
+        np.full(200, 100),
+        np.full(200, 200),
+    )
     assert any("queue grows" in w for w in llm_summary(slow)["warnings"])
     fine = run(stage(synthetic_profile(tmp_path)), ready * 100, np.full(200, 100), np.full(200, 20))
     assert not any("queue grows" in w for w in llm_summary(fine)["warnings"])

@@ -32,7 +32,9 @@ def test_shipped_profile_reproduces_held_out_measurements(name, hardware):
     profile = load_llm_profile(ROOT / "models" / f"{name}.yaml")
     rows = held_out_rows(hardware)
     assert len(rows) == 5 * len(llm_perf.HELD_OUT)
-    configs = rows.groupby(["prompt_size", "batch_size", "token_size"])[["prompt_time", "token_time"]].median().reset_index()
+    configs = (
+        rows.groupby(["prompt_size", "batch_size", "token_size"])[["prompt_time", "token_time"]].median().reset_index()
+    )
     prefill, decode = llm_perf.predict(LLMCost(profile), configs)
     prefill_error = np.abs(prefill / configs.prompt_time - 1)
     decode_error = np.abs(decode / configs.token_time - 1)
@@ -70,10 +72,16 @@ def test_measured_e2e_is_prefill_plus_decode_steps():
     [
         ("", "cannot read|no rows"),
         ("model,hardware\nx,y\n", "no column 'prompt_size'"),
-        ("model,hardware,prompt_size,batch_size,token_size,prompt_time,token_time,tensor_parallel\n"
-         "llama2-70b,a100-80gb,512,1,128,abc,40,4\n", "not a number"),
-        ("model,hardware,prompt_size,batch_size,token_size,prompt_time,token_time,tensor_parallel\n"
-         "llama2-70b,a100-80gb,512,1,128,0,40,4\n", "values <= 0"),
+        (
+            "model,hardware,prompt_size,batch_size,token_size,prompt_time,token_time,tensor_parallel\n"
+            "llama2-70b,a100-80gb,512,1,128,abc,40,4\n",
+            "not a number",
+        ),
+        (
+            "model,hardware,prompt_size,batch_size,token_size,prompt_time,token_time,tensor_parallel\n"
+            "llama2-70b,a100-80gb,512,1,128,0,40,4\n",
+            "values <= 0",
+        ),
     ],
 )
 def test_bad_tables_give_clear_messages(tmp_path, content, message):

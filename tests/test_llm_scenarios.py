@@ -34,7 +34,9 @@ def test_static_and_continuous_share_the_traffic_and_token_counts():
     from sim.analysis.simulate import simulate
 
     runs = {
-        name: simulate(sim.spec.scenario.load_scenario(ROOT / "scenarios" / f"{name}.yaml"), requests=400, replications=1).log
+        name: simulate(
+            sim.spec.scenario.load_scenario(ROOT / "scenarios" / f"{name}.yaml"), requests=400, replications=1
+        ).log
         for name in ("llm-chat-continuous", "llm-chat-static")
     }
     a, b = runs["llm-chat-continuous"], runs["llm-chat-static"]
@@ -43,8 +45,10 @@ def test_static_and_continuous_share_the_traffic_and_token_counts():
 
 
 def test_llm_scenario_without_tokens_is_a_clear_error(tmp_path):
-    text = (ROOT / "scenarios" / "llm-chat-continuous.yaml").read_text().replace(
-        "  tokens: {prompt_column: num_prefill_tokens, output_column: num_decode_tokens}\n", ""
+    text = (
+        (ROOT / "scenarios" / "llm-chat-continuous.yaml")
+        .read_text()
+        .replace("  tokens: {prompt_column: num_prefill_tokens, output_column: num_decode_tokens}\n", "")
     )
     with pytest.raises(sim.spec.scenario.ScenarioError, match="workload.tokens"):
         sim.spec.scenario.parse_scenario_text(text, base_dir=ROOT / "scenarios")
@@ -53,8 +57,19 @@ def test_llm_scenario_without_tokens_is_a_clear_error(tmp_path):
 def test_cli_json_has_the_llm_key(capsys):
     from sim.cli.main import main
 
-    code = main(["run", str(ROOT / "scenarios" / "llm-chat-continuous.yaml"), "--requests", "300", "--replications", "2",
-                 "--json", "--set", "workload.arrival.rate_scale=2"])
+    code = main(
+        [
+            "run",
+            str(ROOT / "scenarios" / "llm-chat-continuous.yaml"),
+            "--requests",
+            "300",
+            "--replications",
+            "2",
+            "--json",
+            "--set",
+            "workload.arrival.rate_scale=2",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["llm"]["replications"] == 2 and "ci95" in summary["llm"]

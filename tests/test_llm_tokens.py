@@ -18,14 +18,18 @@ def spec(**fields) -> TokenSpec:
 
 
 def test_constant_shorthand_and_uniform_bounds_and_mean():
-    prompt, output = sample_tokens(spec(prompt=128, output={"dist": "uniform", "low": 10, "high": 20}), np.random.default_rng(1), N)
+    prompt, output = sample_tokens(
+        spec(prompt=128, output={"dist": "uniform", "low": 10, "high": 20}), np.random.default_rng(1), N
+    )
     assert (prompt == 128).all()
     assert output.min() == 10 and output.max() == 20  # both ends included
     assert output.mean() == pytest.approx(15.0, abs=0.05)  # (low + high) / 2; SE ≈ 3.2/√N ≈ 0.007
 
 
 def test_lognormal_median_and_p99():
-    _, output = sample_tokens(spec(prompt=1, output={"dist": "lognormal", "median": 200, "p99": 2000}), np.random.default_rng(2), N)
+    _, output = sample_tokens(
+        spec(prompt=1, output={"dist": "lognormal", "median": 200, "p99": 2000}), np.random.default_rng(2), N
+    )
     assert np.median(output) == pytest.approx(200, rel=0.02)
     assert np.quantile(output, 0.99) == pytest.approx(2000, rel=0.05)
 
@@ -47,17 +51,26 @@ def test_zipf_without_max_needs_a_above_one():
 
 
 def test_empirical_resamples_the_given_values():
-    _, output = sample_tokens(spec(prompt=1, output={"dist": "empirical", "samples": [3, 7]}), np.random.default_rng(4), 1000)
+    _, output = sample_tokens(
+        spec(prompt=1, output={"dist": "empirical", "samples": [3, 7]}), np.random.default_rng(4), 1000
+    )
     assert set(np.unique(output)) == {3, 7}
 
 
 def test_trace_columns_are_read_and_checked():
     columns = {"num_prefill_tokens": np.array([5, 6, 7]), "num_decode_tokens": np.array([1, 2, 3])}
-    prompt, output = sample_tokens(spec(prompt_column="num_prefill_tokens", output_column="num_decode_tokens"), np.random.default_rng(0), 3, columns)
+    prompt, output = sample_tokens(
+        spec(prompt_column="num_prefill_tokens", output_column="num_decode_tokens"),
+        np.random.default_rng(0),
+        3,
+        columns,
+    )
     np.testing.assert_array_equal(prompt, [5, 6, 7])
     np.testing.assert_array_equal(output, [1, 2, 3])
     with pytest.raises(ScenarioError, match="no column 'decode'"):
-        sample_tokens(spec(prompt_column="num_prefill_tokens", output_column="decode"), np.random.default_rng(0), 3, columns)
+        sample_tokens(
+            spec(prompt_column="num_prefill_tokens", output_column="decode"), np.random.default_rng(0), 3, columns
+        )
     with pytest.raises(ScenarioError, match="request 1 has 0$"):
         sample_tokens(spec(prompt=4, output_column="bad"), np.random.default_rng(0), 3, {"bad": np.array([1, 0, 2])})
 

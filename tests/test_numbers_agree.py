@@ -93,21 +93,27 @@ def test_run_equals_the_hand_computed_replica_time_integral(case):
 def test_a_sweep_task_reports_what_run_reports(case):
     _, scenario, requests, _, result = case
     metrics = ("cost.usd_per_hour", "cost.usd_per_1m_queries", "utilization")
-    records = [run_task(Task(f"t{r}", "p", r, SEED, requests, scenario.raw, str(scenario.base_dir), metrics))
-               for r in range(REPLICATIONS)]
+    records = [
+        run_task(Task(f"t{r}", "p", r, SEED, requests, scenario.raw, str(scenario.base_dir), metrics))
+        for r in range(REPLICATIONS)
+    ]
     assert all(record["status"] == "ok" for record in records), records
     summary = result.summary
-    assert np.mean([r["cost.usd_per_hour"] for r in records]) == pytest.approx(summary["cost"]["usd_per_hour"], rel=1e-12)
+    assert np.mean([r["cost.usd_per_hour"] for r in records]) == pytest.approx(
+        summary["cost"]["usd_per_hour"], rel=1e-12
+    )
     assert np.mean([r["cost.usd_per_1m_queries"] for r in records]) == pytest.approx(
-        summary["cost"]["usd_per_1m_queries"], rel=1e-12)
+        summary["cost"]["usd_per_1m_queries"], rel=1e-12
+    )
     assert np.mean([r["utilization"] for r in records]) == pytest.approx(summary["utilization"], rel=1e-12)
 
 
 def test_a_sizing_probe_reports_what_run_reports(case):
     name, scenario, requests, _, result = case
     count = scenario.deployment.autoscaling.min_replicas if name == "autoscaled" else scenario.deployment.replicas
-    point = probe(scenario, "as written", count, 1e9, seed=SEED, replications=REPLICATIONS, requests=requests,
-                  window_s=None)
+    point = probe(
+        scenario, "as written", count, 1e9, seed=SEED, replications=REPLICATIONS, requests=requests, window_s=None
+    )
     assert point.usd_per_hour == result.summary["cost"]["usd_per_hour"]
     assert point.usd_per_1m_queries == result.summary["cost"]["usd_per_1m_queries"]
 
@@ -120,7 +126,9 @@ def test_the_over_time_view_integrates_the_same_replica_time(case):
         t0, t1 = row.start_s * 1000.0, row.start_s * 1000.0 + window_s * 1000.0
         hand = []
         for rep in range(REPLICATIONS):
-            timeline = None if result.run.timeline is None else result.run.timeline[result.run.timeline["replication"] == rep]
+            timeline = (
+                None if result.run.timeline is None else result.run.timeline[result.run.timeline["replication"] == rep]
+            )
             hand.append(paid_replica_ms_by_hand(scenario, timeline, t0, t1) / (t1 - t0))
         assert row.paid_replicas == pytest.approx(np.mean(hand), rel=1e-9)
         assert row.usd_per_hour == pytest.approx(price * np.mean(hand), rel=1e-9)

@@ -22,8 +22,12 @@ def quantile(q):
 
 def test_mm3_sojourn_quantiles_match_erlang_c():
     scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 2.5}, service_ms={"dist": "exponential", "mean": 1000},
-        replicas=3, requests=100_000, replications=10, seed=7,
+        arrival={"process": "poisson", "rate_rps": 2.5},
+        service_ms={"dist": "exponential", "mean": 1000},
+        replicas=3,
+        requests=100_000,
+        replications=10,
+        seed=7,
     )
     log = simulate(scenario).log
     for q in (0.50, 0.95, 0.99):
@@ -40,8 +44,11 @@ def test_mm3_exact_values_are_the_published_ones():
 
 def test_mm1_mean_wait_matches_erlang_c_with_one_server():
     scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 0.8}, service_ms={"dist": "exponential", "mean": 1000},
-        requests=100_000, replications=8, seed=3,
+        arrival={"process": "poisson", "rate_rps": 0.8},
+        service_ms={"dist": "exponential", "mean": 1000},
+        requests=100_000,
+        replications=8,
+        seed=3,
     )
     log = simulate(scenario).log
     exact_ms = theory.mmc_wait_mean(1, 0.8, 1.0) * 1000  # rho / (mu - lambda) = 4 s
@@ -53,8 +60,11 @@ def test_mm1_mean_wait_matches_erlang_c_with_one_server():
 def test_md1_mean_wait_is_pollaczek_khinchine_and_p99_is_erlangs_formula():
     service_ms = 10.0
     scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 80.0}, service_ms={"dist": "constant", "value": service_ms},
-        requests=200_000, replications=8, seed=11,
+        arrival={"process": "poisson", "rate_rps": 80.0},
+        service_ms={"dist": "constant", "value": service_ms},
+        requests=200_000,
+        replications=8,
+        seed=11,
     )
     log = simulate(scenario).log
     mean, mean_ci = estimate_and_ci(per_replication(log, "forward_queue_ms", np.mean))
@@ -71,7 +81,9 @@ def test_mg1_lognormal_mean_wait_matches_pollaczek_khinchine():
     scenario = model_scenario(
         arrival={"process": "poisson", "rate_rps": 70.0},
         service_ms={"dist": "lognormal", "mean": 10.0, "cv": 1.5},
-        requests=200_000, replications=10, seed=5,
+        requests=200_000,
+        replications=10,
+        seed=5,
     )
     service = scenario.stage("forward").service_ms
     log = simulate(scenario).log
@@ -83,8 +95,13 @@ def test_mg1_lognormal_mean_wait_matches_pollaczek_khinchine():
 
 def test_no_waiting_room_blocks_as_erlang_b():
     scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 2.5}, service_ms={"dist": "exponential", "mean": 1000},
-        replicas=3, max_queue_size=0, requests=50_000, replications=8, seed=9,
+        arrival={"process": "poisson", "rate_rps": 2.5},
+        service_ms={"dist": "exponential", "mean": 1000},
+        replicas=3,
+        max_queue_size=0,
+        requests=50_000,
+        replications=8,
+        seed=9,
     )
     log = simulate(scenario).log
     measured = log[~log["warmup"]]
@@ -99,8 +116,13 @@ def test_no_waiting_room_blocks_as_erlang_b():
 def test_dynamic_batching_without_delay_is_take_up_to_b_bulk_service(policy):
     # lambda = 3/s, batch service Exp(mean 1 s) whatever the size (per_item 0), B = 4: Wq = 2.5525 s.
     scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 3.0}, service_ms={"dist": "exponential", "mean": 1000},
-        per_item=0.0, batching=policy, requests=60_000, replications=8, seed=13,
+        arrival={"process": "poisson", "rate_rps": 3.0},
+        service_ms={"dist": "exponential", "mean": 1000},
+        per_item=0.0,
+        batching=policy,
+        requests=60_000,
+        replications=8,
+        seed=13,
     )
     log = simulate(scenario).log
     exact_ms = theory.bulk_service_mean_wait(3.0, 1.0, 4) * 1000
@@ -112,8 +134,13 @@ def test_dynamic_batching_without_delay_is_take_up_to_b_bulk_service(policy):
 
 def test_no_batching_is_bulk_service_with_batches_of_one():
     scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 0.7}, service_ms={"dist": "exponential", "mean": 1000},
-        per_item=0.0, batching={"policy": "none"}, requests=60_000, replications=8, seed=17,
+        arrival={"process": "poisson", "rate_rps": 0.7},
+        service_ms={"dist": "exponential", "mean": 1000},
+        per_item=0.0,
+        batching={"policy": "none"},
+        requests=60_000,
+        replications=8,
+        seed=17,
     )
     log = simulate(scenario).log
     exact_ms = theory.bulk_service_mean_wait(0.7, 1.0, 1) * 1000
@@ -123,8 +150,13 @@ def test_no_batching_is_bulk_service_with_batches_of_one():
 
 def test_random_routing_makes_each_replica_an_mm1_at_its_share_of_the_rate():
     scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 2.4}, service_ms={"dist": "exponential", "mean": 1000},
-        replicas=3, routing="random", requests=90_000, replications=8, seed=19,
+        arrival={"process": "poisson", "rate_rps": 2.4},
+        service_ms={"dist": "exponential", "mean": 1000},
+        replicas=3,
+        routing="random",
+        requests=90_000,
+        replications=8,
+        seed=19,
     )
     log = simulate(scenario).log
     exact_p95_ms = theory.mmc_sojourn_quantile(0.95, 1, 0.8, 1.0) * 1000
@@ -141,8 +173,10 @@ def test_littles_law_holds_on_the_log():
     scenario = model_scenario(
         arrival={"process": "gamma", "rate_rps": 50.0, "cv": 2.0},
         service_ms={"base_ms": 20.0, "per_item_ms": 5.0, "cv": 0.5},
-        replicas=2, batching={"policy": "dynamic", "max_batch_size": 8, "max_queue_delay_ms": 5},
-        requests=50_000, replications=1,
+        replicas=2,
+        batching={"policy": "dynamic", "max_batch_size": 8, "max_queue_delay_ms": 5},
+        requests=50_000,
+        replications=1,
     )
     log = simulate(scenario).log
     arrival, departure = log["arrival_ms"].to_numpy(), log["departure_ms"].to_numpy()

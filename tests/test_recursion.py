@@ -20,8 +20,9 @@ FIELDS = ("start_ms", "service_ms", "batch_id", "batch_size", "replica", "instan
 def stage(ready_ms, cost, policy, replicas, instances, routing, force_simpy, seed=11):
     service_rng = np.random.default_rng(seed)
     routing_rng = np.random.default_rng(seed + 1)
-    result = simulate_model_stage(ready_ms, cost, policy, replicas, instances, routing, None, service_rng,
-                                  routing_rng, force_simpy=force_simpy)
+    result = simulate_model_stage(
+        ready_ms, cost, policy, replicas, instances, routing, None, service_rng, routing_rng, force_simpy=force_simpy
+    )
     return result, service_rng.bit_generator.state
 
 
@@ -36,8 +37,9 @@ def policies(draw):
         return StaticBatching(policy="static", batch_size=max_batch, timeout_ms=timeout)
     preferred = draw(st.lists(st.integers(1, max_batch), max_size=3))
     delay = draw(st.floats(0.0, 8.0))
-    return DynamicBatching(policy="dynamic", max_batch_size=max_batch, max_queue_delay_ms=delay,
-                           preferred_batch_sizes=tuple(preferred))
+    return DynamicBatching(
+        policy="dynamic", max_batch_size=max_batch, max_queue_delay_ms=delay, preferred_batch_sizes=tuple(preferred)
+    )
 
 
 @st.composite
@@ -47,7 +49,9 @@ def costs(draw, discrete: bool = True):
     kind = draw(st.sampled_from(kinds))
     base = draw(st.floats(0.1, 6.0))
     if kind == "affine":
-        return AffineCost(AffineSpec(base_ms=base, per_item_ms=draw(st.floats(0.0, 2.0)), cv=draw(st.floats(0.05, 1.0))))
+        return AffineCost(
+            AffineSpec(base_ms=base, per_item_ms=draw(st.floats(0.0, 2.0)), cv=draw(st.floats(0.05, 1.0)))
+        )
     if kind == "sped_up":
         inner = AffineCost(AffineSpec(base_ms=base, per_item_ms=0.7, cv=0.3))
         return SpedUp(inner, draw(st.floats(1.1, 4.0)))
@@ -125,8 +129,16 @@ def test_completion_at_an_arrival_sees_that_arrival():
     # (SimPy orders the coincidence by when each event was scheduled and would send [5] alone.)
     cost = AffineCost(AffineSpec(base_ms=10.0, per_item_ms=0.0, cv=0.0))
     policy = DynamicBatching(policy="dynamic", max_batch_size=4, max_queue_delay_ms=0.0)
-    out = solve_batches(np.array([1.0, 5.0, 11.0]), cost, policy, 1, 1, "shared_queue",
-                        np.random.default_rng(0), np.random.default_rng(1))
+    out = solve_batches(
+        np.array([1.0, 5.0, 11.0]),
+        cost,
+        policy,
+        1,
+        1,
+        "shared_queue",
+        np.random.default_rng(0),
+        np.random.default_rng(1),
+    )
     assert out.start_ms.tolist() == [1.0, 11.0, 11.0]
     assert out.batch_size.tolist() == [1, 2, 2]
     assert out.batch_id.tolist() == [0, 1, 1]
@@ -161,9 +173,15 @@ def test_feed_clock_follows_simpy_rounding():
 
 @pytest.mark.parametrize(
     "routing, queue_limit, autoscaling, applies",
-    [("shared_queue", None, None, True), ("round_robin", None, None, True), ("random", None, None, True),
-     ("least_outstanding", None, None, False), ("power_of_two", None, None, False),
-     ("shared_queue", 10, None, False), ("shared_queue", None, object(), False)],
+    [
+        ("shared_queue", None, None, True),
+        ("round_robin", None, None, True),
+        ("random", None, None, True),
+        ("least_outstanding", None, None, False),
+        ("power_of_two", None, None, False),
+        ("shared_queue", 10, None, False),
+        ("shared_queue", None, object(), False),
+    ],
 )
 def test_stateful_stages_keep_the_simpy_path(routing, queue_limit, autoscaling, applies):
     cost = ScaledSingle(Gamma(dist="gamma", mean=2.0, cv=0.5), 0.5)
@@ -185,12 +203,18 @@ def test_compiled_kernels_match_the_python_loops():
     python_start, _ = fcfs.fcfs_servers(ready, service, 32)
     np.testing.assert_array_equal(compiled_start, python_start)
     cost = AffineCost(AffineSpec(base_ms=4.0, per_item_ms=1.0, cv=0.1))
-    for policy in (DynamicBatching(policy="dynamic", max_batch_size=8, max_queue_delay_ms=2.0, preferred_batch_sizes=(4,)),
-                   StaticBatching(policy="static", batch_size=4, timeout_ms=3.0)):
-        fast = solve_batches(ready, cost, policy, 8, 2, "shared_queue", np.random.default_rng(1), np.random.default_rng(2))
+    for policy in (
+        DynamicBatching(policy="dynamic", max_batch_size=8, max_queue_delay_ms=2.0, preferred_batch_sizes=(4,)),
+        StaticBatching(policy="static", batch_size=4, timeout_ms=3.0),
+    ):
+        fast = solve_batches(
+            ready, cost, policy, 8, 2, "shared_queue", np.random.default_rng(1), np.random.default_rng(2)
+        )
         compiled.AVAILABLE = False
         try:
-            slow = solve_batches(ready, cost, policy, 8, 2, "shared_queue", np.random.default_rng(1), np.random.default_rng(2))
+            slow = solve_batches(
+                ready, cost, policy, 8, 2, "shared_queue", np.random.default_rng(1), np.random.default_rng(2)
+            )
         finally:
             compiled.AVAILABLE = True
         for name in ("start_ms", "service_ms", "batch_id", "batch_size", "replica", "instance"):

@@ -58,13 +58,22 @@ def assert_png(path: Path) -> None:
 
 def test_compare_command_writes_a_self_contained_report(scenario_file, tmp_path, capsys):
     out = tmp_path / "report"
-    code = main([
-        "compare", str(scenario_file),
-        "--variant", "none:batching=none",
-        "--variant", "dyn:batching=dynamic(max_batch_size=8,max_queue_delay_ms=2)",
-        "--variant", "two:replicas=2",
-        "--load-points", "3", "--out", str(out),
-    ])
+    code = main(
+        [
+            "compare",
+            str(scenario_file),
+            "--variant",
+            "none:batching=none",
+            "--variant",
+            "dyn:batching=dynamic(max_batch_size=8,max_queue_delay_ms=2)",
+            "--variant",
+            "two:replicas=2",
+            "--load-points",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "p99 latency" in printed and str(out / "report.md") in printed
@@ -108,12 +117,18 @@ def test_report_zip_holds_the_same_files():
 
     with zipfile.ZipFile(BytesIO(report_zip(comparison))) as archive:
         names = set(archive.namelist())
-        assert {"report-test-compare/report.md", "report-test-compare/cdf.png", "report-test-compare/stages.png",
-                "report-test-compare/scenarios/a.yaml", "report-test-compare/scenarios/b.yaml"} <= names
+        assert {
+            "report-test-compare/report.md",
+            "report-test-compare/cdf.png",
+            "report-test-compare/stages.png",
+            "report-test-compare/scenarios/a.yaml",
+            "report-test-compare/scenarios/b.yaml",
+        } <= names
         assert archive.read("report-test-compare/cdf.png")[:8] == PNG_MAGIC
 
 
 # --- the numbers behind the figures -------------------------------------------------------------------
+
 
 def _log(latency_by_stage: dict[str, np.ndarray]) -> pd.DataFrame:
     n = len(next(iter(latency_by_stage.values())))
@@ -149,14 +164,31 @@ def test_stage_shares_add_up_to_the_latency_of_the_band():
 def test_every_figure_renders_to_a_png(tmp_path):
     scenario = parse_scenario_text(SCENARIO)
     result = planner.run(scenario, planner.RunSize(1500, 2))
-    curve = pd.DataFrame({"rate_rps": [10, 50, 90], "offered_load": [0.1, 0.5, 0.9], "p50": [5, 6, 20],
-                          "p99": [9, 12, 60], "p99_low": [8, 11, 50], "p99_high": [10, 13, 70],
-                          "throughput_rps": [10, 50, 90], "usd_per_1m_queries": [14.6, 2.9, 1.6]})
-    replicas = pd.DataFrame({"replicas": [1, 2, 3], "stable": [False, True, True], "p99": [np.nan, 30, 20],
-                             "usd_per_1m_queries": [np.nan, 3.0, 4.5]})
+    curve = pd.DataFrame(
+        {
+            "rate_rps": [10, 50, 90],
+            "offered_load": [0.1, 0.5, 0.9],
+            "p50": [5, 6, 20],
+            "p99": [9, 12, 60],
+            "p99_low": [8, 11, 50],
+            "p99_high": [10, 13, 70],
+            "throughput_rps": [10, 50, 90],
+            "usd_per_1m_queries": [14.6, 2.9, 1.6],
+        }
+    )
+    replicas = pd.DataFrame(
+        {
+            "replicas": [1, 2, 3],
+            "stable": [False, True, True],
+            "p99": [np.nan, 30, 20],
+            "usd_per_1m_queries": [np.nan, 3.0, 4.5],
+        }
+    )
     figures = {
         "cdf": plots.cdf_figure({"a": result.log, "b": result.log}, 40),
-        "stages": plots.stage_breakdown_figure(plots.stage_shares(result.log, ["network_ms", "forward_queue_ms", "forward_ms"])),
+        "stages": plots.stage_breakdown_figure(
+            plots.stage_shares(result.log, ["network_ms", "forward_queue_ms", "forward_ms"])
+        ),
         "load": plots.load_curve_figure(curve, 40, {"": 1}, 50),
         "tradeoff": plots.tradeoff_figure({"none": curve, "dyn": curve}, 40),
         "cost": plots.cost_replicas_figure(replicas, 25),
@@ -172,13 +204,28 @@ def test_timeline_figure_from_change_points(tmp_path):
     from sim.present.timeline import timeline_figure
     from sim.spec.scenario import parse_scenario
 
-    scenario = parse_scenario({"name": "t", "workload": {"arrival": {"process": "poisson", "rate_rps": 5}},
-                               "stages": [{"name": "forward", "kind": "model", "service_ms": 10}],
-                               "deployment": {"hardware": {"usd_per_hour": 1.0},
-                                              "autoscaling": {"policy": "ray_serve", "max_replicas": 3}},
-                               "slo": {"p99_ms": 50}})
-    timeline = pd.DataFrame({"time_ms": [0.0, 1000.0, 3000.0, 6000.0], "warm": [1, 1, 1, 3], "starting": [0, 2, 2, 0],
-                             "draining": [0, 0, 0, 0], "queued": [0, 5, 9, 0], "replication": [0, 0, 0, 0]})
+    scenario = parse_scenario(
+        {
+            "name": "t",
+            "workload": {"arrival": {"process": "poisson", "rate_rps": 5}},
+            "stages": [{"name": "forward", "kind": "model", "service_ms": 10}],
+            "deployment": {
+                "hardware": {"usd_per_hour": 1.0},
+                "autoscaling": {"policy": "ray_serve", "max_replicas": 3},
+            },
+            "slo": {"p99_ms": 50},
+        }
+    )
+    timeline = pd.DataFrame(
+        {
+            "time_ms": [0.0, 1000.0, 3000.0, 6000.0],
+            "warm": [1, 1, 1, 3],
+            "starting": [0, 2, 2, 0],
+            "draining": [0, 0, 0, 0],
+            "queued": [0, 5, 9, 0],
+            "replication": [0, 0, 0, 0],
+        }
+    )
     arrivals = np.linspace(0, 7000, 50)
     log = pd.DataFrame({"arrival_ms": arrivals, "replication": 0, "latency_ms": 20.0, "rejected": False})
     plots.save(timeline_figure(RunLog(log, timeline), scenario, 1.0), tmp_path / "timeline.png")

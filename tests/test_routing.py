@@ -47,11 +47,26 @@ def test_model_and_llm_stages_route_the_same_way(routing, tmp_path):
 
     n, replicas = 60, 3
     ready = np.arange(n) * 1e6  # far apart: every replica is idle when a request arrives
-    model = simulate_model_stage(ready, AffineCost(AffineSpec(base_ms=1.0, per_item_ms=0.0)), NoBatching(policy="none"),
-                                 replicas=replicas, instances=1, routing=routing, max_queue_size=None,
-                                 service_rng=np.random.default_rng(9), routing_rng=np.random.default_rng(5))
-    llm = simulate_llm_stage(ready, np.full(n, 16), np.full(n, 4), stage(synthetic_profile(tmp_path)), replicas,
-                             np.random.default_rng(5), routing)
+    model = simulate_model_stage(
+        ready,
+        AffineCost(AffineSpec(base_ms=1.0, per_item_ms=0.0)),
+        NoBatching(policy="none"),
+        replicas=replicas,
+        instances=1,
+        routing=routing,
+        max_queue_size=None,
+        service_rng=np.random.default_rng(9),
+        routing_rng=np.random.default_rng(5),
+    )
+    llm = simulate_llm_stage(
+        ready,
+        np.full(n, 16),
+        np.full(n, 4),
+        stage(synthetic_profile(tmp_path)),
+        replicas,
+        np.random.default_rng(5),
+        routing,
+    )
     np.testing.assert_array_equal(model.replica, llm.requests["replica"].to_numpy())
 
 
@@ -62,9 +77,14 @@ def test_prefix_cache_hits_do_not_depend_on_the_routing_policy(tmp_path):
 
     st = stage(synthetic_profile(tmp_path), prefix_cache={"hit_rate": 0.4})
     ready, prompt, output = np.arange(300) * 50.0, np.full(300, 64), np.full(300, 8)
-    cached = [simulate_llm_stage(ready, prompt, output, st, 3, np.random.default_rng(1), routing,
-                                 prefix_rng=np.random.default_rng(7)).requests["cached_tokens"].to_numpy()
-              for routing in ("round_robin", "random", "power_of_two")]
+    cached = [
+        simulate_llm_stage(
+            ready, prompt, output, st, 3, np.random.default_rng(1), routing, prefix_rng=np.random.default_rng(7)
+        )
+        .requests["cached_tokens"]
+        .to_numpy()
+        for routing in ("round_robin", "random", "power_of_two")
+    ]
     assert cached[0].sum() > 0
     np.testing.assert_array_equal(cached[0], cached[1])
     np.testing.assert_array_equal(cached[0], cached[2])

@@ -137,19 +137,24 @@ def test_cli_rejects_a_bad_set_option(tmp_path: Path):
     good = tmp_path / "good.yaml"
     good.write_text(GOOD)
     result = subprocess.run(
-        [sys.executable, "-m", "sim.cli.main", "run", str(good), "--set", "deployment.replicas"], capture_output=True, text=True
+        [sys.executable, "-m", "sim.cli.main", "run", str(good), "--set", "deployment.replicas"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2 and "expected PATH=VALUE" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_file_outside_the_allowed_folders_is_named(tmp_path):
-    message = error_of_at(GOOD.replace("{process: poisson, rate_rps: 2.5}", "{process: trace, file: /etc/passwd}"), tmp_path)
+    message = error_of_at(
+        GOOD.replace("{process: poisson, rate_rps: 2.5}", "{process: trace, file: /etc/passwd}"), tmp_path
+    )
     assert "workload.arrival.file: /etc/passwd is outside the allowed folders (" in message
 
 
 def test_duplicate_keys_are_named_with_their_line():
     assert "not valid YAML at line 6, column 3: duplicate key 'requests'" in error_of(
-        GOOD.replace("  requests: 1000\n", "  requests: 1000\n  requests: 2000\n"))
+        GOOD.replace("  requests: 1000\n", "  requests: 1000\n  requests: 2000\n")
+    )
 
 
 def test_a_limit_names_field_value_and_ceiling():

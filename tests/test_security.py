@@ -136,23 +136,35 @@ def test_oversized_text_is_refused():
 @pytest.mark.parametrize(
     "replace, field, limit",
     [
-        (("kind: model", "kind: model\n    batching: {policy: dynamic, max_batch_size: 1000000000}"),
-         "stages.forward.batching.max_batch_size", "4096"),
+        (
+            ("kind: model", "kind: model\n    batching: {policy: dynamic, max_batch_size: 1000000000}"),
+            "stages.forward.batching.max_batch_size",
+            "4096",
+        ),
         (("requests: 1000", "requests: 1000\ndeployment: {replicas: 1000000000}"), "deployment.replicas", "10000"),
         (("requests: 1000", "requests: 1000\ndeployment: {instances: 1e9}"), "deployment.instances", ""),
         (("name: ok", "name: ok\nreplications: 1000000000"), "replications", "1000"),
         (("rate_rps: 2.5", "rate_rps: .inf"), "workload.arrival.rate_rps", "finite"),
         (("mean: 100", "mean: .nan"), "stages.forward.service_ms.mean", "finite"),
         (("requests: 1000", "requests: 1000\nslo: {p99_ms: .inf}"), "slo.p99_ms", "finite"),
-        (("requests: 1000", "requests: 1000\ndeployment: {hardware: {usd_per_hour: .inf}}"),
-         "deployment.hardware.usd_per_hour", "finite"),
+        (
+            ("requests: 1000", "requests: 1000\ndeployment: {hardware: {usd_per_hour: .inf}}"),
+            "deployment.hardware.usd_per_hour",
+            "finite",
+        ),
         (("requests: 1000", "requests: 1000\ndeployment: {cold_start_ms: .inf}"), "deployment.cold_start_ms", "finite"),
         (("kind: model", "kind: model\n    speedup: .inf"), "stages.forward.speedup", "finite"),
-        (("{dist: exponential, mean: 100}", "{dist: gamma, mean: 100, cv: 1000000}"),
-         "stages.forward.service_ms.cv", "30"),
+        (
+            ("{dist: exponential, mean: 100}", "{dist: gamma, mean: 100, cv: 1000000}"),
+            "stages.forward.service_ms.cv",
+            "30",
+        ),
         (("rate_rps: 2.5}", "rate_rps: 2.5, cv: 1e6, process: gamma}"), "workload.arrival", ""),
-        (("service_ms: {dist: exponential, mean: 100}", "batch_cost: {base_ms: 1, per_item_ms: 1, cv: .inf}"),
-         "stages.forward.batch_cost.cv", "finite"),
+        (
+            ("service_ms: {dist: exponential, mean: 100}", "batch_cost: {base_ms: 1, per_item_ms: 1, cv: .inf}"),
+            "stages.forward.batch_cost.cv",
+            "finite",
+        ),
     ],
 )
 def test_huge_and_infinite_numbers_name_the_field(replace, field, limit):
@@ -166,13 +178,18 @@ def test_huge_and_infinite_numbers_name_the_field(replace, field, limit):
 def test_workers_keys_and_tokens_are_bounded():
     pool = GOOD.replace("stages:\n", "stages:\n  - {name: pre, kind: pool, workers: 1000000000, service_ms: 1}\n")
     assert "stages.pre.workers: Input should be less than or equal to 100000" in error_of(pool)
-    caches = GOOD + "caches: [{name: out, tier: output, keys: {popularity: zipf, exponent: 1, n_keys: 1e9}, capacity: 10}]\n"
+    caches = (
+        GOOD + "caches: [{name: out, tier: output, keys: {popularity: zipf, exponent: 1, n_keys: 1e9}, capacity: 10}]\n"
+    )
     assert "caches.out.keys" in error_of(caches)
     llm = (ROOT / "scenarios" / "llm-chat-continuous.yaml").read_text()
-    llm = llm.replace("tokens: {prompt_column: num_prefill_tokens, output_column: num_decode_tokens}",
-                      "tokens: {prompt: 10, output: {dist: zipf, a: 1.1, max: 1000000000}}")
+    llm = llm.replace(
+        "tokens: {prompt_column: num_prefill_tokens, output_column: num_decode_tokens}",
+        "tokens: {prompt: 10, output: {dist: zipf, a: 1.1, max: 1000000000}}",
+    )
     assert "workload.tokens.output.max: Input should be less than or equal to 1000000" in error_of(
-        llm, base_dir=ROOT / "scenarios")
+        llm, base_dir=ROOT / "scenarios"
+    )
 
 
 def test_a_seed_out_of_range_is_a_clear_error(capsys):
@@ -194,7 +211,9 @@ def test_the_run_budget_is_requests_times_replications_times_columns():
 def test_a_run_too_large_for_memory_is_refused_before_it_starts():
     scenario = load_scenario(ROOT / "scenarios/mm3.yaml")
     start = time.perf_counter()
-    with pytest.raises(ScenarioError, match=r"--requests: 1e\+07 requests × 5 replications .* GB, above the memory limit"):
+    with pytest.raises(
+        ScenarioError, match=r"--requests: 1e\+07 requests × 5 replications .* GB, above the memory limit"
+    ):
         from sim.analysis.simulate import simulate
 
         simulate(scenario, requests=10_000_000, replications=5)
@@ -215,8 +234,9 @@ def test_thinning_stops_at_its_draw_limit(monkeypatch):
     from sim.spec import arrivals
 
     monkeypatch.setattr(arrivals, "MAX_THINNING_DRAWS", 100_000)
-    process = arrivals.TimeVarying(process="time_varying", points=[(0.0, 1.0)],
-                                   spikes=[{"at_s": 0, "duration_s": 1, "multiplier": 10_000}])
+    process = arrivals.TimeVarying(
+        process="time_varying", points=[(0.0, 1.0)], spikes=[{"at_s": 0, "duration_s": 1, "multiplier": 10_000}]
+    )
     with pytest.raises(ScenarioError, match="thinning drew"):
         process.generate(np.random.default_rng(0), 100_000, None)
 
@@ -225,9 +245,16 @@ def test_thinning_stops_at_its_draw_limit(monkeypatch):
 
 
 def summary(**changes) -> dict:
-    base = {"requests": 100, "served": 100, "throughput_rps": 2.0, "rejected_fraction": 0.0, "utilization": 0.5,
-            "latency_ms": {"mean": 5.0, "p50": 4.0, "p90": 8.0, "p95": 9.0, "p99": 12.0, "p999": 20.0},
-            "offered_load": {"forward": 0.5}, "cost": {"usd_per_hour": 1.0, "usd_per_1m_queries": 0.2}}
+    base = {
+        "requests": 100,
+        "served": 100,
+        "throughput_rps": 2.0,
+        "rejected_fraction": 0.0,
+        "utilization": 0.5,
+        "latency_ms": {"mean": 5.0, "p50": 4.0, "p90": 8.0, "p95": 9.0, "p99": 12.0, "p999": 20.0},
+        "offered_load": {"forward": 0.5},
+        "cost": {"usd_per_hour": 1.0, "usd_per_1m_queries": 0.2},
+    }
     base.update(changes)
     return base
 
@@ -245,22 +272,51 @@ def test_invariants_classify_results():
 def test_violations_name_the_broken_identity():
     broken = summary(utilization=1.5, latency_ms={"p50": 10.0, "p95": 9.0, "p99": 12.0}, cost={"usd_per_hour": -1.0})
     assert violations(broken) == [
-        "latency p50 (10) is above p95 (9)", "utilization 1.5 is outside [0, 1]", "cost usd_per_hour is negative (-1)",
+        "latency p50 (10) is above p95 (9)",
+        "utilization 1.5 is outside [0, 1]",
+        "cost usd_per_hour is negative (-1)",
     ]
 
 
 def test_an_unstable_run_exits_3_and_says_so(capsys):
-    code = main(["run", str(ROOT / "scenarios/mm3.yaml"), "--requests", "3000", "--replications", "2",
-                 "--set", "workload.arrival.rate_rps=5", "--json"])
+    code = main(
+        [
+            "run",
+            str(ROOT / "scenarios/mm3.yaml"),
+            "--requests",
+            "3000",
+            "--replications",
+            "2",
+            "--set",
+            "workload.arrival.rate_rps=5",
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 3 and "servesim: unstable: offered load on stage 'forward' is 1.67" in captured.err
     assert json.loads(captured.out)["status"] == "unstable"
 
 
 def test_a_run_that_serves_nothing_exits_3(capsys):
-    code = main(["run", str(ROOT / "scenarios/mm3.yaml"), "--requests", "2000", "--replications", "2",
-                 "--set", "deployment.max_queue_size=0", "--set", "stages.forward.service_ms=100000000",
-                 "--set", "deployment.replicas=1", "--set", "workload.warmup_requests=1000", "--json"])
+    code = main(
+        [
+            "run",
+            str(ROOT / "scenarios/mm3.yaml"),
+            "--requests",
+            "2000",
+            "--replications",
+            "2",
+            "--set",
+            "deployment.max_queue_size=0",
+            "--set",
+            "stages.forward.service_ms=100000000",
+            "--set",
+            "deployment.replicas=1",
+            "--set",
+            "workload.warmup_requests=1000",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 3 and out["status"] == "no_service" and out["served"] == 0
 
@@ -288,8 +344,10 @@ MM3 = str(ROOT / "scenarios/mm3.yaml")
         (["run", "/dev/zero"], "is not a regular file"),
         (["run", MM3, "--set", "seed=" + "[" * 500 + "]" * 500], "nested deeper than"),
         (["run", MM3, "--window-s", "inf"], "--window-s: inf must be a finite number"),
-        (["sweep", str(ROOT / "sweeps/reference-100.yaml"), "--scheduler", "not-an-address"],
-         "is not a scheduler address"),
+        (
+            ["sweep", str(ROOT / "sweeps/reference-100.yaml"), "--scheduler", "not-an-address"],
+            "is not a scheduler address",
+        ),
         (["size", MM3, "--slo-p99-ms", "0"], "--slo-p99-ms: 0.0 must be a finite number above 0"),
         (["size", MM3, "--slo-p99-ms", "inf"], "--slo-p99-ms: inf must be a finite number"),
         (["size", MM3, "--slo-p99-ms", "100", "--out", "EXISTING"], "exists and is not a folder"),
@@ -331,7 +389,9 @@ def test_serviceable_errors_are_serveserrors():
 
 
 def test_a_cv_too_small_to_square_is_refused_not_divided_by():
-    text = GOOD.replace("service_ms: {dist: exponential, mean: 100}", "batch_cost: {base_ms: 1, per_item_ms: 1, cv: 1e-187}")
+    text = GOOD.replace(
+        "service_ms: {dist: exponential, mean: 100}", "batch_cost: {base_ms: 1, per_item_ms: 1, cv: 1e-187}"
+    )
     assert "stages.forward.batch_cost.cv: cv 1e-187 is below 1e-06: use 0" in error_of(text)
     assert parse_scenario_text(text.replace("cv: 1e-187", "cv: 0")).stages[0].batch_cost.cv == 0
 

@@ -28,9 +28,13 @@ def smallest_by_erlang_c(rate: float, slo_s: float) -> int:
 @pytest.mark.slow
 def test_sizing_picks_the_smallest_replica_count_erlang_c_allows():
     rate, slo_ms = 6.0, 6000.0
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": rate},
-                              service_ms={"dist": "exponential", "mean": 1000}, replicas=1, requests=30_000,
-                              hardware={"name": "x", "usd_per_hour": 1.0})
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": rate},
+        service_ms={"dist": "exponential", "mean": 1000},
+        replicas=1,
+        requests=30_000,
+        hardware={"name": "x", "usd_per_hour": 1.0},
+    )
     exact = smallest_by_erlang_c(rate, slo_ms / 1000)
     assert smallest_stable(scenario) == 7  # 6 Erlangs need 7 servers to be stable
     result = size(scenario, slo_ms, [Candidate("x", 1.0)], replications=4)
@@ -46,9 +50,12 @@ def test_sizing_picks_the_smallest_replica_count_erlang_c_allows():
 
 
 def test_cheapest_hardware_wins_when_both_meet():
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 20},
-                              service_ms={"dist": "exponential", "mean": 100}, requests=4000,
-                              hardware={"name": "slow", "usd_per_hour": 1.0})
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 20},
+        service_ms={"dist": "exponential", "mean": 100},
+        requests=4000,
+        hardware={"name": "slow", "usd_per_hour": 1.0},
+    )
     fast_but_pricey = Candidate("fast", 10.0, speedup=2.0)
     slow_and_cheap = Candidate("slow", 1.0)
     result = size(scenario, 1000.0, [fast_but_pricey, slow_and_cheap], replications=3)
@@ -57,8 +64,9 @@ def test_cheapest_hardware_wins_when_both_meet():
 
 
 def test_speedup_candidate_needs_fewer_replicas():
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 30},
-                              service_ms={"dist": "exponential", "mean": 100}, requests=4000)
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 30}, service_ms={"dist": "exponential", "mean": 100}, requests=4000
+    )
     base = size(scenario, 1000.0, [Candidate("base", 1.0)], replications=3).chosen
     faster = size(scenario, 1000.0, [Candidate("fast", 1.0, speedup=3.0)], replications=3).chosen
     assert faster.replicas < base.replicas
@@ -80,9 +88,22 @@ def test_candidates_come_from_the_catalogue():
 def test_size_command_writes_frontier_and_a_ready_scenario(tmp_path: Path):
     out = tmp_path / "sizing"
     result = subprocess.run(
-        [sys.executable, "-m", "sim.cli.main", "size", "scenarios/bert-cpu.yaml", "--requests", "4000",
-         "--replications", "3", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sim.cli.main",
+            "size",
+            "scenarios/bert-cpu.yaml",
+            "--requests",
+            "4000",
+            "--replications",
+            "3",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "chosen:" in result.stdout and "re-check on fresh seeds" in result.stdout
@@ -94,8 +115,9 @@ def test_size_command_writes_frontier_and_a_ready_scenario(tmp_path: Path):
 
 def test_an_slo_below_the_service_time_is_reported_unreachable():
     # p99 of an Exp(100 ms) service alone is 460 ms: no replica count gets p99 under 300 ms.
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 20},
-                              service_ms={"dist": "exponential", "mean": 100}, requests=4000)
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 20}, service_ms={"dist": "exponential", "mean": 100}, requests=4000
+    )
     result = size(scenario, 300.0, [Candidate("x", 1.0)], replications=3)
     assert result.chosen is None
     assert any("levelled off" in note for note in result.notes)
@@ -103,8 +125,9 @@ def test_an_slo_below_the_service_time_is_reported_unreachable():
 
 
 def test_size_without_an_slo_is_a_clear_error(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "sim.cli.main", "size", "scenarios/mm3.yaml"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.cli.main", "size", "scenarios/mm3.yaml"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 2 and "--slo-p99-ms" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -127,8 +150,9 @@ def test_search_brackets_and_bisects_to_the_smallest_count_that_meets():
     from sim.analysis.sizing import _search
 
     # p99 = 3000 / (count − 6) ms (stable from 7 replicas): meets 100 ms with its CI from 38 replicas on.
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 6.0},
-                              service_ms={"dist": "exponential", "mean": 1000})
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 6.0}, service_ms={"dist": "exponential", "mean": 1000}
+    )
     run, asked = _synthetic(lambda count: 3000.0 / (count - 6))
     notes: list[str] = []
     chosen = _search(scenario, "x", False, 100.0, run, notes)
@@ -142,8 +166,9 @@ def test_search_brackets_and_bisects_to_the_smallest_count_that_meets():
 def test_search_stops_when_more_replicas_do_not_help():
     from sim.analysis.sizing import _search
 
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 6.0},
-                              service_ms={"dist": "exponential", "mean": 1000})
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 6.0}, service_ms={"dist": "exponential", "mean": 1000}
+    )
     run, asked = _synthetic(lambda count: 180.0 + 1.0 / count)
     notes: list[str] = []
     assert _search(scenario, "x", False, 100.0, run, notes) is None
@@ -161,8 +186,9 @@ def test_candidates_differing_only_in_price_share_their_runs(monkeypatch):
         return real_probe(scenario, hardware, count, *args, **kwargs)
 
     monkeypatch.setattr(sizing, "probe", counting_probe)
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 20},
-                              service_ms={"dist": "exponential", "mean": 100}, requests=4000)
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 20}, service_ms={"dist": "exponential", "mean": 100}, requests=4000
+    )
     result = size(scenario, 1000.0, [Candidate("dear", 4.0), Candidate("cheap", 1.0)], replications=3)
     searched = [r for r in runs if r[0] == "dear"]
     assert not [r for r in runs[: len(runs) - 2] if r[0] == "cheap"]  # only the fresh-seed re-checks run anew
@@ -181,8 +207,9 @@ def test_a_plateau_within_the_ci_scans_the_skipped_counts(fluke_at_9, chosen, as
 
     # p99 falls to ~97 ms and stays there, its CI straddling the 100 ms SLO ("too close"); noise may let
     # one count meet. The gallop skipped 9: it is tried before giving up, as a one-by-one scan would.
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 6.0},
-                              service_ms={"dist": "exponential", "mean": 1000})
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 6.0}, service_ms={"dist": "exponential", "mean": 1000}
+    )
     run, probed = _synthetic(lambda c: {7: 120.0, 8: 97.0, 9: 90.0 if fluke_at_9 else 96.8}.get(c, 96.5))
     notes: list[str] = []
     found = _search(scenario, "x", False, 100.0, run, notes)
@@ -194,9 +221,12 @@ def test_a_plateau_within_the_ci_scans_the_skipped_counts(fluke_at_9, chosen, as
 def _scenario_file(folder: Path) -> Path:
     """A one-stage M/M/c scenario (20 req/s of Exp(100 ms), $1/h) whose own SLO (5 s) differs from the
     1 s the tests size for."""
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 20},
-                              service_ms={"dist": "exponential", "mean": 100}, requests=2000,
-                              hardware={"name": "x", "usd_per_hour": 1.0})
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 20},
+        service_ms={"dist": "exponential", "mean": 100},
+        requests=2000,
+        hardware={"name": "x", "usd_per_hour": 1.0},
+    )
     path = folder / "mmc.yaml"
     path.write_text(scenario.with_overrides({"slo.p99_ms": 5000.0}).to_yaml())
     return path
@@ -205,8 +235,19 @@ def _scenario_file(folder: Path) -> Path:
 def _size(folder: Path, out: str, *extra: str) -> tuple[int, dict | None]:
     from sim.cli.main import main
 
-    code = main(["size", str(_scenario_file(folder)), "--slo-p99-ms", "1000", "--replications", "2",
-                 "--out", str(folder / out), *extra])
+    code = main(
+        [
+            "size",
+            str(_scenario_file(folder)),
+            "--slo-p99-ms",
+            "1000",
+            "--replications",
+            "2",
+            "--out",
+            str(folder / out),
+            *extra,
+        ]
+    )
     written = folder / out / "test-sized.yaml"
     return code, yaml.safe_load(written.read_text()) if written.exists() else None
 
@@ -215,8 +256,14 @@ def test_size_set_overrides_the_scenario_and_changes_the_answer(tmp_path: Path, 
     code, plain = _size(tmp_path, "plain")
     assert code == 0
     # Three times the traffic on dearer hardware: more replicas, and the written scenario says both.
-    code, busier = _size(tmp_path, "busier", "--set", "workload.arrival.rate_rps=60",
-                         "--set", "deployment.hardware={name: y, usd_per_hour: 3.0}")
+    code, busier = _size(
+        tmp_path,
+        "busier",
+        "--set",
+        "workload.arrival.rate_rps=60",
+        "--set",
+        "deployment.hardware={name: y, usd_per_hour: 3.0}",
+    )
     assert code == 0
     assert busier["deployment"]["replicas"] > plain["deployment"]["replicas"] >= 3
     assert busier["workload"]["arrival"]["rate_rps"] == 60
@@ -229,18 +276,26 @@ def test_the_sized_scenario_keeps_the_slo_it_was_sized_for(tmp_path: Path):
     assert code == 0 and sized["slo"]["p99_ms"] == 1000.0  # not the scenario's own 5 s
 
 
-@pytest.mark.parametrize("option, message", [
-    ("deployment.replicas", "--set 'deployment.replicas': expected PATH=VALUE"),
-    ("stages.forwrd.service_ms=3", "--set: stages.forwrd: no item named 'forwrd'"),
-    ("deployment.replicas=-2", "--set: scenario: invalid scenario; deployment.replicas: Input should be greater than 0"),
-    ("seed=[unclosed", "--set seed: not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("deployment.replicas", "--set 'deployment.replicas': expected PATH=VALUE"),
+        ("stages.forwrd.service_ms=3", "--set: stages.forwrd: no item named 'forwrd'"),
+        (
+            "deployment.replicas=-2",
+            "--set: scenario: invalid scenario; deployment.replicas: Input should be greater than 0",
+        ),
+        ("seed=[unclosed", "--set seed: not valid YAML"),
+    ],
+)
 def test_a_malformed_set_is_a_clear_error_for_size_and_advise(tmp_path: Path, capsys, option, message):
     from sim.cli.main import main
 
     scenario = str(_scenario_file(tmp_path))
-    for argv in (["size", scenario, "--set", option, "--out", str(tmp_path / "out")],
-                 ["advise", scenario, "--set", option]):
+    for argv in (
+        ["size", scenario, "--set", option, "--out", str(tmp_path / "out")],
+        ["advise", scenario, "--set", option],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("servesim: error: ") and message in err and err.count("\n") == 1, err
@@ -250,8 +305,20 @@ def test_a_malformed_set_is_a_clear_error_for_size_and_advise(tmp_path: Path, ca
 def test_advise_applies_set_overrides(tmp_path: Path, capsys):
     from sim.cli.main import main
 
-    code = main(["advise", str(_scenario_file(tmp_path)), "--set", "deployment.replicas=4", "--max-stack", "1",
-                 "--requests", "500", "--replications", "2"])
+    code = main(
+        [
+            "advise",
+            str(_scenario_file(tmp_path)),
+            "--set",
+            "deployment.replicas=4",
+            "--max-stack",
+            "1",
+            "--requests",
+            "500",
+            "--replications",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "replicas 4 -> " in out
 
@@ -259,8 +326,9 @@ def test_advise_applies_set_overrides(tmp_path: Path, capsys):
 def test_a_scenario_without_hardware_is_sized_on_what_it_names(tmp_path: Path):
     # No deployment.hardware at all (a capacity question before pricing): sizing keeps the scenario as
     # written rather than inventing a hardware entry that validation would reject.
-    scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 30},
-                              service_ms={"dist": "exponential", "mean": 100}, requests=3000)
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 30}, service_ms={"dist": "exponential", "mean": 100}, requests=3000
+    )
     assert scenario.deployment.hardware.name is None
     (candidate,) = parse_candidates(None, scenario, {})
     assert candidate.own and candidate.apply(scenario).deployment.hardware == scenario.deployment.hardware

@@ -35,8 +35,9 @@ def sized(chat):
 
     def by_tpot(tpot_ms: float):
         if tpot_ms not in results:
-            results[tpot_ms] = size(chat, None, parse_candidates(None, chat, {}), ttft_p99_ms=TTFT_MS,
-                                    tpot_p99_ms=tpot_ms, **RUN)
+            results[tpot_ms] = size(
+                chat, None, parse_candidates(None, chat, {}), ttft_p99_ms=TTFT_MS, tpot_p99_ms=tpot_ms, **RUN
+            )
         return results[tpot_ms]
 
     return by_tpot
@@ -46,7 +47,10 @@ def test_the_chosen_count_meets_both_budgets_and_one_fewer_does_not(chat, sized)
     result = sized(100.0)
     chosen = result.chosen
     assert chosen is not None and chosen.verdict == "meets" and not result.notes
-    for value, ci, budget in ((chosen.ttft_p99_ms, chosen.ttft_ci95, TTFT_MS), (chosen.tpot_p99_ms, chosen.tpot_ci95, 100.0)):
+    for value, ci, budget in (
+        (chosen.ttft_p99_ms, chosen.ttft_ci95, TTFT_MS),
+        (chosen.tpot_p99_ms, chosen.tpot_ci95, 100.0),
+    ):
         assert value <= budget and ci[1] <= budget
     # The count below, probed directly on the same seed, fails at least one budget (point or CI).
     budgets = Budgets(ttft_p99_ms=TTFT_MS, tpot_p99_ms=100.0)
@@ -78,8 +82,9 @@ def test_the_cheaper_candidate_per_million_tokens_wins(chat):
     # Same GPUs at two prices: one search, shared runs, cost scaled; the cheaper one is chosen.
     from sim.analysis.sizing import Candidate
 
-    result = size(chat, None, [Candidate("dear", 27.44), Candidate("cheap", 13.72)], ttft_p99_ms=TTFT_MS,
-                  tpot_p99_ms=100.0, **RUN)
+    result = size(
+        chat, None, [Candidate("dear", 27.44), Candidate("cheap", 13.72)], ttft_p99_ms=TTFT_MS, tpot_p99_ms=100.0, **RUN
+    )
     assert result.chosen.hardware == "cheap"
     dear = {p.replicas: p for p in result.probes if p.hardware == "dear"}
     for point in (p for p in result.probes if p.hardware == "cheap"):
@@ -115,8 +120,22 @@ def test_size_command_on_ttft_and_tpot(tmp_path: Path, capsys, monkeypatch):
 
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps and truncates at 80 columns without a terminal
     out = tmp_path / "out"
-    code = main(["size", str(CHAT), "--ttft-p99-ms", "2000", "--tpot-p99-ms", "100", "--requests", "500",
-                 "--replications", "2", "--out", str(out)])
+    code = main(
+        [
+            "size",
+            str(CHAT),
+            "--ttft-p99-ms",
+            "2000",
+            "--tpot-p99-ms",
+            "100",
+            "--requests",
+            "500",
+            "--replications",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "TTFT p99 ≤ 2,000 ms and TPOT p99 ≤ 100 ms" in printed
@@ -133,18 +152,33 @@ def test_an_unreachable_tpot_budget_is_a_note_and_exit_1(tmp_path: Path, capsys,
 
     monkeypatch.setenv("COLUMNS", "200")
     # TPOT p99 levels off near 48 ms (the decode step of a 70B model); 30 ms is out of reach.
-    code = main(["size", str(CHAT), "--tpot-p99-ms", "30", "--requests", "300", "--replications", "2",
-                 "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "size",
+            str(CHAT),
+            "--tpot-p99-ms",
+            "30",
+            "--requests",
+            "300",
+            "--replications",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1 and "Traceback" not in captured.err
     assert "TPOT p99 has levelled off" in captured.out and "no candidate meets the SLO" in captured.out
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([str(CHAT), "--ttft-p99-ms", "0"], "--ttft-p99-ms: 0.0 must be a finite number above 0"),
-    ([str(CHAT), "--tpot-p99-ms", "nan"], "--tpot-p99-ms: nan must be a finite number"),
-    ([str(ROOT / "scenarios/mm3.yaml"), "--ttft-p99-ms", "500"], "need a scenario with an LLM stage"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([str(CHAT), "--ttft-p99-ms", "0"], "--ttft-p99-ms: 0.0 must be a finite number above 0"),
+        ([str(CHAT), "--tpot-p99-ms", "nan"], "--tpot-p99-ms: nan must be a finite number"),
+        ([str(ROOT / "scenarios/mm3.yaml"), "--ttft-p99-ms", "500"], "need a scenario with an LLM stage"),
+    ],
+)
 def test_bad_llm_budgets_are_one_clear_line(tmp_path: Path, capsys, argv, message):
     from sim.cli.main import main
 

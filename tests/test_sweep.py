@@ -143,7 +143,9 @@ def test_in_process_and_process_pool_give_identical_tables(tmp_path):
     local = run_sweep(sweep, tmp_path / "a", executor=InProcessExecutor())
     pooled = run_sweep(sweep, tmp_path / "b", executor=ProcessPoolSweepExecutor(workers=2))
     assert len(local.replications) == 12 and local.ran == 12
-    pd.testing.assert_frame_equal(metric_columns(local.replications), metric_columns(pooled.replications), check_exact=True)
+    pd.testing.assert_frame_equal(
+        metric_columns(local.replications), metric_columns(pooled.replications), check_exact=True
+    )
     pd.testing.assert_frame_equal(local.points, pooled.points, check_exact=True)
     on_disk = pd.read_parquet(tmp_path / "b" / "replications.parquet")
     pd.testing.assert_frame_equal(
@@ -161,7 +163,9 @@ def test_rerun_skips_finished_tasks_and_torn_lines_are_run_again(tmp_path):
     tasks_file.write_text("\n".join(lines[:5]) + "\n" + lines[5][: len(lines[5]) // 2])
     second = run_sweep(sweep, tmp_path / "out", executor="inprocess")
     assert (second.ran, second.skipped) == (7, 5)
-    pd.testing.assert_frame_equal(metric_columns(first.replications), metric_columns(second.replications), check_exact=True)
+    pd.testing.assert_frame_equal(
+        metric_columns(first.replications), metric_columns(second.replications), check_exact=True
+    )
     third = run_sweep(sweep, tmp_path / "out", executor="inprocess")
     assert (third.ran, third.skipped) == (0, 12)
     fresh = run_sweep(sweep, tmp_path / "out", executor="inprocess", fresh=True)
@@ -283,7 +287,11 @@ def test_plot_splits_the_other_grid_axes_into_panels_or_holds_them_fixed(tmp_pat
     from sim.present.sweep_plots import metric_figure, plot_layout
     from sim.analysis.sweep.spec import PlotSpec
 
-    axes = {"workload.arrival.rate_rps": [0.8, 1.2], "deployment.replicas": [2, 3], "workload.warmup_requests": [0, 100, 200]}
+    axes = {
+        "workload.arrival.rate_rps": [0.8, 1.2],
+        "deployment.replicas": [2, 3],
+        "workload.warmup_requests": [0, 100, 200],
+    }
     sweep = load_sweep(write_sweep(tmp_path, axes=axes))
     points = pd.DataFrame([{**p.values, "m": float(i), "m.ci_low": i - 0.5, "m.ci_high": i + 0.5}
                            for i, p in enumerate(sweep.points())])  # fmt: skip
@@ -292,7 +300,11 @@ def test_plot_splits_the_other_grid_axes_into_panels_or_holds_them_fixed(tmp_pat
     assert panels == ["workload.warmup_requests"] and len(rows) == 12 and note == ""
     fig = metric_figure(rows, "m", spec.x, spec.by, panels=panels)
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in visible] == ["warmup_requests = 0", "warmup_requests = 100", "warmup_requests = 200"]
+    assert [ax.get_title() for ax in visible] == [
+        "warmup_requests = 0",
+        "warmup_requests = 100",
+        "warmup_requests = 200",
+    ]
     # Panel "warmup 100", line "replicas 3": the points with those values, in order of rate.
     expected = points[(points["workload.warmup_requests"] == 100) & (points["deployment.replicas"] == 3)]
     assert list(visible[1].get_lines()[1].get_ydata()) == expected.sort_values(spec.x)["m"].tolist()

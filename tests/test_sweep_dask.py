@@ -150,9 +150,7 @@ def test_killing_a_worker_mid_sweep_loses_no_point(cluster, tmp_path):
             victim.wait()
 
     try:
-        result = run_sweep(
-            load_sweep(path), tmp_path / "out", scheduler=cluster.address, on_record=kill_after_a_few
-        )
+        result = run_sweep(load_sweep(path), tmp_path / "out", scheduler=cluster.address, on_record=kill_after_a_few)
     finally:
         cluster.start_worker("w1")  # leave the module's cluster as found
     assert victim.poll() is not None and len(landed) == 48
@@ -171,9 +169,7 @@ def test_local_dask_cluster_gives_the_same_results(tmp_path):
     on_local_cluster = run_sweep(load_sweep(path), tmp_path / "dl", dask_local=2)
     local = run_sweep(load_sweep(path), tmp_path / "local", executor="inprocess")
     assert on_local_cluster.executor == "dask"
-    pd.testing.assert_frame_equal(
-        results(on_local_cluster.replications), results(local.replications), check_exact=True
-    )
+    pd.testing.assert_frame_equal(results(on_local_cluster.replications), results(local.replications), check_exact=True)
 
 
 def test_unreachable_scheduler_is_a_clear_error(tmp_path):

@@ -43,7 +43,9 @@ CASES = [
         id="unknown-stage-name",
     ),
     pytest.param(sweep(axes={"deployment.replicas": []}), ["axes.deployment.replicas", "empty axis"], id="empty-list"),
-    pytest.param(sweep(axes={"deployment.replicas": {}}), ["axes.deployment.replicas", "empty axis"], id="empty-mapping"),
+    pytest.param(
+        sweep(axes={"deployment.replicas": {}}), ["axes.deployment.replicas", "empty axis"], id="empty-mapping"
+    ),
     pytest.param(sweep(axes={}), ["axes: give at least one axis"], id="no-axes"),
     pytest.param(
         sweep(axes={"deployment.replicas": [2, "four"]}),
@@ -75,8 +77,12 @@ CASES = [
         ["axes.workload.arrival.rate_rps.low", "valid number"],
         id="range-bound-not-a-number",
     ),
-    pytest.param(sweep(sampling="latin_hypercube"), ["sampling: latin_hypercube needs points"], id="lhs-without-points"),
-    pytest.param(sweep(sampling="sobol", points=8), ["sampling", "'grid', 'random' or 'latin_hypercube'"], id="bad-sampling"),
+    pytest.param(
+        sweep(sampling="latin_hypercube"), ["sampling: latin_hypercube needs points"], id="lhs-without-points"
+    ),
+    pytest.param(
+        sweep(sampling="sobol", points=8), ["sampling", "'grid', 'random' or 'latin_hypercube'"], id="bad-sampling"
+    ),
     pytest.param(sweep(replications=0), ["replications", "greater than 0"], id="zero-replications"),
     pytest.param(sweep(replications="three"), ["replications", "valid integer"], id="replications-not-a-number"),
     pytest.param(
@@ -84,9 +90,13 @@ CASES = [
         ["metrics: unknown metric 'latency.p99'", "did you mean 'latency_ms.p99'"],
         id="unknown-metric",
     ),
-    pytest.param(sweep(replicatons=3), ["replicatons: unknown field", "did you mean 'replications'"], id="typo-top-level"),
+    pytest.param(
+        sweep(replicatons=3), ["replicatons: unknown field", "did you mean 'replications'"], id="typo-top-level"
+    ),
     pytest.param(sweep(name=None), ["name: required field is missing"], id="missing-name"),
-    pytest.param(sweep(scenario="nowhere.yaml"), ["scenario", "scenario file not found", "nowhere.yaml"], id="missing-scenario"),
+    pytest.param(
+        sweep(scenario="nowhere.yaml"), ["scenario", "scenario file not found", "nowhere.yaml"], id="missing-scenario"
+    ),
     pytest.param(
         sweep(set={"deployment.replica": 2}),
         ["set:", "deployment.replica", "unknown field", "did you mean 'replicas'"],

@@ -43,7 +43,9 @@ def test_a_short_run_keeps_the_warmup_share():
     short = transforms.with_run_length(scenario, 4000)
     assert short.workload.requests == 4000 and short.workload.warmup_requests == 200
     day = load_scenario(ROOT / "scenarios" / "autoscale-diurnal.yaml")
-    assert transforms.with_run_length(day, 1000).workload.warmup_share() == pytest.approx(day.workload.warmup_share(), abs=1e-3)
+    assert transforms.with_run_length(day, 1000).workload.warmup_share() == pytest.approx(
+        day.workload.warmup_share(), abs=1e-3
+    )
 
 
 def test_replicas_of_a_fixed_and_an_autoscaled_deployment():

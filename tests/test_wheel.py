@@ -26,28 +26,58 @@ deployment: {replicas: 1, hardware: {name: t4}}
 
 @pytest.mark.slow
 def test_the_wheel_runs_a_scenario_priced_from_the_catalogue_outside_the_checkout(tmp_path):
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            str(ROOT), "-w", str(tmp_path / "dist")], capture_output=True, text=True)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(ROOT),
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("servesim-*.whl")
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # The wheel alone provides servesim; its dependencies come from this environment's site-packages
     # (appended after the new venv's own, and without its .pth files: no editable checkout on the path).
     (Path(site) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     work = tmp_path / "elsewhere"
     work.mkdir()
     (work / "scenario.yaml").write_text(SCENARIO)
-    probe = subprocess.run([str(python), "-c", "import sim, sim.shipped as s; print(sim.__file__); print(s.shipped_root('models'))"],
-                           cwd=work, capture_output=True, text=True, check=True).stdout.split()
+    probe = subprocess.run(
+        [str(python), "-c", "import sim, sim.shipped as s; print(sim.__file__); print(s.shipped_root('models'))"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert all(str(ROOT) not in line for line in probe), probe
-    ran = subprocess.run([str(python), "-m", "sim.cli.main", "run", "scenario.yaml", "--replications", "2", "--json"],
-                         cwd=work, capture_output=True, text=True)
+    ran = subprocess.run(
+        [str(python), "-m", "sim.cli.main", "run", "scenario.yaml", "--replications", "2", "--json"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     assert ran.returncode == 0, ran.stderr[-2000:]
     summary = json.loads(ran.stdout)
     from sim.spec.hardware import load_catalogue

@@ -12,7 +12,7 @@ import pytest
 from sim.analysis import planner
 from sim.analysis.simulate import simulate
 from sim.analysis.sizing import parse_candidates, size
-from sim.metrics.windows import readable_window_s, slo_windows, verdict_window_s
+from sim.metrics.windows import readable_window_s, verdict_window_s
 from sim.present.windows import window_verdict
 from sim.spec.scenario import parse_scenario_text
 
@@ -116,9 +116,11 @@ def test_sizing_a_changing_load_judges_every_window_by_default():
 
 
 def test_a_steady_load_has_no_window_verdict():
-    steady = parse_scenario_text(SPIKE.replace("process: time_varying", "process: poisson\n    rate_rps: 40")
-                                 .replace("    period_s: 1200\n    points: [[0, 40], [1200, 40]]\n", "")
-                                 .replace("    spikes: [{at_s: 600, duration_s: 2, multiplier: 3}]\n", ""),
-                                 base_dir=ROOT / "scenarios")
+    steady = parse_scenario_text(
+        SPIKE.replace("process: time_varying", "process: poisson\n    rate_rps: 40")
+        .replace("    period_s: 1200\n    points: [[0, 40], [1200, 40]]\n", "")
+        .replace("    spikes: [{at_s: 600, duration_s: 2, multiplier: 3}]\n", ""),
+        base_dir=ROOT / "scenarios",
+    )
     summary = simulate(steady, requests=5000, replications=2).summary
     assert summary["slo"]["met"] is not None and "windows" not in summary["slo"]

@@ -128,8 +128,12 @@ class Advice:
     budget_usd_per_1m: float | None = None
 
 
-def prepare(scenario: Scenario, slo_p99_ms: float | None = None, slo_p95_ms: float | None = None,
-            requests: int = DEFAULT_REQUESTS) -> Scenario:
+def prepare(
+    scenario: Scenario,
+    slo_p99_ms: float | None = None,
+    slo_p95_ms: float | None = None,
+    requests: int = DEFAULT_REQUESTS,
+) -> Scenario:
     """The scenario the advisor evaluates: the SLO of the options (if any), and a run of `requests` per
     replication with the scenario's warm-up share (trace or duration-based workloads cut to that length)."""
     if slo_p99_ms is not None and slo_p95_ms is not None:
@@ -150,8 +154,10 @@ def profile(row: Row) -> Profile:
     """The latency budget of the scenario as it is, the dominant stage in words, loads and the SLO gap."""
     scenario = row.scenario
     shares = row.shares_ms
-    by_stage = pd.DataFrame({s.name: shares.get(s.name, 0.0) + shares.get(f"{s.name}_queue", 0.0)
-                             for s in scenario.stages}, index=shares.index)
+    by_stage = pd.DataFrame(
+        {s.name: shares.get(s.name, 0.0) + shares.get(f"{s.name}_queue", 0.0) for s in scenario.stages},
+        index=shares.index,
+    )
     lookups = [c for c in shares.columns if c.endswith("_lookup")]
     if lookups:
         by_stage["cache lookups"] = shares[lookups].sum(axis=1)
@@ -159,8 +165,11 @@ def profile(row: Row) -> Profile:
     total = float(p99.sum())
     ordered = p99.sort_values(ascending=False)
     dominant = str(ordered.index[0])
-    parts = [f"{stage_words(scenario, name)} is {value / total:.0%} of p99 ({value:.3g} ms"
-             + _queue_part(shares, name) + ")" for name, value in ordered.items() if value > 0][:3]
+    parts = [
+        f"{stage_words(scenario, name)} is {value / total:.0%} of p99 ({value:.3g} ms" + _queue_part(shares, name) + ")"
+        for name, value in ordered.items()
+        if value > 0
+    ][:3]
     forward = next((s.name for s in scenario.stages if s.kind in ("model", "llm")), None)
     if forward and forward not in ordered.index[:3] and total > 0:
         parts.append(f"the forward pass ({forward}) {p99[forward] / total:.0%}")
@@ -169,9 +178,16 @@ def profile(row: Row) -> Profile:
     if budgets:
         q = max(budgets)
         slo_key, slo_ms = f"p{round(q * 100)}", budgets[q]
-    return Profile(shares_ms=shares, by_stage=by_stage, dominant=dominant, sentence="; ".join(parts),
-                   offered_load=row.summary["offered_load"], slo_key=slo_key, slo_ms=slo_ms,
-                   latency_ms=row.summary["latency_ms"])
+    return Profile(
+        shares_ms=shares,
+        by_stage=by_stage,
+        dominant=dominant,
+        sentence="; ".join(parts),
+        offered_load=row.summary["offered_load"],
+        slo_key=slo_key,
+        slo_ms=slo_ms,
+        latency_ms=row.summary["latency_ms"],
+    )
 
 
 def stage_words(scenario: Scenario, name: str) -> str:
@@ -185,7 +201,11 @@ def stage_words(scenario: Scenario, name: str) -> str:
     lowered = name.lower()
     if stage.kind == "pool":
         what = "preprocessing" if "pre" in lowered or "decode" in lowered else name.replace("_", " ")
-        return f"{what} ({name}, pool of {stage.workers})" if what != name.replace("_", " ") else f"{what} (pool of {stage.workers})"
+        return (
+            f"{what} ({name}, pool of {stage.workers})"
+            if what != name.replace("_", " ")
+            else f"{what} (pool of {stage.workers})"
+        )
     return "the network" if "network" in lowered else f"{name.replace('_', ' ')} (delay)"
 
 
@@ -206,15 +226,23 @@ def apply_stack(base: Scenario, levers: tuple[Lever, ...]) -> tuple[Scenario, di
     return scenario, merged
 
 
-def evaluate(base: Scenario, levers: tuple[Lever, ...], seed: int, replications: int,
-             baseline: Row | None = None) -> Row:
+def evaluate(
+    base: Scenario, levers: tuple[Lever, ...], seed: int, replications: int, baseline: Row | None = None
+) -> Row:
     """Run one stack on the common random numbers of `seed`; the paired p99 change is against `baseline`."""
     scenario, overrides = apply_stack(base, levers)
     result = simulate(scenario, seed=seed, replications=replications)
     shares = stage_shares(result.log, stage_columns(scenario), (0.50, 0.99))
     per_rep = _per_replication_p99(result.log)
-    row = Row(levers=levers, overrides=overrides, scenario=scenario, summary=result.summary,
-              shares_ms=shares, p99_change_ci95=(0.0, 0.0), per_replication_p99=per_rep)
+    row = Row(
+        levers=levers,
+        overrides=overrides,
+        scenario=scenario,
+        summary=result.summary,
+        shares_ms=shares,
+        p99_change_ci95=(0.0, 0.0),
+        per_replication_p99=per_rep,
+    )
     if baseline is not None:
         base_rep = baseline.per_replication_p99
         diff = per_rep - base_rep if len(per_rep) == len(base_rep) else np.array([])
@@ -248,11 +276,20 @@ def rank_key(row: Row, baseline: Row, budget: float | None) -> tuple:
     return (over_budget, 0, p99, cost_bucket, accuracy, len(row.levers), exact)
 
 
-def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: float | None = None,
-           budget_usd_per_1m: float | None = None, requests: int = DEFAULT_REQUESTS,
-           replications: int = DEFAULT_REPLICATIONS, max_stack: int = 3, seed: int | None = None,
-           cache_hit_rate: float = 0.3, beam: int = BEAM,
-           on_progress: Callable[[str], None] | None = None) -> Advice:
+def advise(
+    scenario: Scenario,
+    *,
+    slo_p99_ms: float | None = None,
+    slo_p95_ms: float | None = None,
+    budget_usd_per_1m: float | None = None,
+    requests: int = DEFAULT_REQUESTS,
+    replications: int = DEFAULT_REPLICATIONS,
+    max_stack: int = 3,
+    seed: int | None = None,
+    cache_hit_rate: float = 0.3,
+    beam: int = BEAM,
+    on_progress: Callable[[str], None] | None = None,
+) -> Advice:
     """Profile `scenario`, evaluate lever stacks of 1..max_stack on common random numbers, rank them."""
     if not 1 <= max_stack <= 3:
         raise AdviceError(f"--max-stack must be 1, 2 or 3 (got {max_stack})")
@@ -290,7 +327,9 @@ def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: f
         try:
             row = evaluate(base, stack, seed, replications, baseline)
         except ServesimError as exc:  # a transform the schema refuses (e.g. a profile's batch limit)
-            skipped.append((" + ".join(lever.name for lever in stack), f"invalid scenario: {str(exc).splitlines()[-1].strip()}"))
+            skipped.append(
+                (" + ".join(lever.name for lever in stack), f"invalid scenario: {str(exc).splitlines()[-1].strip()}")
+            )
             return None
         evaluated[key] = row
         return row
@@ -299,8 +338,12 @@ def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: f
         return sorted(rows, key=lambda r: rank_key(r, baseline, budget_usd_per_1m))
 
     singles = [r for r in (run((lever,)) for lever in offered) if r is not None]
-    improving = [r for r in ranked(singles) if rank_key(r, baseline, budget_usd_per_1m) < rank_key(baseline, baseline, budget_usd_per_1m)
-                 or r.latency("p99") < baseline.latency("p99")]
+    improving = [
+        r
+        for r in ranked(singles)
+        if rank_key(r, baseline, budget_usd_per_1m) < rank_key(baseline, baseline, budget_usd_per_1m)
+        or r.latency("p99") < baseline.latency("p99")
+    ]
     layer = improving[:beam]
     for size in range(2, max_stack + 1):
         grown = []
@@ -321,15 +364,30 @@ def advise(scenario: Scenario, *, slo_p99_ms: float | None = None, slo_p95_ms: f
         row.warnings = row_warnings(row, baseline, prof)
     notes = profile_notes(rows, prof, base)
     count, horizon_ms = scenario.workload.length()
-    changing = (scenario.workload.arrival.process in ("on_off", "time_varying", "trace")
-                or scenario.deployment.autoscaling is not None or any(c.keys is not None for c in scenario.caches))
+    changing = (
+        scenario.workload.arrival.process in ("on_off", "time_varying", "trace")
+        or scenario.deployment.autoscaling is not None
+        or any(c.keys is not None for c in scenario.caches)
+    )
     if changing and (horizon_ms is not None or (count is not None and count > requests)):
         whole = f"{horizon_ms / 1000:g} s" if horizon_ms is not None else f"{count} requests"
-        notes.append(f"each stack ran the first {requests} requests of the workload ({whole} as written): for "
-                     "time-varying traffic or cold starts, raise --requests to cover the period that matters")
-    advice = Advice(base=base, seed=seed, replications=replications, profile=prof, rows=rows, baseline=baseline,
-                    not_offered=not_offered, skipped=skipped, notes=notes, recommendation="",
-                    budget_usd_per_1m=budget_usd_per_1m)
+        notes.append(
+            f"each stack ran the first {requests} requests of the workload ({whole} as written): for "
+            "time-varying traffic or cold starts, raise --requests to cover the period that matters"
+        )
+    advice = Advice(
+        base=base,
+        seed=seed,
+        replications=replications,
+        profile=prof,
+        rows=rows,
+        baseline=baseline,
+        not_offered=not_offered,
+        skipped=skipped,
+        notes=notes,
+        recommendation="",
+        budget_usd_per_1m=budget_usd_per_1m,
+    )
     advice.recommendation = recommendation(advice)
     return advice
 
@@ -342,19 +400,29 @@ def row_warnings(row: Row, baseline: Row, prof: Profile) -> list[str]:
     mean0, mean1 = baseline.latency("mean"), row.latency("mean")
     p990, p991 = baseline.latency("p99"), row.latency("p99")
     if mean1 < mean0 and p991 > p990:
-        out.append(f"helps the mean ({_pct(mean1, mean0)}) but hurts p99 ({_pct(p991, p990)})"
-                   + (": the batching window adds wait to the tail" if any(lever.family == "batching" for lever in row.levers) else ""))
+        out.append(
+            f"helps the mean ({_pct(mean1, mean0)}) but hurts p99 ({_pct(p991, p990)})"
+            + (
+                ": the batching window adds wait to the tail"
+                if any(lever.family == "batching" for lever in row.levers)
+                else ""
+            )
+        )
     dominant_share = prof.share([prof.dominant, f"{prof.dominant}_queue"])
-    on_dominant = any(prof.dominant in (lever.stage, *[c.removesuffix("_queue") for c in lever.columns(row.scenario)])
-                      for lever in row.levers)
+    on_dominant = any(
+        prof.dominant in (lever.stage, *[c.removesuffix("_queue") for c in lever.columns(row.scenario)])
+        for lever in row.levers
+    )
     for lever in row.levers:
         if on_dominant or lever.family not in ("forward", "preprocessing", "batching") or lever.stage is None:
             continue
         share = prof.share(lever.columns(row.scenario))
         if share < NON_DOMINANT_SHARE * dominant_share:
             ms = float(sum(prof.shares_ms.loc["p99"].get(c, 0.0) for c in lever.columns(row.scenario)))
-            out.append(f"{lever.name} optimises {lever.stage} ({ms:.3g} ms, {share:.0%} of p99) while "
-                       f"{prof.dominant} holds {dominant_share:.0%} of p99")
+            out.append(
+                f"{lever.name} optimises {lever.stage} ({ms:.3g} ms, {share:.0%} of p99) while "
+                f"{prof.dominant} holds {dominant_share:.0%} of p99"
+            )
             break
     if row.throughput_rps > 1.01 * baseline.throughput_rps and row.slo_met is False:
         broke = "broke" if baseline.slo_met else "is still missed"
@@ -362,8 +430,10 @@ def row_warnings(row: Row, baseline: Row, prof: Profile) -> list[str]:
     if row.slo_met and prof.slo_key:
         high = row.summary.get("latency_ms_ci95", {}).get(prof.slo_key, [math.nan, math.nan])[1]
         if math.isfinite(high) and high > prof.slo_ms:
-            out.append(f"meets the SLO on the point estimate only: the {prof.slo_key} 95% CI reaches {high:.3g} ms "
-                       f"> {prof.slo_ms:g} ms (run more --requests before deciding)")
+            out.append(
+                f"meets the SLO on the point estimate only: the {prof.slo_key} 95% CI reaches {high:.3g} ms "
+                f"> {prof.slo_ms:g} ms (run more --requests before deciding)"
+            )
     out += [w for w in row.summary["warnings"] if w.startswith("unstable")]
     return out
 
@@ -380,7 +450,8 @@ def profile_notes(rows: list[Row], prof: Profile, scenario: Scenario) -> list[st
             f"{stage_words(scenario, prof.dominant)} dominates ({prof.share([prof.dominant, prof.dominant + '_queue']):.0%} "
             f"of p99): {dominant_levers.levers[0].name} (rank {dominant_levers.rank}, p99 "
             f"{dominant_levers.latency('p99'):.3g} ms) ranks above quantisation ({quant.levers[0].name}, rank "
-            f"{quant.rank}, p99 {quant.latency('p99'):.3g} ms)")
+            f"{quant.rank}, p99 {quant.latency('p99'):.3g} ms)"
+        )
     queue_share = prof.share([c for c in prof.shares_ms.columns if c.endswith("_queue")])
     if queue_share > 0.5:
         notes.append(f"queue waits are {queue_share:.0%} of p99: capacity (replicas, batching) before speed")
@@ -397,15 +468,19 @@ def recommendation(advice: Advice) -> str:
     if not best.levers:
         why = "it meets the SLO at the lowest cost" if base.slo_met else "no evaluated stack does better"
         text = f"Keep the scenario as it is: {why} ({key} {_ms(base.latency(key))} ms{slo.replace(' (', ', ').rstrip(')')})."
+
         def same_cost(row: Row) -> bool:
-            return row.cost == base.cost or (row.cost is not None and bool(base.cost)
-                                              and abs(row.cost / base.cost - 1) <= COST_TIE)
+            return row.cost == base.cost or (
+                row.cost is not None and bool(base.cost) and abs(row.cost / base.cost - 1) <= COST_TIE
+            )
 
         faster = [r for r in advice.rows if r.levers and same_cost(r) and r.latency(key) < base.latency(key)]
         if faster:
             pick = faster[0]
-            text += (f" For headroom at the same cost: {pick.label} ({key} {_ms(base.latency(key))} → "
-                     f"{_ms(pick.latency(key))} ms, {_accuracy_phrase(pick)}).")
+            text += (
+                f" For headroom at the same cost: {pick.label} ({key} {_ms(base.latency(key))} → "
+                f"{_ms(pick.latency(key))} ms, {_accuracy_phrase(pick)})."
+            )
         return text
     cost = ""
     if best.cost is not None and base.cost:
@@ -413,8 +488,10 @@ def recommendation(advice: Advice) -> str:
         cost = ", same cost" if same else f", {_pct(best.cost, base.cost)} cost"
     missed = "" if best.slo_met is not False else " — no evaluated stack meets the SLO; this one comes closest"
     caveat = next((f" ({w.split(': ', 1)[1]})" for w in best.warnings if "point estimate only" in w), "")
-    return (f"{best.label}: {key} {_ms(base.latency(key))} → {_ms(best.latency(key))} ms{slo}{cost}, "
-            f"{_accuracy_phrase(best)}{missed}{caveat}.")
+    return (
+        f"{best.label}: {key} {_ms(base.latency(key))} → {_ms(best.latency(key))} ms{slo}{cost}, "
+        f"{_accuracy_phrase(best)}{missed}{caveat}."
+    )
 
 
 def _ms(value: float) -> str:
@@ -438,18 +515,23 @@ def verdict_table(advice: Advice, limit: int | None = None) -> pd.DataFrame:
     records = []
     for row in advice.rows[:limit]:
         low, high = row.p99_change_ci95
-        records.append({
-            "rank": row.rank,
-            "stack": row.label,
-            "p50_ms": row.latency("p50"), "p50_change": _pct(row.latency("p50"), base.latency("p50")),
-            "p95_ms": row.latency("p95"), "p95_change": _pct(row.latency("p95"), base.latency("p95")),
-            "p99_ms": row.latency("p99"), "p99_change": _pct(row.latency("p99"), base.latency("p99")),
-            "p99_change_ci95_ms": f"[{low:+.3g}, {high:+.3g}]" if row.levers else "",
-            "throughput_rps": row.throughput_rps,
-            "usd_per_1m": row.cost,
-            "cost_change": _pct(row.cost, base.cost) if row.cost is not None and base.cost else "n/a",
-            "accuracy": row.accuracy,
-            "slo_met": row.slo_met,
-            "warnings": len(row.warnings),
-        })
+        records.append(
+            {
+                "rank": row.rank,
+                "stack": row.label,
+                "p50_ms": row.latency("p50"),
+                "p50_change": _pct(row.latency("p50"), base.latency("p50")),
+                "p95_ms": row.latency("p95"),
+                "p95_change": _pct(row.latency("p95"), base.latency("p95")),
+                "p99_ms": row.latency("p99"),
+                "p99_change": _pct(row.latency("p99"), base.latency("p99")),
+                "p99_change_ci95_ms": f"[{low:+.3g}, {high:+.3g}]" if row.levers else "",
+                "throughput_rps": row.throughput_rps,
+                "usd_per_1m": row.cost,
+                "cost_change": _pct(row.cost, base.cost) if row.cost is not None and base.cost else "n/a",
+                "accuracy": row.accuracy,
+                "slo_met": row.slo_met,
+                "warnings": len(row.warnings),
+            }
+        )
     return pd.DataFrame.from_records(records)

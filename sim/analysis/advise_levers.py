@@ -19,12 +19,33 @@ from sim.spec.scenario import ModelStage, PoolStage, Scenario
 
 # Accuracy cost in percentage points of the task metric, a single planning figure per lever (the middle
 # of the lever table's stated range), so that a stack's costs can be added up and ranked.
-ACCURACY_PCT = {"fp16": 0.1, "int8": 1.0, "int4-weight-only": 0.5, "structured-pruning": 2.0,
-                "distillation": 3.5, "tensorrt": 0.0, "onnxruntime": 0.0}
-LABELS = {"fp16": "FP16", "int8": "INT8", "int4-weight-only": "INT4 weight-only", "structured-pruning":
-          "structured pruning", "distillation": "distillation", "tensorrt": "TensorRT", "onnxruntime": "ONNX Runtime"}
-GROUPS = {"fp16": "precision", "int8": "precision", "int4-weight-only": "precision", "structured-pruning":
-          "architecture", "distillation": "architecture", "tensorrt": "compiler", "onnxruntime": "compiler"}
+ACCURACY_PCT = {
+    "fp16": 0.1,
+    "int8": 1.0,
+    "int4-weight-only": 0.5,
+    "structured-pruning": 2.0,
+    "distillation": 3.5,
+    "tensorrt": 0.0,
+    "onnxruntime": 0.0,
+}
+LABELS = {
+    "fp16": "FP16",
+    "int8": "INT8",
+    "int4-weight-only": "INT4 weight-only",
+    "structured-pruning": "structured pruning",
+    "distillation": "distillation",
+    "tensorrt": "TensorRT",
+    "onnxruntime": "ONNX Runtime",
+}
+GROUPS = {
+    "fp16": "precision",
+    "int8": "precision",
+    "int4-weight-only": "precision",
+    "structured-pruning": "architecture",
+    "distillation": "architecture",
+    "tensorrt": "compiler",
+    "onnxruntime": "compiler",
+}
 QUANTISATION = ("fp16", "int8", "int4-weight-only")
 
 # GPU image decode (nvJPEG / DALI) instead of CPU decode workers: assumed per-image speed-up of the stage,
@@ -40,8 +61,15 @@ FEATURE_HIT_MS = 1.0
 # Rough forward-pass throughput relative to one A100 (FP16 inference of CNN / transformer models), read
 # loosely from MLPerf Inference datacenter results per accelerator. Approximate planning figures only:
 # a measured profile on the target hardware replaces them.
-HARDWARE_SPEED = {"a100-80gb": 1.0, "a100-40gb": 1.0, "h100-80gb": 1.7, "l4": 0.4, "a10g": 0.35,
-                  "t4": 0.15, "v100-16gb": 0.45}
+HARDWARE_SPEED = {
+    "a100-80gb": 1.0,
+    "a100-40gb": 1.0,
+    "h100-80gb": 1.7,
+    "l4": 0.4,
+    "a10g": 0.35,
+    "t4": 0.15,
+    "v100-16gb": 0.45,
+}
 
 
 def is_cpu(scenario: Scenario) -> bool:
@@ -93,15 +121,19 @@ class SpeedupLever(Lever):
     def applies(self, scenario: Scenario) -> str | None:
         stage = scenario.stage(self.stage)
         if self.lever == "int4-weight-only" and stage.kind != "llm":
-            return (f"weight-only INT4 speeds memory-bound decoding of large generative models; {self.stage} is a "
-                    "fixed-shape model whose batches are compute-bound")
+            return (
+                f"weight-only INT4 speeds memory-bound decoding of large generative models; {self.stage} is a "
+                "fixed-shape model whose batches are compute-bound"
+            )
         if not hasattr(stage, "speedup"):
             return f"stage {self.stage} ({stage.kind}) has no speedup field to scale"
         if self.lever in ("fp16", "tensorrt") and is_cpu(scenario):
             return f"{LABELS[self.lever]} needs a GPU; {scenario.deployment.hardware.name} is a CPU instance"
         precision = _profile_field(stage, "precision") or ""
         profile_name = (_profile_field(stage, "name") or "").lower()
-        if self.lever in QUANTISATION and precision.lower().startswith(("int8", "int4", "fp16" if self.lever == "fp16" else "-")):
+        if self.lever in QUANTISATION and precision.lower().startswith(
+            ("int8", "int4", "fp16" if self.lever == "fp16" else "-")
+        ):
             return f"the profile of {self.stage} is already {precision}"
         if self.group == "compiler" and ("onnxruntime" in profile_name or "tensorrt" in profile_name):
             return f"the profile of {self.stage} ({profile_name}) is already compiled"
@@ -171,9 +203,12 @@ class CacheLever(Lever):
         return super().columns(scenario)
 
     def overrides(self, scenario: Scenario) -> dict[str, Any]:
-        spec: dict[str, Any] = {"name": f"advisor_{self.tier}{'_' + self.stage if self.stage else ''}",
-                                "tier": self.tier, "hit_rate": self.hit_rate,
-                                "lookup_ms": {"dist": "constant", "value": CACHE_LOOKUP_MS}}
+        spec: dict[str, Any] = {
+            "name": f"advisor_{self.tier}{'_' + self.stage if self.stage else ''}",
+            "tier": self.tier,
+            "hit_rate": self.hit_rate,
+            "lookup_ms": {"dist": "constant", "value": CACHE_LOOKUP_MS},
+        }
         if self.tier == "feature":
             spec.update(stage=self.stage, hit_ms={"dist": "constant", "value": FEATURE_HIT_MS})
         if self.tier == "embedding":
@@ -194,16 +229,23 @@ class BatchingLever(Lever):
             return f"{self.stage} is a {stage.kind} stage"
         one, big = stage.cost.mean_ms(1), stage.cost.mean_ms(self.max_batch_size) / self.max_batch_size
         if big > 0.9 * one:
-            return (f"a batch of {self.max_batch_size} costs {big:.3g} ms per request against {one:.3g} ms alone: "
-                    "batching cannot raise throughput")
+            return (
+                f"a batch of {self.max_batch_size} costs {big:.3g} ms per request against {one:.3g} ms alone: "
+                "batching cannot raise throughput"
+            )
         limit = _profile_field(stage, "max_batch_size")
         if limit is not None and self.max_batch_size > limit:
             return f"the profile of {self.stage} was measured up to batch {limit}"
         return None
 
     def overrides(self, scenario: Scenario) -> dict[str, Any]:
-        return {f"stages.{self.stage}.batching": {"policy": "dynamic", "max_batch_size": self.max_batch_size,
-                                                  "max_queue_delay_ms": self.max_queue_delay_ms}}
+        return {
+            f"stages.{self.stage}.batching": {
+                "policy": "dynamic",
+                "max_batch_size": self.max_batch_size,
+                "max_queue_delay_ms": self.max_queue_delay_ms,
+            }
+        }
 
 
 @dataclass(frozen=True)
@@ -213,15 +255,23 @@ class ContinuousBatchingLever(Lever):
     def applies(self, scenario: Scenario) -> str | None:
         stage = scenario.stage(self.stage)
         if stage.kind != "llm":
-            return (f"{self.stage} is a fixed-shape model (kind: {stage.kind}); continuous batching schedules the "
-                    "token iterations of generative (kind: llm) stages")
+            return (
+                f"{self.stage} is a fixed-shape model (kind: {stage.kind}); continuous batching schedules the "
+                "token iterations of generative (kind: llm) stages"
+            )
         if getattr(stage.batching, "policy", "") == "continuous":
             return f"{self.stage} already batches continuously"
         return None
 
     def overrides(self, scenario: Scenario) -> dict[str, Any]:
-        return {f"stages.{self.stage}.batching": {"policy": "continuous", "max_num_seqs": 256,
-                                                  "max_num_batched_tokens": 8192, "block_size": 16}}
+        return {
+            f"stages.{self.stage}.batching": {
+                "policy": "continuous",
+                "max_num_seqs": 256,
+                "max_num_batched_tokens": 8192,
+                "block_size": 16,
+            }
+        }
 
 
 @dataclass(frozen=True)
@@ -242,8 +292,11 @@ class ReplicasLever(Lever):
         return None
 
     def columns(self, scenario: Scenario) -> list[str]:
-        return [f"{s.name}_queue" for s in scenario.stages
-                if s.kind in ("model", "llm") or (isinstance(s, PoolStage) and s.per_replica)]
+        return [
+            f"{s.name}_queue"
+            for s in scenario.stages
+            if s.kind in ("model", "llm") or (isinstance(s, PoolStage) and s.per_replica)
+        ]
 
     def overrides(self, scenario: Scenario) -> dict[str, Any]:
         return {"deployment.replicas": self.target(scenario)}
@@ -310,75 +363,177 @@ def candidate_levers(scenario: Scenario, cache_hit_rate: float = 0.3) -> list[Le
     for stage in scenario.stages:
         if stage.kind in ("model", "llm"):
             for key, entry in LEVERS.items():
-                levers.append(SpeedupLever(
-                    name=f"{LABELS[key]} on {stage.name}", group=f"{GROUPS[key]}:{stage.name}", stage=stage.name,
-                    accuracy_pct=ACCURACY_PCT[key], accuracy_cost=entry.accuracy_cost, family="forward",
-                    reason=f"forward pass ÷{entry.default_speedup:g} (conservative end of {entry.speedup_range[0]:g}-"
-                           f"{entry.speedup_range[1]:g}x, against {entry.baseline})",
-                    lever=key, factor=entry.default_speedup))
+                levers.append(
+                    SpeedupLever(
+                        name=f"{LABELS[key]} on {stage.name}",
+                        group=f"{GROUPS[key]}:{stage.name}",
+                        stage=stage.name,
+                        accuracy_pct=ACCURACY_PCT[key],
+                        accuracy_cost=entry.accuracy_cost,
+                        family="forward",
+                        reason=f"forward pass ÷{entry.default_speedup:g} (conservative end of {entry.speedup_range[0]:g}-"
+                        f"{entry.speedup_range[1]:g}x, against {entry.baseline})",
+                        lever=key,
+                        factor=entry.default_speedup,
+                    )
+                )
             levers += _batching_levers(stage)
-            levers.append(ContinuousBatchingLever(
-                name=f"continuous batching on {stage.name}", group=f"batching:{stage.name}", stage=stage.name,
-                family="batching", reason="iteration-level scheduling: finished sequences leave, new ones join"))
+            levers.append(
+                ContinuousBatchingLever(
+                    name=f"continuous batching on {stage.name}",
+                    group=f"batching:{stage.name}",
+                    stage=stage.name,
+                    family="batching",
+                    reason="iteration-level scheduling: finished sequences leave, new ones join",
+                )
+            )
         elif isinstance(stage, PoolStage):
             if gpu_model is not None:
-                levers.append(GpuDecodeLever(
-                    name=f"{stage.name} on GPU (nvJPEG)", group=f"pool:{stage.name}", stage=stage.name,
-                    family="preprocessing", model=gpu_model,
-                    reason=f"decode on the GPU, assumed {GPU_DECODE_SPEEDUP:g}x faster per image, "
-                           f"+{GPU_DECODE_MS_PER_IMAGE:g} ms GPU time per image on {gpu_model}"))
-            levers.append(WorkersLever(
-                name=f"2x {stage.name} workers", group=f"pool:{stage.name}", stage=stage.name, family="preprocessing",
-                reason=f"{stage.workers} -> {stage.workers * 2} workers (host cores assumed free)"))
+                levers.append(
+                    GpuDecodeLever(
+                        name=f"{stage.name} on GPU (nvJPEG)",
+                        group=f"pool:{stage.name}",
+                        stage=stage.name,
+                        family="preprocessing",
+                        model=gpu_model,
+                        reason=f"decode on the GPU, assumed {GPU_DECODE_SPEEDUP:g}x faster per image, "
+                        f"+{GPU_DECODE_MS_PER_IMAGE:g} ms GPU time per image on {gpu_model}",
+                    )
+                )
+            levers.append(
+                WorkersLever(
+                    name=f"2x {stage.name} workers",
+                    group=f"pool:{stage.name}",
+                    stage=stage.name,
+                    family="preprocessing",
+                    reason=f"{stage.workers} -> {stage.workers * 2} workers (host cores assumed free)",
+                )
+            )
         if stage.kind in ("pool", "delay") and any(w in stage.name.lower() for w in FEATURE_STAGE_WORDS):
-            levers.append(CacheLever(
-                name=f"feature cache on {stage.name} ({cache_hit_rate:.0%} hits)", group=f"cache:feature:{stage.name}",
-                stage=stage.name, tier="feature", hit_rate=cache_hit_rate, family="cache",
-                reason=f"a hit costs {FEATURE_HIT_MS:g} ms locally; hit rate assumed"))
+            levers.append(
+                CacheLever(
+                    name=f"feature cache on {stage.name} ({cache_hit_rate:.0%} hits)",
+                    group=f"cache:feature:{stage.name}",
+                    stage=stage.name,
+                    tier="feature",
+                    hit_rate=cache_hit_rate,
+                    family="cache",
+                    reason=f"a hit costs {FEATURE_HIT_MS:g} ms locally; hit rate assumed",
+                )
+            )
         if stage.kind in ("pool", "model") and any(w in stage.name.lower() for w in ENCODER_STAGE_WORDS):
-            levers.append(CacheLever(
-                name=f"embedding cache on {stage.name} ({cache_hit_rate:.0%} hits)", group=f"cache:embedding:{stage.name}",
-                stage=stage.name, tier="embedding", hit_rate=cache_hit_rate, family="cache",
-                reason="a hit skips the encoder; hit rate assumed"))
-    levers.append(CacheLever(
-        name=f"output cache ({cache_hit_rate:.0%} hits)", group="cache:output", tier="output",
-        hit_rate=cache_hit_rate, family="cache", accuracy_cost="stale answers until invalidated",
-        reason="a hit answers without the pipeline; hit rate assumed (repeat requests)"))
+            levers.append(
+                CacheLever(
+                    name=f"embedding cache on {stage.name} ({cache_hit_rate:.0%} hits)",
+                    group=f"cache:embedding:{stage.name}",
+                    stage=stage.name,
+                    tier="embedding",
+                    hit_rate=cache_hit_rate,
+                    family="cache",
+                    reason="a hit skips the encoder; hit rate assumed",
+                )
+            )
+    levers.append(
+        CacheLever(
+            name=f"output cache ({cache_hit_rate:.0%} hits)",
+            group="cache:output",
+            tier="output",
+            hit_rate=cache_hit_rate,
+            family="cache",
+            accuracy_cost="stale answers until invalidated",
+            reason="a hit answers without the pipeline; hit rate assumed (repeat requests)",
+        )
+    )
     replicas = scenario.deployment.replicas
-    levers.append(ReplicasLever(name=f"replicas {replicas} -> {replicas + 1}", group="replicas", delta=1,
-                                family="capacity", reason="one more replica"))
+    levers.append(
+        ReplicasLever(
+            name=f"replicas {replicas} -> {replicas + 1}",
+            group="replicas",
+            delta=1,
+            family="capacity",
+            reason="one more replica",
+        )
+    )
     if replicas > 1:
-        levers.append(ReplicasLever(name=f"replicas {replicas} -> {replicas * 2}", group="replicas", factor=2,
-                                    family="capacity", reason="twice the replicas"))
-    levers.append(ReplicasLever(name=f"replicas {replicas} -> {replicas - 1}", group="replicas", delta=-1,
-                                family="capacity", reason="one replica fewer (cheaper, if the SLO holds)"))
-    levers.append(MinReplicasLever(name="2x min_replicas", group="replicas", family="capacity",
-                                   reason="more warm replicas ahead of traffic; fewer cold starts"))
+        levers.append(
+            ReplicasLever(
+                name=f"replicas {replicas} -> {replicas * 2}",
+                group="replicas",
+                factor=2,
+                family="capacity",
+                reason="twice the replicas",
+            )
+        )
+    levers.append(
+        ReplicasLever(
+            name=f"replicas {replicas} -> {replicas - 1}",
+            group="replicas",
+            delta=-1,
+            family="capacity",
+            reason="one replica fewer (cheaper, if the SLO holds)",
+        )
+    )
+    levers.append(
+        MinReplicasLever(
+            name="2x min_replicas",
+            group="replicas",
+            family="capacity",
+            reason="more warm replicas ahead of traffic; fewer cold starts",
+        )
+    )
     levers += _hardware_levers(scenario)
     return levers
 
 
 def _batching_levers(stage) -> list[Lever]:
     if stage.kind != "model":
-        return [BatchingLever(name=f"dynamic batching on {stage.name}", group=f"batching:{stage.name}",
-                              stage=stage.name, family="batching")]
+        return [
+            BatchingLever(
+                name=f"dynamic batching on {stage.name}",
+                group=f"batching:{stage.name}",
+                stage=stage.name,
+                family="batching",
+            )
+        ]
     batching = stage.batching
     delay = round(min(5.0, max(0.5, 0.1 * stage.cost.mean_ms(1))), 1)
     if batching.policy != "dynamic":
         size = max(8, batching.max_batch_size)
-        return [BatchingLever(name=f"dynamic batching ({size}, {delay:g} ms) on {stage.name}",
-                              group=f"batching:{stage.name}", stage=stage.name, family="batching",
-                              max_batch_size=size, max_queue_delay_ms=delay,
-                              reason="Triton dynamic batcher: one launch serves several requests")]
+        return [
+            BatchingLever(
+                name=f"dynamic batching ({size}, {delay:g} ms) on {stage.name}",
+                group=f"batching:{stage.name}",
+                stage=stage.name,
+                family="batching",
+                max_batch_size=size,
+                max_queue_delay_ms=delay,
+                reason="Triton dynamic batcher: one launch serves several requests",
+            )
+        ]
     size, wait = batching.max_batch_size, batching.max_queue_delay_ms
-    out = [BatchingLever(name=f"batching re-tuned ({size * 2}, {wait:g} ms) on {stage.name}",
-                         group=f"batching:{stage.name}", stage=stage.name, family="batching",
-                         max_batch_size=size * 2, max_queue_delay_ms=wait, reason="larger batches under load")]
+    out = [
+        BatchingLever(
+            name=f"batching re-tuned ({size * 2}, {wait:g} ms) on {stage.name}",
+            group=f"batching:{stage.name}",
+            stage=stage.name,
+            family="batching",
+            max_batch_size=size * 2,
+            max_queue_delay_ms=wait,
+            reason="larger batches under load",
+        )
+    ]
     if wait > 0:
-        out.append(BatchingLever(name=f"batching re-tuned ({size}, 0 ms) on {stage.name}",
-                                 group=f"batching:{stage.name}", stage=stage.name, family="batching",
-                                 max_batch_size=size, max_queue_delay_ms=0.0,
-                                 reason="no batching window: a batch leaves as soon as an instance is free"))
+        out.append(
+            BatchingLever(
+                name=f"batching re-tuned ({size}, 0 ms) on {stage.name}",
+                group=f"batching:{stage.name}",
+                stage=stage.name,
+                family="batching",
+                max_batch_size=size,
+                max_queue_delay_ms=0.0,
+                reason="no batching window: a batch leaves as soon as an instance is free",
+            )
+        )
     return out
 
 
@@ -392,15 +547,23 @@ def _hardware_levers(scenario: Scenario) -> list[Lever]:
     catalogue = {name: hw for name, hw in load_catalogue().items() if name in HARDWARE_SPEED and name != current}
     price = scenario.deployment.hardware.usd_per_hour or 0.0
     faster = sorted((n for n in catalogue if HARDWARE_SPEED[n] > HARDWARE_SPEED[current]), key=HARDWARE_SPEED.get)
-    cheaper = sorted((n for n in catalogue if catalogue[n].usd_per_hour < price), key=lambda n: -catalogue[n].usd_per_hour)
+    cheaper = sorted(
+        (n for n in catalogue if catalogue[n].usd_per_hour < price), key=lambda n: -catalogue[n].usd_per_hour
+    )
     out = []
     for name in dict.fromkeys(faster[:1] + cheaper[:1]):
         hw = catalogue[name]
-        out.append(HardwareLever(
-            name=f"hardware {current} -> {name}", group="hardware", family="hardware", target=name,
-            usd_per_hour=hw.usd_per_hour,
-            reason=f"${hw.usd_per_hour:g}/h, forward x{HARDWARE_SPEED[name] / HARDWARE_SPEED[current]:.2g} "
-                   "(approximate relative speed)"))
+        out.append(
+            HardwareLever(
+                name=f"hardware {current} -> {name}",
+                group="hardware",
+                family="hardware",
+                target=name,
+                usd_per_hour=hw.usd_per_hour,
+                reason=f"${hw.usd_per_hour:g}/h, forward x{HARDWARE_SPEED[name] / HARDWARE_SPEED[current]:.2g} "
+                "(approximate relative speed)",
+            )
+        )
     return out
 
 

@@ -51,6 +51,7 @@ class Variant:
 
 # --- parsing -------------------------------------------------------------------------------------------
 
+
 def parse_variant(text: str, scenario: Scenario) -> Variant:
     """`[NAME:]SETTING[,SETTING...]` -> Variant; the overrides are checked by applying them."""
     spec = text.strip()
@@ -163,7 +164,9 @@ def _policy_call(value: str, spec: str) -> dict[str, Any]:
         return policy
     match = _CALL.match(value)
     if not match:
-        raise VariantError(f"--variant {spec!r}: batching={value!r}; write e.g. dynamic(max_batch_size=32,max_queue_delay_ms=5)")
+        raise VariantError(
+            f"--variant {spec!r}: batching={value!r}; write e.g. dynamic(max_batch_size=32,max_queue_delay_ms=5)"
+        )
     policy: dict[str, Any] = {"policy": match.group(1)}
     for argument in split_top_level(match.group(2) or "", ","):
         name, sep, raw = argument.partition("=")
@@ -178,11 +181,14 @@ def _hardware(value: str, spec: str) -> dict[str, Any]:
 
     catalogue = load_catalogue()
     if value not in catalogue:
-        raise VariantError(f"--variant {spec!r}: hardware {value!r} is not in models/hardware.yaml ({', '.join(catalogue)})")
+        raise VariantError(
+            f"--variant {spec!r}: hardware {value!r} is not in models/hardware.yaml ({', '.join(catalogue)})"
+        )
     return {"name": value, "usd_per_hour": catalogue[value].usd_per_hour}
 
 
 # --- running -------------------------------------------------------------------------------------------
+
 
 @dataclass
 class VariantResult:
@@ -247,9 +253,14 @@ class Metric:
 
 
 def _latency(key: str) -> Metric:
-    return Metric(key, f"{key} latency", "ms", "low",
-                  lambda s: s["latency_ms"].get(key),
-                  lambda s: tuple(s.get("latency_ms_ci95", {}).get(key) or ()) or None)
+    return Metric(
+        key,
+        f"{key} latency",
+        "ms",
+        "low",
+        lambda s: s["latency_ms"].get(key),
+        lambda s: tuple(s.get("latency_ms_ci95", {}).get(key) or ()) or None,
+    )
 
 
 METRICS: list[Metric] = [
@@ -257,10 +268,16 @@ METRICS: list[Metric] = [
     _latency("p95"),
     _latency("p99"),
     Metric("throughput_rps", "throughput", "req/s", "high", lambda s: s.get("throughput_rps")),
-    Metric("usd_per_1m_queries", "cost per 1M queries", "USD", "low",
-           lambda s: (s.get("cost") or {}).get("usd_per_1m_queries")),
-    Metric("slo_attainment", "requests within p99 SLO", "share", "high",
-           lambda s: (s.get("slo") or {}).get("attainment")),
+    Metric(
+        "usd_per_1m_queries",
+        "cost per 1M queries",
+        "USD",
+        "low",
+        lambda s: (s.get("cost") or {}).get("usd_per_1m_queries"),
+    ),
+    Metric(
+        "slo_attainment", "requests within p99 SLO", "share", "high", lambda s: (s.get("slo") or {}).get("attainment")
+    ),
     Metric("rejected_fraction", "rejected", "share", "low", lambda s: s.get("rejected_fraction")),
 ]
 # Values within this relative distance of the best are a tie (throughput of stable variants is the
@@ -290,18 +307,20 @@ def comparison_table(comparison: Comparison) -> pd.DataFrame:
             continue
         row = {}
         for result in comparison.results:
-            row[result.variant.name] = format_metric(metric, result.summary, result.variant.name in comparison.winners[metric.key])
+            row[result.variant.name] = format_metric(
+                metric, result.summary, result.variant.name in comparison.winners[metric.key]
+            )
         rows[f"{metric.label} ({metric.unit})"] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def markdown_table(table: pd.DataFrame, corner: str = "metric") -> str:
     """A DataFrame of display strings as a GitHub-flavoured Markdown table (no extra dependency)."""
+
     def cell(value: Any) -> str:
         return str(value).replace("|", "\\|")
 
-    lines = ["| " + " | ".join([corner, *map(cell, table.columns)]) + " |",
-             "|" + "---|" * (len(table.columns) + 1)]
+    lines = ["| " + " | ".join([corner, *map(cell, table.columns)]) + " |", "|" + "---|" * (len(table.columns) + 1)]
     for index, row in table.iterrows():
         lines.append("| " + " | ".join([cell(index), *map(cell, row.tolist())]) + " |")
     return "\n".join(lines)
@@ -450,7 +469,9 @@ def batching_tradeoff(
     stage = model_stage_name(scenario)
     if stage is None:
         raise VariantError("trade-off: the scenario has no model stage to batch")
-    variants = {name: scenario.with_overrides({f"stages.{stage}.batching": policy}) for name, policy in policies.items()}
+    variants = {
+        name: scenario.with_overrides({f"stages.{stage}.batching": policy}) for name, policy in policies.items()
+    }
     top = max(capacity_rps(v) for v in variants.values())
     current = scenario.workload.arrival.mean_rate_rps
     if not math.isfinite(top):
@@ -466,7 +487,9 @@ def batching_tradeoff(
             if rate >= 0.98 * own_capacity:
                 continue  # beyond this policy's capacity: the queue would grow without bound
             point = variant.with_overrides(scale_load(variant, rate / current))
-            rows.append(_point_row(run(point, size, seed=seed).summary, rate_rps=rate, offered_load=rate / own_capacity))
+            rows.append(
+                _point_row(run(point, size, seed=seed).summary, rate_rps=rate, offered_load=rate / own_capacity)
+            )
             if progress:
                 progress(done, total)
         curves[name] = pd.DataFrame(rows)

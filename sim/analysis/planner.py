@@ -168,6 +168,7 @@ def run(
 
 # --- traffic -------------------------------------------------------------------------------------------
 
+
 def load_knob(scenario: Scenario) -> tuple[str, str, float] | None:
     """The single traffic field a planner turns, as (dotted path, label, current value), or None when
     the arrival process has several rates (then `scale_load` multiplies all of them)."""
@@ -218,6 +219,7 @@ def model_stage_name(scenario: Scenario) -> str | None:
 
 # --- autoscaling ---------------------------------------------------------------------------------------
 
+
 def autoscaling_keys(scenario: Scenario) -> tuple[str, str] | None:
     """The raw names of the autoscaler's replica bounds (Knative spells them min_scale / max_scale)."""
     raw = scenario.raw.get("deployment", {}).get("autoscaling")
@@ -245,8 +247,14 @@ def cold_start_overrides(scenario: Scenario, mean_s: float) -> dict[str, Any]:
 
 SIGNIFICANCE_LEVEL = 0.05
 # Metric key of the compare table -> the per-group figure (sim.metrics.summary.group_figures) behind it.
-GROUP_FIGURE = {"p50": "p50", "p95": "p95", "p99": "p99", "throughput_rps": "throughput_rps",
-                "slo_attainment": "attainment", "rejected_fraction": "rejected_fraction"}
+GROUP_FIGURE = {
+    "p50": "p50",
+    "p95": "p95",
+    "p99": "p99",
+    "throughput_rps": "throughput_rps",
+    "slo_attainment": "attainment",
+    "rejected_fraction": "rejected_fraction",
+}
 
 
 def unstable(summary: dict) -> bool:
@@ -278,8 +286,12 @@ class Delta:
     test: str
 
 
-def delta(baseline: np.ndarray, variant: np.ndarray, baseline_ci: tuple[float, float] | None = None,
-          variant_ci: tuple[float, float] | None = None) -> Delta | None:
+def delta(
+    baseline: np.ndarray,
+    variant: np.ndarray,
+    baseline_ci: tuple[float, float] | None = None,
+    variant_ci: tuple[float, float] | None = None,
+) -> Delta | None:
     """Welch's t-test on the per-replication values (two or more each side); otherwise whether the two
     95% CIs overlap. None when either side has no finite value."""
     from scipy import stats
@@ -340,8 +352,12 @@ def comparison_cells(comparison, baseline: str) -> "pd.DataFrame":
 
 
 def _delta_text(metric, base, other) -> str:
-    change = delta(group_values(base.result, metric.key), group_values(other.result, metric.key),
-                   metric.ci(base.summary), metric.ci(other.summary))
+    change = delta(
+        group_values(base.result, metric.key),
+        group_values(other.result, metric.key),
+        metric.ci(base.summary),
+        metric.ci(other.summary),
+    )
     if change is None:
         return ""
     if metric.unit == "share":
@@ -351,7 +367,9 @@ def _delta_text(metric, base, other) -> str:
     else:
         amount = f"{change.value:+,.1f}"
     amount = amount.replace("-", "−")
-    relative = f", {change.relative:+.0%}".replace("-", "−") if change.relative is not None and metric.unit != "share" else ""
+    relative = (
+        f", {change.relative:+.0%}".replace("-", "−") if change.relative is not None and metric.unit != "share" else ""
+    )
     return f" · Δ {amount}{relative} " + ("✱" if change.significant else "n.s.")
 
 

@@ -64,7 +64,9 @@ def save_run(result: RunResult, folder: Path, settings: dict) -> list[Path]:
 def load_run(folder: Path) -> RunResult:
     """A saved run log, with the summary recomputed from it."""
     run, text, settings = RunLog.read(folder)
-    scenario = parse_scenario_text(text, source=str(Path(folder) / "scenario.yaml"), base_dir=settings.get("base_dir") or None)
+    scenario = parse_scenario_text(
+        text, source=str(Path(folder) / "scenario.yaml"), base_dir=settings.get("base_dir") or None
+    )
     return RunResult(scenario=scenario, run=run, summary=summarize(run, scenario))
 
 
@@ -122,10 +124,14 @@ def _replication_task(raw: dict, base_dir: str, replication: int, seed: int, req
     return simulate_replication(parse_scenario(raw, base_dir=base_dir), replication, seed=seed, requests=requests)
 
 
-def _in_pool(scenario: Scenario, replications: int, seed: int, requests: int | None, workers: int, on_replication) -> RunLog:
+def _in_pool(
+    scenario: Scenario, replications: int, seed: int, requests: int | None, workers: int, on_replication
+) -> RunLog:
     pool = _pool(workers)
-    futures = [pool.submit(_replication_task, scenario.raw, str(scenario.base_dir), rep, seed, requests)
-               for rep in range(replications)]
+    futures = [
+        pool.submit(_replication_task, scenario.raw, str(scenario.base_dir), rep, seed, requests)
+        for rep in range(replications)
+    ]
     parts = []
     for done, future in enumerate(futures, start=1):
         parts.append(future.result())

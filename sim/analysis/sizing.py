@@ -48,8 +48,11 @@ class Candidate:
             if isinstance(stage, ModelStage):
                 if self.profile is not None:
                     overrides[f"stages.{stage.name}"] = {
-                        **{k: v for k, v in scenario.raw_stage(stage.name).items()
-                           if k not in ("service_ms", "batch_cost", "per_item")},
+                        **{
+                            k: v
+                            for k, v in scenario.raw_stage(stage.name).items()
+                            if k not in ("service_ms", "batch_cost", "per_item")
+                        },
                         "profile": self.profile,
                     }
                 if self.speedup != 1.0:
@@ -72,7 +75,9 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
             raise ServesimError(f"--hardware {item!r}: expected NAME, NAME@SPEEDUP or NAME=PROFILE")
         name = match["name"]
         if name not in catalogue:
-            raise ServesimError(f"--hardware {name!r}: not in the hardware catalogue (have: {', '.join(sorted(catalogue))})")
+            raise ServesimError(
+                f"--hardware {name!r}: not in the hardware catalogue (have: {', '.join(sorted(catalogue))})"
+            )
         speedup = float(match["speedup"]) if match["speedup"] else 1.0
         if speedup <= 0:
             raise ServesimError(f"--hardware {item!r}: speedup must be positive")
@@ -121,11 +126,16 @@ class Budgets:
     def measures(self, point: Probe) -> list[tuple[str, float, tuple[float, float] | None, float]]:
         """(label, p99, its CI, budget) for every budget given, end-to-end first. A p99 not measured (no
         request completed) is infinite: it meets no budget."""
-        given = [("p99", point.p99_ms, point.p99_ci95, self.p99_ms),
-                 ("TTFT p99", point.ttft_p99_ms, point.ttft_ci95, self.ttft_p99_ms),
-                 ("TPOT p99", point.tpot_p99_ms, point.tpot_ci95, self.tpot_p99_ms)]
-        return [(label, math.inf if value is None else value, ci, budget)
-                for label, value, ci, budget in given if budget is not None]
+        given = [
+            ("p99", point.p99_ms, point.p99_ci95, self.p99_ms),
+            ("TTFT p99", point.ttft_p99_ms, point.ttft_ci95, self.ttft_p99_ms),
+            ("TPOT p99", point.tpot_p99_ms, point.tpot_ci95, self.tpot_p99_ms),
+        ]
+        return [
+            (label, math.inf if value is None else value, ci, budget)
+            for label, value, ci, budget in given
+            if budget is not None
+        ]
 
     def overrides(self) -> dict:
         """The scenario's `slo` fields that say these budgets, so a sized scenario keeps what it was sized for."""
@@ -133,8 +143,9 @@ class Budgets:
         return {path: value for path, value in fields.items() if value is not None}
 
 
-def llm_budgets(scenario: Scenario, slo_p99_ms: float | None, ttft_p99_ms: float | None,
-                tpot_p99_ms: float | None) -> Budgets:
+def llm_budgets(
+    scenario: Scenario, slo_p99_ms: float | None, ttft_p99_ms: float | None, tpot_p99_ms: float | None
+) -> Budgets:
     """The budgets of a sizing: those given, and for an LLM scenario sized on no end-to-end p99, the
     scenario's own slo.ttft_ms / slo.tpot_ms for the ones not given (a chat user waits for the first token
     and reads at the token rate; the end-to-end time grows with the answer's length and is no SLO)."""
@@ -146,8 +157,10 @@ def llm_budgets(scenario: Scenario, slo_p99_ms: float | None, ttft_p99_ms: float
         tpot_p99_ms = scenario.slo.tpot_ms if tpot_p99_ms is None else tpot_p99_ms
     budgets = Budgets(slo_p99_ms, ttft_p99_ms, tpot_p99_ms)
     if budgets.p99_ms is None and not budgets.llm:
-        raise ServesimError("no SLO to size for: give --slo-p99-ms or slo.p99_ms in the scenario (an LLM stage: "
-                            "--ttft-p99-ms / --tpot-p99-ms or slo.ttft_ms / slo.tpot_ms)")
+        raise ServesimError(
+            "no SLO to size for: give --slo-p99-ms or slo.p99_ms in the scenario (an LLM stage: "
+            "--ttft-p99-ms / --tpot-p99-ms or slo.ttft_ms / slo.tpot_ms)"
+        )
     return budgets
 
 
@@ -179,8 +192,18 @@ def smallest_stable(scenario: Scenario) -> int:
     return max(1, math.floor(max(model_loads, default=0.0)) + 1)
 
 
-def probe(scenario: Scenario, hardware: str, count: int, slo: float | Budgets | None, *, seed: int,
-          replications: int, requests: int | None, window_s: float | None, per_window: bool = False) -> Probe:
+def probe(
+    scenario: Scenario,
+    hardware: str,
+    count: int,
+    slo: float | Budgets | None,
+    *,
+    seed: int,
+    replications: int,
+    requests: int | None,
+    window_s: float | None,
+    per_window: bool = False,
+) -> Probe:
     """One count on one candidate, judged on every budget of `slo` (a p99 in ms, or Budgets). `per_window`:
     the worst judged window's p99 must meet the end-to-end budget too (sim.metrics.windows: the windows of
     `servesim run`, `window_s` long or its default when None; windows too thin for a p99 are not judged)."""
@@ -192,8 +215,17 @@ def probe(scenario: Scenario, hardware: str, count: int, slo: float | Budgets | 
         windows = slo_windows(result.run, scenario, window_s, budgets={0.99: budgets.p99_ms})
         worst = windows["worst_ms"] if windows else None
     cost = summary["cost"]
-    point = Probe(hardware, count, summary["latency_ms"]["p99"], tuple(summary["latency_ms_ci95"]["p99"]),
-                  cost["usd_per_hour"], cost["usd_per_1m_queries"], worst, "", **_llm_fields(summary, cost))
+    point = Probe(
+        hardware,
+        count,
+        summary["latency_ms"]["p99"],
+        tuple(summary["latency_ms_ci95"]["p99"]),
+        cost["usd_per_hour"],
+        cost["usd_per_1m_queries"],
+        worst,
+        "",
+        **_llm_fields(summary, cost),
+    )
     point.verdict = verdict(point, budgets)
     return point
 
@@ -207,8 +239,10 @@ def _llm_fields(summary: dict, cost: dict) -> dict:
     tokens_per_s = llm.get("output_tokens_per_s") or 0.0
     per_hour = cost["usd_per_hour"]
     return {
-        "ttft_p99_ms": llm["ttft_ms"]["p99"], "ttft_ci95": _ci(cis.get("ttft_ms", {}).get("p99")),
-        "tpot_p99_ms": llm["tpot_ms"]["p99"], "tpot_ci95": _ci(cis.get("tpot_ms", {}).get("p99")),
+        "ttft_p99_ms": llm["ttft_ms"]["p99"],
+        "ttft_ci95": _ci(cis.get("ttft_ms", {}).get("p99")),
+        "tpot_p99_ms": llm["tpot_ms"]["p99"],
+        "tpot_ci95": _ci(cis.get("tpot_ms", {}).get("p99")),
         "usd_per_1m_tokens": None if per_hour is None or tokens_per_s <= 0 else per_hour / (tokens_per_s * 3600) * 1e6,
     }
 
@@ -218,7 +252,7 @@ def _ci(pair) -> tuple[float, float] | None:
 
 
 def verdict(point: Probe, budgets: Budgets) -> str:
-    """"meets" when every budget holds at the CI's upper end, "misses" when a point estimate is over its
+    """ "meets" when every budget holds at the CI's upper end, "misses" when a point estimate is over its
     budget, else "too close". The end-to-end p99 folds in the worst window; an LLM p99 is judged by the
     larger of its CI's upper end and its point, since its batch-means CI (from sections of the run) can
     end below the whole run's p99, and a count whose p99 is over the budget does not meet it."""
@@ -241,10 +275,19 @@ def judged_by_window(scenario: Scenario, window_s: float | None) -> bool:
     return bool(window_s) if window_s is not None else time_dependent(scenario)
 
 
-def size(scenario: Scenario, slo_p99_ms: float | None, candidates: list[Candidate], *,
-         ttft_p99_ms: float | None = None, tpot_p99_ms: float | None = None, replications: int = 5,
-         requests: int | None = None, window_s: float | None = None, seed: int | None = None,
-         on_probe=None) -> SizingResult:
+def size(
+    scenario: Scenario,
+    slo_p99_ms: float | None,
+    candidates: list[Candidate],
+    *,
+    ttft_p99_ms: float | None = None,
+    tpot_p99_ms: float | None = None,
+    replications: int = 5,
+    requests: int | None = None,
+    window_s: float | None = None,
+    seed: int | None = None,
+    on_probe=None,
+) -> SizingResult:
     """The fewest replicas (or min_replicas) meeting the SLO with confidence on each candidate, by
     bracketing (doubling steps up from the smallest stable count) and bisecting, on common random numbers.
     The budgets are those of `llm_budgets`; the cheapest candidate is the one of lowest `usd_per_unit`."""
@@ -260,9 +303,18 @@ def size(scenario: Scenario, slo_p99_ms: float | None, candidates: list[Candidat
         variant = candidate.apply(scenario)
 
         def run(count: int, variant=variant, candidate=candidate) -> Probe:
-            point = _cached_probe(cache, variant, candidate, count, budgets, seed=seed,
-                                  replications=replications, requests=requests, window_s=window_s,
-                                  per_window=per_window)
+            point = _cached_probe(
+                cache,
+                variant,
+                candidate,
+                count,
+                budgets,
+                seed=seed,
+                replications=replications,
+                requests=requests,
+                window_s=window_s,
+                per_window=per_window,
+            )
             result.probes.append(point)
             if on_probe:
                 on_probe(point)
@@ -288,7 +340,9 @@ def size(scenario: Scenario, slo_p99_ms: float | None, candidates: list[Candidat
     return result
 
 
-def _search(variant: Scenario, name: str, autoscaled: bool, slo: float | Budgets, run, notes: list[str]) -> Probe | None:
+def _search(
+    variant: Scenario, name: str, autoscaled: bool, slo: float | Budgets, run, notes: list[str]
+) -> Probe | None:
     """Smallest count that meets, assuming latency falls as replicas are added (common random numbers keep
     the comparison sharp): gallop up (+1, +2, +4, ...) to the first count that meets, then bisect the gap.
     The count chosen meets and the one below it, when probed, does not. `slo`: a p99 in ms, or Budgets."""
@@ -354,8 +408,19 @@ def _ratio(point: Probe, budgets: Budgets) -> float:
     return value / budget
 
 
-def _cached_probe(cache: dict, variant: Scenario, candidate: Candidate, count: int, budgets: Budgets, *, seed: int,
-                  replications: int, requests: int | None, window_s: float | None, per_window: bool) -> Probe:
+def _cached_probe(
+    cache: dict,
+    variant: Scenario,
+    candidate: Candidate,
+    count: int,
+    budgets: Budgets,
+    *,
+    seed: int,
+    replications: int,
+    requests: int | None,
+    window_s: float | None,
+    per_window: bool,
+) -> Probe:
     """A probe, run once per distinct model stage: candidates that differ only in name and price share the
     run (latency is the same), with the cost scaled to their price."""
     key = (candidate.speedup, candidate.profile, count, seed)
@@ -365,10 +430,21 @@ def _cached_probe(cache: dict, variant: Scenario, candidate: Candidate, count: i
             return replace(known, hardware=candidate.name)
         if price and candidate.usd_per_hour is not None:
             ratio = candidate.usd_per_hour / price
-            scaled = {name: None if getattr(known, name) is None else getattr(known, name) * ratio
-                      for name in ("usd_per_hour", "usd_per_1m_queries", "usd_per_1m_tokens")}
+            scaled = {
+                name: None if getattr(known, name) is None else getattr(known, name) * ratio
+                for name in ("usd_per_hour", "usd_per_1m_queries", "usd_per_1m_tokens")
+            }
             return replace(known, hardware=candidate.name, **scaled)
-    point = probe(variant, candidate.name, count, budgets, seed=seed, replications=replications,
-                  requests=requests, window_s=window_s, per_window=per_window)
+    point = probe(
+        variant,
+        candidate.name,
+        count,
+        budgets,
+        seed=seed,
+        replications=replications,
+        requests=requests,
+        window_s=window_s,
+        per_window=per_window,
+    )
     cache[key] = (point, candidate.usd_per_hour)
     return point

@@ -21,8 +21,9 @@ def register(subparsers) -> None:
     advise.add_argument("--requests", type=int, help="requests per replication per stack (default: the advisor's)")
     advise.add_argument("--replications", type=int, help="replications per stack, for CIs (default: the advisor's)")
     advise.add_argument("--max-stack", type=int, default=3, help="most levers in a stack, 1-3 (default 3)")
-    advise.add_argument("--cache-hit-rate", type=float, default=0.3,
-                        help="assumed hit rate of caches the advisor adds (default 0.3)")
+    advise.add_argument(
+        "--cache-hit-rate", type=float, default=0.3, help="assumed hit rate of caches the advisor adds (default 0.3)"
+    )
     advise.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     add_set_option(advise)
     advise.add_argument("--top", type=int, default=12, help="rows of the ranked table to print (default 12)")
@@ -44,11 +45,18 @@ def cmd_advise(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ServesimError(f"--top must be at least 1 (got {args.top})")
     scenario = apply_set_options(load_scenario(args.scenario), args.set)
-    result = advise(scenario, slo_p99_ms=args.slo_p99_ms, slo_p95_ms=args.slo_p95_ms,
-                    budget_usd_per_1m=args.budget_usd_per_1m, requests=args.requests or DEFAULT_REQUESTS,
-                    replications=args.replications or DEFAULT_REPLICATIONS, max_stack=args.max_stack, seed=args.seed,
-                    cache_hit_rate=args.cache_hit_rate,
-                    on_progress=lambda what: print(f"  evaluating {what}", file=sys.stderr))
+    result = advise(
+        scenario,
+        slo_p99_ms=args.slo_p99_ms,
+        slo_p95_ms=args.slo_p95_ms,
+        budget_usd_per_1m=args.budget_usd_per_1m,
+        requests=args.requests or DEFAULT_REQUESTS,
+        replications=args.replications or DEFAULT_REPLICATIONS,
+        max_stack=args.max_stack,
+        seed=args.seed,
+        cache_hit_rate=args.cache_hit_rate,
+        on_progress=lambda what: print(f"  evaluating {what}", file=sys.stderr),
+    )
     print(text_report(result, args.top))
     if args.out:
         path = write_report(result, args.out)

@@ -41,15 +41,25 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("scenario", type=Path, help="scenario YAML file")
-    parser.add_argument("--variant", "-v", action="append", default=[], metavar="SPEC",
-                        help="a variant, [NAME:]SETTING[,SETTING...] (repeat for each variant)")
+    parser.add_argument(
+        "--variant",
+        "-v",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a variant, [NAME:]SETTING[,SETTING...] (repeat for each variant)",
+    )
     parser.add_argument("--baseline", action="store_true", help="also run the scenario as written, named 'baseline'")
     parser.add_argument("--out", "-o", type=Path, required=True, help="report directory (created; files overwritten)")
     parser.add_argument("--requests", type=int, help="requests per replication (default: the scenario's)")
     parser.add_argument("--replications", type=int, help="replications per variant (default: the scenario's)")
     parser.add_argument("--seed", type=int, help="seed shared by all variants (default: the scenario's)")
-    parser.add_argument("--load-points", type=int, default=7,
-                        help="request rates on each variant's p99-vs-load curve (0: no load curve; default 7)")
+    parser.add_argument(
+        "--load-points",
+        type=int,
+        default=7,
+        help="request rates on each variant's p99-vs-load curve (0: no load curve; default 7)",
+    )
     parser.add_argument("--title", help="report title")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON instead of a table")
     parser.set_defaults(func=cmd_compare)
@@ -88,8 +98,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         curves = {}
         for r in comparison.results:
             with steps(f"load curve of {r.variant.name}", "points") as on_point:
-                curves[r.variant.name] = load_curve(r.scenario, fractions, size=LOAD_CURVE_SIZE, seed=comparison.seed,
-                                                    progress=on_point)
+                curves[r.variant.name] = load_curve(
+                    r.scenario, fractions, size=LOAD_CURVE_SIZE, seed=comparison.seed, progress=on_point
+                )
     report = write_report(comparison, args.out, curves, title=args.title)
 
     if args.json:

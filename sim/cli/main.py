@@ -54,17 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
     run.add_argument("--replications", type=int, help="independent replications for 95%% CIs (default: scenario's, 5)")
     add_set_option(run)
-    run.add_argument("--workers", type=int, default=1,
-                     help="run replications in parallel in this many processes (same results; default 1)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run replications in parallel in this many processes (same results; default 1)",
+    )
     run.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
-    run.add_argument("--log", type=Path, metavar="DIR",
-                     help="write the run log to folder DIR (parquet frames + scenario + settings); "
-                          "`servesim summarize DIR` recomputes the summary from it")
-    run.add_argument("--timeline", type=Path, metavar="PNG",
-                     help="plot traffic, replicas, windowed p50/p99 and rejections over time")
+    run.add_argument(
+        "--log",
+        type=Path,
+        metavar="DIR",
+        help="write the run log to folder DIR (parquet frames + scenario + settings); "
+        "`servesim summarize DIR` recomputes the summary from it",
+    )
+    run.add_argument(
+        "--timeline", type=Path, metavar="PNG", help="plot traffic, replicas, windowed p50/p99 and rejections over time"
+    )
     run.add_argument("--window-s", type=float, default=None, help="window of the over-time view (default: run / 24)")
     run.set_defaults(func=cmd_run)
-    summarize = subparsers.add_parser("summarize", help="recompute the summary of a run log folder written by run --log")
+    summarize = subparsers.add_parser(
+        "summarize", help="recompute the summary of a run log folder written by run --log"
+    )
     summarize.add_argument("folder", type=Path, help="folder written by `servesim run --log`")
     summarize.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
     summarize.set_defaults(func=cmd_summarize)
@@ -95,11 +106,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     scenario = apply_set_options(scenario, args.set)
     with steps(f"simulating {scenario.name}", "replications") as on_replication:
-        result = simulate(scenario, requests=args.requests, seed=args.seed, replications=args.replications,
-                          workers=args.workers, on_replication=on_replication)
+        result = simulate(
+            scenario,
+            requests=args.requests,
+            seed=args.seed,
+            replications=args.replications,
+            workers=args.workers,
+            on_replication=on_replication,
+        )
     if args.log:
-        settings = {"seed": args.seed if args.seed is not None else scenario.seed, "requests": args.requests,
-                    "replications": args.replications or scenario.replications}
+        settings = {
+            "seed": args.seed if args.seed is not None else scenario.seed,
+            "requests": args.requests,
+            "replications": args.replications or scenario.replications,
+        }
         save_run(result, args.log, settings)
     show(result, args.json, args.timeline, args.window_s)
     return exit_code(result.summary)

@@ -155,8 +155,12 @@ def check_compare_args(args) -> None:
 def check_advise_args(args) -> None:
     input_file(args.scenario, "scenario", max_bytes=1_000_000)
     # Signs and ranges are checked by advise itself; here only what it would take silently.
-    for option, value in (("--slo-p99-ms", args.slo_p99_ms), ("--slo-p95-ms", args.slo_p95_ms),
-                          ("--budget-usd-per-1m", args.budget_usd_per_1m), ("--cache-hit-rate", args.cache_hit_rate)):
+    for option, value in (
+        ("--slo-p99-ms", args.slo_p99_ms),
+        ("--slo-p95-ms", args.slo_p95_ms),
+        ("--budget-usd-per-1m", args.budget_usd_per_1m),
+        ("--cache-hit-rate", args.cache_hit_rate),
+    ):
         finite_number(value, option)
     if args.out is not None:
         output_dir(args.out, "--out")

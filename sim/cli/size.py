@@ -18,19 +18,31 @@ def register(subparsers) -> None:
     )
     size.add_argument("scenario", type=Path)
     size.add_argument("--slo-p99-ms", type=float, help="p99 budget (default: the scenario's slo.p99_ms)")
-    size.add_argument("--ttft-p99-ms", type=float,
-                      help="LLM stage: time-to-first-token p99 budget (default without a p99 SLO: slo.ttft_ms)")
-    size.add_argument("--tpot-p99-ms", type=float,
-                      help="LLM stage: time-per-output-token p99 budget (default without a p99 SLO: slo.tpot_ms)")
+    size.add_argument(
+        "--ttft-p99-ms",
+        type=float,
+        help="LLM stage: time-to-first-token p99 budget (default without a p99 SLO: slo.ttft_ms)",
+    )
+    size.add_argument(
+        "--tpot-p99-ms",
+        type=float,
+        help="LLM stage: time-per-output-token p99 budget (default without a p99 SLO: slo.tpot_ms)",
+    )
     size.add_argument("--hardware", help="candidates: NAME[@SPEEDUP][=PROFILE],... priced from models/hardware.yaml")
     size.add_argument("--replications", type=int, default=5, help="replications per probe (default 5)")
     size.add_argument("--requests", type=int, help="requests per replication (default: the scenario's)")
-    size.add_argument("--every-window-s", type=float, metavar="S",
-                      help="also require p99 within the SLO in every S-second window (spikes, cold starts); "
-                           "default for a load that changes over time: the windows of `servesim run` (≤ 5 min); 0: off")
+    size.add_argument(
+        "--every-window-s",
+        type=float,
+        metavar="S",
+        help="also require p99 within the SLO in every S-second window (spikes, cold starts); "
+        "default for a load that changes over time: the windows of `servesim run` (≤ 5 min); 0: off",
+    )
     size.add_argument("--seed", type=int)
     add_set_option(size)
-    size.add_argument("--out", type=Path, default=Path("sizing"), help="folder for the frontier CSV, plot and chosen scenario")
+    size.add_argument(
+        "--out", type=Path, default=Path("sizing"), help="folder for the frontier CSV, plot and chosen scenario"
+    )
     size.set_defaults(func=cmd_size)
 
 
@@ -58,9 +70,18 @@ def cmd_size(args: argparse.Namespace) -> int:
     def show(probe) -> None:
         console.print(f"  {probe.hardware} {knob}={probe.replicas}: {_figures(probe)} → {probe.verdict}")
 
-    result = size(scenario, budgets.p99_ms, candidates, ttft_p99_ms=budgets.ttft_p99_ms,
-                  tpot_p99_ms=budgets.tpot_p99_ms, replications=args.replications, requests=args.requests,
-                  window_s=args.every_window_s, seed=args.seed, on_probe=show)
+    result = size(
+        scenario,
+        budgets.p99_ms,
+        candidates,
+        ttft_p99_ms=budgets.ttft_p99_ms,
+        tpot_p99_ms=budgets.tpot_p99_ms,
+        replications=args.replications,
+        requests=args.requests,
+        window_s=args.every_window_s,
+        seed=args.seed,
+        on_probe=show,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     frontier = result.frontier()
     frontier.to_csv(args.out / "frontier.csv", index=False)
@@ -75,14 +96,18 @@ def cmd_size(args: argparse.Namespace) -> int:
     chosen = result.chosen
     path = args.out / f"{scenario.name}-sized.yaml"
     path.write_text(result.chosen_scenario.to_yaml())
-    console.print(f"[green]chosen:[/green] {chosen.hardware}, {knob} = {chosen.replicas}: {_figures(chosen)}, "
-                  f"{_price(chosen)} → {path}")
+    console.print(
+        f"[green]chosen:[/green] {chosen.hardware}, {knob} = {chosen.replicas}: {_figures(chosen)}, "
+        f"{_price(chosen)} → {path}"
+    )
     recheck = result.recheck
     console.print(f"re-check on fresh seeds: {_figures(recheck)} → {recheck.verdict}")
     fewer = result.one_fewer_recheck
     if fewer is not None:
-        console.print(f"one fewer ({knob} = {fewer.replicas}) on fresh seeds: {_figures(fewer)} → {fewer.verdict}"
-                      + (" (too close to call: the CI straddles the SLO)" if fewer.verdict == "too close" else ""))
+        console.print(
+            f"one fewer ({knob} = {fewer.replicas}) on fresh seeds: {_figures(fewer)} → {fewer.verdict}"
+            + (" (too close to call: the CI straddles the SLO)" if fewer.verdict == "too close" else "")
+        )
     return 0
 
 
@@ -100,8 +125,10 @@ def _figures(probe) -> str:
 
     text = f"p99 {fmt_ms(probe.p99_ms)} {fmt_ci(list(probe.p99_ci95))}"
     if probe.ttft_p99_ms is not None:
-        text += (f", TTFT p99 {fmt_ms(probe.ttft_p99_ms)} {fmt_ci(_list(probe.ttft_ci95))}"
-                 f", TPOT p99 {fmt_ms(probe.tpot_p99_ms)} {fmt_ci(_list(probe.tpot_ci95))}")
+        text += (
+            f", TTFT p99 {fmt_ms(probe.ttft_p99_ms)} {fmt_ci(_list(probe.ttft_ci95))}"
+            f", TPOT p99 {fmt_ms(probe.tpot_p99_ms)} {fmt_ci(_list(probe.tpot_ci95))}"
+        )
     return text
 
 
@@ -122,15 +149,27 @@ def _frontier_table(result, knob: str):
     llm = any(p.ttft_p99_ms is not None for p in result.probes)
     windows = any(p.worst_window_p99_ms is not None for p in result.probes)
     columns = {
-        "hardware": lambda p: p.hardware, knob: lambda p: str(p.replicas), "p99": lambda p: fmt_ms(p.p99_ms),
+        "hardware": lambda p: p.hardware,
+        knob: lambda p: str(p.replicas),
+        "p99": lambda p: fmt_ms(p.p99_ms),
         **({} if llm else {"p99 95% CI": lambda p: fmt_ci(list(p.p99_ci95))}),
         **({"worst window p99": lambda p: fmt_ms(p.worst_window_p99_ms)} if windows else {}),
-        **({"TTFT p99": lambda p: fmt_ms(p.ttft_p99_ms), "TTFT 95% CI": lambda p: fmt_ci(_list(p.ttft_ci95)),
-            "TPOT p99": lambda p: fmt_ms(p.tpot_p99_ms), "TPOT 95% CI": lambda p: fmt_ci(_list(p.tpot_ci95))}
-           if llm else {}),
+        **(
+            {
+                "TTFT p99": lambda p: fmt_ms(p.ttft_p99_ms),
+                "TTFT 95% CI": lambda p: fmt_ci(_list(p.ttft_ci95)),
+                "TPOT p99": lambda p: fmt_ms(p.tpot_p99_ms),
+                "TPOT 95% CI": lambda p: fmt_ci(_list(p.tpot_ci95)),
+            }
+            if llm
+            else {}
+        ),
         "$/h": lambda p: _usd(p.usd_per_hour),
-        **({"$/1M tokens": lambda p: _usd(p.usd_per_1m_tokens)} if llm
-           else {"$/1M queries": lambda p: _usd(p.usd_per_1m_queries)}),
+        **(
+            {"$/1M tokens": lambda p: _usd(p.usd_per_1m_tokens)}
+            if llm
+            else {"$/1M queries": lambda p: _usd(p.usd_per_1m_queries)}
+        ),
         "verdict": lambda p: p.verdict,
     }
     table = Table(title=f"frontier ({knob} vs latency vs cost)")

@@ -82,7 +82,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for _, row in failed.head(MAX_ERRORS_SHOWN).iterrows():
         print(f"servesim: point {row['point']} {row['status']}: {row['error']}", file=sys.stderr)
     if len(failed) > MAX_ERRORS_SHOWN:
-        print(f"servesim: {len(failed) - MAX_ERRORS_SHOWN} more failed points: see {out / 'points.csv'}", file=sys.stderr)
+        print(
+            f"servesim: {len(failed) - MAX_ERRORS_SHOWN} more failed points: see {out / 'points.csv'}", file=sys.stderr
+        )
     return EXIT_SOME_POINTS_FAILED if len(failed) else 0
 
 

@@ -162,8 +162,9 @@ def solve_batches(
         queue_of = Router(routing, replicas, routing_rng, n).fixed_assignment(n)
         queues, servers = replicas, instances
     members = [np.flatnonzero(queue_of == q) for q in range(queues)]
-    solvers = [_Queue(q, clock[m], ready_sorted[m], m.tolist(), servers, policy, done_ms)
-               for q, m in enumerate(members)]
+    solvers = [
+        _Queue(q, clock[m], ready_sorted[m], m.tolist(), servers, policy, done_ms) for q, m in enumerate(members)
+    ]
     draws = _ServiceDraws(cost, service_rng, policy.max_batch_size)
     final_arrivals = queue_of[clock == done_ms].tolist() if n else []
     log = _walk(solvers, draws, n, final_arrivals)
@@ -234,8 +235,9 @@ def _walk_heap(solvers: list[_Queue], draws: _ServiceDraws, left: int, log: tupl
     return left
 
 
-def _end_of_traffic(solvers: list[_Queue], draws: _ServiceDraws, left: int, log: tuple,
-                    final_arrivals: list[int]) -> int:
+def _end_of_traffic(
+    solvers: list[_Queue], draws: _ServiceDraws, left: int, log: tuple, final_arrivals: list[int]
+) -> int:
     """The instant of the last arrival, replayed in SimPy's order. The feed appends the arrivals of that
     instant, each waking its queue's former (once its batch can leave) or else one idle server; then it
     marks traffic done and wakes, queue by queue, every idle server and the former. A former waiting on a
@@ -285,8 +287,9 @@ def _end_of_traffic(solvers: list[_Queue], draws: _ServiceDraws, left: int, log:
     return left
 
 
-def _walk_one_queue_compiled(queue: _Queue, draws: _ServiceDraws, left: int, b_size: list, b_start: list,
-                             b_service: list, b_server: list) -> int:
+def _walk_one_queue_compiled(
+    queue: _Queue, draws: _ServiceDraws, left: int, b_size: list, b_start: list, b_service: list, b_server: list
+) -> int:
     """`_walk_one_queue` through the numba kernel (sim/engine/compiled.py), refilling draws between calls."""
     free_at = np.array([entry[0] for entry in queue.free])
     free_server = np.array([entry[1] for entry in queue.free], dtype=np.int64)
@@ -296,14 +299,31 @@ def _walk_one_queue_compiled(queue: _Queue, draws: _ServiceDraws, left: int, b_s
     out_service = np.empty(room)
     out_server = np.empty(room, dtype=np.int64)
     constant = np.asarray(draws.constant if draws.constant is not None else [0.0], dtype=float)
-    base, used, count = np.asarray(draws.base[draws.used:], dtype=float), 0, 0
+    base, used, count = np.asarray(draws.base[draws.used :], dtype=float), 0, 0
     head, previous = queue.head, queue.previous_ms
     while True:
         head, previous, used, count, finished = compiled.batch_walk(
-            queue.clock_array, queue.ready_array, free_at, free_server, head, previous, queue.done_ms,
-            0.0 if queue.delay_ms is None else queue.delay_ms, queue.delay_ms is not None, queue.max_batch,
-            np.asarray(queue.now_sizes, dtype=np.int64), queue.trigger - 1, constant, draws.constant is not None,
-            base, used, np.asarray(draws.multiplier, dtype=float), out_size, out_start, out_service, out_server,
+            queue.clock_array,
+            queue.ready_array,
+            free_at,
+            free_server,
+            head,
+            previous,
+            queue.done_ms,
+            0.0 if queue.delay_ms is None else queue.delay_ms,
+            queue.delay_ms is not None,
+            queue.max_batch,
+            np.asarray(queue.now_sizes, dtype=np.int64),
+            queue.trigger - 1,
+            constant,
+            draws.constant is not None,
+            base,
+            used,
+            np.asarray(draws.multiplier, dtype=float),
+            out_size,
+            out_start,
+            out_service,
+            out_server,
             count,
         )
         if finished:
@@ -321,8 +341,9 @@ def _walk_one_queue_compiled(queue: _Queue, draws: _ServiceDraws, left: int, b_s
     return left
 
 
-def _walk_one_queue(queue: _Queue, draws: _ServiceDraws, left: int, b_size: list, b_start: list,
-                    b_service: list, b_server: list) -> int:
+def _walk_one_queue(
+    queue: _Queue, draws: _ServiceDraws, left: int, b_size: list, b_start: list, b_service: list, b_server: list
+) -> int:
     """`_Queue.plan` + commit inlined for one queue, up to the end of traffic (where `plan` takes over)."""
     clock, ready, free, n = queue.clock, queue.ready, queue.free, queue.n
     done_ms, delay_ms, max_batch, now_sizes = queue.done_ms, queue.delay_ms, queue.max_batch, queue.now_sizes
@@ -388,8 +409,16 @@ class _Queue:
     """One FIFO queue with its identical servers: a heap of (free at, server), which orders idle servers as
     the SimPy idle list does (longest idle first, then creation order)."""
 
-    def __init__(self, index: int, clock: np.ndarray, ready: np.ndarray, arrival_rank: list[int], servers: int,
-                 policy, done_ms: float) -> None:
+    def __init__(
+        self,
+        index: int,
+        clock: np.ndarray,
+        ready: np.ndarray,
+        arrival_rank: list[int],
+        servers: int,
+        policy,
+        done_ms: float,
+    ) -> None:
         self.index = index
         self.clock_array, self.ready_array = clock, ready
         self.clock = clock.tolist()  # the SimPy clock when the feed appended each request

@@ -100,8 +100,8 @@ def _draw_keys(cache, rng: np.random.Generator, n: int, columns: dict[str, np.nd
     if spec.column not in columns:
         have = ", ".join(sorted(k for k in columns if k not in ("request", "replication", "arrival_ms")))
         raise ScenarioError(
-            f"{where}: the arrival trace has no column {spec.column!r}" + (f" (has: {have})" if have else
-                                                                          " (keys from a column need a trace)")
+            f"{where}: the arrival trace has no column {spec.column!r}"
+            + (f" (has: {have})" if have else " (keys from a column need a trace)")
         )
     values = pd.Series(np.asarray(columns[spec.column])[:n])
     if values.isna().any():

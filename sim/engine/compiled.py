@@ -48,9 +48,30 @@ def _heap_fcfs_start(ready: np.ndarray, service: np.ndarray, servers: int) -> np
     return start
 
 
-def _batch_walk(clock, ready, free_at, free_server, head, previous, done_ms, delay_ms, has_delay, max_batch,
-                now_sizes, trigger_offset, constant, use_constant, base, used, multiplier,
-                out_size, out_start, out_service, out_server, out_count):
+def _batch_walk(
+    clock,
+    ready,
+    free_at,
+    free_server,
+    head,
+    previous,
+    done_ms,
+    delay_ms,
+    has_delay,
+    max_batch,
+    now_sizes,
+    trigger_offset,
+    constant,
+    use_constant,
+    base,
+    used,
+    multiplier,
+    out_size,
+    out_start,
+    out_service,
+    out_server,
+    out_count,
+):
     """The one-queue batch walk of sim/engine/batch_recursion.py (`_walk_one_queue`), up to the end of
     traffic or until the base draws run out. Returns (head, previous, used, out_count, finished)."""
     n = clock.shape[0]
@@ -113,8 +134,10 @@ def _batch_walk(clock, ready, free_at, free_server, head, previous, done_ms, del
             child = 2 * k + 1
             if child >= servers:
                 break
-            if child + 1 < servers and (free_at[child + 1] < free_at[child] or (
-                    free_at[child + 1] == free_at[child] and free_server[child + 1] < free_server[child])):
+            if child + 1 < servers and (
+                free_at[child + 1] < free_at[child]
+                or (free_at[child + 1] == free_at[child] and free_server[child + 1] < free_server[child])
+            ):
                 child += 1
             if free_at[child] < value or (free_at[child] == value and free_server[child] < server):
                 free_at[k] = free_at[child]

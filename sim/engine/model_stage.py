@@ -90,24 +90,58 @@ def simulate_model_stage(
     """Each request's service start, batch and replica; `force_simpy` skips the event-free recursions
     (the reference they are tested against)."""
     cost = cost.for_run()  # costs with state over a run (regimes, replay) start afresh
-    fixed = (max_queue_size is None and autoscaling is None and not cost.depends_on_busy_instances
-             and not cost.depends_on_time)
+    fixed = (
+        max_queue_size is None
+        and autoscaling is None
+        and not cost.depends_on_busy_instances
+        and not cost.depends_on_time
+    )
     if not force_simpy and fixed and isinstance(policy, NoBatching) and routing == "shared_queue":
         return _fcfs_fast_path(ready_ms, cost, replicas, instances, service_rng)
     if not force_simpy and recursion_applies(policy, routing, max_queue_size, autoscaling, cost):
         b = solve_batches(ready_ms, cost, policy, replicas, instances, routing, service_rng, routing_rng)
-        return ModelStageResult(b.start_ms, b.service_ms, b.batch_id, b.batch_size, b.replica, b.instance,
-                                np.zeros(len(ready_ms), dtype=bool))
+        return ModelStageResult(
+            b.start_ms,
+            b.service_ms,
+            b.batch_id,
+            b.batch_size,
+            b.replica,
+            b.instance,
+            np.zeros(len(ready_ms), dtype=bool),
+        )
     sim = _StageSimulation(
-        ready_ms, cost, policy, replicas, instances, routing, max_queue_size, service_rng, routing_rng,
-        autoscaling, cold_start, cold_start_rng,
+        ready_ms,
+        cost,
+        policy,
+        replicas,
+        instances,
+        routing,
+        max_queue_size,
+        service_rng,
+        routing_rng,
+        autoscaling,
+        cold_start,
+        cold_start_rng,
     )
     return sim.run()
 
 
 class _StageSimulation:
-    def __init__(self, ready_ms, cost, policy, replicas, instances, routing, max_queue_size, service_rng,
-                 routing_rng, autoscaling, cold_start, cold_start_rng) -> None:
+    def __init__(
+        self,
+        ready_ms,
+        cost,
+        policy,
+        replicas,
+        instances,
+        routing,
+        max_queue_size,
+        service_rng,
+        routing_rng,
+        autoscaling,
+        cold_start,
+        cold_start_rng,
+    ) -> None:
         n = len(ready_ms)
         self.n = n
         self.ready = ready_ms.tolist()
@@ -121,7 +155,8 @@ class _StageSimulation:
         # drawn from a child of the service stream, so the service draws stay as without it.
         self.overshoot_ms = (
             overshoot.sample(np.random.default_rng(service_rng.bit_generator.seed_seq.spawn(1)[0]), n).tolist()
-            if overshoot is not None else None
+            if overshoot is not None
+            else None
         )
         self.autoscaling = autoscaling
         self.idle_to_zero_ms = autoscaling.idle_to_zero_ms if autoscaling is not None else None
@@ -206,8 +241,15 @@ class _StageSimulation:
         queued = sum(len(q.items) for q in self.queues)
         busy = sum(r.busy for r in self.replicas)
         self.timeline.append(
-            (self.env.now, self._count(WARM), self._count(STARTING), self._count(DRAINING), queued,
-             queued + self.in_service, busy)
+            (
+                self.env.now,
+                self._count(WARM),
+                self._count(STARTING),
+                self._count(DRAINING),
+                queued,
+                queued + self.in_service,
+                busy,
+            )
         )
 
     # --- processes ----------------------------------------------------------------------------------

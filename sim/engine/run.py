@@ -24,9 +24,7 @@ from sim.streams import stream
 MAX_REQUESTS_PER_RUN = 20_000_000
 
 
-def simulate_replication(
-    scenario: Scenario, replication: int, *, seed: int, requests: int | None = None
-) -> RunLog:
+def simulate_replication(scenario: Scenario, replication: int, *, seed: int, requests: int | None = None) -> RunLog:
     """One replication -> its run log: one row per arrival (rejected requests included, flagged), plus the
     autoscaling timeline and the LLM stage logs where the scenario has them."""
     check_run_options(scenario, requests, seed, 1)
@@ -108,8 +106,14 @@ def llm_frames(runs: dict[str, LLMStageRun], replication: int) -> dict[str, pd.D
         requests.append(result.requests.assign(**keys, request=run.index))
         iterations.append(result.iterations.assign(**keys))
         gaps.append(pd.DataFrame({**keys, "request": run.index[result.itl_request], "itl_ms": result.itl_ms}))
-        stages.append({**keys, "num_gpu_blocks": result.num_gpu_blocks, "block_size": result.block_size,
-                       "replicas": result.replicas})
+        stages.append(
+            {
+                **keys,
+                "num_gpu_blocks": result.num_gpu_blocks,
+                "block_size": result.block_size,
+                "replicas": result.replicas,
+            }
+        )
     return {
         "llm_requests": pd.concat(requests, ignore_index=True),
         "llm_iterations": pd.concat(iterations, ignore_index=True),
@@ -137,8 +141,15 @@ class _CacheEffects:
             return
         names = [stage.name for stage in scenario.stages]
         kinds = {stage.name: stage.kind for stage in scenario.stages}
-        hits = caching.cache_outcomes(scenario.caches, arrivals.times_ms, arrivals.columns, seed, replication,
-                                      stage_names=names, stage_kinds=kinds)
+        hits = caching.cache_outcomes(
+            scenario.caches,
+            arrivals.times_ms,
+            arrivals.columns,
+            seed,
+            replication,
+            stage_names=names,
+            stage_kinds=kinds,
+        )
         # An output hit answers before an inner cache is consulted: only requests that reach a cache pay it.
         reached = caching.reached_masks(scenario.caches, hits, names, kinds)
 
@@ -182,12 +193,23 @@ class _Pipeline:
         self.timelines: list[pd.DataFrame] = []
         self.llm_runs: dict = {}
 
-    def llm(self, stage: LLMStage, active: np.ndarray, scenario: Scenario, arrival_columns, seed: int, replication: int) -> None:
+    def llm(
+        self, stage: LLMStage, active: np.ndarray, scenario: Scenario, arrival_columns, seed: int, replication: int
+    ) -> None:
         """An LLM deployment (sim/engine/llm): TTFT, TPOT and token counts join the request log; the stage's
         own log (iterations, inter-token gaps) becomes the run log's llm frames."""
         deployment = scenario.deployment
-        out = run_llm_stage(stage, scenario.workload.tokens, self.ready, active, arrival_columns,
-                            deployment.replicas, deployment.routing, seed, replication)
+        out = run_llm_stage(
+            stage,
+            scenario.workload.tokens,
+            self.ready,
+            active,
+            arrival_columns,
+            deployment.replicas,
+            deployment.routing,
+            seed,
+            replication,
+        )
         name = stage.name
         queue = self._queue_column(name)
         queue[active] = out.columns.pop(f"{name}_queue_ms")[active]

@@ -85,7 +85,9 @@ class RunLog:
         """A folder written by `write` -> (log, scenario YAML text, run settings)."""
         folder = Path(folder)
         if not (folder / "requests.parquet").is_file() or not (folder / "run.json").is_file():
-            raise ServesimError(f"{folder}: not a run log folder (no requests.parquet / run.json; write one with --log)")
+            raise ServesimError(
+                f"{folder}: not a run log folder (no requests.parquet / run.json; write one with --log)"
+            )
         frames = {}
         for f in fields(cls):
             path = folder / f"{f.name}.parquet"

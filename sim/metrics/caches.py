@@ -30,7 +30,9 @@ def cache_summary(log: pd.DataFrame, caches: list) -> dict:
         reached = log[lookup].notna().to_numpy() if lookup in log else np.ones(len(log), dtype=bool)
         hit = log[column].to_numpy(dtype=float)
         rows = log[measured_rows & reached]
-        lo, hi = within(ci95(np.array([_hit_rate(group, column, lookup) for group in measurement_groups(log)])), 0.0, 1.0)
+        lo, hi = within(
+            ci95(np.array([_hit_rate(group, column, lookup) for group in measurement_groups(log)])), 0.0, 1.0
+        )
         total = np.bincount(minute[reached], minlength=minutes)
         hits = np.bincount(minute[reached], weights=hit[reached], minlength=minutes)
         entry = {

@@ -33,7 +33,7 @@ def step_integral(times_ms: np.ndarray, values: np.ndarray, t0: float, t1: float
         return 0.0
     first = max(int(np.searchsorted(times_ms, t0, side="right")) - 1, 0)
     last = int(np.searchsorted(times_ms, t1, side="left"))
-    edges = np.concatenate([[t0], times_ms[first + 1:last], [t1]])
+    edges = np.concatenate([[t0], times_ms[first + 1 : last], [t1]])
     return float(np.sum(values[first:last] * np.diff(edges))) if last > first else float(values[first] * (t1 - t0))
 
 
@@ -52,8 +52,9 @@ def replica_time(scenario: Scenario, timeline: pd.DataFrame | None, t0: float, t
         fixed = scenario.deployment.replicas * max(t1 - t0, 0.0)
         return ReplicaTime(fixed, fixed)
     times = timeline["time_ms"].to_numpy()
-    return ReplicaTime(step_integral(times, replicas_paid(timeline), t0, t1),
-                       step_integral(times, timeline["warm"].to_numpy(), t0, t1))
+    return ReplicaTime(
+        step_integral(times, replicas_paid(timeline), t0, t1), step_integral(times, timeline["warm"].to_numpy(), t0, t1)
+    )
 
 
 def price_usd_per_replica_hour(scenario: Scenario) -> float | None:

@@ -44,7 +44,11 @@ def classify(summary: dict, scenario=None) -> Verdict:
     throughput = summary.get("throughput_rps")
     if not served or not _finite(throughput) or throughput <= 0:
         rejected = summary.get("rejected_fraction")
-        why = f"no request was served (rejected fraction {rejected:.2f})" if _finite(rejected) else "no request was served"
+        why = (
+            f"no request was served (rejected fraction {rejected:.2f})"
+            if _finite(rejected)
+            else "no request was served"
+        )
         return Verdict("no_service", (why,))
     reasons: list[str] = []
     bounded_queue = scenario is not None and scenario.deployment.max_queue_size is not None

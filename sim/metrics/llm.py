@@ -40,7 +40,10 @@ def distribution(values: np.ndarray, groups: np.ndarray | None = None) -> tuple[
         present = [g for g in range(CI_GROUPS) if np.any(groups == g)]
         if len(present) >= 3:
             per_group = np.array(
-                [[values[groups == g].mean(), *np.quantile(values[groups == g], list(QUANTILES.values()))] for g in present]
+                [
+                    [values[groups == g].mean(), *np.quantile(values[groups == g], list(QUANTILES.values()))]
+                    for g in present
+                ]
             )
             low, high = np.clip(ci95_columns(per_group), values.min(), values.max())  # within the times measured
             for k, key in enumerate(["mean", *QUANTILES]):
@@ -67,7 +70,11 @@ def llm_summary(
     end_ms = float(log.done_ms[done].max()) if done.any() else 0.0
     span_s = max(end_ms - start_ms, 1e-9) / 1000.0
 
-    out: dict = {"requests": int(include.sum()), "completed": int(done.sum()), "rejected": int((include & log.rejected.to_numpy()).sum())}
+    out: dict = {
+        "requests": int(include.sum()),
+        "completed": int(done.sum()),
+        "rejected": int((include & log.rejected.to_numpy()).sum()),
+    }
     cis: dict = {}
     for key, column in (("ttft_ms", "ttft_ms"), ("tpot_ms", "tpot_ms"), ("e2el_ms", "e2e_ms")):
         out[key], cis[key] = distribution(log[column].to_numpy()[done], group[done])
@@ -153,7 +160,12 @@ def _occupancy(result: LLMStageResult, start_ms: float, end_ms: float) -> dict:
     span_ms = max(end_ms - start_ms, 1e-9) * result.replicas
     blocks = {"num_gpu_blocks": int(result.num_gpu_blocks), "block_size": int(result.block_size)}
     if it.empty:
-        return {"kv_cache_utilization": {"mean": 0.0, "max": 0.0}, "batch_size": {"mean": 0.0, "max": 0}, "busy_fraction": 0.0, **blocks}
+        return {
+            "kv_cache_utilization": {"mean": 0.0, "max": 0.0},
+            "batch_size": {"mean": 0.0, "max": 0},
+            "busy_fraction": 0.0,
+            **blocks,
+        }
     begin = it.time_ms.to_numpy()
     inside = np.clip(np.minimum(begin + it.duration_ms.to_numpy(), end_ms) - np.maximum(begin, start_ms), 0, None)
     seen = inside > 0
@@ -161,8 +173,14 @@ def _occupancy(result: LLMStageResult, start_ms: float, end_ms: float) -> dict:
     batch = it.batch_size.to_numpy()
     busy = float(inside.sum())
     return {
-        "kv_cache_utilization": {"mean": float((kv * inside).sum() / span_ms), "max": float(kv[seen].max()) if seen.any() else 0.0},
-        "batch_size": {"mean": float((batch * inside).sum() / max(busy, 1e-9)), "max": int(batch[seen].max()) if seen.any() else 0},
+        "kv_cache_utilization": {
+            "mean": float((kv * inside).sum() / span_ms),
+            "max": float(kv[seen].max()) if seen.any() else 0.0,
+        },
+        "batch_size": {
+            "mean": float((batch * inside).sum() / max(busy, 1e-9)),
+            "max": int(batch[seen].max()) if seen.any() else 0,
+        },
         "busy_fraction": busy / span_ms,
         **blocks,
     }
@@ -209,15 +227,19 @@ def llm_timeseries(result: LLMStageResult, bin_s: float = 10.0) -> pd.DataFrame:
     start = it.time_ms.to_numpy()
     duration = it.duration_ms.to_numpy()
     which = (start // bin_ms).astype(np.int64)
-    frame = pd.DataFrame(
-        {
-            "bin": which,
-            "batch_time": it.batch_size.to_numpy() * duration,
-            "kv_time": it.kv_blocks_used.to_numpy() / result.num_gpu_blocks * duration,
-            "tokens": it.decode_tokens.to_numpy(),
-            "busy": duration,
-        }
-    ).groupby("bin").sum()
+    frame = (
+        pd.DataFrame(
+            {
+                "bin": which,
+                "batch_time": it.batch_size.to_numpy() * duration,
+                "kv_time": it.kv_blocks_used.to_numpy() / result.num_gpu_blocks * duration,
+                "tokens": it.decode_tokens.to_numpy(),
+                "busy": duration,
+            }
+        )
+        .groupby("bin")
+        .sum()
+    )
     span = bin_ms * result.replicas
     return pd.DataFrame(
         {
@@ -237,6 +259,7 @@ def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]
     out = []
     sizing = run.llm_stages[run.llm_stages["stage"] == stage.name].sort_values("replication", kind="stable")
     for row in sizing.itertuples(index=False):
+
         def part(frame: pd.DataFrame) -> pd.DataFrame:
             mask = (frame["replication"].to_numpy() == row.replication) & (frame["stage"].to_numpy() == stage.name)
             return frame[mask].drop(columns=list(LLM_KEYS)).reset_index(drop=True)

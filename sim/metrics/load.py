@@ -22,7 +22,9 @@ def offered_load(scenario: Scenario) -> dict[str, float]:
             loads[stage.name] = rate_per_ms * stage.service_ms.mean / servers
         elif isinstance(stage, ModelStage):
             replicas = deployment.autoscaling.max_replicas if deployment.autoscaling else deployment.replicas
-            loads[stage.name] = rate_per_ms * best_ms_per_request(stage, deployment.instances) / (replicas * deployment.instances)
+            loads[stage.name] = (
+                rate_per_ms * best_ms_per_request(stage, deployment.instances) / (replicas * deployment.instances)
+            )
     return loads
 
 

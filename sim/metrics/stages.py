@@ -14,7 +14,9 @@ def measured(log: pd.DataFrame) -> pd.DataFrame:
     return log[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
 
 
-def stage_shares(log: pd.DataFrame, stage_columns: list[str], quantiles: tuple[float, ...] = (0.50, 0.99)) -> pd.DataFrame:
+def stage_shares(
+    log: pd.DataFrame, stage_columns: list[str], quantiles: tuple[float, ...] = (0.50, 0.99)
+) -> pd.DataFrame:
     """Mean time per stage (ms) of the requests *at* each latency percentile (latency within ±BAND of
     it, pooled over replications). The stages of a request add up to its latency, so each row sums to
     the mean latency of its band — a decomposition of p50 and p99 into where the time went.
@@ -27,7 +29,9 @@ def stage_shares(log: pd.DataFrame, stage_columns: list[str], quantiles: tuple[f
         half = BAND.get(q, min(q, 1 - q) / 2)
         low, high = np.quantile(latency, [max(q - half, 0.0), min(q + half, 1.0)])
         band = served[(latency >= low) & (latency <= high)]
-        rows[_pname(q)] = {c.removesuffix("_ms"): float(np.nan_to_num(band[c].to_numpy(dtype=float)).mean()) for c in columns}
+        rows[_pname(q)] = {
+            c.removesuffix("_ms"): float(np.nan_to_num(band[c].to_numpy(dtype=float)).mean()) for c in columns
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 

@@ -193,8 +193,10 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
     loads = offered_load(scenario)
     for stage_name, rho in loads.items():
         if rho >= 1:
-            what = "requests are rejected at the queue limit" if scenario.deployment.max_queue_size is not None else (
-                "the queue grows without bound; latencies grow with run length and mean nothing"
+            what = (
+                "requests are rejected at the queue limit"
+                if scenario.deployment.max_queue_size is not None
+                else ("the queue grows without bound; latencies grow with run length and mean nothing")
             )
             warnings.insert(0, f"unstable: offered load on stage {stage_name!r} is {rho:.2f} ≥ 1 — {what}")
 
@@ -226,26 +228,32 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
     llm = llm_key(run, scenario)
     if llm:
         warnings.extend(llm["warnings"])
-    return with_status({
-        "scenario": scenario.name,
-        "replications": replications,
-        "requests": int(per_group["requests"].sum()),
-        "served": int(per_group["served"].sum()),
-        "throughput_rps": mean_of_finite(per_group["throughput_rps"]),
-        "latency_ms": latency,
-        "latency_ms_ci95": latency_ci,
-        "stages": stage_breakdown(log, scenario),
-        "utilization": mean_of_finite(per_group["utilization"]),
-        "offered_load": loads,
-        "rejected_fraction": mean_of_finite(per_group["rejected_fraction"]),
-        "cost": {"usd_per_hour": _none_if_nan(usd_per_hour), "usd_per_1m_queries": _none_if_nan(usd_per_1m),
-                 "mean_replicas": mean_of_finite(per_group["mean_replicas"])},
-        "slo": slo,
-        "warnings": warnings,
-        **({"autoscaling": scaling} if scaling else {}),
-        **({"caches": cache_summary(log, scenario.caches)} if scenario.caches else {}),
-        **({"llm": llm} if llm else {}),
-    }, scenario)
+    return with_status(
+        {
+            "scenario": scenario.name,
+            "replications": replications,
+            "requests": int(per_group["requests"].sum()),
+            "served": int(per_group["served"].sum()),
+            "throughput_rps": mean_of_finite(per_group["throughput_rps"]),
+            "latency_ms": latency,
+            "latency_ms_ci95": latency_ci,
+            "stages": stage_breakdown(log, scenario),
+            "utilization": mean_of_finite(per_group["utilization"]),
+            "offered_load": loads,
+            "rejected_fraction": mean_of_finite(per_group["rejected_fraction"]),
+            "cost": {
+                "usd_per_hour": _none_if_nan(usd_per_hour),
+                "usd_per_1m_queries": _none_if_nan(usd_per_1m),
+                "mean_replicas": mean_of_finite(per_group["mean_replicas"]),
+            },
+            "slo": slo,
+            "warnings": warnings,
+            **({"autoscaling": scaling} if scaling else {}),
+            **({"caches": cache_summary(log, scenario.caches)} if scenario.caches else {}),
+            **({"llm": llm} if llm else {}),
+        },
+        scenario,
+    )
 
 
 def autoscaling_summary(per_group: pd.DataFrame, run: RunLog, scenario: Scenario) -> dict | None:

@@ -19,19 +19,23 @@ def windowed(run: RunLog, scenario: Scenario, window_s: float = 60.0) -> pd.Data
     window_ms = window_s * 1000.0
     replications = max(int(log["replication"].nunique()), 1)
     index = (log["arrival_ms"].to_numpy() // window_ms).astype(np.int64)
-    frame = pd.DataFrame({
-        "window": index,
-        "latency_ms": log["latency_ms"].to_numpy(),
-        "rejected": log["rejected"].to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "window": index,
+            "latency_ms": log["latency_ms"].to_numpy(),
+            "rejected": log["rejected"].to_numpy(),
+        }
+    )
     grouped = frame.groupby("window")
-    out = pd.DataFrame({
-        "start_s": grouped.size().index.to_numpy() * window_s,
-        "arrival_rps": grouped.size().to_numpy() / window_s / replications,
-        "p50_ms": grouped["latency_ms"].quantile(0.50).to_numpy(),
-        "p99_ms": grouped["latency_ms"].quantile(0.99).to_numpy(),
-        "rejected_fraction": grouped["rejected"].mean().to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "start_s": grouped.size().index.to_numpy() * window_s,
+            "arrival_rps": grouped.size().to_numpy() / window_s / replications,
+            "p50_ms": grouped["latency_ms"].quantile(0.50).to_numpy(),
+            "p99_ms": grouped["latency_ms"].quantile(0.99).to_numpy(),
+            "rejected_fraction": grouped["rejected"].mean().to_numpy(),
+        }
+    )
     warm, paid = [], []
     for start_s in out["start_s"]:
         t0, t1 = start_s * 1000.0, start_s * 1000.0 + window_ms

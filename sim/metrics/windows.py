@@ -37,8 +37,9 @@ def verdict_window_s(span_s: float) -> float:
     return min(readable_window_s(span_s), VERDICT_WINDOW_MAX_S)
 
 
-def slo_windows(run: RunLog, scenario: Scenario, window_s: float | None = None,
-                budgets: dict[float, float] | None = None) -> dict | None:
+def slo_windows(
+    run: RunLog, scenario: Scenario, window_s: float | None = None, budgets: dict[float, float] | None = None
+) -> dict | None:
     """Per-window verdict on the latency budgets (quantile -> ms; default the scenario's); None without a
     budget or a served request. `window_s` None: about 30 windows over the run, five minutes at most."""
     budgets = scenario.slo.budgets() if budgets is None else budgets

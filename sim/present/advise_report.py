@@ -19,8 +19,10 @@ TABLE_ROWS = 12
 
 def profile_text(advice: Advice) -> list[str]:
     prof = advice.profile
-    lines = [f"Profile of {advice.base.name} ({advice.replications} replications × "
-             f"{advice.base.workload.requests} requests, seed {advice.seed})"]
+    lines = [
+        f"Profile of {advice.base.name} ({advice.replications} replications × "
+        f"{advice.base.workload.requests} requests, seed {advice.seed})"
+    ]
     for at in ("p50", "p99"):
         row = prof.by_stage.loc[at]
         total = float(row.sum())
@@ -57,13 +59,16 @@ def table_text(advice: Advice, limit: int = TABLE_ROWS) -> list[str]:
             f"{_fmt(rec['p99_ms']) + ' ' + rec['p99_change'] if rec['stack'] != 'as is' else _fmt(rec['p99_ms']):>14} "
             f"{rec['p99_change_ci95_ms']:>16} {_fmt(rec['throughput_rps'], '.1f'):>7} "
             f"{_fmt(rec['usd_per_1m'], '.3g') + (' ' + rec['cost_change'] if rec['stack'] != 'as is' else ''):>14} "
-            f"{rec['accuracy']:>14} {slo:>5}")
+            f"{rec['accuracy']:>14} {slo:>5}"
+        )
     return lines
 
 
 def text_report(advice: Advice, limit: int = TABLE_ROWS) -> str:
     lines = profile_text(advice) + [""]
-    lines.append(f"Ranked stacks ({len(advice.rows) - 1} evaluated on common random numbers; top {min(limit, len(advice.rows))}):")
+    lines.append(
+        f"Ranked stacks ({len(advice.rows) - 1} evaluated on common random numbers; top {min(limit, len(advice.rows))}):"
+    )
     lines += table_text(advice, limit)
     warned = [row for row in advice.rows[:limit] if row.warnings]
     if warned:
@@ -76,9 +81,13 @@ def text_report(advice: Advice, limit: int = TABLE_ROWS) -> str:
         lines += ["", "Skipped:"] + [f"  {name}: {why}" for name, why in advice.skipped]
     if advice.not_offered:
         lines += ["", "Not offered:"] + [f"  {name}: {why}" for name, why in advice.not_offered]
-    lines += ["", "Assumptions: lever speed-ups at the conservative end of sim/spec/levers.py; GPU decode, cache hit "
-              "rates and relative hardware speeds are planning assumptions (sim/analysis/advise_levers.py). Measure before deciding.",
-              "", f"Recommendation: {advice.recommendation}"]
+    lines += [
+        "",
+        "Assumptions: lever speed-ups at the conservative end of sim/spec/levers.py; GPU decode, cache hit "
+        "rates and relative hardware speeds are planning assumptions (sim/analysis/advise_levers.py). Measure before deciding.",
+        "",
+        f"Recommendation: {advice.recommendation}",
+    ]
     return "\n".join(lines)
 
 
@@ -89,20 +98,33 @@ def waterfall_figure(advice: Advice, after: Row | None = None, at: str = "p99") 
     pairs = [("as is", advice.baseline)] + ([(f"after: {after.label}", after)] if after.levers else [])
     columns = list(dict.fromkeys(c for _, row in pairs for c in row.shares_ms.columns))
     colors = _stage_colors(columns)
-    fig, axes = _subplots(1, len(pairs), figsize=(5.2 * len(pairs), 3.8), layout="constrained", sharey=True, squeeze=False)
+    fig, axes = _subplots(
+        1, len(pairs), figsize=(5.2 * len(pairs), 3.8), layout="constrained", sharey=True, squeeze=False
+    )
     for ax, (title, row) in zip(axes[0], pairs):
         values = row.shares_ms.loc[at].reindex(columns).fillna(0.0)
         bottom = 0.0
         for i, (column, value) in enumerate(values.items()):
-            ax.bar(i, value, bottom=bottom, color=colors[column], hatch="//" if column.endswith("_queue") else None,
-                   edgecolor="white")
+            ax.bar(
+                i,
+                value,
+                bottom=bottom,
+                color=colors[column],
+                hatch="//" if column.endswith("_queue") else None,
+                edgecolor="white",
+            )
             if value > 0.04 * values.sum():
                 ax.text(i, bottom + value / 2, f"{value:.3g}", ha="center", va="center", fontsize=7, color="white")
             bottom += value
         ax.bar(len(values), bottom, color="#444444")
         ax.text(len(values), bottom, f"{bottom:.3g} ms", ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(values) + 1), [c.replace("_queue", " queue") for c in values.index] + ["total"],
-                      rotation=45, ha="right", fontsize=8)
+        ax.set_xticks(
+            range(len(values) + 1),
+            [c.replace("_queue", " queue") for c in values.index] + ["total"],
+            rotation=45,
+            ha="right",
+            fontsize=8,
+        )
         ax.set_title(title if len(title) < 60 else title[:57] + "...", loc="left", fontsize=9)
         if advice.profile.slo_ms and advice.profile.slo_key == at:
             ax.axhline(advice.profile.slo_ms, color=SLO_COLOR, linestyle="--", linewidth=1)
@@ -116,20 +138,38 @@ def pareto_figure(advice: Advice) -> Figure:
     rows = [r for r in advice.rows if r.cost is not None and math.isfinite(r.latency("p99"))]
     fig, ax = _subplots(figsize=(7.5, 4.6), layout="constrained")
     if not rows:
-        ax.text(0.5, 0.5, "no cost: the scenario has no deployment.hardware.usd_per_hour", ha="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no cost: the scenario has no deployment.hardware.usd_per_hour",
+            ha="center",
+            transform=ax.transAxes,
+        )
         return fig
     by_size = {0: PALETTE[7], 1: PALETTE[0], 2: PALETTE[1], 3: PALETTE[2]}
     for size in sorted({len(r.levers) for r in rows}):
         chosen = [r for r in rows if len(r.levers) == size]
-        ax.scatter([r.cost for r in chosen], [r.latency("p99") for r in chosen], s=28, color=by_size.get(size, "k"),
-                   label="as is" if size == 0 else f"{size} lever{'s' if size > 1 else ''}", zorder=3)
+        ax.scatter(
+            [r.cost for r in chosen],
+            [r.latency("p99") for r in chosen],
+            s=28,
+            color=by_size.get(size, "k"),
+            label="as is" if size == 0 else f"{size} lever{'s' if size > 1 else ''}",
+            zorder=3,
+        )
     front, best = [], math.inf
     for r in sorted(rows, key=lambda r: (r.cost, r.latency("p99"))):
         if r.latency("p99") < best:
             front.append(r)
             best = r.latency("p99")
-    ax.plot([r.cost for r in front], [r.latency("p99") for r in front], color="#333333", linewidth=1, zorder=2,
-            label="Pareto front")
+    ax.plot(
+        [r.cost for r in front],
+        [r.latency("p99") for r in front],
+        color="#333333",
+        linewidth=1,
+        zorder=2,
+        label="Pareto front",
+    )
     for r in rows[:3]:
         ax.annotate(f"#{r.rank}", (r.cost, r.latency("p99")), xytext=(4, 4), textcoords="offset points", fontsize=8)
     if advice.profile.slo_key == "p99":
@@ -154,8 +194,17 @@ def write_report(advice: Advice, out_dir: str | Path) -> Path:
     table = verdict_table(advice)
     md = [f"# Advisor: {advice.base.name}", "", f"**Recommendation:** {advice.recommendation}", "", "## Profile", ""]
     md += [f"- {line.strip()}" for line in profile_text(advice)[1:]]
-    md += ["", "![stage budget before and after](waterfall.png)", "", "## Ranked stacks", "",
-           _markdown_table(table), "", "![p99 against cost](pareto.png)", ""]
+    md += [
+        "",
+        "![stage budget before and after](waterfall.png)",
+        "",
+        "## Ranked stacks",
+        "",
+        _markdown_table(table),
+        "",
+        "![p99 against cost](pareto.png)",
+        "",
+    ]
     warned = [row for row in advice.rows if row.warnings]
     if warned:
         md += ["## Warnings", ""] + [f"- #{row.rank} {row.label}: {w}" for row in warned for w in row.warnings] + [""]
@@ -165,10 +214,15 @@ def write_report(advice: Advice, out_dir: str | Path) -> Path:
         md += ["## Skipped", ""] + [f"- {n}: {w}" for n, w in advice.skipped] + [""]
     if advice.not_offered:
         md += ["## Not offered", ""] + [f"- {n}: {w}" for n, w in advice.not_offered] + [""]
-    md += ["## Levers", ""] + [f"- {lever.name}: {lever.reason}; accuracy: {lever.accuracy_cost}"
-                                for lever in {lever.name: lever for r in advice.rows for lever in r.levers}.values()]
-    md += ["", f"Run: seed {advice.seed}, {advice.replications} replications × {advice.base.workload.requests} "
-           "requests per stack, common random numbers. `recommended.yaml` reproduces row 1 with `servesim run`."]
+    md += ["## Levers", ""] + [
+        f"- {lever.name}: {lever.reason}; accuracy: {lever.accuracy_cost}"
+        for lever in {lever.name: lever for r in advice.rows for lever in r.levers}.values()
+    ]
+    md += [
+        "",
+        f"Run: seed {advice.seed}, {advice.replications} replications × {advice.base.workload.requests} "
+        "requests per stack, common random numbers. `recommended.yaml` reproduces row 1 with `servesim run`.",
+    ]
     path = out / "advice.md"
     path.write_text("\n".join(md) + "\n", encoding="utf-8")
     return path

@@ -37,21 +37,41 @@ def stage_breakdown_chart(shares: pd.DataFrame | Mapping[str, pd.DataFrame]) -> 
     base = [n for n in order if not n.endswith("_queue")]
     colors = []
     for n in order:
-        color = PALETTE[base.index(n.removesuffix("_queue")) % len(PALETTE)] if n.removesuffix("_queue") in base else "#999999"
+        color = (
+            PALETTE[base.index(n.removesuffix("_queue")) % len(PALETTE)]
+            if n.removesuffix("_queue") in base
+            else "#999999"
+        )
         colors.append(_lighter(color) if n.endswith("_queue") else color)
     totals = pd.DataFrame({"percentile": rows, "total": table.sum(axis=1).to_numpy()})
     y = alt.Y("percentile:N", title=None, sort=rows, axis=alt.Axis(labelLimit=240))
-    bars = alt.Chart(tidy).mark_bar(stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("sum(ms):Q", title="time of a request at that percentile (ms)",
-                scale=alt.Scale(domain=[0, 1.15 * float(totals["total"].max() or 1.0)], nice=False)),
-        y=y,
-        color=alt.Color("stage:N", scale=alt.Scale(domain=names, range=colors), sort=names,
-                        legend=alt.Legend(orient="top", columns=3, title=None, symbolType="square", labelLimit=120, columnPadding=8)),
-        order=alt.Order("order:Q"),
-        tooltip=["percentile", "stage", alt.Tooltip("ms:Q", format=".2f")],
+    bars = (
+        alt.Chart(tidy)
+        .mark_bar(stroke="white", strokeWidth=0.5)
+        .encode(
+            x=alt.X(
+                "sum(ms):Q",
+                title="time of a request at that percentile (ms)",
+                scale=alt.Scale(domain=[0, 1.15 * float(totals["total"].max() or 1.0)], nice=False),
+            ),
+            y=y,
+            color=alt.Color(
+                "stage:N",
+                scale=alt.Scale(domain=names, range=colors),
+                sort=names,
+                legend=alt.Legend(
+                    orient="top", columns=3, title=None, symbolType="square", labelLimit=120, columnPadding=8
+                ),
+            ),
+            order=alt.Order("order:Q"),
+            tooltip=["percentile", "stage", alt.Tooltip("ms:Q", format=".2f")],
+        )
     )
-    labels = alt.Chart(totals).mark_text(align="left", dx=4, fontSize=12).encode(
-        x="total:Q", y=y, text=alt.Text("total:Q", format=",.1f"))
+    labels = (
+        alt.Chart(totals)
+        .mark_text(align="left", dx=4, fontSize=12)
+        .encode(x="total:Q", y=y, text=alt.Text("total:Q", format=",.1f"))
+    )
     # Streamlit fits the whole chart (axes and legend included) into this height.
     return (bars + labels).properties(height=max(230, 110 + 48 * len(rows)))
 
@@ -66,7 +86,9 @@ def cdf_points(log: pd.DataFrame, points: int = CDF_POINTS) -> pd.DataFrame:
     """Latency at evenly spaced quantiles of the served, measured requests: columns latency_ms, share."""
     values = measured(log)["latency_ms"].to_numpy()
     grid = np.linspace(0, 1, points)
-    return pd.DataFrame({"latency_ms": np.quantile(values, grid) if len(values) else np.full(points, np.nan), "share": grid})
+    return pd.DataFrame(
+        {"latency_ms": np.quantile(values, grid) if len(values) else np.full(points, np.nan), "share": grid}
+    )
 
 
 def cdf_chart(logs: pd.DataFrame | Mapping[str, pd.DataFrame], slo_ms: float | None = None) -> alt.Chart:
@@ -75,21 +97,52 @@ def cdf_chart(logs: pd.DataFrame | Mapping[str, pd.DataFrame], slo_ms: float | N
         logs = {"": logs}
     data = pd.concat([cdf_points(log).assign(variant=name) for name, log in logs.items()], ignore_index=True)
     names = list(logs)
-    color = (alt.Color("variant:N", scale=alt.Scale(domain=names, range=PALETTE[: len(names)]),
-                       legend=alt.Legend(orient="bottom", title=None)) if len(names) > 1 else alt.value(PALETTE[0]))
+    color = (
+        alt.Color(
+            "variant:N",
+            scale=alt.Scale(domain=names, range=PALETTE[: len(names)]),
+            legend=alt.Legend(orient="bottom", title=None),
+        )
+        if len(names) > 1
+        else alt.value(PALETTE[0])
+    )
     wide = wide_range(logs)
-    x = alt.X("latency_ms:Q", title="end-to-end latency (ms" + (", log scale)" if wide else ")"),
-              scale=alt.Scale(type="log") if wide else alt.Undefined)
+    x = alt.X(
+        "latency_ms:Q",
+        title="end-to-end latency (ms" + (", log scale)" if wide else ")"),
+        scale=alt.Scale(type="log") if wide else alt.Undefined,
+    )
     data = data[data["latency_ms"] > 0] if wide else data
-    line = alt.Chart(data).mark_line(strokeWidth=2).encode(
-        x=x, y=alt.Y("share:Q", title="share of requests ≤ latency", scale=alt.Scale(domain=[0, 1])), color=color,
-        tooltip=["variant", alt.Tooltip("latency_ms:Q", format=",.1f", title="latency (ms)"), alt.Tooltip("share:Q", format=".1%")],
+    line = (
+        alt.Chart(data)
+        .mark_line(strokeWidth=2)
+        .encode(
+            x=x,
+            y=alt.Y("share:Q", title="share of requests ≤ latency", scale=alt.Scale(domain=[0, 1])),
+            color=color,
+            tooltip=[
+                "variant",
+                alt.Tooltip("latency_ms:Q", format=",.1f", title="latency (ms)"),
+                alt.Tooltip("share:Q", format=".1%"),
+            ],
+        )
     )
     p99 = data.loc[np.isclose(data["share"], data["share"].iloc[(data["share"] - 0.99).abs().argmin()])]
-    dots = alt.Chart(p99).mark_point(filled=True, size=60).encode(
-        x=x, y="share:Q", color=color, tooltip=["variant", alt.Tooltip("latency_ms:Q", format=",.1f", title="p99 (ms)")])
+    dots = (
+        alt.Chart(p99)
+        .mark_point(filled=True, size=60)
+        .encode(
+            x=x,
+            y="share:Q",
+            color=color,
+            tooltip=["variant", alt.Tooltip("latency_ms:Q", format=",.1f", title="p99 (ms)")],
+        )
+    )
     layers = [line, dots]
     if slo_ms:
-        layers.append(alt.Chart(pd.DataFrame({"slo": [slo_ms]})).mark_rule(color=SLO_COLOR, strokeDash=[6, 4], strokeWidth=1.5)
-                      .encode(x="slo:Q", tooltip=[alt.Tooltip("slo:Q", title="p99 SLO (ms)")]))
+        layers.append(
+            alt.Chart(pd.DataFrame({"slo": [slo_ms]}))
+            .mark_rule(color=SLO_COLOR, strokeDash=[6, 4], strokeWidth=1.5)
+            .encode(x="slo:Q", tooltip=[alt.Tooltip("slo:Q", title="p99 SLO (ms)")])
+        )
     return alt.layer(*layers).properties(height=320 if len(logs) == 1 else 360)

@@ -15,7 +15,12 @@ from sim.metrics.llm import llm_timeseries
 
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
 POINTS = 200
-METRICS = {"ttft_ms": "time to first token (ms)", "tpot_ms": "time per output token (ms)", "itl_ms": "inter-token latency (ms)", "e2e_ms": "end-to-end (ms)"}
+METRICS = {
+    "ttft_ms": "time to first token (ms)",
+    "tpot_ms": "time per output token (ms)",
+    "itl_ms": "inter-token latency (ms)",
+    "e2e_ms": "end-to-end (ms)",
+}
 
 
 def _values(result: LLMStageResult, metric: str) -> np.ndarray:
@@ -33,14 +38,22 @@ def distribution_points(results: Mapping[str, LLMStageResult], points: int = POI
         for metric in METRICS:
             values = _values(result, metric)
             if len(values):
-                frames.append(pd.DataFrame({"variant": variant, "metric": metric, "share": grid, "value_ms": np.quantile(values, grid)}))
+                frames.append(
+                    pd.DataFrame(
+                        {"variant": variant, "metric": metric, "share": grid, "value_ms": np.quantile(values, grid)}
+                    )
+                )
     return pd.concat(frames, ignore_index=True)
 
 
 def _color(names: list[str]):
     if len(names) == 1:
         return alt.value(PALETTE[0])
-    return alt.Color("variant:N", scale=alt.Scale(domain=names, range=PALETTE[: len(names)]), legend=alt.Legend(orient="bottom", title=None))
+    return alt.Color(
+        "variant:N",
+        scale=alt.Scale(domain=names, range=PALETTE[: len(names)]),
+        legend=alt.Legend(orient="bottom", title=None),
+    )
 
 
 def distributions_chart(results: Mapping[str, LLMStageResult], metric: str = "ttft_ms") -> alt.Chart:

@@ -29,9 +29,13 @@ def llm_table(summary: dict, title: str = "LLM serving (ms)") -> Table:
     goodput = summary.get("goodput")
     if goodput:
         slo = " and ".join(
-            f"{name} ≤ {value:g} ms" for name, value in (("TTFT", goodput["ttft_slo_ms"]), ("TPOT", goodput["tpot_slo_ms"])) if value is not None
+            f"{name} ≤ {value:g} ms"
+            for name, value in (("TTFT", goodput["ttft_slo_ms"]), ("TPOT", goodput["tpot_slo_ms"]))
+            if value is not None
         )
-        lines.append(f"goodput {goodput['requests_per_s']:.2f} requests/s meeting {slo} ({goodput['attainment']:.1%} of requests)")
+        lines.append(
+            f"goodput {goodput['requests_per_s']:.2f} requests/s meeting {slo} ({goodput['attainment']:.1%} of requests)"
+        )
     kv, batch = summary["kv_cache_utilization"], summary["batch_size"]
     lines.append(
         f"batch size mean {batch['mean']:.1f} (max {batch['max']}), KV cache use mean {kv['mean']:.1%} (max {kv['max']:.1%}), "

@@ -124,15 +124,21 @@ def figures_table(summary: dict) -> pd.DataFrame:
     cis = summary.get("latency_ms_ci95") or {}
     for key in ("p50", "p95", "p99", "p999"):
         low, high = cis.get(key) or (None, None)
-        rows[f"{key} latency"] = {"value": fmt_ms(summary["latency_ms"].get(key)),
-                                  "95% CI": f"{fmt_ms(low)} – {fmt_ms(high)}" if low is not None else "–"}
+        rows[f"{key} latency"] = {
+            "value": fmt_ms(summary["latency_ms"].get(key)),
+            "95% CI": f"{fmt_ms(low)} – {fmt_ms(high)}" if low is not None else "–",
+        }
     cost = summary.get("cost") or {}
     plain = {
         "throughput": f"{summary['throughput_rps']:,.2f} req/s",
-        "utilisation": f"{summary['utilization']:.1%}" if summary.get("utilization") == summary.get("utilization") else "–",
+        "utilisation": f"{summary['utilization']:.1%}"
+        if summary.get("utilization") == summary.get("utilization")
+        else "–",
         "rejected": f"{(summary.get('rejected_fraction') or 0):.2%}",
         "$ per hour": f"${cost['usd_per_hour']:,.2f}" if cost.get("usd_per_hour") is not None else "–",
-        "$ per 1M queries": f"${cost['usd_per_1m_queries']:,.2f}" if cost.get("usd_per_1m_queries") is not None else "–",
+        "$ per 1M queries": f"${cost['usd_per_1m_queries']:,.2f}"
+        if cost.get("usd_per_1m_queries") is not None
+        else "–",
     }
     rows.update({name: {"value": value, "95% CI": ""} for name, value in plain.items()})
     return pd.DataFrame.from_dict(rows, orient="index")
@@ -141,11 +147,20 @@ def figures_table(summary: dict) -> pd.DataFrame:
 def stages_table(summary: dict) -> pd.DataFrame:
     stages = summary.get("stages") or {}
     return pd.DataFrame.from_dict(
-        {name: {k: fmt_ms(v.get(k)) for k in ("mean", "p50", "p95", "p99")} for name, v in stages.items()}, orient="index")
+        {name: {k: fmt_ms(v.get(k)) for k in ("mean", "p50", "p95", "p99")} for name, v in stages.items()},
+        orient="index",
+    )
 
 
 def llm_table(llm: dict) -> pd.DataFrame:
     keys = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
     return pd.DataFrame.from_dict(
-        {key.removesuffix("_ms").upper(): {q: fmt_ms((llm.get(key) or {}).get(q)) for q in ("mean", "p50", "p90", "p99")}
-         for key in keys if llm.get(key)}, orient="index")
+        {
+            key.removesuffix("_ms").upper(): {
+                q: fmt_ms((llm.get(key) or {}).get(q)) for q in ("mean", "p50", "p90", "p99")
+            }
+            for key in keys
+            if llm.get(key)
+        },
+        orient="index",
+    )

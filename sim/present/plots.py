@@ -40,7 +40,10 @@ def _style(ax) -> None:
 
 # --- where latency lives -------------------------------------------------------------------------------
 
-def stage_breakdown_figure(shares: Mapping[str, pd.DataFrame] | pd.DataFrame, title: str = "Where latency lives") -> Figure:
+
+def stage_breakdown_figure(
+    shares: Mapping[str, pd.DataFrame] | pd.DataFrame, title: str = "Where latency lives"
+) -> Figure:
     """Horizontal stacked bars, one per (variant, percentile): the time a typical p50 and p99 request
     spends in each stage; queue waits hatched next to their stage's service."""
     if isinstance(shares, pd.DataFrame):
@@ -61,8 +64,16 @@ def stage_breakdown_figure(shares: Mapping[str, pd.DataFrame] | pd.DataFrame, ti
             if width <= 0:
                 continue
             queue = stage.endswith("_queue")
-            ax.barh(y, width, left=left, color=colors[stage], hatch="//" if queue else None,
-                    edgecolor="white", linewidth=0.6, label=stage)
+            ax.barh(
+                y,
+                width,
+                left=left,
+                color=colors[stage],
+                hatch="//" if queue else None,
+                edgecolor="white",
+                linewidth=0.6,
+                label=stage,
+            )
             if total > 0 and width / total > 0.08:
                 ax.text(left + width / 2, y, f"{width:.3g}", ha="center", va="center", fontsize=8, color="white")
             left += width
@@ -72,8 +83,15 @@ def stage_breakdown_figure(shares: Mapping[str, pd.DataFrame] | pd.DataFrame, ti
     ax.set_title(title, loc="left", fontsize=11)
     handles, names = ax.get_legend_handles_labels()
     unique = dict(zip(names, handles))
-    ax.legend(unique.values(), [n.replace("_queue", " (queue)") for n in unique], ncols=min(len(unique), 4),
-              loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(bars) <= 2 else -0.12), frameon=False, fontsize=8)
+    ax.legend(
+        unique.values(),
+        [n.replace("_queue", " (queue)") for n in unique],
+        ncols=min(len(unique), 4),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.25 if len(bars) <= 2 else -0.12),
+        frameon=False,
+        fontsize=8,
+    )
     ax.margins(x=0.12)
     _style(ax)
     return fig
@@ -90,8 +108,10 @@ def _stage_colors(stages: list[str]) -> dict[str, str]:
 
 # --- latency distribution ------------------------------------------------------------------------------
 
-def cdf_figure(logs: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms: float | None = None,
-               title: str = "Latency distribution") -> Figure:
+
+def cdf_figure(
+    logs: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms: float | None = None, title: str = "Latency distribution"
+) -> Figure:
     """Empirical CDF (left) and tail 1 − F on a log scale (right) of end-to-end latency, one line per
     variant, with the p99 SLO as a vertical line."""
     if isinstance(logs, pd.DataFrame):
@@ -116,7 +136,9 @@ def cdf_figure(logs: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms: float | 
             axis.set_xscale("log")
             axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         if slo_ms:
-            axis.axvline(slo_ms, color=SLO_COLOR, linestyle="--", linewidth=1.2, label="p99 SLO" if axis is ax else None)
+            axis.axvline(
+                slo_ms, color=SLO_COLOR, linestyle="--", linewidth=1.2, label="p99 SLO" if axis is ax else None
+            )
         axis.set_xlabel("end-to-end latency (ms)")
         _style(axis)
     ax.set_ylabel("share of requests ≤ latency")
@@ -151,9 +173,14 @@ def wide_range(logs: Mapping[str, pd.DataFrame]) -> bool:
 
 # --- sweeps --------------------------------------------------------------------------------------------
 
-def load_curve_figure(curves: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms: float | None = None,
-                      knees: Mapping[str, int | None] | None = None, current_rps: float | None = None,
-                      title: str = "p99 latency vs load") -> Figure:
+
+def load_curve_figure(
+    curves: Mapping[str, pd.DataFrame] | pd.DataFrame,
+    slo_ms: float | None = None,
+    knees: Mapping[str, int | None] | None = None,
+    current_rps: float | None = None,
+    title: str = "p99 latency vs load",
+) -> Figure:
     """p99 (with its 95% CI band) against the request rate, the SLO as a horizontal line, each curve's
     knee marked; `current_rps` marks the scenario's own rate."""
     if isinstance(curves, pd.DataFrame):
@@ -173,8 +200,14 @@ def load_curve_figure(curves: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms:
         if knee is not None:
             kx, ky = float(curve["rate_rps"].iloc[knee]), float(curve["p99"].iloc[knee])
             ax.plot([kx], [ky], marker="D", markersize=9, markerfacecolor="none", markeredgecolor="black")
-            ax.annotate(f"knee ≈ {kx:,.0f} req/s", (kx, ky), textcoords="offset points", xytext=(-10, 12),
-                        ha="right", fontsize=8)
+            ax.annotate(
+                f"knee ≈ {kx:,.0f} req/s",
+                (kx, ky),
+                textcoords="offset points",
+                xytext=(-10, 12),
+                ha="right",
+                fontsize=8,
+            )
     if slo_ms:
         ax.axhline(slo_ms, color=SLO_COLOR, linestyle="--", linewidth=1.2, label=f"p99 SLO {slo_ms:g} ms")
     if current_rps:
@@ -188,8 +221,11 @@ def load_curve_figure(curves: Mapping[str, pd.DataFrame] | pd.DataFrame, slo_ms:
     return fig
 
 
-def tradeoff_figure(curves: Mapping[str, pd.DataFrame], slo_ms: float | None = None,
-                    title: str = "Throughput vs tail latency, per batching policy") -> Figure:
+def tradeoff_figure(
+    curves: Mapping[str, pd.DataFrame],
+    slo_ms: float | None = None,
+    title: str = "Throughput vs tail latency, per batching policy",
+) -> Figure:
     """For each batching policy, p99 against the throughput it delivered: curves further right and
     lower are better; where a curve crosses the SLO is the most that policy can serve within it."""
     fig, ax = _subplots(figsize=(8, 4), layout="constrained")

@@ -50,7 +50,9 @@ def write_report(
     knees: dict[str, int | None] = {}
     if load_curves:
         knees = {name: knee_index(curve["rate_rps"], curve["p99"]) for name, curve in load_curves.items()}
-        plots.save(plots.load_curve_figure(load_curves, slo_ms, knees, base.workload.arrival.mean_rate_rps), out / "load.png")
+        plots.save(
+            plots.load_curve_figure(load_curves, slo_ms, knees, base.workload.arrival.mean_rate_rps), out / "load.png"
+        )
 
     files = {}
     for result in comparison.results:
@@ -84,7 +86,9 @@ def write_report(
     ]
     for result in comparison.results:
         settings = ", ".join(f"`{k}` = `{_inline(v)}`" for k, v in result.variant.overrides.items()) or "as written"
-        lines.append(f"| {result.variant.name} | {settings} | [{files[result.variant.name]}]({files[result.variant.name]}) |")
+        lines.append(
+            f"| {result.variant.name} | {settings} | [{files[result.variant.name]}]({files[result.variant.name]}) |"
+        )
     lines += [
         "",
         "## Latency distribution",
@@ -101,7 +105,14 @@ def write_report(
         "",
     ]
     if load_curves:
-        lines += ["## p99 vs load", "", "![p99 vs request rate](load.png)", "", _load_table(load_curves, knees, slo_ms), ""]
+        lines += [
+            "## p99 vs load",
+            "",
+            "![p99 vs request rate](load.png)",
+            "",
+            _load_table(load_curves, knees, slo_ms),
+            "",
+        ]
     warnings = {name: s.get("warnings") or [] for name, s in summaries.items()}
     if any(warnings.values()):
         lines += ["## Notes from the runs", ""]
@@ -140,7 +151,11 @@ def _size_text(comparison: Comparison) -> str:
 def _verdict(comparison: Comparison) -> str:
     winners = comparison.winners
     parts = []
-    for key, label in (("p99", "lowest p99"), ("throughput_rps", "highest throughput"), ("usd_per_1m_queries", "cheapest per query")):
+    for key, label in (
+        ("p99", "lowest p99"),
+        ("throughput_rps", "highest throughput"),
+        ("usd_per_1m_queries", "cheapest per query"),
+    ):
         if key in winners:
             parts.append(f"{label}: **{', '.join(winners[key])}**")
     slo_ok = [r.variant.name for r in comparison.results if (r.summary.get("slo") or {}).get("met")]

@@ -15,8 +15,14 @@ def frontier_plot(frontier, slo: float, knob: str, path: Path) -> None:
     for hardware, part in frontier.groupby("hardware", sort=False):
         low = part["p99_ms"] - part["p99_ci95"].map(lambda ci: ci[0])
         high = part["p99_ci95"].map(lambda ci: ci[1]) - part["p99_ms"]
-        left.errorbar(part["replicas"], part["p99_ms"], yerr=[low.clip(lower=0), high.clip(lower=0)], marker="o",
-                      capsize=3, label=hardware)
+        left.errorbar(
+            part["replicas"],
+            part["p99_ms"],
+            yerr=[low.clip(lower=0), high.clip(lower=0)],
+            marker="o",
+            capsize=3,
+            label=hardware,
+        )
         right.plot(part["replicas"], part["usd_per_1m_queries"], marker="o", label=hardware)
     left.axhline(slo, color="red", linestyle=":", label=f"SLO {slo:g} ms")
     left.set_yscale("log")

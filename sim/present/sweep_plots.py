@@ -53,7 +53,7 @@ def metric_figure(
     fig, axes = plt.subplots(
         rows, columns, figsize=(5.2 * columns + 1.2, 3.8 * rows + 0.4), layout="constrained", sharey=True, squeeze=False
     )
-    for ax in axes.flat[len(groups):]:
+    for ax in axes.flat[len(groups) :]:
         ax.set_visible(False)
     for ax, (key, panel) in zip(axes.flat, groups):
         _draw(fig, ax, panel, metric, x, by, lines)

@@ -31,7 +31,9 @@ def summary_tables(summary: dict) -> list:
     verdict.add_row("rejected", _pct(summary.get("rejected_fraction")))
     if cost.get("usd_per_hour") is not None:
         per_1m = cost.get("usd_per_1m_queries")
-        verdict.add_row("cost", f"${cost['usd_per_hour']:,.2f}/h · " + (f"${per_1m:,.2f} per 1M queries" if per_1m else "—"))
+        verdict.add_row(
+            "cost", f"${cost['usd_per_hour']:,.2f}/h · " + (f"${per_1m:,.2f} per 1M queries" if per_1m else "—")
+        )
     if slo.get("met") is not None:
         budgets = ", ".join(f"{k.removesuffix('_ms')} ≤ {fmt_ms(v)}" for k, v in (slo.get("budgets") or {}).items())
         mark = "[green]MET[/green]" if slo["met"] else "[red]MISSED[/red]"
@@ -56,8 +58,14 @@ def summary_tables(summary: dict) -> list:
             table.add_column(column, justify="left" if column == "stage" else "right")
         total_mean = sum(s["mean"] for s in stages.values()) or 1.0
         for name, s in stages.items():
-            table.add_row(name, fmt_ms(s["mean"]), fmt_ms(s["p50"]), fmt_ms(s["p95"]), fmt_ms(s["p99"]),
-                          _pct(s["mean"] / total_mean))
+            table.add_row(
+                name,
+                fmt_ms(s["mean"]),
+                fmt_ms(s["p50"]),
+                fmt_ms(s["p95"]),
+                fmt_ms(s["p99"]),
+                _pct(s["mean"] / total_mean),
+            )
         out.append(table)
 
     for key, section in summary.items():
@@ -65,7 +73,14 @@ def summary_tables(summary: dict) -> list:
             from sim.present.llm_table import llm_table
 
             out.append(llm_table(section))
-        elif isinstance(section, dict) and key not in {"latency_ms", "latency_ms_ci95", "stages", "cost", "slo", "offered_load"}:
+        elif isinstance(section, dict) and key not in {
+            "latency_ms",
+            "latency_ms_ci95",
+            "stages",
+            "cost",
+            "slo",
+            "offered_load",
+        }:
             out.append(_section_table(key, section))
     warnings = summary.get("warnings") or []
     if warnings:
@@ -106,10 +121,16 @@ def print_over_time(windows, console: Console | None = None) -> None:
     """The windowed view: traffic, replicas, p50 / p99 and rejections per window."""
     console = console or Console()
     table = Table(title="over time")
-    columns = [("start_s", "from", lambda v: f"{v / 60:,.0f} min"), ("arrival_rps", "req/s", lambda v: f"{v:,.1f}"),
-               ("warm_replicas", "warm", lambda v: f"{v:.1f}"), ("paid_replicas", "paid replicas", lambda v: f"{v:.1f}"),
-               ("p50_ms", "p50", fmt_ms), ("p99_ms", "p99", fmt_ms), ("rejected_fraction", "rejected", _pct),
-               ("usd_per_hour", "$/h", lambda v: f"{v:,.2f}")]
+    columns = [
+        ("start_s", "from", lambda v: f"{v / 60:,.0f} min"),
+        ("arrival_rps", "req/s", lambda v: f"{v:,.1f}"),
+        ("warm_replicas", "warm", lambda v: f"{v:.1f}"),
+        ("paid_replicas", "paid replicas", lambda v: f"{v:.1f}"),
+        ("p50_ms", "p50", fmt_ms),
+        ("p99_ms", "p99", fmt_ms),
+        ("rejected_fraction", "rejected", _pct),
+        ("usd_per_hour", "$/h", lambda v: f"{v:,.2f}"),
+    ]
     present = [(key, title, fmt) for key, title, fmt in columns if key in windows]
     for _, title, _ in present:
         table.add_column(title, justify="right")

@@ -24,8 +24,10 @@ def window_verdict(windows: dict | None) -> str | None:
     """One sentence; None when there is nothing to say (no budget, or no window held enough requests)."""
     if not windows or windows.get("met") is None:
         if windows and windows.get("too_few"):
-            return (f"{windows['quantile']} per {window_length(windows['window_s'])} window not judged: no window "
-                    f"holds the {windows['min_requests']:,} requests it needs (run more replications)")
+            return (
+                f"{windows['quantile']} per {window_length(windows['window_s'])} window not judged: no window "
+                f"holds the {windows['min_requests']:,} requests it needs (run more replications)"
+            )
         return None
     key, length = windows["quantile"], window_length(windows["window_s"])
     thin = f"; {windows['too_few']} window(s) too thin to judge" if windows["too_few"] else ""

@@ -181,7 +181,9 @@ class Hpa(_Policy):
         utilization = samples.mean(samples.busy_share, now_ms - self.sync_period_s * 1000)
         ratio = utilization / self.target_utilization
         desired = current if abs(ratio - 1) <= self.tolerance else self.clip(math.ceil(current * ratio - 1e-9))
-        history = [(t, r) for t, r in state.get("recommendations", []) if t > now_ms - self.scale_down_stabilization_s * 1000]
+        history = [
+            (t, r) for t, r in state.get("recommendations", []) if t > now_ms - self.scale_down_stabilization_s * 1000
+        ]
         history.append((now_ms, desired))
         state["recommendations"] = history
         if desired < current:

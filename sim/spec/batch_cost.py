@@ -25,7 +25,9 @@ class BatchCost(Protocol):
 
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float: ...
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float: ...
+    def sample_ms(
+        self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0
+    ) -> float: ...
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray: ...
 
@@ -55,7 +57,9 @@ class ScaledSingle(_Stateless):
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         return self.single.mean * self._scale(batch_size)
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
+    def sample_ms(
+        self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0
+    ) -> float:
         return float(self.single.sample(rng, 1)[0]) * self._scale(batch_size)
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -87,7 +91,9 @@ class AffineCost(_Stateless):
         shape = 1.0 / self.spec.cv**2
         return rng.gamma(shape, mean / shape, size=n)
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
+    def sample_ms(
+        self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0
+    ) -> float:
         return float(self.sample_many_ms(batch_size, rng, 1)[0])
 
 
@@ -105,7 +111,9 @@ class ProfileCost(_Stateless):
     def median_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         return self.profile.median_ms(batch_size, busy_instances)
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
+    def sample_ms(
+        self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0
+    ) -> float:
         return self.profile.sample_ms(batch_size, rng, busy_instances)
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -127,7 +135,9 @@ class SpedUp:
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         return self.inner.mean_ms(batch_size, busy_instances) / self.speedup
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
+    def sample_ms(
+        self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0
+    ) -> float:
         return self.inner.sample_ms(batch_size, rng, busy_instances, now_ms) / self.speedup
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -86,7 +86,9 @@ class RegimeCost:
         s = self.spec
         return self.inner.mean_ms(batch_size, busy_instances) * (1 + s.slow_share * (s.slow_factor - 1))
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
+    def sample_ms(
+        self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0
+    ) -> float:
         factor = self._factor_at(now_ms, rng)
         return self.inner.sample_ms(batch_size, rng, busy_instances) * factor
 
@@ -130,7 +132,9 @@ class ReplayCost:
     def mean_ms(self, batch_size: int, busy_instances: int = 1) -> float:
         return self._median_ms(batch_size, busy_instances) * float(self._relative.mean())
 
-    def sample_ms(self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0) -> float:
+    def sample_ms(
+        self, batch_size: int, rng: np.random.Generator, busy_instances: int = 1, now_ms: float = 0.0
+    ) -> float:
         return self._median_ms(batch_size, busy_instances) * float(self._next(rng, 1)[0])
 
     def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -233,9 +233,7 @@ def _number_is_constant(value: object) -> object:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return {"dist": "constant", "value": value}
     if isinstance(value, dict) and "dist" not in value:
-        raise ValueError(
-            "a distribution needs `dist:` (constant, exponential, lognormal, gamma, uniform, empirical)"
-        )
+        raise ValueError("a distribution needs `dist:` (constant, exponential, lognormal, gamma, uniform, empirical)")
     return value
 
 

@@ -11,7 +11,6 @@ from sim.errors import DataFileError
 from sim.shipped import shipped_file
 
 
-
 @dataclass(frozen=True)
 class Hardware:
     """One priced unit of hardware: `usd_per_hour` per `unit` (a GPU-hour or a whole instance)."""
@@ -47,7 +46,9 @@ def load_catalogue(path: str | Path | None = None) -> dict[str, Hardware]:
                 f"hardware catalogue {path}: hardware.{name}.usd_per_hour must be a non-negative number, got {price!r}"
             )
         if not entry.get("source"):
-            raise DataFileError(f"hardware catalogue {path}: hardware.{name}.source is missing (say where the price is from)")
+            raise DataFileError(
+                f"hardware catalogue {path}: hardware.{name}.source is missing (say where the price is from)"
+            )
         catalogue[str(name)] = Hardware(
             name=str(name),
             usd_per_hour=float(price),

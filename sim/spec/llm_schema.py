@@ -192,7 +192,9 @@ class ContinuousLLMBatching(_Model):
     block_size: int = Field(default=16, gt=0, le=4096)
     num_gpu_blocks: int | None = Field(default=None, gt=0, le=100_000_000)
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    gpu_memory_gib: float | None = Field(default=None, gt=0, le=100_000, description="per GPU, GiB; default: the profile's")
+    gpu_memory_gib: float | None = Field(
+        default=None, gt=0, le=100_000, description="per GPU, GiB; default: the profile's"
+    )
     watermark: float = Field(
         default=0.01, ge=0, lt=1, description="share of KV blocks a new admission must leave free (vLLM's 1%)"
     )

@@ -117,6 +117,6 @@ def two_peak_test(values: np.ndarray, iterations: int = 300) -> TwoPeaks | None:
     d = float(np.sqrt(2) * abs(mean[high] - mean[low]) / np.sqrt(var[low] + var[high]))
     grid = np.linspace(mean[low], mean[high], 201)
     density = (weight * np.exp(-0.5 * (grid[:, None] - mean) ** 2 / var) / np.sqrt(var)).sum(axis=1)
-    peaks = min(density[: 101].max(), density[100:].max())
-    valley = float(density[np.argmax(density[:101]): 101 + np.argmax(density[100:])].min() / peaks)
+    peaks = min(density[:101].max(), density[100:].max())
+    valley = float(density[np.argmax(density[:101]) : 101 + np.argmax(density[100:])].min() / peaks)
     return TwoPeaks(d, float(weight[low]), float(np.exp(mean[low])), float(np.exp(mean[high])), float(bic_gain), valley)

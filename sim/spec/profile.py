@@ -305,9 +305,7 @@ class ModelProfile:
         """One draw of a batch's service time in ms with `busy_instances` busy on the replica (this one included)."""
         return float(self.sample_many_ms(batch_size, rng, 1, busy_instances)[0])
 
-    def sample_many_ms(
-        self, batch_size: int, rng: np.random.Generator, n: int, busy_instances: int = 1
-    ) -> np.ndarray:
+    def sample_many_ms(self, batch_size: int, rng: np.random.Generator, n: int, busy_instances: int = 1) -> np.ndarray:
         """`n` independent draws of a batch's service time in ms."""
         mix = self.measured_samples(batch_size, busy_instances)
         if mix is not None:
@@ -364,8 +362,9 @@ def profile_from_spec(spec: ProfileFile, catalogue_price: float | None = None) -
     for k in levels:
         rows = sorted((r for r in spec.latency if r.instances == k), key=lambda r: r.batch_size)
         rs = [ratios(r) for r in rows]
-        reference = [base_p50.get(r.batch_size, float(median[r.batch_size]) if r.batch_size <= n_max else r.p50_ms)
-                     for r in rows]
+        reference = [
+            base_p50.get(r.batch_size, float(median[r.batch_size]) if r.batch_size <= n_max else r.p50_ms) for r in rows
+        ]
         slowdown = _interp_over_batch(rows, [r.p50_ms / ref for r, ref in zip(rows, reference)], n_max)
         r90 = _interp_over_batch(rows, [x[0] for x in rs], n_max)
         r99 = _interp_over_batch(rows, [x[1] for x in rs], n_max)

@@ -173,8 +173,10 @@ class Hardware(_Model):
             catalogue = load_catalogue()
             if self.name not in catalogue:
                 hint = difflib.get_close_matches(self.name, list(catalogue), n=1)
-                raise ValueError(f"{self.name!r} is not in the hardware catalogue and has no usd_per_hour"
-                                 + (f" (did you mean {hint[0]!r}?)" if hint else f" (catalogue: {', '.join(catalogue)})"))
+                raise ValueError(
+                    f"{self.name!r} is not in the hardware catalogue and has no usd_per_hour"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else f" (catalogue: {', '.join(catalogue)})")
+                )
             object.__setattr__(self, "usd_per_hour", catalogue[self.name].usd_per_hour)
         return self
 
@@ -378,7 +380,9 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"scenario file not found: {path}")
     if path.stat().st_size > MAX_SCENARIO_BYTES:
         raise ScenarioError(f"{path}: scenario file is larger than {MAX_SCENARIO_BYTES} bytes")
-    return parse_scenario_text(path.read_text(encoding="utf-8", errors="replace"), base_dir=path.parent, source=str(path))
+    return parse_scenario_text(
+        path.read_text(encoding="utf-8", errors="replace"), base_dir=path.parent, source=str(path)
+    )
 
 
 def parse_scenario_text(
@@ -395,9 +399,7 @@ def parse_scenario_text(
     return parse_scenario(raw, base_dir=base_dir, source=source, allowed_roots=allowed_roots)
 
 
-def parse_scenario(
-    raw: dict, base_dir: str | Path = ".", source: str = "scenario", allowed_roots=None
-) -> Scenario:
+def parse_scenario(raw: dict, base_dir: str | Path = ".", source: str = "scenario", allowed_roots=None) -> Scenario:
     base_dir = Path(base_dir)
     access = default_access(base_dir) if allowed_roots is None else FileAccess.of(allowed_roots)
     try:
@@ -427,7 +429,9 @@ def _describe(error: dict, raw: dict) -> str:
             parts.append(str(loc))
         # otherwise: a union tag or a function-validator label, not part of the user's path
     path = ".".join(parts) or "(top level)"
-    if path == "(top level)" and error["msg"].removeprefix("Value error, ").startswith(("caches", "stages", "workload")):
+    if path == "(top level)" and error["msg"].removeprefix("Value error, ").startswith(
+        ("caches", "stages", "workload")
+    ):
         return error["msg"].removeprefix("Value error, ")
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -450,19 +454,88 @@ def _describe(error: dict, raw: dict) -> str:
 _KNOWN_KEYS = sorted(
     {
         name
-        for model in (Scenario, Workload, Deployment, Slo, Hardware, DelayStage, PoolStage, ModelStage, AffineSpec,
-                      LLMStage, TokenSpec, ContinuousLLMBatching, StaticLLMBatching, PrefixCache)
+        for model in (
+            Scenario,
+            Workload,
+            Deployment,
+            Slo,
+            Hardware,
+            DelayStage,
+            PoolStage,
+            ModelStage,
+            AffineSpec,
+            LLMStage,
+            TokenSpec,
+            ContinuousLLMBatching,
+            StaticLLMBatching,
+            PrefixCache,
+        )
         for name, field in model.model_fields.items()
         for name in (name, field.alias or name)
     }
-    | {"rate_rps", "cv", "mean", "median", "p99", "value", "samples", "file", "column", "dist", "process",
-       "max_batch_size", "max_queue_delay_ms", "preferred_batch_sizes", "batch_size", "timeout_ms", "policy",
-       "rate_on_rps", "rate_off_rps", "mean_on_s", "mean_off_s", "points", "period_s", "spikes", "at_s",
-       "multiplier", "time_column", "time_unit", "rate_scale", "low", "high", "tier", "lookup_ms", "hit_rate",
-       "keys", "popularity", "exponent", "n_keys", "capacity", "eviction", "ttl_s", "deploys_s", "skips", "stage",
-       "hit_ms", "caches", "autoscaling", "cold_start_ms", "min_replicas", "max_replicas", "initial_replicas",
-       "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s", "look_back_period_s", "min_scale",
-       "max_scale", "target", "target_utilization", "stable_window_s", "scale_to_zero_grace_period_s"}
+    | {
+        "rate_rps",
+        "cv",
+        "mean",
+        "median",
+        "p99",
+        "value",
+        "samples",
+        "file",
+        "column",
+        "dist",
+        "process",
+        "max_batch_size",
+        "max_queue_delay_ms",
+        "preferred_batch_sizes",
+        "batch_size",
+        "timeout_ms",
+        "policy",
+        "rate_on_rps",
+        "rate_off_rps",
+        "mean_on_s",
+        "mean_off_s",
+        "points",
+        "period_s",
+        "spikes",
+        "at_s",
+        "multiplier",
+        "time_column",
+        "time_unit",
+        "rate_scale",
+        "low",
+        "high",
+        "tier",
+        "lookup_ms",
+        "hit_rate",
+        "keys",
+        "popularity",
+        "exponent",
+        "n_keys",
+        "capacity",
+        "eviction",
+        "ttl_s",
+        "deploys_s",
+        "skips",
+        "stage",
+        "hit_ms",
+        "caches",
+        "autoscaling",
+        "cold_start_ms",
+        "min_replicas",
+        "max_replicas",
+        "initial_replicas",
+        "target_ongoing_requests",
+        "upscale_delay_s",
+        "downscale_delay_s",
+        "look_back_period_s",
+        "min_scale",
+        "max_scale",
+        "target",
+        "target_utilization",
+        "stable_window_s",
+        "scale_to_zero_grace_period_s",
+    }
 )
 
 
@@ -471,6 +544,8 @@ def time_dependent(scenario: Scenario) -> bool:
     cache whose contents expire or are flushed by a deploy."""
     process = scenario.raw["workload"]["arrival"].get("process")
     caches = scenario.raw.get("caches") or []
-    return (process in ("time_varying", "on_off", "trace")
-            or getattr(scenario.deployment, "autoscaling", None) is not None
-            or any(isinstance(c, dict) and (c.get("ttl_s") or c.get("deploys_s")) for c in caches))
+    return (
+        process in ("time_varying", "on_off", "trace")
+        or getattr(scenario.deployment, "autoscaling", None) is not None
+        or any(isinstance(c, dict) and (c.get("ttl_s") or c.get("deploys_s")) for c in caches)
+    )

@@ -11,8 +11,13 @@ from sim.errors import ScenarioError
 from sim.spec.scenario import ModelStage, Scenario
 
 # Fields holding a time, per distribution (a shape or CV is left alone).
-_TIME_FIELDS = {"constant": ("value",), "exponential": ("mean",), "lognormal": ("median", "p99", "mean"),
-                "gamma": ("mean",), "uniform": ("low", "high")}
+_TIME_FIELDS = {
+    "constant": ("value",),
+    "exponential": ("mean",),
+    "lognormal": ("median", "p99", "mean"),
+    "gamma": ("mean",),
+    "uniform": ("low", "high"),
+}
 
 
 def scale_load(scenario: Scenario, factor: float) -> Scenario:
@@ -31,8 +36,10 @@ def load_overrides(scenario: Scenario, factor: float) -> dict[str, Any]:
     if process == "trace":
         return {base + "rate_scale": arrival.get("rate_scale", 1.0) * factor}
     if process == "on_off":
-        return {base + "rate_on_rps": arrival["rate_on_rps"] * factor,
-                base + "rate_off_rps": arrival.get("rate_off_rps", 0.0) * factor}
+        return {
+            base + "rate_on_rps": arrival["rate_on_rps"] * factor,
+            base + "rate_off_rps": arrival.get("rate_off_rps", 0.0) * factor,
+        }
     if "points" in arrival:
         return {base + "points": [[t, rate * factor] for t, rate in arrival["points"]]}
     raise ScenarioError(f"workload.arrival.process {process!r}: do not know how to scale its rate")
@@ -91,7 +98,10 @@ def scalable_stages(scenario: Scenario) -> list[str]:
     for stage in scenario.stages:
         if isinstance(stage, ModelStage):
             names.append(stage.name)
-        elif stage.kind in ("delay", "pool") and scale_distribution(scenario.raw_stage(stage.name).get("service_ms"), 2.0) is not None:
+        elif (
+            stage.kind in ("delay", "pool")
+            and scale_distribution(scenario.raw_stage(stage.name).get("service_ms"), 2.0) is not None
+        ):
             names.append(stage.name)
     return names
 
@@ -104,9 +114,11 @@ def replica_overrides(scenario: Scenario, count: int) -> dict[str, Any]:
     raw = scenario.raw["deployment"]["autoscaling"]
     low = "min_scale" if "min_scale" in raw else "min_replicas"
     high = "max_scale" if "max_scale" in raw else "max_replicas"
-    return {f"deployment.autoscaling.{low}": count,
-            f"deployment.autoscaling.{high}": max(scaling.max_replicas, count, 1),
-            "deployment.autoscaling.initial_replicas": None}
+    return {
+        f"deployment.autoscaling.{low}": count,
+        f"deployment.autoscaling.{high}": max(scaling.max_replicas, count, 1),
+        "deployment.autoscaling.initial_replicas": None,
+    }
 
 
 def with_replicas(scenario: Scenario, count: int) -> Scenario:
@@ -117,7 +129,11 @@ def with_run_length(scenario: Scenario, requests: int) -> Scenario:
     """The scenario cut (or stretched) to `requests` per replication, keeping its warm-up *share*
     (Workload.warmup_share, the one warm-up rule), so a short run is never all warm-up."""
     share = scenario.workload.warmup_share()
-    return scenario.with_overrides({
-        "workload.requests": requests, "workload.duration_s": None, "workload.warmup_s": None,
-        "workload.warmup_requests": round(share * requests),
-    })
+    return scenario.with_overrides(
+        {
+            "workload.requests": requests,
+            "workload.duration_s": None,
+            "workload.warmup_s": None,
+            "workload.warmup_requests": round(share * requests),
+        }
+    )

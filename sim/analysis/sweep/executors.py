@@ -108,9 +108,7 @@ class DaskExecutor:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise SweepError(
-                "the Dask executor needs dask[distributed]: pip install 'servesim[sweep]'"
-            ) from None
+            raise SweepError("the Dask executor needs dask[distributed]: pip install 'servesim[sweep]'") from None
         cluster = None
         try:
             if self.address is None:
@@ -122,7 +120,9 @@ class DaskExecutor:
                 try:
                     client = Client(self.address, timeout=DASK_CONNECT_TIMEOUT_S)
                 except (OSError, TimeoutError) as exc:
-                    raise SweepError(f"--scheduler: cannot reach the Dask scheduler at {self.address} ({exc})") from None
+                    raise SweepError(
+                        f"--scheduler: cannot reach the Dask scheduler at {self.address} ({exc})"
+                    ) from None
             with client:
                 _check_workers(client, self.address or "the local cluster")
                 _run_on_client(client, tasks, on_record)
@@ -160,7 +160,9 @@ def _check_workers(client, where: str) -> None:
     try:
         version = client.submit(_worker_version, pure=False).result(timeout=DASK_WORKER_WAIT_S)
     except ModuleNotFoundError as exc:
-        raise SweepError(f"Dask workers at {where} cannot import servesim ({exc}): install it on every worker") from None
+        raise SweepError(
+            f"Dask workers at {where} cannot import servesim ({exc}): install it on every worker"
+        ) from None
     if version != sim.__version__:
         raise SweepError(
             f"Dask workers at {where} run servesim {version}, this machine {sim.__version__}: results would differ"

@@ -103,7 +103,9 @@ def run_sweep(
     if not isinstance(executor, str):
         runner = executor
     else:
-        runner = make_executor(executor, workers=workers, scheduler=scheduler, dask_local=dask_local, task_count=len(todo))
+        runner = make_executor(
+            executor, workers=workers, scheduler=scheduler, dask_local=dask_local, task_count=len(todo)
+        )
     store.write_manifest(sweep, points)
 
     tracker = _Progress(sweep, points, tasks, done, display=progress, executor=runner.name)
@@ -149,8 +151,16 @@ class ProgressDisplay(Protocol):
 class _Progress:
     """Counts of a sweep in flight: replications and points done of total, errors."""
 
-    def __init__(self, sweep: Sweep, points: list[SweepPoint], tasks: list[Task], done: set[str], *,
-                 display: ProgressDisplay | None, executor: str):
+    def __init__(
+        self,
+        sweep: Sweep,
+        points: list[SweepPoint],
+        tasks: list[Task],
+        done: set[str],
+        *,
+        display: ProgressDisplay | None,
+        executor: str,
+    ):
         self.ran = 0
         self.errors = 0
         self._display = display

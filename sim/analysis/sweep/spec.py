@@ -148,7 +148,9 @@ class SweepSpec(_Model):
     def _points_match_sampling(self) -> "SweepSpec":
         if self.sampling == "grid":
             if self.points is not None:
-                raise ValueError("points is for random / latin_hypercube sampling; a grid has one point per combination")
+                raise ValueError(
+                    "points is for random / latin_hypercube sampling; a grid has one point per combination"
+                )
             for path, axis in self.axes.items():
                 if axis.values is None and axis.num is None:
                     raise ValueError(f"axes.{path}: a range on a grid needs num (how many values from low to high)")
@@ -213,7 +215,9 @@ class Sweep:
             columns = [spec.axes[p].grid_values() for p in paths]
             combos = list(itertools.product(*columns)) if math.prod(map(len, columns)) <= MAX_POINTS else None
             if combos is None:
-                raise SweepError(f"{self.source}: the grid has {math.prod(map(len, columns))} points, above {MAX_POINTS}")
+                raise SweepError(
+                    f"{self.source}: the grid has {math.prod(map(len, columns))} points, above {MAX_POINTS}"
+                )
             return [dict(zip(paths, combo)) for combo in combos]
         if spec.points > MAX_POINTS:
             raise SweepError(f"{self.source}: points ({spec.points}) is above {MAX_POINTS}")
@@ -317,7 +321,8 @@ def _check_against_scenario(sweep: Sweep) -> None:
         if metric not in known:
             hint = difflib.get_close_matches(metric, known, n=1)
             problems.append(
-                f"metrics: unknown metric {metric!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(known)}")
+                f"metrics: unknown metric {metric!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else f"; known: {', '.join(known)}")
             )
     for i, plot in enumerate(spec.plots or []):
         if plot.metric not in spec.metrics:

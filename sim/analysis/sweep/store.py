@@ -166,7 +166,9 @@ def points_table(sweep: Sweep, points: list[SweepPoint], replications: pd.DataFr
 def _axis_cells(point: SweepPoint) -> dict[str, Any]:
     """Axis values as table cells: scalars stay, structured values (a whole batching block) become JSON."""
     return {
-        path: value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value, sort_keys=True)
+        path: value
+        if value is None or isinstance(value, (bool, int, float, str))
+        else json.dumps(value, sort_keys=True)
         for path, value in point.values.items()
     }
 

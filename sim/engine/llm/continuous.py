@@ -242,8 +242,18 @@ class ContinuousScheduler(LLMScheduler):
         chunks = len(self._chunks)
         resident = len(self.running) + len(self.prefilling) + (0 if self.batching.chunked_prefill else chunks)
         self._rows.append(
-            (self._now, duration_ms, self.replica, decoding + chunks, resident, len(self.waiting),
-             self.num_blocks - self.free, prefill_tokens, decoding, self._preempted)
+            (
+                self._now,
+                duration_ms,
+                self.replica,
+                decoding + chunks,
+                resident,
+                len(self.waiting),
+                self.num_blocks - self.free,
+                prefill_tokens,
+                decoding,
+                self._preempted,
+            )
         )
         return duration_ms
 

@@ -12,8 +12,16 @@ import numpy as np
 import pandas as pd
 
 ITERATION_COLUMNS = (
-    "time_ms", "duration_ms", "replica", "batch_size", "running", "waiting",
-    "kv_blocks_used", "prefill_tokens", "decode_tokens", "preempted",
+    "time_ms",
+    "duration_ms",
+    "replica",
+    "batch_size",
+    "running",
+    "waiting",
+    "kv_blocks_used",
+    "prefill_tokens",
+    "decode_tokens",
+    "preempted",
 )
 
 
@@ -44,7 +52,13 @@ class Ledger:
         self.seg_steps.append(steps)
 
     def fused_iterations(
-        self, start_ms: float, durations_ms: list[float], ends_ms: list[float], replica: int, batch: int, kv_blocks: list[int]
+        self,
+        start_ms: float,
+        durations_ms: list[float],
+        ends_ms: list[float],
+        replica: int,
+        batch: int,
+        kv_blocks: list[int],
     ) -> None:
         """A run of decode steps of one unchanged batch: no prefill, nobody waiting, no preemption."""
         self._fused.append((start_ms, durations_ms, ends_ms, replica, batch, kv_blocks))
@@ -54,7 +68,9 @@ class Ledger:
         if self._fused:
             lengths = np.array([len(d) for _, d, _, _, _, _ in self._fused])
             starts = np.fromiter(
-                (t for t0, _, ends, _, _, _ in self._fused for t in (t0, *ends[:-1])), dtype=float, count=int(lengths.sum())
+                (t for t0, _, ends, _, _, _ in self._fused for t in (t0, *ends[:-1])),
+                dtype=float,
+                count=int(lengths.sum()),
             )
             batch = np.repeat([b for *_, b, _ in self._fused], lengths)
             zeros = np.zeros(len(starts), dtype=np.int64)
@@ -94,7 +110,11 @@ class Ledger:
         first = np.asarray(self.seg_first_step, dtype=np.int64)[order]
         steps = np.asarray(self.seg_steps, dtype=np.int64)[order]
         lengths = [len(times) for times in self.decode_end_ms]
-        decode_end = np.concatenate([np.asarray(times, dtype=float) for times in self.decode_end_ms]) if sum(lengths) else np.empty(0)
+        decode_end = (
+            np.concatenate([np.asarray(times, dtype=float) for times in self.decode_end_ms])
+            if sum(lengths)
+            else np.empty(0)
+        )
         replica_offset = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         sizes = steps + 1
         seg_start = np.concatenate(([0], np.cumsum(sizes)[:-1]))

@@ -25,7 +25,6 @@ from sim.engine.llm.scheduler import watermark_blocks
 from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage
 
 
-
 @dataclass
 class LLMStageResult:
     """The log of an LLM stage run.
@@ -90,20 +89,26 @@ def simulate_llm_stage(
     if n and (prompt.min() < 1 or output.min() < 1):
         raise ScenarioError(f"stages.{stage.name}: prompt and output token counts must be >= 1")
     if routing not in (*ROUTINGS, "shared_queue"):
-        raise ScenarioError(f"deployment.routing: {routing!r} is not available for an llm stage (use one of {', '.join(ROUTINGS)}, shared_queue)")
+        raise ScenarioError(
+            f"deployment.routing: {routing!r} is not available for an llm stage (use one of {', '.join(ROUTINGS)}, shared_queue)"
+        )
     if prefix_rng is None:
         prefix_rng = rng.spawn(1)[0]
     cached = stage.prefix_cache.cached_tokens(prompt, prefix_rng) if stage.prefix_cache else np.zeros(n, dtype=np.int64)
     num_blocks = gpu_blocks(stage)
     ledger = Ledger(n, replicas)
-    limit = stage.batching.prompt_limit(stage.max_model_len) if isinstance(stage.batching, ContinuousLLMBatching) else None
+    limit = (
+        stage.batching.prompt_limit(stage.max_model_len) if isinstance(stage.batching, ContinuousLLMBatching) else None
+    )
     too_long = prompt > limit if limit is not None else np.zeros(n, dtype=bool)
     ledger.rejected[:] = _rejected(stage, prompt, output, num_blocks) | too_long
 
     env = simpy.Environment()
     scheduler_class = SCHEDULERS[stage.batching.policy]
     schedulers = [
-        scheduler_class(r, stage.batching, stage.cost, stage.kv_cache, num_blocks, prompt, output, cached, ready_ms, ledger)
+        scheduler_class(
+            r, stage.batching, stage.cost, stage.kv_cache, num_blocks, prompt, output, cached, ready_ms, ledger
+        )
         for r in range(replicas)
     ]
     for scheduler in schedulers:

@@ -74,8 +74,18 @@ class StaticScheduler(LLMScheduler):
         rep, waiting = self.replica, len(self.waiting)
         self.ledger.iterations.append((now_ms, prefill_ms, rep, b, b, waiting, prompt_blocks, prefill_tokens, 0, 0))
         self.ledger.iterations.extend(
-            zip(starts.tolist(), step_ms.tolist(), [rep] * steps, [b] * steps, [b] * steps, [waiting] * steps,
-                blocks.tolist(), [0] * steps, generating.tolist(), [0] * steps)
+            zip(
+                starts.tolist(),
+                step_ms.tolist(),
+                [rep] * steps,
+                [b] * steps,
+                [b] * steps,
+                [waiting] * steps,
+                blocks.tolist(),
+                [0] * steps,
+                generating.tolist(),
+                [0] * steps,
+            )
         )
 
     def finish(self, now_ms: float) -> None:
