@@ -1,17 +1,35 @@
-"""Fidelity check, end to end on this machine: serve a live ONNX Runtime model in a separate process,
-drive it with open-loop Poisson traffic from another, and compare the measured p50 / p95 / p99 with what
-servesim predicts from a calibration taken just before — over several serving runs, so that the
-run-to-run noise of the measurement stands beside the prediction's error.
+"""Fidelity check, end to end on this machine: serve a live ONNX Runtime model in separate processes, drive
+it with open-loop Poisson traffic from another, and compare the measured p50 / p95 / p99 with what servesim
+predicts from a calibration taken just before, for three serving configurations at two utilisations, with
+two back-to-back measurements per cell so that the run-to-run noise stands beside the prediction's error.
 
-1. calibrate: closed-loop requests one at a time; the server reports how long it was busy with each
-   (service time), the client its round trip (the rest is inter-process transport, a delay stage);
-2. serve: `runs` open-loop runs at `utilisation` of the calibrated service rate; latency is measured
-   from each request's *scheduled* send time (no coordinated omission), the sender's lateness reported;
-3. predict: the scenario (transport delay → FCFS model stage, both from the calibration samples) run by
-   servesim with replications, p50 / p95 / p99 and their 95% CIs; and again from the service times the
-   server logged *during* the runs, replayed in order (in-situ calibration, correlated slow periods).
+Configurations (each server in its own process(es), the client in this one):
 
-    python -m calibrate.fidelity [--requests 2000] [--runs 3] [--utilisation 0.3] [--out fidelity/]
+- `fifo1`: one worker process, FIFO over a pipe;
+- `shared2`: two worker processes taking requests from ONE shared queue (a multiprocessing Queue both
+  `get` from), replies on a shared reply queue;
+- `dynamic1`: one worker process with a Triton-style dynamic batcher (a batch leaves at once when
+  `max_batch_size` requests are queued, otherwise when the oldest has waited `max_queue_delay_ms`, with
+  whatever is queued; the rule is `batch_decision`, the same one servesim's engine applies).
+
+Per configuration:
+
+1. calibrate (closed loop, before any serving): service time per request as the server reports it, and
+   the round trip's rest (inter-process transport, a delay stage); for `shared2` also the service time
+   with both workers busy (two requests outstanding: co-located workers slow each other); for `dynamic1`
+   the forward pass timed at every batch size 1..max in the server process, and how late the batcher
+   leaves after its delay runs out (its timer's overshoot);
+2. serve: at each utilisation ρ of the calibrated capacity (fifo1: 1 / mean service; shared2: 2 / mean
+   service with both busy; dynamic1: the best batch size's batch / mean batch time), `runs` open-loop runs
+   back to back; latency from each request's *scheduled* send time (no coordinated omission);
+3. predict from the calibration alone: servesim with replications, p50 / p95 / p99 and their 95% CIs
+   (fifo1 also from the service times the server logged during the runs, replayed in order: in situ).
+
+A percentile of a cell is judged only when its runs agree within NOISE_LIMIT_PCT; then it is "ok" when the
+prediction is within ERROR_LIMIT_PCT of the runs' mean, else "miss"; otherwise "noisy" (not judged).
+
+    python -m calibrate.fidelity [--configs fifo1,shared2,dynamic1] [--utilisations 0.5,0.8] [--runs 2]
+                                 [--requests 2000] [--out fidelity/]
 """
 
 from __future__ import annotations
@@ -20,16 +38,75 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 
 PERCENTILES = (50.0, 95.0, 99.0)
+CONFIGS = ("fifo1", "shared2", "dynamic1")
+MAX_BATCH_SIZE = 8
+MAX_QUEUE_DELAY_MS = 2.0
+NOISE_LIMIT_PCT = 5.0  # the runs of a cell must agree this well for its prediction to be judged
+ERROR_LIMIT_PCT = {"p50": 5.0, "p95": 10.0, "p99": 10.0}  # the issue: p50 within 5%, p99 within 10%
+REPLICATIONS = 10
+# ~3.5 ms per request on a 2-core EPYC VM: long against IPC and timer granularity, short enough for a few
+# CPU seconds a run; batches of 8 cost ~1.3x a batch of 1 (weights streamed from memory once per batch).
+MODEL_HIDDEN = (2048, 2048, 2048, 2048)
 
 
-def _server(requests, replies, model: bytes, warmup: int) -> None:
+def _now_ms() -> float:
+    return time.perf_counter() * 1e3
+
+
+# --------------------------------------------------------------------------- the dynamic batcher's rule
+def batch_decision(
+    queued: int, oldest_ms: float | None, now_ms: float, max_batch: int, delay_ms: float
+) -> tuple[int, float | None]:
+    """Triton's dynamic batcher, for a free model instance: (requests to send now, 0 = none; when to look
+    again if none, None = only when a request arrives). A batch leaves at once when `max_batch` requests
+    are queued; otherwise when the oldest has waited `delay_ms`, with whatever is queued."""
+    if queued <= 0:
+        return 0, None
+    if queued >= max_batch:
+        return max_batch, None
+    deadline = oldest_ms + delay_ms
+    if now_ms >= deadline:
+        return queued, None
+    return 0, deadline
+
+
+def form_batches(arrival_ms: np.ndarray, batch_ms, max_batch: int, delay_ms: float) -> list[tuple[float, list[int]]]:
+    """One batching server in virtual time: (dispatch ms, request indices) per batch for requests arriving at
+    `arrival_ms` (ascending), a batch of n taking `batch_ms(n)`: `batch_decision` applied whenever the
+    server is free and something happens (an arrival, a deadline)."""
+    arrival = np.asarray(arrival_ms, dtype=float)
+    n = len(arrival)
+    batches: list[tuple[float, list[int]]] = []
+    queue: deque[int] = deque()
+    now, nxt = 0.0, 0
+    while nxt < n or queue:
+        while nxt < n and arrival[nxt] <= now:
+            queue.append(nxt)
+            nxt += 1
+        if not queue:
+            now = float(arrival[nxt])
+            continue
+        take, deadline = batch_decision(len(queue), float(arrival[queue[0]]), now, max_batch, delay_ms)
+        if take:
+            batch = [queue.popleft() for _ in range(take)]
+            batches.append((now, batch))
+            now += batch_ms(take)
+            continue
+        now = min(deadline, float(arrival[nxt])) if nxt < n else deadline
+    return batches
+
+
+# --------------------------------------------------------------------------- server processes
+def _fifo_server(requests, replies, model: bytes, warmup: int) -> None:
     """The model server: FCFS over the request pipe; reports its busy time per request (ms)."""
     from calibrate.measure import _session, make_inputs
 
@@ -47,41 +124,134 @@ def _server(requests, replies, model: bytes, warmup: int) -> None:
         replies.send((message, (time.perf_counter() - begin) * 1e3))
 
 
-class LiveServer:
-    """A model server process with one pipe each way."""
+# Kept under its old name: the single-worker server of earlier versions.
+_server = _fifo_server
 
-    def __init__(self, model: bytes, warmup: int = 200) -> None:
-        context = mp.get_context("spawn")
-        requests_recv, self._send = context.Pipe(duplex=False)
-        self._recv, replies_send = context.Pipe(duplex=False)
-        self.process = context.Process(target=_server, args=(requests_recv, replies_send, model, warmup), daemon=True)
-        self.process.start()
-        if self._recv.recv() != "ready":  # pragma: no cover - the server failed to start
-            raise RuntimeError("model server did not start")
 
-    def calibrate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(service_ms, transport_ms) of `n` requests sent one at a time."""
-        service, transport = np.empty(n), np.empty(n)
-        for i in range(n):
-            begin = time.perf_counter()
-            self._send.send(i)
-            _, busy_ms = self._recv.recv()
-            rtt_ms = (time.perf_counter() - begin) * 1e3
-            service[i], transport[i] = busy_ms, max(rtt_ms - busy_ms, 0.0)
-        return service, transport
+def _shared_worker(requests, replies, model: bytes, warmup: int, index: int) -> None:
+    """One of several workers taking requests from one shared queue; replies (request, busy ms, worker)."""
+    from calibrate.measure import _session, make_inputs
+
+    session = _session(model, threads=1)
+    feeds = make_inputs(session, 1, np.random.default_rng(index))
+    for _ in range(warmup):
+        session.run(None, feeds)
+    replies.put(("ready", index))
+    while True:
+        message = requests.get()
+        begin = time.perf_counter()
+        if message is None:
+            return
+        session.run(None, feeds)
+        replies.put((message, (time.perf_counter() - begin) * 1e3, index))
+
+
+def _batching_server(requests, replies, model: bytes, warmup: int, max_batch: int, delay_ms: float) -> None:
+    """A dynamic batcher: a reader thread stamps each request's arrival and queues it; the batching thread
+    applies `batch_decision` and runs the session on a batch of that size. Replies per batch: (request ids,
+    busy ms, each request's ms from arrival to dispatch). A message ("time", repeats) instead times the
+    forward pass `repeats` times at every batch size 1..max (spread over rounds), in this process."""
+    from calibrate.measure import _session, make_inputs
+
+    session = _session(model, threads=1)
+    rng = np.random.default_rng(0)
+    feeds = {b: make_inputs(session, b, rng) for b in range(1, max_batch + 1)}
+    for b in feeds:
+        for _ in range(max(2, warmup // max_batch)):
+            session.run(None, feeds[b])
+    queue: deque[tuple[int, float]] = deque()
+    controls: deque = deque()
+    closed = [False]
+    ready = threading.Condition()
+
+    def read() -> None:
+        while True:
+            message = requests.recv()
+            at = _now_ms()
+            with ready:
+                if message is None:
+                    closed[0] = True
+                elif isinstance(message, tuple):
+                    controls.append(message)
+                else:
+                    queue.append((message, at))
+                ready.notify()
+            if message is None:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    replies.send("ready")
+    while True:
+        with ready:
+            while True:
+                if controls:
+                    control = controls.popleft()
+                    batch = None
+                    break
+                now = _now_ms()
+                take, deadline = batch_decision(len(queue), queue[0][1] if queue else None, now, max_batch, delay_ms)
+                if take:
+                    batch = [queue.popleft() for _ in range(take)]
+                    break
+                if closed[0] and not queue:
+                    return
+                ready.wait(None if deadline is None else max(deadline - now, 0.0) / 1e3)
+        if batch is None:
+            replies.send(_time_batches(session, feeds, int(control[1])))
+            continue
+        dispatch = _now_ms()
+        session.run(None, feeds[len(batch)])
+        busy = _now_ms() - dispatch
+        replies.send(([i for i, _ in batch], busy, [dispatch - at for _, at in batch]))
+
+
+def _time_batches(session, feeds: dict, repeats: int, rounds: int = 5) -> dict[int, list[float]]:
+    """ms of `repeats` forward passes at each batch size, the repeats spread over `rounds` passes through all
+    sizes (a burst of load from elsewhere touches every size a little rather than one a lot)."""
+    times: dict[int, list[float]] = {b: [] for b in feeds}
+    per_round = [repeats // rounds + (1 if r < repeats % rounds else 0) for r in range(rounds)]
+    for count in per_round:
+        for b, feed in feeds.items():
+            session.run(None, feed)  # untimed: the previous size's buffers out of the way
+            for _ in range(count):
+                begin = time.perf_counter()
+                session.run(None, feed)
+                times[b].append((time.perf_counter() - begin) * 1e3)
+    return times
+
+
+# --------------------------------------------------------------------------- client side
+class _Client:
+    """Open-loop traffic against a server: subclasses say how a request is sent and a reply received."""
+
+    log: list[tuple[list[int], float, object]]
+
+    def _submit(self, i: int) -> None:
+        raise NotImplementedError
+
+    def _reply(self) -> tuple[list[int], float, object]:
+        """(request ids, busy ms, extra) of the next reply."""
+        raise NotImplementedError
 
     def serve(self, rate_rps: float, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Open-loop Poisson run: (latency_ms from each scheduled send, sender lateness_ms, the server's
-        busy ms per request in the order served — its in-situ service-time log)."""
+        busy ms per reply in the order served — its in-situ service-time log; per request unless batched).
+        The replies themselves are kept in `self.log`: (request ids, busy ms, extra) in arrival order."""
         scheduled = np.cumsum(rng.exponential(1.0 / rate_rps, n))  # s after the start
         received = np.empty(n)
         lateness = np.empty(n)
-        busy = np.empty(n)
+        log: list[tuple[list[int], float, object]] = []
 
         def receive() -> None:
-            for k in range(n):
-                i, busy[k] = self._recv.recv()
-                received[i] = time.perf_counter()
+            got = 0
+            while got < n:
+                ids, busy, extra = self._reply()
+                at = time.perf_counter()
+                for i in ids:
+                    received[i] = at
+                got += len(ids)
+                log.append((ids, busy, extra))
 
         receiver = threading.Thread(target=receive)
         receiver.start()
@@ -91,13 +261,280 @@ class LiveServer:
             if wait > 0:
                 time.sleep(wait)
             lateness[i] = (time.perf_counter() - start - at) * 1e3
-            self._send.send(i)
+            self._submit(i)
         receiver.join()
-        return (received - start - scheduled) * 1e3, lateness, busy
+        self.log = log
+        return (received - start - scheduled) * 1e3, lateness, np.array([busy for _, busy, _ in log])
+
+    def _one_at_a_time(self, n: int) -> tuple[list, np.ndarray]:
+        """`n` requests each sent when the previous reply came back: (replies, round trip ms)."""
+        replies, rtt = [], np.empty(n)
+        for i in range(n):
+            begin = time.perf_counter()
+            self._submit(i)
+            replies.append(self._reply())
+            rtt[i] = (time.perf_counter() - begin) * 1e3
+        return replies, rtt
+
+
+class LiveServer(_Client):
+    """`fifo1`: a model server process with one pipe each way."""
+
+    def __init__(self, model: bytes, warmup: int = 200) -> None:
+        context = mp.get_context("spawn")
+        requests_recv, self._send = context.Pipe(duplex=False)
+        self._recv, replies_send = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_fifo_server, args=(requests_recv, replies_send, model, warmup), daemon=True
+        )
+        self.process.start()
+        if self._recv.recv() != "ready":  # pragma: no cover - the server failed to start
+            raise RuntimeError("model server did not start")
+
+    def _submit(self, i: int) -> None:
+        self._send.send(i)
+
+    def _reply(self) -> tuple[list[int], float, object]:
+        i, busy = self._recv.recv()
+        return [i], busy, None
+
+    def calibrate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(service_ms, transport_ms) of `n` requests sent one at a time."""
+        replies, rtt = self._one_at_a_time(n)
+        service = np.array([busy for _, busy, _ in replies])
+        return service, np.maximum(rtt - service, 0.0)
 
     def close(self) -> None:
         self._send.send(None)
         self.process.join(timeout=10)
+
+
+class SharedQueueServer(_Client):
+    """`shared2`: `workers` model server processes that all take requests from one shared queue."""
+
+    def __init__(self, model: bytes, workers: int = 2, warmup: int = 200) -> None:
+        context = mp.get_context("spawn")
+        self._requests, self._replies = context.Queue(), context.Queue()
+        self.processes = [
+            context.Process(target=_shared_worker, args=(self._requests, self._replies, model, warmup, k), daemon=True)
+            for k in range(workers)
+        ]
+        for process in self.processes:
+            process.start()
+        started = {self._replies.get(timeout=120) for _ in self.processes}
+        if started != {("ready", k) for k in range(workers)}:  # pragma: no cover - a worker failed to start
+            raise RuntimeError("model workers did not start")
+
+    def _submit(self, i: int) -> None:
+        self._requests.put(i)
+
+    def _reply(self) -> tuple[list[int], float, object]:
+        i, busy, worker = self._replies.get()
+        return [i], busy, worker
+
+    def calibrate(self, n: int) -> dict[str, np.ndarray]:
+        """`n` requests one at a time (service alone, transport), then `n` with every worker kept busy (as
+        many requests outstanding as workers: the service time when co-located workers run together)."""
+        replies, rtt = self._one_at_a_time(n)
+        alone = np.array([busy for _, busy, _ in replies])
+        workers = len(self.processes)
+        for i in range(workers):
+            self._submit(i)
+        together = np.empty(n)
+        for k in range(n):
+            _, together[k], _ = self._reply()
+            if k + workers < n:
+                self._submit(k + workers)
+        return {"service_ms": alone, "transport_ms": np.maximum(rtt - alone, 0.0), "service_busy_ms": together}
+
+    def close(self) -> None:
+        for _ in self.processes:
+            self._requests.put(None)
+        for process in self.processes:
+            process.join(timeout=10)
+
+
+class BatchingServer(_Client):
+    """`dynamic1`: one model server process behind a dynamic batcher (see `_batching_server`)."""
+
+    def __init__(
+        self,
+        model: bytes,
+        max_batch: int = MAX_BATCH_SIZE,
+        delay_ms: float = MAX_QUEUE_DELAY_MS,
+        warmup: int = 200,
+    ) -> None:
+        context = mp.get_context("spawn")
+        requests_recv, self._send = context.Pipe(duplex=False)
+        self._recv, replies_send = context.Pipe(duplex=False)
+        self.max_batch, self.delay_ms = max_batch, delay_ms
+        self.process = context.Process(
+            target=_batching_server,
+            args=(requests_recv, replies_send, model, warmup, max_batch, delay_ms),
+            daemon=True,
+        )
+        self.process.start()
+        if self._recv.recv() != "ready":  # pragma: no cover - the server failed to start
+            raise RuntimeError("model server did not start")
+
+    def _submit(self, i: int) -> None:
+        self._send.send(i)
+
+    def _reply(self) -> tuple[list[int], float, object]:
+        ids, busy, queued = self._recv.recv()
+        return ids, busy, queued
+
+    def calibrate(self, n: int, repeats: int) -> dict:
+        """The forward pass timed `repeats` times at every batch size (in the server process, closed loop);
+        then `n` requests one at a time through the batcher: each waits out the delay alone, so the rest
+        of its round trip is transport and its wait past the delay is the batcher's timer overshoot."""
+        self._send.send(("time", repeats))
+        batch_ms = {int(b): np.asarray(v) for b, v in self._recv.recv().items()}
+        replies, rtt = self._one_at_a_time(n)
+        busy = np.array([b for _, b, _ in replies])
+        queued = np.array([q[0] for _, _, q in replies])
+        return {
+            "batch_ms": batch_ms,
+            "transport_ms": np.maximum(rtt - busy - queued, 0.0),
+            "overshoot_ms": np.maximum(queued - self.delay_ms, 0.0),
+            "max_batch_size": self.max_batch,
+            "max_queue_delay_ms": self.delay_ms,
+        }
+
+    def close(self) -> None:
+        self._send.send(None)
+        self.process.join(timeout=10)
+
+
+# --------------------------------------------------------------------------- predictions
+def _samples(values: np.ndarray) -> list[float]:
+    return np.asarray(values, dtype=float).round(5).tolist()
+
+
+def _latency_rows(samples: dict[tuple[int, int], np.ndarray]) -> list[dict]:
+    rows = []
+    for (batch, instances), values in sorted(samples.items()):
+        p50, p90, p95, p99 = (float(np.percentile(values, q)) for q in (50, 90, 95, 99))
+        rows.append(
+            {
+                "batch_size": batch,
+                "instances": instances,
+                "n": len(values),
+                "p50_ms": p50,
+                "p90_ms": p90,
+                "p95_ms": p95,
+                "p99_ms": p99,
+                "mean_ms": float(np.mean(values)),
+            }
+        )
+    return rows
+
+
+def profile_from_samples(name: str, samples: dict[tuple[int, int], np.ndarray]) -> dict:
+    """A servesim batch-cost profile (sim/spec/profile.py) carrying the measured times themselves:
+    `samples` (batch size, busy instances) → ms; servesim resamples them (>= 30 per size)."""
+    alone = sorted((b, float(np.median(v))) for (b, k), v in samples.items() if k == 1)
+    if len(alone) >= 2:
+        curve = {"family": "piecewise_linear", "points": [[b, m] for b, m in alone]}
+    else:  # one batch size: the median through batch 1
+        curve = {"family": "affine", "base_ms": 0.0, "per_item_ms": alone[0][1]}
+    return {
+        "kind": "batch",
+        "name": name,
+        "model": f"servesim MLP {MODEL_HIDDEN}",
+        "hardware": "this host",
+        "serving_stack": "ONNX Runtime CPU, 1 intra-op thread",
+        "provenance": {"source": "calibrate.fidelity, measured just before serving"},
+        "curve": curve,
+        "latency": _latency_rows(samples),
+        "samples": [{"batch_size": b, "instances": k, "ms": _samples(v)} for (b, k), v in sorted(samples.items())],
+    }
+
+
+def _workload(rate_rps: float, requests: int) -> dict:
+    return {
+        "arrival": {"process": "poisson", "rate_rps": rate_rps},
+        "requests": requests,
+        "warmup_requests": requests // 20,
+    }
+
+
+def scenario_for(
+    config: str, calibration: dict, rate_rps: float, requests: int, replications: int, seed: int = 1
+) -> tuple[dict, dict[str, dict]]:
+    """The servesim scenario (a dict) predicting `config` at `rate_rps` from its calibration alone, and the
+    profile files it names (file name → profile dict; they must lie beside the scenario)."""
+    transport = {
+        "name": "transport",
+        "kind": "delay",
+        "service_ms": {"dist": "empirical", "samples": _samples(calibration["transport_ms"])},
+    }
+    profiles: dict[str, dict] = {}
+    deployment: dict = {"replicas": 1}
+    if config == "fifo1":
+        forward = {
+            "name": "forward",
+            "kind": "model",
+            "batching": {"policy": "none"},
+            "service_ms": {"dist": "empirical", "samples": _samples(calibration["service_ms"])},
+        }
+    elif config == "shared2":
+        # Two workers on one queue sharing one host = one replica with `instances: 2` (Triton's instance
+        # group): its instances pull from the replica's one queue and slow each other (the profile's
+        # instances: 2 samples, measured with both busy). Two replicas would not interfere in the model.
+        profiles["shared2.yaml"] = profile_from_samples(
+            "fidelity-shared2", {(1, 1): calibration["service_ms"], (1, 2): calibration["service_busy_ms"]}
+        )
+        forward = {"name": "forward", "kind": "model", "batching": {"policy": "none"}, "profile": "shared2.yaml"}
+        deployment = {"replicas": 1, "instances": 2, "routing": "shared_queue"}
+    elif config == "dynamic1":
+        profiles["dynamic1.yaml"] = profile_from_samples(
+            "fidelity-dynamic1", {(b, 1): v for b, v in calibration["batch_ms"].items()}
+        )
+        forward = {
+            "name": "forward",
+            "kind": "model",
+            "profile": "dynamic1.yaml",
+            "batching": {
+                "policy": "dynamic",
+                "max_batch_size": int(calibration["max_batch_size"]),
+                "max_queue_delay_ms": float(calibration["max_queue_delay_ms"]),
+                "dispatch_overshoot_ms": {"dist": "empirical", "samples": _samples(calibration["overshoot_ms"])},
+            },
+        }
+    else:
+        raise ValueError(f"unknown configuration {config!r} (choose from {', '.join(CONFIGS)})")
+    scenario = {
+        "name": f"fidelity-{config}",
+        "seed": seed,
+        "replications": replications,
+        "workload": _workload(rate_rps, requests),
+        "stages": [transport, forward],
+        "deployment": deployment,
+    }
+    return scenario, profiles
+
+
+def simulate_percentiles(scenario: dict, profiles: dict[str, dict] | None = None) -> dict:
+    """servesim's p50 / p95 / p99 (and 95% CIs) of a scenario dict, its profiles written beside it, and the
+    mean size of the model stage's batches."""
+    from sim.analysis.simulate import simulate
+    from sim.spec.scenario import parse_scenario
+
+    with tempfile.TemporaryDirectory(prefix="fidelity-") as folder:
+        for name, profile in (profiles or {}).items():
+            (Path(folder) / name).write_text(json.dumps(profile), encoding="utf-8")  # JSON is YAML
+        result = simulate(parse_scenario(scenario, base_dir=folder))
+    summary = result.summary
+    out = {
+        f"p{p:g}": {"ms": summary["latency_ms"][f"p{p:g}"], "ci95": summary["latency_ms_ci95"][f"p{p:g}"]}
+        for p in PERCENTILES
+    }
+    frame = result.run.requests
+    if "forward_batch_size" in frame:
+        batches = frame.drop_duplicates(["replication", "forward_batch_id"])
+        out["mean_batch_size"] = float(batches["forward_batch_size"].mean())
+    return out
 
 
 def predict(
@@ -108,110 +545,190 @@ def predict(
     replications: int,
     ordered: bool = False,
 ) -> dict:
-    """servesim's p50 / p95 / p99 (and 95% CIs) for the calibrated scenario: service times drawn
+    """fifo1: servesim's p50 / p95 / p99 (and 95% CIs) for the calibrated scenario: service times drawn
     independently from `service_ms`, or (`ordered`) replayed in the order logged."""
-    from sim.analysis.simulate import simulate
-    from sim.spec.scenario import parse_scenario
-
-    scenario = parse_scenario(
-        {
-            "name": "fidelity",
-            "seed": 1,
-            "replications": replications,
-            "workload": {
-                "arrival": {"process": "poisson", "rate_rps": rate_rps},
-                "requests": requests,
-                "warmup_requests": requests // 20,
-            },
-            "stages": [
-                {
-                    "name": "transport",
-                    "kind": "delay",
-                    "service_ms": {"dist": "empirical", "samples": transport_ms.round(5).tolist()},
-                },
-                {
-                    "name": "forward",
-                    "kind": "model",
-                    "batching": {"policy": "none"},
-                    **(
-                        {
-                            "service_ms": {"dist": "constant", "value": float(np.median(service_ms))},
-                            "replay": {"samples": service_ms.round(5).tolist()},
-                        }
-                        if ordered
-                        else {"service_ms": {"dist": "empirical", "samples": service_ms.round(5).tolist()}}
-                    ),
-                },
-            ],
-            "deployment": {"replicas": 1},
-        }
+    scenario, profiles = scenario_for(
+        "fifo1", {"service_ms": service_ms, "transport_ms": transport_ms}, rate_rps, requests, replications
     )
-    summary = simulate(scenario).summary
-    return {
-        f"p{p:g}": {"ms": summary["latency_ms"][f"p{p:g}"], "ci95": summary["latency_ms_ci95"][f"p{p:g}"]}
-        for p in PERCENTILES
-    }
+    if ordered:
+        scenario["stages"][1]["service_ms"] = {"dist": "constant", "value": float(np.median(service_ms))}
+        scenario["stages"][1]["replay"] = {"samples": _samples(service_ms)}
+    predicted = simulate_percentiles(scenario, profiles)
+    return {key: predicted[key] for key in (f"p{p:g}" for p in PERCENTILES)}
 
 
-def run_fidelity(requests: int, runs: int, utilisation: float, calibration: int, seed: int = 0) -> dict:
-    from calibrate.networks import build_mlp
+# --------------------------------------------------------------------------- the matrix
+def capacity_rps(config: str, calibration: dict) -> tuple[float, str]:
+    """The calibrated capacity of a configuration (requests per second) and what it is."""
+    if config == "fifo1":
+        return 1000.0 / float(np.mean(calibration["service_ms"])), "1 / mean service"
+    if config == "shared2":
+        return 2000.0 / float(np.mean(calibration["service_busy_ms"])), "2 / mean service with both busy"
+    if config == "dynamic1":
+        rates = {b: 1000.0 * b / float(np.mean(v)) for b, v in calibration["batch_ms"].items()}
+        best = max(rates, key=rates.get)
+        return rates[best], f"batch of {best} / its mean time"
+    raise ValueError(f"unknown configuration {config!r}")
 
-    # ~2 ms per request: long against IPC and timer granularity, short enough for a few CPU seconds a run.
-    server = LiveServer(build_mlp(hidden=(2048, 2048, 2048, 2048)))
+
+def judge(runs_ms: list[float], predicted_ms: float, percentile: str) -> dict:
+    """Noise (the runs' spread over their mean, %), the prediction's error against their mean (%), and the
+    verdict: "noisy" when the runs disagree by more than NOISE_LIMIT_PCT (not judged; also with a single
+    run, which shows no noise), else "ok" within ERROR_LIMIT_PCT, else "miss"."""
+    values = np.asarray(runs_ms, dtype=float)
+    mean = float(values.mean())
+    noise = 100.0 * float(values.max() - values.min()) / mean if len(values) > 1 else float("nan")
+    error = 100.0 * (predicted_ms - mean) / mean
+    if not noise <= NOISE_LIMIT_PCT:  # nan (one run) is not judged either
+        verdict = "noisy"
+    else:
+        verdict = "ok" if abs(error) <= ERROR_LIMIT_PCT[percentile] else "miss"
+    return {"measured_mean_ms": mean, "noise_pct": noise, "error_pct": error, "verdict": verdict}
+
+
+def _calibration_summary(config: str, calibration: dict) -> dict:
+    out = {"transport_ms_median": float(np.median(calibration["transport_ms"]))}
+    if config in ("fifo1", "shared2"):
+        out["service_ms_mean"] = float(np.mean(calibration["service_ms"]))
+        out["service_ms_p99"] = float(np.percentile(calibration["service_ms"], 99))
+    if config == "shared2":
+        out["service_busy_ms_mean"] = float(np.mean(calibration["service_busy_ms"]))
+        out["service_busy_ms_p99"] = float(np.percentile(calibration["service_busy_ms"], 99))
+    if config == "dynamic1":
+        out["batch_ms_mean"] = {int(b): float(np.mean(v)) for b, v in calibration["batch_ms"].items()}
+        out["batch_ms_p99"] = {int(b): float(np.percentile(v, 99)) for b, v in calibration["batch_ms"].items()}
+        out["overshoot_ms_median"] = float(np.median(calibration["overshoot_ms"]))
+        out["max_batch_size"] = calibration["max_batch_size"]
+        out["max_queue_delay_ms"] = calibration["max_queue_delay_ms"]
+    return out
+
+
+def _measure_config(
+    config: str, model: bytes, utilisations, runs: int, requests: int, calibration_n: int, rng
+) -> tuple[dict, list[dict]]:
+    """Start the server(s), calibrate, serve every utilisation `runs` times, stop: (calibration, cells)."""
+    if config == "fifo1":
+        server = LiveServer(model)
+    elif config == "shared2":
+        server = SharedQueueServer(model, workers=2)
+    elif config == "dynamic1":
+        server = BatchingServer(model)
+    else:
+        raise ValueError(f"unknown configuration {config!r} (choose from {', '.join(CONFIGS)})")
+    keep = slice(requests // 20, None)  # the same warm-up share as the prediction drops
+    cells = []
     try:
-        service, transport = server.calibrate(calibration)
-        rate = utilisation * 1000.0 / service.mean()
-        rng = np.random.default_rng(seed)
-        measured, lateness, in_situ = [], [], []
-        for _ in range(runs):
-            latency, late, busy = server.serve(rate, requests, rng)
-            keep = slice(requests // 20, None)  # the same warm-up share as the prediction drops
-            measured.append({f"p{p:g}": float(np.percentile(latency[keep], p)) for p in PERCENTILES})
-            lateness.append({"p50": float(np.percentile(late, 50)), "p99": float(np.percentile(late, 99))})
-            in_situ.append(busy)
+        if config == "fifo1":
+            service, transport = server.calibrate(calibration_n)
+            calibration = {"service_ms": service, "transport_ms": transport}
+        elif config == "shared2":
+            calibration = server.calibrate(calibration_n)
+        else:
+            calibration = server.calibrate(calibration_n, repeats=200)
+        capacity, _ = capacity_rps(config, calibration)
+        for rho in utilisations:
+            rate = rho * capacity
+            measured, lateness, logs = [], [], []
+            for _ in range(runs):
+                latency, late, busy = server.serve(rate, requests, rng)
+                measured.append({f"p{p:g}": float(np.percentile(latency[keep], p)) for p in PERCENTILES})
+                lateness.append({"p50": float(np.percentile(late, 50)), "p99": float(np.percentile(late, 99))})
+                logs.append((busy, server.log))
+            cells.append(
+                {"config": config, "utilisation": rho, "rate_rps": rate, "measured": measured, "lateness": lateness}
+            )
+            cells[-1]["_logs"] = logs
     finally:
         server.close()
-    predicted = predict(service, transport, rate, requests, replications=10)
-    # In situ: the service times the server logged under load, replayed in order (correlated slow periods).
-    replayed = predict(np.concatenate(in_situ), transport, rate, requests, replications=10, ordered=True)
-    table = []
-    for key in predicted:
-        values = np.array([m[key] for m in measured])
-        mean, spread = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        table.append(
-            {
-                "percentile": key,
-                "predicted_ms": predicted[key]["ms"],
-                "predicted_ci95": predicted[key]["ci95"],
-                "in_situ_replay_ms": replayed[key]["ms"],
-                "in_situ_replay_ci95": replayed[key]["ci95"],
-                "measured_mean_ms": mean,
-                "measured_runs_ms": values.tolist(),
-                "measured_sd_ms": spread,
-                "error_pct": 100 * (predicted[key]["ms"] - mean) / mean,
-                "in_situ_error_pct": 100 * (replayed[key]["ms"] - mean) / mean,
-            }
-        )
-    service_in_situ = np.concatenate(in_situ)
+    return calibration, cells
+
+
+def _predict_cell(config: str, calibration: dict, cell: dict, requests: int) -> None:
+    """Fill a measured cell with servesim's prediction, the verdicts and (fifo1) the in-situ replay."""
+    scenario, profiles = scenario_for(config, calibration, cell["rate_rps"], requests, REPLICATIONS)
+    predicted = simulate_percentiles(scenario, profiles)
+    logs = cell.pop("_logs")
+    replayed = None
+    if config == "fifo1":  # in situ: the service times logged under load, replayed in order
+        in_situ = np.concatenate([busy for busy, _ in logs])
+        replayed = predict(in_situ, calibration["transport_ms"], cell["rate_rps"], requests, REPLICATIONS, True)
+        cell["service_ms_mean_in_situ"] = float(in_situ.mean())
+        cell["service_lag1_autocorrelation_in_situ"] = _lag1(in_situ)
+    if config == "shared2":
+        cell["worker_share"] = [
+            float(np.mean([extra == 0 for _, _, extra in log])) for _, log in logs
+        ]  # share of requests worker 0 served, per run
+    if config == "dynamic1":
+        cell["mean_batch_size_measured"] = [float(np.mean([len(ids) for ids, _, _ in log])) for _, log in logs]
+        cell["mean_batch_size_predicted"] = predicted.get("mean_batch_size")
+    rows = []
+    for p in PERCENTILES:
+        key = f"p{p:g}"
+        runs_ms = [m[key] for m in cell["measured"]]
+        row = {
+            "percentile": key,
+            "measured_runs_ms": runs_ms,
+            "predicted_ms": predicted[key]["ms"],
+            "predicted_ci95": predicted[key]["ci95"],
+            **judge(runs_ms, predicted[key]["ms"], key),
+        }
+        if replayed is not None:
+            row["in_situ_replay_ms"] = replayed[key]["ms"]
+            row["in_situ_error_pct"] = 100 * (replayed[key]["ms"] - row["measured_mean_ms"]) / row["measured_mean_ms"]
+        rows.append(row)
+    cell["table"] = rows
+
+
+def run_fidelity(
+    requests: int,
+    runs: int,
+    utilisations=(0.5, 0.8),
+    calibration: int = 500,
+    configs=CONFIGS,
+    seed: int = 0,
+) -> dict:
+    """Measure every configuration (servers stopped before any prediction runs), then predict each cell."""
+    from calibrate.networks import build_mlp
+
+    model = build_mlp(hidden=MODEL_HIDDEN)
+    rng = np.random.default_rng(seed)
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    calibrations, cells = {}, []
+    for config in configs:
+        calibrations[config], measured = _measure_config(config, model, utilisations, runs, requests, calibration, rng)
+        cells += measured
+    measured_s = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
+    for cell in cells:
+        _predict_cell(cell["config"], calibrations[cell["config"]], cell, requests)
     return {
-        "machine": f"{os.cpu_count()} logical CPUs, 1-min load average {os.getloadavg()[0]:.2f} (shared: figures are noisy)",
+        "machine": f"{os.cpu_count()} logical CPUs, 1-min load average {load_before:.2f} before / "
+        f"{load_after:.2f} after the measurements ({measured_s:.0f} s)",
+        "load_average_1min": [load_before, load_after],
+        "requests_per_run": requests,
+        "runs": runs,
+        "noise_limit_pct": NOISE_LIMIT_PCT,
+        "error_limit_pct": ERROR_LIMIT_PCT,
         "calibration": {
-            "requests": calibration,
-            "service_ms_mean": float(service.mean()),
-            "service_ms_p99": float(np.percentile(service, 99)),
-            "transport_ms_median": float(np.median(transport)),
+            c: {
+                **_calibration_summary(c, cal),
+                "capacity_rps": capacity_rps(c, cal)[0],
+                "capacity": capacity_rps(c, cal)[1],
+            }
+            for c, cal in calibrations.items()
         },
-        "serving": {
-            "rate_rps": rate,
-            "utilisation": utilisation,
-            "requests_per_run": requests,
-            "runs": runs,
-            "sender_lateness_ms": lateness,
-            "service_ms_mean_in_situ": float(service_in_situ.mean()),
-            "service_lag1_autocorrelation_in_situ": _lag1(service_in_situ),
-        },
-        "table": table,
+        "cells": cells,
+        "calibration_samples": {c: _jsonable(cal) for c, cal in calibrations.items()},  # to predict again
     }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _samples(value)
+    return value
 
 
 def _lag1(x: np.ndarray) -> float:
@@ -223,38 +740,99 @@ def _lag1(x: np.ndarray) -> float:
 def format_report(result: dict) -> str:
     lines = [
         f"machine: {result['machine']}",
-        f"calibration: service mean {result['calibration']['service_ms_mean']:.3f} ms (p99 "
-        f"{result['calibration']['service_ms_p99']:.3f}), transport median {result['calibration']['transport_ms_median']:.3f} ms",
-        f"serving: {result['serving']['rate_rps']:.0f} req/s (utilisation {result['serving']['utilisation']:g}), "
-        f"{result['serving']['runs']} runs of {result['serving']['requests_per_run']}",
-        "sender lateness ms (p50 / p99 per run): "
-        + ", ".join(f"{x['p50']:.2f} / {x['p99']:.2f}" for x in result["serving"]["sender_lateness_ms"]),
-        f"in situ (under load): service mean {result['serving']['service_ms_mean_in_situ']:.3f} ms, lag-1 "
-        f"autocorrelation {result['serving']['service_lag1_autocorrelation_in_situ']:.2f}",
-        "percentile  calibrated, independent [95% CI]  in-situ, replayed [95% CI]  measured (mean ± sd over runs)  "
-        "errors %",
+        f"{result['runs']} runs of {result['requests_per_run']} requests per cell (first 5% dropped); judged where "
+        f"the runs agree within {result['noise_limit_pct']:g}%: ok when the prediction is within "
+        + " / ".join(f"{v:g}% ({k})" for k, v in result["error_limit_pct"].items()),
     ]
-    for row in result["table"]:
-        lo, hi = row["predicted_ci95"]
-        rlo, rhi = row["in_situ_replay_ci95"]
-        lines.append(
-            f"{row['percentile']:<10} {row['predicted_ms']:9.2f} [{lo:.2f}, {hi:.2f}]        "
-            f"{row['in_situ_replay_ms']:9.2f} [{rlo:.2f}, {rhi:.2f}]   "
-            f"{row['measured_mean_ms']:9.2f} ± {row['measured_sd_ms']:.2f}      "
-            f"{row['error_pct']:+7.1f} / {row['in_situ_error_pct']:+7.1f}"
+    for config, cal in result["calibration"].items():
+        text = f"calibration {config}: transport median {cal['transport_ms_median']:.3f} ms"
+        if "service_ms_mean" in cal:
+            text += f", service mean {cal['service_ms_mean']:.3f} ms (p99 {cal['service_ms_p99']:.3f})"
+        if "service_busy_ms_mean" in cal:
+            text += f", with both busy {cal['service_busy_ms_mean']:.3f} (p99 {cal['service_busy_ms_p99']:.3f})"
+        if "batch_ms_mean" in cal:
+            text += ", batch mean ms " + " ".join(f"{b}:{m:.2f}" for b, m in cal["batch_ms_mean"].items())
+            text += (
+                f", max_batch_size {cal['max_batch_size']}, max_queue_delay_ms {cal['max_queue_delay_ms']:g}"
+                f", timer overshoot median {cal['overshoot_ms_median']:.3f} ms"
+            )
+        text += f"; capacity {cal['capacity_rps']:.0f} req/s ({cal['capacity']})"
+        lines.append(text)
+    runs = result["runs"]
+    header = (
+        f"{'config':<9}{'rho':>4} {'req/s':>6} {'pct':>4} "
+        + "".join(f"{f'run{k + 1} ms':>9}" for k in range(runs))
+        + f"{'noise%':>8} {'predicted ms [95% CI]':>25} {'error%':>7}  verdict   in-situ replay (error%)"
+    )
+    lines.append(header)
+    for cell in result["cells"]:
+        for row in cell["table"]:
+            lo, hi = row["predicted_ci95"]
+            noise = "—" if np.isnan(row["noise_pct"]) else f"{row['noise_pct']:.1f}"
+            line = (
+                f"{cell['config']:<9}{cell['utilisation']:>4g} {cell['rate_rps']:>6.0f} {row['percentile']:>4} "
+                + "".join(f"{v:>9.2f}" for v in row["measured_runs_ms"])
+                + f"{noise:>8} {row['predicted_ms']:>8.2f} [{lo:6.2f}, {hi:6.2f}] "
+                f"{row['error_pct']:>+7.1f}  {row['verdict']:<8}"
+            )
+            if "in_situ_replay_ms" in row:
+                line += f"  {row['in_situ_replay_ms']:.2f} ({row['in_situ_error_pct']:+.1f})"
+            lines.append(line.rstrip())
+        notes = ["sender lateness p50/p99 ms " + ", ".join(f"{x['p50']:.2f}/{x['p99']:.2f}" for x in cell["lateness"])]
+        if "mean_batch_size_measured" in cell:
+            notes.append(
+                "mean batch "
+                + ", ".join(f"{x:.2f}" for x in cell["mean_batch_size_measured"])
+                + f" measured, {cell['mean_batch_size_predicted']:.2f} predicted"
+            )
+        if "worker_share" in cell:
+            notes.append("worker 0 served " + ", ".join(f"{100 * x:.0f}%" for x in cell["worker_share"]))
+        if "service_ms_mean_in_situ" in cell:
+            notes.append(
+                f"in situ service mean {cell['service_ms_mean_in_situ']:.3f} ms, lag-1 autocorrelation "
+                f"{cell['service_lag1_autocorrelation_in_situ']:.2f}"
+            )
+        lines.append("    " + "; ".join(notes))
+    verdicts = [
+        (c["config"], c["utilisation"], r["percentile"], r["verdict"]) for c in result["cells"] for r in c["table"]
+    ]
+    judged = [v for v in verdicts if v[3] != "noisy"]
+    ok = [v for v in judged if v[3] == "ok"]
+    lines.append(
+        f"judged {len(judged)} of {len(verdicts)} percentiles (the rest noisy); {len(ok)} of them ok"
+        + (
+            ": misses " + ", ".join(f"{c} {u:g} {p}" for c, u, p, v in judged if v == "miss")
+            if len(ok) < len(judged)
+            else ""
         )
+    )
     return "\n".join(lines)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--utilisation", type=float, default=0.3)
-    parser.add_argument("--calibration", type=int, default=500)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--utilisations", default="0.5,0.8", help="of each configuration's calibrated capacity")
+    parser.add_argument("--runs", type=int, default=2, help="back-to-back measurements per cell")
+    parser.add_argument("--requests", type=int, default=2000, help="per run")
+    parser.add_argument("--calibration", type=int, default=500, help="closed-loop requests per configuration")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="fidelity")
     args = parser.parse_args(argv)
-    result = run_fidelity(args.requests, args.runs, args.utilisation, args.calibration)
+    configs = tuple(c.strip() for c in args.configs.split(",") if c.strip())
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration(s) {', '.join(unknown)} (choose from {', '.join(CONFIGS)})")
+    utilisations = _floats(args.utilisations)
+    if not utilisations or any(not 0 < u < 1 for u in utilisations):
+        parser.error("--utilisations: values between 0 and 1 (exclusive)")
+    if args.runs < 1 or args.requests < 100 or args.calibration < 30:
+        parser.error("--runs >= 1, --requests >= 100, --calibration >= 30")
+    result = run_fidelity(args.requests, args.runs, utilisations, args.calibration, configs, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fidelity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
