@@ -6,22 +6,26 @@ two back-to-back measurements per cell so that the run-to-run noise stands besid
 Configurations (each server in its own process(es), the client in this one):
 
 - `fifo1`: one worker process, FIFO over a pipe;
-- `shared2`: two worker processes taking requests from ONE shared queue (a multiprocessing Queue both
+- `shared2`: two worker processes taking requests from ONE shared queue (a multiprocessing SimpleQueue both
   `get` from), replies on a shared reply queue;
 - `dynamic1`: one worker process with a Triton-style dynamic batcher (a batch leaves at once when
   `max_batch_size` requests are queued, otherwise when the oldest has waited `max_queue_delay_ms`, with
   whatever is queued; the rule is `batch_decision`, the same one servesim's engine applies).
 
-Per configuration:
+A single server runs on a CPU of its own and the client on another (`--no-pin`: wherever the OS puts them);
+shared2's two workers each on one CPU, the client wherever it fits (on a 2-CPU host it shares with them).
 
-1. calibrate (closed loop, before any serving): service time per request as the server reports it, and
-   the round trip's rest (inter-process transport, a delay stage); for `shared2` also the service time
-   with both workers busy (two requests outstanding: co-located workers slow each other); for `dynamic1`
-   the forward pass timed at every batch size 1..max in the server process, and how late the batcher
-   leaves after its delay runs out (its timer's overshoot);
-2. serve: at each utilisation ρ of the calibrated capacity (fifo1: 1 / mean service; shared2: 2 / mean
-   service with both busy; dynamic1: the best batch size's batch / mean batch time), `runs` open-loop runs
-   back to back; latency from each request's *scheduled* send time (no coordinated omission);
+Per configuration and utilisation ρ ("cell"):
+
+1. calibrate just before (closed loop): service time per request as the server reports it (the forward
+   pass plus sending its reply, which holds the server), and the round trip's rest (inter-process
+   transport, a delay stage); for `shared2` also the service time with both workers busy (two requests
+   outstanding: co-located workers slow each other); for `dynamic1` the forward pass timed at every batch
+   size 1..max in the server process, and how late the batcher leaves after its delay runs out (its
+   timer's overshoot);
+2. serve at ρ of the calibrated capacity (fifo1: 1 / mean service; shared2: 2 / mean service with both
+   busy; dynamic1: the best batch size's batch / mean batch time), `runs` open-loop runs back to back;
+   latency from each request's *scheduled* send time (no coordinated omission);
 3. predict from the calibration alone: servesim with replications, p50 / p95 / p99 and their 95% CIs
    (fifo1 also from the service times the server logged during the runs, replayed in order: in situ).
 
@@ -29,7 +33,7 @@ A percentile of a cell is judged only when its runs agree within NOISE_LIMIT_PCT
 prediction is within ERROR_LIMIT_PCT of the runs' mean, else "miss"; otherwise "noisy" (not judged).
 
     python -m calibrate.fidelity [--configs fifo1,shared2,dynamic1] [--utilisations 0.5,0.8] [--runs 2]
-                                 [--requests 2000] [--out fidelity/]
+                                 [--requests 2000] [--no-pin] [--out fidelity/]
 """
 
 from __future__ import annotations
@@ -60,6 +64,16 @@ MODEL_HIDDEN = (2048, 2048, 2048, 2048)
 
 def _now_ms() -> float:
     return time.perf_counter() * 1e3
+
+
+def _pin(cpu: int | None) -> None:
+    """Run the calling thread (and the threads it starts) on one CPU, where the OS allows it."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def _cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
 # --------------------------------------------------------------------------- the dynamic batcher's rule
@@ -106,53 +120,68 @@ def form_batches(arrival_ms: np.ndarray, batch_ms, max_batch: int, delay_ms: flo
 
 
 # --------------------------------------------------------------------------- server processes
-def _fifo_server(requests, replies, model: bytes, warmup: int) -> None:
+# The servers report their busy time per request (per batch when batched) as the forward pass plus the
+# time it took to send the *previous* reply: sending a reply holds the server (on this 2-vCPU VM ~0.1 ms,
+# waking the client's thread on the other vCPU), so under load it is service time, not transport; it is
+# only known once sent, so it travels with the next reply (statistically the same, one request later).
+def _fifo_server(requests, replies, model: bytes, warmup: int, cpu: int | None = None) -> None:
     """The model server: FCFS over the request pipe; reports its busy time per request (ms)."""
     from calibrate.measure import _session, make_inputs
 
+    _pin(cpu)
     session = _session(model, threads=1)
     feeds = make_inputs(session, 1, np.random.default_rng(0))
     for _ in range(warmup):
         session.run(None, feeds)
     replies.send("ready")
+    sending = 0.0  # ms the previous reply took to send
     while True:
         message = requests.recv()
         begin = time.perf_counter()
         if message is None:
             return
         session.run(None, feeds)
-        replies.send((message, (time.perf_counter() - begin) * 1e3))
+        end = time.perf_counter()
+        replies.send((message, (end - begin) * 1e3 + sending, sending))
+        sending = (time.perf_counter() - end) * 1e3
 
 
 # Kept under its old name: the single-worker server of earlier versions.
 _server = _fifo_server
 
 
-def _shared_worker(requests, replies, model: bytes, warmup: int, index: int) -> None:
+def _shared_worker(requests, replies, model: bytes, warmup: int, index: int, cpu: int | None = None) -> None:
     """One of several workers taking requests from one shared queue; replies (request, busy ms, worker)."""
     from calibrate.measure import _session, make_inputs
 
+    _pin(cpu)
     session = _session(model, threads=1)
     feeds = make_inputs(session, 1, np.random.default_rng(index))
     for _ in range(warmup):
         session.run(None, feeds)
     replies.put(("ready", index))
+    sending = 0.0  # ms the previous reply took to write to the queue
     while True:
         message = requests.get()
         begin = time.perf_counter()
         if message is None:
             return
         session.run(None, feeds)
-        replies.put((message, (time.perf_counter() - begin) * 1e3, index))
+        end = time.perf_counter()
+        replies.put((message, (end - begin) * 1e3 + sending, index))
+        sending = (time.perf_counter() - end) * 1e3
 
 
-def _batching_server(requests, replies, model: bytes, warmup: int, max_batch: int, delay_ms: float) -> None:
+def _batching_server(
+    requests, replies, model: bytes, warmup: int, max_batch: int, delay_ms: float, cpu: int | None = None
+) -> None:
     """A dynamic batcher: a reader thread stamps each request's arrival and queues it; the batching thread
     applies `batch_decision` and runs the session on a batch of that size. Replies per batch: (request ids,
-    busy ms, each request's ms from arrival to dispatch). A message ("time", repeats) instead times the
+    busy ms, each request's ms from arrival to dispatch, the previous reply's send ms). A message ("time", repeats) instead times the
     forward pass `repeats` times at every batch size 1..max (spread over rounds), in this process."""
     from calibrate.measure import _session, make_inputs
 
+    _pin(cpu)  # the reader thread, started below, inherits it
     session = _session(model, threads=1)
     rng = np.random.default_rng(0)
     feeds = {b: make_inputs(session, b, rng) for b in range(1, max_batch + 1)}
@@ -182,6 +211,7 @@ def _batching_server(requests, replies, model: bytes, warmup: int, max_batch: in
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     replies.send("ready")
+    sending = 0.0  # ms the previous reply took to send
     while True:
         with ready:
             while True:
@@ -202,8 +232,9 @@ def _batching_server(requests, replies, model: bytes, warmup: int, max_batch: in
             continue
         dispatch = _now_ms()
         session.run(None, feeds[len(batch)])
-        busy = _now_ms() - dispatch
-        replies.send(([i for i, _ in batch], busy, [dispatch - at for _, at in batch]))
+        end = _now_ms()
+        replies.send(([i for i, _ in batch], end - dispatch + sending, [dispatch - at for _, at in batch], sending))
+        sending = _now_ms() - end
 
 
 def _time_batches(session, feeds: dict, repeats: int, rounds: int = 5) -> dict[int, list[float]]:
@@ -278,14 +309,14 @@ class _Client:
 
 
 class LiveServer(_Client):
-    """`fifo1`: a model server process with one pipe each way."""
+    """`fifo1`: a model server process with one pipe each way (on CPU `cpu` if given)."""
 
-    def __init__(self, model: bytes, warmup: int = 200) -> None:
+    def __init__(self, model: bytes, warmup: int = 200, cpu: int | None = None) -> None:
         context = mp.get_context("spawn")
         requests_recv, self._send = context.Pipe(duplex=False)
         self._recv, replies_send = context.Pipe(duplex=False)
         self.process = context.Process(
-            target=_fifo_server, args=(requests_recv, replies_send, model, warmup), daemon=True
+            target=_fifo_server, args=(requests_recv, replies_send, model, warmup, cpu), daemon=True
         )
         self.process.start()
         if self._recv.recv() != "ready":  # pragma: no cover - the server failed to start
@@ -295,8 +326,8 @@ class LiveServer(_Client):
         self._send.send(i)
 
     def _reply(self) -> tuple[list[int], float, object]:
-        i, busy = self._recv.recv()
-        return [i], busy, None
+        i, busy, sending = self._recv.recv()
+        return [i], busy, sending
 
     def calibrate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(service_ms, transport_ms) of `n` requests sent one at a time."""
@@ -310,18 +341,33 @@ class LiveServer(_Client):
 
 
 class SharedQueueServer(_Client):
-    """`shared2`: `workers` model server processes that all take requests from one shared queue."""
+    """`shared2`: `workers` model server processes that all take requests from one shared queue (worker k on
+    CPU `cpus[k]` if given). The queues are multiprocessing SimpleQueues (a pipe and a lock): a worker
+    writes its reply itself, where a Queue would leave it to a feeder thread, one more thread competing for
+    the CPUs with the workers and the client."""
 
-    def __init__(self, model: bytes, workers: int = 2, warmup: int = 200) -> None:
+    def __init__(self, model: bytes, workers: int = 2, warmup: int = 200, cpus: list[int] | None = None) -> None:
         context = mp.get_context("spawn")
-        self._requests, self._replies = context.Queue(), context.Queue()
+        self._requests, self._replies = context.SimpleQueue(), context.SimpleQueue()
         self.processes = [
-            context.Process(target=_shared_worker, args=(self._requests, self._replies, model, warmup, k), daemon=True)
+            context.Process(
+                target=_shared_worker,
+                args=(self._requests, self._replies, model, warmup, k, cpus[k % len(cpus)] if cpus else None),
+                daemon=True,
+            )
             for k in range(workers)
         ]
         for process in self.processes:
             process.start()
-        started = {self._replies.get(timeout=120) for _ in self.processes}
+        started = set()
+        deadline = time.monotonic() + 120
+        while len(started) < workers:
+            if self._replies.empty():
+                if time.monotonic() > deadline or not all(p.is_alive() for p in self.processes):
+                    raise RuntimeError("model workers did not start")  # pragma: no cover
+                time.sleep(0.02)
+                continue
+            started.add(self._replies.get())
         if started != {("ready", k) for k in range(workers)}:  # pragma: no cover - a worker failed to start
             raise RuntimeError("model workers did not start")
 
@@ -334,18 +380,29 @@ class SharedQueueServer(_Client):
 
     def calibrate(self, n: int) -> dict[str, np.ndarray]:
         """`n` requests one at a time (service alone, transport), then `n` with every worker kept busy (as
-        many requests outstanding as workers: the service time when co-located workers run together)."""
+        many requests outstanding as workers: the service time when co-located workers run together). The
+        round trip's rest with every worker busy (`transport_busy_ms`: the client then waits for a CPU too)
+        is kept to show; the prediction's transport is the one-at-a-time one."""
         replies, rtt = self._one_at_a_time(n)
         alone = np.array([busy for _, busy, _ in replies])
         workers = len(self.processes)
-        for i in range(workers):
+        sent = np.empty(n)
+        for i in range(min(workers, n)):
+            sent[i] = time.perf_counter()
             self._submit(i)
-        together = np.empty(n)
+        together, transport_busy = np.empty(n), np.empty(n)
         for k in range(n):
-            _, together[k], _ = self._reply()
+            ids, together[k], _ = self._reply()
+            transport_busy[k] = (time.perf_counter() - sent[ids[0]]) * 1e3 - together[k]
             if k + workers < n:
+                sent[k + workers] = time.perf_counter()
                 self._submit(k + workers)
-        return {"service_ms": alone, "transport_ms": np.maximum(rtt - alone, 0.0), "service_busy_ms": together}
+        return {
+            "service_ms": alone,
+            "transport_ms": np.maximum(rtt - alone, 0.0),
+            "service_busy_ms": together,
+            "transport_busy_ms": np.maximum(transport_busy, 0.0),
+        }
 
     def close(self) -> None:
         for _ in self.processes:
@@ -355,7 +412,8 @@ class SharedQueueServer(_Client):
 
 
 class BatchingServer(_Client):
-    """`dynamic1`: one model server process behind a dynamic batcher (see `_batching_server`)."""
+    """`dynamic1`: one model server process behind a dynamic batcher (see `_batching_server`), on CPU `cpu`
+    if given."""
 
     def __init__(
         self,
@@ -363,6 +421,7 @@ class BatchingServer(_Client):
         max_batch: int = MAX_BATCH_SIZE,
         delay_ms: float = MAX_QUEUE_DELAY_MS,
         warmup: int = 200,
+        cpu: int | None = None,
     ) -> None:
         context = mp.get_context("spawn")
         requests_recv, self._send = context.Pipe(duplex=False)
@@ -370,7 +429,7 @@ class BatchingServer(_Client):
         self.max_batch, self.delay_ms = max_batch, delay_ms
         self.process = context.Process(
             target=_batching_server,
-            args=(requests_recv, replies_send, model, warmup, max_batch, delay_ms),
+            args=(requests_recv, replies_send, model, warmup, max_batch, delay_ms, cpu),
             daemon=True,
         )
         self.process.start()
@@ -381,20 +440,27 @@ class BatchingServer(_Client):
         self._send.send(i)
 
     def _reply(self) -> tuple[list[int], float, object]:
-        ids, busy, queued = self._recv.recv()
-        return ids, busy, queued
+        ids, busy, queued, sending = self._recv.recv()
+        return ids, busy, (queued, sending)
 
-    def calibrate(self, n: int, repeats: int) -> dict:
+    def calibrate(self, n: int, repeats: int, seed: int = 0) -> dict:
         """The forward pass timed `repeats` times at every batch size (in the server process, closed loop);
         then `n` requests one at a time through the batcher: each waits out the delay alone, so the rest
-        of its round trip is transport and its wait past the delay is the batcher's timer overshoot."""
+        of its round trip is transport and its wait past the delay is the batcher's timer overshoot. A
+        batch's busy time is its forward pass plus sending its reply (as the server reports it under
+        load): each timed pass is paired with a reply-send time drawn from the one-at-a-time phase."""
         self._send.send(("time", repeats))
-        batch_ms = {int(b): np.asarray(v) for b, v in self._recv.recv().items()}
+        forward_ms = {int(b): np.asarray(v) for b, v in self._recv.recv().items()}
         replies, rtt = self._one_at_a_time(n)
         busy = np.array([b for _, b, _ in replies])
-        queued = np.array([q[0] for _, _, q in replies])
+        queued = np.array([extra[0][0] for _, _, extra in replies])
+        sending = np.array([extra[1] for _, _, extra in replies][1:])  # the first follows the timings' reply
+        rng = np.random.default_rng(seed)
+        batch_ms = {b: v + rng.choice(sending, size=len(v)) for b, v in forward_ms.items()}
         return {
             "batch_ms": batch_ms,
+            "forward_ms": forward_ms,
+            "reply_send_ms": sending,
             "transport_ms": np.maximum(rtt - busy - queued, 0.0),
             "overshoot_ms": np.maximum(queued - self.delay_ms, 0.0),
             "max_batch_size": self.max_batch,
@@ -594,39 +660,52 @@ def _calibration_summary(config: str, calibration: dict) -> dict:
     if config == "shared2":
         out["service_busy_ms_mean"] = float(np.mean(calibration["service_busy_ms"]))
         out["service_busy_ms_p99"] = float(np.percentile(calibration["service_busy_ms"], 99))
+        out["transport_busy_ms_median"] = float(np.median(calibration["transport_busy_ms"]))
     if config == "dynamic1":
         out["batch_ms_mean"] = {int(b): float(np.mean(v)) for b, v in calibration["batch_ms"].items()}
         out["batch_ms_p99"] = {int(b): float(np.percentile(v, 99)) for b, v in calibration["batch_ms"].items()}
         out["overshoot_ms_median"] = float(np.median(calibration["overshoot_ms"]))
+        out["reply_send_ms_median"] = float(np.median(calibration["reply_send_ms"]))
         out["max_batch_size"] = calibration["max_batch_size"]
         out["max_queue_delay_ms"] = calibration["max_queue_delay_ms"]
     return out
 
 
-def _measure_config(
-    config: str, model: bytes, utilisations, runs: int, requests: int, calibration_n: int, rng
-) -> tuple[dict, list[dict]]:
-    """Start the server(s), calibrate, serve every utilisation `runs` times, stop: (calibration, cells)."""
+def _calibrate(config: str, server, n: int) -> dict:
     if config == "fifo1":
-        server = LiveServer(model)
+        service, transport = server.calibrate(n)
+        return {"service_ms": service, "transport_ms": transport}
+    if config == "shared2":
+        return server.calibrate(n)
+    return server.calibrate(n, repeats=200)
+
+
+def _measure_config(
+    config: str, model: bytes, utilisations, runs: int, requests: int, calibration_n: int, rng, pin: bool = True
+) -> list[dict]:
+    """Start the server(s); per utilisation, calibrate (just before: this host's speed drifts over
+    seconds) and serve `runs` times back to back; stop. With `pin` and two CPUs or more, a single server
+    runs on the last CPU and the client on the first (the scheduler then cannot put them on one CPU, which
+    delays replies by up to a service time); shared2's workers on CPUs of their own, the client anywhere."""
+    cpus = _cpus() if pin else []
+    alone = len(cpus) >= 2 and config != "shared2"
+    if config == "fifo1":
+        server = LiveServer(model, cpu=cpus[-1] if alone else None)
     elif config == "shared2":
-        server = SharedQueueServer(model, workers=2)
+        server = SharedQueueServer(model, workers=2, cpus=cpus if len(cpus) >= 2 else None)
     elif config == "dynamic1":
-        server = BatchingServer(model)
+        server = BatchingServer(model, cpu=cpus[-1] if alone else None)
     else:
         raise ValueError(f"unknown configuration {config!r} (choose from {', '.join(CONFIGS)})")
     keep = slice(requests // 20, None)  # the same warm-up share as the prediction drops
     cells = []
+    affinity = _cpus()
     try:
-        if config == "fifo1":
-            service, transport = server.calibrate(calibration_n)
-            calibration = {"service_ms": service, "transport_ms": transport}
-        elif config == "shared2":
-            calibration = server.calibrate(calibration_n)
-        else:
-            calibration = server.calibrate(calibration_n, repeats=200)
-        capacity, _ = capacity_rps(config, calibration)
+        if alone:
+            _pin(cpus[0])  # this thread and the receiver threads it starts
         for rho in utilisations:
+            calibration = _calibrate(config, server, calibration_n)
+            capacity, what = capacity_rps(config, calibration)
             rate = rho * capacity
             measured, lateness, logs = [], [], []
             for _ in range(runs):
@@ -635,16 +714,32 @@ def _measure_config(
                 lateness.append({"p50": float(np.percentile(late, 50)), "p99": float(np.percentile(late, 99))})
                 logs.append((busy, server.log))
             cells.append(
-                {"config": config, "utilisation": rho, "rate_rps": rate, "measured": measured, "lateness": lateness}
+                {
+                    "config": config,
+                    "utilisation": rho,
+                    "rate_rps": rate,
+                    "calibration": {
+                        **_calibration_summary(config, calibration),
+                        "capacity_rps": capacity,
+                        "capacity": what,
+                    },
+                    "measured": measured,
+                    "lateness": lateness,
+                    "_calibration": calibration,
+                    "_logs": logs,
+                }
             )
-            cells[-1]["_logs"] = logs
     finally:
+        if alone and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, affinity)
         server.close()
-    return calibration, cells
+    return cells
 
 
-def _predict_cell(config: str, calibration: dict, cell: dict, requests: int) -> None:
-    """Fill a measured cell with servesim's prediction, the verdicts and (fifo1) the in-situ replay."""
+def _predict_cell(cell: dict, requests: int) -> dict:
+    """Fill a measured cell with servesim's prediction, the verdicts and (fifo1) the in-situ replay; return
+    its calibration (samples as lists)."""
+    config, calibration = cell["config"], cell.pop("_calibration")
     scenario, profiles = scenario_for(config, calibration, cell["rate_rps"], requests, REPLICATIONS)
     predicted = simulate_percentiles(scenario, profiles)
     logs = cell.pop("_logs")
@@ -655,6 +750,7 @@ def _predict_cell(config: str, calibration: dict, cell: dict, requests: int) -> 
         cell["service_ms_mean_in_situ"] = float(in_situ.mean())
         cell["service_lag1_autocorrelation_in_situ"] = _lag1(in_situ)
     if config == "shared2":
+        cell["service_ms_mean_in_situ"] = float(np.concatenate([busy for busy, _ in logs]).mean())
         cell["worker_share"] = [
             float(np.mean([extra == 0 for _, _, extra in log])) for _, log in logs
         ]  # share of requests worker 0 served, per run
@@ -677,6 +773,7 @@ def _predict_cell(config: str, calibration: dict, cell: dict, requests: int) -> 
             row["in_situ_error_pct"] = 100 * (replayed[key]["ms"] - row["measured_mean_ms"]) / row["measured_mean_ms"]
         rows.append(row)
     cell["table"] = rows
+    return _jsonable(calibration)
 
 
 def run_fidelity(
@@ -686,6 +783,7 @@ def run_fidelity(
     calibration: int = 500,
     configs=CONFIGS,
     seed: int = 0,
+    pin: bool = True,
 ) -> dict:
     """Measure every configuration (servers stopped before any prediction runs), then predict each cell."""
     from calibrate.networks import build_mlp
@@ -694,32 +792,23 @@ def run_fidelity(
     rng = np.random.default_rng(seed)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    calibrations, cells = {}, []
+    cells = []
     for config in configs:
-        calibrations[config], measured = _measure_config(config, model, utilisations, runs, requests, calibration, rng)
-        cells += measured
+        cells += _measure_config(config, model, utilisations, runs, requests, calibration, rng, pin)
     measured_s = time.perf_counter() - started
     load_after = os.getloadavg()[0]
-    for cell in cells:
-        _predict_cell(cell["config"], calibrations[cell["config"]], cell, requests)
+    samples = [_predict_cell(cell, requests) for cell in cells]
     return {
         "machine": f"{os.cpu_count()} logical CPUs, 1-min load average {load_before:.2f} before / "
         f"{load_after:.2f} after the measurements ({measured_s:.0f} s)",
         "load_average_1min": [load_before, load_after],
         "requests_per_run": requests,
         "runs": runs,
+        "pinned": pin,
         "noise_limit_pct": NOISE_LIMIT_PCT,
         "error_limit_pct": ERROR_LIMIT_PCT,
-        "calibration": {
-            c: {
-                **_calibration_summary(c, cal),
-                "capacity_rps": capacity_rps(c, cal)[0],
-                "capacity": capacity_rps(c, cal)[1],
-            }
-            for c, cal in calibrations.items()
-        },
         "cells": cells,
-        "calibration_samples": {c: _jsonable(cal) for c, cal in calibrations.items()},  # to predict again
+        "calibration_samples": samples,  # per cell, to predict again
     }
 
 
@@ -737,27 +826,34 @@ def _lag1(x: np.ndarray) -> float:
     return lag1(x)
 
 
+def _calibration_text(cal: dict) -> str:
+    text = f"transport median {cal['transport_ms_median']:.3f} ms"
+    if "service_ms_mean" in cal:
+        text += f", service mean {cal['service_ms_mean']:.3f} ms (p99 {cal['service_ms_p99']:.3f})"
+    if "service_busy_ms_mean" in cal:
+        text += (
+            f", with both busy {cal['service_busy_ms_mean']:.3f} (p99 {cal['service_busy_ms_p99']:.3f}; transport "
+            f"median then {cal['transport_busy_ms_median']:.3f}, not used)"
+        )
+    if "batch_ms_mean" in cal:
+        text += ", batch mean ms " + " ".join(f"{b}:{m:.2f}" for b, m in cal["batch_ms_mean"].items())
+        text += (
+            f" (reply send median {cal['reply_send_ms_median']:.3f} ms included), timer overshoot median "
+            f"{cal['overshoot_ms_median']:.3f} ms"
+        )
+    return text + f"; capacity {cal['capacity_rps']:.0f} req/s ({cal['capacity']})"
+
+
 def format_report(result: dict) -> str:
     lines = [
         f"machine: {result['machine']}",
+        f"ONNX Runtime MLP {MODEL_HIDDEN}, 1 intra-op thread; dynamic1: max_batch_size {MAX_BATCH_SIZE}, "
+        f"max_queue_delay_ms {MAX_QUEUE_DELAY_MS:g}; server and client pinned to separate CPUs: "
+        f"{'yes' if result.get('pinned') else 'no'}",
         f"{result['runs']} runs of {result['requests_per_run']} requests per cell (first 5% dropped); judged where "
         f"the runs agree within {result['noise_limit_pct']:g}%: ok when the prediction is within "
         + " / ".join(f"{v:g}% ({k})" for k, v in result["error_limit_pct"].items()),
     ]
-    for config, cal in result["calibration"].items():
-        text = f"calibration {config}: transport median {cal['transport_ms_median']:.3f} ms"
-        if "service_ms_mean" in cal:
-            text += f", service mean {cal['service_ms_mean']:.3f} ms (p99 {cal['service_ms_p99']:.3f})"
-        if "service_busy_ms_mean" in cal:
-            text += f", with both busy {cal['service_busy_ms_mean']:.3f} (p99 {cal['service_busy_ms_p99']:.3f})"
-        if "batch_ms_mean" in cal:
-            text += ", batch mean ms " + " ".join(f"{b}:{m:.2f}" for b, m in cal["batch_ms_mean"].items())
-            text += (
-                f", max_batch_size {cal['max_batch_size']}, max_queue_delay_ms {cal['max_queue_delay_ms']:g}"
-                f", timer overshoot median {cal['overshoot_ms_median']:.3f} ms"
-            )
-        text += f"; capacity {cal['capacity_rps']:.0f} req/s ({cal['capacity']})"
-        lines.append(text)
     runs = result["runs"]
     header = (
         f"{'config':<9}{'rho':>4} {'req/s':>6} {'pct':>4} "
@@ -778,6 +874,7 @@ def format_report(result: dict) -> str:
             if "in_situ_replay_ms" in row:
                 line += f"  {row['in_situ_replay_ms']:.2f} ({row['in_situ_error_pct']:+.1f})"
             lines.append(line.rstrip())
+        lines.append("    calibrated just before: " + _calibration_text(cell["calibration"]))
         notes = ["sender lateness p50/p99 ms " + ", ".join(f"{x['p50']:.2f}/{x['p99']:.2f}" for x in cell["lateness"])]
         if "mean_batch_size_measured" in cell:
             notes.append(
@@ -788,10 +885,9 @@ def format_report(result: dict) -> str:
         if "worker_share" in cell:
             notes.append("worker 0 served " + ", ".join(f"{100 * x:.0f}%" for x in cell["worker_share"]))
         if "service_ms_mean_in_situ" in cell:
-            notes.append(
-                f"in situ service mean {cell['service_ms_mean_in_situ']:.3f} ms, lag-1 autocorrelation "
-                f"{cell['service_lag1_autocorrelation_in_situ']:.2f}"
-            )
+            notes.append(f"in situ service mean {cell['service_ms_mean_in_situ']:.3f} ms")
+        if "service_lag1_autocorrelation_in_situ" in cell:
+            notes.append(f"lag-1 autocorrelation {cell['service_lag1_autocorrelation_in_situ']:.2f}")
         lines.append("    " + "; ".join(notes))
     verdicts = [
         (c["config"], c["utilisation"], r["percentile"], r["verdict"]) for c in result["cells"] for r in c["table"]
@@ -821,6 +917,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="per run")
     parser.add_argument("--calibration", type=int, default=500, help="closed-loop requests per configuration")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-pin", action="store_true", help="let the OS place server and client processes")
     parser.add_argument("--out", default="fidelity")
     args = parser.parse_args(argv)
     configs = tuple(c.strip() for c in args.configs.split(",") if c.strip())
@@ -832,7 +929,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--utilisations: values between 0 and 1 (exclusive)")
     if args.runs < 1 or args.requests < 100 or args.calibration < 30:
         parser.error("--runs >= 1, --requests >= 100, --calibration >= 30")
-    result = run_fidelity(args.requests, args.runs, utilisations, args.calibration, configs, args.seed)
+    result = run_fidelity(
+        args.requests, args.runs, utilisations, args.calibration, configs, args.seed, pin=not args.no_pin
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fidelity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -39,10 +39,12 @@ def test_live_server_reports_service_times_inside_each_latency():
     try:
         service, transport = server.calibrate(20)
         latency, lateness, busy = server.serve(rate_rps=200.0, n=50, rng=np.random.default_rng(0))
+        sending = np.array([extra for _, _, extra in server.log])  # the previous reply's send, in `busy`
     finally:
         server.close()
     assert (service > 0).all() and (transport >= 0).all()
-    assert len(busy) == 50 and (latency >= busy).all()  # served in send order: request i is the i-th served
+    assert [ids for ids, _, _ in server.log] == [[i] for i in range(50)]  # served in send order
+    assert len(busy) == 50 and (latency >= busy - sending).all()  # request i is the i-th served
     assert (lateness > -1e-6).all()
 
 
@@ -193,20 +195,18 @@ def test_report_prints_every_cell_with_its_verdict():
         "runs": 2,
         "noise_limit_pct": 5.0,
         "error_limit_pct": {"p50": 5.0, "p95": 10.0, "p99": 10.0},
-        "calibration": {
-            "fifo1": {
-                "transport_ms_median": 0.25,
-                "service_ms_mean": 3.0,
-                "service_ms_p99": 4.0,
-                "capacity_rps": 333.3,
-                "capacity": "1 / mean service",
-            }
-        },
         "cells": [
             {
                 "config": "fifo1",
                 "utilisation": 0.5,
                 "rate_rps": 166.7,
+                "calibration": {
+                    "transport_ms_median": 0.25,
+                    "service_ms_mean": 3.0,
+                    "service_ms_p99": 4.0,
+                    "capacity_rps": 333.3,
+                    "capacity": "1 / mean service",
+                },
                 "lateness": [{"p50": 0.1, "p99": 0.5}] * 2,
                 "table": [row, noisy],
             }
@@ -215,6 +215,7 @@ def test_report_prints_every_cell_with_its_verdict():
     report = format_report(result)
     assert "load average 0.10" in report
     assert "fifo1" in report and " ok" in report and "noisy" in report
+    assert "service mean 3.000 ms" in report and "capacity 333 req/s" in report
     assert "judged 1 of 2 percentiles (the rest noisy); 1 of them ok" in report
 
 
@@ -238,6 +239,7 @@ def test_shared_queue_server_serves_every_request_with_both_workers():
     finally:
         server.close()
     assert {len(v) for v in calibration.values()} == {40}
+    assert (calibration["transport_busy_ms"] >= 0).all()
     assert (calibration["service_busy_ms"] > 0).all() and (calibration["transport_ms"] >= 0).all()
     served = sorted(i for ids, _, _ in log for i in ids)
     assert served == list(range(200))  # each request answered once
@@ -250,7 +252,7 @@ def test_batching_server_forms_batches_within_its_limits():
     pytest.importorskip("onnxruntime")
     from calibrate.networks import build_mlp
 
-    server = BatchingServer(build_mlp(hidden=(512, 512)), max_batch=4, delay_ms=2.0, warmup=8)
+    server = BatchingServer(build_mlp(hidden=(512, 512)), max_batch=4, delay_ms=2.0, warmup=8, cpu=0)  # pinned
     try:
         calibration = server.calibrate(20, repeats=30)
         latency, _, busy = server.serve(rate_rps=3000.0, n=300, rng=np.random.default_rng(0))
@@ -259,12 +261,14 @@ def test_batching_server_forms_batches_within_its_limits():
         server.close()
     assert sorted(calibration["batch_ms"]) == [1, 2, 3, 4]
     assert all(len(v) == 30 for v in calibration["batch_ms"].values())
+    for b, forward in calibration["forward_ms"].items():  # a batch's busy time: its pass and its reply's send
+        assert (calibration["batch_ms"][b] > forward).all()
     assert (calibration["overshoot_ms"] >= 0).all() and (calibration["transport_ms"] >= 0).all()
     served = sorted(i for ids, _, _ in log for i in ids)
     assert served == list(range(300))
     sizes = [len(ids) for ids, _, _ in log]
     assert max(sizes) == 4 and min(sizes) >= 1 and len(busy) == len(log)
-    for ids, _, queued in log:  # a partial batch leaves once its oldest has waited the delay (give or take)
+    for ids, _, (queued, _) in log:  # a partial batch leaves once its oldest has waited the delay (give or take)
         assert min(queued) >= 0
         if len(ids) < 4:
             assert max(queued) >= 2.0 - 1e-6
