@@ -47,7 +47,7 @@ lint: setup
 bench: setup
 	$(BIN)/python -m benchmarks.run
 
-fidelity: setup  # live ONNX Runtime serving vs prediction, a few CPU-seconds a run (noisy on a shared host)
+fidelity: setup  # live ONNX Runtime serving vs prediction: 3 configurations x 2 loads x 2 runs, about 2 minutes (noisy on a shared host)
 	$(BIN)/python -m calibrate.fidelity --out fidelity
 
 # 10,000 mutated scenarios and 10,000 `run` option sets; outcome counts in fuzz-report.json

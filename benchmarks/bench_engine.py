@@ -127,9 +127,9 @@ def run(quick: bool = False) -> list[dict]:
             "name": "reference: servesim / plain SimPy",
             "value": ours / plain,
             "unit": "×",
-            "baseline": 3.0,
-            "ratio": ours / plain / 3.0,
-            "note": "target ≥ 3×",
+            "baseline": 35.0,
+            "ratio": ours / plain / 35.0,
+            "note": "target ≥ 35× (performance issue; the first round's was 3×)",
         },
     ]
 
@@ -143,6 +143,21 @@ def run(quick: bool = False) -> list[dict]:
         lambda: simulate_replication(mm3, 0, seed=7, requests=requests).requests, requests, repeats
     )
     rows.append({"name": "M/M/3 fast path: servesim", "value": mm3_rate, "unit": "req/CPU-s", "note": mm3_spread})
+
+    # Stateful paths that keep SimPy (autoscaling; caches in front of a dynamic batcher): the first
+    # `stateful` requests of each, against the performance issue's target where it set one.
+    stateful = requests // 5
+    for name, target in (("autoscale-diurnal", 300_000), ("recsys-caches", None)):
+        scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
+        rate, spread, _ = _rates(
+            partial(lambda s: simulate_replication(s, 0, seed=1, requests=stateful).requests, scenario),
+            stateful,
+            max(2, repeats // 2),
+        )
+        row = {"name": f"{name}: servesim", "value": rate, "unit": "req/CPU-s", "note": f"{spread}; first {stateful:,}"}
+        if target:
+            row.update(baseline=target, ratio=rate / target, note=row["note"] + f"; target ≥ {target:,}")
+        rows.append(row)
     return rows
 
 
