@@ -162,19 +162,21 @@ def solve_batches(
         queue_of = Router(routing, replicas, routing_rng, n).fixed_assignment(n)
         queues, servers = replicas, instances
     members = [np.flatnonzero(queue_of == q) for q in range(queues)]
-    solvers = [
-        _Queue(q, clock[m], ready_sorted[m], m.tolist(), servers, policy, done_ms) for q, m in enumerate(members)
-    ]
     draws = _ServiceDraws(cost, service_rng, policy.max_batch_size)
+    lazy = _compiled_walk(queues, draws)  # the kernel reads the arrays; Python lists only for what it leaves
+    solvers = [
+        _Queue(q, clock[m], ready_sorted[m], m, servers, policy, done_ms, lazy=lazy) for q, m in enumerate(members)
+    ]
     final_arrivals = queue_of[clock == done_ms].tolist() if n else []
     log = _walk(solvers, draws, n, final_arrivals)
+    del solvers, clock, ready_sorted  # their lists and copies are the walk's, not the result's
 
     start = np.empty(n)
     service = np.empty(n)
     batch_id = np.empty(n, dtype=np.int64)
     batch_size = np.empty(n, dtype=np.int64)
     server = np.empty(n, dtype=np.int64)
-    b_queue, b_size, b_start, b_service, b_server = (np.asarray(column) for column in log)
+    b_queue, b_size, b_start, b_service, b_server = log
     b_id = np.arange(len(b_size), dtype=np.int64)
     for q, m in enumerate(members):
         mine = b_queue == q if queues > 1 else slice(None)
@@ -194,20 +196,39 @@ def solve_batches(
     return StageBatches(start, service, batch_id, batch_size, replica, instance)
 
 
+_LOG_DTYPES = (np.int64, np.int64, float, float, np.int64)  # queue, size, start, service, server
+
+
+def _one_queue_walk(queues: int, draws: _ServiceDraws) -> bool:
+    """A single queue whose service draws come in bulk or are constant: walked by `_walk_one_queue`."""
+    return queues == 1 and not draws.divisors and (draws.bulk is not None or draws.constant is not None)
+
+
+def _compiled_walk(queues: int, draws: _ServiceDraws) -> bool:
+    return _one_queue_walk(queues, draws) and compiled.AVAILABLE
+
+
 def _walk(solvers: list[_Queue], draws: _ServiceDraws, n: int, final_arrivals: list[int]) -> tuple:
     """Commit batches in global dispatch order (service draws are shared by all queues): those before the
-    end of traffic, those at that instant (in SimPy's order of wake-ups), then the ones after it."""
+    end of traffic, those at that instant (in SimPy's order of wake-ups), then the ones after it. Returns
+    the batches' (queue, size, start, service, server) as arrays."""
     log: tuple[list, list, list, list, list] = ([], [], [], [], [])
+    chunk = None
     left = n
-    if len(solvers) == 1 and not draws.divisors and (draws.bulk is not None or draws.constant is not None):
-        walk = _walk_one_queue_compiled if compiled.AVAILABLE else _walk_one_queue
-        left = walk(solvers[0], draws, left, *log[1:])
+    if _compiled_walk(len(solvers), draws):
+        left, chunk = _walk_one_queue_compiled(solvers[0], draws, left)
+        solvers[0].materialize(solvers[0].head)
+    elif _one_queue_walk(len(solvers), draws):
+        left = _walk_one_queue(solvers[0], draws, left, *log[1:])
         log[0].extend([0] * len(log[1]))
     done_ms = solvers[0].done_ms
     left = _walk_heap(solvers, draws, left, log, before_ms=done_ms)
     left = _end_of_traffic(solvers, draws, left, log, final_arrivals)
     _walk_heap(solvers, draws, left, log, before_ms=math.inf)
-    return log
+    columns = tuple(np.asarray(column, dtype=dtype) for column, dtype in zip(log, _LOG_DTYPES))
+    if chunk is not None:
+        columns = tuple(np.concatenate([a, b]) for a, b in zip(chunk, columns))
+    return columns
 
 
 def _walk_heap(solvers: list[_Queue], draws: _ServiceDraws, left: int, log: tuple, before_ms: float) -> int:
@@ -287,10 +308,9 @@ def _end_of_traffic(
     return left
 
 
-def _walk_one_queue_compiled(
-    queue: _Queue, draws: _ServiceDraws, left: int, b_size: list, b_start: list, b_service: list, b_server: list
-) -> int:
-    """`_walk_one_queue` through the numba kernel (sim/engine/compiled.py), refilling draws between calls."""
+def _walk_one_queue_compiled(queue: _Queue, draws: _ServiceDraws, left: int) -> tuple[int, tuple]:
+    """`_walk_one_queue` through the numba kernel (sim/engine/compiled.py), refilling draws between calls;
+    returns the requests left and the batches as arrays (queue, size, start, service, server)."""
     free_at = np.array([entry[0] for entry in queue.free])
     free_server = np.array([entry[1] for entry in queue.free], dtype=np.int64)
     room = queue.n - queue.head
@@ -334,11 +354,8 @@ def _walk_one_queue_compiled(
     queue.free = list(zip(free_at.tolist(), free_server.tolist()))
     heapq.heapify(queue.free)
     draws.base, draws.used = base[used:].tolist(), 0
-    b_size.extend(out_size[:count].tolist())
-    b_start.extend(out_start[:count].tolist())
-    b_service.extend(out_service[:count].tolist())
-    b_server.extend(out_server[:count].tolist())
-    return left
+    batches = (np.zeros(count, dtype=np.int64), out_size[:count], out_start[:count], out_service[:count])
+    return left, (*batches, out_server[:count])
 
 
 def _walk_one_queue(
@@ -414,16 +431,16 @@ class _Queue:
         index: int,
         clock: np.ndarray,
         ready: np.ndarray,
-        arrival_rank: list[int],
+        arrival_rank: np.ndarray,
         servers: int,
         policy,
         done_ms: float,
+        lazy: bool = False,
     ) -> None:
         self.index = index
-        self.clock_array, self.ready_array = clock, ready
-        self.clock = clock.tolist()  # the SimPy clock when the feed appended each request
-        self.ready = ready.tolist()
-        self.arrival_rank = arrival_rank  # each request's place in the feed's (global) order
+        self.clock_array, self.ready_array, self.rank_array = clock, ready, arrival_rank
+        if not lazy:
+            self.materialize(0)
         self.n = len(clock)
         self.free = [(0.0, k) for k in range(servers)]
         self.head = 0
@@ -445,6 +462,14 @@ class _Queue:
         # was scheduled, rank of the arrival that woke the server, queue): SimPy resumes processes in the
         # order their wake-ups were scheduled (a queue-delay timeout: when the server began to wait).
         self.key: tuple = ()
+
+    def materialize(self, start: int) -> None:
+        """The Python lists the walk reads, from request `start` on (earlier places hold a shared 0: the
+        compiled kernel has already walked them, and a list of floats costs 32 bytes a request)."""
+        pad = [0] * start
+        self.clock = pad + self.clock_array[start:].tolist()  # the SimPy clock when the feed appended each
+        self.ready = pad + self.ready_array[start:].tolist()
+        self.arrival_rank = pad + self.rank_array[start:].tolist()  # place in the feed's (global) order
 
     def _batch_now(self, queued: int) -> int:
         return self.max_batch if queued >= self.max_batch else self.now_sizes[queued]

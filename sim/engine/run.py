@@ -27,7 +27,7 @@ MAX_REQUESTS_PER_RUN = 20_000_000
 def simulate_replication(scenario: Scenario, replication: int, *, seed: int, requests: int | None = None) -> RunLog:
     """One replication -> its run log: one row per arrival (rejected requests included, flagged), plus the
     autoscaling timeline and the LLM stage logs where the scenario has them."""
-    check_run_options(scenario, requests, seed, 1)
+    check_run_options(scenario, requests, seed, 1, keep_log=False)  # this replication alone (the caller checks the run)
     workload = scenario.workload
     count, horizon_ms = (requests, None) if requests is not None else workload.length()
     if count is not None and count > MAX_REQUESTS_PER_RUN:
@@ -79,7 +79,10 @@ def simulate_replication(scenario: Scenario, replication: int, *, seed: int, req
     for name, values in arrivals.columns.items():
         columns.setdefault(name, values)
     timeline = pd.concat(timelines, ignore_index=True) if timelines else None
-    return RunLog(requests=pd.DataFrame(columns), timeline=timeline, **llm_frames(run.llm_runs, replication))
+    # copy=False: the frame takes the arrays as they are (the aliases batch_size / replica share memory with
+    # their stage's columns) instead of a second copy of the whole log at the run's peak.
+    requests = pd.DataFrame(columns, copy=False)
+    return RunLog(requests=requests, timeline=timeline, **llm_frames(run.llm_runs, replication))
 
 
 def simulate_replications(
@@ -123,6 +126,9 @@ def llm_frames(runs: dict[str, LLMStageRun], replication: int) -> dict[str, pd.D
 
 
 def _scatter(n: int, idx: np.ndarray, values: np.ndarray, fill) -> np.ndarray:
+    """`values` of rows `idx` (sorted, distinct) as a column of n rows, `fill` elsewhere."""
+    if len(idx) == n:  # every row: the values are the column (no second copy at the run's peak)
+        return np.asarray(values)
     out = np.full(n, fill, dtype=np.asarray(values).dtype)
     out[idx] = values
     return out
