@@ -12,23 +12,24 @@ import pandas as pd
 
 from sim.engine.run import simulate_replication, simulate_replications
 from sim.engine.runlog import RunLog
-from sim.metrics.summary import summarize
+from sim.metrics.summary import ReplicationPart, replication_part, summarize, summarize_parts
 from sim.spec.budget import check_run_options
 from sim.spec.scenario import Scenario, parse_scenario_text
 
 
 @dataclass
 class RunResult:
-    """A finished run: the scenario, its run log (every replication) and the summary derived from it."""
+    """A finished run: the scenario, its run log (every replication; None for a run that did not keep it)
+    and the summary derived from it."""
 
     scenario: Scenario
-    run: RunLog
+    run: RunLog | None
     summary: dict = field(default_factory=dict)
 
     @property
-    def log(self) -> pd.DataFrame:
+    def log(self) -> pd.DataFrame | None:
         """The request log: one row per request of every replication."""
-        return self.run.requests
+        return None if self.run is None else self.run.requests
 
 
 def simulate(
@@ -39,18 +40,50 @@ def simulate(
     replications: int | None = None,
     on_replication: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    keep_log: bool = True,
 ) -> RunResult:
     """Simulate `replications` independent replications (default: the scenario's) and summarise them.
     `workers` > 1 runs them in a pool of processes (started once per session); every replication draws
-    from its own streams, so the result is identical to the in-process one."""
-    check_run_options(scenario, requests, seed, replications)  # bounds and the memory budget, before any work
+    from its own streams, so the result is identical to the in-process one. `keep_log` False reduces each
+    replication to its summary part as it finishes and drops its log (`run` is None): memory is one
+    replication's, whatever the count, and the summary is the same."""
+    check_run_options(scenario, requests, seed, replications, keep_log=keep_log)  # bounds and memory, first
     seed = scenario.seed if seed is None else seed
     replications = scenario.replications if replications is None else replications
+    if not keep_log:
+        parts = _parts(scenario, replications, seed, requests, workers, on_replication)
+        return RunResult(scenario=scenario, run=None, summary=summarize_parts(parts, scenario))
     if workers > 1 and replications > 1:
         run = _in_pool(scenario, replications, seed, requests, min(workers, replications), on_replication)
     else:
         run = simulate_replications(scenario, replications, seed=seed, requests=requests, on_replication=on_replication)
     return RunResult(scenario=scenario, run=run, summary=summarize(run, scenario))
+
+
+def _parts(
+    scenario: Scenario, replications: int, seed: int, requests: int | None, workers: int, on_replication
+) -> list[ReplicationPart]:
+    """Each replication reduced to its summary part, in replication order (in a pool: in the workers)."""
+    if workers > 1 and replications > 1:
+        pool = _pool(min(workers, replications))
+        futures = [
+            pool.submit(_part_task, scenario.raw, str(scenario.base_dir), rep, seed, requests)
+            for rep in range(replications)
+        ]
+        results = (future.result() for future in futures)
+    else:
+        results = (
+            replication_part(
+                simulate_replication(scenario, rep, seed=seed, requests=requests), scenario, first=rep == 0
+            )
+            for rep in range(replications)
+        )
+    parts = []
+    for done, part in enumerate(results, start=1):
+        parts.append(part)
+        if on_replication:
+            on_replication(done, replications)
+    return parts
 
 
 def save_run(result: RunResult, folder: Path, settings: dict) -> list[Path]:
@@ -122,6 +155,14 @@ def _replication_task(raw: dict, base_dir: str, replication: int, seed: int, req
     from sim.spec.scenario import parse_scenario
 
     return simulate_replication(parse_scenario(raw, base_dir=base_dir), replication, seed=seed, requests=requests)
+
+
+def _part_task(raw: dict, base_dir: str, replication: int, seed: int, requests: int | None) -> ReplicationPart:
+    from sim.spec.scenario import parse_scenario
+
+    scenario = parse_scenario(raw, base_dir=base_dir)
+    run = simulate_replication(scenario, replication, seed=seed, requests=requests)
+    return replication_part(run, scenario, first=replication == 0)
 
 
 def _in_pool(

@@ -105,6 +105,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_run_args(args)
     scenario = load_scenario(args.scenario)
     scenario = apply_set_options(scenario, args.set)
+    # The log is kept only for what reads it (a saved log, the timeline plot, the table's over-time view);
+    # otherwise each replication is summarised as it finishes and dropped: memory is one replication's.
+    keep_log = bool(args.log or args.timeline or (not args.json and scenario.deployment.autoscaling is not None))
     with steps(f"simulating {scenario.name}", "replications") as on_replication:
         result = simulate(
             scenario,
@@ -113,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             replications=args.replications,
             workers=args.workers,
             on_replication=on_replication,
+            keep_log=keep_log,
         )
     if args.log:
         settings = {
@@ -138,7 +142,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 def show(result, as_json: bool, timeline: Path | None, window_s: float | None) -> None:
     """Print a run's summary (table or JSON) and, for time-varying runs, the over-time view."""
     scenario = result.scenario
-    window_s = window_s or _default_window_s(result.log)
+    if result.run is not None:
+        window_s = window_s or _default_window_s(result.log)
     if timeline:
         from sim.present.timeline import timeline_figure
 
@@ -151,7 +156,7 @@ def show(result, as_json: bool, timeline: Path | None, window_s: float | None) -
     from sim.present.table import print_over_time, print_summary
 
     print_summary(result.summary)
-    if scenario.deployment.autoscaling is not None or timeline:
+    if result.run is not None and (scenario.deployment.autoscaling is not None or timeline):
         from sim.metrics.timeline import windowed
 
         print_over_time(windowed(result.run, scenario, window_s))

@@ -60,6 +60,26 @@ class RunLog:
             frames[f.name] = pd.concat(present, ignore_index=True) if present else None
         return cls(**frames)
 
+    def split(self) -> list["RunLog"]:
+        """One run log per replication, in replication order (the inverse of `concat`)."""
+        replication = self.requests["replication"].to_numpy()
+        if len(replication) and np.all(replication[1:] >= replication[:-1]):  # concatenated in order: slices
+            reps, starts = np.unique(replication, return_index=True)
+            bounds = [*starts[1:], len(replication)]
+            requests = [self.requests.iloc[a:b] for a, b in zip(starts, bounds)]
+        else:
+            reps = np.unique(replication)
+            requests = [self.requests[replication == rep] for rep in reps]
+        parts = []
+        for rep, rows in zip(reps, requests):
+            frames = {"requests": rows}
+            for f in fields(self):
+                frame = getattr(self, f.name)
+                if f.name != "requests" and frame is not None:
+                    frames[f.name] = frame[frame["replication"].to_numpy() == rep]
+            parts.append(type(self)(**frames))
+        return parts
+
     def frames(self) -> dict[str, pd.DataFrame]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 

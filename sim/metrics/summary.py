@@ -3,12 +3,17 @@ utilisation, rejections, cost and SLO attainment. Every figure here is derived f
 
 Confidence intervals come from independent replications (Student t over the per-replication estimates);
 a single replication is cut into 10 consecutive sections instead (batch means), and the output says so.
+
+Each replication is first reduced to a small `ReplicationPart` (its figures, stage breakdown, cache counts,
+replica counts); the summary merges the parts. `summarize` splits a whole run log into replications;
+`simulate(..., keep_log=False)` (sim/analysis/simulate.py) reduces each replication as it finishes and
+drops its log, so memory does not grow with the replication count — and both give the same numbers.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,12 +22,12 @@ from sim.engine.runlog import RunLog
 from sim.errors import ScenarioError
 from sim.metrics import cost
 from sim.metrics.invariants import with_status
-from sim.metrics.caches import cache_summary
-from sim.metrics.groups import identical_replications, measurement_groups
+from sim.metrics.caches import CacheCounts, cache_counts, caches_key
+from sim.metrics.groups import group_rows, identical, latency_digest
 from sim.metrics.llm import llm_key
 from sim.metrics.load import offered_load
 from sim.metrics.stats import ci95, mean_of_finite, within
-from sim.metrics.windows import slo_windows
+from sim.metrics.windows import judge_windows, window_points
 from sim.spec.levers import lever_summary
 from sim.spec.scenario import ModelStage, PoolStage, Scenario, time_dependent
 
@@ -57,43 +62,99 @@ class _Replication:
     timeline: pd.DataFrame | None
 
 
-def _replications(run: RunLog, scenario: Scenario) -> dict[int, _Replication]:
-    requests = run.requests
+def _replication(run: RunLog, scenario: Scenario) -> _Replication:
+    """`_Replication` of a one-replication run log."""
+    part = run.requests
+    departures = np.sort(part["departure_ms"].to_numpy())
+    start = end = np.zeros(0)
     stages = model_stages(scenario)
-    out = {}
-    for rep, part in requests.groupby("replication", sort=True):
-        departures = np.sort(part["departure_ms"].to_numpy())
-        start = end = np.zeros(0)
-        if stages:
-            name = stages[0].name
-            batch_id = part[f"{name}_batch_id"].to_numpy()
-            _, first = np.unique(batch_id, return_index=True)
-            first = first[batch_id[first] >= 0]
-            start = part[f"{name}_start_ms"].to_numpy()[first]
-            end = start + part[f"{name}_ms"].to_numpy()[first]
-        timeline = None
-        if run.timeline is not None:
-            timeline = run.timeline[run.timeline["replication"].to_numpy() == rep].sort_values("time_ms", kind="stable")
-        out[int(rep)] = _Replication(departures, start, end, timeline)
-    return out
+    if stages:
+        name = stages[0].name
+        batch_id = part[f"{name}_batch_id"].to_numpy()
+        _, first = np.unique(batch_id, return_index=True)
+        first = first[batch_id[first] >= 0]
+        start = part[f"{name}_start_ms"].to_numpy()[first]
+        end = start + part[f"{name}_ms"].to_numpy()[first]
+    timeline = None
+    if run.timeline is not None:
+        timeline = run.timeline.sort_values("time_ms", kind="stable")
+    return _Replication(departures, start, end, timeline)
 
 
-def group_figures(group: pd.DataFrame, scenario: Scenario, replication: _Replication) -> dict[str, float]:
-    """Latency percentiles, throughput, utilisation, cost, rejections and attainment of one group (a
-    replication or a section of one), over its arrival window."""
-    served = group[~group["rejected"].to_numpy()]
-    latency = served["latency_ms"].to_numpy()
-    figures: dict[str, float] = {"requests": len(group), "served": len(served)}
+@dataclass
+class ReplicationPart:
+    """One replication reduced to what the summary needs from it (a few kB, whatever its length)."""
+
+    whole: dict[str, float] | None  # group_figures of its measured requests (None: all warm-up)
+    sections: list[dict[str, float]]  # ... of its sections (the first replication only)
+    digest: str | None  # latency fingerprint: are the replications a deterministic replay?
+    latency_range: tuple[float, float]  # of its measured, served requests
+    stages: dict[str, dict[str, float]]  # stage_breakdown
+    caches: dict[str, CacheCounts] = field(default_factory=dict)
+    scaling: dict[str, float] | None = None  # warm replicas, max replicas, cold starts
+    window_points: tuple[np.ndarray, np.ndarray] | None = None  # for the per-window SLO verdict
+    llm_run: RunLog | None = None  # an LLM stage's log is kept whole (sim/metrics/llm.py)
+
+
+def replication_part(run: RunLog, scenario: Scenario, *, first: bool) -> ReplicationPart:
+    """Reduce a one-replication run log; `first`: the first replication also keeps its sections' figures
+    (the CIs of a single replication, or of identical ones, come from them)."""
+    log = run.requests
+    replication = _replication(run, scenario)
+    whole = group_rows(log, False)
+    sections = group_rows(log, True) if first else []
+    measured = log["latency_ms"].to_numpy()[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
+    measured = measured[np.isfinite(measured)]
+    latency_range = (float(measured.min()), float(measured.max())) if len(measured) else (math.inf, -math.inf)
+    budgets = scenario.slo.budgets()
+    return ReplicationPart(
+        whole=group_figures(log, whole[0], scenario, replication) if whole else None,
+        sections=[group_figures(log, rows, scenario, replication) for rows in sections],
+        digest=latency_digest(log),
+        latency_range=latency_range,
+        stages=stage_breakdown(log, scenario),
+        caches=cache_counts(log, scenario.caches, whole, sections) if scenario.caches else {},
+        scaling=_scaling(run, scenario, log["arrival_ms"].to_numpy()[whole[0]] if whole else None),
+        window_points=window_points(log) if budgets and time_dependent(scenario) else None,
+        llm_run=run if run.llm_requests is not None else None,
+    )
+
+
+def _scaling(run: RunLog, scenario: Scenario, arrivals: np.ndarray | None) -> dict[str, float] | None:
+    """Warm replicas over the measurement window, most replicas paid at once and cold starts."""
+    if run.timeline is None or scenario.deployment.autoscaling is None or run.timeline.empty:
+        return None
+    timeline = run.timeline.sort_values("time_ms", kind="stable")
+    warm = math.nan
+    if arrivals is not None:
+        t0, t1 = float(arrivals.min()), float(arrivals.max())
+        warm = cost.replica_time(scenario, timeline, t0, t1).warm_ms / max(t1 - t0, 1e-9)
+    return {
+        "warm": warm,
+        "max": int(cost.replicas_paid(timeline).max()),
+        "cold_starts": int(np.clip(np.diff(timeline["starting"].to_numpy(), prepend=0), 0, None).sum()),
+    }
+
+
+def group_figures(
+    log: pd.DataFrame, rows: np.ndarray, scenario: Scenario, replication: _Replication
+) -> dict[str, float]:
+    """Latency percentiles, throughput, utilisation, cost, rejections and attainment of one group (the
+    rows at positions `rows` of a replication's log: the replication or a section of one), over its
+    arrival window."""
+    rejected = log["rejected"].to_numpy()[rows]
+    latency = log["latency_ms"].to_numpy()[rows][~rejected]
+    figures: dict[str, float] = {"requests": len(rows), "served": len(latency)}
     figures["mean"] = float(latency.mean()) if len(latency) else math.nan
     values = np.quantile(latency, list(QUANTILES.values())) if len(latency) else [math.nan] * len(QUANTILES)
     figures.update(zip(QUANTILES, map(float, values)))
-    arrivals = group["arrival_ms"].to_numpy()
+    arrivals = log["arrival_ms"].to_numpy()[rows]
     t0, t1 = float(arrivals.min()), float(arrivals.max())
     span_ms = max(t1 - t0, 1e-9)
     departures = replication.departures_ms
     departed = int(np.searchsorted(departures, t1, side="right") - np.searchsorted(departures, t0, side="left"))
     figures["throughput_rps"] = departed / span_ms * 1000
-    figures["rejected_fraction"] = float(group["rejected"].mean())
+    figures["rejected_fraction"] = float(rejected.mean())
     replica_ms = cost.replica_time(scenario, replication.timeline, t0, t1)
     figures["mean_replicas"] = replica_ms.paid_ms / span_ms
     if model_stages(scenario):
@@ -107,36 +168,48 @@ def group_figures(group: pd.DataFrame, scenario: Scenario, replication: _Replica
     return figures
 
 
-def per_group_figures(run: RunLog, scenario: Scenario) -> pd.DataFrame:
+def parts_of(run: RunLog, scenario: Scenario) -> list[ReplicationPart]:
+    """A whole run log reduced replication by replication."""
+    return [replication_part(part, scenario, first=i == 0) for i, part in enumerate(run.split())]
+
+
+def _sectioned(parts: list[ReplicationPart]) -> bool:
+    """CIs from the first replication's sections: it is the only one, or the others repeat it."""
+    return len(parts) == 1 or identical([part.digest for part in parts])
+
+
+def _groups(parts: list[ReplicationPart]) -> pd.DataFrame:
     """One row of `group_figures` per measurement group (replication, or section of a single one)."""
-    groups = measurement_groups(run.requests)
-    if not groups:
+    rows = parts[0].sections if _sectioned(parts) else [part.whole for part in parts if part.whole is not None]
+    if not rows:
         raise ScenarioError(
             "workload: the warm-up covers the whole run, nothing is left to measure "
             "(lower warmup_requests / warmup_s or run more requests)"
         )
-    replications = _replications(run, scenario)
-    rows = [group_figures(g, scenario, replications[int(g["replication"].iloc[0])]) for g in groups]
     return pd.DataFrame(rows)
+
+
+def per_group_figures(run: RunLog, scenario: Scenario) -> pd.DataFrame:
+    """One row of `group_figures` per measurement group (replication, or section of a single one)."""
+    return _groups(parts_of(run, scenario))
 
 
 def replication_figures(run: RunLog, scenario: Scenario) -> dict[str, float]:
     """`group_figures` of a single replication's measured requests taken whole (no sections)."""
-    measured = run.requests[~run.requests["warmup"].to_numpy()]
-    if measured.empty:
+    measured = group_rows(run.requests, False)
+    if not measured:
         raise ScenarioError("workload: the warm-up covers the whole run, nothing is left to measure")
-    (replication,) = _replications(run, scenario).values()
-    return group_figures(measured, scenario, replication)
+    return group_figures(run.requests, measured[0], scenario, _replication(run, scenario))
 
 
 def stage_breakdown(log: pd.DataFrame, scenario: Scenario) -> dict[str, dict[str, float]]:
     """Mean and percentiles of the time each served, measured request spent in each stage."""
-    served = log[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
+    served = ~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()
     breakdown = {}
     for column in stage_columns(scenario):
-        if column not in served:
+        if column not in log:
             continue
-        values = served[column].to_numpy(dtype=float)
+        values = log[column].to_numpy(dtype=float)[served]
         if column.endswith("_lookup_ms"):  # a cache not consulted cost nothing
             values = np.nan_to_num(values, nan=0.0)
         values = values[np.isfinite(values)]
@@ -150,11 +223,15 @@ def stage_breakdown(log: pd.DataFrame, scenario: Scenario) -> dict[str, dict[str
 
 def summarize(run: RunLog, scenario: Scenario) -> dict:
     """The `servesim run --json` contract (DESIGN.md), computed from the run log."""
-    log = run.requests
-    per_group = per_group_figures(run, scenario)
-    replications = int(log["replication"].nunique())
+    return summarize_parts(parts_of(run, scenario), scenario)
+
+
+def summarize_parts(parts: list[ReplicationPart], scenario: Scenario) -> dict:
+    """The `servesim run --json` contract from the replications' parts, in replication order."""
+    per_group = _groups(parts)
+    replications = len(parts)
     warnings: list[str] = []
-    sectioned = replications == 1 or identical_replications(log)  # CIs from sections of one replication
+    sectioned = _sectioned(parts)  # CIs from sections of one replication
     if replications > 1 and sectioned:
         warnings.append(
             f"the {replications} replications are identical (a deterministic replay: a trace with fixed costs); "
@@ -170,9 +247,10 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
     latency.update({key: mean_of_finite(per_group[key]) for key in QUANTILES})
     # A latency figure cannot leave the range of the latencies measured: a Student-t interval over two or
     # three replications of a heavy tail can (p999 [-2,505 ms, 10.2 s]); it is clipped to that range.
-    measured = log["latency_ms"].to_numpy()[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
-    measured = measured[np.isfinite(measured)]
-    floor, ceiling = (float(measured.min()), float(measured.max())) if len(measured) else (math.nan, math.nan)
+    floor = min(part.latency_range[0] for part in parts)
+    ceiling = max(part.latency_range[1] for part in parts)
+    if floor > ceiling:  # nothing measured was served
+        floor, ceiling = math.nan, math.nan
     latency_ci = {key: list(within(ci95(per_group[key]), floor, ceiling)) for key in ["mean", *QUANTILES]}
     served_per_group = per_group["served"].min()
     for key, q in QUANTILES.items():
@@ -222,10 +300,12 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
     if scenario.slo.p99_ms is not None:
         slo["attainment"] = mean_of_finite(per_group["attainment"])
     if budgets and time_dependent(scenario):  # the load changes: a spike's window must not average away
-        slo["windows"] = slo_windows(run, scenario)
+        points = [part.window_points for part in parts if part.window_points is not None]
+        slo["windows"] = judge_windows(*(np.concatenate(c) for c in zip(*points)), budgets) if points else None
 
-    scaling = autoscaling_summary(per_group, run, scenario)
-    llm = llm_key(run, scenario)
+    scaling = autoscaling_summary(per_group, parts, scenario)
+    llm_runs = [part.llm_run for part in parts if part.llm_run is not None]
+    llm = llm_key(RunLog.concat(llm_runs), scenario) if llm_runs else None
     if llm:
         warnings.extend(llm["warnings"])
     return with_status(
@@ -237,7 +317,7 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
             "throughput_rps": mean_of_finite(per_group["throughput_rps"]),
             "latency_ms": latency,
             "latency_ms_ci95": latency_ci,
-            "stages": stage_breakdown(log, scenario),
+            "stages": merged_stages(parts, sectioned),
             "utilization": mean_of_finite(per_group["utilization"]),
             "offered_load": loads,
             "rejected_fraction": mean_of_finite(per_group["rejected_fraction"]),
@@ -249,33 +329,39 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
             "slo": slo,
             "warnings": warnings,
             **({"autoscaling": scaling} if scaling else {}),
-            **({"caches": cache_summary(log, scenario.caches)} if scenario.caches else {}),
+            **(
+                {"caches": caches_key([p.caches for p in parts], scenario.caches, sectioned)} if scenario.caches else {}
+            ),
             **({"llm": llm} if llm else {}),
         },
         scenario,
     )
 
 
-def autoscaling_summary(per_group: pd.DataFrame, run: RunLog, scenario: Scenario) -> dict | None:
+def merged_stages(parts: list[ReplicationPart], sectioned: bool) -> dict[str, dict[str, float]]:
+    """The stage breakdown over replications: each figure the mean of the replications' (as the latency
+    percentiles are); the first replication's alone when they are identical or it is the only one."""
+    if sectioned:
+        return parts[0].stages
+    merged = {}
+    for stage in dict.fromkeys(name for part in parts for name in part.stages):
+        entries = [part.stages[stage] for part in parts if stage in part.stages]
+        merged[stage] = {key: mean_of_finite([entry[key] for entry in entries]) for key in entries[0]}
+    return merged
+
+
+def autoscaling_summary(per_group: pd.DataFrame, parts: list[ReplicationPart], scenario: Scenario) -> dict | None:
     """Replicas over the measurement windows (paid: starting + warm + draining) and cold starts."""
-    if run.timeline is None or scenario.deployment.autoscaling is None:
+    scaling = [part.scaling for part in parts if part.scaling is not None]
+    if not scaling or scenario.deployment.autoscaling is None:
         return None
-    maxima, cold_starts, warm = [], [], []
-    measured = run.requests[~run.requests["warmup"].to_numpy()]
-    for rep, part in run.timeline.groupby("replication", sort=True):
-        part = part.sort_values("time_ms", kind="stable")
-        window = measured["arrival_ms"].to_numpy()[measured["replication"].to_numpy() == rep]
-        t0, t1 = float(window.min()), float(window.max())
-        warm.append(cost.replica_time(scenario, part, t0, t1).warm_ms / max(t1 - t0, 1e-9))
-        maxima.append(int(cost.replicas_paid(part).max()))
-        cold_starts.append(int(np.clip(np.diff(part["starting"].to_numpy(), prepend=0), 0, None).sum()))
     return {
         "policy": scenario.deployment.autoscaling.policy,
         "mean_replicas": mean_of_finite(per_group["mean_replicas"]),
         "mean_replicas_ci95": list(ci95(per_group["mean_replicas"])),
-        "mean_warm_replicas": float(np.mean(warm)),
-        "max_replicas": int(max(maxima)),
-        "cold_starts_per_replication": float(np.mean(cold_starts)),
+        "mean_warm_replicas": float(np.mean([s["warm"] for s in scaling])),
+        "max_replicas": int(max(s["max"] for s in scaling)),
+        "cold_starts_per_replication": float(np.mean([s["cold_starts"] for s in scaling])),
     }
 
 

@@ -43,14 +43,23 @@ def slo_windows(
     """Per-window verdict on the latency budgets (quantile -> ms; default the scenario's); None without a
     budget or a served request. `window_s` None: about 30 windows over the run, five minutes at most."""
     budgets = scenario.slo.budgets() if budgets is None else budgets
-    log = run.requests
-    measured = log[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
-    if not budgets or measured.empty:
+    return judge_windows(*window_points(run.requests), budgets, window_s)
+
+
+def window_points(log) -> tuple[np.ndarray, np.ndarray]:
+    """(arrival_ms, latency_ms) of the requests the windows judge: measured (not warm-up) and served."""
+    keep = ~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()
+    return log["arrival_ms"].to_numpy()[keep], log["latency_ms"].to_numpy()[keep]
+
+
+def judge_windows(
+    arrival_ms: np.ndarray, latency: np.ndarray, budgets: dict[float, float], window_s: float | None = None
+) -> dict | None:
+    """`slo_windows` on the measured, served requests' arrival times and latencies (replications pooled)."""
+    if not budgets or not len(arrival_ms):
         return None
-    arrival_ms = measured["arrival_ms"].to_numpy()
     window_s = float(window_s or verdict_window_s(float(arrival_ms.max()) / 1000.0))
     index = (arrival_ms // (window_s * 1000.0)).astype(np.int64)
-    latency = measured["latency_ms"].to_numpy()
     order = np.argsort(index, kind="stable")
     windows, starts, counts = np.unique(index[order], return_index=True, return_counts=True)
     top = max(budgets)

@@ -1,8 +1,12 @@
 """What a run will cost before it starts: request-log bytes and event counts, refused above a limit.
 
-The request log of every replication is kept (summaries and CIs are computed from it), so memory grows
-as requests × replications × log columns. Measured peak memory is about 4.2 × the final log's size
-(per-replication logs, their concatenation and the summary's working copies), hence WORKING_COPIES.
+A run that keeps its log (the planner, plots, `--log`) holds every replication's: memory grows as
+requests × replications × log columns, times WORKING_COPIES (per-replication logs, their concatenation,
+the summary's working copies; conservative). A run that drops it (`servesim run` without --log /
+--timeline, `simulate(keep_log=False)`) holds one replication's log at a time: requests × log columns ×
+STREAMED_COPIES, measured (peak RSS above the interpreter, 1.5M requests a replication) at 1.18–1.34 ×
+the estimated log bytes for recsys-caches, vision-a100 and reference, up to 2.0 × for short runs of
+300k requests, where fixed costs weigh more.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from sim.spec.bounds import MAX_S
 MEMORY_LIMIT_BYTES = int(float(os.environ.get("SERVESIM_MEMORY_LIMIT_GB", "4")) * 1e9)
 BYTES_PER_CELL = 8
 WORKING_COPIES = 4.5
+STREAMED_COPIES = 2.0
+# Bytes a request of every replication keeps in a run that drops its logs: arrival time and latency for
+# the per-window SLO verdict (8 + 8), twice while the windows are judged (they are concatenated).
+WINDOW_POINT_BYTES = 32
 MAX_CONTROL_TICKS = 20_000_000
 MAX_THINNING_DRAWS = 50_000_000  # about 10 s of numpy draws
 MAX_ON_OFF_PERIODS = 2_000_000
@@ -43,14 +51,32 @@ def expected_requests(scenario, requests: int | None = None) -> tuple[float, str
     return horizon_ms / 1000.0 * scenario.workload.arrival.mean_rate_rps, "workload.duration_s"
 
 
-def estimate_run_bytes(scenario, requests: int | None = None, replications: int | None = None) -> float:
-    """Peak memory of a run in bytes: requests × replications × log columns × 8 bytes × working copies."""
+def streams_replications(scenario) -> bool:
+    """A run that does not keep its log holds one replication's at a time — except an LLM stage's log,
+    which its summary reads whole (sim/metrics/llm.py)."""
+    return not any(stage.kind == "llm" for stage in scenario.stages)
+
+
+def estimate_run_bytes(
+    scenario, requests: int | None = None, replications: int | None = None, keep_log: bool = True
+) -> float:
+    """Peak memory of a run in bytes: requests × replications × log columns × 8 bytes × working copies;
+    a run that does not keep its log (and streams: `streams_replications`) counts one replication's log,
+    plus the arrival time and latency every replication keeps for a per-window SLO verdict."""
     n, _ = expected_requests(scenario, requests)
     reps = scenario.replications if replications is None else replications
-    return n * reps * log_columns(scenario) * BYTES_PER_CELL * WORKING_COPIES
+    log_bytes = log_columns(scenario) * BYTES_PER_CELL
+    if keep_log or not streams_replications(scenario):
+        return n * reps * log_bytes * WORKING_COPIES
+    from sim.spec.scenario import time_dependent
+
+    kept = WINDOW_POINT_BYTES if scenario.slo.budgets() and time_dependent(scenario) else 0
+    return n * log_bytes * STREAMED_COPIES + n * reps * kept
 
 
-def check_run_options(scenario, requests: int | None, seed: int | None, replications: int | None) -> None:
+def check_run_options(
+    scenario, requests: int | None, seed: int | None, replications: int | None, keep_log: bool = True
+) -> None:
     """Run options from the command line or an API caller, within the schema's bounds, then the budget."""
     from sim.spec.bounds import MAX_REPLICATIONS, MAX_REQUESTS, MAX_SEED
 
@@ -63,22 +89,31 @@ def check_run_options(scenario, requests: int | None, seed: int | None, replicat
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
             raise ScenarioError(f"{name}: {value!r} must be a whole number from {low} to {high}")
-    check_run_budget(scenario, requests, replications)
+    check_run_budget(scenario, requests, replications, keep_log=keep_log)
 
 
 def check_run_budget(
-    scenario, requests: int | None = None, replications: int | None = None, limit_bytes: int | None = None
+    scenario,
+    requests: int | None = None,
+    replications: int | None = None,
+    limit_bytes: int | None = None,
+    keep_log: bool = True,
 ) -> None:
     """Refuse, naming the field, a run whose log would not fit in memory or whose loops would not end."""
     limit = MEMORY_LIMIT_BYTES if limit_bytes is None else limit_bytes
     n, field = expected_requests(scenario, requests)
     reps = scenario.replications if replications is None else replications
-    need = estimate_run_bytes(scenario, requests, reps)
+    need = estimate_run_bytes(scenario, requests, reps, keep_log=keep_log)
     if not math.isfinite(need) or need > limit:
         raise ScenarioError(
             f"{field}: {n:.3g} requests × {reps} replications × {log_columns(scenario)} log columns needs about "
             f"{need / 1e9:.3g} GB, above the memory limit of {limit / 1e9:.3g} GB "
             "(lower the requests or replications; SERVESIM_MEMORY_LIMIT_GB raises the limit)"
+            + (
+                "; `servesim run` without --log / --timeline holds one replication's log at a time"
+                if keep_log and streams_replications(scenario)
+                else ""
+            )
         )
     rate = scenario.workload.arrival.mean_rate_rps
     horizon_s = n / rate if rate > 0 else math.inf
