@@ -28,7 +28,8 @@ import pandas as pd
 from sim.analysis.advise_levers import QUANTISATION, Lever, candidate_levers, stack_accuracy
 from sim.analysis.simulate import simulate
 from sim.errors import ServesimError
-from sim.metrics.summary import ci95, measurement_groups, stage_columns
+from sim.metrics.groups import measurement_groups
+from sim.metrics.summary import ci95, stage_columns
 from sim.metrics.stages import stage_shares
 from sim.spec import transforms
 from sim.spec.scenario import Scenario

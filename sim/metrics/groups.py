@@ -17,8 +17,10 @@ def latency_digest(rows: pd.DataFrame) -> str | None:
     if "latency_ms" not in rows.columns:
         return None
     latency = rows["latency_ms"].to_numpy(dtype=float)
-    latency = np.where(np.isnan(latency), np.nan, latency)  # one NaN bit pattern
-    return hashlib.blake2b(np.ascontiguousarray(latency).tobytes(), digest_size=20).hexdigest()
+    missing = np.isnan(latency)
+    if missing.any():
+        latency = np.where(missing, np.nan, latency)  # one NaN bit pattern
+    return hashlib.blake2b(memoryview(np.ascontiguousarray(latency)).cast("B"), digest_size=20).hexdigest()
 
 
 def identical(digests: list[str | None]) -> bool:

@@ -57,9 +57,41 @@ class _Replication:
     """What the figures of any window of one replication need, computed once per replication."""
 
     departures_ms: np.ndarray  # sorted
-    batch_start_ms: np.ndarray
+    batch_start_ms: np.ndarray  # sorted
     batch_end_ms: np.ndarray
     timeline: pd.DataFrame | None
+    longest_batch_ms: float = 0.0
+
+    def busy_instance_ms(self, t0: float, t1: float) -> float:
+        """`cost.busy_instance_ms` over [t0, t1], on the batches that can overlap it: those starting within
+        the longest batch before t0 up to t1 (a section of a run need not clip every batch of the run)."""
+        start, end = self.batch_start_ms, self.batch_end_ms
+        lo = np.searchsorted(start, t0 - self.longest_batch_ms, side="left")
+        hi = np.searchsorted(start, t1, side="right")
+        return cost.busy_instance_ms(start[lo:hi], end[lo:hi], t0, t1)
+
+
+def _batches(batch_id: np.ndarray, start_ms: np.ndarray, service_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each batch's start and end, ordered by start. Every request of a batch carries the batch's start
+    and service time, so writing them by batch id (ids are dense, numbered in dispatch order) finds each
+    batch without sorting the requests."""
+    valid = batch_id >= 0
+    ids = batch_id[valid]
+    if not len(ids):
+        return np.zeros(0), np.zeros(0)
+    if ids.max() < 4 * len(batch_id):
+        start = np.full(int(ids.max()) + 1, np.nan)
+        service = np.full(len(start), np.nan)
+        start[ids], service[ids] = start_ms[valid], service_ms[valid]
+        kept = ~np.isnan(start)
+        start, service = start[kept], service[kept]
+    else:  # pragma: no cover - sparse ids (no engine path makes them)
+        _, first = np.unique(ids, return_index=True)
+        start, service = start_ms[valid][first], service_ms[valid][first]
+    if np.any(start[1:] < start[:-1]):
+        order = np.argsort(start, kind="stable")
+        start, service = start[order], service[order]
+    return start, start + service
 
 
 def _replication(run: RunLog, scenario: Scenario) -> _Replication:
@@ -70,15 +102,14 @@ def _replication(run: RunLog, scenario: Scenario) -> _Replication:
     stages = model_stages(scenario)
     if stages:
         name = stages[0].name
-        batch_id = part[f"{name}_batch_id"].to_numpy()
-        _, first = np.unique(batch_id, return_index=True)
-        first = first[batch_id[first] >= 0]
-        start = part[f"{name}_start_ms"].to_numpy()[first]
-        end = start + part[f"{name}_ms"].to_numpy()[first]
+        start, end = _batches(
+            part[f"{name}_batch_id"].to_numpy(), part[f"{name}_start_ms"].to_numpy(), part[f"{name}_ms"].to_numpy()
+        )
     timeline = None
     if run.timeline is not None:
         timeline = run.timeline.sort_values("time_ms", kind="stable")
-    return _Replication(departures, start, end, timeline)
+    longest = float((end - start).max()) if len(start) else 0.0
+    return _Replication(departures, start, end, timeline, longest)
 
 
 @dataclass
@@ -158,7 +189,7 @@ def group_figures(
     replica_ms = cost.replica_time(scenario, replication.timeline, t0, t1)
     figures["mean_replicas"] = replica_ms.paid_ms / span_ms
     if model_stages(scenario):
-        busy = cost.busy_instance_ms(replication.batch_start_ms, replication.batch_end_ms, t0, t1)
+        busy = replication.busy_instance_ms(t0, t1)
         figures["utilization"] = cost.utilization(busy, replica_ms, scenario.deployment.instances)
     else:
         figures["utilization"] = math.nan
@@ -169,8 +200,13 @@ def group_figures(
 
 
 def parts_of(run: RunLog, scenario: Scenario) -> list[ReplicationPart]:
-    """A whole run log reduced replication by replication."""
-    return [replication_part(part, scenario, first=i == 0) for i, part in enumerate(run.split())]
+    """A whole run log reduced replication by replication (the first one's sections only when they count:
+    it is the only one, or the others repeat it)."""
+    logs = run.split()
+    parts = [replication_part(log, scenario, first=len(logs) == 1) for log in logs]
+    if len(parts) > 1 and _sectioned(parts):
+        parts[0] = replication_part(logs[0], scenario, first=True)
+    return parts
 
 
 def _sectioned(parts: list[ReplicationPart]) -> bool:
