@@ -10,11 +10,13 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from sim.analysis.simulate import simulate
+from sim.analysis.simulate import finish_log, load_run, save_run, simulate
 from sim.cli.main import json_ready, main
 from sim.engine.run import simulate_replication
+from sim.engine.runlog import RunLog, RunLogWriter
 from sim.errors import ScenarioError
 from sim.metrics.summary import replication_part, stage_breakdown
 from sim.spec import budget
@@ -122,3 +124,24 @@ def test_run_json_equals_the_summary_of_its_saved_log(tmp_path, capsys):
     assert main(["summarize", str(tmp_path / "log"), "--json"]) in (0, 3)
     reread = json.loads(capsys.readouterr().out)
     assert streamed == kept == reread
+
+
+@pytest.mark.parametrize(
+    "name, requests", [("recsys-caches", 3000), ("llm-chat-continuous", 200), ("autoscale-diurnal", 6000)]
+)
+def test_a_log_written_replication_by_replication_is_the_kept_log(tmp_path, name, requests):
+    """`run --log` without a plot writes each replication as it finishes (RunLogWriter) and keeps none:
+    the folder holds the same frames as a kept run's, and recomputes the same summary."""
+    scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
+    settings = {"seed": 3, "requests": requests, "replications": 2}
+    kept = simulate(scenario, requests=requests, replications=2, seed=3)
+    save_run(kept, tmp_path / "kept", settings)
+    with RunLogWriter(tmp_path / "streamed") as writer:
+        streamed = simulate(scenario, requests=requests, replications=2, seed=3, keep_log=False, each_log=writer.append)
+        finish_log(writer, scenario, settings)
+    assert streamed.run is None
+    (a, a_yaml, a_run), (b, b_yaml, b_run) = RunLog.read(tmp_path / "kept"), RunLog.read(tmp_path / "streamed")
+    assert a.frames().keys() == b.frames().keys() and (a_yaml, a_run) == (b_yaml, b_run)
+    for frame in a.frames():
+        pd.testing.assert_frame_equal(a.frames()[frame], b.frames()[frame])
+    assert _canonical(load_run(tmp_path / "streamed").summary) == _canonical(kept.summary)

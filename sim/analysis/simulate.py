@@ -11,7 +11,7 @@ from typing import Callable
 import pandas as pd
 
 from sim.engine.run import simulate_replication, simulate_replications
-from sim.engine.runlog import RunLog
+from sim.engine.runlog import RunLog, RunLogWriter
 from sim.metrics.summary import ReplicationPart, replication_part, summarize, summarize_parts
 from sim.spec.budget import check_run_options
 from sim.spec.scenario import Scenario, parse_scenario_text
@@ -41,17 +41,19 @@ def simulate(
     on_replication: Callable[[int, int], None] | None = None,
     workers: int = 1,
     keep_log: bool = True,
+    each_log: Callable[[RunLog], None] | None = None,
 ) -> RunResult:
     """Simulate `replications` independent replications (default: the scenario's) and summarise them.
     `workers` > 1 runs them in a pool of processes (started once per session); every replication draws
     from its own streams, so the result is identical to the in-process one. `keep_log` False reduces each
     replication to its summary part as it finishes and drops its log (`run` is None): memory is one
-    replication's, whatever the count, and the summary is the same."""
+    replication's, whatever the count, and the summary is the same; `each_log` is handed each replication's
+    log first, in replication order (a `RunLogWriter.append` saves the run without holding it)."""
     check_run_options(scenario, requests, seed, replications, keep_log=keep_log)  # bounds and memory, first
     seed = scenario.seed if seed is None else seed
     replications = scenario.replications if replications is None else replications
     if not keep_log:
-        parts = _parts(scenario, replications, seed, requests, workers, on_replication)
+        parts = _parts(scenario, replications, seed, requests, workers, on_replication, each_log)
         return RunResult(scenario=scenario, run=None, summary=summarize_parts(parts, scenario))
     if workers > 1 and replications > 1:
         run = _in_pool(scenario, replications, seed, requests, min(workers, replications), on_replication)
@@ -61,21 +63,32 @@ def simulate(
 
 
 def _parts(
-    scenario: Scenario, replications: int, seed: int, requests: int | None, workers: int, on_replication
+    scenario: Scenario,
+    replications: int,
+    seed: int,
+    requests: int | None,
+    workers: int,
+    on_replication,
+    each_log: Callable[[RunLog], None] | None = None,
 ) -> list[ReplicationPart]:
-    """Each replication reduced to its summary part, in replication order (in a pool: in the workers)."""
+    """Each replication reduced to its summary part, in replication order (in a pool: in the workers,
+    unless `each_log` needs the logs here)."""
+
+    def reduce(rep: int, run: RunLog) -> ReplicationPart:
+        if each_log:
+            each_log(run)
+        return replication_part(run, scenario, first=rep == 0)
+
     if workers > 1 and replications > 1:
         pool = _pool(min(workers, replications))
+        task = _replication_task if each_log else _part_task
         futures = [
-            pool.submit(_part_task, scenario.raw, str(scenario.base_dir), rep, seed, requests)
-            for rep in range(replications)
+            pool.submit(task, scenario.raw, str(scenario.base_dir), rep, seed, requests) for rep in range(replications)
         ]
-        results = (future.result() for future in futures)
+        results = (reduce(rep, f.result()) if each_log else f.result() for rep, f in enumerate(futures))
     else:
         results = (
-            replication_part(
-                simulate_replication(scenario, rep, seed=seed, requests=requests), scenario, first=rep == 0
-            )
+            reduce(rep, simulate_replication(scenario, rep, seed=seed, requests=requests))
             for rep in range(replications)
         )
     parts = []
@@ -88,10 +101,17 @@ def _parts(
 
 def save_run(result: RunResult, folder: Path, settings: dict) -> list[Path]:
     """The run log, the scenario and the run's settings in `folder` (see RunLog.write)."""
+    with RunLogWriter(folder) as writer:
+        writer.append(result.run)
+        return finish_log(writer, result.scenario, settings)
+
+
+def finish_log(writer: RunLogWriter, scenario: Scenario, settings: dict) -> list[Path]:
+    """Close a run log folder: the scenario as run and the run's settings beside its frames."""
     import yaml
 
-    text = yaml.safe_dump(result.scenario.raw, sort_keys=False)
-    return result.run.write(folder, scenario_yaml=text, run={**settings, "base_dir": str(result.scenario.base_dir)})
+    text = yaml.safe_dump(scenario.raw, sort_keys=False)
+    return writer.finish(scenario_yaml=text, run={**settings, "base_dir": str(scenario.base_dir)})
 
 
 def load_run(folder: Path) -> RunResult:

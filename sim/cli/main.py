@@ -96,7 +96,8 @@ def _entry_points():
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sim.analysis.simulate import save_run, simulate
+    from sim.analysis.simulate import finish_log, save_run, simulate
+    from sim.engine.runlog import RunLogWriter
     from sim.cli.paths import check_run_args
     from sim.metrics.invariants import exit_code
     from sim.present.progress import steps
@@ -105,25 +106,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_run_args(args)
     scenario = load_scenario(args.scenario)
     scenario = apply_set_options(scenario, args.set)
-    # The log is kept only for what reads it (a saved log, the timeline plot, the table's over-time view);
-    # otherwise each replication is summarised as it finishes and dropped: memory is one replication's.
-    keep_log = bool(args.log or args.timeline or (not args.json and scenario.deployment.autoscaling is not None))
-    with steps(f"simulating {scenario.name}", "replications") as on_replication:
-        result = simulate(
-            scenario,
-            requests=args.requests,
-            seed=args.seed,
-            replications=args.replications,
-            workers=args.workers,
-            on_replication=on_replication,
-            keep_log=keep_log,
-        )
-    if args.log:
-        settings = {
-            "seed": args.seed if args.seed is not None else scenario.seed,
-            "requests": args.requests,
-            "replications": args.replications or scenario.replications,
-        }
+    # The log is kept only for what reads it (the timeline plot, the table's over-time view); otherwise each
+    # replication is summarised as it finishes (and written, with --log) and dropped: memory is one
+    # replication's.
+    keep_log = bool(args.timeline or (not args.json and scenario.deployment.autoscaling is not None))
+    settings = {
+        "seed": args.seed if args.seed is not None else scenario.seed,
+        "requests": args.requests,
+        "replications": args.replications or scenario.replications,
+    }
+    writer = RunLogWriter(args.log) if args.log and not keep_log else None
+    try:
+        with steps(f"simulating {scenario.name}", "replications") as on_replication:
+            result = simulate(
+                scenario,
+                requests=args.requests,
+                seed=args.seed,
+                replications=args.replications,
+                workers=args.workers,
+                on_replication=on_replication,
+                keep_log=keep_log,
+                each_log=writer.append if writer else None,
+            )
+    finally:
+        if writer:
+            writer.close()
+    if writer:
+        finish_log(writer, scenario, settings)
+    elif args.log:
         save_run(result, args.log, settings)
     show(result, args.json, args.timeline, args.window_s)
     return exit_code(result.summary)

@@ -86,19 +86,9 @@ class RunLog:
     def write(self, folder: Path, *, scenario_yaml: str, run: dict) -> list[Path]:
         """Every frame as `<name>.parquet` in `folder`, the scenario as `scenario.yaml` and how it was run
         (seed, requests, replications, version) as `run.json`; returns the files written."""
-        folder = Path(folder)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            written = []
-            for name, frame in self.frames().items():
-                path = folder / f"{name}.parquet"
-                frame.to_parquet(path, index=False)
-                written.append(path)
-            (folder / "scenario.yaml").write_text(scenario_yaml)
-            (folder / "run.json").write_text(json.dumps({"format": FORMAT_VERSION, **run}, indent=2) + "\n")
-        except OSError as exc:
-            raise ServesimError(f"--log: cannot write the run log to {folder}: {exc.strerror or exc}") from None
-        return [*written, folder / "scenario.yaml", folder / "run.json"]
+        with RunLogWriter(folder) as writer:
+            writer.append(self)
+            return writer.finish(scenario_yaml=scenario_yaml, run=run)
 
     @classmethod
     def read(cls, folder: Path) -> tuple["RunLog", str, dict]:
@@ -118,3 +108,58 @@ class RunLog:
                     raise ServesimError(f"{path}: cannot read as parquet ({type(exc).__name__})") from None
         run = json.loads((folder / "run.json").read_text())
         return cls(**frames), (folder / "scenario.yaml").read_text(), run
+
+
+class RunLogWriter:
+    """Writes a run log folder (as `RunLog.write`) replication by replication: each `append` adds a
+    replication's frames to `<name>.parquet` as row groups, so a run can drop each log once written and
+    hold one replication's at a time. `finish` adds `scenario.yaml` and `run.json`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._writers: dict = {}
+        self._paths: list[Path] = []
+
+    def append(self, run: RunLog) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)  # on the first write: a refused run leaves nothing
+            for name, frame in run.frames().items():
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = self._writers.get(name)
+                if writer is None:
+                    path = self.folder / f"{name}.parquet"
+                    writer = self._writers[name] = pq.ParquetWriter(path, table.schema)
+                    self._paths.append(path)
+                elif table.schema != writer.schema:  # e.g. an all-NaN column typed otherwise in one replication
+                    table = table.cast(writer.schema)
+                writer.write_table(table)
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def finish(self, *, scenario_yaml: str, run: dict) -> list[Path]:
+        """Close the frames' files and write the scenario and the run's settings; the files written."""
+        self.close()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "scenario.yaml").write_text(scenario_yaml)
+            (self.folder / "run.json").write_text(json.dumps({"format": FORMAT_VERSION, **run}, indent=2) + "\n")
+        except OSError as exc:
+            raise self._error(exc) from None
+        return [*self._paths, self.folder / "scenario.yaml", self.folder / "run.json"]
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+    def __enter__(self) -> "RunLogWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _error(self, exc: OSError) -> ServesimError:
+        return ServesimError(f"--log: cannot write the run log to {self.folder}: {exc.strerror or exc}")
