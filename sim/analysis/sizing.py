@@ -203,12 +203,20 @@ def probe(
     requests: int | None,
     window_s: float | None,
     per_window: bool = False,
+    on_replication=None,
 ) -> Probe:
     """One count on one candidate, judged on every budget of `slo` (a p99 in ms, or Budgets). `per_window`:
     the worst judged window's p99 must meet the end-to-end budget too (sim.metrics.windows: the windows of
     `servesim run`, `window_s` long or its default when None; windows too thin for a p99 are not judged)."""
     budgets = slo if isinstance(slo, Budgets) else Budgets(slo)
-    result = simulate(with_replicas(scenario, count), seed=seed, replications=replications, requests=requests)
+    result = simulate(
+        with_replicas(scenario, count),
+        seed=seed,
+        replications=replications,
+        requests=requests,
+        on_replication=on_replication,
+        keep_log=per_window,  # only the windows read the log; otherwise memory is one replication's
+    )
     summary = result.summary
     worst = None
     if per_window and budgets.p99_ms is not None:
@@ -287,6 +295,7 @@ def size(
     window_s: float | None = None,
     seed: int | None = None,
     on_probe=None,
+    on_replication=None,
 ) -> SizingResult:
     """The fewest replicas (or min_replicas) meeting the SLO with confidence on each candidate, by
     bracketing (doubling steps up from the smallest stable count) and bisecting, on common random numbers.
@@ -314,6 +323,7 @@ def size(
                 requests=requests,
                 window_s=window_s,
                 per_window=per_window,
+                on_replication=on_replication,
             )
             result.probes.append(point)
             if on_probe:
@@ -332,7 +342,13 @@ def size(
     # The scenario written out carries the SLO it was sized for, so re-running it judges what was sized.
     result.chosen_scenario = with_replicas(variant, chosen.replicas).with_overrides(budgets.overrides())
     fresh = seed + FRESH_SEED_OFFSET
-    checks = dict(replications=replications, requests=requests, window_s=window_s, per_window=per_window)
+    checks = dict(
+        replications=replications,
+        requests=requests,
+        window_s=window_s,
+        per_window=per_window,
+        on_replication=on_replication,
+    )
     result.recheck = probe(variant, chosen.hardware, chosen.replicas, budgets, seed=fresh, **checks)
     lowest = 0 if autoscaled else 1
     if chosen.replicas - 1 >= lowest:
@@ -420,6 +436,7 @@ def _cached_probe(
     requests: int | None,
     window_s: float | None,
     per_window: bool,
+    on_replication=None,
 ) -> Probe:
     """A probe, run once per distinct model stage: candidates that differ only in name and price share the
     run (latency is the same), with the cost scaled to their price."""
@@ -445,6 +462,7 @@ def _cached_probe(
         requests=requests,
         window_s=window_s,
         per_window=per_window,
+        on_replication=on_replication,
     )
     cache[key] = (point, candidate.usd_per_hour)
     return point

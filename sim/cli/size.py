@@ -54,6 +54,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     from sim.spec.hardware import load_catalogue
     from sim.spec.scenario import load_scenario
     from sim.analysis.sizing import llm_budgets, parse_candidates, size
+    from sim.present.progress import steps
 
     check_size_args(args)
     if args.replications < 2:
@@ -70,18 +71,20 @@ def cmd_size(args: argparse.Namespace) -> int:
     def show(probe) -> None:
         console.print(f"  {probe.hardware} {knob}={probe.replicas}: {_figures(probe)} → {probe.verdict}")
 
-    result = size(
-        scenario,
-        budgets.p99_ms,
-        candidates,
-        ttft_p99_ms=budgets.ttft_p99_ms,
-        tpot_p99_ms=budgets.tpot_p99_ms,
-        replications=args.replications,
-        requests=args.requests,
-        window_s=args.every_window_s,
-        seed=args.seed,
-        on_probe=show,
-    )
+    with steps("probe", "replications") as on_replication:  # within each probe (a day can take minutes)
+        result = size(
+            scenario,
+            budgets.p99_ms,
+            candidates,
+            ttft_p99_ms=budgets.ttft_p99_ms,
+            tpot_p99_ms=budgets.tpot_p99_ms,
+            replications=args.replications,
+            requests=args.requests,
+            window_s=args.every_window_s,
+            seed=args.seed,
+            on_probe=show,
+            on_replication=on_replication,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     frontier = result.frontier()
     frontier.to_csv(args.out / "frontier.csv", index=False)
