@@ -145,3 +145,7 @@ def test_a_log_written_replication_by_replication_is_the_kept_log(tmp_path, name
     for frame in a.frames():
         pd.testing.assert_frame_equal(a.frames()[frame], b.frames()[frame])
     assert _canonical(load_run(tmp_path / "streamed").summary) == _canonical(kept.summary)
+    # ... also read back one replication at a time (what `summarize DIR --json` does).
+    for folder in ("kept", "streamed"):
+        reread = load_run(tmp_path / folder, keep_log=False)
+        assert reread.run is None and _canonical(reread.summary) == _canonical(kept.summary)

@@ -114,13 +114,21 @@ def finish_log(writer: RunLogWriter, scenario: Scenario, settings: dict) -> list
     return writer.finish(scenario_yaml=text, run={**settings, "base_dir": str(scenario.base_dir)})
 
 
-def load_run(folder: Path) -> RunResult:
-    """A saved run log, with the summary recomputed from it."""
-    run, text, settings = RunLog.read(folder)
+def load_run(folder: Path, keep_log: bool = True) -> RunResult:
+    """A saved run log, with the summary recomputed from it. `keep_log` False reads it one replication at
+    a time and keeps none (`run` is None): memory is one replication's, and the summary is the same."""
+    if not keep_log:
+        replications = RunLog.replications_in(folder)
+    run, text, settings = RunLog.read(folder, replication=None if keep_log else replications[0])
     scenario = parse_scenario_text(
         text, source=str(Path(folder) / "scenario.yaml"), base_dir=settings.get("base_dir") or None
     )
-    return RunResult(scenario=scenario, run=run, summary=summarize(run, scenario))
+    if keep_log:
+        return RunResult(scenario=scenario, run=run, summary=summarize(run, scenario))
+    parts = [replication_part(run, scenario, first=True)]
+    for rep in replications[1:]:
+        parts.append(replication_part(RunLog.read(folder, replication=rep)[0], scenario, first=False))
+    return RunResult(scenario=scenario, run=None, summary=summarize_parts(parts, scenario))
 
 
 def run_log_zip(result: RunResult) -> bytes:

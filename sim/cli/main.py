@@ -144,9 +144,16 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
     from sim.metrics.invariants import exit_code
 
-    result = load_run(args.folder)
+    # Read replication by replication unless the table's over-time view needs the whole log.
+    keep_log = not args.json and _autoscaled(args.folder)
+    result = load_run(args.folder, keep_log=keep_log)
     show(result, args.json, None, None)
     return exit_code(result.summary)
+
+
+def _autoscaled(folder: Path) -> bool:
+    """Whether a run log folder holds an autoscaling timeline (the table then shows the over-time view)."""
+    return (Path(folder) / "timeline.parquet").is_file()
 
 
 def show(result, as_json: bool, timeline: Path | None, window_s: float | None) -> None:

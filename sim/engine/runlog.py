@@ -91,23 +91,49 @@ class RunLog:
             return writer.finish(scenario_yaml=scenario_yaml, run=run)
 
     @classmethod
-    def read(cls, folder: Path) -> tuple["RunLog", str, dict]:
-        """A folder written by `write` -> (log, scenario YAML text, run settings)."""
+    def read(cls, folder: Path, replication: int | None = None) -> tuple["RunLog", str, dict]:
+        """A folder written by `write` -> (log, scenario YAML text, run settings); only the rows of
+        `replication` when given (a writer's row groups hold one replication each: the others are skipped
+        unread)."""
         folder = Path(folder)
         if not (folder / "requests.parquet").is_file() or not (folder / "run.json").is_file():
             raise ServesimError(
                 f"{folder}: not a run log folder (no requests.parquet / run.json; write one with --log)"
             )
-        frames = {}
-        for f in fields(cls):
-            path = folder / f"{f.name}.parquet"
-            if path.is_file():
-                try:
-                    frames[f.name] = pd.read_parquet(path)
-                except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
-                    raise ServesimError(f"{path}: cannot read as parquet ({type(exc).__name__})") from None
+        frames = {f.name: cls._read_frame(folder / f"{f.name}.parquet", replication) for f in fields(cls)}
         run = json.loads((folder / "run.json").read_text())
-        return cls(**frames), (folder / "scenario.yaml").read_text(), run
+        return cls(**{k: v for k, v in frames.items() if v is not None}), (folder / "scenario.yaml").read_text(), run
+
+    @classmethod
+    def replications_in(cls, folder: Path) -> list[int]:
+        """The replications a run log folder holds, in order (reads one column)."""
+        frame = cls._read_frame(Path(folder) / "requests.parquet", columns=["replication"])
+        if frame is None:
+            raise ServesimError(f"{folder}: not a run log folder (no requests.parquet; write one with --log)")
+        return [int(r) for r in np.unique(frame["replication"].to_numpy())]
+
+    @staticmethod
+    def _read_frame(path: Path, replication: int | None = None, columns: list[str] | None = None):
+        """One frame (None if its file is absent): whole, or the rows of one replication, read from the row
+        groups whose statistics admit it and converted without a second copy."""
+        if not path.is_file():
+            return None
+        try:
+            if replication is None:
+                return pd.read_parquet(path, columns=columns)
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+
+            source = pq.ParquetFile(path)
+            column = source.schema_arrow.get_field_index("replication")
+            stats = [source.metadata.row_group(i).column(column).statistics for i in range(source.num_row_groups)]
+            admits = [s is None or not s.has_min_max or s.min <= replication <= s.max for s in stats]
+            table = source.read_row_groups([i for i, ok in enumerate(admits) if ok], columns=columns)
+            if not all(s is not None and s.has_min_max and s.min == s.max for s, ok in zip(stats, admits) if ok):
+                table = table.filter(pc.equal(table["replication"], replication))
+            return table.to_pandas(split_blocks=True, self_destruct=True)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+            raise ServesimError(f"{path}: cannot read as parquet ({type(exc).__name__})") from None
 
 
 class RunLogWriter:
