@@ -1,6 +1,7 @@
 """LLM stage speed: the full Azure LLM conversation trace (19,366 requests, one hour) replayed on the
-llama2-70b TP4 A100 profile with continuous batching, one SimPy event per iteration. Target: ≤ 5 s wall
-on one core. Also static batching and chunked prefill on the same trace, for the iteration rates."""
+llama2-70b TP4 A100 profile with continuous batching (quiet decode steps fused into one SimPy event).
+Target of the performance issue: ≤ 0.5 s CPU (the first round's was ≤ 5 s wall); ratio = CPU / target, so
+≤ 1 meets it. Also static batching and chunked prefill on the same trace, for the iteration rates."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRACE = ROOT / "scenarios" / "traces" / "azure-llm-conv-trace.csv"
 PROFILE = ROOT / "models" / "llama2-70b-tp4-a100.yaml"
 REPLICAS = 6  # as scenarios/llm-chat-continuous.yaml
-TARGET_S = 5.0
+TARGET_CPU_S = 0.5
 
 
 def _trace(requests: int | None):
@@ -46,12 +47,13 @@ def run(quick: bool = False) -> list[dict]:
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     rows.append(
         {
-            "name": "LLM conv trace, continuous (A100 TP4 × 6): wall",
-            "value": wall_s,
+            "name": "LLM conv trace, continuous (A100 TP4 × 6): CPU",
+            "value": cpu_s,
             "unit": "s",
-            "baseline": TARGET_S,
-            "ratio": TARGET_S / wall_s,
-            "note": f"target ≤ {TARGET_S:g} s; CPU {cpu_s:.2f} s{load}; {requests:,} requests, {iterations:,} iterations",
+            "baseline": TARGET_CPU_S,
+            "ratio": cpu_s / TARGET_CPU_S,
+            "note": f"target ≤ {TARGET_CPU_S:g} s CPU; wall {wall_s:.2f} s{load}; {requests:,} requests, "
+            f"{iterations:,} iterations",
         }
     )
     if not quick:
