@@ -149,3 +149,19 @@ def test_a_log_written_replication_by_replication_is_the_kept_log(tmp_path, name
     for folder in ("kept", "streamed"):
         reread = load_run(tmp_path / folder, keep_log=False)
         assert reread.run is None and _canonical(reread.summary) == _canonical(kept.summary)
+
+
+def test_the_planners_run_log_download_recomputes_its_summary(tmp_path):
+    """The planner's "Run log" zip (run_log_zip) holds the folder `run --log` writes, LLM frames included."""
+    import zipfile
+
+    from sim.analysis.simulate import run_log_zip
+
+    scenario = load_scenario(ROOT / "scenarios" / "llm-chat-continuous.yaml")
+    result = simulate(scenario, requests=150, replications=2, seed=4)
+    archive = tmp_path / "run.zip"
+    archive.write_bytes(run_log_zip(result))
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(tmp_path)
+    assert (tmp_path / "run" / "llm_iterations.parquet").is_file()
+    assert _canonical(load_run(tmp_path / "run").summary) == _canonical(result.summary)
