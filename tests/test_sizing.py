@@ -334,3 +334,18 @@ def test_a_scenario_without_hardware_is_sized_on_what_it_names(tmp_path: Path):
     assert candidate.own and candidate.apply(scenario).deployment.hardware == scenario.deployment.hardware
     result = size(scenario, 1000.0, [candidate], replications=3)
     assert result.chosen is not None and result.chosen.replicas >= 4  # offered load 3 Erlangs needs at least 4
+
+
+def test_probes_in_a_process_pool_give_the_same_sizing():
+    """`--workers`: each probe's replications run in parallel processes, with the same answer and figures."""
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 3.0},
+        service_ms={"dist": "exponential", "mean": 1000},
+        requests=3000,
+        hardware={"name": "x", "usd_per_hour": 1.0},
+    )
+    alone = size(scenario, 8000.0, [Candidate("x", 1.0)], replications=3)
+    pooled = size(scenario, 8000.0, [Candidate("x", 1.0)], replications=3, workers=2)
+    assert alone.chosen is not None
+    assert pooled.frontier().equals(alone.frontier())
+    assert pooled.chosen == alone.chosen and pooled.recheck == alone.recheck

@@ -204,6 +204,7 @@ def probe(
     window_s: float | None,
     per_window: bool = False,
     on_replication=None,
+    workers: int = 1,
 ) -> Probe:
     """One count on one candidate, judged on every budget of `slo` (a p99 in ms, or Budgets). `per_window`:
     the worst judged window's p99 must meet the end-to-end budget too (sim.metrics.windows: the windows of
@@ -215,6 +216,7 @@ def probe(
         replications=replications,
         requests=requests,
         on_replication=on_replication,
+        workers=workers,
         keep_log=per_window,  # only the windows read the log; otherwise memory is one replication's
     )
     summary = result.summary
@@ -296,6 +298,7 @@ def size(
     seed: int | None = None,
     on_probe=None,
     on_replication=None,
+    workers: int = 1,
 ) -> SizingResult:
     """The fewest replicas (or min_replicas) meeting the SLO with confidence on each candidate, by
     bracketing (doubling steps up from the smallest stable count) and bisecting, on common random numbers.
@@ -324,6 +327,7 @@ def size(
                 window_s=window_s,
                 per_window=per_window,
                 on_replication=on_replication,
+                workers=workers,
             )
             result.probes.append(point)
             if on_probe:
@@ -348,6 +352,7 @@ def size(
         window_s=window_s,
         per_window=per_window,
         on_replication=on_replication,
+        workers=workers,
     )
     result.recheck = probe(variant, chosen.hardware, chosen.replicas, budgets, seed=fresh, **checks)
     lowest = 0 if autoscaled else 1
@@ -437,6 +442,7 @@ def _cached_probe(
     window_s: float | None,
     per_window: bool,
     on_replication=None,
+    workers: int = 1,
 ) -> Probe:
     """A probe, run once per distinct model stage: candidates that differ only in name and price share the
     run (latency is the same), with the cost scaled to their price."""
@@ -463,6 +469,7 @@ def _cached_probe(
         window_s=window_s,
         per_window=per_window,
         on_replication=on_replication,
+        workers=workers,
     )
     cache[key] = (point, candidate.usd_per_hour)
     return point

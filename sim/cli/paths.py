@@ -143,6 +143,7 @@ def check_size_args(args) -> None:
     if args.every_window_s != 0:  # 0 turns the per-window check off
         positive_number(args.every_window_s, "--every-window-s", limit=1e10)
     count(args.replications, "--replications", 2, 1000)
+    count(args.workers, "--workers", 1, MAX_WORKERS)
     output_dir(args.out, "--out")
 
 

@@ -39,6 +39,12 @@ def register(subparsers) -> None:
         "default for a load that changes over time: the windows of `servesim run` (≤ 5 min); 0: off",
     )
     size.add_argument("--seed", type=int)
+    size.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run each probe's replications in parallel in this many processes (same results; default 1)",
+    )
     add_set_option(size)
     size.add_argument(
         "--out", type=Path, default=Path("sizing"), help="folder for the frontier CSV, plot and chosen scenario"
@@ -84,6 +90,7 @@ def cmd_size(args: argparse.Namespace) -> int:
             seed=args.seed,
             on_probe=show,
             on_replication=on_replication,
+            workers=args.workers,
         )
     args.out.mkdir(parents=True, exist_ok=True)
     frontier = result.frontier()
