@@ -960,7 +960,7 @@ def view_sizing(ctx: Context) -> None:
     scenario = ctx.scenario
     knob = "min_replicas" if scenario.deployment.autoscaling is not None else "replicas"
     mean_rps = scenario.workload.arrival.mean_rate_rps
-    cols = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    cols = st.columns([1, 1, 1, 2, 1], vertical_alignment="bottom")
     target = cols[0].number_input(
         "Target rate (req/s, mean)",
         min_value=min(0.01, mean_rps),
@@ -972,19 +972,28 @@ def view_sizing(ctx: Context) -> None:
     slo = cols[1].number_input(
         "p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("size.slo")
     )
+    p95 = cols[2].number_input(
+        "p95 SLO (ms)",
+        min_value=0.0,
+        value=float(scenario.slo.p95_ms or 0.0),
+        step=5.0,
+        key=scoped("size.p95"),
+        help="Optional (0: none): judged beside the p99",
+    )
     catalogue = load_catalogue()
     own = scenario.deployment.hardware.name
-    hardware = cols[2].text_input(
+    hardware = cols[3].text_input(
         "Hardware candidates",
         own if own in catalogue else "",
         key=scoped("size.hardware"),
         help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); "
         "@2 = a forward pass twice as fast. Empty: the scenario's own hardware.",
     )
-    go = cols[3].button("Size", type="primary", key="size.run")
-    if not slo:
-        st.info("Set a p99 SLO to size against.")
+    go = cols[4].button("Size", type="primary", key="size.run")
+    if not slo and not p95:
+        st.info("Set a p99 (or p95) SLO to size against.")
         return
+    budget = budget_text(slo, p95)
     candidates = parse_candidates(hardware.strip() or None, scenario, catalogue)
     sized = (
         scenario
@@ -993,10 +1002,10 @@ def view_sizing(ctx: Context) -> None:
     )
     run_plan = planner.plan(sized, planner.QUICK)
     replications = max(2, run_plan.replications)  # sizing judges by the CI's upper end: it needs two at least
-    key = (sized.to_yaml(), slo, hardware, ctx.seed)
+    key = (sized.to_yaml(), slo, p95, hardware, ctx.seed)
     if go:
         probes: list[str] = []
-        with st.status(f"Sizing {knob} for p99 ≤ {slo:g} ms at {target:,.4g} req/s…", expanded=False) as status:
+        with st.status(f"Sizing {knob} for {budget} at {target:,.4g} req/s…", expanded=False) as status:
 
             def shown(probe) -> None:
                 probes.append(probe.verdict)
@@ -1007,8 +1016,9 @@ def view_sizing(ctx: Context) -> None:
 
             result = size(
                 sized,
-                slo,
+                slo or None,
                 candidates,
+                slo_p95_ms=p95 or None,
                 replications=replications,
                 requests=run_plan.requests,
                 seed=ctx.seed,
@@ -1020,11 +1030,17 @@ def view_sizing(ctx: Context) -> None:
     if not stored or stored[0] != key:
         windows = " and every window's p99 (the load changes over time)" if planner.time_dependent(sized) else ""
         st.info(
-            f"Press *Size* to scan {knob} upwards on each candidate until the p99's 95% CI upper end{windows} is "
-            f"within the SLO ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds."
+            f"Press *Size* to scan {knob} upwards on each candidate until the 95% CI upper end{windows} is "
+            f"within {budget} ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds."
         )
         return
-    show_sizing(stored[1], knob, slo)
+    show_sizing(stored[1], knob, slo, p95)
+
+
+def budget_text(p99_ms: float, p95_ms: float) -> str:
+    """'p99 ≤ 100 ms and p95 ≤ 50 ms' for the budgets set (0: none)."""
+    given = (("p99", p99_ms), ("p95", p95_ms))
+    return " and ".join(f"{label} ≤ {value:g} ms" for label, value in given if value)
 
 
 def describe_probe(scenario: Scenario, run_plan: planner.RunPlan, replications: int) -> str:
@@ -1032,12 +1048,12 @@ def describe_probe(scenario: Scenario, run_plan: planner.RunPlan, replications: 
     return f"{what} × {replications} replications"
 
 
-def show_sizing(result, knob: str, slo: float) -> None:
+def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
     import altair as alt
 
     chosen = result.chosen
     if chosen is None:
-        st.error(f"No candidate meets p99 ≤ {slo:g} ms.")
+        st.error(f"No candidate meets {budget_text(slo, p95)}.")
     else:
         cards = st.columns(4)
         cards[0].metric(
@@ -1061,7 +1077,7 @@ def show_sizing(result, knob: str, slo: float) -> None:
         )
         recheck = result.recheck
         st.success(
-            f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets p99 ≤ {slo:g} ms; re-checked on fresh seeds: "
+            f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets {budget_text(slo, p95)}; re-checked on fresh seeds: "
             f"p99 {plots.fmt_ms(recheck.p99_ms)} → {recheck.verdict}."
         )
         fewer = result.one_fewer_recheck
@@ -1081,18 +1097,17 @@ def show_sizing(result, knob: str, slo: float) -> None:
         x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False)),
         color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", title=None)),
     )
-    latency = (
-        base.mark_line(point=True).encode(y=alt.Y("p99_ms:Q", title="p99 latency (ms)", scale=alt.Scale(type="log")))
-        + base.mark_errorbar().encode(y="p99_low:Q", y2="p99_high:Q")
-        + alt.Chart(pd.DataFrame({"slo": [slo]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q")
-    )
+    latency = base.mark_line(point=True).encode(
+        y=alt.Y("p99_ms:Q", title="p99 latency (ms)", scale=alt.Scale(type="log"))
+    ) + base.mark_errorbar().encode(y="p99_low:Q", y2="p99_high:Q")
+    if slo:
+        latency += alt.Chart(pd.DataFrame({"slo": [slo]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q")
     cost = base.mark_line(point=True).encode(y=alt.Y("usd_per_1m_queries:Q", title="$ per 1M queries"))
     left, right = st.columns(2)
     left.altair_chart(latency.properties(title="p99 by " + knob, height=260), width="stretch")
     right.altair_chart(cost.properties(title="cost by " + knob, height=260), width="stretch")
-    table = frontier[
-        ["hardware", "replicas", "p99_ms", "p99_low", "p99_high", "usd_per_hour", "usd_per_1m_queries", "verdict"]
-    ]
+    shown = ["hardware", "replicas", "p99_ms", "p99_low", "p99_high", *(["p95_ms"] if p95 else [])]
+    table = frontier[[*shown, "usd_per_hour", "usd_per_1m_queries", "verdict"]]
     st.dataframe(
         table.rename(
             columns={
@@ -1100,6 +1115,7 @@ def show_sizing(result, knob: str, slo: float) -> None:
                 "p99_ms": "p99 (ms)",
                 "p99_low": "CI low",
                 "p99_high": "CI high",
+                "p95_ms": "p95 (ms)",
                 "usd_per_hour": "$/h",
                 "usd_per_1m_queries": "$/1M",
             }

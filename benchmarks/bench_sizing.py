@@ -54,7 +54,7 @@ def run(quick: bool = False) -> list[dict]:
             "unit": "s",
             "baseline": TARGET_S,
             "ratio": wall / TARGET_S,
-            "note": f"CPU {cpu:.0f} s; {probes} probes; {chosen.group(1).strip() if chosen else 'no count met'}; "
+            "note": f"CPU of the size process {cpu:.0f} s (its pool workers' not counted); {probes} probes; {chosen.group(1).strip() if chosen else 'no count met'}; "
             "target ≤ 180 s (ratio ≤ 1)",
         }
     ]

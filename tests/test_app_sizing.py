@@ -76,3 +76,33 @@ def test_the_sizing_tab_finds_what_servesim_size_finds_past_32_replicas():
     assert mmc_sojourn_quantile(0.99, 41, TARGET_RPS / 1000, 1 / 20) * 1 > SLO_MS
     assert mmc_sojourn_quantile(0.99, 42, TARGET_RPS / 1000, 1 / 20) < SLO_MS
     assert 42 <= shown <= 44
+
+
+def test_the_sizing_tab_sizes_on_a_p95_budget_as_servesim_size_does():
+    """A p95 SLO beside (here: instead of) the p99: the tab's answer is the search's with that budget."""
+    p95_ms = 80.0
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    at.file_uploader(key="upload").upload("mmc.yaml", MMC.encode(), "application/x-yaml").run()
+    at.session_state["view"] = "Sizing"
+    at.run()
+    generation = at.session_state["_scenario_generation"]
+    at.number_input(key=f"size.slo@{generation}").set_value(0.0).run()
+    at.number_input(key=f"size.p95@{generation}").set_value(p95_ms).run()
+    at.button(key="size.run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = int(metric(at, "Smallest replicas").value)
+    assert any("meets p95 ≤ 80 ms" in s.value for s in at.success)
+
+    scenario = parse_scenario_text(MMC, base_dir=ROOT / "scenarios")
+    run_plan = planner.plan(scenario, planner.QUICK)
+    direct = size(
+        scenario,
+        None,
+        parse_candidates("t4", scenario, load_catalogue()),
+        slo_p95_ms=p95_ms,
+        replications=max(2, run_plan.replications),
+        requests=run_plan.requests,
+        seed=scenario.seed,
+    )
+    assert shown == direct.chosen.replicas

@@ -102,6 +102,11 @@ class Probe:
     tpot_p99_ms: float | None = None
     tpot_ci95: tuple[float, float] | None = None
     usd_per_1m_tokens: float | None = None
+    # End-to-end p95 and p50 with their CIs (judged when a budget on them is given).
+    p95_ms: float | None = None
+    p95_ci95: tuple[float, float] | None = None
+    p50_ms: float | None = None
+    p50_ci95: tuple[float, float] | None = None
 
     @property
     def usd_per_unit(self) -> float:
@@ -112,12 +117,14 @@ class Probe:
 
 @dataclass(frozen=True)
 class Budgets:
-    """The p99 budgets (ms) a probe is judged on; None: not judged. End-to-end p99, and for an LLM stage
-    the TTFT and TPOT p99."""
+    """The budgets (ms) a probe is judged on; None: not judged. End-to-end p99 (and optionally p95, p50),
+    and for an LLM stage the TTFT and TPOT p99."""
 
     p99_ms: float | None = None
     ttft_p99_ms: float | None = None
     tpot_p99_ms: float | None = None
+    p95_ms: float | None = None
+    p50_ms: float | None = None
 
     @property
     def llm(self) -> bool:
@@ -130,6 +137,8 @@ class Budgets:
             ("p99", point.p99_ms, point.p99_ci95, self.p99_ms),
             ("TTFT p99", point.ttft_p99_ms, point.ttft_ci95, self.ttft_p99_ms),
             ("TPOT p99", point.tpot_p99_ms, point.tpot_ci95, self.tpot_p99_ms),
+            ("p95", point.p95_ms, point.p95_ci95, self.p95_ms),
+            ("p50", point.p50_ms, point.p50_ci95, self.p50_ms),
         ]
         return [
             (label, math.inf if value is None else value, ci, budget)
@@ -139,27 +148,39 @@ class Budgets:
 
     def overrides(self) -> dict:
         """The scenario's `slo` fields that say these budgets, so a sized scenario keeps what it was sized for."""
-        fields = {"slo.p99_ms": self.p99_ms, "slo.ttft_ms": self.ttft_p99_ms, "slo.tpot_ms": self.tpot_p99_ms}
+        fields = {
+            "slo.p99_ms": self.p99_ms,
+            "slo.p95_ms": self.p95_ms,
+            "slo.p50_ms": self.p50_ms,
+            "slo.ttft_ms": self.ttft_p99_ms,
+            "slo.tpot_ms": self.tpot_p99_ms,
+        }
         return {path: value for path, value in fields.items() if value is not None}
 
 
 def llm_budgets(
-    scenario: Scenario, slo_p99_ms: float | None, ttft_p99_ms: float | None, tpot_p99_ms: float | None
+    scenario: Scenario,
+    slo_p99_ms: float | None,
+    ttft_p99_ms: float | None,
+    tpot_p99_ms: float | None,
+    p95_ms: float | None = None,
+    p50_ms: float | None = None,
 ) -> Budgets:
     """The budgets of a sizing: those given, and for an LLM scenario sized on no end-to-end p99, the
     scenario's own slo.ttft_ms / slo.tpot_ms for the ones not given (a chat user waits for the first token
-    and reads at the token rate; the end-to-end time grows with the answer's length and is no SLO)."""
+    and reads at the token rate; the end-to-end time grows with the answer's length and is no SLO).
+    `p95_ms` / `p50_ms`: end-to-end budgets judged beside the p99 (or alone)."""
     has_llm = any(isinstance(stage, LLMStage) for stage in scenario.stages)
     if (ttft_p99_ms is not None or tpot_p99_ms is not None) and not has_llm:
         raise ServesimError("--ttft-p99-ms / --tpot-p99-ms: TTFT and TPOT budgets need a scenario with an LLM stage")
     if has_llm and slo_p99_ms is None:
         ttft_p99_ms = scenario.slo.ttft_ms if ttft_p99_ms is None else ttft_p99_ms
         tpot_p99_ms = scenario.slo.tpot_ms if tpot_p99_ms is None else tpot_p99_ms
-    budgets = Budgets(slo_p99_ms, ttft_p99_ms, tpot_p99_ms)
-    if budgets.p99_ms is None and not budgets.llm:
+    budgets = Budgets(slo_p99_ms, ttft_p99_ms, tpot_p99_ms, p95_ms, p50_ms)
+    if budgets.p99_ms is None and budgets.p95_ms is None and budgets.p50_ms is None and not budgets.llm:
         raise ServesimError(
-            "no SLO to size for: give --slo-p99-ms or slo.p99_ms in the scenario (an LLM stage: "
-            "--ttft-p99-ms / --tpot-p99-ms or slo.ttft_ms / slo.tpot_ms)"
+            "no SLO to size for: give --slo-p99-ms (or --slo-p95-ms / --slo-p50-ms) or slo.p99_ms in the scenario "
+            "(an LLM stage: --ttft-p99-ms / --tpot-p99-ms or slo.ttft_ms / slo.tpot_ms)"
         )
     return budgets
 
@@ -235,9 +256,16 @@ def probe(
         worst,
         "",
         **_llm_fields(summary, cost),
+        **{f"{q}{suffix}": value for q in ("p95", "p50") for suffix, value in _figure(summary, q).items()},
     )
     point.verdict = verdict(point, budgets)
     return point
+
+
+def _figure(summary: dict, key: str) -> dict:
+    """An end-to-end percentile and its CI, as Probe fields' suffixes."""
+    ci = summary["latency_ms_ci95"].get(key)
+    return {"_ms": summary["latency_ms"][key], "_ci95": tuple(ci) if ci is not None else None}
 
 
 def _llm_fields(summary: dict, cost: dict) -> dict:
@@ -292,6 +320,8 @@ def size(
     *,
     ttft_p99_ms: float | None = None,
     tpot_p99_ms: float | None = None,
+    slo_p95_ms: float | None = None,
+    slo_p50_ms: float | None = None,
     replications: int = 5,
     requests: int | None = None,
     window_s: float | None = None,
@@ -304,7 +334,7 @@ def size(
     bracketing (doubling steps up from the smallest stable count) and bisecting, on common random numbers.
     The budgets are those of `llm_budgets`; the cheapest candidate is the one of lowest `usd_per_unit`."""
     seed = scenario.seed if seed is None else seed
-    budgets = llm_budgets(scenario, slo_p99_ms, ttft_p99_ms, tpot_p99_ms)
+    budgets = llm_budgets(scenario, slo_p99_ms, ttft_p99_ms, tpot_p99_ms, slo_p95_ms, slo_p50_ms)
     per_window = budgets.p99_ms is not None and judged_by_window(scenario, window_s)  # windows of end-to-end p99
     window_s = window_s or None
     autoscaled = scenario.deployment.autoscaling is not None

@@ -138,6 +138,8 @@ def check_size_args(args) -> None:
     """`servesim size`: scenario, explicit SLOs that are finite positive numbers, the output folder."""
     input_file(args.scenario, "scenario", max_bytes=1_000_000)
     positive_number(args.slo_p99_ms, "--slo-p99-ms", limit=1e9)
+    positive_number(args.slo_p95_ms, "--slo-p95-ms", limit=1e9)
+    positive_number(args.slo_p50_ms, "--slo-p50-ms", limit=1e9)
     positive_number(args.ttft_p99_ms, "--ttft-p99-ms", limit=1e9)
     positive_number(args.tpot_p99_ms, "--tpot-p99-ms", limit=1e9)
     if args.every_window_s != 0:  # 0 turns the per-window check off

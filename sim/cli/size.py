@@ -19,6 +19,12 @@ def register(subparsers) -> None:
     size.add_argument("scenario", type=Path)
     size.add_argument("--slo-p99-ms", type=float, help="p99 budget (default: the scenario's slo.p99_ms)")
     size.add_argument(
+        "--slo-p95-ms", type=float, help="p95 budget, judged beside the p99 (default: the scenario's slo.p95_ms)"
+    )
+    size.add_argument(
+        "--slo-p50-ms", type=float, help="p50 budget, judged beside the p99 (default: the scenario's slo.p50_ms)"
+    )
+    size.add_argument(
         "--ttft-p99-ms",
         type=float,
         help="LLM stage: time-to-first-token p99 budget (default without a p99 SLO: slo.ttft_ms)",
@@ -66,16 +72,23 @@ def cmd_size(args: argparse.Namespace) -> int:
     if args.replications < 2:
         raise ServesimError("--replications must be at least 2: sizing needs a confidence interval")
     scenario = apply_set_options(load_scenario(args.scenario), args.set)
-    llm_given = args.ttft_p99_ms is not None or args.tpot_p99_ms is not None
-    slo = args.slo_p99_ms if args.slo_p99_ms is not None or llm_given else scenario.slo.p99_ms
-    budgets = llm_budgets(scenario, slo, args.ttft_p99_ms, args.tpot_p99_ms)
+    given = [args.slo_p99_ms, args.slo_p95_ms, args.slo_p50_ms, args.ttft_p99_ms, args.tpot_p99_ms]
+    slo = scenario.slo if all(value is None for value in given) else None  # none given: the scenario's own
+    budgets = llm_budgets(
+        scenario,
+        slo.p99_ms if slo else args.slo_p99_ms,
+        args.ttft_p99_ms,
+        args.tpot_p99_ms,
+        slo.p95_ms if slo else args.slo_p95_ms,
+        slo.p50_ms if slo else args.slo_p50_ms,
+    )
     candidates = parse_candidates(args.hardware, scenario, load_catalogue() if args.hardware else {})
     console = Console()
     knob = "min_replicas" if scenario.deployment.autoscaling else "replicas"
     console.print(f"sizing {scenario.name}: smallest {knob} with {_describe(budgets)} (95% CI upper end)")
 
     def show(probe) -> None:
-        console.print(f"  {probe.hardware} {knob}={probe.replicas}: {_figures(probe)} → {probe.verdict}")
+        console.print(f"  {probe.hardware} {knob}={probe.replicas}: {_figures(probe, budgets)} → {probe.verdict}")
 
     with steps("probe", "replications") as on_replication:  # within each probe (a day can take minutes)
         result = size(
@@ -84,6 +97,8 @@ def cmd_size(args: argparse.Namespace) -> int:
             candidates,
             ttft_p99_ms=budgets.ttft_p99_ms,
             tpot_p99_ms=budgets.tpot_p99_ms,
+            slo_p95_ms=budgets.p95_ms,
+            slo_p50_ms=budgets.p50_ms,
             replications=args.replications,
             requests=args.requests,
             window_s=args.every_window_s,
@@ -107,15 +122,15 @@ def cmd_size(args: argparse.Namespace) -> int:
     path = args.out / f"{scenario.name}-sized.yaml"
     path.write_text(result.chosen_scenario.to_yaml())
     console.print(
-        f"[green]chosen:[/green] {chosen.hardware}, {knob} = {chosen.replicas}: {_figures(chosen)}, "
+        f"[green]chosen:[/green] {chosen.hardware}, {knob} = {chosen.replicas}: {_figures(chosen, budgets)}, "
         f"{_price(chosen)} → {path}"
     )
     recheck = result.recheck
-    console.print(f"re-check on fresh seeds: {_figures(recheck)} → {recheck.verdict}")
+    console.print(f"re-check on fresh seeds: {_figures(recheck, budgets)} → {recheck.verdict}")
     fewer = result.one_fewer_recheck
     if fewer is not None:
         console.print(
-            f"one fewer ({knob} = {fewer.replicas}) on fresh seeds: {_figures(fewer)} → {fewer.verdict}"
+            f"one fewer ({knob} = {fewer.replicas}) on fresh seeds: {_figures(fewer, budgets)} → {fewer.verdict}"
             + (" (too close to call: the CI straddles the SLO)" if fewer.verdict == "too close" else "")
         )
     return 0
@@ -125,15 +140,24 @@ def _describe(budgets) -> str:
     """The budgets in words: 'p99 ≤ 200 ms', 'TTFT p99 ≤ 2,000 ms and TPOT p99 ≤ 100 ms'."""
     from sim.present.table import fmt_ms
 
-    given = (("p99", budgets.p99_ms), ("TTFT p99", budgets.ttft_p99_ms), ("TPOT p99", budgets.tpot_p99_ms))
+    given = (
+        ("p99", budgets.p99_ms),
+        ("p95", budgets.p95_ms),
+        ("p50", budgets.p50_ms),
+        ("TTFT p99", budgets.ttft_p99_ms),
+        ("TPOT p99", budgets.tpot_p99_ms),
+    )
     return " and ".join(f"{label} ≤ {fmt_ms(value)}" for label, value in given if value is not None)
 
 
-def _figures(probe) -> str:
-    """A probe's p99 with its CI, and for an LLM its TTFT and TPOT p99 with theirs."""
+def _figures(probe, budgets) -> str:
+    """A probe's p99 with its CI, its p95 / p50 where budgeted, and for an LLM its TTFT and TPOT p99."""
     from sim.present.table import fmt_ci, fmt_ms
 
     text = f"p99 {fmt_ms(probe.p99_ms)} {fmt_ci(list(probe.p99_ci95))}"
+    for key, budget in (("p95", budgets.p95_ms), ("p50", budgets.p50_ms)):
+        if budget is not None:
+            text += f", {key} {fmt_ms(getattr(probe, f'{key}_ms'))} {fmt_ci(_list(getattr(probe, f'{key}_ci95')))}"
     if probe.ttft_p99_ms is not None:
         text += (
             f", TTFT p99 {fmt_ms(probe.ttft_p99_ms)} {fmt_ci(_list(probe.ttft_ci95))}"
