@@ -165,3 +165,30 @@ def test_the_planners_run_log_download_recomputes_its_summary(tmp_path):
         opened.extractall(tmp_path)
     assert (tmp_path / "run" / "llm_iterations.parquet").is_file()
     assert _canonical(load_run(tmp_path / "run").summary) == _canonical(result.summary)
+
+
+def test_batches_are_found_the_same_with_dense_or_sparse_ids():
+    """Batch start / end by batch id: the dense write (engine ids) and the sparse fallback (a log read from
+    a file may carry any ids) give the same batches, ordered by start; unbatched rows (-1) are left out."""
+    from sim.metrics.summary import _batches
+
+    batch_id = np.array([2, 0, 2, -1, 1, 0])
+    start = np.array([30.0, 10.0, 30.0, np.nan, 20.0, 10.0])
+    service = np.array([5.0, 4.0, 5.0, np.nan, 3.0, 4.0])
+    dense = _batches(batch_id, start, service)
+    sparse = _batches(np.where(batch_id >= 0, batch_id * 10**9, -1), start, service)
+    for found in (dense, sparse):
+        np.testing.assert_array_equal(found[0], [10.0, 20.0, 30.0])
+        np.testing.assert_array_equal(found[1], [14.0, 23.0, 35.0])
+
+
+def test_an_empty_run_log_folder_is_a_clear_error(tmp_path):
+    """A folder whose request log holds no rows is refused by name, streamed or whole, never a traceback."""
+    from sim.errors import ServesimError
+
+    scenario = load_scenario(ROOT / "scenarios" / "mm3.yaml")
+    result = simulate(scenario, requests=500, replications=1)
+    save_run(result, tmp_path / "run", {"seed": 1})
+    pd.read_parquet(tmp_path / "run" / "requests.parquet").iloc[:0].to_parquet(tmp_path / "run" / "requests.parquet")
+    with pytest.raises(ServesimError, match="holds no requests"):
+        load_run(tmp_path / "run", keep_log=False)

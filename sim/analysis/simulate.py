@@ -12,6 +12,7 @@ import pandas as pd
 
 from sim.engine.run import simulate_replication, simulate_replications
 from sim.engine.runlog import RunLog, RunLogWriter
+from sim.errors import ServesimError
 from sim.metrics.summary import ReplicationPart, replication_part, summarize, summarize_parts
 from sim.spec.budget import check_run_options
 from sim.spec.scenario import Scenario, parse_scenario_text
@@ -119,6 +120,8 @@ def load_run(folder: Path, keep_log: bool = True) -> RunResult:
     a time and keeps none (`run` is None): memory is one replication's, and the summary is the same."""
     if not keep_log:
         replications = RunLog.replications_in(folder)
+        if not replications:
+            raise ServesimError(f"{folder}: the run log holds no requests")
     run, text, settings = RunLog.read(folder, replication=None if keep_log else replications[0])
     scenario = parse_scenario_text(
         text, source=str(Path(folder) / "scenario.yaml"), base_dir=settings.get("base_dir") or None

@@ -341,24 +341,20 @@ def size(
     result = SizingResult(slo_p99_ms, "min_replicas" if autoscaled else "replicas", budgets=budgets)
     cache: dict[tuple, tuple[Probe, float | None]] = {}
     best: tuple[Probe, Scenario] | None = None
+    # How every probe is run (the search's and the re-checks on fresh seeds).
+    checks = dict(
+        replications=replications,
+        requests=requests,
+        window_s=window_s,
+        per_window=per_window,
+        on_replication=on_replication,
+        workers=workers,
+    )
     for candidate in candidates:
         variant = candidate.apply(scenario)
 
         def run(count: int, variant=variant, candidate=candidate) -> Probe:
-            point = _cached_probe(
-                cache,
-                variant,
-                candidate,
-                count,
-                budgets,
-                seed=seed,
-                replications=replications,
-                requests=requests,
-                window_s=window_s,
-                per_window=per_window,
-                on_replication=on_replication,
-                workers=workers,
-            )
+            point = _cached_probe(cache, variant, candidate, count, budgets, seed=seed, **checks)
             result.probes.append(point)
             if on_probe:
                 on_probe(point)
@@ -376,14 +372,6 @@ def size(
     # The scenario written out carries the SLO it was sized for, so re-running it judges what was sized.
     result.chosen_scenario = with_replicas(variant, chosen.replicas).with_overrides(budgets.overrides())
     fresh = seed + FRESH_SEED_OFFSET
-    checks = dict(
-        replications=replications,
-        requests=requests,
-        window_s=window_s,
-        per_window=per_window,
-        on_replication=on_replication,
-        workers=workers,
-    )
     result.recheck = probe(variant, chosen.hardware, chosen.replicas, budgets, seed=fresh, **checks)
     lowest = 0 if autoscaled else 1
     if chosen.replicas - 1 >= lowest:
@@ -467,15 +455,10 @@ def _cached_probe(
     budgets: Budgets,
     *,
     seed: int,
-    replications: int,
-    requests: int | None,
-    window_s: float | None,
-    per_window: bool,
-    on_replication=None,
-    workers: int = 1,
+    **options,
 ) -> Probe:
     """A probe, run once per distinct model stage: candidates that differ only in name and price share the
-    run (latency is the same), with the cost scaled to their price."""
+    run (latency is the same), with the cost scaled to their price. `options`: the rest of `probe`'s."""
     key = (candidate.speedup, candidate.profile, count, seed)
     if key in cache:
         known, price = cache[key]
@@ -488,18 +471,6 @@ def _cached_probe(
                 for name in ("usd_per_hour", "usd_per_1m_queries", "usd_per_1m_tokens")
             }
             return replace(known, hardware=candidate.name, **scaled)
-    point = probe(
-        variant,
-        candidate.name,
-        count,
-        budgets,
-        seed=seed,
-        replications=replications,
-        requests=requests,
-        window_s=window_s,
-        per_window=per_window,
-        on_replication=on_replication,
-        workers=workers,
-    )
+    point = probe(variant, candidate.name, count, budgets, seed=seed, **options)
     cache[key] = (point, candidate.usd_per_hour)
     return point

@@ -160,7 +160,13 @@ class RunLogWriter:
                     writer = self._writers[name] = pq.ParquetWriter(path, table.schema)
                     self._paths.append(path)
                 elif table.schema != writer.schema:  # e.g. an all-NaN column typed otherwise in one replication
-                    table = table.cast(writer.schema)
+                    try:
+                        table = table.cast(writer.schema)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                        raise ServesimError(
+                            f"--log: {name}: replication {run.replications[0]} has columns {table.schema.names} "
+                            f"typed otherwise than the first ({writer.schema.names})"
+                        ) from None
                 writer.write_table(table)
         except OSError as exc:
             raise self._error(exc) from None

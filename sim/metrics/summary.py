@@ -85,7 +85,7 @@ def _batches(batch_id: np.ndarray, start_ms: np.ndarray, service_ms: np.ndarray)
         start[ids], service[ids] = start_ms[valid], service_ms[valid]
         kept = ~np.isnan(start)
         start, service = start[kept], service[kept]
-    else:  # pragma: no cover - sparse ids (no engine path makes them)
+    else:  # sparse ids (no engine path makes them; a log read from a file may have any)
         _, first = np.unique(ids, return_index=True)
         start, service = start_ms[valid][first], service_ms[valid][first]
     if np.any(start[1:] < start[:-1]):
@@ -145,17 +145,17 @@ def replication_part(run: RunLog, scenario: Scenario, *, first: bool) -> Replica
         latency_range=latency_range,
         stages=stage_breakdown(log, scenario),
         caches=cache_counts(log, scenario.caches, whole, sections) if scenario.caches else {},
-        scaling=_scaling(run, scenario, log["arrival_ms"].to_numpy()[whole[0]] if whole else None),
+        scaling=_scaling(replication.timeline, scenario, log["arrival_ms"].to_numpy()[whole[0]] if whole else None),
         window_points=window_points(log) if budgets and time_dependent(scenario) else None,
         llm_run=run if run.llm_requests is not None else None,
     )
 
 
-def _scaling(run: RunLog, scenario: Scenario, arrivals: np.ndarray | None) -> dict[str, float] | None:
-    """Warm replicas over the measurement window, most replicas paid at once and cold starts."""
-    if run.timeline is None or scenario.deployment.autoscaling is None or run.timeline.empty:
+def _scaling(timeline: pd.DataFrame | None, scenario: Scenario, arrivals: np.ndarray | None) -> dict | None:
+    """Warm replicas over the measurement window, most replicas paid at once and cold starts, from the
+    replication's change-points (sorted by time)."""
+    if timeline is None or scenario.deployment.autoscaling is None or timeline.empty:
         return None
-    timeline = run.timeline.sort_values("time_ms", kind="stable")
     warm = math.nan
     if arrivals is not None:
         t0, t1 = float(arrivals.min()), float(arrivals.max())

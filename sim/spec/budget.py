@@ -2,8 +2,8 @@
 
 A run that keeps its log (the planner, plots, `--log`) holds every replication's: memory grows as
 requests × replications × log columns, times WORKING_COPIES (per-replication logs, their concatenation,
-the summary's working copies; conservative). A run that drops it (`servesim run` without --log /
---timeline, `simulate(keep_log=False)`) holds one replication's log at a time: requests × log columns ×
+the summary's working copies; conservative). A run that drops it (`servesim run` without --timeline,
+with or without --log, `simulate(keep_log=False)`) holds one replication's log at a time: requests × log columns ×
 STREAMED_COPIES, measured (peak RSS above the interpreter, 1.5M requests a replication) at 1.18–1.34 ×
 the estimated log bytes for recsys-caches, vision-a100 and reference, up to 2.0 × for short runs of
 300k requests, where fixed costs weigh more.
@@ -110,7 +110,7 @@ def check_run_budget(
             f"{need / 1e9:.3g} GB, above the memory limit of {limit / 1e9:.3g} GB "
             "(lower the requests or replications; SERVESIM_MEMORY_LIMIT_GB raises the limit)"
             + (
-                "; `servesim run` without --log / --timeline holds one replication's log at a time"
+                "; `servesim run` without --timeline holds one replication's log at a time"
                 if keep_log and streams_replications(scenario)
                 else ""
             )
