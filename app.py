@@ -1008,11 +1008,13 @@ def view_sizing(ctx: Context) -> None:
         with st.status(f"Sizing {knob} for {budget} at {target:,.4g} req/s…", expanded=False) as status:
 
             def shown(probe) -> None:
-                probes.append(probe.verdict)
-                status.update(
-                    label=f"Probe {len(probes)}: {probe.hardware}, {knob} = {probe.replicas}: "
+                probes.append(
+                    f"Probe {len(probes) + 1}: {probe.hardware}, {knob} = {probe.replicas}: "
                     f"p99 {plots.fmt_ms(probe.p99_ms)} → {probe.verdict}"
                 )
+
+            def progress(state) -> None:
+                status.update(label=" · ".join([*probes[-1:], sizing_eta(state)]))
 
             result = size(
                 sized,
@@ -1023,6 +1025,7 @@ def view_sizing(ctx: Context) -> None:
                 requests=run_plan.requests,
                 seed=ctx.seed,
                 on_probe=shown,
+                on_progress=progress,
             )
             status.update(label=f"Sized: {len(probes)} probes", state="complete")
         st.session_state["_sizing"] = (key, result)
@@ -1035,6 +1038,15 @@ def view_sizing(ctx: Context) -> None:
         )
         return
     show_sizing(stored[1], knob, slo, p95)
+
+
+def sizing_eta(state) -> str:
+    """'at most 5 probes left, about 3 min' for a sizing's SizingProgress."""
+    left = f"at most {state.probes_left} probe{'s' if state.probes_left != 1 else ''} left"
+    eta = state.eta_s
+    if eta is None:
+        return left
+    return f"{left}, about {eta / 60:,.0f} min" if eta >= 90 else f"{left}, about {eta:,.0f} s"
 
 
 def budget_text(p99_ms: float, p95_ms: float) -> str:
@@ -1050,6 +1062,8 @@ def describe_probe(scenario: Scenario, run_plan: planner.RunPlan, replications: 
 
 def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
     import altair as alt
+
+    from sim.present.sizing_plot import searched_text
 
     chosen = result.chosen
     if chosen is None:
@@ -1082,11 +1096,18 @@ def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
         )
         fewer = result.one_fewer_recheck
         if fewer is not None:
+            worst = (
+                f", worst window p99 {plots.fmt_ms(fewer.worst_window_p99_ms)}"
+                if fewer.worst_window_p99_ms is not None
+                else ""
+            )
             st.caption(
-                f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {plots.fmt_ms(fewer.p99_ms)} → {fewer.verdict}."
+                f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {plots.fmt_ms(fewer.p99_ms)} "
+                f"[{fewer.p99_ci95[0]:,.1f}, {fewer.p99_ci95[1]:,.1f}]{worst} → {fewer.verdict}."
             )
     for note in result.notes:
         st.warning(note)
+    st.caption(searched_text(result.ranges, result.knob) + ".")
     frontier = result.frontier()
     if frontier.empty:
         return
@@ -1106,20 +1127,35 @@ def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
     left, right = st.columns(2)
     left.altair_chart(latency.properties(title="p99 by " + knob, height=260), width="stretch")
     right.altair_chart(cost.properties(title="cost by " + knob, height=260), width="stretch")
-    shown = ["hardware", "replicas", "p99_ms", "p99_low", "p99_high", *(["p95_ms"] if p95 else [])]
-    table = frontier[[*shown, "usd_per_hour", "usd_per_1m_queries", "verdict"]]
+    shown = [
+        "hardware",
+        "replicas",
+        "p99_ms",
+        "p99_low",
+        "p99_high",
+        *(["worst_window_p99_ms"] if frontier["worst_window_p99_ms"].notna().any() else []),
+        *(["p95_ms"] if p95 else []),
+        "usd_per_hour",
+        *(["usd_per_day"] if frontier["usd_per_day"].notna().any() else []),
+        "usd_per_1m_queries",
+        "verdict",
+    ]
     st.dataframe(
-        table.rename(
+        frontier[shown]
+        .rename(
             columns={
                 "replicas": knob,
                 "p99_ms": "p99 (ms)",
                 "p99_low": "CI low",
                 "p99_high": "CI high",
+                "worst_window_p99_ms": "worst window p99 (ms)",
                 "p95_ms": "p95 (ms)",
                 "usd_per_hour": "$/h",
+                "usd_per_day": "$/day",
                 "usd_per_1m_queries": "$/1M",
             }
-        ).style.format(precision=2),
+        )
+        .style.format(precision=2),
         hide_index=True,
         width="stretch",
     )

@@ -131,50 +131,6 @@ def test_size_without_an_slo_is_a_clear_error(tmp_path: Path):
     assert result.returncode == 2 and "--slo-p99-ms" in result.stderr and "Traceback" not in result.stderr
 
 
-def _synthetic(p99_of_count):
-    """A `run(count)` for the search that answers from a formula instead of simulating, and its log."""
-    asked: list[int] = []
-
-    def run(count: int):
-        from sim.analysis.sizing import Probe
-
-        asked.append(count)
-        p99 = p99_of_count(count)
-        verdict = "meets" if p99 * 1.05 <= 100.0 else ("too close" if p99 <= 100.0 else "misses")
-        return Probe("x", count, p99, (p99 * 0.95, p99 * 1.05), 1.0, 1.0, None, verdict)
-
-    return run, asked
-
-
-def test_search_brackets_and_bisects_to_the_smallest_count_that_meets():
-    from sim.analysis.sizing import _search
-
-    # p99 = 3000 / (count − 6) ms (stable from 7 replicas): meets 100 ms with its CI from 38 replicas on.
-    scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 6.0}, service_ms={"dist": "exponential", "mean": 1000}
-    )
-    run, asked = _synthetic(lambda count: 3000.0 / (count - 6))
-    notes: list[str] = []
-    chosen = _search(scenario, "x", False, 100.0, run, notes)
-    exact = next(c for c in range(7, 100) if 3000.0 / (c - 6) * 1.05 <= 100.0)
-    assert chosen.replicas == exact == 38
-    # Gallop 7, 8, 10, 14, 22, 38 (meets), then bisect 22..38: 30, 34, 36, 37 -> 10 probes, not 32.
-    assert asked == [7, 8, 10, 14, 22, 38, 30, 34, 36, 37]
-    assert exact - 1 in asked and not notes
-
-
-def test_search_stops_when_more_replicas_do_not_help():
-    from sim.analysis.sizing import _search
-
-    scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 6.0}, service_ms={"dist": "exponential", "mean": 1000}
-    )
-    run, asked = _synthetic(lambda count: 180.0 + 1.0 / count)
-    notes: list[str] = []
-    assert _search(scenario, "x", False, 100.0, run, notes) is None
-    assert asked == [7, 8] and "levelled off" in notes[0]
-
-
 def test_candidates_differing_only_in_price_share_their_runs(monkeypatch):
     from sim.analysis import sizing
 
@@ -199,23 +155,6 @@ def test_candidates_differing_only_in_price_share_their_runs(monkeypatch):
         assert point.p99_ms == dear[count].p99_ms
         assert point.usd_per_1m_queries == pytest.approx(dear[count].usd_per_1m_queries / 4.0)
     assert result.chosen.hardware == "cheap"
-
-
-@pytest.mark.parametrize("fluke_at_9, chosen, asked", [(True, 9, [7, 8, 10, 9]), (False, None, [7, 8, 10, 9])])
-def test_a_plateau_within_the_ci_scans_the_skipped_counts(fluke_at_9, chosen, asked):
-    from sim.analysis.sizing import _search
-
-    # p99 falls to ~97 ms and stays there, its CI straddling the 100 ms SLO ("too close"); noise may let
-    # one count meet. The gallop skipped 9: it is tried before giving up, as a one-by-one scan would.
-    scenario = model_scenario(
-        arrival={"process": "poisson", "rate_rps": 6.0}, service_ms={"dist": "exponential", "mean": 1000}
-    )
-    run, probed = _synthetic(lambda c: {7: 120.0, 8: 97.0, 9: 90.0 if fluke_at_9 else 96.8}.get(c, 96.5))
-    notes: list[str] = []
-    found = _search(scenario, "x", False, 100.0, run, notes)
-    assert (found.replicas if found else None) == chosen
-    assert probed == asked
-    assert bool(notes) is (chosen is None) and all("too close to call" in note for note in notes)
 
 
 def _scenario_file(folder: Path) -> Path:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -25,7 +27,9 @@ from sim.spec import transforms
 from sim.metrics.windows import slo_windows
 from sim.spec.scenario import LLMStage, ModelStage, Scenario, time_dependent
 
-MAX_PROBES_PER_HARDWARE = 40
+# Counts a search may reach above its smallest: the ceiling is start + SEARCH_SPAN - 1 (or an autoscaler's
+# max_replicas, where that is higher).
+SEARCH_SPAN = 40
 FRESH_SEED_OFFSET = 100_003
 
 
@@ -107,6 +111,8 @@ class Probe:
     p95_ci95: tuple[float, float] | None = None
     p50_ms: float | None = None
     p50_ci95: tuple[float, float] | None = None
+    # The price of the run's horizon scaled to a day, where the summary gives it (a load that changes over time).
+    usd_per_day: float | None = None
 
     @property
     def usd_per_unit(self) -> float:
@@ -187,6 +193,10 @@ def llm_budgets(
 
 @dataclass
 class SizingResult:
+    """A sizing and its evidence: every probe (the frontier, per hardware in count order), the count chosen,
+    its re-check on fresh seeds and the re-check of one fewer, the range each hardware was searched over,
+    and notes (levelling off, noise, a raised max_replicas)."""
+
     slo_p99_ms: float | None
     knob: str  # "replicas" or "min_replicas"
     probes: list[Probe] = field(default_factory=list)
@@ -196,9 +206,30 @@ class SizingResult:
     one_fewer_recheck: Probe | None = None
     notes: list[str] = field(default_factory=list)
     budgets: Budgets | None = None
+    ranges: dict[str, SearchRange] = field(default_factory=dict)  # hardware -> the counts searched
 
     def frontier(self) -> pd.DataFrame:
         return pd.DataFrame([p.__dict__ for p in self.probes])
+
+
+@dataclass(frozen=True)
+class SizingProgress:
+    """Where a sizing stands: probes and replications finished, the most still to come by the gallop /
+    bisect plan (the searches of candidates yet to come and the fresh-seed re-checks included; a candidate
+    that shares an earlier one's runs costs none), and the wall time so far."""
+
+    probes_done: int
+    probes_left: int
+    replications_done: int
+    replications_left: int
+    elapsed_s: float
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds still to go, at most, at the mean time per replication so far (None before the first)."""
+        if not self.replications_done:
+            return None
+        return self.replications_left * self.elapsed_s / self.replications_done
 
 
 def with_replicas(scenario: Scenario, count: int) -> Scenario:
@@ -255,6 +286,7 @@ def probe(
         cost["usd_per_1m_queries"],
         worst,
         "",
+        usd_per_day=cost.get("usd_per_day"),  # added by the time-varying summary; absent from older ones
         **_llm_fields(summary, cost),
         **{f"{q}{suffix}": value for q in ("p95", "p50") for suffix, value in _figure(summary, q).items()},
     )
@@ -326,32 +358,50 @@ def size(
     requests: int | None = None,
     window_s: float | None = None,
     seed: int | None = None,
-    on_probe=None,
-    on_replication=None,
+    on_probe: Callable[[Probe], None] | None = None,
+    on_progress: Callable[[SizingProgress], None] | None = None,
     workers: int = 1,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SizingResult:
     """The fewest replicas (or min_replicas) meeting the SLO with confidence on each candidate, by
-    bracketing (doubling steps up from the smallest stable count) and bisecting, on common random numbers.
-    The budgets are those of `llm_budgets`; the cheapest candidate is the one of lowest `usd_per_unit`."""
+    galloping up from the smallest count to the ceiling (`Search`) and bisecting, on common random numbers.
+    The budgets are those of `llm_budgets`; the cheapest candidate is the one of lowest `usd_per_unit`.
+    `on_progress` hears after every replication and probe, its ETA measured on `clock` (seconds)."""
     seed = scenario.seed if seed is None else seed
     budgets = llm_budgets(scenario, slo_p99_ms, ttft_p99_ms, tpot_p99_ms, slo_p95_ms, slo_p50_ms)
+    check_requests(scenario, requests)
     per_window = budgets.p99_ms is not None and judged_by_window(scenario, window_s)  # windows of end-to-end p99
     window_s = window_s or None
     autoscaled = scenario.deployment.autoscaling is not None
     result = SizingResult(slo_p99_ms, "min_replicas" if autoscaled else "replicas", budgets=budgets)
     cache: dict[tuple, tuple[Probe, float | None]] = {}
     best: tuple[Probe, Scenario] | None = None
+    variants = [candidate.apply(scenario) for candidate in candidates]
+    rechecks_left = 2  # the chosen count and one fewer, on fresh seeds
+    searches: list[Search] = []  # every candidate's; those sharing an earlier one's runs simulate nothing
+
+    def probes_left() -> int:
+        return sum(search.left() for search in searches if search.simulates) + rechecks_left
+
+    meter = _Meter(replications, clock, on_progress, probes_left)
     # How every probe is run (the search's and the re-checks on fresh seeds).
     checks = dict(
         replications=replications,
         requests=requests,
         window_s=window_s,
         per_window=per_window,
-        on_replication=on_replication,
+        on_replication=meter.replication,
         workers=workers,
     )
-    for candidate in candidates:
-        variant = candidate.apply(scenario)
+    shared: set[tuple] = set()
+    for candidate, variant in zip(candidates, variants):
+        runs = (candidate.speedup, candidate.profile)
+        simulates = runs not in shared
+        search = Search(search_range(variant, autoscaled), simulates, meter.probe_done if simulates else None)
+        searches.append(search)
+        shared.add(runs)
+        result.ranges[candidate.name] = search.span
+    for candidate, variant, search in zip(candidates, variants, searches):
 
         def run(count: int, variant=variant, candidate=candidate) -> Probe:
             point = _cached_probe(cache, variant, candidate, count, budgets, seed=seed, **checks)
@@ -361,7 +411,7 @@ def size(
             return point
 
         first = len(result.probes)
-        met = _search(variant, candidate.name, autoscaled, budgets, run, result.notes)
+        met = _search(variant, candidate.name, autoscaled, budgets, run, result.notes, search)
         result.probes[first:] = sorted(result.probes[first:], key=lambda p: p.replicas)  # the frontier, in order
         if met is not None and (best is None or met.usd_per_unit < best[0].usd_per_unit):
             best = (met, variant)
@@ -372,79 +422,278 @@ def size(
     # The scenario written out carries the SLO it was sized for, so re-running it judges what was sized.
     result.chosen_scenario = with_replicas(variant, chosen.replicas).with_overrides(budgets.overrides())
     fresh = seed + FRESH_SEED_OFFSET
+    lowest = result.ranges[chosen.hardware].start if autoscaled else 1
+    rechecks_left = 2 if chosen.replicas - 1 >= lowest else 1
     result.recheck = probe(variant, chosen.hardware, chosen.replicas, budgets, seed=fresh, **checks)
-    lowest = 0 if autoscaled else 1
-    if chosen.replicas - 1 >= lowest:
-        result.one_fewer_recheck = probe(variant, chosen.hardware, chosen.replicas - 1, budgets, seed=fresh, **checks)
+    rechecks_left -= 1
+    meter.probe_done()
+    if result.recheck.verdict != "meets":
+        result.notes.append(
+            f"{chosen.hardware}: {result.knob} {chosen.replicas} does not meet the SLO on fresh seeds "
+            f"({result.recheck.verdict}): the choice is within noise (more replications sharpen it)"
+        )
+    if rechecks_left:
+        fewer = probe(variant, chosen.hardware, chosen.replicas - 1, budgets, seed=fresh, **checks)
+        result.one_fewer_recheck = fewer
+        rechecks_left -= 1
+        meter.probe_done()
+        if fewer.verdict == "meets":
+            result.notes.append(
+                f"{chosen.hardware}: one fewer ({result.knob} {fewer.replicas}) meets the SLO on fresh seeds: the probes "
+                "are not monotone across seeds (noise); the choice is the smallest count that met on the search's "
+                "seeds with one fewer failing (more replications sharpen it)"
+            )
     return result
 
 
+class _Meter:
+    """A sizing's probes and replications counted against its clock, reported as SizingProgress."""
+
+    def __init__(self, replications: int, clock, on_progress, probes_left: Callable[[], int]) -> None:
+        self.replications, self.clock, self.on_progress, self.probes_left = (
+            replications,
+            clock,
+            on_progress,
+            probes_left,
+        )
+        self.started = clock()
+        self.probes_done = self.replications_done = self.in_probe = 0
+
+    def replication(self, done: int, total: int) -> None:
+        """simulate's `on_replication`: `done` of the running probe's replications have finished."""
+        self.replications_done += done - self.in_probe
+        self.in_probe = done
+        self.report()
+
+    def probe_done(self, _point: Probe | None = None) -> None:
+        self.probes_done += 1
+        self.in_probe = 0
+        self.report()
+
+    def report(self) -> None:
+        if self.on_progress is None:
+            return
+        left = self.probes_left()
+        self.on_progress(
+            SizingProgress(
+                self.probes_done,
+                left,
+                self.replications_done,
+                max(0, left * self.replications - self.in_probe),
+                self.clock() - self.started,
+            )
+        )
+
+
+def follows_a_schedule(scenario: Scenario) -> bool:
+    """Traffic on a clock (a time profile or on/off periods): the horizon is the day, and a prefix of it
+    (the first N requests) is not — it leaves out the ramps and spikes the day has later."""
+    return scenario.workload.arrival.process in ("time_varying", "on_off")
+
+
+def check_requests(scenario: Scenario, requests: int | None) -> None:
+    """A sizing cuts a steady load short on request, never one that follows a time profile."""
+    if requests is not None and follows_a_schedule(scenario):
+        raise ServesimError(
+            f"--requests: {scenario.name}'s traffic follows a time profile, so every probe simulates its whole "
+            "horizon (the first N requests would leave out the ramps and spikes that come later); drop --requests"
+        )
+
+
+@dataclass(frozen=True)
+class SearchRange:
+    """The counts one hardware's search covers, `start` to `ceiling`. A fixed fleet starts at its smallest
+    stable count and may reach SEARCH_SPAN counts; an autoscaled one starts at the autoscaler's lowest
+    min_replicas and runs to its max_replicas, or past it (max_replicas raised with min_replicas, as
+    `with_replicas` does) to the same span: where min_replicas reaches max_replicas, max binds."""
+
+    start: int
+    ceiling: int
+    max_replicas: int | None = None  # the autoscaler's own (None: a fixed fleet)
+
+    @property
+    def stops(self) -> list[int]:
+        """Counts the gallop lands on whatever its step: max_replicas (where max starts to be raised), the ceiling."""
+        marks = {self.ceiling} | ({self.max_replicas} if self.max_replicas is not None else set())
+        return sorted(m for m in marks if self.start <= m <= self.ceiling)
+
+    def gallop(self) -> list[int]:
+        """The counts probed while none meets: start, +1, +2, +4, ... landing on every stop, to the ceiling."""
+        counts, count, step = [self.start], self.start, 1
+        while count < self.ceiling:
+            count, step = min(count + step, next(s for s in self.stops if s > count)), step * 2
+            counts.append(count)
+        return counts
+
+
+def search_range(variant: Scenario, autoscaled: bool) -> SearchRange:
+    if not autoscaled:
+        start = smallest_stable(variant)
+        return SearchRange(start, start + SEARCH_SPAN - 1)
+    scaling = variant.deployment.autoscaling
+    # Ray Serve and Knative can scale from zero on traffic; the HPA cannot go below one replica.
+    start = int(scaling.policy == "hpa")
+    return SearchRange(start, max(scaling.max_replicas, start + SEARCH_SPAN - 1), scaling.max_replicas)
+
+
+def bisect_probes(gap: int) -> int:
+    """Most probes bisection takes to find the boundary between a count that fails and one `gap` above
+    it that meets: ceil(log2(gap))."""
+    return (gap - 1).bit_length() if gap > 1 else 0
+
+
+class Search:
+    """Gallop then bisect over a SearchRange: probe the gallop's counts until one meets, then bisect the gap
+    below it. Never stops before the ceiling while nothing meets. `left()` bounds the probes to come."""
+
+    def __init__(
+        self, span: SearchRange, simulates: bool = True, on_record: Callable[[Probe], None] | None = None
+    ) -> None:
+        self.span = span
+        self.simulates = simulates  # False: its probes are an earlier candidate's runs, re-priced
+        self.on_record = on_record
+        self.planned = span.gallop()
+        self.probes: list[Probe] = []
+        self.below: Probe | None = None  # the largest count probed that does not meet
+        self.above: Probe | None = None  # the smallest count probed that meets
+
+    def next_count(self) -> int | None:
+        if self.above is None:
+            done = len(self.probes)
+            return self.planned[done] if done < len(self.planned) else None
+        if self.below is None or self.above.replicas - self.below.replicas <= 1:
+            return None
+        return (self.below.replicas + self.above.replicas) // 2
+
+    def record(self, point: Probe) -> None:
+        self.probes.append(point)
+        if point.verdict == "meets":
+            self.above = point
+        else:
+            self.below = point
+        if self.on_record:
+            self.on_record(point)
+
+    def left(self) -> int:
+        """The most probes still to come: the gallop's counts left, up to the one that meets, plus the
+        bisection of the gap below it (the worst case over where the first meets)."""
+        if self.above is not None:
+            return bisect_probes(self.above.replicas - self.below.replicas) if self.below is not None else 0
+        low = self.below.replicas if self.below is not None else None
+        most = 0
+        for k, count in enumerate(self.planned[len(self.probes) :], start=1):
+            most = max(most, k + (bisect_probes(count - low) if low is not None else 0))
+            low = count
+        return most
+
+
 def _search(
-    variant: Scenario, name: str, autoscaled: bool, slo: float | Budgets, run, notes: list[str]
+    variant: Scenario,
+    name: str,
+    autoscaled: bool,
+    slo: float | Budgets,
+    run,
+    notes: list[str],
+    search: Search | None = None,
 ) -> Probe | None:
     """Smallest count that meets, assuming latency falls as replicas are added (common random numbers keep
-    the comparison sharp): gallop up (+1, +2, +4, ...) to the first count that meets, then bisect the gap.
-    The count chosen meets and the one below it, when probed, does not. `slo`: a p99 in ms, or Budgets."""
+    the comparison sharp): gallop up (+1, +2, +4, ...) to the first count that meets, or to the ceiling,
+    then bisect the gap: O(log ceiling) probes. The count chosen meets and the one below it, when probed,
+    does not. `slo`: a p99 in ms, or Budgets. Notes say where the probes are not monotone and, where none
+    meets, what the ceiling's probe shows."""
     budgets = slo if isinstance(slo, Budgets) else Budgets(slo)
-    # Ray Serve and Knative can scale from zero on traffic; the HPA cannot go below one replica.
-    start = smallest_stable(variant) if not autoscaled else int(variant.deployment.autoscaling.policy == "hpa")
-    ceiling = start + MAX_PROBES_PER_HARDWARE - 1
-    if autoscaled:
-        ceiling = min(ceiling, max(variant.deployment.autoscaling.max_replicas, start))
-    below: Probe | None = None  # the largest count probed that does not meet
-    count, step = start, 1
-    while True:
-        point = run(count)
-        if point.verdict == "meets":
-            above = point
-            break
-        label, value, low, budget = _furthest_over(point, budgets)
-        if below is not None and math.isfinite(value) and value / budget >= 0.98 * _ratio(below, budgets):
-            if low > budget:
-                notes.append(
-                    f"{name}: {label} has levelled off at {value:,.1f} ms above the SLO: more replicas "
-                    "do not help; the floor is the service path itself (see `servesim advise`)"
-                )
-                return None
-            if point.verdict == "too close":
-                # Levelled off within the CI of the SLO: past here noise, not replicas, decides. Try the
-                # counts the gallop skipped, in order, as a scan would have.
-                for skipped in range(below.replicas + 1, point.replicas):
-                    tried = run(skipped)
-                    if tried.verdict == "meets":
-                        return tried
-                notes.append(
-                    f"{name}: {label} has levelled off at {value:,.1f} ms, within the 95% CI of the SLO: "
-                    "too close to call at any count (more replications or requests narrow the CI)"
-                )
-                return None
-        below = point
-        if count >= ceiling:
-            if autoscaled and count >= variant.deployment.autoscaling.max_replicas:
-                notes.append(f"{name}: min_replicas reached max_replicas without meeting the SLO")
-            else:
-                notes.append(f"{name}: no replica count up to {count} meets the SLO")
-            return None
-        count, step = min(count + step, ceiling), step * 2
-    while below is not None and above.replicas - below.replicas > 1:
-        middle = run((below.replicas + above.replicas) // 2)
-        if middle.verdict == "meets":
-            above = middle
-        else:
-            below = middle
-    return above
+    search = search or Search(search_range(variant, autoscaled))
+    span = search.span
+    while (count := search.next_count()) is not None:
+        search.record(run(count))
+    knob = "min_replicas" if autoscaled else "replicas"
+    probes = sorted(search.probes, key=lambda p: p.replicas)
+    if span.max_replicas is not None and span.ceiling > span.max_replicas and probes[-1].replicas > span.max_replicas:
+        notes.append(
+            f"{name}: min_replicas above max_replicas ({span.max_replicas}) were probed with max_replicas raised "
+            f"to match (a fleet that never scales below min_replicas), up to the search's ceiling of {span.ceiling}"
+        )
+    note = _monotone_note(name, knob, probes, budgets)
+    if note:
+        notes.append(note)
+    chosen = smallest_meeting(probes, span.start)
+    if chosen is None:
+        notes.append(_ceiling_note(name, knob, probes, budgets))
+    return chosen
 
 
-def _furthest_over(point: Probe, budgets: Budgets) -> tuple[str, float, float, float]:
-    """(label, p99, its CI's lower end, budget) of the measure furthest over (or least under) its budget:
-    the one that decides whether more replicas still help."""
-    label, value, ci, budget = max(budgets.measures(point), key=lambda m: m[1] / m[3])
-    return label, value, (ci[0] if ci is not None else value), budget
+def smallest_meeting(probes: list[Probe], start: int) -> Probe | None:
+    """The smallest count that meets whose one-fewer probe does not (or that is the search's start)."""
+    verdicts = {p.replicas: p.verdict for p in probes}
+    return next(
+        (
+            p
+            for p in sorted(probes, key=lambda p: p.replicas)
+            if p.verdict == "meets" and (p.replicas == start or verdicts.get(p.replicas - 1, "meets") != "meets")
+        ),
+        None,
+    )
+
+
+VERDICT_RANK = {"meets": 0, "too close": 1, "misses": 2}
+
+
+def _decisive(point: Probe, budgets: Budgets) -> tuple[str, float, float, float]:
+    """(label, value, its CI's lower end, budget) of the measure furthest over (or least under) its budget,
+    the p99 taken as the worst judged window where that is higher: what decides whether more replicas help."""
+    measures = []
+    for label, value, ci, budget in budgets.measures(point):
+        low = ci[0] if ci is not None else value
+        worst = point.worst_window_p99_ms
+        if label == "p99" and worst is not None and worst > value:
+            label, value, low = "worst-window p99", worst, worst
+        measures.append((label, value, low, budget))
+    return max(measures, key=lambda m: m[1] / m[3] if not math.isnan(m[1]) else math.inf)
 
 
 def _ratio(point: Probe, budgets: Budgets) -> float:
-    _, value, _, budget = _furthest_over(point, budgets)
-    return value / budget
+    _, value, _, budget = _decisive(point, budgets)
+    return math.inf if math.isnan(value) else value / budget
+
+
+def _monotone_note(name: str, knob: str, probes: list[Probe], budgets: Budgets) -> str | None:
+    """A note where a larger count did worse than a smaller one (latency or verdict): noise, since the
+    search assumes more replicas never hurt."""
+    rises = [
+        (a, b)
+        for a, b in zip(probes, probes[1:])
+        if VERDICT_RANK[b.verdict] > VERDICT_RANK[a.verdict]
+        or (math.isfinite(_ratio(b, budgets)) and _ratio(b, budgets) > _ratio(a, budgets))
+    ]
+    if not rises:
+        return None
+    a, b = rises[0]
+    label, value, _, _ = _decisive(b, budgets)
+    _, before, _, _ = _decisive(a, budgets)
+    more = f" (and {len(rises) - 1} more)" if len(rises) > 1 else ""
+    return (
+        f"{name}: the probes are not monotone: {label} {before:,.1f} ms ({a.verdict}) at {knob} {a.replicas}, "
+        f"{value:,.1f} ms ({b.verdict}) at {b.replicas}{more}: noise at this many replications; the choice is "
+        "the smallest count that meets with one fewer failing"
+    )
+
+
+def _ceiling_note(name: str, knob: str, probes: list[Probe], budgets: Budgets) -> str:
+    """Why no count up to the ceiling meets, with the ceiling's probe (and the one before) as evidence."""
+    top = probes[-1]
+    label, value, low, budget = _decisive(top, budgets)
+    evidence = f"{label} {value:,.1f} ms"
+    if label != "worst-window p99" and low != value:
+        evidence += f" (95% CI from {low:,.1f} ms)"
+    head = f"{name}: no {knob} up to the search's ceiling ({top.replicas}) meets the SLO"
+    before = probes[-2] if len(probes) > 1 else None
+    if before is None or not math.isfinite(value) or value / budget < 0.98 * _ratio(before, budgets):
+        return f"{head}; at the ceiling {evidence}, still falling: the answer, if any, lies above the ceiling"
+    _, earlier, _, _ = _decisive(before, budgets)
+    levelled = f"{label} has levelled off ({earlier:,.1f} ms at {before.replicas}, {evidence} at {top.replicas})"
+    if low > budget:
+        return f"{head}: {levelled}, above the SLO: more replicas do not help; the floor is the service path itself (see `servesim advise`)"
+    return f"{head}: {levelled}, within the 95% CI of the SLO: too close to call (more replications or requests narrow the CI)"
 
 
 def _cached_probe(

@@ -36,7 +36,12 @@ def register(subparsers) -> None:
     )
     size.add_argument("--hardware", help="candidates: NAME[@SPEEDUP][=PROFILE],... priced from models/hardware.yaml")
     size.add_argument("--replications", type=int, default=5, help="replications per probe (default 5)")
-    size.add_argument("--requests", type=int, help="requests per replication (default: the scenario's)")
+    size.add_argument(
+        "--requests",
+        type=int,
+        help="requests per replication (default: the scenario's); a steady load only: a load that follows "
+        "a time profile is simulated over its whole horizon",
+    )
     size.add_argument(
         "--every-window-s",
         type=float,
@@ -59,19 +64,20 @@ def register(subparsers) -> None:
 
 
 def cmd_size(args: argparse.Namespace) -> int:
-    from sim.present.sizing_plot import frontier_plot
+    from sim.present.sizing_plot import frontier_plot, searched_text
     from rich.console import Console
 
     from sim.cli.overrides import apply_set_options
     from sim.spec.hardware import load_catalogue
     from sim.spec.scenario import load_scenario
-    from sim.analysis.sizing import llm_budgets, parse_candidates, size
+    from sim.analysis.sizing import check_requests, llm_budgets, parse_candidates, size
     from sim.present.progress import steps
 
     check_size_args(args)
     if args.replications < 2:
         raise ServesimError("--replications must be at least 2: sizing needs a confidence interval")
     scenario = apply_set_options(load_scenario(args.scenario), args.set)
+    check_requests(scenario, args.requests)
     given = [args.slo_p99_ms, args.slo_p95_ms, args.slo_p50_ms, args.ttft_p99_ms, args.tpot_p99_ms]
     slo = scenario.slo if all(value is None for value in given) else None  # none given: the scenario's own
     budgets = llm_budgets(
@@ -90,7 +96,8 @@ def cmd_size(args: argparse.Namespace) -> int:
     def show(probe) -> None:
         console.print(f"  {probe.hardware} {knob}={probe.replicas}: {_figures(probe, budgets)} → {probe.verdict}")
 
-    with steps("probe", "replications") as on_replication:  # within each probe (a day can take minutes)
+    # Over the whole sizing: replications done of the most the gallop / bisect plan can still take.
+    with steps("sizing", "replications (at most)") as bar:
         result = size(
             scenario,
             budgets.p99_ms,
@@ -104,7 +111,7 @@ def cmd_size(args: argparse.Namespace) -> int:
             window_s=args.every_window_s,
             seed=args.seed,
             on_probe=show,
-            on_replication=on_replication,
+            on_progress=lambda state: bar(state.replications_done, state.replications_done + state.replications_left),
             workers=args.workers,
         )
     args.out.mkdir(parents=True, exist_ok=True)
@@ -113,6 +120,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     if budgets.p99_ms is not None:  # the plot is of the end-to-end p99 against its SLO
         frontier_plot(frontier, budgets.p99_ms, knob, args.out / "frontier.png")
     console.print(_frontier_table(result, knob))
+    console.print(searched_text(result.ranges, knob))
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if result.chosen is None:
@@ -151,10 +159,13 @@ def _describe(budgets) -> str:
 
 
 def _figures(probe, budgets) -> str:
-    """A probe's p99 with its CI, its p95 / p50 where budgeted, and for an LLM its TTFT and TPOT p99."""
+    """A probe's p99 with its CI (and its worst window's where windows are judged), its p95 / p50 where
+    budgeted, and for an LLM its TTFT and TPOT p99."""
     from sim.present.table import fmt_ci, fmt_ms
 
     text = f"p99 {fmt_ms(probe.p99_ms)} {fmt_ci(list(probe.p99_ci95))}"
+    if probe.worst_window_p99_ms is not None:
+        text += f", worst window p99 {fmt_ms(probe.worst_window_p99_ms)}"
     for key, budget in (("p95", budgets.p95_ms), ("p50", budgets.p50_ms)):
         if budget is not None:
             text += f", {key} {fmt_ms(getattr(probe, f'{key}_ms'))} {fmt_ci(_list(getattr(probe, f'{key}_ci95')))}"
@@ -167,21 +178,24 @@ def _figures(probe, budgets) -> str:
 
 
 def _price(probe) -> str:
+    per_day = f", {_usd(probe.usd_per_day)} per day" if probe.usd_per_day is not None else ""
     if probe.usd_per_1m_tokens is not None:
-        return f"{_usd(probe.usd_per_1m_tokens)} per 1M output tokens"
-    return f"{_usd(probe.usd_per_1m_queries)} per 1M queries"
+        return f"{_usd(probe.usd_per_1m_tokens)} per 1M output tokens{per_day}"
+    return f"{_usd(probe.usd_per_1m_queries)} per 1M queries{per_day}"
 
 
 def _frontier_table(result, knob: str):
     """Every probe: the count, its latencies and CIs, its cost and verdict. An LLM scenario shows TTFT /
     TPOT p99 and $ per 1M output tokens in place of the end-to-end CI and $ per 1M queries (the table
-    must fit a terminal); the worst window shows only where windows were judged."""
+    must fit a terminal); the worst window shows only where windows were judged, $/day where the summary
+    prices a day."""
     from rich.table import Table
 
     from sim.present.table import fmt_ci, fmt_ms
 
     llm = any(p.ttft_p99_ms is not None for p in result.probes)
     windows = any(p.worst_window_p99_ms is not None for p in result.probes)
+    per_day = any(p.usd_per_day is not None for p in result.probes)
     columns = {
         "hardware": lambda p: p.hardware,
         knob: lambda p: str(p.replicas),
@@ -199,6 +213,7 @@ def _frontier_table(result, knob: str):
             else {}
         ),
         "$/h": lambda p: _usd(p.usd_per_hour),
+        **({"$/day": lambda p: _usd(p.usd_per_day)} if per_day else {}),
         **(
             {"$/1M tokens": lambda p: _usd(p.usd_per_1m_tokens)}
             if llm

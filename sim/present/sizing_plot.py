@@ -1,4 +1,5 @@
-"""The sizing frontier: p99 (with its CI) and cost per 1M queries against the replica count, per hardware."""
+"""The sizing frontier: p99 (with its CI) and cost per 1M queries against the replica count, per hardware;
+and the range each hardware was searched over, in words (the CLI report and the planner's Sizing tab)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 
 def frontier_plot(frontier, slo: float, knob: str, path: Path) -> None:
+    """p99 with its CI (and the worst window's p99 where windows were judged) and $ per 1M queries by count."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,6 +25,14 @@ def frontier_plot(frontier, slo: float, knob: str, path: Path) -> None:
             capsize=3,
             label=hardware,
         )
+        if part["worst_window_p99_ms"].notna().any():
+            left.plot(
+                part["replicas"],
+                part["worst_window_p99_ms"],
+                marker="x",
+                linestyle="--",
+                label=f"{hardware} worst window",
+            )
         right.plot(part["replicas"], part["usd_per_1m_queries"], marker="o", label=hardware)
     left.axhline(slo, color="red", linestyle=":", label=f"SLO {slo:g} ms")
     left.set_yscale("log")
@@ -34,3 +44,18 @@ def frontier_plot(frontier, slo: float, knob: str, path: Path) -> None:
     right.legend(fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def searched_text(ranges: dict, knob: str) -> str:
+    """'Searched l4: min_replicas 0–39 (max_replicas 16, raised with min_replicas above it)', per hardware."""
+    parts = []
+    for hardware, span in ranges.items():
+        text = f"{hardware}: {knob} {span.start}–{span.ceiling}"
+        if span.max_replicas is not None:
+            text += (
+                f" (max_replicas {span.max_replicas}, raised with min_replicas above it)"
+                if span.ceiling > span.max_replicas
+                else f" (to max_replicas {span.max_replicas})"
+            )
+        parts.append(text)
+    return "Searched " + "; ".join(parts) + ", galloping up to the ceiling unless a count meets, then bisecting"
