@@ -39,9 +39,10 @@ def fcfs_start_ms(ready_ms: np.ndarray, service_ms: np.ndarray, servers: int) ->
     """Start time of each request, as `fcfs_servers` gives it; a heap of bare free times is faster when
     nobody asks which server."""
     order = np.argsort(ready_ms, kind="stable")
-    if compiled.AVAILABLE:  # sim/engine/compiled.py: the same loop, compiled
+    loops = compiled.loops(len(order))
+    if loops.compiled:  # sim/engine/compiled.py: the same loop, compiled
         start_ms = np.empty(len(order))
-        start_ms[order] = compiled.heap_fcfs_start(ready_ms[order], service_ms[order].astype(float), servers)
+        start_ms[order] = loops.heap_fcfs_start(ready_ms[order], service_ms[order].astype(float), servers)
         return start_ms
     free = [0.0] * servers
     heapreplace = heapq.heapreplace

@@ -1,19 +1,49 @@
 """Batching policies: each decides, from the queue, how big a batch leaves now and when to stop waiting.
 
-A policy holds no simulation state; the replica process owns all waiting (see sim/engine/model_stage.py) and
-asks two questions: `batch_now(queued)` (send this many at once; 0 = not yet) and
-`deadline_ms(oldest_ready_ms)` (when to send whatever is queued, or None to wait for more requests).
-Adding a policy is one class here plus its entry in `BatchingPolicy`.
+A policy holds no simulation state. It yields its `BatchRule` (`policy.rule()`): the batch to send at once
+for each queue length (0 = not yet), the largest batch, and how long the oldest request may wait (None:
+until the batch fills or traffic ends). Every engine path reads that one rule: the SimPy model stage (the
+oracle, sim/engine/model_stage.py), the fleet walk and its compiled twin (sim/engine/fleet_walk.py,
+sim/engine/fleet_kernel.py). Adding a policy is one class here (its `rule`) plus its entry in
+`BatchingPolicy`; no engine tells policies apart by type.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
 from sim.spec.bounds import MAX_BATCH_SIZE, BatchSize, Ms
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sim.spec.distributions import Distribution
+
+
+@dataclass(frozen=True)
+class BatchRule:
+    """When a batch leaves and what is in it, as every engine path reads it.
+
+    `now_sizes[m]`: the batch sent at once with m < `max_batch_size` requests queued (0: keep waiting); with
+    `max_batch_size` or more queued, a full batch leaves. `delay_ms`: once the oldest queued request has
+    waited this long, whatever is queued leaves (None: it waits for a batch that can leave at once, or for
+    the end of traffic, which flushes every queue)."""
+
+    max_batch_size: int
+    now_sizes: tuple[int, ...]
+    delay_ms: float | None
+
+    def batch_now(self, queued: int) -> int:
+        """The batch to send at once with `queued` requests waiting (0: not yet)."""
+        return self.max_batch_size if queued >= self.max_batch_size else self.now_sizes[queued]
+
+    def deadline_ms(self, oldest_ready_ms: float) -> float | None:
+        """When the oldest request's wait runs out (None: never)."""
+        return None if self.delay_ms is None else oldest_ready_ms + self.delay_ms
+
+    @property
+    def trigger(self) -> int:
+        """The fewest queued requests that send a batch at once."""
+        return next((m for m in range(1, self.max_batch_size) if self.now_sizes[m]), self.max_batch_size)
 
 
 class _Policy(BaseModel):
@@ -26,8 +56,17 @@ class _Policy(BaseModel):
     def batch_now(self, queued: int) -> int:
         raise NotImplementedError
 
-    def deadline_ms(self, oldest_ready_ms: float) -> float | None:
+    @property
+    def delay_ms(self) -> float | None:
+        """How long the oldest request may wait before a partial batch leaves (None: no limit)."""
         raise NotImplementedError
+
+    def deadline_ms(self, oldest_ready_ms: float) -> float | None:
+        return self.rule().deadline_ms(oldest_ready_ms)
+
+    def rule(self) -> BatchRule:
+        """The policy as the engines read it (sizes allowed now, the deadline)."""
+        return _rule(self)
 
 
 class NoBatching(_Policy):
@@ -42,8 +81,9 @@ class NoBatching(_Policy):
     def batch_now(self, queued: int) -> int:
         return 1 if queued else 0
 
-    def deadline_ms(self, oldest_ready_ms: float) -> float | None:
-        return oldest_ready_ms
+    @property
+    def delay_ms(self) -> float | None:
+        return 0.0
 
 
 class StaticBatching(_Policy):
@@ -62,8 +102,9 @@ class StaticBatching(_Policy):
     def batch_now(self, queued: int) -> int:
         return self.batch_size if queued >= self.batch_size else 0
 
-    def deadline_ms(self, oldest_ready_ms: float) -> float | None:
-        return None if self.timeout_ms is None else oldest_ready_ms + self.timeout_ms
+    @property
+    def delay_ms(self) -> float | None:
+        return self.timeout_ms
 
 
 class DynamicBatching(_Policy):
@@ -101,8 +142,31 @@ class DynamicBatching(_Policy):
         formable = [size for size in self.preferred_batch_sizes if size <= queued]
         return formable[-1] if formable else 0
 
-    def deadline_ms(self, oldest_ready_ms: float) -> float | None:
-        return oldest_ready_ms + self.max_queue_delay_ms
+    @property
+    def delay_ms(self) -> float | None:
+        return self.max_queue_delay_ms
+
+
+_RULES: dict = {}
+
+
+def _rule(policy: _Policy) -> BatchRule:
+    """The rule of a (frozen, hashable) policy, built once."""
+    try:
+        rule = _RULES.get(policy)
+    except TypeError:  # a field that cannot be hashed (e.g. a list of samples): build it afresh
+        return _build_rule(policy)
+    if rule is None:
+        rule = _build_rule(policy)
+        if len(_RULES) > 4096:
+            _RULES.clear()
+        _RULES[policy] = rule
+    return rule
+
+
+def _build_rule(policy: _Policy) -> BatchRule:
+    largest = policy.max_batch_size
+    return BatchRule(largest, tuple(policy.batch_now(m) for m in range(largest)), policy.delay_ms)
 
 
 BatchingPolicy = Annotated[Union[NoBatching, StaticBatching, DynamicBatching], Field(discriminator="policy")]

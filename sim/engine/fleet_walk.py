@@ -1,0 +1,620 @@
+"""The batched model stage without an event loop: one FIFO queue and the servers that pull from it, walked
+batch by batch, for a fixed fleet and for an autoscaled one.
+
+The SimPy model stage (sim/engine/model_stage.py) is the definition; this walk reproduces it exactly (same
+batches, start times, servers and service draws, in the same order; tested request for request). Between
+the moments something outside the queue acts, the set of warm servers is fixed and each batch follows from
+when the previous one left, when the first server frees and when the head request is ready (then the wait
+for a batch that can leave at once, the queue delay, or the end of traffic): the compiled inner loop
+(sim/engine/fleet_kernel.py) walks those stretches. Everything else is a handful of events a run:
+- the autoscaler's control tick (every second): sample the load, ask the policy, start replicas (each after
+  its cold start) or drain them (a busy one finishes its batch first);
+- a cold start ending (new warm servers), a drained replica's last batch ending;
+- the stage falling empty for the idle-to-zero time (Knative's scale to zero), traffic reaching a stage
+  with no replica (the activator starts one);
+- the instant of the last arrival, which flushes every waiting batch, replayed in SimPy's wake-up order.
+
+Coincident instants follow SimPy's order where it is cheap to know: a cold start and a tick at one instant
+run in the order they were scheduled, and servers that a cold start makes warm take their batches before
+a tick at that instant samples the load. Tie rules where it is not (tested): a server that frees at t sees
+every request ready at t; with requests ready at the same instant the batches, times and draws match but
+which idle server takes one may differ. Continuous times make both ties probability 0.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sim.engine import compiled
+from sim.engine import fleet_kernel as k
+from sim.engine.service_draws import ServiceDraws
+from sim.spec.autoscaling import SAMPLE_INTERVAL_MS, LoadSamples
+from sim.spec.batching import BatchRule
+
+STARTING, WARM, DRAINING, STOPPED = "starting", "warm", "draining", "stopped"
+TIMELINE_COLUMNS = ["time_ms", "warm", "starting", "draining", "queued", "ongoing", "busy"]
+
+
+@dataclass(frozen=True)
+class Batches:
+    """The batches of one queue in dispatch order: size, start, service time, server."""
+
+    size: np.ndarray
+    start_ms: np.ndarray
+    service_ms: np.ndarray
+    server: np.ndarray
+
+
+class QueueWalk:
+    """One FIFO queue's walk: its requests (sorted by ready time, with the SimPy clock of each arrival),
+    its warm servers and the batches sent so far; `advance(stop)` runs the kernel up to a stop time."""
+
+    def __init__(self, clock: np.ndarray, ready: np.ndarray, rule: BatchRule, draws: ServiceDraws, loops) -> None:
+        self.n = n = len(clock)
+        self.loops = loops
+        self.rule = rule
+        self.draws = draws
+        self._array = loops.compiled
+        self.clock_array = clock
+        self.clock = clock if loops.compiled else clock.tolist()
+        self.ready = ready if loops.compiled else ready.tolist()
+        self.done_ms = float(clock[-1]) if n else 0.0
+        self.heap_at = self._floats(0)
+        self.heap_srv = self._ints(0)
+        self.end_ms = self._floats(0)
+        self.last_size = self._ints(0)
+        fs = [0.0] * k.FLOAT_SLOTS
+        fs[k.FLOOR] = fs[k.MAX_END] = fs[k.FIRED_FOR] = -math.inf
+        fs[k.STOP] = math.inf
+        fs[k.DONE] = self.done_ms
+        fs[k.DELAY] = 0.0 if rule.delay_ms is None else rule.delay_ms
+        fs[k.IDLE_ZERO] = -1.0
+        ist = [0] * k.INT_SLOTS
+        ist[k.HAS_DELAY] = int(rule.delay_ms is not None)
+        self.fs = np.array(fs) if self._array else fs
+        self.ist = np.array(ist, dtype=np.int64) if self._array else ist
+        self.now_sizes = self._ints_of(rule.now_sizes)
+        self.trigger_offset = rule.trigger - 1
+        self.use_constant = draws.constant is not None
+        self.constant = self._floats_of(draws.constant if draws.constant is not None else [0.0])
+        self.base = self._floats(0)
+        self.multiplier = self._floats_of(draws.multiplier)
+        self.divisors = self._floats_of(draws.divisors)
+        self.out_size, self.out_server = self._ints(n), self._ints(n)
+        self.out_start, self.out_service = self._floats(n), self._floats(n)
+
+    # --- containers: numpy arrays for the compiled kernel, lists for the Python one ---------------------
+
+    def _floats(self, size: int):
+        return np.zeros(size) if self._array else [0.0] * size
+
+    def _ints(self, size: int):
+        return np.zeros(size, dtype=np.int64) if self._array else [0] * size
+
+    def _floats_of(self, values):
+        return np.asarray(values, dtype=float) if self._array else [float(v) for v in values]
+
+    def _ints_of(self, values):
+        return np.asarray(values, dtype=np.int64) if self._array else [int(v) for v in values]
+
+    # --- state ----------------------------------------------------------------------------------------
+
+    @property
+    def head(self) -> int:
+        """The first request not yet sent."""
+        return int(self.ist[k.HEAD])
+
+    @property
+    def flushed(self) -> bool:
+        return bool(self.ist[k.FLUSHED])
+
+    @property
+    def max_end_ms(self) -> float:
+        """When the last batch sent so far ends (-inf before the first)."""
+        return float(self.fs[k.MAX_END])
+
+    def arrived_by(self, t: float) -> int:
+        """Requests the feed has appended by time t."""
+        return bisect_right(self.clock, t)
+
+    def free(self) -> list[tuple[float, int]]:
+        """The warm servers as (free at, server), heap-ordered."""
+        size = int(self.ist[k.HEAP_LEN])
+        return list(zip([float(x) for x in self.heap_at[:size]], [int(x) for x in self.heap_srv[:size]]))
+
+    def set_free(self, entries: list[tuple[float, int]]) -> None:
+        heapq.heapify(entries)
+        if len(entries) > len(self.heap_at):
+            self.heap_at, self.heap_srv = self._floats(2 * len(entries)), self._ints(2 * len(entries))
+        for i, (at, server) in enumerate(entries):
+            self.heap_at[i], self.heap_srv[i] = at, server
+        self.ist[k.HEAP_LEN] = len(entries)
+
+    def first_server(self) -> int | None:
+        return int(self.heap_srv[0]) if self.ist[k.HEAP_LEN] else None
+
+    def add_servers(self, servers, free_at_ms: float) -> None:
+        self.ensure_servers(max(servers) + 1)
+        self.set_free(self.free() + [(free_at_ms, s) for s in servers])
+
+    def remove_servers(self, servers) -> None:
+        """Take servers out of the pull (a drained replica)."""
+        gone = set(servers)
+        self.set_free([entry for entry in self.free() if entry[1] not in gone])
+
+    def ensure_servers(self, count: int) -> None:
+        """Room for server ids below `count` in the per-server arrays."""
+        have = len(self.end_ms)
+        if count <= have:
+            return
+        grow = max(count, 2 * have)
+        if self._array:
+            self.end_ms = np.concatenate([self.end_ms, np.zeros(grow - have)])
+            self.last_size = np.concatenate([self.last_size, np.zeros(grow - have, dtype=np.int64)])
+        else:
+            self.end_ms.extend([0.0] * (grow - have))
+            self.last_size.extend([0] * (grow - have))
+
+    def set_idle_to_zero(self, wait_ms: float | None) -> None:
+        self.fs[k.IDLE_ZERO] = -1.0 if wait_ms is None else wait_ms
+
+    # --- walking --------------------------------------------------------------------------------------
+
+    def advance(self, stop_ms: float) -> int:
+        """Send every batch that leaves before `stop_ms`; returns the kernel's status (never REFILL)."""
+        self.fs[k.STOP] = stop_ms
+        while True:
+            status = self.loops.advance(
+                self.clock,
+                self.ready,
+                self.n,
+                self.heap_at,
+                self.heap_srv,
+                self.end_ms,
+                self.last_size,
+                self.fs,
+                self.ist,
+                self.now_sizes,
+                self.rule.max_batch_size,
+                self.trigger_offset,
+                self.constant,
+                self.use_constant,
+                self.base,
+                self.multiplier,
+                self.divisors,
+                self.out_size,
+                self.out_start,
+                self.out_service,
+                self.out_server,
+            )
+            if status != k.REFILL:
+                return status
+            self._refill(int(self.ist[k.PLANNED]))
+
+    def _refill(self, size: int) -> None:
+        self.base = self._floats_of(self.draws.base(self.n - self.head, size))
+        self.ist[k.BASE_LEN] = len(self.base)
+        self.ist[k.USED] = 0
+
+    def _draw(self, size: int) -> float:
+        """The next batch's service time, as the kernel would draw it."""
+        if self.use_constant:
+            duration = self.constant[size]
+        else:
+            if self.ist[k.USED] == self.ist[k.BASE_LEN]:
+                self._refill(size)
+            duration = self.base[int(self.ist[k.USED])] * self.multiplier[size]
+            self.ist[k.USED] += 1
+        for divisor in self.divisors:
+            duration = duration / divisor
+        return float(duration)
+
+    def send(self, dispatch_ms: float, size: int, server: int) -> None:
+        """Send a batch on a given server (outside the kernel: the end-of-traffic instant)."""
+        duration = self._draw(size)
+        count = int(self.ist[k.COUNT])
+        self.out_size[count], self.out_start[count] = size, dispatch_ms
+        self.out_service[count], self.out_server[count] = duration, server
+        self.ist[k.COUNT] = count + 1
+        end = dispatch_ms + duration
+        self.set_free([(end, s) if s == server else (at, s) for at, s in self.free()])
+        self.end_ms[server], self.last_size[server] = end, size
+        self.fs[k.MAX_END] = max(float(self.fs[k.MAX_END]), end)
+        self.ist[k.HEAD] += size
+        self.fs[k.PREVIOUS] = dispatch_ms
+
+    def end_of_traffic(self) -> None:
+        """The instant of the last arrival, replayed in SimPy's order. The feed appends the arrivals of that
+        instant, each waking the queue's former (once its batch can leave) or else one idle server; then it
+        marks traffic done and wakes every idle server and the former. A former waiting on a queue delay
+        resumes through a condition event, so after all of those. Each server woken takes one batch of what
+        is left (a batch that can leave at once, or up to the max) or, finding nothing, stops."""
+        done, rule, head = self.done_ms, self.rule, self.head
+        waiting = bisect_left(self.clock, done, head) - head
+        final = self.n - head - waiting
+        free = sorted(entry for entry in self.free() if entry[0] < done)
+        former = free.pop(0)[1] if waiting and free else None
+        idle = [server for _, server in free]
+        through_condition = rule.delay_ms is not None
+        woken: list[int] = []
+        late: list[int] = []
+        queued = waiting
+        for _ in range(final):
+            queued += 1
+            if former is not None:
+                if rule.batch_now(queued):
+                    (late if through_condition else woken).append(former)
+                    former = None
+            elif idle:
+                woken.append(idle.pop(0))
+        woken.extend(idle)
+        if former is not None:
+            (late if through_condition else woken).append(former)
+        for server in woken + late:
+            remaining = self.n - self.head
+            if remaining <= 0:
+                break
+            self.send(done, rule.batch_now(remaining) or min(remaining, rule.max_batch_size), server)
+        self.ist[k.FLUSHED] = 1
+
+    def batches(self) -> Batches:
+        count = int(self.ist[k.COUNT])
+        return Batches(
+            np.asarray(self.out_size[:count], dtype=np.int64),
+            np.asarray(self.out_start[:count], dtype=float),
+            np.asarray(self.out_service[:count], dtype=float),
+            np.asarray(self.out_server[:count], dtype=np.int64),
+        )
+
+
+def walk_fixed(clock: np.ndarray, ready: np.ndarray, rule: BatchRule, draws: ServiceDraws, servers: int) -> Batches:
+    """A fixed set of identical servers pulling from one queue: the whole walk with no event but the end of
+    traffic."""
+    walk = QueueWalk(clock, ready, rule, draws, compiled.loops(len(clock)))
+    walk.add_servers(range(servers), 0.0)
+    while True:
+        status = walk.advance(math.inf)
+        if status == k.END_OF_TRAFFIC or (status == k.STALLED and not walk.flushed):
+            walk.end_of_traffic()
+            continue
+        return walk.batches()
+
+
+# --- the autoscaled fleet ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Replica:
+    index: int
+    state: str
+    servers: range
+    cold_end_ms: float = math.inf
+
+
+@dataclass(order=True)
+class _Event:
+    """A pending event, ordered as SimPy processes them: by time, then by when it was scheduled, then by
+    kind (a tick's timeout is scheduled before a cold start begun in the same step)."""
+
+    time_ms: float
+    scheduled_ms: float
+    rank: int
+    seq: int
+    kind: str = field(compare=False)
+    replica: _Replica | None = field(compare=False, default=None)
+
+
+TICK, COLD_END, DRAINED = 0, 1, 2
+
+
+@dataclass
+class FleetRun:
+    """What the autoscaled walk returns: the batches (dispatch order), the server → replica map and the
+    timeline of change-points."""
+
+    batches: Batches
+    replica_of_server: np.ndarray
+    instance_of_server: np.ndarray
+    timeline: pd.DataFrame
+
+
+class AutoscaledFleet:
+    """One shared queue whose replicas an autoscaling policy starts and drains (sim/spec/autoscaling.py),
+    walked as the SimPy model stage runs it: the policy is asked at its control ticks with the load sampled
+    once a second; new replicas serve after a cold start; a drained replica finishes its batch and stops;
+    min_replicas 0 scales to zero after the policy's idle time, and traffic at zero replicas starts one."""
+
+    def __init__(
+        self,
+        clock: np.ndarray,
+        ready: np.ndarray,
+        rule: BatchRule,
+        draws: ServiceDraws,
+        instances: int,
+        policy,
+        cold_start,
+        cold_start_rng: np.random.Generator | None,
+    ) -> None:
+        self.walk = QueueWalk(clock, ready, rule, draws, compiled.loops(len(clock)))
+        self.walk.set_idle_to_zero(policy.idle_to_zero_ms)
+        self.instances = instances
+        self.policy = policy
+        self.cold_start = cold_start
+        self.cold_start_rng = cold_start_rng
+        self.live: list[_Replica] = []
+        self.started = 0
+        self.events: list[_Event] = []
+        self.seq = 0
+        self.rows: list[tuple] = []
+        self.samples = LoadSamples()
+        self.state: dict = {}
+        self.tick = 0
+        self.decide_every = max(1, round(policy.decision_interval_s * 1000 / SAMPLE_INTERVAL_MS))
+        self.zero_since = -math.inf  # when the last warm or starting replica went (traffic then starts one)
+        self.last_ms = 0.0  # the latest instant anything was scheduled for (the run ends there)
+        for _ in range(policy.start_replicas):
+            self._add_replica(0.0, warm=True)
+        if not policy.start_replicas:
+            self.zero_since = -math.inf
+        self._record(0.0)
+        self._schedule(SAMPLE_INTERVAL_MS, 0.0, TICK, "tick")
+
+    # --- the run --------------------------------------------------------------------------------------
+
+    def run(self) -> FleetRun:
+        walk = self.walk
+        while True:
+            event = self._next_event()
+            stop = event.time_ms if event is not None else math.inf
+            self._walk_until(stop)
+            if event is None:
+                break
+            heapq.heappop(self.events)
+            if event.kind == "tick":
+                self._tick(event.time_ms)
+            elif event.kind == "cold_end":
+                if self._cold_end(event):
+                    # The new servers' processes start at once (SimPy's urgent initialisation): batches they
+                    # send at this instant leave before anything else scheduled for it.
+                    self._walk_until(np.nextafter(event.time_ms, math.inf))
+            elif event.kind == "drained":
+                self._drained(event)
+            elif event.kind == "zero":
+                walk.fs[k.FIRED_FOR] = event.scheduled_ms
+                self._scale_to(0, event.time_ms)
+        end = max(self.last_ms, walk.max_end_ms, walk.done_ms)
+        self._record(end)
+        size = self.started * self.instances
+        servers = np.arange(size)
+        return FleetRun(
+            walk.batches(),
+            servers // self.instances,
+            servers % self.instances,
+            pd.DataFrame(self.rows, columns=TIMELINE_COLUMNS),
+        )
+
+    def _walk_until(self, stop_ms: float) -> None:
+        """Run the queue up to `stop_ms`, acting on what the walk hands back on the way."""
+        walk = self.walk
+        while True:
+            status = walk.advance(stop_ms)
+            if status == k.ZERO:
+                zero_at = float(walk.fs[k.ZERO_AT])
+                self.last_ms = max(self.last_ms, zero_at)
+                self._scale_to(0, zero_at)
+                continue
+            if status == k.STALLED:
+                arrival = self._activator_arrival()
+                if arrival is not None and arrival < stop_ms:
+                    self._scale_to(1, arrival)
+                    continue
+                if not walk.flushed and walk.done_ms < stop_ms:
+                    walk.end_of_traffic()
+                    continue
+                return
+            if status == k.END_OF_TRAFFIC:
+                walk.end_of_traffic()
+                continue
+            return
+
+    def _next_event(self) -> _Event | None:
+        walk = self.walk
+        # After the last request has left, the final lull can still scale the fleet to zero.
+        if walk.head >= walk.n and walk.fs[k.IDLE_ZERO] >= 0 and walk.max_end_ms > walk.fs[k.FIRED_FOR]:
+            end = walk.max_end_ms
+            if not any(e.kind == "zero" for e in self.events):
+                self._schedule(end + float(walk.fs[k.IDLE_ZERO]), end, 3, "zero")
+        return self.events[0] if self.events else None
+
+    def _schedule(self, time_ms: float, scheduled_ms: float, rank: int, kind: str, replica=None) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, _Event(time_ms, scheduled_ms, rank, self.seq, kind, replica))
+        self.last_ms = max(self.last_ms, time_ms)
+
+    # --- events ---------------------------------------------------------------------------------------
+
+    def _tick(self, now: float) -> None:
+        """The autoscaler's once-a-second step: sample, record, and at its decision interval ask the policy."""
+        self.tick += 1
+        walk = self.walk
+        queued = walk.arrived_by(now) - walk.head
+        in_service, busy = self._in_service(now)
+        warm = [r for r in self.live if r.state == WARM]
+        busy_warm = sum(self._busy(r, now) for r in warm)
+        samples = self.samples
+        samples.time_ms.append(now)
+        samples.ongoing.append(queued + in_service)
+        samples.warm.append(len(warm))
+        samples.busy_share.append(busy_warm / (len(warm) * self.instances) if warm else 0.0)
+        self._record(now)
+        if self.tick % self.decide_every == 0:
+            current = sum(1 for r in self.live if r.state in (WARM, STARTING))
+            target = self.policy.desired_replicas(now, samples, current, self.state)
+            if samples.ongoing[-1] > 0:
+                target = max(target, 1)
+            self._scale_to(target, now)
+        finished = now >= walk.done_ms and in_service == 0 and queued == 0
+        if not finished:
+            self._schedule(now + SAMPLE_INTERVAL_MS, now, TICK, "tick")
+
+    def _cold_end(self, event: _Event) -> bool:
+        replica = event.replica
+        if replica.state != STARTING:
+            return False  # cancelled while starting
+        replica.state = WARM
+        self.walk.add_servers(replica.servers, event.time_ms)
+        self._record(event.time_ms)
+        return True
+
+    def _drained(self, event: _Event) -> None:
+        replica = event.replica
+        self._stop(replica)
+        self._record(event.time_ms)
+
+    # --- replicas -------------------------------------------------------------------------------------
+
+    def _add_replica(self, now: float, warm: bool) -> None:
+        index = self.started
+        self.started += 1
+        replica = _Replica(
+            index, WARM if warm else STARTING, range(index * self.instances, (index + 1) * self.instances)
+        )
+        self.live.append(replica)
+        self.walk.ensure_servers(self.started * self.instances)
+        if warm:
+            self.walk.add_servers(replica.servers, now)
+            return
+        duration = 0.0
+        if self.cold_start is not None:
+            duration = float(self.cold_start.sample(self.cold_start_rng, 1)[0])
+        replica.cold_end_ms = now + duration
+        self._schedule(replica.cold_end_ms, now, COLD_END, "cold_end", replica)
+
+    def _scale_to(self, target: int, now: float) -> None:
+        active = [r for r in self.live if r.state in (WARM, STARTING)]
+        if target > len(active):
+            for _ in range(target - len(active)):
+                self._add_replica(now, warm=False)
+        elif target < len(active):
+            # Cancel cold starts first, then idle replicas, then the newest busy ones.
+            victims = sorted(active, key=lambda r: (r.state != STARTING, self._busy(r, now) > 0, -r.index))
+            self._drain(victims[: len(active) - target], now)
+            if target == 0:
+                self.zero_since = now
+        else:
+            return
+        self._record(now)
+
+    def _drain(self, victims: list[_Replica], now: float) -> None:
+        """Stop replicas: a starting one at once, a warm one after its running batches. Its idle instances
+        leave the pull; if one was waiting for a batch to form (the former) while requests are queued, the
+        queue is handed on as SimPy does: the former and each idle instance drained with it wake the next
+        idle server (`_hand_on`)."""
+        walk = self.walk
+        queued = walk.arrived_by(now) - walk.head
+        free = walk.free()
+        first = walk.first_server()
+        idle = {s for at, s in free if at <= now}
+        former_gone, wakers = False, 0
+        for replica in victims:
+            if replica.state == STARTING:
+                self._stop(replica)
+                continue
+            mine = set(replica.servers)
+            if queued and first in mine and first in idle:
+                former_gone = True
+            wakers += len(mine & idle)
+            walk.remove_servers(replica.servers)
+            busy_until = max(float(walk.end_ms[s]) for s in replica.servers)
+            if busy_until > now:
+                replica.state = DRAINING
+                self._schedule(busy_until, now, DRAINED, "drained", replica)
+            else:
+                self._stop(replica)
+        if former_gone:
+            self._hand_on(now, wakers)
+
+    def _hand_on(self, now: float, wakers: int) -> None:
+        """SimPy's hand-off after a former was drained: each waker wakes the idle list's first server in
+        turn; those run at `now` in that order, each sending a batch, becoming the new former, or (finding
+        a former or nothing) going back to the end of the idle list."""
+        walk, rule = self.walk, self.walk.rule
+        order = [s for _, s in sorted(walk.free())]
+        woken, pending = order[:wakers], order[wakers:]
+        former = None
+        back: list[int] = []
+        i = 0
+        while i < len(woken):
+            server = woken[i]
+            i += 1
+            queued = walk.arrived_by(now) - walk.head
+            if former is not None or not queued:
+                back.append(server)
+                continue
+            size = rule.batch_now(queued)
+            if not size:
+                deadline = rule.deadline_ms(float(walk.ready[walk.head]))
+                if deadline is None or deadline > now:
+                    former = server
+                    continue
+                size = min(queued, rule.max_batch_size)
+            walk.send(now, size, server)
+            if queued > size and pending:
+                woken.append(pending.pop(0))
+        if back:
+            # Back to the end of the idle list, in the order they went: the same instant, each a hair later
+            # than the one before (a heap orders equal times by server id, SimPy's list by arrival).
+            when = {}
+            at = now
+            for server in back:
+                when[server] = at
+                at = float(np.nextafter(at, math.inf))
+            walk.set_free([(when.get(s, at), s) for at, s in walk.free()])
+        if former is not None:
+            walk.fs[k.FLOOR] = max(float(walk.fs[k.FLOOR]), now)
+
+    def _stop(self, replica: _Replica) -> None:
+        replica.state = STOPPED
+        self.live.remove(replica)
+
+    def _activator_arrival(self) -> float | None:
+        """When traffic finds no warm or starting replica: the first arrival after the last one went."""
+        if any(r.state in (WARM, STARTING) for r in self.live):
+            return None
+        walk = self.walk
+        first = max(walk.head, walk.arrived_by(self.zero_since) if self.zero_since > -math.inf else 0)
+        return float(walk.clock[first]) if first < walk.n else None
+
+    # --- load -----------------------------------------------------------------------------------------
+
+    def _busy(self, replica: _Replica, now: float) -> int:
+        end_ms = self.walk.end_ms
+        return sum(1 for s in replica.servers if end_ms[s] > now)
+
+    def _in_service(self, now: float) -> tuple[int, int]:
+        """Requests in batches being served, and busy instances, over the live replicas."""
+        end_ms, sizes = self.walk.end_ms, self.walk.last_size
+        requests = instances = 0
+        for replica in self.live:
+            if replica.state == STARTING:
+                continue
+            for s in replica.servers:
+                if end_ms[s] > now:
+                    requests += int(sizes[s])
+                    instances += 1
+        return requests, instances
+
+    def _record(self, now: float) -> None:
+        walk = self.walk
+        queued = walk.arrived_by(now) - walk.head
+        in_service, busy = self._in_service(now)
+        counts = {WARM: 0, STARTING: 0, DRAINING: 0}
+        for replica in self.live:
+            counts[replica.state] += 1
+        self.rows.append((now, counts[WARM], counts[STARTING], counts[DRAINING], queued, queued + in_service, busy))
