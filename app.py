@@ -1041,12 +1041,12 @@ def view_sizing(ctx: Context) -> None:
 
 
 def sizing_eta(state) -> str:
-    """'at most 5 probes left, about 3 min' for a sizing's SizingProgress."""
+    """'at most 5 probes left: ≤ 3 min' for a sizing's SizingProgress (the plan's bound on what is left)."""
     left = f"at most {state.probes_left} probe{'s' if state.probes_left != 1 else ''} left"
     eta = state.eta_s
     if eta is None:
         return left
-    return f"{left}, about {eta / 60:,.0f} min" if eta >= 90 else f"{left}, about {eta:,.0f} s"
+    return f"{left}: ≤ {eta / 60:,.0f} min" if eta >= 90 else f"{left}: ≤ {eta:,.0f} s"
 
 
 def budget_text(p99_ms: float, p95_ms: float) -> str:

@@ -106,3 +106,40 @@ def test_the_sizing_tab_sizes_on_a_p95_budget_as_servesim_size_does():
         seed=scenario.seed,
     )
     assert shown == direct.chosen.replicas
+
+
+def test_the_sizing_tab_and_servesim_size_give_the_same_min_replicas_for_an_autoscaled_day(tmp_path: Path):
+    """Question (c) on a short autoscaled day (tests/test_sizing_autoscaled.py): the tab and the CLI run the
+    same search (sim.analysis.sizing.size) on the whole horizon, window by window, and show the same
+    min_replicas, frontier and one-fewer re-check."""
+    import pandas as pd
+    import yaml
+
+    from sim.cli.main import main
+    from tests.test_sizing_autoscaled import DAY, short_day
+
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    at.file_uploader(key="upload").upload("day.yaml", DAY.encode(), "application/x-yaml").run()
+    at.session_state["view"] = "Sizing"
+    at.run()
+    at.button(key="size.run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = int(metric(at, "Smallest min_replicas").value)
+    table = at.dataframe[-1].value
+
+    # The CLI at the tab's run size (the whole horizon: a load that changes over time is never cut short).
+    run_plan = planner.plan(short_day(), planner.QUICK)
+    assert run_plan.requests is None
+    path, out = tmp_path / "day.yaml", tmp_path / "out"
+    path.write_text(DAY)
+    argv = ["size", str(path), "--replications", str(max(2, run_plan.replications)), "--out", str(out)]
+    assert main(argv) == 0
+    written = yaml.safe_load((out / "short-day-sized.yaml").read_text())
+    assert shown == written["deployment"]["autoscaling"]["min_replicas"]
+    frontier = pd.read_csv(out / "frontier.csv")
+    assert list(table["min_replicas"]) == list(frontier["replicas"])
+    assert list(table["verdict"]) == list(frontier["verdict"])
+    assert list(table["worst window p99 (ms)"]) == pytest.approx(list(frontier["worst_window_p99_ms"]))
+    fewer = [c.value for c in at.caption if c.value.startswith("One fewer")]
+    assert fewer and f"(min_replicas = {shown - 1})" in fewer[0]

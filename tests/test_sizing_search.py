@@ -16,14 +16,13 @@ from sim.analysis.sizing import (
     Budgets,
     Candidate,
     Probe,
-    Search,
-    SearchRange,
     _search,
     search_range,
     size,
     verdict,
     with_replicas,
 )
+from sim.analysis.sizing_search import Search, SearchRange
 from tests.helpers import model_scenario
 
 SLO_MS = 100.0
@@ -97,9 +96,7 @@ def test_an_unreachable_slo_is_probed_up_to_the_ceiling_in_log_probes_and_said_s
     assert len(asked) <= math.ceil(math.log2(ceiling - 7 + 1)) + 1
     (note,) = notes
     assert f"up to the search's ceiling ({ceiling})" in note
-    assert (
-        "levelled off" in note and "180.0 ms at 38" in note and f"180.0 ms (95% CI from 171.0 ms) at {ceiling}" in note
-    )
+    assert f"p99 has levelled off (180.0 ms at 38, 180.0 ms (95% CI from 171.0 ms) at {ceiling})" in note
     assert "more replicas do not help" in note
 
 
@@ -177,10 +174,12 @@ def test_the_probes_left_are_the_gallop_still_to_come_and_the_bisection_of_its_g
     assert search.left() == expected
 
 
-def test_the_eta_after_each_probe_is_the_time_per_replication_times_the_replications_left(monkeypatch):
+def test_the_eta_after_each_probe_is_the_last_probes_time_per_replication_times_the_replications_left(
+    monkeypatch,
+):
     """A fake clock: replication i takes i seconds. The SLO is met from 9 replicas on (probes 7, 8, 10, 9,
-    then re-checks of 9 and 8 on fresh seeds): the ETA after k probes is the mean time per replication so far
-    times the replications of the probes the plan may still run."""
+    then re-checks of 9 and 8 on fresh seeds): the ETA after k probes is the time per replication of probe k
+    times the replications of the probes the plan may still run; before a probe ends, the mean so far."""
     replications = 2
     now = [0.0]
     ticks = iter(range(1, 1000))
@@ -197,15 +196,20 @@ def test_the_eta_after_each_probe_is_the_time_per_replication_times_the_replicat
         FIXED, SLO_MS, [Candidate("x", 1.0)], replications=replications, clock=lambda: now[0], on_progress=states.append
     )
     assert [p.replicas for p in result.probes] == [7, 8, 9, 10] and result.chosen.replicas == 9
+    # The first report, mid-probe: one replication of 1 s done; the plan from nothing (10 probes, see
+    # above) and the 2 re-checks are 24 replications, less the 1 done, at 1 s each.
+    first = states[0]
+    assert (first.replications_done, first.elapsed_s, first.probes_left) == (1, 1.0, 10 + 2)
+    assert first.eta_s == pytest.approx((replications * 12 - 1) * 1.0)
     after_probe = [s for s in states if s.probes_done and s.replications_done == replications * s.probes_done]
     # Probes the plan may still run after each probe, re-checks included (2): after 7 fails, the gallop
     # to 46 and a bisection (see above: 9); after 8, 8; once 10 meets, bisecting 8..10 (1); then the re-checks.
     left = [9 + 2, 8 + 2, 1 + 2, 0 + 2, 1, 0]
     assert [s.probes_left for s in after_probe] == left
     for k, state in enumerate(after_probe, start=1):
-        elapsed = sum(range(1, replications * k + 1))  # replications 1..2k took 1, 2, ... seconds
-        assert state.elapsed_s == elapsed
-        assert state.eta_s == pytest.approx(replications * left[k - 1] * elapsed / (replications * k))
+        assert state.elapsed_s == sum(range(1, replications * k + 1))  # replications 1..2k took 1, 2, ... s
+        probe_k_s = (2 * k - 1) + 2 * k  # its two replications took 2k - 1 and 2k seconds
+        assert state.eta_s == pytest.approx(replications * left[k - 1] * probe_k_s / replications)
 
 
 def test_one_fewer_meeting_on_fresh_seeds_is_reported_as_noise(monkeypatch):

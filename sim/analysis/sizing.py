@@ -21,6 +21,15 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from sim.analysis.simulate import simulate
+from sim.analysis.sizing_search import (
+    Meter,
+    Search,
+    SearchRange,
+    SizingProgress,
+    ceiling_note,
+    monotone_note,
+    smallest_meeting,
+)
 from sim.errors import ServesimError
 from sim.metrics.load import offered_load
 from sim.spec import transforms
@@ -212,26 +221,6 @@ class SizingResult:
         return pd.DataFrame([p.__dict__ for p in self.probes])
 
 
-@dataclass(frozen=True)
-class SizingProgress:
-    """Where a sizing stands: probes and replications finished, the most still to come by the gallop /
-    bisect plan (the searches of candidates yet to come and the fresh-seed re-checks included; a candidate
-    that shares an earlier one's runs costs none), and the wall time so far."""
-
-    probes_done: int
-    probes_left: int
-    replications_done: int
-    replications_left: int
-    elapsed_s: float
-
-    @property
-    def eta_s(self) -> float | None:
-        """Seconds still to go, at most, at the mean time per replication so far (None before the first)."""
-        if not self.replications_done:
-            return None
-        return self.replications_left * self.elapsed_s / self.replications_done
-
-
 def with_replicas(scenario: Scenario, count: int) -> Scenario:
     """The scenario with `count` fixed replicas, or `count` as the autoscaler's min (max raised to fit)."""
     return transforms.with_replicas(scenario, count)
@@ -383,7 +372,7 @@ def size(
     def probes_left() -> int:
         return sum(search.left() for search in searches if search.simulates) + rechecks_left
 
-    meter = _Meter(replications, clock, on_progress, probes_left)
+    meter = Meter(replications, clock, on_progress, probes_left)
     # How every probe is run (the search's and the re-checks on fresh seeds).
     checks = dict(
         replications=replications,
@@ -446,45 +435,6 @@ def size(
     return result
 
 
-class _Meter:
-    """A sizing's probes and replications counted against its clock, reported as SizingProgress."""
-
-    def __init__(self, replications: int, clock, on_progress, probes_left: Callable[[], int]) -> None:
-        self.replications, self.clock, self.on_progress, self.probes_left = (
-            replications,
-            clock,
-            on_progress,
-            probes_left,
-        )
-        self.started = clock()
-        self.probes_done = self.replications_done = self.in_probe = 0
-
-    def replication(self, done: int, total: int) -> None:
-        """simulate's `on_replication`: `done` of the running probe's replications have finished."""
-        self.replications_done += done - self.in_probe
-        self.in_probe = done
-        self.report()
-
-    def probe_done(self, _point: Probe | None = None) -> None:
-        self.probes_done += 1
-        self.in_probe = 0
-        self.report()
-
-    def report(self) -> None:
-        if self.on_progress is None:
-            return
-        left = self.probes_left()
-        self.on_progress(
-            SizingProgress(
-                self.probes_done,
-                left,
-                self.replications_done,
-                max(0, left * self.replications - self.in_probe),
-                self.clock() - self.started,
-            )
-        )
-
-
 def follows_a_schedule(scenario: Scenario) -> bool:
     """Traffic on a clock (a time profile or on/off periods): the horizon is the day, and a prefix of it
     (the first N requests) is not — it leaves out the ramps and spikes the day has later."""
@@ -500,33 +450,9 @@ def check_requests(scenario: Scenario, requests: int | None) -> None:
         )
 
 
-@dataclass(frozen=True)
-class SearchRange:
-    """The counts one hardware's search covers, `start` to `ceiling`. A fixed fleet starts at its smallest
-    stable count and may reach SEARCH_SPAN counts; an autoscaled one starts at the autoscaler's lowest
-    min_replicas and runs to its max_replicas, or past it (max_replicas raised with min_replicas, as
-    `with_replicas` does) to the same span: where min_replicas reaches max_replicas, max binds."""
-
-    start: int
-    ceiling: int
-    max_replicas: int | None = None  # the autoscaler's own (None: a fixed fleet)
-
-    @property
-    def stops(self) -> list[int]:
-        """Counts the gallop lands on whatever its step: max_replicas (where max starts to be raised), the ceiling."""
-        marks = {self.ceiling} | ({self.max_replicas} if self.max_replicas is not None else set())
-        return sorted(m for m in marks if self.start <= m <= self.ceiling)
-
-    def gallop(self) -> list[int]:
-        """The counts probed while none meets: start, +1, +2, +4, ... landing on every stop, to the ceiling."""
-        counts, count, step = [self.start], self.start, 1
-        while count < self.ceiling:
-            count, step = min(count + step, next(s for s in self.stops if s > count)), step * 2
-            counts.append(count)
-        return counts
-
-
 def search_range(variant: Scenario, autoscaled: bool) -> SearchRange:
+    """The counts searched on `variant`: from its smallest stable fleet, or its autoscaler's lowest
+    min_replicas, SEARCH_SPAN counts up (an autoscaler: to its max_replicas where that is higher)."""
     if not autoscaled:
         start = smallest_stable(variant)
         return SearchRange(start, start + SEARCH_SPAN - 1)
@@ -534,57 +460,6 @@ def search_range(variant: Scenario, autoscaled: bool) -> SearchRange:
     # Ray Serve and Knative can scale from zero on traffic; the HPA cannot go below one replica.
     start = int(scaling.policy == "hpa")
     return SearchRange(start, max(scaling.max_replicas, start + SEARCH_SPAN - 1), scaling.max_replicas)
-
-
-def bisect_probes(gap: int) -> int:
-    """Most probes bisection takes to find the boundary between a count that fails and one `gap` above
-    it that meets: ceil(log2(gap))."""
-    return (gap - 1).bit_length() if gap > 1 else 0
-
-
-class Search:
-    """Gallop then bisect over a SearchRange: probe the gallop's counts until one meets, then bisect the gap
-    below it. Never stops before the ceiling while nothing meets. `left()` bounds the probes to come."""
-
-    def __init__(
-        self, span: SearchRange, simulates: bool = True, on_record: Callable[[Probe], None] | None = None
-    ) -> None:
-        self.span = span
-        self.simulates = simulates  # False: its probes are an earlier candidate's runs, re-priced
-        self.on_record = on_record
-        self.planned = span.gallop()
-        self.probes: list[Probe] = []
-        self.below: Probe | None = None  # the largest count probed that does not meet
-        self.above: Probe | None = None  # the smallest count probed that meets
-
-    def next_count(self) -> int | None:
-        if self.above is None:
-            done = len(self.probes)
-            return self.planned[done] if done < len(self.planned) else None
-        if self.below is None or self.above.replicas - self.below.replicas <= 1:
-            return None
-        return (self.below.replicas + self.above.replicas) // 2
-
-    def record(self, point: Probe) -> None:
-        self.probes.append(point)
-        if point.verdict == "meets":
-            self.above = point
-        else:
-            self.below = point
-        if self.on_record:
-            self.on_record(point)
-
-    def left(self) -> int:
-        """The most probes still to come: the gallop's counts left, up to the one that meets, plus the
-        bisection of the gap below it (the worst case over where the first meets)."""
-        if self.above is not None:
-            return bisect_probes(self.above.replicas - self.below.replicas) if self.below is not None else 0
-        low = self.below.replicas if self.below is not None else None
-        most = 0
-        for k, count in enumerate(self.planned[len(self.probes) :], start=1):
-            most = max(most, k + (bisect_probes(count - low) if low is not None else 0))
-            low = count
-        return most
 
 
 def _search(
@@ -613,87 +488,13 @@ def _search(
             f"{name}: min_replicas above max_replicas ({span.max_replicas}) were probed with max_replicas raised "
             f"to match (a fleet that never scales below min_replicas), up to the search's ceiling of {span.ceiling}"
         )
-    note = _monotone_note(name, knob, probes, budgets)
+    note = monotone_note(name, knob, probes, budgets)
     if note:
         notes.append(note)
     chosen = smallest_meeting(probes, span.start)
     if chosen is None:
-        notes.append(_ceiling_note(name, knob, probes, budgets))
+        notes.append(ceiling_note(name, knob, probes, budgets))
     return chosen
-
-
-def smallest_meeting(probes: list[Probe], start: int) -> Probe | None:
-    """The smallest count that meets whose one-fewer probe does not (or that is the search's start)."""
-    verdicts = {p.replicas: p.verdict for p in probes}
-    return next(
-        (
-            p
-            for p in sorted(probes, key=lambda p: p.replicas)
-            if p.verdict == "meets" and (p.replicas == start or verdicts.get(p.replicas - 1, "meets") != "meets")
-        ),
-        None,
-    )
-
-
-VERDICT_RANK = {"meets": 0, "too close": 1, "misses": 2}
-
-
-def _decisive(point: Probe, budgets: Budgets) -> tuple[str, float, float, float]:
-    """(label, value, its CI's lower end, budget) of the measure furthest over (or least under) its budget,
-    the p99 taken as the worst judged window where that is higher: what decides whether more replicas help."""
-    measures = []
-    for label, value, ci, budget in budgets.measures(point):
-        low = ci[0] if ci is not None else value
-        worst = point.worst_window_p99_ms
-        if label == "p99" and worst is not None and worst > value:
-            label, value, low = "worst-window p99", worst, worst
-        measures.append((label, value, low, budget))
-    return max(measures, key=lambda m: m[1] / m[3] if not math.isnan(m[1]) else math.inf)
-
-
-def _ratio(point: Probe, budgets: Budgets) -> float:
-    _, value, _, budget = _decisive(point, budgets)
-    return math.inf if math.isnan(value) else value / budget
-
-
-def _monotone_note(name: str, knob: str, probes: list[Probe], budgets: Budgets) -> str | None:
-    """A note where a larger count did worse than a smaller one (latency or verdict): noise, since the
-    search assumes more replicas never hurt."""
-    rises = [
-        (a, b)
-        for a, b in zip(probes, probes[1:])
-        if VERDICT_RANK[b.verdict] > VERDICT_RANK[a.verdict]
-        or (math.isfinite(_ratio(b, budgets)) and _ratio(b, budgets) > _ratio(a, budgets))
-    ]
-    if not rises:
-        return None
-    a, b = rises[0]
-    label, value, _, _ = _decisive(b, budgets)
-    _, before, _, _ = _decisive(a, budgets)
-    more = f" (and {len(rises) - 1} more)" if len(rises) > 1 else ""
-    return (
-        f"{name}: the probes are not monotone: {label} {before:,.1f} ms ({a.verdict}) at {knob} {a.replicas}, "
-        f"{value:,.1f} ms ({b.verdict}) at {b.replicas}{more}: noise at this many replications; the choice is "
-        "the smallest count that meets with one fewer failing"
-    )
-
-
-def _ceiling_note(name: str, knob: str, probes: list[Probe], budgets: Budgets) -> str:
-    """Why no count up to the ceiling meets, with the ceiling's probe (and the one before) as evidence."""
-    top = probes[-1]
-    label, value, low, budget = _decisive(top, budgets)
-    evidence = f"{label} {value:,.1f} ms"
-    if label != "worst-window p99" and low != value:
-        evidence += f" (95% CI from {low:,.1f} ms)"
-    head = f"{name}: no {knob} up to the search's ceiling ({top.replicas}) meets the SLO"
-    before = probes[-2] if len(probes) > 1 else None
-    if before is None or not math.isfinite(value) or value / budget < 0.98 * _ratio(before, budgets):
-        return f"{head}; at the ceiling {evidence}, still falling: the answer, if any, lies above the ceiling"
-    _, earlier, _, _ = _decisive(before, budgets)
-    levelled = f"{label} has levelled off ({earlier:,.1f} ms at {before.replicas}, {evidence} at {top.replicas})"
-    if low > budget:
-        return f"{head}: {levelled}, above the SLO: more replicas do not help; the floor is the service path itself (see `servesim advise`)"
-    return f"{head}: {levelled}, within the 95% CI of the SLO: too close to call (more replications or requests narrow the CI)"
 
 
 def _cached_probe(
