@@ -20,6 +20,7 @@ import streamlit as st
 
 from sim.analysis import compare, planner
 from sim.present import charts, plots
+from sim.present.units import fmt_interval, horizon_cost_text
 from sim.present.windows import window_verdict
 from sim.analysis.simulate import RunResult, run_log_zip
 from sim.engine.runlog import RunLog
@@ -27,7 +28,7 @@ from sim.metrics.llm import stage_results
 from sim.errors import ServesimError
 from sim.metrics.summary import stage_columns
 from sim.spec.datafiles import shipped_data_roots
-from sim.spec.scenario import Scenario, load_scenario, parse_scenario_text
+from sim.spec.scenario import Scenario, load_scenario, parse_scenario_text, time_dependent
 
 ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
@@ -566,9 +567,17 @@ def run_precise(scenario: Scenario) -> None:
     store[(scenario.to_yaml(), scenario.seed)] = (result.summary, result.run)
 
 
-def ci_half(summary: dict, key: str) -> float | None:
-    low, high = (summary.get("latency_ms_ci95") or {}).get(key) or (math.nan, math.nan)
-    return (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else None
+def ci_text(summary: dict, key: str) -> str:
+    """The 95% CI of latency `key` as '[low, high]' (ms), or 'n/a' where the run gives none."""
+    return fmt_interval((summary.get("latency_ms_ci95") or {}).get(key), lambda v: f"{v:,.{_decimals(v)}f}")
+
+
+def _decimals(value: float) -> int:
+    return 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+
+
+# Warnings shown beside the verdict rather than folded into the run's notes.
+LOUD_WARNINGS = ("unstable", "no confidence intervals")
 
 
 def show_verdict(ctx: Context) -> None:
@@ -577,17 +586,17 @@ def show_verdict(ctx: Context) -> None:
     cards = st.columns(6)
     for card, key in zip(cards, ("p50", "p95", "p99")):
         value = summary["latency_ms"][key]
-        half = ci_half(summary, key)
+        interval = ci_text(summary, key)
         budget = budgets.get(f"{key}_ms")
-        label = f"{key} latency" + (f" ± {half:,.1f}" if half is not None else "")
         card.metric(
-            label,
+            f"{key} latency {interval if interval != 'n/a' else '[CI n/a]'}",
             f"{value:,.1f} ms",
             f"{value - budget:+,.1f} ms" if budget else None,
             delta_color="inverse",
             border=True,
-            help=f"± is the 95% confidence interval half-width over {summary.get('replications')} replications"
-            + (" (batch means of one run)" if summary.get("replications") == 1 else "")
+            help=f"[low, high] is the 95% confidence interval (ms) over {summary.get('replications')} replication(s)"
+            + (" (sections of one run: batch means)" if summary.get("replications") == 1 else "")
+            + "; n/a where the run gives no honest interval (see the warning)"
             + (f"; the delta is the distance to the {key} SLO of {budget:g} ms" if budget else ""),
         )
     offered = ctx.scenario.workload.arrival.mean_rate_rps
@@ -602,14 +611,17 @@ def show_verdict(ctx: Context) -> None:
     cost = summary.get("cost") or {}
     per_1m = cost.get("usd_per_1m_queries")
     per_hour = cost.get("usd_per_hour")
+    beside = [f"${per_hour:,.2f}/h"] if per_hour else []
+    horizon = horizon_cost_text(cost)  # the CLI table's words for the same figure
     cards[4].metric(
         "$ per 1M queries",
         f"${per_1m:,.2f}" if per_1m is not None else "–",
         border=True,
-        delta=f"${per_hour:,.2f}/h" if per_hour else None,
+        delta=" · ".join(beside + ([horizon] if horizon else [])) or None,
         delta_color="off",
         delta_arrow="off",
-        help="hardware $/hour × replicas ÷ queries served per hour",
+        help="hardware $/hour × replicas ÷ queries served per hour"
+        + ("; a day's (or the measured horizon's) replica-hours × $/hour" if horizon else ""),
     )
     loads = summary.get("offered_load") or {}
     if loads:
@@ -643,9 +655,9 @@ def show_verdict(ctx: Context) -> None:
     if per_window:  # the same sentence as `servesim run` (sim.present.windows)
         (st.error if (slo.get("windows") or {}).get("met") is False else st.info)(f"**Per window:** {per_window}.")
     for warning in summary.get("warnings") or []:
-        if warning.startswith("unstable"):
+        if warning.startswith(LOUD_WARNINGS):
             st.warning(warning)
-    quiet = [w for w in summary.get("warnings") or [] if not w.startswith("unstable")]
+    quiet = [w for w in summary.get("warnings") or [] if not w.startswith(LOUD_WARNINGS)]
     if quiet:
         with st.expander(f"{len(quiet)} note(s) on this run"):
             for warning in quiet:
@@ -654,7 +666,8 @@ def show_verdict(ctx: Context) -> None:
 
 def show_where_latency_lives(ctx: Context) -> None:
     left, right = st.columns([1, 1])
-    shares = plots.stage_shares(ctx.result.log, stage_columns(ctx.scenario))
+    latency = ctx.summary["latency_ms"]  # one p50 / p99 per page: the cards' (sim.metrics.summary)
+    shares = plots.stage_shares(ctx.result.log, stage_columns(ctx.scenario), totals=latency)
     with left:
         st.markdown("#### Where latency lives")
         st.caption(dominant_stage_sentence(shares))
@@ -662,7 +675,47 @@ def show_where_latency_lives(ctx: Context) -> None:
     with right:
         st.markdown("#### Latency distribution")
         st.caption("CDF of end-to-end latency; the dot is p99, the dashed line the p99 SLO.")
-        st.altair_chart(charts.cdf_chart(ctx.result.log, ctx.slo_ms), width="stretch")
+        st.altair_chart(charts.cdf_chart(ctx.result.log, ctx.slo_ms, p99_ms=latency["p99"]), width="stretch")
+    if time_dependent(ctx.scenario):
+        show_per_window(ctx)
+
+
+def show_per_window(ctx: Context) -> None:
+    """The run's p99 window by window, beside the one p99 of the cards (a load that changes over time)."""
+    from sim.metrics.timeline import windowed
+    from sim.metrics.windows import readable_window_s
+
+    log = ctx.result.log
+    window_s = readable_window_s(float(log["arrival_ms"].max()) / 1000.0)
+    st.markdown("#### Over time")
+    st.caption(
+        f"The p99 on the cards ({plots.fmt_ms(ctx.summary['latency_ms']['p99'])}) is the whole run's; here "
+        f"each {planner.format_duration(window_s)} window's own (every request arriving in it, warm-up "
+        "included, pooled over replications)."
+    )
+    st.dataframe(per_window_table(windowed(ctx.result.run, ctx.scenario, window_s)), width="stretch", hide_index=True)
+
+
+def per_window_table(windows: pd.DataFrame) -> pd.DataFrame:
+    """`sim.metrics.timeline.windowed` as the page shows it."""
+    columns = {
+        "start_s": "from",
+        "arrival_rps": "req/s",
+        "paid_replicas": "paid replicas",
+        "p50_ms": "p50 (ms)",
+        "p99_ms": "p99 (ms)",
+        "rejected_fraction": "rejected",
+        "usd_per_hour": "$/h",
+    }
+    table = windows[[c for c in columns if c in windows]].rename(columns=columns)
+    table["from"] = [clock_time(s) for s in windows["start_s"]]
+    return table.round(2)
+
+
+def clock_time(seconds: float) -> str:
+    from sim.present.windows import clock
+
+    return clock(seconds, with_seconds=seconds % 60 != 0)
 
 
 def dominant_stage_sentence(shares: pd.DataFrame) -> str:
@@ -748,8 +801,8 @@ def view_compare(ctx: Context) -> None:
     st.markdown(compare.markdown_table(planner.comparison_cells(comparison, baseline or names[0])))
     shaky = [r.variant.name for r in comparison.results if planner.unstable(r.summary)]
     st.caption(
-        f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); ± is the 95% CI "
-        f"half-width; Δ is the difference from **{baseline}**, ✱ significant at 5% (Welch's t-test on the "
+        f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); [low, high] is the "
+        f"95% CI; Δ is the difference from **{baseline}**, ✱ significant at 5% (Welch's t-test on the "
         f"per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
         f"{planner.describe(ctx.scenario, planner.QUICK)} per variant."
     )
@@ -763,12 +816,19 @@ def view_compare(ctx: Context) -> None:
         left, right = st.columns(2)
         with left:
             st.markdown("**Latency CDF by variant**")
+            p99 = {r.variant.name: r.summary["latency_ms"]["p99"] for r in drawn}
             st.altair_chart(
-                charts.cdf_chart({r.variant.name: r.result.log for r in drawn}, ctx.slo_ms), width="stretch"
+                charts.cdf_chart({r.variant.name: r.result.log for r in drawn}, ctx.slo_ms, p99_ms=p99),
+                width="stretch",
             )
         with right:
             st.markdown("**Where latency lives, by variant**")
-            shares = {r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario)) for r in drawn}
+            shares = {
+                r.variant.name: plots.stage_shares(
+                    r.result.log, stage_columns(r.scenario), totals=r.summary["latency_ms"]
+                )
+                for r in drawn
+            }
             st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
     from sim.present.report import report_zip
 

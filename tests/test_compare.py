@@ -132,8 +132,8 @@ def test_comparison_table_stars_the_winner_and_shows_the_ci():
     fake.results = [type("R", (), {"variant": compare.Variant(n), "summary": s})() for n, s in zip("ab", summaries)]
     fake.winners = compare.winners(summaries, ["a", "b"])
     table = compare.comparison_table(fake)
-    assert table.loc["p99 latency (ms)", "b"] == "**40.0 ± 2.0** ★"
-    assert table.loc["p99 latency (ms)", "a"] == "50.0 ± 2.5"
+    assert table.loc["p99 latency (ms)", "b"] == "**40.0 [38.0, 42.0]** ★"
+    assert table.loc["p99 latency (ms)", "a"] == "50.0 [47.5, 52.5]"
 
 
 # --- knee and SLO crossing ---------------------------------------------------------------------------------

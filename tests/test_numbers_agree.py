@@ -54,13 +54,16 @@ def paid_replica_ms_by_hand(scenario, timeline, t0: float, t1: float) -> float:
 
 
 def by_hand(result, price: float) -> dict[str, float]:
-    """Mean over replications of each replication's $/h, $/1M and utilisation, from the raw log."""
+    """Mean over replications of each replication's $/h, $/1M and utilisation, from the raw log: over the
+    span of the measured arrivals, or for a load that follows the clock over its horizon after warmup_s."""
     scenario, log, run = result.scenario, result.log, result.run
     figures = {"usd_per_hour": [], "usd_per_1m_queries": [], "utilization": []}
     for rep in range(REPLICATIONS):
         part = log[log["replication"] == rep]
         measured = part[~part["warmup"]]
         t0, t1 = measured["arrival_ms"].min(), measured["arrival_ms"].max()
+        if scenario.workload.arrival.process == "time_varying":
+            t0, t1 = scenario.workload.warmup_s * 1000.0, scenario.workload.duration_s * 1000.0
         timeline = None if run.timeline is None else run.timeline[run.timeline["replication"] == rep]
         paid_ms = paid_replica_ms_by_hand(scenario, timeline, t0, t1)
         served = ((part["departure_ms"] >= t0) & (part["departure_ms"] <= t1)).sum()

@@ -42,10 +42,16 @@ def test_a_short_run_keeps_the_warmup_share():
     scenario = load_scenario(ROOT / "scenarios" / "mm3.yaml")  # 10,000 of 200,000 requests: 5%
     short = transforms.with_run_length(scenario, 4000)
     assert short.workload.requests == 4000 and short.workload.warmup_requests == 200
-    day = load_scenario(ROOT / "scenarios" / "autoscale-diurnal.yaml")
-    assert transforms.with_run_length(day, 1000).workload.warmup_share() == pytest.approx(
-        day.workload.warmup_share(), abs=1e-3
+    steady = parse_scenario(
+        {**BARE, "workload": {"arrival": BARE["workload"]["arrival"], "duration_s": 600, "warmup_s": 60}}
     )
+    assert transforms.with_run_length(steady, 1000).workload.warmup_share() == pytest.approx(0.1)
+
+
+def test_a_time_varying_day_is_never_cut_to_its_first_requests():
+    day = load_scenario(ROOT / "scenarios" / "autoscale-diurnal.yaml")
+    with pytest.raises(ScenarioError, match=r"^--requests: .* changes over time.*workload\.duration_s"):
+        transforms.with_run_length(day, 1000)
 
 
 def test_replicas_of_a_fixed_and_an_autoscaled_deployment():

@@ -300,7 +300,7 @@ def winners(summaries: list[dict], names: list[str]) -> dict[str, list[str]]:
 
 
 def comparison_table(comparison: Comparison) -> pd.DataFrame:
-    """Metric rows × variant columns of display strings (value ± CI half-width), winners starred."""
+    """Metric rows × variant columns of display strings (value [95% CI]), winners starred."""
     rows = {}
     for metric in METRICS:
         if metric.key not in comparison.winners:
@@ -337,8 +337,8 @@ def format_metric(metric: Metric, summary: dict, won: bool = False) -> str:
     else:
         text = f"{value:,.1f}"
     ci = metric.ci(summary)
-    if ci and all(math.isfinite(x) for x in ci):
-        text += f" ± {(ci[1] - ci[0]) / 2:,.1f}"
+    if ci and all(x is not None and math.isfinite(x) for x in ci):
+        text += f" [{ci[0]:,.1f}, {ci[1]:,.1f}]"  # [low, high]: a ± half-width can imply a negative bound
     return f"**{text}** ★" if won else text
 
 

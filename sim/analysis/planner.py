@@ -318,8 +318,8 @@ LATENCY_ROWS = ("p50", "p95", "p99", "slo_attainment")
 
 
 def comparison_cells(comparison, baseline: str) -> "pd.DataFrame":
-    """Metric rows × variant columns of display strings for a `sim.analysis.compare.Comparison`: value ± CI
-    half-width, and for every variant but `baseline` its delta from it (✱ significant at 5%, n.s. not);
+    """Metric rows × variant columns of display strings for a `sim.analysis.compare.Comparison`: value [95%
+    CI], and for every variant but `baseline` its delta from it (✱ significant at 5%, n.s. not);
     "unstable" where the variant's queue grows without bound; ★ the best among the stable variants; and
     a last row saying whether each variant meets the p99 SLO."""
     import pandas as pd

@@ -67,12 +67,13 @@ def cache_counts(
     return out
 
 
-def caches_key(parts: list[dict[str, CacheCounts]], caches: list, sectioned: bool) -> dict:
+def caches_key(parts: list[dict[str, CacheCounts]], caches: list, sectioned: bool, intervals: bool = True) -> dict:
     """The `caches` entry of `run --json` from the replications' counts, in replication order.
 
     Per cache, over the requests that consulted it (a NaN `<name>_lookup_ms` marks one that did not):
     tier, reached_fraction and hit_rate over measured requests (not warm-up), the hit rate's 95% CI over
-    replications (or, `sectioned`, the sections of the first, as in sim/metrics/summary.py), mean
+    replications (or, `sectioned`, the sections of the first, as in sim/metrics/summary.py; NaN without
+    `intervals`: a single replication of a load that follows the clock), mean
     lookup_ms, and hit_rate_per_minute: every request (warm-up included, it is a timeline) pooled over
     replications by minute of arrival, minute 0 first; None for a minute without any.
     """
@@ -85,7 +86,7 @@ def caches_key(parts: list[dict[str, CacheCounts]], caches: list, sectioned: boo
         reached = sum(c.reached for c in counts)
         hit_counted = sum(c.hit_counted for c in counts)
         groups = counts[0].section_hit_rates if sectioned else [rate for c in counts for rate in c.group_hit_rates]
-        lo, hi = within(ci95(np.array(groups, dtype=float)), 0.0, 1.0)
+        lo, hi = within(ci95(np.array(groups if intervals else [], dtype=float)), 0.0, 1.0)
         minutes = max(len(c.per_minute_total) for c in counts)
         total = sum(np.pad(c.per_minute_total, (0, minutes - len(c.per_minute_total))) for c in counts)
         hits = sum(np.pad(c.per_minute_hits, (0, minutes - len(c.per_minute_hits))) for c in counts)

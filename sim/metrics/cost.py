@@ -5,7 +5,8 @@ Paid replica-time is the integral of the replicas that cost money (starting, war
 over a window: the autoscaling timeline's step function where the deployment scales, else the fixed
 replica count × the window. Cost is that replica-time at the hardware's price per replica-hour (the
 scenario's `deployment.hardware.usd_per_hour`, else the price of the hardware a model profile was measured
-on); cost per 1M queries divides it by the queries served in the window. Utilisation is the busy
+on); cost per 1M queries divides it by the queries served in the window, and a run over a horizon (a load
+that follows the clock) gets the cost of its day, or of its horizon when shorter. Utilisation is the busy
 instance-time of the first model stage over the instance-time paid for, so it lies in [0, 1] however
 the replica count moves.
 """
@@ -85,6 +86,22 @@ def cost_figures(price: float | None, replica_ms: ReplicaTime, span_ms: float, s
         "usd_per_hour": price * replica_ms.paid_ms / span_ms,
         "usd_per_1m_queries": usd / served * 1e6 if served > 0 else math.nan,
     }
+
+
+DAY_MS = 86_400_000.0
+
+
+def horizon_cost(price: float | None, replica_ms: ReplicaTime, window_ms: float, horizon_ms: float) -> dict[str, float]:
+    """The cost of a run over a horizon (a load that follows the clock): the replica-hours paid over the
+    measured window (`window_ms`: the horizon less its warm-up) at `price`. For a horizon of a day or more,
+    `usd_per_day`: that cost scaled from the window to 24 h; for a shorter one, `usd_for_horizon`: the
+    window's own cost, and `horizon_s`, the window it was paid over (a day is not extrapolated from less)."""
+    if horizon_ms >= DAY_MS:
+        if price is None or window_ms <= 0:
+            return {"usd_per_day": math.nan}
+        return {"usd_per_day": price * replica_ms.paid_ms / 3.6e6 * DAY_MS / window_ms}
+    usd = math.nan if price is None else price * replica_ms.paid_ms / 3.6e6
+    return {"usd_for_horizon": usd, "horizon_s": window_ms / 1000.0}
 
 
 def utilization(busy_instance_ms: float, replica_ms: ReplicaTime, instances: int) -> float:

@@ -2,7 +2,8 @@
 
 Every interval (latency percentiles, cache hit rates, replica counts, LLM figures, sweep tables) is a
 Student-t 95% interval over independent estimates: one per replication, or one per consecutive section
-of a single replication (batch means). The t quantile is computed here from the closed-form t
+of a single replication of a stationary load (batch means; never for a load that follows the clock,
+whose sections are not exchangeable). The t quantile is computed here from the closed-form t
 distribution function for integer degrees of freedom (Abramowitz & Stegun 26.7.3-4), so that a summary
 does not import scipy.stats (a second of start-up for one number).
 """
@@ -57,13 +58,16 @@ def t_quantile(dof: int, confidence: float = CONFIDENCE) -> float:
     return 0.5 * (low + high)
 
 
-def ci95(values) -> tuple[float, float]:
-    """Student-t 95% interval for the mean of independent estimates (NaN, NaN with fewer than two)."""
+def ci95(values, centre: float | None = None) -> tuple[float, float]:
+    """Student-t 95% interval for the mean of independent estimates (NaN, NaN with fewer than two).
+    `centre`: the interval about that estimate instead, with the half-width the estimates' spread gives
+    (sectioning: the whole run's estimate, its sections' spread; Asmussen & Glynn, Stochastic Simulation,
+    2007, III.5a: less biased than the sections' mean for a percentile)."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
-    if len(values) < 2:
+    if len(values) < 2 or (centre is not None and not math.isfinite(centre)):
         return (math.nan, math.nan)
-    mean = values.mean()
+    mean = values.mean() if centre is None else centre
     half = t_quantile(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     return (float(mean - half), float(mean + half))
 

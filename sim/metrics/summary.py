@@ -1,8 +1,15 @@
 """Run log -> the summary: percentiles with 95% confidence intervals, stage breakdown, throughput,
 utilisation, rejections, cost and SLO attainment. Every figure here is derived from the run log.
 
-Confidence intervals come from independent replications (Student t over the per-replication estimates);
-a single replication is cut into 10 consecutive sections instead (batch means), and the output says so.
+Every figure is estimated from whole replications: the mean over replications of each replication's own
+figure (one replication: its own). Confidence intervals come from independent replications (Student t over
+the per-replication estimates); a single replication of a stationary load is cut into 10 consecutive
+sections instead (batch means, about the whole run's figure), and the output says so. A single replication
+of a load that follows the clock (a daily curve) gets no interval: its sections are not exchangeable (the
+night is not a sample of the noon peak), and the output says to run two or more replications.
+
+Throughput, cost and utilisation of a load that follows the clock are taken over the measured horizon (the
+scenario's horizon less its warm-up), not between the first and last request measured.
 
 Each replication is first reduced to a small `ReplicationPart` (its figures, stage breakdown, cache counts,
 replica counts); the summary merges the parts. `summarize` splits a whole run log into replications;
@@ -29,13 +36,15 @@ from sim.metrics.load import offered_load
 from sim.metrics.stats import ci95, mean_of_finite, within
 from sim.metrics.windows import judge_windows, window_points
 from sim.spec.levers import lever_summary
-from sim.spec.scenario import ModelStage, PoolStage, Scenario, time_dependent
+from sim.spec.scenario import ModelStage, PoolStage, Scenario, time_dependent, time_varying_load
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 STAGE_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 # A percentile q needs about 10 requests beyond it to be more than a guess.
 TAIL_SAMPLES_NEEDED = 10
 CI_WARN_RELATIVE_HALF_WIDTH = 0.10
+# The cost of a horizon (sim.metrics.cost.horizon_cost): a day's, or a shorter horizon's and its length.
+HORIZON_COST = ("usd_per_day", "usd_for_horizon", "horizon_s")
 
 
 def stage_columns(scenario: Scenario) -> list[str]:
@@ -127,38 +136,61 @@ class ReplicationPart:
     llm_run: RunLog | None = None  # an LLM stage's log is kept whole (sim/metrics/llm.py)
 
 
+def measured_window(log: pd.DataFrame, scenario: Scenario) -> tuple[float, float] | None:
+    """The measured horizon of one replication of a load that follows the clock, in ms: from the end of
+    the warm-up (`warmup_s`, else the last warm-up arrival, else 0) to the end of the scenario's horizon.
+    None for any other load: its window is the span of the requests measured."""
+    if not time_varying_load(scenario):
+        return None
+    _, horizon_ms = scenario.workload.length()
+    if scenario.workload.warmup_s is not None:
+        return scenario.workload.warmup_s * 1000.0, horizon_ms
+    warmup = log["warmup"].to_numpy()
+    start = float(log["arrival_ms"].to_numpy()[warmup].max()) if warmup.any() else 0.0
+    return start, horizon_ms
+
+
 def replication_part(run: RunLog, scenario: Scenario, *, first: bool) -> ReplicationPart:
     """Reduce a one-replication run log; `first`: the first replication also keeps its sections' figures
-    (the CIs of a single replication, or of identical ones, come from them)."""
+    (the CIs of a single replication, or of identical ones, come from them; none for a load that follows
+    the clock)."""
     log = run.requests
     replication = _replication(run, scenario)
     whole = group_rows(log, False)
-    sections = group_rows(log, True) if first else []
+    sections = group_rows(log, True) if first and not time_varying_load(scenario) else []
+    window = measured_window(log, scenario)
     measured = log["latency_ms"].to_numpy()[~log["warmup"].to_numpy() & ~log["rejected"].to_numpy()]
     measured = measured[np.isfinite(measured)]
     latency_range = (float(measured.min()), float(measured.max())) if len(measured) else (math.inf, -math.inf)
     budgets = scenario.slo.budgets()
     return ReplicationPart(
-        whole=group_figures(log, whole[0], scenario, replication) if whole else None,
+        whole=group_figures(log, whole[0], scenario, replication, window) if whole else None,
         sections=[group_figures(log, rows, scenario, replication) for rows in sections],
         digest=latency_digest(log),
         latency_range=latency_range,
         stages=stage_breakdown(log, scenario),
         caches=cache_counts(log, scenario.caches, whole, sections) if scenario.caches else {},
-        scaling=_scaling(replication.timeline, scenario, log["arrival_ms"].to_numpy()[whole[0]] if whole else None),
+        scaling=_scaling(
+            replication.timeline, scenario, log["arrival_ms"].to_numpy()[whole[0]] if whole else None, window
+        ),
         window_points=window_points(log) if budgets and time_dependent(scenario) else None,
         llm_run=run if run.llm_requests is not None else None,
     )
 
 
-def _scaling(timeline: pd.DataFrame | None, scenario: Scenario, arrivals: np.ndarray | None) -> dict | None:
-    """Warm replicas over the measurement window, most replicas paid at once and cold starts, from the
-    replication's change-points (sorted by time)."""
+def _scaling(
+    timeline: pd.DataFrame | None,
+    scenario: Scenario,
+    arrivals: np.ndarray | None,
+    window: tuple[float, float] | None = None,
+) -> dict | None:
+    """Warm replicas over the measurement window (`window`, else the span of the measured arrivals), most
+    replicas paid at once and cold starts, from the replication's change-points (sorted by time)."""
     if timeline is None or scenario.deployment.autoscaling is None or timeline.empty:
         return None
     warm = math.nan
     if arrivals is not None:
-        t0, t1 = float(arrivals.min()), float(arrivals.max())
+        t0, t1 = window or (float(arrivals.min()), float(arrivals.max()))
         warm = cost.replica_time(scenario, timeline, t0, t1).warm_ms / max(t1 - t0, 1e-9)
     return {
         "warm": warm,
@@ -168,19 +200,28 @@ def _scaling(timeline: pd.DataFrame | None, scenario: Scenario, arrivals: np.nda
 
 
 def group_figures(
-    log: pd.DataFrame, rows: np.ndarray, scenario: Scenario, replication: _Replication
+    log: pd.DataFrame,
+    rows: np.ndarray,
+    scenario: Scenario,
+    replication: _Replication,
+    window: tuple[float, float] | None = None,
 ) -> dict[str, float]:
     """Latency percentiles, throughput, utilisation, cost, rejections and attainment of one group (the
-    rows at positions `rows` of a replication's log: the replication or a section of one), over its
-    arrival window."""
+    rows at positions `rows` of a replication's log: the replication or a section of one), over `window`
+    (ms; the measured horizon of a load that follows the clock, which also gets the cost of its horizon),
+    else the span of the group's arrivals. Throughput: the requests served (departed) in the window over
+    its length."""
     rejected = log["rejected"].to_numpy()[rows]
     latency = log["latency_ms"].to_numpy()[rows][~rejected]
     figures: dict[str, float] = {"requests": len(rows), "served": len(latency)}
     figures["mean"] = float(latency.mean()) if len(latency) else math.nan
     values = np.quantile(latency, list(QUANTILES.values())) if len(latency) else [math.nan] * len(QUANTILES)
     figures.update(zip(QUANTILES, map(float, values)))
-    arrivals = log["arrival_ms"].to_numpy()[rows]
-    t0, t1 = float(arrivals.min()), float(arrivals.max())
+    if window is None:
+        arrivals = log["arrival_ms"].to_numpy()[rows]
+        t0, t1 = float(arrivals.min()), float(arrivals.max())
+    else:
+        t0, t1 = window
     span_ms = max(t1 - t0, 1e-9)
     departures = replication.departures_ms
     departed = int(np.searchsorted(departures, t1, side="right") - np.searchsorted(departures, t0, side="left"))
@@ -193,7 +234,10 @@ def group_figures(
         figures["utilization"] = cost.utilization(busy, replica_ms, scenario.deployment.instances)
     else:
         figures["utilization"] = math.nan
-    figures.update(cost.cost_figures(cost.price_usd_per_replica_hour(scenario), replica_ms, span_ms, departed))
+    price = cost.price_usd_per_replica_hour(scenario)
+    figures.update(cost.cost_figures(price, replica_ms, span_ms, departed))
+    if window is not None:
+        figures.update(cost.horizon_cost(price, replica_ms, span_ms, scenario.workload.length()[1]))
     budget = scenario.slo.p99_ms
     figures["attainment"] = float(np.mean(latency <= budget)) if budget and len(latency) else math.nan
     return figures
@@ -214,9 +258,10 @@ def _sectioned(parts: list[ReplicationPart]) -> bool:
     return len(parts) == 1 or identical([part.digest for part in parts])
 
 
-def _groups(parts: list[ReplicationPart]) -> pd.DataFrame:
-    """One row of `group_figures` per measurement group (replication, or section of a single one)."""
-    rows = parts[0].sections if _sectioned(parts) else [part.whole for part in parts if part.whole is not None]
+def _estimates(parts: list[ReplicationPart]) -> pd.DataFrame:
+    """One row of `group_figures` per replication, taken whole, whose means are the summary's figures (the
+    first alone when the replications repeat it)."""
+    rows = [part.whole for part in (parts[:1] if _sectioned(parts) else parts) if part.whole is not None]
     if not rows:
         raise ScenarioError(
             "workload: the warm-up covers the whole run, nothing is left to measure "
@@ -225,9 +270,29 @@ def _groups(parts: list[ReplicationPart]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _interval_groups(parts: list[ReplicationPart]) -> pd.DataFrame | None:
+    """One row of `group_figures` per independent group the confidence intervals are computed over: the
+    replications, or the sections of the first when it stands alone (a stationary load only: a load that
+    follows the clock keeps none); None: no honest interval."""
+    if not _sectioned(parts):
+        return pd.DataFrame([part.whole for part in parts if part.whole is not None])
+    return pd.DataFrame(parts[0].sections) if parts[0].sections else None
+
+
+def _interval(estimates: pd.DataFrame, groups: pd.DataFrame | None, key: str, sectioned: bool) -> tuple[float, float]:
+    """95% CI of figure `key`: Student t over the replications, or over the sections about the whole
+    replication's figure; NaN where no honest interval exists."""
+    if groups is None or key not in groups:
+        return (math.nan, math.nan)
+    return ci95(groups[key], centre=float(estimates[key].iloc[0]) if sectioned else None)
+
+
 def per_group_figures(run: RunLog, scenario: Scenario) -> pd.DataFrame:
-    """One row of `group_figures` per measurement group (replication, or section of a single one)."""
-    return _groups(parts_of(run, scenario))
+    """One row of `group_figures` per independent group (replication, or section of a single replication
+    of a stationary load; the replication whole where no sections count)."""
+    parts = parts_of(run, scenario)
+    groups = _interval_groups(parts)
+    return groups if groups is not None and len(groups) else _estimates(parts)
 
 
 def replication_figures(run: RunLog, scenario: Scenario) -> dict[str, float]:
@@ -235,7 +300,8 @@ def replication_figures(run: RunLog, scenario: Scenario) -> dict[str, float]:
     measured = group_rows(run.requests, False)
     if not measured:
         raise ScenarioError("workload: the warm-up covers the whole run, nothing is left to measure")
-    return group_figures(run.requests, measured[0], scenario, _replication(run, scenario))
+    window = measured_window(run.requests, scenario)
+    return group_figures(run.requests, measured[0], scenario, _replication(run, scenario), window)
 
 
 def stage_breakdown(log: pd.DataFrame, scenario: Scenario) -> dict[str, dict[str, float]]:
@@ -264,18 +330,29 @@ def summarize(run: RunLog, scenario: Scenario) -> dict:
 
 def summarize_parts(parts: list[ReplicationPart], scenario: Scenario) -> dict:
     """The `servesim run --json` contract from the replications' parts, in replication order."""
-    per_group = _groups(parts)
+    per_group = _estimates(parts)  # one row per replication: the figures are their means
+    groups = _interval_groups(parts)  # what the CIs are computed over (None: no honest interval)
     replications = len(parts)
     warnings: list[str] = []
-    sectioned = _sectioned(parts)  # CIs from sections of one replication
-    if replications > 1 and sectioned:
+    sectioned = _sectioned(parts)  # one replication (or identical ones) stands for the run
+    if sectioned and groups is None:
+        repeated = (
+            f"the {replications} replications are identical (a deterministic replay), so they count as one; "
+            if replications > 1
+            else ""
+        )
+        warnings.append(
+            f"no confidence intervals: {repeated}the load changes over time, so sections of one replication are "
+            "not exchangeable samples of it; run --replications 2 or more for intervals over replications"
+        )
+    elif replications > 1 and sectioned:
         warnings.append(
             f"the {replications} replications are identical (a deterministic replay: a trace with fixed costs); "
-            f"they add nothing: figures and confidence intervals from {len(per_group)} sections of one (batch means)"
+            f"they add nothing: figures from one, confidence intervals from {len(groups)} sections of it (batch means)"
         )
     elif replications == 1:
         warnings.append(
-            f"confidence intervals from {len(per_group)} sections of one replication (batch means); "
+            f"confidence intervals from {len(groups)} sections of one replication (batch means); "
             "use --replications 5 or more for independent replications"
         )
 
@@ -287,13 +364,16 @@ def summarize_parts(parts: list[ReplicationPart], scenario: Scenario) -> dict:
     ceiling = max(part.latency_range[1] for part in parts)
     if floor > ceiling:  # nothing measured was served
         floor, ceiling = math.nan, math.nan
-    latency_ci = {key: list(within(ci95(per_group[key]), floor, ceiling)) for key in ["mean", *QUANTILES]}
-    served_per_group = per_group["served"].min()
+    latency_ci = {
+        key: list(within(_interval(per_group, groups, key, sectioned), floor, ceiling)) for key in ["mean", *QUANTILES]
+    }
+    by_sections = sectioned and groups is not None
+    served_per_group = (groups if by_sections else per_group)["served"].min()
     for key, q in QUANTILES.items():
         needed = math.ceil(TAIL_SAMPLES_NEEDED / (1 - q))
         if served_per_group < needed:
             warnings.append(
-                f"{key} from {int(served_per_group)} requests per {'section' if sectioned else 'replication'}: "
+                f"{key} from {int(served_per_group)} requests per {'section' if by_sections else 'replication'}: "
                 f"fewer than {needed}, the estimate is unreliable (run more requests)"
             )
         elif key != "p999":
@@ -339,7 +419,7 @@ def summarize_parts(parts: list[ReplicationPart], scenario: Scenario) -> dict:
         points = [part.window_points for part in parts if part.window_points is not None]
         slo["windows"] = judge_windows(*(np.concatenate(c) for c in zip(*points)), budgets) if points else None
 
-    scaling = autoscaling_summary(per_group, parts, scenario)
+    scaling = autoscaling_summary(per_group, parts, scenario, _interval(per_group, groups, "mean_replicas", sectioned))
     llm_runs = [part.llm_run for part in parts if part.llm_run is not None]
     llm = llm_key(RunLog.concat(llm_runs), scenario) if llm_runs else None
     if llm:
@@ -361,12 +441,19 @@ def summarize_parts(parts: list[ReplicationPart], scenario: Scenario) -> dict:
                 "usd_per_hour": _none_if_nan(usd_per_hour),
                 "usd_per_1m_queries": _none_if_nan(usd_per_1m),
                 "mean_replicas": mean_of_finite(per_group["mean_replicas"]),
+                **{key: _none_if_nan(mean_of_finite(per_group[key])) for key in HORIZON_COST if key in per_group},
             },
             "slo": slo,
             "warnings": warnings,
             **({"autoscaling": scaling} if scaling else {}),
             **(
-                {"caches": caches_key([p.caches for p in parts], scenario.caches, sectioned)} if scenario.caches else {}
+                {
+                    "caches": caches_key(
+                        [p.caches for p in parts], scenario.caches, sectioned, intervals=groups is not None
+                    )
+                }
+                if scenario.caches
+                else {}
             ),
             **({"llm": llm} if llm else {}),
         },
@@ -386,7 +473,9 @@ def merged_stages(parts: list[ReplicationPart], sectioned: bool) -> dict[str, di
     return merged
 
 
-def autoscaling_summary(per_group: pd.DataFrame, parts: list[ReplicationPart], scenario: Scenario) -> dict | None:
+def autoscaling_summary(
+    per_group: pd.DataFrame, parts: list[ReplicationPart], scenario: Scenario, mean_replicas_ci95: tuple[float, float]
+) -> dict | None:
     """Replicas over the measurement windows (paid: starting + warm + draining) and cold starts."""
     scaling = [part.scaling for part in parts if part.scaling is not None]
     if not scaling or scenario.deployment.autoscaling is None:
@@ -394,7 +483,7 @@ def autoscaling_summary(per_group: pd.DataFrame, parts: list[ReplicationPart], s
     return {
         "policy": scenario.deployment.autoscaling.policy,
         "mean_replicas": mean_of_finite(per_group["mean_replicas"]),
-        "mean_replicas_ci95": list(ci95(per_group["mean_replicas"])),
+        "mean_replicas_ci95": list(mean_replicas_ci95),
         "mean_warm_replicas": float(np.mean([s["warm"] for s in scaling])),
         "max_replicas": int(max(s["max"] for s in scaling)),
         "cold_starts_per_replication": float(np.mean([s["cold_starts"] for s in scaling])),

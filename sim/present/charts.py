@@ -91,10 +91,18 @@ def cdf_points(log: pd.DataFrame, points: int = CDF_POINTS) -> pd.DataFrame:
     )
 
 
-def cdf_chart(logs: pd.DataFrame | Mapping[str, pd.DataFrame], slo_ms: float | None = None) -> alt.Chart:
-    """Empirical CDF of end-to-end latency (one line per variant), p99 dots, the p99 SLO as a dashed rule."""
+def cdf_chart(
+    logs: pd.DataFrame | Mapping[str, pd.DataFrame],
+    slo_ms: float | None = None,
+    p99_ms: float | Mapping[str, float] | None = None,
+) -> alt.Chart:
+    """Empirical CDF of end-to-end latency (one line per variant), p99 dots, the p99 SLO as a dashed rule.
+    `p99_ms` (per variant for several): the p99 the dots mark, the run summary's (the page shows one p99);
+    else the pooled curve's."""
     if isinstance(logs, pd.DataFrame):
         logs = {"": logs}
+    if p99_ms is not None and not isinstance(p99_ms, Mapping):
+        p99_ms = {name: p99_ms for name in logs}
     data = pd.concat([cdf_points(log).assign(variant=name) for name, log in logs.items()], ignore_index=True)
     names = list(logs)
     color = (
@@ -128,6 +136,8 @@ def cdf_chart(logs: pd.DataFrame | Mapping[str, pd.DataFrame], slo_ms: float | N
         )
     )
     p99 = data.loc[np.isclose(data["share"], data["share"].iloc[(data["share"] - 0.99).abs().argmin()])]
+    if p99_ms is not None:
+        p99 = pd.DataFrame({"latency_ms": [p99_ms[n] for n in names], "share": 0.99, "variant": names})
     dots = (
         alt.Chart(p99)
         .mark_point(filled=True, size=60)

@@ -7,14 +7,13 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from sim.present.units import fmt_ms
+from sim.present.units import fmt_interval, fmt_ms, horizon_cost_text
 from sim.present.windows import window_verdict
 
 
 def fmt_ci(ci: list | None) -> str:
-    if not ci or ci[0] is None or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in ci):
-        return "—"
-    return f"[{fmt_ms(ci[0])}, {fmt_ms(ci[1])}]"
+    """[low, high], or n/a where the run gives no interval (the warnings say why)."""
+    return fmt_interval(ci)
 
 
 def summary_tables(summary: dict) -> list:
@@ -31,8 +30,12 @@ def summary_tables(summary: dict) -> list:
     verdict.add_row("rejected", _pct(summary.get("rejected_fraction")))
     if cost.get("usd_per_hour") is not None:
         per_1m = cost.get("usd_per_1m_queries")
+        horizon = horizon_cost_text(cost)
         verdict.add_row(
-            "cost", f"${cost['usd_per_hour']:,.2f}/h · " + (f"${per_1m:,.2f} per 1M queries" if per_1m else "—")
+            "cost",
+            f"${cost['usd_per_hour']:,.2f}/h · "
+            + (f"${per_1m:,.2f} per 1M queries" if per_1m else "—")
+            + (f" · {horizon}" if horizon else ""),
         )
     if slo.get("met") is not None:
         budgets = ", ".join(f"{k.removesuffix('_ms')} ≤ {fmt_ms(v)}" for k, v in (slo.get("budgets") or {}).items())

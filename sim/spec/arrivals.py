@@ -186,6 +186,17 @@ class TimeVarying(_Process):
         return rate
 
     @property
+    def varies(self) -> bool:
+        """The rate changes over time (not one flat rate without spikes)."""
+        rates = {rate for _, rate in self.points}
+        return len(rates) > 1 or any(spike.multiplier != 1 for spike in self.spikes)
+
+    @property
+    def span_s(self) -> float:
+        """The length of the curve: one period, else up to its last point (0 for a single point)."""
+        return self.period_s or self.points[-1][0]
+
+    @property
     def peak_rate_rps(self) -> float:
         peak_spike = max((s.multiplier for s in self.spikes), default=1.0)
         return max(rate for _, rate in self.points) * max(peak_spike, 1.0)

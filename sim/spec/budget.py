@@ -89,7 +89,25 @@ def check_run_options(
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
             raise ScenarioError(f"{name}: {value!r} must be a whole number from {low} to {high}")
+    if requests is not None:
+        check_whole_horizon(scenario, "--requests")
     check_run_budget(scenario, requests, replications, keep_log=keep_log)
+
+
+def check_whole_horizon(scenario, field: str) -> None:
+    """Refuse, naming `field`, a run cut to a count of requests of a load that follows the clock: it
+    would simulate the start of the horizon (20,000 requests of the diurnal day are 00:00-00:24, no
+    morning ramp, no noon spike), not the horizon. A shorter horizon is asked for as one."""
+    from sim.spec.scenario import time_varying_load
+
+    if not time_varying_load(scenario):
+        return
+    _, horizon_ms = scenario.workload.length()
+    raise ScenarioError(
+        f"{field}: the arrival rate of {scenario.name!r} changes over time, so a count of requests would simulate "
+        f"only the start of its {horizon_ms / 1000:,.6g} s horizon, not the horizon; run it whole, or shorten "
+        "the horizon deliberately with --set workload.duration_s=SECONDS"
+    )
 
 
 def check_run_budget(

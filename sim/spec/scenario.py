@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.spec.arrivals import ArrivalProcess, Trace
+from sim.spec.arrivals import ArrivalProcess, TimeVarying, Trace
 from sim.spec.autoscaling import AutoscalingPolicy
 from sim.spec.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle, SpedUp
 from sim.spec.bounds import (
@@ -238,6 +238,11 @@ class Workload(_Model):
             raise ValueError(f"warmup_requests ({self.warmup_requests}) must be below requests ({self.requests})")
         if self.duration_s is not None and self.warmup_s is not None and self.warmup_s >= self.duration_s:
             raise ValueError(f"warmup_s ({self.warmup_s}) must be below duration_s ({self.duration_s})")
+        if self.requests is not None and isinstance(self.arrival, TimeVarying) and self.arrival.varies:
+            raise ValueError(
+                f"requests ({self.requests}): a time_varying arrival runs over a horizon, not for a count of "
+                "requests (the first N requests are the start of the curve, not the curve); give duration_s"
+            )
         return self
 
     def warmup_share(self) -> float:
@@ -265,13 +270,16 @@ class Workload(_Model):
         return mask
 
     def length(self) -> tuple[int | None, float | None]:
-        """(request count, horizon in ms): exactly one is set. A trace defaults to its whole length."""
+        """(request count, horizon in ms): exactly one is set. A trace defaults to its whole length, a
+        time_varying arrival to its curve's (one period, else up to its last point)."""
         if self.duration_s is not None:
             return None, self.duration_s * 1000.0
         if self.requests is not None:
             return self.requests, None
         if isinstance(self.arrival, Trace):
             return self.arrival.length, None
+        if isinstance(self.arrival, TimeVarying) and self.arrival.span_s > 0:
+            return None, self.arrival.span_s * 1000.0
         return DEFAULT_REQUESTS, None
 
 
@@ -537,6 +545,14 @@ _KNOWN_KEYS = sorted(
         "scale_to_zero_grace_period_s",
     }
 )
+
+
+def time_varying_load(scenario: Scenario) -> bool:
+    """The offered rate follows the clock (a time_varying arrival whose rate changes: a daily curve, a
+    ramp, a spike). Consecutive sections of one run of it are not exchangeable, so no confidence interval
+    comes from them; and the first N requests are the start of its horizon, not the horizon."""
+    arrival = scenario.workload.arrival
+    return isinstance(arrival, TimeVarying) and arrival.varies
 
 
 def time_dependent(scenario: Scenario) -> bool:

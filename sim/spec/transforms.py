@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from sim.errors import ScenarioError
+from sim.spec.budget import check_whole_horizon
 from sim.spec.scenario import ModelStage, Scenario
 
 # Fields holding a time, per distribution (a shape or CV is left alone).
@@ -127,7 +128,9 @@ def with_replicas(scenario: Scenario, count: int) -> Scenario:
 
 def with_run_length(scenario: Scenario, requests: int) -> Scenario:
     """The scenario cut (or stretched) to `requests` per replication, keeping its warm-up *share*
-    (Workload.warmup_share, the one warm-up rule), so a short run is never all warm-up."""
+    (Workload.warmup_share, the one warm-up rule), so a short run is never all warm-up. A load that follows
+    the clock is refused (sim.spec.budget.check_whole_horizon): its first requests are not its horizon."""
+    check_whole_horizon(scenario, "--requests")
     share = scenario.workload.warmup_share()
     return scenario.with_overrides(
         {
