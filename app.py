@@ -656,6 +656,8 @@ def show_verdict(ctx: Context) -> None:
         (st.error if (slo.get("windows") or {}).get("met") is False else st.info)(f"**Per window:** {per_window}.")
     for warning in summary.get("warnings") or []:
         if warning.startswith(LOUD_WARNINGS):
+            if warning.startswith("no confidence intervals") and ctx.scenario.replications > 1:
+                warning += f" (*Run precisely* runs the scenario's {ctx.scenario.replications})"
             st.warning(warning)
     quiet = [w for w in summary.get("warnings") or [] if not w.startswith(LOUD_WARNINGS)]
     if quiet:
@@ -689,7 +691,7 @@ def show_per_window(ctx: Context) -> None:
     window_s = readable_window_s(float(log["arrival_ms"].max()) / 1000.0)
     st.markdown("#### Over time")
     st.caption(
-        f"The p99 on the cards ({plots.fmt_ms(ctx.summary['latency_ms']['p99'])}) is the whole run's; here "
+        f"The p99 on the cards ({ctx.summary['latency_ms']['p99']:,.1f} ms) is the whole run's; here "
         f"each {planner.format_duration(window_s)} window's own (every request arriving in it, warm-up "
         "included, pooled over replications)."
     )

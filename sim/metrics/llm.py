@@ -19,6 +19,7 @@ from sim.engine.llm.stage import LLMStageResult
 from sim.engine.runlog import LLM_KEYS, RunLog
 from sim.metrics.invariants import LLM_BACKLOG
 from sim.metrics.stats import ci95, ci95_columns, within
+from sim.spec.scenario import time_varying_load
 
 _BACKLOG_WAIT_MS = 1000.0  # a wait to be scheduled this long means the batch is full (vLLM waits one step)
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
@@ -57,15 +58,17 @@ def llm_summary(
     ttft_slo_ms: float | None = None,
     tpot_slo_ms: float | None = None,
     include: np.ndarray | None = None,
+    sections: bool = True,
 ) -> dict:
-    """The `llm` key of `servesim run --json`. `include` masks the requests counted (e.g. after warm-up)."""
+    """The `llm` key of `servesim run --json`. `include` masks the requests counted (e.g. after warm-up);
+    `sections` False: no batch-means CIs (a load that follows the clock: its sections are not exchangeable)."""
     log = result.requests
     n = len(log)
     include = np.ones(n, dtype=bool) if include is None else np.asarray(include, dtype=bool)
     done = include & ~log.rejected.to_numpy()
     rank = np.empty(n, dtype=np.int64)
     rank[np.argsort(log.ready_ms.to_numpy(), kind="stable")] = np.arange(n)
-    group = (rank * CI_GROUPS) // max(n, 1)
+    group = (rank * CI_GROUPS) // max(n, 1) if sections else np.full(n, -1)
     start_ms = float(log.ready_ms[done].min()) if done.any() else 0.0
     end_ms = float(log.done_ms[done].max()) if done.any() else 0.0
     span_s = max(end_ms - start_ms, 1e-9) / 1000.0
@@ -287,14 +290,18 @@ def summarize_llm_runs(
     *,
     ttft_slo_ms: float | None = None,
     tpot_slo_ms: float | None = None,
+    sections: bool = True,
 ) -> dict:
     """The `llm` key over replications: one replication's summary as is; for several, every figure is the
     mean over replications and the percentile CIs are t intervals over the replications' values.
-    `includes[i]` masks replication i's request rows counted (e.g. `~warmup`)."""
+    `includes[i]` masks replication i's request rows counted (e.g. `~warmup`); `sections` False: a single
+    replication (or identical ones) gets no batch-means CIs."""
     summaries = []
     for i, (index, result) in enumerate(runs):
         include = None if includes is None else np.asarray(includes[i], dtype=bool)[index]
-        summaries.append(llm_summary(result, ttft_slo_ms=ttft_slo_ms, tpot_slo_ms=tpot_slo_ms, include=include))
+        summaries.append(
+            llm_summary(result, ttft_slo_ms=ttft_slo_ms, tpot_slo_ms=tpot_slo_ms, include=include, sections=sections)
+        )
     if len(summaries) == 1:
         return summaries[0]
     if all(s == summaries[0] for s in summaries[1:]):  # a deterministic replay: one, with its sections' CIs
@@ -322,7 +329,13 @@ def llm_key(run: RunLog, scenario) -> dict | None:
     replication = run.requests["replication"].to_numpy()
     warmup = run.requests["warmup"].to_numpy()
     includes = [~warmup[replication == r] for r in np.unique(replication)]
-    summary = summarize_llm_runs(runs, includes, ttft_slo_ms=scenario.slo.ttft_ms, tpot_slo_ms=scenario.slo.tpot_ms)
+    summary = summarize_llm_runs(
+        runs,
+        includes,
+        ttft_slo_ms=scenario.slo.ttft_ms,
+        tpot_slo_ms=scenario.slo.tpot_ms,
+        sections=not time_varying_load(scenario),  # sections of a day are not exchangeable
+    )
     return {"stage": stage.name, **summary}
 
 
