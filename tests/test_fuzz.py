@@ -119,7 +119,10 @@ def _shipped(name: str) -> dict:
     workload = raw["workload"]
     workload.pop("duration_s", None)
     workload.pop("warmup_s", None)
-    workload["requests"], workload["warmup_requests"] = REQUESTS, 30
+    if workload["arrival"].get("process") == "time_varying":  # a curve runs over a horizon, never a count
+        workload["duration_s"], workload["warmup_s"] = 20, 2  # ~280 requests at midnight's 14 req/s
+    else:
+        workload["requests"], workload["warmup_requests"] = REQUESTS, 30
     raw["replications"] = REPLICATIONS
     return raw
 
