@@ -192,9 +192,15 @@ def test_a_time_varying_scenario_file_gives_a_horizon_not_a_count():
     text = json.dumps({**RUSH, "workload": {"arrival": RUSH["workload"]["arrival"], "requests": 5000}})
     with pytest.raises(ScenarioError, match=r"workload: requests \(5000\): a time_varying arrival runs over a horizon"):
         parse_scenario_text(text)
-    # Without a length, a curve runs one period.
+    # Without a length, a curve runs one period, else to its last point or the end of its last spike.
     bare = parse_scenario({**RUSH, "workload": {"arrival": RUSH["workload"]["arrival"]}})
     assert bare.workload.length() == (None, PERIOD_S * 1000)
+    spike = {"process": "time_varying", "points": [[0, 5]], "spikes": [{"at_s": 10, "duration_s": 5, "multiplier": 3}]}
+    flat_with_a_spike = parse_scenario({**RUSH, "workload": {"arrival": spike}})
+    assert flat_with_a_spike.workload.length() == (None, 15_000.0)
+    result = simulate(flat_with_a_spike, replications=1)
+    warmup_ends_s = result.log.loc[result.log["warmup"], "arrival_ms"].max() / 1000  # a share of the requests
+    assert result.summary["cost"]["horizon_s"] == pytest.approx(15 - warmup_ends_s, rel=1e-12)
 
 
 def test_a_flat_time_varying_rate_is_no_day_and_may_be_cut():

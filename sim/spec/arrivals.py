@@ -193,8 +193,9 @@ class TimeVarying(_Process):
 
     @property
     def span_s(self) -> float:
-        """The length of the curve: one period, else up to its last point (0 for a single point)."""
-        return self.period_s or self.points[-1][0]
+        """The length of the curve: one period, else up to its last point or the end of its last spike
+        (0 for one flat rate)."""
+        return self.period_s or max([self.points[-1][0], *(s.at_s + s.duration_s for s in self.spikes)])
 
     @property
     def peak_rate_rps(self) -> float:
