@@ -1095,20 +1095,24 @@ def view_sizing(ctx: Context) -> None:
     if not stored or stored[0] != key:
         windows = " and every window's p99 (the load changes over time)" if planner.time_dependent(sized) else ""
         st.info(
-            f"Press *Size* to scan {knob} upwards on each candidate until the 95% CI upper end{windows} is "
-            f"within {budget} ({describe_probe(sized, run_plan, replications)} per probe), then re-check on fresh seeds."
+            f"Press *Size* to search {knob} on each candidate, galloping up (+1, +2, +4, …) to its ceiling until "
+            f"the 95% CI upper end{windows} is within {budget}, then bisecting "
+            f"({describe_probe(sized, run_plan, replications)} per probe); then re-check on fresh seeds."
         )
         return
     show_sizing(stored[1], knob, slo, p95)
 
 
 def sizing_eta(state) -> str:
-    """'at most 5 probes left: ≤ 3 min' for a sizing's SizingProgress (the plan's bound on what is left)."""
-    left = f"at most {state.probes_left} probe{'s' if state.probes_left != 1 else ''} left"
-    eta = state.eta_s
-    if eta is None:
+    """'about 4 probes left (at most 9): about 2 min (at most 4 min)' for a sizing's SizingProgress."""
+    left = f"about {state.probes_expected:.0f} probes left (at most {state.probes_left})"
+    if state.eta_s is None:
         return left
-    return f"{left}: ≤ {eta / 60:,.0f} min" if eta >= 90 else f"{left}: ≤ {eta:,.0f} s"
+    return f"{left}: about {duration_text(state.expected_eta_s)} (at most {duration_text(state.eta_s)})"
+
+
+def duration_text(seconds: float) -> str:
+    return f"{seconds / 60:,.0f} min" if seconds >= 90 else f"{seconds:,.0f} s"
 
 
 def budget_text(p99_ms: float, p95_ms: float) -> str:

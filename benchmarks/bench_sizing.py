@@ -4,8 +4,8 @@ window judged, the default for a load that changes over time; each probe's two r
 the machine's 2 cores), run in-process through the function the CLI calls: wall time against the
 performance issue's target of 3 minutes, with the answer and the probes it took; and how good its ETA was,
 the time still to go it predicted after the first probe and halfway against the time in fact still to go
-(target: within 2x; the ETA is the plan's bound on the probes left, so it errs high, and after the first
-probe it carries that probe's start-up, the process pool's). Quick: the day's curve compressed into 20
+(target: within 2x; the ETA is the plan's average over where the answer may lie, its bound beside it, and
+after the first probe it carries that probe's start-up, the process pool's). Quick: the day's curve compressed into 20
 minutes (a speed figure, not the day's answer; a count of requests would cut the day short, which sizing
 refuses)."""
 
@@ -73,7 +73,7 @@ def run(quick: bool = False) -> list[dict]:
     for after in sorted({1, (probes + 1) // 2}):
         state = next(s for s in states if s.probes_done == after)
         still_to_go = wall - state.elapsed_s
-        eta_ratio = state.eta_s / still_to_go
+        eta_ratio = state.expected_eta_s / still_to_go
         rows.append(
             {
                 "name": f"size autoscale-diurnal ({label}): ETA after probe {after} of {probes} / time in fact still to go",
@@ -81,8 +81,9 @@ def run(quick: bool = False) -> list[dict]:
                 "unit": "×",
                 "baseline": 2.0,
                 "ratio": max(eta_ratio, 1 / eta_ratio) / 2.0,
-                "note": f"predicted at most {state.eta_s:.0f} s ({state.probes_left} probes left at most), took "
-                f"{still_to_go:.0f} s; target within 2x either way (ratio ≤ 1)",
+                "note": f"predicted about {state.expected_eta_s:.0f} s ({state.probes_expected:.1f} probes on "
+                f"average), at most {state.eta_s:.0f} s ({state.probes_left} probes); took {still_to_go:.0f} s; "
+                "target within 2x either way (ratio ≤ 1)",
             }
         )
     return rows

@@ -324,3 +324,33 @@ def test_size_takes_p95_and_p50_budgets_on_the_command_line(tmp_path: Path, caps
     assert "p99 ≤ 1,000 ms and p95 ≤ 800 ms and p50 ≤ 300 ms" in " ".join(out.split())
     assert sized["slo"]["p95_ms"] == 800 and sized["slo"]["p50_ms"] == 300 and sized["slo"]["p99_ms"] == 1000
     assert ", p95 " in out and ", p50 " in out  # each probe shows the figures it is judged on
+
+
+def test_the_size_report_shows_each_probes_evidence_and_the_day_price_where_the_summary_gives_it(
+    tmp_path: Path, capsys, monkeypatch
+):
+    """The frontier table: count, p99 with its CI as [low, high], worst-window p99, $/h, $/day (a summary
+    of a day-long horizon gives `cost.usd_per_day`), verdict; the chosen line and one fewer's re-check."""
+    from sim.analysis import sizing
+    from sim.analysis.sizing import Probe
+
+    def fake_probe(scenario, hardware, count, budgets, *, seed, **options):
+        p99 = 2000.0 / count  # meets 1,000 ms (with its CI) from 3 replicas on
+        point = Probe(
+            hardware, count, p99, (p99 * 0.9, p99 * 1.1), 1.0 * count, 5.0, p99 * 1.2, "", usd_per_day=24.0 * count
+        )
+        point.verdict = sizing.verdict(point, budgets)
+        return point
+
+    monkeypatch.setattr(sizing, "probe", fake_probe)
+    monkeypatch.setenv("COLUMNS", "200")
+    code, _ = _size(tmp_path, "out")
+    out = capsys.readouterr().out
+    assert code == 0
+    header = next(line for line in out.splitlines() if "verdict" in line)
+    for column in ("p99 95% CI", "worst window p99", "$/h", "$/day", "$/1M queries"):
+        assert column in header
+    assert "[600 ms, 733 ms]" in out  # 3 replicas: p99 667 ms, CI [600, 733]
+    assert "chosen: x, replicas = 3" in " ".join(out.split()) and "$72.00 per day" in out
+    assert "one fewer (replicas = 2) on fresh seeds" in out
+    assert "Searched x: replicas" in out

@@ -125,5 +125,5 @@ def test_size_refuses_requests_on_a_time_profile_naming_the_option(tmp_path: Pat
     path.write_text(DAY)
     assert main(["size", str(path), "--requests", "2000", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("servesim: error: --requests: ") and "whole horizon" in err and err.count("\n") == 1
+    assert err.startswith("servesim: error: --requests: ") and "changes over time" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()

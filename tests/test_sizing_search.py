@@ -174,12 +174,25 @@ def test_the_probes_left_are_the_gallop_still_to_come_and_the_bisection_of_its_g
     assert search.left() == expected
 
 
+def test_the_probes_expected_are_the_mean_over_where_the_first_count_may_meet_or_none():
+    search = Search(SearchRange(7, 46))
+    search.record(synthetic_probe(7, 500.0))
+    # First meeting at 8, 10, 14, 22, 38 or 46: 1, 2 + 1, 3 + 2, 4 + 3, 5 + 4, 6 + 3 probes (gallop, then
+    # bisecting the gap below); none meeting: the 6 gallop counts. Mean of the seven ends: 40 / 7.
+    assert search.outcomes() == [1, 3, 5, 7, 9, 9, 6]
+    assert search.expected_left() == pytest.approx(40 / 7)
+    search.record(synthetic_probe(8, 500.0))
+    search.record(synthetic_probe(10, 60.0))  # meets: only bisecting 8..10 is left
+    assert search.outcomes() == [1] and search.expected_left() == 1
+
+
 def test_the_eta_after_each_probe_is_the_last_probes_time_per_replication_times_the_replications_left(
     monkeypatch,
 ):
     """A fake clock: replication i takes i seconds. The SLO is met from 9 replicas on (probes 7, 8, 10, 9,
     then re-checks of 9 and 8 on fresh seeds): the ETA after k probes is the time per replication of probe k
-    times the replications of the probes the plan may still run; before a probe ends, the mean so far."""
+    times the replications of the probes the plan may still run, at most and on average; before a probe
+    ends, the time per replication is the mean so far."""
     replications = 2
     now = [0.0]
     ticks = iter(range(1, 1000))
@@ -201,15 +214,24 @@ def test_the_eta_after_each_probe_is_the_last_probes_time_per_replication_times_
     first = states[0]
     assert (first.replications_done, first.elapsed_s, first.probes_left) == (1, 1.0, 10 + 2)
     assert first.eta_s == pytest.approx((replications * 12 - 1) * 1.0)
+    # On average from nothing: ends at 7, 8, 10, 14, 22, 38, 46 after 1, 2, 4, 6, 8, 10, 10 probes, none
+    # meeting after 7: 48 / 8 = 6, and the re-checks.
+    assert first.probes_expected == 6 + 2
+    assert first.expected_eta_s == pytest.approx((replications * 8 - 1) * 1.0)
     after_probe = [s for s in states if s.probes_done and s.replications_done == replications * s.probes_done]
     # Probes the plan may still run after each probe, re-checks included (2): after 7 fails, the gallop
     # to 46 and a bisection (see above: 9); after 8, 8; once 10 meets, bisecting 8..10 (1); then the re-checks.
     left = [9 + 2, 8 + 2, 1 + 2, 0 + 2, 1, 0]
+    # On average: after 7, 40 / 7 (above); after 8, ends at 10, 14, 22, 38, 46 or none: (2 + 4 + 6 + 8 + 8
+    # + 5) / 6; then as at most.
+    expected = [40 / 7 + 2, 33 / 6 + 2, 1 + 2, 0 + 2, 1, 0]
     assert [s.probes_left for s in after_probe] == left
+    assert [s.probes_expected for s in after_probe] == pytest.approx(expected)
     for k, state in enumerate(after_probe, start=1):
         assert state.elapsed_s == sum(range(1, replications * k + 1))  # replications 1..2k took 1, 2, ... s
-        probe_k_s = (2 * k - 1) + 2 * k  # its two replications took 2k - 1 and 2k seconds
-        assert state.eta_s == pytest.approx(replications * left[k - 1] * probe_k_s / replications)
+        per_replication = ((2 * k - 1) + 2 * k) / replications  # probe k's replications took 2k - 1 and 2k s
+        assert state.eta_s == pytest.approx(replications * left[k - 1] * per_replication)
+        assert state.expected_eta_s == pytest.approx(replications * expected[k - 1] * per_replication)
 
 
 def test_one_fewer_meeting_on_fresh_seeds_is_reported_as_noise(monkeypatch):

@@ -34,6 +34,7 @@ from sim.errors import ServesimError
 from sim.metrics.load import offered_load
 from sim.spec import transforms
 from sim.metrics.windows import slo_windows
+from sim.spec.budget import check_whole_horizon
 from sim.spec.scenario import LLMStage, ModelStage, Scenario, time_dependent
 
 # Counts a search may reach above its smallest: the ceiling is start + SEARCH_SPAN - 1 (or an autoscaler's
@@ -369,8 +370,13 @@ def size(
     rechecks_left = 2  # the chosen count and one fewer, on fresh seeds
     searches: list[Search] = []  # every candidate's; those sharing an earlier one's runs simulate nothing
 
-    def probes_left() -> int:
-        return sum(search.left() for search in searches if search.simulates) + rechecks_left
+    def probes_left() -> tuple[int, float]:
+        """(most, expected) probes still to run, the re-checks included."""
+        running = [search for search in searches if search.simulates]
+        return (
+            sum(search.left() for search in running) + rechecks_left,
+            sum(search.expected_left() for search in running) + rechecks_left,
+        )
 
     meter = Meter(replications, clock, on_progress, probes_left)
     # How every probe is run (the search's and the re-checks on fresh seeds).
@@ -435,19 +441,11 @@ def size(
     return result
 
 
-def follows_a_schedule(scenario: Scenario) -> bool:
-    """Traffic on a clock (a time profile or on/off periods): the horizon is the day, and a prefix of it
-    (the first N requests) is not — it leaves out the ramps and spikes the day has later."""
-    return scenario.workload.arrival.process in ("time_varying", "on_off")
-
-
 def check_requests(scenario: Scenario, requests: int | None) -> None:
-    """A sizing cuts a steady load short on request, never one that follows a time profile."""
-    if requests is not None and follows_a_schedule(scenario):
-        raise ServesimError(
-            f"--requests: {scenario.name}'s traffic follows a time profile, so every probe simulates its whole "
-            "horizon (the first N requests would leave out the ramps and spikes that come later); drop --requests"
-        )
+    """A sizing cuts a steady load short on request, never a rate that follows the clock: every probe
+    simulates the whole horizon (the shared refusal of `servesim run`, sweep and advise)."""
+    if requests is not None:
+        check_whole_horizon(scenario, "--requests")
 
 
 def search_range(variant: Scenario, autoscaled: bool) -> SearchRange:
@@ -488,10 +486,10 @@ def _search(
             f"{name}: min_replicas above max_replicas ({span.max_replicas}) were probed with max_replicas raised "
             f"to match (a fleet that never scales below min_replicas), up to the search's ceiling of {span.ceiling}"
         )
+    chosen = smallest_meeting(probes, span.start)
     note = monotone_note(name, knob, probes, budgets)
     if note:
-        notes.append(note)
-    chosen = smallest_meeting(probes, span.start)
+        notes.append(note + ("; the choice is the smallest count that meets with one fewer failing" if chosen else ""))
     if chosen is None:
         notes.append(ceiling_note(name, knob, probes, budgets))
     return chosen

@@ -78,17 +78,28 @@ class Search:
         if self.on_record:
             self.on_record(point)
 
-    def left(self) -> int:
-        """The most probes still to come: the gallop's counts left, up to the one that meets, plus the
-        bisection of the gap below it (the worst case over where the first meets)."""
+    def outcomes(self) -> list[int]:
+        """Probes still to come for each way the search may end: the first count to meet is one of the
+        gallop's counts left (then bisection, at its worst, of the gap below it), or none is."""
         if self.above is not None:
-            return bisect_probes(self.above.replicas - self.below.replicas) if self.below is not None else 0
+            return [bisect_probes(self.above.replicas - self.below.replicas) if self.below is not None else 0]
+        remaining = self.planned[len(self.probes) :]
         low = self.below.replicas if self.below is not None else None
-        most = 0
-        for k, count in enumerate(self.planned[len(self.probes) :], start=1):
-            most = max(most, k + (bisect_probes(count - low) if low is not None else 0))
+        ends = []
+        for k, count in enumerate(remaining, start=1):
+            ends.append(k + (bisect_probes(count - low) if low is not None else 0))
             low = count
-        return most
+        return [*ends, len(remaining)]
+
+    def left(self) -> int:
+        """The most probes still to come (the worst case over where the first count meets)."""
+        return max(self.outcomes())
+
+    def expected_left(self) -> float:
+        """The probes still to come on average over `outcomes`, each as likely: the gallop's counts are
+        log-spaced, so this guesses the answer's order of magnitude, not its value, uniformly."""
+        ends = self.outcomes()
+        return sum(ends) / len(ends)
 
 
 def smallest_meeting(probes: list[Probe], start: int) -> Probe | None:
@@ -142,8 +153,7 @@ def monotone_note(name: str, knob: str, probes: list[Probe], budgets: Budgets) -
     more = f" (and {len(rises) - 1} more)" if len(rises) > 1 else ""
     return (
         f"{name}: the probes are not monotone: {label} {before:,.1f} ms ({a.verdict}) at {knob} {a.replicas}, "
-        f"{value:,.1f} ms ({b.verdict}) at {b.replicas}{more}: noise at this many replications; the choice is "
-        "the smallest count that meets with one fewer failing"
+        f"{value:,.1f} ms ({b.verdict}) at {b.replicas}{more}: noise at this many replications"
     )
 
 
@@ -167,17 +177,20 @@ def ceiling_note(name: str, knob: str, probes: list[Probe], budgets: Budgets) ->
 
 @dataclass(frozen=True)
 class SizingProgress:
-    """Where a sizing stands: probes and replications finished, the most still to come by the gallop /
-    bisect plan (the searches of candidates yet to come and the fresh-seed re-checks included; a candidate
-    that shares an earlier one's runs costs none), the wall time so far, and the time a replication takes:
-    the last finished probe's wall time over its replications (its window verdict included), so a one-off
-    start-up in the first probe (a process pool, a compiled kernel's load) does not weigh on the rest;
-    before the first probe ends, the mean over the replications so far."""
+    """Where a sizing stands: probes and replications finished; still to come, the most the gallop / bisect
+    plan may take and what it takes on average over where the answer may lie (`Search.expected_left`), the
+    searches of candidates yet to come and the fresh-seed re-checks included (a candidate that shares an
+    earlier one's runs costs none); the wall time so far; and the time a replication takes: the last
+    finished probe's wall time over its replications (its window verdict included), so a one-off start-up
+    in the first probe (a process pool, a compiled kernel's load) does not weigh on the rest; before the
+    first probe ends, the mean over the replications so far."""
 
     probes_done: int
     probes_left: int
+    probes_expected: float
     replications_done: int
     replications_left: int
+    replications_expected: float
     elapsed_s: float
     seconds_per_replication: float | None
 
@@ -188,6 +201,13 @@ class SizingProgress:
             return None
         return self.replications_left * self.seconds_per_replication
 
+    @property
+    def expected_eta_s(self) -> float | None:
+        """Seconds still to go on average over where the answer may lie, at the time a replication takes."""
+        if self.seconds_per_replication is None:
+            return None
+        return self.replications_expected * self.seconds_per_replication
+
 
 class Meter:
     """A sizing's probes and replications counted against its clock, reported as SizingProgress."""
@@ -197,12 +217,12 @@ class Meter:
         replications: int,
         clock: Callable[[], float],
         on_progress: Callable[[SizingProgress], None] | None,
-        probes_left: Callable[[], int],
+        probes_left: Callable[[], tuple[int, float]],
     ) -> None:
         self.replications = replications  # per probe
         self.clock = clock
         self.on_progress = on_progress
-        self.probes_left = probes_left  # the plan's bound, asked afresh at each report
+        self.probes_left = probes_left  # (most, expected) by the plan, asked afresh at each report
         self.started = self.probe_started = clock()
         self.probes_done = self.replications_done = self.in_probe = 0
         self.last_probe_per_replication: float | None = None
@@ -225,7 +245,7 @@ class Meter:
     def report(self) -> None:
         if self.on_progress is None:
             return
-        left = self.probes_left()
+        most, expected = self.probes_left()
         elapsed = self.clock() - self.started
         per_replication = self.last_probe_per_replication
         if per_replication is None and self.replications_done:
@@ -233,9 +253,11 @@ class Meter:
         self.on_progress(
             SizingProgress(
                 self.probes_done,
-                left,
+                most,
+                expected,
                 self.replications_done,
-                max(0, left * self.replications - self.in_probe),
+                max(0, most * self.replications - self.in_probe),
+                max(0.0, expected * self.replications - self.in_probe),
                 elapsed,
                 per_replication,
             )

@@ -96,8 +96,8 @@ def cmd_size(args: argparse.Namespace) -> int:
     def show(probe) -> None:
         console.print(f"  {probe.hardware} {knob}={probe.replicas}: {_figures(probe, budgets)} → {probe.verdict}")
 
-    # Over the whole sizing: replications done of the most the gallop / bisect plan can still take.
-    with steps("sizing", "replications (at most)") as bar:
+    # Over the whole sizing: replications done of those the gallop / bisect plan takes on average from here.
+    with steps("sizing", "replications (expected)") as bar:
         result = size(
             scenario,
             budgets.p99_ms,
@@ -111,7 +111,9 @@ def cmd_size(args: argparse.Namespace) -> int:
             window_s=args.every_window_s,
             seed=args.seed,
             on_probe=show,
-            on_progress=lambda state: bar(state.replications_done, state.replications_done + state.replications_left),
+            on_progress=lambda state: bar(
+                state.replications_done, state.replications_done + math.ceil(state.replications_expected)
+            ),
             workers=args.workers,
         )
     args.out.mkdir(parents=True, exist_ok=True)
