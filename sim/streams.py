@@ -28,3 +28,15 @@ STREAMS = (
 def stream(seed: int, replication: int, name: str, sub: int | str = 0) -> np.random.Generator:
     key = zlib.crc32(sub.encode()) if isinstance(sub, str) else sub
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replication, STREAMS.index(name), key)))
+
+
+def replica_streams(rng: np.random.Generator, replicas: int) -> list[np.random.Generator]:
+    """One child stream per replica of a stage stream (routed queues each draw their own service times, so
+    one replica's batches never shift another's draws)."""
+    seq = rng.bit_generator.seed_seq
+    return [
+        np.random.default_rng(
+            np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, r), pool_size=seq.pool_size)
+        )
+        for r in range(replicas)
+    ]

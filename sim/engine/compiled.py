@@ -19,7 +19,7 @@ import numpy as np
 
 from sim.engine import fleet_kernel
 
-COMPILE_FROM_REQUESTS = 200_000
+COMPILE_FROM_REQUESTS = 500_000
 MODE = "python" if os.environ.get("SERVESIM_NO_NUMBA") else "auto"  # "auto" | "python" | "numba"
 
 

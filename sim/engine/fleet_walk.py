@@ -55,7 +55,9 @@ class QueueWalk:
     """One FIFO queue's walk: its requests (sorted by ready time, with the SimPy clock of each arrival),
     its warm servers and the batches sent so far; `advance(stop)` runs the kernel up to a stop time."""
 
-    def __init__(self, clock: np.ndarray, ready: np.ndarray, rule: BatchRule, draws: ServiceDraws, loops) -> None:
+    def __init__(
+        self, clock: np.ndarray, ready: np.ndarray, rule: BatchRule, draws: ServiceDraws, loops, done_ms=None
+    ) -> None:
         self.n = n = len(clock)
         self.loops = loops
         self.rule = rule
@@ -64,7 +66,8 @@ class QueueWalk:
         self.clock_array = clock
         self.clock = clock if loops.compiled else clock.tolist()
         self.ready = ready if loops.compiled else ready.tolist()
-        self.done_ms = float(clock[-1]) if n else 0.0
+        # When traffic ends (the last arrival at any queue: SimPy's feed then flushes every queue).
+        self.done_ms = done_ms if done_ms is not None else (float(clock[-1]) if n else 0.0)
         self.heap_at = self._floats(0)
         self.heap_srv = self._ints(0)
         self.end_ms = self._floats(0)
@@ -273,10 +276,12 @@ class QueueWalk:
         )
 
 
-def walk_fixed(clock: np.ndarray, ready: np.ndarray, rule: BatchRule, draws: ServiceDraws, servers: int) -> Batches:
+def walk_fixed(
+    clock: np.ndarray, ready: np.ndarray, rule: BatchRule, draws: ServiceDraws, servers: int, done_ms: float
+) -> Batches:
     """A fixed set of identical servers pulling from one queue: the whole walk with no event but the end of
-    traffic."""
-    walk = QueueWalk(clock, ready, rule, draws, compiled.loops(len(clock)))
+    traffic (at `done_ms`, the last arrival at any queue)."""
+    walk = QueueWalk(clock, ready, rule, draws, compiled.loops(len(clock)), done_ms)
     walk.add_servers(range(servers), 0.0)
     while True:
         status = walk.advance(math.inf)
@@ -373,6 +378,8 @@ class AutoscaledFleet:
             event = self._next_event()
             stop = event.time_ms if event is not None else math.inf
             self._walk_until(stop)
+            if self._next_event() is not event:
+                continue  # the walk made something happen earlier (the activator, the last lull's scale to zero)
             if event is None:
                 break
             heapq.heappop(self.events)
@@ -413,7 +420,7 @@ class AutoscaledFleet:
                 arrival = self._activator_arrival()
                 if arrival is not None and arrival < stop_ms:
                     self._scale_to(1, arrival)
-                    continue
+                    return  # its cold start is the next event, before `stop_ms`
                 if not walk.flushed and walk.done_ms < stop_ms:
                     walk.end_of_traffic()
                     continue
@@ -545,7 +552,7 @@ class AutoscaledFleet:
         turn; those run at `now` in that order, each sending a batch, becoming the new former, or (finding
         a former or nothing) going back to the end of the idle list."""
         walk, rule = self.walk, self.walk.rule
-        order = [s for _, s in sorted(walk.free())]
+        order = [s for at, s in sorted(walk.free()) if at <= now]  # the idle list; busy servers are not on it
         woken, pending = order[:wakers], order[wakers:]
         former = None
         back: list[int] = []

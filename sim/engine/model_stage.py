@@ -32,6 +32,7 @@ from sim.spec.autoscaling import SAMPLE_INTERVAL_MS, LoadSamples
 from sim.spec.batch_cost import BatchCost
 from sim.spec.batching import NoBatching
 from sim.engine.routing import Router
+from sim.streams import replica_streams
 
 STARTING, WARM, DRAINING, STOPPED = "starting", "warm", "draining", "stopped"
 
@@ -152,6 +153,7 @@ class _StageSimulation:
         self.ready = ready_ms.tolist()
         self.cost = cost
         self.policy = policy
+        self.rule = policy.rule()  # the batching rule every engine path reads (sim/spec/batching.py)
         self.instances = instances
         self.limit = max_queue_size
         self.service_rng = service_rng
@@ -171,6 +173,9 @@ class _StageSimulation:
         self.shared = routing == "shared_queue"
         self.queues = [_Queue()] if self.shared else [_Queue() for _ in range(replicas)]
         self.router = None if self.shared else Router(routing, replicas, routing_rng, n)
+        # A shared queue draws its batches' service times from the stage stream in dispatch order; routed
+        # queues each from their replica's own stream (as the fleet walk does).
+        self.service_rngs = [service_rng] if self.shared else replica_streams(service_rng, replicas)
         self.outstanding = [0] * replicas  # per replica: queued + in service (for load-aware routing)
         self.done = False
         self.batches = 0
@@ -261,7 +266,7 @@ class _StageSimulation:
 
     def _feed(self):
         env, ready, limit, router, queues = self.env, self.ready, self.limit, self.router, self.queues
-        batch_now = self.policy.batch_now
+        batch_now = self.rule.batch_now
         for i in sorted(range(self.n), key=ready.__getitem__):
             t = ready[i]
             if t > env.now:
@@ -291,22 +296,22 @@ class _StageSimulation:
                 q.former = None
 
     def _instance(self, q: _Queue, replica: _Replica, index: int):
-        env, ready, policy, cost = self.env, self.ready, self.policy, self.cost
-        max_batch = policy.max_batch_size
+        env, ready, rule, cost = self.env, self.ready, self.rule, self.cost
+        max_batch = rule.max_batch_size
         while True:
             if replica.state != WARM:
                 if q.items and q.idle and q.former is None:
                     q.wake_idle()  # hand the queue on to a replica that stays
                 return
             items = q.items
-            if not items or (q.former is not None and not policy.batch_now(len(items))):
+            if not items or (q.former is not None and not rule.batch_now(len(items))):
                 if self.done and not items:
                     return
                 yield from self._wait_idle(q, replica)
                 continue
-            size = policy.batch_now(len(items))
+            size = rule.batch_now(len(items))
             if not size:
-                deadline = policy.deadline_ms(ready[items[0]])
+                deadline = rule.deadline_ms(ready[items[0]])
                 if deadline is not None and self.overshoot_ms is not None:
                     deadline += self.overshoot_ms[items[0]]
                 if self.done or (deadline is not None and deadline <= env.now):
@@ -323,7 +328,8 @@ class _StageSimulation:
                 q.wake_idle()
             replica.busy += 1
             self.in_service += size
-            duration = cost.sample_ms(size, self.service_rng, replica.busy, env.now)
+            rng = self.service_rngs[0 if self.shared else replica.index]
+            duration = cost.sample_ms(size, rng, replica.busy, env.now)
             now = env.now
             bid = self.batches
             self.batches += 1
