@@ -13,6 +13,7 @@ from sim.engine.model_stage import simulate_model_stage
 from sim.spec.batch_cost import AffineCost, AffineSpec, ScaledSingle, SpedUp
 from sim.spec.batching import DynamicBatching, NoBatching, StaticBatching
 from sim.spec.distributions import Empirical, Exponential, Gamma, Lognormal
+from sim.streams import replica_streams
 
 FIELDS = ("start_ms", "service_ms", "batch_id", "batch_size", "replica", "instance", "rejected")
 
@@ -147,7 +148,7 @@ def test_completion_at_an_arrival_sees_that_arrival():
 def test_end_of_traffic_flushes_waiting_batches_on_every_replica():
     # Static batches of 3 without a timeout, round_robin on two replicas: replica 0 holds requests 0, 2, 4
     # (a full batch at 5 ms), replica 1 holds 1, 3 and would wait forever; traffic ends at 5 ms, so its
-    # partial batch leaves then too. Service draws go in dispatch order: replica 0's batch first.
+    # partial batch leaves then too. Each replica draws from its own child of the stage stream.
     cost = AffineCost(AffineSpec(base_ms=2.0, per_item_ms=0.0, cv=0.5))
     policy = StaticBatching(policy="static", batch_size=3)
     ready = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -155,8 +156,8 @@ def test_end_of_traffic_flushes_waiting_batches_on_every_replica():
     assert out.start_ms.tolist() == [5.0] * 5
     assert out.replica.tolist() == [0, 1, 0, 1, 0]
     assert out.batch_id.tolist() == [0, 1, 0, 1, 0]
-    draws = np.random.default_rng(4).gamma(4.0, 2.0 / 4.0, size=2)
-    assert out.service_ms.tolist() == [draws[0], draws[1], draws[0], draws[1], draws[0]]
+    first, second = (rng.gamma(4.0, 2.0 / 4.0) for rng in replica_streams(np.random.default_rng(4), 2))
+    assert out.service_ms.tolist() == [first, second, first, second, first]
 
 
 def test_feed_clock_follows_simpy_rounding():
@@ -190,33 +191,37 @@ def test_stateful_stages_keep_the_simpy_path(routing, queue_limit, autoscaling, 
 
 
 def test_compiled_kernels_match_the_python_loops():
-    # The optional numba loops (servesim[fast]) must give the pure-Python results bit for bit.
+    # numba (loaded for large stages) must give the pure-Python results bit for bit: the FCFS pool and the
+    # fleet walk's kernel, which is one source run both ways (sim/engine/compiled.py).
     pytest.importorskip("numba")
-    from sim.engine import batch_recursion, compiled, fcfs
+    from sim.engine import compiled, fcfs
 
-    if not compiled.AVAILABLE:
+    if compiled.MODE == "python":
         pytest.skip("numba disabled by SERVESIM_NO_NUMBA")
     rng = np.random.default_rng(8)
     ready = np.cumsum(rng.exponential(0.25, 20_000)) + rng.lognormal(0.0, 0.6, 20_000)
     service = rng.exponential(6.4, 20_000)
-    compiled_start = fcfs.fcfs_start_ms(ready, service, 32)
-    python_start, _ = fcfs.fcfs_servers(ready, service, 32)
-    np.testing.assert_array_equal(compiled_start, python_start)
     cost = AffineCost(AffineSpec(base_ms=4.0, per_item_ms=1.0, cv=0.1))
-    for policy in (
-        DynamicBatching(policy="dynamic", max_batch_size=8, max_queue_delay_ms=2.0, preferred_batch_sizes=(4,)),
-        StaticBatching(policy="static", batch_size=4, timeout_ms=3.0),
-    ):
-        fast = solve_batches(
-            ready, cost, policy, 8, 2, "shared_queue", np.random.default_rng(1), np.random.default_rng(2)
-        )
-        compiled.AVAILABLE = False
+    runs = {}
+    for mode in ("numba", "python"):
+        saved, compiled.MODE = compiled.MODE, mode
         try:
-            slow = solve_batches(
-                ready, cost, policy, 8, 2, "shared_queue", np.random.default_rng(1), np.random.default_rng(2)
-            )
+            starts = fcfs.fcfs_start_ms(ready, service, 32)
+            batches = [
+                solve_batches(ready, cost, policy, 8, 2, routing, np.random.default_rng(1), np.random.default_rng(2))
+                for policy in (
+                    DynamicBatching(
+                        policy="dynamic", max_batch_size=8, max_queue_delay_ms=2.0, preferred_batch_sizes=(4,)
+                    ),
+                    StaticBatching(policy="static", batch_size=4, timeout_ms=3.0),
+                )
+                for routing in ("shared_queue", "round_robin")
+            ]
         finally:
-            compiled.AVAILABLE = True
+            compiled.MODE = saved
+        runs[mode] = starts, batches
+    np.testing.assert_array_equal(runs["numba"][0], fcfs.fcfs_servers(ready, service, 32)[0])
+    np.testing.assert_array_equal(runs["python"][0], runs["numba"][0])
+    for fast, slow in zip(runs["numba"][1], runs["python"][1]):
         for name in ("start_ms", "service_ms", "batch_id", "batch_size", "replica", "instance"):
             np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
-    assert batch_recursion.compiled is compiled

@@ -89,26 +89,41 @@ def solve_batches(
         # The same router (and so the same draws, in the same order) as the SimPy path's.
         queue_of = Router(routing, replicas, routing_rng, n).fixed_assignment(n)
         queues, servers, streams = replicas, instances, replica_streams(service_rng, replicas)
-    parts = []
+    final = clock == done_ms if n else np.zeros(0, dtype=bool)
+    final_rank = np.cumsum(final) - 1  # place among the arrivals at the last instant, in the feed's order
+    parts, keys = [], []
     for q in range(queues):
         members = np.flatnonzero(queue_of == q) if queues > 1 else np.arange(n)
         draws = ServiceDraws(cost, streams[q], rule.max_batch_size)
-        batches = walk_fixed(clock[members], ready_sorted[members], rule, draws, servers, done_ms)
+        ranks = final_rank[members][final[members]].tolist()
+        batches, at_end = walk_fixed(clock[members], ready_sorted[members], rule, draws, servers, done_ms, ranks, q)
         parts.append((members, batches))
-    return _per_request(order, n, parts, routing, instances, queue_of)
+        keys.append(at_end)
+    return _per_request(order, n, parts, keys, routing, instances, queue_of)
 
 
-def _per_request(order, n, parts, routing, instances, queue_of) -> StageBatches:
-    """Each queue's batches (consecutive runs of its sorted requests, in dispatch order) -> per request."""
+def _per_request(order, n, parts, keys, routing, instances, queue_of) -> StageBatches:
+    """Each queue's batches (consecutive runs of its sorted requests, in dispatch order) -> per request.
+    Batch ids number every queue's batches by dispatch time as SimPy does."""
     start = np.empty(n)
     service = np.empty(n)
     batch_id = np.empty(n, dtype=np.int64)
     batch_size = np.empty(n, dtype=np.int64)
     server = np.empty(n, dtype=np.int64)
-    # Batch ids in dispatch-time order over every queue (ties: queue by queue), as dense as SimPy's.
     starts = np.concatenate([b.start_ms for _, b in parts]) if parts else np.zeros(0)
+    # Ties: before the end of traffic, by the arrival that woke the server (the batch's first request);
+    # at the end, by SimPy's wake-up order there.
+    tie = np.zeros((len(starts), 3), dtype=np.int64)
+    offset = 0
+    for (members, b), at_end in zip(parts, keys):
+        heads = np.concatenate(([0], np.cumsum(b.size)[:-1])).astype(np.int64) if len(b.size) else np.zeros(0, int)
+        tie[offset : offset + len(b.size), 0] = -1
+        tie[offset : offset + len(b.size), 1] = members[heads]
+        for batch, key in at_end:
+            tie[offset + batch] = key
+        offset += len(b.size)
     rank = np.empty(len(starts), dtype=np.int64)
-    rank[np.argsort(starts, kind="stable")] = np.arange(len(starts))
+    rank[np.lexsort((np.arange(len(starts)), tie[:, 2], tie[:, 1], tie[:, 0], starts))] = np.arange(len(starts))
     first = 0
     for members, b in parts:
         target = order[members]

@@ -91,6 +91,7 @@ class QueueWalk:
         self.divisors = self._floats_of(draws.divisors)
         self.out_size, self.out_server = self._ints(n), self._ints(n)
         self.out_start, self.out_service = self._floats(n), self._floats(n)
+        self.order_at_end: list[tuple[int, tuple]] = []  # (batch, SimPy's order key) of batches sent at the end
 
     # --- containers: numpy arrays for the compiled kernel, lists for the Python one ---------------------
 
@@ -232,37 +233,45 @@ class QueueWalk:
         self.ist[k.HEAD] += size
         self.fs[k.PREVIOUS] = dispatch_ms
 
-    def end_of_traffic(self) -> None:
+    def end_of_traffic(self, final_ranks=None, queue: int = 0) -> None:
         """The instant of the last arrival, replayed in SimPy's order. The feed appends the arrivals of that
         instant, each waking the queue's former (once its batch can leave) or else one idle server; then it
-        marks traffic done and wakes every idle server and the former. A former waiting on a queue delay
-        resumes through a condition event, so after all of those. Each server woken takes one batch of what
-        is left (a batch that can leave at once, or up to the max) or, finding nothing, stops."""
+        marks traffic done and wakes, queue by queue, every idle server and the former. A former waiting on
+        a queue delay resumes through a condition event, so after all of those. Each server woken takes one
+        batch of what is left (a batch that can leave at once, or up to the max) or, finding nothing, stops.
+        `final_ranks`: the place of this queue's final arrivals among every queue's (routed queues), so
+        that `order_at_end` ranks the batches of all queues at that instant as SimPy sends them."""
         done, rule, head = self.done_ms, self.rule, self.head
         waiting = bisect_left(self.clock, done, head) - head
         final = self.n - head - waiting
+        ranks = list(range(final)) if final_ranks is None else list(final_ranks)
         free = sorted(entry for entry in self.free() if entry[0] < done)
         former = free.pop(0)[1] if waiting and free else None
         idle = [server for _, server in free]
         through_condition = rule.delay_ms is not None
-        woken: list[int] = []
-        late: list[int] = []
+        woken: list[tuple[int, tuple]] = []
+        late: list[tuple[int, tuple]] = []
         queued = waiting
-        for _ in range(final):
+        for rank in ranks:
             queued += 1
             if former is not None:
                 if rule.batch_now(queued):
-                    (late if through_condition else woken).append(former)
+                    (late if through_condition else woken).append(
+                        (former, (2, rank, 0) if through_condition else (0, rank, 0))
+                    )
                     former = None
             elif idle:
-                woken.append(idle.pop(0))
-        woken.extend(idle)
+                woken.append((idle.pop(0), (0, rank, 0)))
+        woken.extend((server, (1, queue, p)) for p, server in enumerate(idle))
         if former is not None:
-            (late if through_condition else woken).append(former)
-        for server in woken + late:
+            (late if through_condition else woken).append(
+                (former, (3, queue, 0) if through_condition else (1, queue, len(idle)))
+            )
+        for server, key in woken + late:
             remaining = self.n - self.head
             if remaining <= 0:
                 break
+            self.order_at_end.append((int(self.ist[k.COUNT]), key))
             self.send(done, rule.batch_now(remaining) or min(remaining, rule.max_batch_size), server)
         self.ist[k.FLUSHED] = 1
 
@@ -277,18 +286,26 @@ class QueueWalk:
 
 
 def walk_fixed(
-    clock: np.ndarray, ready: np.ndarray, rule: BatchRule, draws: ServiceDraws, servers: int, done_ms: float
-) -> Batches:
+    clock: np.ndarray,
+    ready: np.ndarray,
+    rule: BatchRule,
+    draws: ServiceDraws,
+    servers: int,
+    done_ms: float,
+    final_ranks=None,
+    queue: int = 0,
+) -> tuple[Batches, list[tuple[int, tuple]]]:
     """A fixed set of identical servers pulling from one queue: the whole walk with no event but the end of
-    traffic (at `done_ms`, the last arrival at any queue)."""
+    traffic (at `done_ms`, the last arrival at any queue). Returns the batches and the SimPy order keys of
+    those sent at the end of traffic (see `QueueWalk.end_of_traffic`)."""
     walk = QueueWalk(clock, ready, rule, draws, compiled.loops(len(clock)), done_ms)
     walk.add_servers(range(servers), 0.0)
     while True:
         status = walk.advance(math.inf)
         if status == k.END_OF_TRAFFIC or (status == k.STALLED and not walk.flushed):
-            walk.end_of_traffic()
+            walk.end_of_traffic(final_ranks, queue)
             continue
-        return walk.batches()
+        return walk.batches(), walk.order_at_end
 
 
 # --- the autoscaled fleet ------------------------------------------------------------------------------
