@@ -71,7 +71,7 @@ def _stage_rows(label: str, scenario, requests: int, repeats: int) -> list[dict]
             "name": f"{label}: servesim",
             "value": fast,
             "unit": "req/CPU-s",
-            "note": f"{fast_spread}; loops: {'numba' if compiled.AVAILABLE else 'pure Python'}",
+            "note": f"{fast_spread}; loops: {'numba' if compiled.loops(requests).compiled else 'pure Python'}",
         },
         {"name": f"{label}: servesim, SimPy model stage", "value": slow, "unit": "req/CPU-s"},
         {
@@ -144,21 +144,67 @@ def run(quick: bool = False) -> list[dict]:
     )
     rows.append({"name": "M/M/3 fast path: servesim", "value": mm3_rate, "unit": "req/CPU-s", "note": mm3_spread})
 
-    # Stateful paths that keep SimPy (autoscaling; caches in front of a dynamic batcher): the first
-    # `stateful` requests of each, against the performance issue's target where it set one.
+    rows += _autoscaled_rows(quick, repeats)
+
+    # Caches in front of a dynamic batcher: the first `stateful` requests.
     stateful = requests // 5
-    for name, target in (("autoscale-diurnal", 300_000), ("recsys-caches", None)):
-        scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
-        rate, spread, _ = _rates(
-            partial(lambda s: simulate_replication(s, 0, seed=1, requests=stateful).requests, scenario),
-            stateful,
-            max(2, repeats // 2),
-        )
-        row = {"name": f"{name}: servesim", "value": rate, "unit": "req/CPU-s", "note": f"{spread}; first {stateful:,}"}
-        if target:
-            row.update(baseline=target, ratio=rate / target, note=row["note"] + f"; target ≥ {target:,}")
-        rows.append(row)
+    recsys = load_scenario(ROOT / "scenarios" / "recsys-caches.yaml")
+    rate, spread, _ = _rates(
+        lambda: simulate_replication(recsys, 0, seed=1, requests=stateful).requests, stateful, max(2, repeats // 2)
+    )
+    rows.append(
+        {"name": "recsys-caches: servesim", "value": rate, "unit": "req/CPU-s", "note": f"{spread}; first {stateful:,}"}
+    )
     return rows
+
+
+def _autoscaled_rows(quick: bool, repeats: int) -> list[dict]:
+    """autoscale-diurnal through the fleet walk against the SimPy stage (both in this run, on the same
+    slice of the day, identical logs checked), and the whole day (quick: its first 6 hours) against the
+    issue's targets: ≥ 500k simulated req/CPU-s and one replication under 5 s of CPU."""
+    diurnal = load_scenario(ROOT / "scenarios" / "autoscale-diurnal.yaml")
+    hours = 6 if quick else 24
+    day = diurnal.with_overrides({"workload.duration_s": hours * 3600})
+    runs = []
+    for _ in range(max(2, repeats // 2)):
+        log, seconds = _cpu_timed(lambda: simulate_replication(day, 0, seed=1).requests)
+        runs.append((seconds, len(log)))
+    first_s, served = runs[0]
+    best_s = median(seconds for seconds, _ in runs[1:])
+    spread = ", ".join(f"{seconds:.2f}" for seconds, _ in runs)
+    slice_ = diurnal.with_overrides({"workload.duration_s": 3600})  # 00:00-01:00 for the SimPy comparison
+    walk_log, walk_s = _cpu_timed(lambda: simulate_replication(slice_, 0, seed=1).requests)
+    with _simpy_model_stage():
+        simpy_log, simpy_s = _cpu_timed(lambda: simulate_replication(slice_, 0, seed=1).requests)
+    same = all(
+        np.array_equal(walk_log[c].to_numpy(), simpy_log[c].to_numpy(), equal_nan=True)
+        for c in ("latency_ms", "batch_size", "replica")
+    )
+    rate = served / best_s
+    return [
+        {
+            "name": f"autoscale-diurnal ({hours} h): servesim",
+            "value": rate,
+            "unit": "req/CPU-s",
+            "baseline": 500_000,
+            "ratio": rate / 500_000,
+            "note": f"{served:,} requests; CPU s per run {spread} (the first loads numba); target ≥ 500k",
+        },
+        {
+            "name": f"autoscale-diurnal ({hours} h): CPU s per replication",
+            "value": best_s,
+            "unit": "CPU-s",
+            "baseline": 5.0 * hours / 24,
+            "ratio": best_s / (5.0 * hours / 24),
+            "note": f"first run (numba load included) {first_s:.2f} s; target < 5 s for the whole day (ratio = s / target)",
+        },
+        {
+            "name": "autoscale-diurnal (1 h): fleet walk / SimPy stage",
+            "value": (len(simpy_log) / simpy_s) and simpy_s / walk_s,
+            "unit": "×",
+            "note": f"identical logs: {same}; walk {walk_s:.2f} s, SimPy {simpy_s:.2f} s CPU for {len(walk_log):,} requests",
+        },
+    ]
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ class QueueWalk:
 
     def arrived_by(self, t: float) -> int:
         """Requests the feed has appended by time t."""
-        return bisect_right(self.clock, t)
+        return bisect_right(self.clock, t) if not self._array else int(self.clock_array.searchsorted(t, "right"))
 
     def free(self) -> list[tuple[float, int]]:
         """The warm servers as (free at, server), heap-ordered."""
@@ -466,25 +466,20 @@ class AutoscaledFleet:
     def _tick(self, now: float) -> None:
         """The autoscaler's once-a-second step: sample, record, and at its decision interval ask the policy."""
         self.tick += 1
-        walk = self.walk
-        queued = walk.arrived_by(now) - walk.head
-        in_service, busy = self._in_service(now)
-        warm = [r for r in self.live if r.state == WARM]
-        busy_warm = sum(self._busy(r, now) for r in warm)
+        queued, in_service, busy, busy_warm, warm, starting, draining = load = self._load(now)
+        ongoing = queued + in_service
         samples = self.samples
         samples.time_ms.append(now)
-        samples.ongoing.append(queued + in_service)
-        samples.warm.append(len(warm))
-        samples.busy_share.append(busy_warm / (len(warm) * self.instances) if warm else 0.0)
-        self._record(now)
+        samples.ongoing.append(ongoing)
+        samples.warm.append(warm)
+        samples.busy_share.append(busy_warm / (warm * self.instances) if warm else 0.0)
+        self._record(now, load)
         if self.tick % self.decide_every == 0:
-            current = sum(1 for r in self.live if r.state in (WARM, STARTING))
-            target = self.policy.desired_replicas(now, samples, current, self.state)
-            if samples.ongoing[-1] > 0:
+            target = self.policy.desired_replicas(now, samples, warm + starting, self.state)
+            if ongoing > 0:
                 target = max(target, 1)
             self._scale_to(target, now)
-        finished = now >= walk.done_ms and in_service == 0 and queued == 0
-        if not finished:
+        if not (now >= self.walk.done_ms and ongoing == 0):
             self._schedule(now + SAMPLE_INTERVAL_MS, now, TICK, "tick")
 
     def _cold_end(self, event: _Event) -> bool:
@@ -621,24 +616,30 @@ class AutoscaledFleet:
         end_ms = self.walk.end_ms
         return sum(1 for s in replica.servers if end_ms[s] > now)
 
-    def _in_service(self, now: float) -> tuple[int, int]:
-        """Requests in batches being served, and busy instances, over the live replicas."""
-        end_ms, sizes = self.walk.end_ms, self.walk.last_size
-        requests = instances = 0
+    def _load(self, now: float) -> tuple[int, int, int, int, int, int, int]:
+        """At `now`: requests queued, requests in service, busy instances (all, and of warm replicas), and
+        the replicas warm, starting and draining."""
+        walk = self.walk
+        end_ms, sizes = walk.end_ms, walk.last_size
+        in_service = busy = busy_warm = warm = starting = draining = 0
         for replica in self.live:
-            if replica.state == STARTING:
+            state = replica.state
+            if state == STARTING:
+                starting += 1
                 continue
             for s in replica.servers:
                 if end_ms[s] > now:
-                    requests += int(sizes[s])
-                    instances += 1
-        return requests, instances
-
-    def _record(self, now: float) -> None:
-        walk = self.walk
+                    in_service += sizes[s]
+                    busy += 1
+                    if state == WARM:
+                        busy_warm += 1
+            if state == WARM:
+                warm += 1
+            else:
+                draining += 1
         queued = walk.arrived_by(now) - walk.head
-        in_service, busy = self._in_service(now)
-        counts = {WARM: 0, STARTING: 0, DRAINING: 0}
-        for replica in self.live:
-            counts[replica.state] += 1
-        self.rows.append((now, counts[WARM], counts[STARTING], counts[DRAINING], queued, queued + in_service, busy))
+        return queued, int(in_service), busy, busy_warm, warm, starting, draining
+
+    def _record(self, now: float, load: tuple | None = None) -> None:
+        queued, in_service, busy, _, warm, starting, draining = load or self._load(now)
+        self.rows.append((now, warm, starting, draining, queued, queued + in_service, busy))
