@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sim.engine import compiled
@@ -119,7 +119,8 @@ def costs(draw):
         return SpedUp(AffineCost(AffineSpec(base_ms=base, per_item_ms=10.0, cv=0.3)), draw(st.floats(1.1, 3.0)))
     if kind == "exponential":
         return ScaledSingle(Exponential(dist="exponential", mean=base), draw(st.floats(0.0, 1.0)))
-    samples = [base * k + 0.0113 for k in (0.5, 0.9, 1.3, 2.2)]
+    # Offsets that no two sums of draws share: two batches ending at one instant is a tie (see the module).
+    samples = [base * k + offset for k, offset in ((0.5, 0.0113), (0.9, 0.0271), (1.3, 0.0419), (2.2, 0.0617))]
     return ScaledSingle(Empirical(dist="empirical", samples=samples), 0.6)
 
 
@@ -146,6 +147,9 @@ segments = st.lists(
     cold_start=cold_starts,
 )
 def test_walk_reproduces_the_simpy_autoscaled_stage(seed, shape, policy, cost, instances, autoscaling, cold_start):
+    # Replicas warm at one instant (no cold start) that draw discrete service times end batches at one
+    # instant too (a + b = b + a): the tie rule of sim/engine/fleet_walk.py, not checked here.
+    assume(cold_start is not None or not isinstance(getattr(cost, "single", None), Empirical))
     ready = bursty_arrivals(seed, shape)
     assert_same_run(ready, cost, policy, instances, autoscaling, cold_start)
 
@@ -165,9 +169,9 @@ def test_scale_to_zero_and_the_activator_through_quiet_spells():
 
 
 def test_a_day_of_traffic_matches_simpy_under_ray_serve():
-    # The diurnal scenario's stage in miniature: two hours of traffic that climbs from 3 to 25 req/s and
-    # back, 20 s cold starts, Ray Serve scaling 1..12 replicas of two instances.
-    shape = [(600, 3.0), (600, 8.0), (900, 25.0), (600, 12.0), (900, 6.0), (600, 3.0)]
+    # The diurnal scenario's stage in miniature: over an hour traffic climbs from 3 to 90 req/s and back
+    # (one replica of two instances serves about 45), 20 s cold starts, Ray Serve scaling 1..12 replicas.
+    shape = [(600, 3.0), (600, 20.0), (900, 90.0), (600, 40.0), (600, 6.0)]
     ready = bursty_arrivals(21, shape)
     cost = AffineCost(AffineSpec(base_ms=50.0, per_item_ms=30.0, cv=0.3))
     ray = RayServe(policy="ray_serve", min_replicas=1, max_replicas=12, upscale_delay_s=30.0, downscale_delay_s=120.0)

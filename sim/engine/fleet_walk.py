@@ -18,7 +18,9 @@ Coincident instants follow SimPy's order where it is cheap to know: a cold start
 run in the order they were scheduled, and servers that a cold start makes warm take their batches before
 a tick at that instant samples the load. Tie rules where it is not (tested): a server that frees at t sees
 every request ready at t; with requests ready at the same instant the batches, times and draws match but
-which idle server takes one may differ. Continuous times make both ties probability 0.
+which idle server takes one may differ; two servers that free at the same instant (discrete service times
+can do that) take work in server order, SimPy's in the order their batches left. Continuous times make
+these ties probability 0.
 """
 
 from __future__ import annotations
