@@ -30,7 +30,6 @@ from sim.engine.fleet_walk import AutoscaledFleet
 from sim.engine.service_draws import ServiceDraws
 from sim.spec.autoscaling import SAMPLE_INTERVAL_MS, LoadSamples
 from sim.spec.batch_cost import BatchCost
-from sim.spec.batching import NoBatching
 from sim.engine.routing import Router
 from sim.streams import replica_streams
 
@@ -100,7 +99,7 @@ def simulate_model_stage(
         and not cost.depends_on_busy_instances
         and not cost.depends_on_time
     )
-    if not force_simpy and fixed and isinstance(policy, NoBatching) and routing == "shared_queue":
+    if not force_simpy and fixed and policy.rule().max_batch_size == 1 and routing == "shared_queue":
         return _fcfs_fast_path(ready_ms, cost, replicas, instances, service_rng)
     if not force_simpy and recursion_applies(policy, routing, max_queue_size, autoscaling, cost):
         b = solve_batches(ready_ms, cost, policy, replicas, instances, routing, service_rng, routing_rng)

@@ -8,7 +8,6 @@ keeps up: the queue grows without bound.
 
 from __future__ import annotations
 
-from sim.spec.batching import StaticBatching
 from sim.spec.scenario import ModelStage, PoolStage, Scenario
 
 
@@ -31,6 +30,5 @@ def offered_load(scenario: Scenario) -> dict[str, float]:
 def best_ms_per_request(stage: ModelStage, busy_instances: int = 1) -> float:
     """Fewest instance-milliseconds per request over the batch sizes the policy can send, with
     `busy_instances` instances of the replica busy at once (interference, where the profile measured it)."""
-    largest = stage.batching.max_batch_size
-    sizes = [largest] if isinstance(stage.batching, StaticBatching) else range(1, largest + 1)
+    sizes = stage.batching.rule().sizes
     return min(stage.cost.mean_ms(b, busy_instances) / b for b in sizes)

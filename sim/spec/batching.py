@@ -31,6 +31,7 @@ class BatchRule:
     max_batch_size: int
     now_sizes: tuple[int, ...]
     delay_ms: float | None
+    sizes: tuple[int, ...] = ()  # the batch sizes it sends under sustained load (what offered load is costed at)
 
     def batch_now(self, queued: int) -> int:
         """The batch to send at once with `queued` requests waiting (0: not yet)."""
@@ -60,6 +61,11 @@ class _Policy(BaseModel):
     def delay_ms(self) -> float | None:
         """How long the oldest request may wait before a partial batch leaves (None: no limit)."""
         raise NotImplementedError
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The batch sizes it sends under sustained load: any up to the max, unless it says otherwise."""
+        return tuple(range(1, self.max_batch_size + 1))
 
     def deadline_ms(self, oldest_ready_ms: float) -> float | None:
         return self.rule().deadline_ms(oldest_ready_ms)
@@ -105,6 +111,10 @@ class StaticBatching(_Policy):
     @property
     def delay_ms(self) -> float | None:
         return self.timeout_ms
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.batch_size,)  # a partial batch only on a lull's timeout
 
 
 class DynamicBatching(_Policy):
@@ -166,7 +176,7 @@ def _rule(policy: _Policy) -> BatchRule:
 
 def _build_rule(policy: _Policy) -> BatchRule:
     largest = policy.max_batch_size
-    return BatchRule(largest, tuple(policy.batch_now(m) for m in range(largest)), policy.delay_ms)
+    return BatchRule(largest, tuple(policy.batch_now(m) for m in range(largest)), policy.delay_ms, policy.sizes)
 
 
 BatchingPolicy = Annotated[Union[NoBatching, StaticBatching, DynamicBatching], Field(discriminator="policy")]
