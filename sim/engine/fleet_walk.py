@@ -480,7 +480,8 @@ class AutoscaledFleet:
             target = self.policy.desired_replicas(now, samples, warm + starting, self.state)
             if ongoing > 0:
                 target = max(target, 1)
-            self._scale_to(target, now)
+            if target != warm + starting:
+                self._scale_to(target, now)
         if not (now >= self.walk.done_ms and ongoing == 0):
             self._schedule(now + SAMPLE_INTERVAL_MS, now, TICK, "tick")
 
