@@ -8,7 +8,8 @@ batch that can leave at once, the queue delay, or the end of traffic). The fleet
 (sim/engine/fleet_walk.py) walks each queue batch by batch, reproducing the SimPy path exactly: same
 batches, start times, servers and service draws in the same order. A shared queue is one walk over every
 server; routed queues (round_robin, random) are one walk each, over the replica's instances and from the
-replica's own service stream, so they never wait on one another.
+replica's own service stream, so they never wait on one another. Load-aware routing (least_outstanding,
+power_of_two) grows each replica's walk as the router chooses (sim/engine/routed_walk.py).
 
 Coincident instants follow SimPy's order where it is cheap to know: the end of traffic (every waiting
 batch flushed) is replayed in SimPy's wake-up order. Tie rules where it is not (tested): a server that
@@ -24,11 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.engine.fleet_walk import walk_fixed
-from sim.engine.routing import FIXED_ROUTINGS, Router
+from sim.engine.routed_walk import walk_routed
+from sim.engine.routing import ROUTINGS as ROUTED, Router
 from sim.engine.service_draws import ServiceDraws
 from sim.streams import replica_streams
 
-ROUTINGS = ("shared_queue", *FIXED_ROUTINGS)
+ROUTINGS = ("shared_queue", *ROUTED)
 
 
 def recursion_applies(policy, routing: str, max_queue_size: int | None, autoscaling, cost) -> bool:
@@ -82,6 +84,11 @@ def solve_batches(
     clock = _feed_clock(ready_sorted)
     done_ms = float(clock[-1]) if n else 0.0
     rule = policy.rule()
+    if routing in ("least_outstanding", "power_of_two"):
+        router = Router(routing, replicas, routing_rng, n)
+        draws = [ServiceDraws(cost, rng, rule.max_batch_size) for rng in replica_streams(service_rng, replicas)]
+        queue_of, parts, keys = walk_routed(clock, ready_sorted, rule, draws, instances, router)
+        return _per_request(order, n, parts, keys, routing, instances, queue_of)
     if routing == "shared_queue":
         queue_of = np.zeros(n, dtype=np.int64)
         queues, servers, streams = 1, replicas * instances, [service_rng]

@@ -22,8 +22,8 @@ STALLED = 4  # requests wait and no warm server exists
 END_OF_TRAFFIC = 5  # the instant of the last arrival is next (SimPy's order there is the caller's)
 
 # Slots of the float state.
-PREVIOUS, FLOOR, MAX_END, FIRED_FOR, ZERO_AT, STOP, DONE, DELAY, IDLE_ZERO = range(9)
-FLOAT_SLOTS = 9
+PREVIOUS, FLOOR, MAX_END, FIRED_FOR, ZERO_AT, STOP, DONE, DELAY, IDLE_ZERO, NEXT_AT = range(10)
+FLOAT_SLOTS = 10
 # Slots of the int state.
 HEAD, HEAP_LEN, USED, BASE_LEN, COUNT, FLUSHED, PLANNED, HAS_DELAY = range(8)
 INT_SLOTS = 8
@@ -101,6 +101,7 @@ def advance(
             status = END_OF_TRAFFIC
             break
         if t0 >= stop:
+            fs[NEXT_AT] = t0
             status = REACHED
             break
         hi = head + max_batch
@@ -137,6 +138,7 @@ def advance(
                     status = END_OF_TRAFFIC
                     break
                 if d >= stop:
+                    fs[NEXT_AT] = d
                     status = REACHED
                     break
                 queued = 0

@@ -94,8 +94,37 @@ class QueueWalk:
         self.out_size, self.out_server = self._ints(n), self._ints(n)
         self.out_start, self.out_service = self._floats(n), self._floats(n)
         self.order_at_end: list[tuple[int, tuple]] = []  # (batch, SimPy's order key) of batches sent at the end
+        # Requests to draw service times for at least, at a refill: a queue whose stream nothing else reads
+        # may draw ahead (bulk draws equal single ones), where its length is not known in advance.
+        self.draw_ahead = 0
 
     # --- containers: numpy arrays for the compiled kernel, lists for the Python one ---------------------
+
+    def append(self, clock_ms: float, ready_ms: float) -> None:
+        """One more request at the back of the queue (routing that chooses as traffic arrives)."""
+        n = self.n
+        if n == len(self.clock):
+            grow = max(16, 2 * n)
+            if self._array:
+                self.clock_array = self.clock = np.concatenate([self.clock, np.zeros(grow - n)])
+                self.ready = np.concatenate([self.ready, np.zeros(grow - n)])
+                self.out_size = np.concatenate([self.out_size, np.zeros(grow - n, dtype=np.int64)])
+                self.out_server = np.concatenate([self.out_server, np.zeros(grow - n, dtype=np.int64)])
+                self.out_start = np.concatenate([self.out_start, np.zeros(grow - n)])
+                self.out_service = np.concatenate([self.out_service, np.zeros(grow - n)])
+            else:
+                for buffer, fill in (
+                    (self.clock, 0.0),
+                    (self.ready, 0.0),
+                    (self.out_size, 0),
+                    (self.out_server, 0),
+                    (self.out_start, 0.0),
+                    (self.out_service, 0.0),
+                ):
+                    buffer.extend([fill] * (grow - n))
+        self.clock[n] = clock_ms
+        self.ready[n] = ready_ms
+        self.n = n + 1
 
     def _floats(self, size: int):
         return np.zeros(size) if self._array else [0.0] * size
@@ -127,7 +156,9 @@ class QueueWalk:
 
     def arrived_by(self, t: float) -> int:
         """Requests the feed has appended by time t."""
-        return bisect_right(self.clock, t) if not self._array else int(self.clock_array.searchsorted(t, "right"))
+        if self._array:
+            return int(self.clock_array[: self.n].searchsorted(t, "right"))
+        return bisect_right(self.clock, t, 0, self.n)
 
     def free(self) -> list[tuple[float, int]]:
         """The warm servers as (free at, server), heap-ordered."""
@@ -204,7 +235,8 @@ class QueueWalk:
             self._refill(int(self.ist[k.PLANNED]))
 
     def _refill(self, size: int) -> None:
-        self.base = self._floats_of(self.draws.base(self.n - self.head, size))
+        left = max(self.n - self.head, self.draw_ahead)
+        self.base = self._floats_of(self.draws.base(left, size))
         self.ist[k.BASE_LEN] = len(self.base)
         self.ist[k.USED] = 0
 
@@ -244,7 +276,7 @@ class QueueWalk:
         `final_ranks`: the place of this queue's final arrivals among every queue's (routed queues), so
         that `order_at_end` ranks the batches of all queues at that instant as SimPy sends them."""
         done, rule, head = self.done_ms, self.rule, self.head
-        waiting = bisect_left(self.clock, done, head) - head
+        waiting = bisect_left(self.clock, done, head, self.n) - head
         final = self.n - head - waiting
         ranks = list(range(final)) if final_ranks is None else list(final_ranks)
         free = sorted(entry for entry in self.free() if entry[0] < done)
