@@ -28,7 +28,8 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,8 @@ class QueueWalk:
         # Requests to draw service times for at least, at a refill: a queue whose stream nothing else reads
         # may draw ahead (bulk draws equal single ones), where its length is not known in advance.
         self.draw_ahead = 0
+        self._args_key: tuple | None = None
+        self._args: tuple = ()
 
     # --- containers: numpy arrays for the compiled kernel, lists for the Python one ---------------------
 
@@ -207,7 +210,17 @@ class QueueWalk:
         """Send every batch that leaves before `stop_ms`; returns the kernel's status (never REFILL)."""
         self.fs[k.STOP] = stop_ms
         while True:
-            status = self.loops.advance(
+            status = self.loops.advance(*self._arguments())
+            if status != k.REFILL:
+                return status
+            self._refill(int(self.ist[k.PLANNED]))
+
+    def _arguments(self) -> tuple:
+        """The kernel's arguments; rebuilt only when a container is replaced (grown, refilled) or `n` grows."""
+        key = (self.n, id(self.heap_at), id(self.end_ms), id(self.base), id(self.out_size))
+        if self._args_key != key:
+            self._args_key = key
+            self._args = (
                 self.clock,
                 self.ready,
                 self.n,
@@ -230,9 +243,7 @@ class QueueWalk:
                 self.out_service,
                 self.out_server,
             )
-            if status != k.REFILL:
-                return status
-            self._refill(int(self.ist[k.PLANNED]))
+        return self._args
 
     def _refill(self, size: int) -> None:
         left = max(self.n - self.head, self.draw_ahead)
@@ -353,17 +364,17 @@ class _Replica:
     cold_end_ms: float = math.inf
 
 
-@dataclass(order=True)
-class _Event:
+class _Event(NamedTuple):
     """A pending event, ordered as SimPy processes them: by time, then by when it was scheduled, then by
-    kind (a tick's timeout is scheduled before a cold start begun in the same step)."""
+    kind (a tick's timeout is scheduled before a cold start begun in the same step); `seq` is unique, so
+    the order never compares further."""
 
     time_ms: float
     scheduled_ms: float
     rank: int
     seq: int
-    kind: str = field(compare=False)
-    replica: _Replica | None = field(compare=False, default=None)
+    kind: str
+    replica: _Replica | None = None
 
 
 TICK, COLD_END, DRAINED = 0, 1, 2
@@ -399,6 +410,7 @@ class AutoscaledFleet:
     ) -> None:
         self.walk = QueueWalk(clock, ready, rule, draws, compiled.loops(len(clock)))
         self.walk.set_idle_to_zero(policy.idle_to_zero_ms)
+        self.idle_to_zero = policy.idle_to_zero_ms is not None
         self.instances = instances
         self.policy = policy
         self.cold_start = cold_start
@@ -484,7 +496,7 @@ class AutoscaledFleet:
     def _next_event(self) -> _Event | None:
         walk = self.walk
         # After the last request has left, the final lull can still scale the fleet to zero.
-        if walk.head >= walk.n and walk.fs[k.IDLE_ZERO] >= 0 and walk.max_end_ms > walk.fs[k.FIRED_FOR]:
+        if self.idle_to_zero and walk.head >= walk.n and walk.max_end_ms > walk.fs[k.FIRED_FOR]:
             end = walk.max_end_ms
             if not any(e.kind == "zero" for e in self.events):
                 self._schedule(end + float(walk.fs[k.IDLE_ZERO]), end, 3, "zero")

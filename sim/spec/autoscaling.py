@@ -103,17 +103,17 @@ class RayServe(_Policy):
             return max(desired, 1)  # traffic waiting at zero replicas scales up at once
         up, down = state.get("up", 0), state.get("down", 0)
         if desired > current:
-            state.update(up=up + 1, down=0)
+            state["up"], state["down"] = up + 1, 0
             if (up + 1) * self.control_interval_s >= self.upscale_delay_s:
-                state.update(up=0)
+                state["up"] = 0
                 return desired
         elif desired < current:
-            state.update(down=down + 1, up=0)
+            state["down"], state["up"] = down + 1, 0
             if (down + 1) * self.control_interval_s >= self.downscale_delay_s:
-                state.update(down=0)
+                state["down"] = 0
                 return desired
         else:
-            state.update(up=0, down=0)
+            state["up"] = state["down"] = 0
         return current
 
 
