@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -1088,6 +1089,7 @@ def view_sizing(ctx: Context) -> None:
                 seed=ctx.seed,
                 on_probe=shown,
                 on_progress=progress,
+                workers=min(2, os.cpu_count() or 1),  # each probe's replications side by side (same answer)
             )
             status.update(label=f"Sized: {len(probes)} probes", state="complete")
         st.session_state["_sizing"] = (key, result)
