@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,23 @@ URL_KNOBS = "_url_knobs"  # knob values read from the page's address, for the sc
 DEFAULTS = "_knob_defaults"  # each knob's scenario value this run: the address records only what differs
 
 
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>#!|~$])")
+
+
+def as_text(value: object) -> str:
+    """Text from a scenario (its name, stage names, notes, messages embedding them) for a Markdown
+    element: every Markdown and Streamlit-directive character escaped and lines joined, so it shows as
+    typed and never becomes an image, a link or a heading (an uploaded name must not fetch a URL)."""
+    return _MARKDOWN.sub(r"\\\1", str(value)).replace("\r", " ").replace("\n", " ")
+
+
+def as_code(value: object) -> str:
+    """Text in a fenced block whose fence is longer than any run of backticks in it (it cannot close it)."""
+    text = str(value)
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"\n\n{fence}\n{text}\n{fence}\n"
+
+
 @contextmanager
 def shown_inline(what: str) -> Iterator[None]:
     """Any error in the block becomes an inline st.error saying what failed and why; the rest of the page
@@ -49,9 +67,9 @@ def shown_inline(what: str) -> Iterator[None]:
     try:
         yield
     except ServesimError as exc:
-        st.error(f"**{what}** failed:\n\n```\n{exc}\n```")
+        st.error(f"**{as_text(what)}** failed:{as_code(exc)}")
     except Exception as exc:  # a bug rather than bad input: still a message, not a traceback box
-        st.error(f"**{what}** failed with an unexpected {type(exc).__name__}: {exc}")
+        st.error(f"**{as_text(what)}** failed with an unexpected {type(exc).__name__}: {as_text(exc)}")
 
 
 # --- pure, cached computations --------------------------------------------------------------------------
@@ -153,7 +171,7 @@ def choose_scenario() -> tuple[Scenario, str]:
     try:
         return load_scenario(shipped[choice]), f"shipped:{choice}"
     except ServesimError as exc:
-        st.error(f"Shipped scenario {choice} does not load:\n\n```\n{exc}\n```")
+        st.error(f"Shipped scenario {as_text(choice)} does not load:{as_code(exc)}")
         st.stop()
 
 
@@ -212,7 +230,7 @@ def initial(name: str, default: Any, options: list | None = None, low: float | N
 def parse_upload(name: str, data: bytes) -> Scenario | None:
     """The uploaded scenario, or None after showing why it is not valid (field by field)."""
     if len(data) > UPLOAD_LIMIT_BYTES:
-        st.error(f"**{name}** is {len(data):,} bytes; scenarios are limited to {UPLOAD_LIMIT_BYTES:,} bytes.")
+        st.error(f"**{as_text(name)}** is {len(data):,} bytes; scenarios are limited to {UPLOAD_LIMIT_BYTES:,} bytes.")
         return None
     try:
         # An upload may name shipped data files only (models/, scenarios/), never other host files.
@@ -220,9 +238,11 @@ def parse_upload(name: str, data: bytes) -> Scenario | None:
             data.decode("utf-8", errors="replace"), base_dir=SCENARIOS, source=name, allowed_roots=shipped_data_roots()
         )
     except ServesimError as exc:
-        st.error(f"**{name}** is not a valid scenario — showing the shipped scenario instead.\n\n```\n{exc}\n```")
+        st.error(f"**{as_text(name)}** is not a valid scenario — showing the shipped scenario instead.{as_code(exc)}")
     except Exception as exc:  # e.g. a structure the schema's own checks did not foresee
-        st.error(f"**{name}** could not be read ({type(exc).__name__}: {exc}) — showing the shipped scenario instead.")
+        st.error(
+            f"**{as_text(name)}** could not be read ({type(exc).__name__}: {as_text(exc)}) — showing the shipped scenario instead."
+        )
     return None
 
 
@@ -292,7 +312,7 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
     stage_name = planner.model_stage_name(scenario)
     if stage_name is None:
         return {}
-    st.subheader(f"Batching ({stage_name})")
+    st.subheader(f"Batching ({as_text(stage_name)})")
     current = next(s for s in scenario.raw["stages"] if s["name"] == stage_name).get("batching", {"policy": "none"})
     policies = ["none", "static", "dynamic"]
     policy = st.radio(
@@ -501,9 +521,9 @@ def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
                 if overrides:
                     scenario = scenario.with_overrides(overrides)
             except ServesimError as exc:
-                st.error(f"This setting does not make a valid scenario (ignored):\n\n```\n{exc}\n```")
+                st.error(f"This setting does not make a valid scenario (ignored):{as_code(exc)}")
             except Exception as exc:  # a knob that cannot handle this scenario must not take the page down
-                st.error(f"This setting could not be applied (ignored): {type(exc).__name__}: {exc}")
+                st.error(f"This setting could not be applied (ignored): {type(exc).__name__}: {as_text(exc)}")
     return scenario
 
 
@@ -657,14 +677,15 @@ def show_verdict(ctx: Context) -> None:
         (st.error if (slo.get("windows") or {}).get("met") is False else st.info)(f"**Per window:** {per_window}.")
     for warning in summary.get("warnings") or []:
         if warning.startswith(LOUD_WARNINGS):
+            text = as_text(warning)
             if warning.startswith("no confidence intervals") and ctx.scenario.replications > 1:
-                warning += f" (*Run precisely* runs the scenario's {ctx.scenario.replications})"
-            st.warning(warning)
+                text += f" (*Run precisely* runs the scenario's {ctx.scenario.replications})"
+            st.warning(text)
     quiet = [w for w in summary.get("warnings") or [] if not w.startswith(LOUD_WARNINGS)]
     if quiet:
         with st.expander(f"{len(quiet)} note(s) on this run"):
             for warning in quiet:
-                st.caption(warning)
+                st.caption(as_text(warning))
 
 
 def show_where_latency_lives(ctx: Context) -> None:
@@ -735,7 +756,9 @@ def dominant_stage_sentence(shares: pd.DataFrame) -> str:
     stage = max(grouped, key=grouped.get)
     queue = row.get(f"{stage}_queue", 0.0)
     queue_note = f" ({queue / total:.0%} of the total queueing for it)" if queue / total >= 0.02 else ""
-    return f"At p99, **{stage}** takes {grouped[stage] / total:.0%} of a request's {total:,.1f} ms{queue_note}."
+    return (
+        f"At p99, **{as_text(stage)}** takes {grouped[stage] / total:.0%} of a request's {total:,.1f} ms{queue_note}."
+    )
 
 
 # --- views (tabs) --------------------------------------------------------------------------------------
@@ -789,7 +812,7 @@ def view_compare(ctx: Context) -> None:
     try:
         variants = compare.parse_variants(lines, ctx.scenario)
     except ServesimError as exc:
-        st.error(str(exc))
+        st.error(as_text(exc))
         return
     names = [variant.name for variant in variants]
     baseline = st.selectbox("Baseline (deltas are against it)", names, key=scoped("compare.baseline"))
@@ -811,7 +834,7 @@ def view_compare(ctx: Context) -> None:
     )
     for name in shaky:
         st.warning(
-            f"**{name}** is unstable: a queue grows without bound, so its latencies depend only on how long "
+            f"**{as_text(name)}** is unstable: a queue grows without bound, so its latencies depend only on how long "
             "the run is. It is left out of the charts and of the stars."
         )
     drawn = [r for r in comparison.results if r.variant.name not in shaky]
@@ -896,7 +919,7 @@ def view_tradeoff(ctx: Context) -> None:
         try:
             curves = cached_tradeoff(*ctx.key, policies)
         except ServesimError as exc:
-            st.error(str(exc))
+            st.error(as_text(exc))
             return
     st.caption(
         "Bigger batches raise the throughput a replica sustains and cost tail latency at low load; "
@@ -1174,7 +1197,7 @@ def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
                 f"[{fewer.p99_ci95[0]:,.1f}, {fewer.p99_ci95[1]:,.1f}]{worst} → {fewer.verdict}."
             )
     for note in result.notes:
-        st.warning(note)
+        st.warning(as_text(note))
     st.caption(searched_text(result.ranges, result.knob) + ".")
     frontier = result.frontier()
     if frontier.empty:
@@ -1265,7 +1288,7 @@ def view_llm(ctx: Context) -> None:
         right.altair_chart(llm_charts.distributions_chart(results, "tpot_ms"), width="stretch")
         st.altair_chart(llm_charts.timeseries_chart(results), width="stretch")
     for warning in llm.get("warnings") or []:
-        st.warning(warning)
+        st.warning(as_text(warning))
 
 
 def view_autoscaling(ctx: Context) -> None:
@@ -1292,7 +1315,7 @@ def view_autoscaling(ctx: Context) -> None:
 
 
 def view_data(ctx: Context) -> None:
-    st.caption(f"Shown: {planner.describe(ctx.scenario, ctx.size)}, seed {ctx.seed}.")
+    st.caption(f"Shown: {as_text(planner.describe(ctx.scenario, ctx.size))}, seed {ctx.seed}.")
     cols = st.columns(3)
     cols[0].download_button(
         "Scenario (YAML)", ctx.scenario.to_yaml(), file_name=f"{ctx.scenario.name}.yaml", mime="text/yaml"
@@ -1367,9 +1390,9 @@ def main() -> None:
     write_address(identity)
     head, button = st.columns([5, 1], vertical_alignment="bottom")
     with head:
-        st.title(f"{scenario.name}")
+        st.title(as_text(scenario.name))
         if scenario.description:
-            st.caption(scenario.description)
+            st.caption(as_text(scenario.description))
     with button:
         precise = st.button(
             "Run precisely",
@@ -1381,7 +1404,7 @@ def main() -> None:
             run_precise(scenario)
     with shown_inline(f"Simulating {scenario.name}"):
         ctx = run_for_display(scenario)
-        st.caption(f"{planner.describe(ctx.scenario, ctx.size)} · seed {ctx.seed}")
+        st.caption(f"{as_text(planner.describe(ctx.scenario, ctx.size))} · seed {ctx.seed}")
         show_verdict(ctx)
         show_report_button(ctx)
         show_where_latency_lives(ctx)
@@ -1446,18 +1469,18 @@ def view_advisor(ctx: Context) -> None:
         )
         return
     advice = stored[1]
-    st.success(f"**Recommendation:** {advice.recommendation}")
-    st.markdown("\n".join(f"- {line.strip()}" for line in profile_text(advice)[1:]))
+    st.success(f"**Recommendation:** {as_text(advice.recommendation)}")
+    st.markdown("\n".join(f"- {as_text(line.strip())}" for line in profile_text(advice)[1:]))
     for note in advice.notes:
-        st.info(note)
+        st.info(as_text(note))
     st.dataframe(verdict_table(advice, 15), hide_index=True, width="stretch")
     left, right = st.columns(2)
     left.pyplot(waterfall_figure(advice), clear_figure=True)
     right.pyplot(pareto_figure(advice), clear_figure=True)
     with st.expander("Warnings, skipped and not offered levers"):
-        lines = [f"- #{row.rank} {row.label}: {w}" for row in advice.rows[:15] for w in row.warnings]
-        lines += [f"- skipped {name}: {why}" for name, why in advice.skipped]
-        lines += [f"- not offered {name}: {why}" for name, why in advice.not_offered]
+        lines = [f"- #{row.rank} {as_text(row.label)}: {as_text(w)}" for row in advice.rows[:15] for w in row.warnings]
+        lines += [f"- skipped {as_text(name)}: {as_text(why)}" for name, why in advice.skipped]
+        lines += [f"- not offered {as_text(name)}: {as_text(why)}" for name, why in advice.not_offered]
         st.markdown("\n".join(lines) or "none")
 
 

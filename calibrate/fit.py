@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from sim.spec.datafiles import read_csv
+from sim.spec.datafiles import data_error, read_csv, shown
 from sim.errors import DataFileError
 from sim.spec.profile import curve_ms
 
@@ -39,7 +39,7 @@ def check_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     missing = [c for c in ("batch_size", "latency_ms") if c not in frame.columns]
     if missing:
         raise DataFileError(
-            f"{where}: missing column(s) {', '.join(missing)} (columns: {', '.join(map(str, frame.columns))});"
+            f"{where}: missing column(s) {', '.join(missing)} (the file has {len(frame.columns)} columns);"
             " expected one row per repeat with batch_size, latency_ms and optionally instances"
         )
     for extra in ("tokens", "context_len"):
@@ -56,19 +56,17 @@ def check_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         bad = values.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataFileError(
-                f"{where}: column {column!r} row {row + 2} is not a number: {frame[column].iloc[row]!r}"
-            )
+            raise DataFileError(f"{where}: column {column!r} row {row + 2} is not a number")
         array = values.to_numpy(dtype=float)
         if not np.isfinite(array).all():
             row = int(np.flatnonzero(~np.isfinite(array))[0])
-            raise DataFileError(f"{where}: column {column!r} row {row + 2} is not finite: {array[row]}")
+            raise DataFileError(f"{where}: column {column!r} row {row + 2} is not finite")
         if (array <= 0).any():
             row = int(np.flatnonzero(array <= 0)[0])
-            raise DataFileError(f"{where}: column {column!r} row {row + 2} must be positive, got {array[row]:g}")
+            raise DataFileError(f"{where}: column {column!r} row {row + 2} must be positive")
         if column != "latency_ms" and (array != np.round(array)).any():
             row = int(np.flatnonzero(array != np.round(array))[0])
-            raise DataFileError(f"{where}: column {column!r} row {row + 2} must be a whole number, got {array[row]:g}")
+            raise DataFileError(f"{where}: column {column!r} row {row + 2} must be a whole number")
         out[column] = array.astype(int) if column != "latency_ms" else array
     if "instances" not in out:
         out["instances"] = 1
@@ -77,7 +75,7 @@ def check_measurements(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         raise DataFileError(f"{where}: no rows with instances = 1 (the cost of one instance alone is needed)")
     if alone["batch_size"].nunique() < 2 and int(alone["batch_size"].iloc[0]) != 1:
         raise DataFileError(
-            f"{where}: only one batch size ({int(alone['batch_size'].iloc[0])}) measured: a batch-cost curve needs"
+            f"{where}: only one batch size measured: a batch-cost curve needs"
             " at least two batch sizes (batch size 1 alone makes a profile for unbatched serving)"
         )
     return out[["batch_size", "instances", "latency_ms"]]
@@ -89,12 +87,10 @@ def load_measurements(path: str | Path, latency_column: str = "latency_ms") -> p
     frame = read_csv(path, "measurements")
     if latency_column != "latency_ms":
         if latency_column not in frame.columns:
-            raise DataFileError(
-                f"measurements {path}: no column {latency_column!r} (columns: {', '.join(map(str, frame.columns))})"
-            )
+            raise data_error("measurements", path, f"no column {latency_column!r} ({len(frame.columns)} columns)")
         frame = frame.drop(columns=[c for c in ("latency_ms",) if c in frame.columns])
         frame = frame.rename(columns={latency_column: "latency_ms"})
-    return check_measurements(frame, f"measurements {path}")
+    return check_measurements(frame, f"measurements {shown(path)}")
 
 
 def summarise(measurements: pd.DataFrame) -> pd.DataFrame:

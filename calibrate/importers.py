@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.spec.datafiles import read_csv
+from sim.spec.datafiles import read_csv, shown
 from sim.errors import DataFileError
 
 LEVEL_COLUMNS = ("Concurrency", "Request Rate")
@@ -38,7 +38,7 @@ PERCENTILE_COLUMNS = {
 def read_perf_analyzer(path: str | Path) -> pd.DataFrame:
     """A perf_analyzer CSV as a frame in ms: level, throughput_rps, queue/compute columns, p50..p99_ms."""
     path = Path(path)
-    where = f"perf_analyzer CSV {path}"
+    where = f"perf_analyzer CSV {shown(path)}"
     frame = read_csv(path, "perf_analyzer CSV")
     frame.columns = [str(c).strip() for c in frame.columns]
     level = next((c for c in LEVEL_COLUMNS if c in frame.columns), None)
@@ -46,7 +46,7 @@ def read_perf_analyzer(path: str | Path) -> pd.DataFrame:
     missing = [c for c in needed if c not in frame.columns] + ([] if level else ["Concurrency (or Request Rate)"])
     if missing:
         raise DataFileError(
-            f"{where}: missing column(s) {', '.join(missing)} (columns: {', '.join(frame.columns)}); expected the CSV"
+            f"{where}: missing column(s) {', '.join(missing)} (the file has {len(frame.columns)} columns); expected the CSV"
             " written by perf_analyzer -f FILE with server-side statistics"
         )
     out = pd.DataFrame()
@@ -59,9 +59,7 @@ def read_perf_analyzer(path: str | Path) -> pd.DataFrame:
         values = pd.to_numeric(frame[source], errors="coerce")
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataFileError(
-                f"{where}: column {source!r} row {row + 2} is not a number: {frame[source].iloc[row]!r}"
-            )
+            raise DataFileError(f"{where}: column {source!r} row {row + 2} is not a number")
         array = values.to_numpy(dtype=float)
         if (array < 0).any():
             raise DataFileError(f"{where}: column {source!r} has a negative value")
@@ -83,7 +81,7 @@ def perf_analyzer_summary(files: dict[int, str | Path]) -> tuple[pd.DataFrame, f
     lowest = {}
     for batch, path in files.items():
         if batch < 1:
-            raise DataFileError(f"perf_analyzer import: batch size must be positive, got {batch} for {path}")
+            raise DataFileError(f"perf_analyzer import: batch size must be positive, got {batch} for {shown(path)}")
         frame = read_perf_analyzer(path)
         lowest[batch] = frame.iloc[0]
     overhead = min(r["compute_input_ms"] + r["compute_output_ms"] for r in lowest.values())

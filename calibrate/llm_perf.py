@@ -20,7 +20,7 @@ import yaml
 from scipy import stats
 from scipy.optimize import least_squares, nnls
 
-from sim.spec.datafiles import numeric_column, read_csv
+from sim.spec.datafiles import data_error, numeric_column, read_csv
 from sim.errors import DataFileError
 from sim.spec.llm_cost import GIB, DecodeCurve, KVRead, LLMCost, LLMProfile, Memory, PrefillCurve
 
@@ -104,11 +104,11 @@ def read_perf_table(path: str | Path = DEFAULT_CSV) -> pd.DataFrame:
     frame = read_csv(path, "LLM cost table")
     for column in COLUMNS:
         if column not in frame.columns:
-            raise DataFileError(f"LLM cost table: {path} has no column {column!r}")
+            raise data_error("LLM cost table", path, f"no column {column!r}")
     for column in COLUMNS[2:]:
         frame[column] = numeric_column(frame, column, path, "LLM cost table")
         if (frame[column] <= 0).any():
-            raise DataFileError(f"LLM cost table: {path} column {column!r} has values <= 0")
+            raise data_error("LLM cost table", path, "has values <= 0", column=column)
     return frame
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from calibrate.fit import check_measurements
 from sim.errors import DataFileError
-from sim.spec.datafiles import read_csv
+from sim.spec.datafiles import read_csv, shown
 
 
 def measurements_from_log(
@@ -36,7 +36,7 @@ def measurements_from_log(
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise DataFileError(
-            f"{where}: missing column(s) {', '.join(missing)} (columns: {', '.join(map(str, frame.columns))});"
+            f"{where}: missing column(s) {', '.join(missing)} (the file has {len(frame.columns)} columns);"
             " a serving log needs one row per request with batch_size and the server time in ms"
         )
     server = check_measurements(
@@ -57,9 +57,7 @@ def measurements_from_log(
         table["batch"] = frame[batch_id_column].to_numpy()
         sizes = table.groupby("batch")["batch_size"].nunique()
         if (sizes > 1).any():
-            raise DataFileError(
-                f"{where}: batch {sizes.index[sizes > 1][0]!r} ({batch_id_column}) has requests logging different batch sizes"
-            )
+            raise DataFileError(f"{where}: a batch ({batch_id_column}) has requests logging different batch sizes")
         # One kernel run per batch: its requests share it; each batch counts once, at its median request.
         table = table.groupby("batch", sort=False).median().reset_index(drop=True)
         table["batch_size"] = table["batch_size"].astype(int)
@@ -90,5 +88,5 @@ def load_serving_log(
     """Read a per-request serving log CSV; see `measurements_from_log`."""
     path = Path(path)
     return measurements_from_log(
-        read_csv(path, "serving log"), f"serving log {path}", server_column, kernel_column, batch_id_column
+        read_csv(path, "serving log"), f"serving log {shown(path)}", server_column, kernel_column, batch_id_column
     )

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from calibrate.importers import PERCENTILE_COLUMNS, read_perf_analyzer
-from sim.spec.datafiles import read_csv
+from sim.spec.datafiles import data_error, numeric_column, read_csv
 from sim.errors import DataFileError
 
 PERCENTILES = (50.0, 95.0, 99.0)
+WHAT = "measured latencies"
 _UNITS = {"latency_ms": 1.0, "latency_us": 1e-3, "latency_s": 1e3}
 
 
@@ -33,46 +34,34 @@ def measured_percentiles(path: str | Path, level: float | None = None) -> tuple[
 def read_measured(path: str | Path, level: float | None = None) -> tuple[dict[float, float], str, np.ndarray | None]:
     """As `measured_percentiles`, plus the per-request latencies in ms in file order (None for perf_analyzer)."""
     path = Path(path)
-    frame = read_csv(path, "measured latencies")
+    frame = read_csv(path, WHAT)
     columns = [str(c).strip() for c in frame.columns]
     if "p99 latency" in columns:
         runs = read_perf_analyzer(path)
         if level is None:
             if len(runs) > 1:
-                raise DataFileError(
-                    f"measured latencies {path}: perf_analyzer output with {len(runs)} levels"
-                    f" ({', '.join(f'{v:g}' for v in runs['level'])}): choose one with --level"
-                )
+                raise data_error(WHAT, path, f"perf_analyzer output with {len(runs)} levels: choose one with --level")
             row = runs.iloc[0]
         else:
             match = runs[np.isclose(runs["level"], level)]
             if match.empty:
-                raise DataFileError(
-                    f"measured latencies {path}: no {runs['level_kind'].iloc[0]} {level:g} (have"
-                    f" {', '.join(f'{v:g}' for v in runs['level'])})"
-                )
+                raise data_error(WHAT, path, f"no {runs['level_kind'].iloc[0]} {level:g} among its {len(runs)} levels")
             row = match.iloc[0]
         found = {p: float(row[PERCENTILE_COLUMNS[f"p{int(p)} latency"]]) for p in PERCENTILES}
         return found, f"perf_analyzer percentiles at {row['level_kind']} {row['level']:g}", None
     column = next((c for c in _UNITS if c in frame.columns), None)
     if column is None:
         if len(frame.columns) != 1:
-            raise DataFileError(
-                f"measured latencies {path}: no column latency_ms (or latency_us / latency_s); columns:"
-                f" {', '.join(columns)}"
+            raise data_error(
+                WHAT, path, f"no column latency_ms (or latency_us / latency_s) among its {len(columns)} columns"
             )
-        column = frame.columns[0]
-    values = pd.to_numeric(frame[column], errors="coerce")
-    if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
-        raise DataFileError(
-            f"measured latencies {path}: column {column!r} row {row + 2} is not a number: {frame[column].iloc[row]!r}"
-        )
-    array = values.to_numpy(dtype=float) * _UNITS.get(str(column), 1.0)
+    # The only column's name comes from the file: it is called `column 1`, never quoted.
+    array = numeric_column(frame, column, path, WHAT) * _UNITS.get(str(column), 1.0)
     if (array <= 0).any():
-        raise DataFileError(f"measured latencies {path}: column {column!r} has a non-positive latency")
+        row = int(np.flatnonzero(array <= 0)[0]) + 2
+        raise data_error(WHAT, path, "is not a positive latency", column=column, row=row)
     found = {p: float(np.percentile(array, p)) for p in PERCENTILES}
-    return found, f"{len(array)} measured requests ({column})", array
+    return found, f"{len(array)} measured requests ({column or 'column 1'})", array
 
 
 def bootstrap_intervals(

@@ -124,7 +124,7 @@ def test_measured_latency_units_and_perf_analyzer_levels(tmp_path):
     [
         ("a,b\n1,2\n", "no column latency_ms"),
         ("latency_ms\n1\nslow\n", "not a number"),
-        ("latency_ms\n1\n-2\n", "non-positive"),
+        ("latency_ms\n1\n-2\n", "is negative"),
     ],
 )
 def test_bad_measured_files(tmp_path, text, message):

@@ -94,9 +94,7 @@ CASES = [
         sweep(replicatons=3), ["replicatons: unknown field", "did you mean 'replications'"], id="typo-top-level"
     ),
     pytest.param(sweep(name=None), ["name: required field is missing"], id="missing-name"),
-    pytest.param(
-        sweep(scenario="nowhere.yaml"), ["scenario", "scenario file not found", "nowhere.yaml"], id="missing-scenario"
-    ),
+    pytest.param(sweep(scenario="nowhere.yaml"), ["scenario", "file not found", "nowhere.yaml"], id="missing-scenario"),
     pytest.param(
         sweep(set={"deployment.replica": 2}),
         ["set:", "deployment.replica", "unknown field", "did you mean 'replicas'"],

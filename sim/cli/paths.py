@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from sim.errors import ServesimError
+from sim.spec.datafiles import shown
 
 MAX_INPUT_BYTES = 200_000_000
 MAX_NAME_CHARS = 255  # one path component, as most file systems allow
@@ -35,19 +36,19 @@ def input_file(path: str | Path, option: str, max_bytes: int = MAX_INPUT_BYTES, 
     path = Path(path)
     _check_name(path, option)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise ServesimError(f"{option} {path}: expected a {' or '.join(suffixes)} file")
+        raise ServesimError(f"{option} {shown(path)}: expected a {' or '.join(suffixes)} file")
     try:
         stat = path.stat()
     except FileNotFoundError:
-        raise ServesimError(f"{option}: file not found: {path}") from None
+        raise ServesimError(f"{option}: file not found: {shown(path)}") from None
     except OSError as exc:
-        raise ServesimError(f"{option}: cannot read {path} ({exc.strerror or exc})") from None
+        raise ServesimError(f"{option}: cannot read {shown(path)} ({exc.strerror or exc})") from None
     if not path.is_file():
-        raise ServesimError(f"{option}: {path} is not a regular file")
+        raise ServesimError(f"{option}: {shown(path)} is not a regular file")
     if stat.st_size > max_bytes:
-        raise ServesimError(f"{option}: {path} is {stat.st_size} bytes, above the limit of {max_bytes}")
+        raise ServesimError(f"{option}: {shown(path)} is {stat.st_size} bytes, above the limit of {max_bytes}")
     if not os.access(path, os.R_OK):
-        raise ServesimError(f"{option}: {path} is not readable")
+        raise ServesimError(f"{option}: {shown(path)} is not readable")
     return path
 
 
@@ -56,16 +57,16 @@ def output_file(path: str | Path, option: str, suffixes: tuple[str, ...] = ()) -
     path = Path(path)
     _check_name(path, option)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise ServesimError(f"{option} {path}: use a {' or '.join(suffixes)} file name")
+        raise ServesimError(f"{option} {shown(path)}: use a {' or '.join(suffixes)} file name")
     if path.is_dir():
-        raise ServesimError(f"{option} {path}: is a folder; give a file name")
+        raise ServesimError(f"{option} {shown(path)}: is a folder; give a file name")
     if path.exists() and not path.is_file():
-        raise ServesimError(f"{option} {path}: exists and is not a regular file")
+        raise ServesimError(f"{option} {shown(path)}: exists and is not a regular file")
     folder = path.parent
     if not folder.is_dir():
-        raise ServesimError(f"{option} {path}: folder {folder} does not exist")
+        raise ServesimError(f"{option} {shown(path)}: folder {shown(folder)} does not exist")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ServesimError(f"{option} {path}: not writable")
+        raise ServesimError(f"{option} {shown(path)}: not writable")
     return path
 
 
@@ -75,14 +76,14 @@ def output_dir(path: str | Path, option: str) -> Path:
     path = Path(path)
     _check_name(path, option)
     if path.exists() and not path.is_dir():
-        raise ServesimError(f"{option} {path}: exists and is not a folder")
+        raise ServesimError(f"{option} {shown(path)}: exists and is not a folder")
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ServesimError(f"{option} {path}: {existing} is not a folder")
+        raise ServesimError(f"{option} {shown(path)}: {shown(existing)} is not a folder")
     if not os.access(existing, os.W_OK):
-        raise ServesimError(f"{option} {path}: folder {existing} is not writable")
+        raise ServesimError(f"{option} {shown(path)}: folder {shown(existing)} is not writable")
     return path
 
 

@@ -24,8 +24,8 @@ from sim.spec.bounds import (
     Scale,
     Seconds,
 )
-from sim.spec.datafiles import numeric_column, read_csv, resolve_path
-from sim.errors import DataFileError, ScenarioError
+from sim.spec.datafiles import data_error, numeric_column, read_csv, resolve_path
+from sim.errors import ScenarioError
 from sim.spec.budget import MAX_THINNING_DRAWS
 
 # Every generation loop is bounded; the run budget (sim/spec/budget.py) refuses long ones before this.
@@ -256,7 +256,14 @@ class Trace(_Process):
     def _times_ms(self, frame: pd.DataFrame) -> np.ndarray:
         times = numeric_column(frame, self.time_column, Path(self.file), "arrival trace")
         if np.any(np.diff(times) < 0):
-            raise DataFileError(f"arrival trace: {self.file} column {self.time_column!r} is not sorted in time")
+            row = int(np.flatnonzero(np.diff(times) < 0)[0]) + 3
+            raise data_error(
+                "arrival trace",
+                self.file,
+                "is earlier than the row before (not sorted in time)",
+                column=self.time_column,
+                row=row,
+            )
         scale = 1000.0 if self.time_unit == "s" else 1.0
         return (times - times[0]) * scale / self.rate_scale
 

@@ -6,8 +6,12 @@ untrusted input and must not make the simulator read, or echo back, arbitrary ho
 
 from __future__ import annotations
 
+import csv
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any, Mapping
 
 import numpy as np
@@ -26,6 +30,10 @@ MAX_YAML_BYTES = 1_000_000
 MAX_YAML_DEPTH = 50
 MAX_YAML_NODES = 200_000
 MAX_PATH_CHARS = 1024
+MAX_CSV_COLUMNS = 1_000
+MAX_CSV_HEADER_BYTES = 1_000_000
+MAX_CSV_VALUES = 20_000_000  # rows × columns: 160 MB as floats, whatever the file's size on disk
+CSV_CHUNK_VALUES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,65 @@ def default_access(base_dir: str | Path) -> FileAccess:
     return FileAccess.of((Path(base_dir), *shipped_data_roots()))
 
 
+def shown(path: str | Path) -> str:
+    """A file's name as a message may show it: relative to the working folder or the project (or a
+    shipped data folder), else its bare name; never an absolute server path."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    for root in (Path.cwd(), PROJECT_ROOT, *shipped_data_roots()):
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
+def data_error(
+    what: str, path: str | Path, problem: str, *, column: str | None = None, row: int | None = None
+) -> DataFileError:
+    """The one error for a data file: `what` it is, the file (see `shown`), the column the reader asked
+    for, the row as numbered in the file, and what was expected. Never pass text read from the file:
+    `column` is a name the scenario or the tool asked for, never a header found in the file."""
+    where = f"{what} {shown(path)}:"
+    if column is not None:
+        where += f" column {column!r}"
+    if row is not None:
+        where += f" row {row}"
+    return DataFileError(f"{where} {problem}")
+
+
+def check_data_file(path: Path, what: str, limit: int = MAX_DATA_FILE_BYTES, links: bool = True) -> os.stat_result:
+    """A regular file (not a folder, device or pipe) of at most `limit` bytes; with `links` False, one
+    with other hard links is refused too (a hard link would carry a file from anywhere into an allowed
+    folder)."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise data_error(what, path, "file not found") from None
+    except OSError:
+        raise data_error(what, path, "cannot be read") from None
+    if S_ISDIR(stat.st_mode):
+        raise data_error(what, path, "is a folder, not a file")
+    if not S_ISREG(stat.st_mode):
+        raise data_error(what, path, "is not a regular file")
+    if not links and stat.st_nlink > 1:
+        raise data_error(what, path, "has other hard links: copy the file instead of linking it")
+    if stat.st_size > limit:
+        raise data_error(what, path, f"is {stat.st_size} bytes, above the limit of {limit}")
+    return stat
+
+
 def resolve_path(path: str | Path, context: Mapping[str, Any] | None) -> Path:
     """Resolve a path from a scenario: relative to the scenario file's folder, its parent (the project
-    root for `scenarios/x.yaml`) or the working directory; it must lie inside the allowed folders."""
+    root for `scenarios/x.yaml`) or the working directory; it must be a regular file with no other hard
+    link inside the allowed folders. Tells a missing file, a folder and a file outside those folders
+    apart; names only the text the scenario gave, never a folder of the server."""
     context = context or {}
     text = str(path)
+    if not text.strip():
+        raise ValueError("empty file name")
     if len(text) > MAX_PATH_CHARS or "\x00" in text:
         raise ValueError(f"file name is longer than {MAX_PATH_CHARS} characters or contains a NUL byte")
     base_dir = Path(context.get("base_dir") or ".")
@@ -74,72 +136,127 @@ def resolve_path(path: str | Path, context: Mapping[str, Any] | None) -> Path:
     shipped = None if path.is_absolute() else shipped_file(path.as_posix())
     if shipped is not None:  # e.g. models/NAME.yaml from an installed servesim
         candidates.append(shipped)
-    outside = None
+    # A name that climbs out (absolute, `..`) is "outside" whether or not it exists: no probing the host.
+    climbs = path.is_absolute() or ".." in path.parts
+    problem = None
     for candidate in candidates:
         try:
             resolved = candidate.resolve()
             if not access.allows(resolved):
-                outside = outside or candidate
+                if climbs or resolved.exists():
+                    problem = problem or "outside"
                 continue
-            if resolved.is_file():
-                return resolved
+            if not resolved.exists():
+                continue
+            stat = resolved.stat()
         except (OSError, RuntimeError):  # a name too long for the OS, a symlink loop
             continue
-    if outside is not None:
-        raise ValueError(f"{text} is outside the allowed folders ({access.describe()})")
-    tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
-    raise ValueError(f"file not found: {text} (looked at {tried})")
+        if S_ISREG(stat.st_mode) and stat.st_nlink == 1:
+            return resolved
+        if S_ISDIR(stat.st_mode):
+            problem = problem or "folder"
+        elif S_ISREG(stat.st_mode):
+            problem = problem or "links"
+        else:
+            problem = problem or "special"
+    messages = {
+        "outside": f"{text} is outside the allowed folders (the scenario's folder and the project's"
+        f" {', '.join(d + '/' for d in SHIPPED_DATA_DIRS)})",
+        "folder": f"{text} is a folder, not a file",
+        "links": f"{text} has other hard links: copy the file instead of linking it",
+        "special": f"{text} is not a regular file",
+    }
+    if problem is not None:
+        raise ValueError(messages[problem])
+    raise ValueError(f"file not found: {text} (names are relative to the scenario's folder)")
 
 
-def _check_size(path: Path, what: str, limit: int = MAX_DATA_FILE_BYTES) -> None:
+def _header_columns(path: Path, what: str) -> int:
+    """Columns of a CSV's first line, read with bounded memory; refuses a line or a count over the limits."""
+    with open(path, "rb") as handle:
+        head = handle.read(MAX_CSV_HEADER_BYTES + 1)
+    line, newline, _ = head.partition(b"\n")
     try:
-        stat = path.stat()
-    except OSError:
-        raise DataFileError(f"{what}: file not found: {path}") from None
-    if not path.is_file():
-        raise DataFileError(f"{what}: {path} is not a regular file")
-    if stat.st_size > limit:
-        raise DataFileError(f"{what}: {path} is {stat.st_size} bytes, above the limit of {limit}")
+        fields = next(csv.reader([line.decode("utf-8-sig", errors="strict" if newline else "ignore").rstrip("\r")]), [])
+    except UnicodeDecodeError:
+        raise data_error(what, path, "is not UTF-8 text") from None
+    except csv.Error:
+        raise data_error(what, path, "cannot be read as CSV", row=1) from None
+    if len(fields) > MAX_CSV_COLUMNS:
+        count = f"{len(fields)} columns," if newline else "more columns than its first"
+        if not newline:
+            count += f" {MAX_CSV_HEADER_BYTES} bytes hold,"
+        raise data_error(what, path, f"has {count} above the limit of {MAX_CSV_COLUMNS} columns")
+    if not newline and len(head) > MAX_CSV_HEADER_BYTES:
+        raise data_error(what, path, f"the first line is longer than {MAX_CSV_HEADER_BYTES} bytes")
+    return max(len(fields), 1)
 
 
 def read_csv(path: Path, what: str) -> pd.DataFrame:
-    """Read a CSV, turning every way it can fail into a DataFileError that names the file (never its
-    contents: a misnamed file must not be echoed back)."""
-    _check_size(Path(path), what)
+    """Read a CSV in chunks with bounded memory (at most MAX_CSV_COLUMNS columns and MAX_CSV_VALUES
+    values), turning every way it can fail into a `data_error` that names the file, never its contents."""
+    path = Path(path)
+    check_data_file(path, what)
+    columns = _header_columns(path, what)
+    chunk_rows = max(1, CSV_CHUNK_VALUES // columns)
+    max_rows = MAX_CSV_VALUES // columns
+    chunks, rows = [], 0
     try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataFileError(f"{what}: file not found: {path}") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError):
-        raise DataFileError(f"{what}: cannot read {path} as CSV") from None
+        with pd.read_csv(path, chunksize=chunk_rows, index_col=False, encoding="utf-8") as reader:
+            for chunk in reader:
+                rows += len(chunk)
+                if rows > max_rows:
+                    raise data_error(
+                        what,
+                        path,
+                        f"has more than {max_rows} rows of {columns} columns (the limit is {MAX_CSV_VALUES} values)",
+                    )
+                chunks.append(chunk)
+    except DataFileError:
+        raise
+    except pd.errors.ParserError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise data_error(
+            what,
+            path,
+            "cannot be read as CSV (a row with more fields than the header, or a broken quote)",
+            row=int(line.group(1)) if line else None,
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise data_error(what, path, "is empty") from None
+    except UnicodeDecodeError:
+        raise data_error(what, path, "is not UTF-8 text") from None
+    except (ValueError, OSError):
+        raise data_error(what, path, "cannot be read as CSV") from None
+    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0] if chunks else pd.DataFrame()
     if frame.empty:
-        raise DataFileError(f"{what}: {path} has no rows")
+        raise data_error(what, path, "has no rows")
     return frame
 
 
-def numeric_column(frame: pd.DataFrame, column: str, path: Path, what: str) -> np.ndarray:
-    """One column as finite non-negative floats; names the file, the column and the first bad row."""
-    if column not in frame.columns:
+def numeric_column(frame: pd.DataFrame, column: str | None, path: Path, what: str) -> np.ndarray:
+    """One column as finite non-negative floats (None: the first column); names the file, the column
+    asked for (the first one as `column 1`: its name comes from the file) and the first bad row."""
+    if column is not None and column not in frame.columns:
         # Column names come from the file's first line: count them, never quote them.
-        raise DataFileError(f"{what}: {path} has no column {column!r} ({len(frame.columns)} columns)")
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataFileError(f"{what}: {path} column {column!r} row {row + 2} is not a number")
+        raise data_error(what, path, f"no column {column!r} ({len(frame.columns)} columns)")
+    values = pd.to_numeric(frame[column] if column is not None else frame.iloc[:, 0], errors="coerce")
     array = values.to_numpy(dtype=float)
-    if not np.isfinite(array).all():
-        row = int(np.flatnonzero(~np.isfinite(array))[0])
-        raise DataFileError(f"{what}: {path} column {column!r} row {row + 2} is not finite")
-    if (array < 0).any():
-        row = int(np.flatnonzero(array < 0)[0])
-        raise DataFileError(f"{what}: {path} column {column!r} row {row + 2} is negative: {array[row]}")
+    for bad, expected in (
+        (np.isnan(array), "is not a number"),
+        (~np.isfinite(array), "is not finite"),
+        (array < 0, "is negative"),
+    ):
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0]) + 2
+            if column is None:
+                raise data_error(what, path, f"column 1 row {row} {expected}")
+            raise data_error(what, path, expected, column=column, row=row)
     return array
 
 
 def read_numeric_column(path: Path, column: str | None, what: str) -> np.ndarray:
-    frame = read_csv(path, what)
-    return numeric_column(frame, column or str(frame.columns[0]), path, what)
+    return numeric_column(read_csv(path, what), column or None, path, what)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -177,9 +294,10 @@ class _YamlLimit(yaml.YAMLError):
         self.problem, self.problem_mark = problem, mark
 
 
-def parse_yaml(text: str, source: str, error: type[ServesimError]) -> Any:
+def parse_yaml(text: str, source: str, error: type[ServesimError], quote: bool = True) -> Any:
     """YAML text -> data (safe tags only, no duplicate keys, bounded size, depth and expansion); a
-    problem is raised as `error` naming the source, line and column."""
+    problem is raised as `error` naming the source, line and column. With `quote` False (a data file,
+    not the scenario the user wrote) the parser's words, which may quote the file, are left out."""
     if len(text) > MAX_YAML_BYTES:
         raise error(f"{source}: YAML is larger than {MAX_YAML_BYTES} bytes")
     try:
@@ -191,7 +309,8 @@ def parse_yaml(text: str, source: str, error: type[ServesimError]) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise error(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        detail = f": {getattr(exc, 'problem', None) or exc}" if quote else ""
+        raise error(f"{source}: not valid YAML{where}{detail}") from None
     except RecursionError:
         raise error(f"{source}: YAML nested too deeply") from None
     size = expanded_size(data)

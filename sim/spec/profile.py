@@ -42,7 +42,9 @@ The file format (see models/*.yaml for full examples):
 
 from __future__ import annotations
 
+import functools
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -436,11 +438,38 @@ def _empirical_costs(spec: ProfileFile, n_max: int, k_max: int) -> tuple[dict, l
     return empirical, warnings
 
 
+@functools.cache
+def _field_names(model: type[BaseModel]) -> frozenset[str]:
+    """Every field name of a model and the models nested in it: the keys an error may name."""
+    names: set[str] = set()
+    seen, todo = {model.__name__}, [model]
+    while todo:
+        current = todo.pop()
+        for name, info in current.model_fields.items():
+            names.add(name)
+            types = [info.annotation]
+            while types:
+                kind = types.pop()
+                if isinstance(kind, type) and issubclass(kind, BaseModel) and kind.__name__ not in seen:
+                    seen.add(kind.__name__)
+                    todo.append(kind)
+                types.extend(typing.get_args(kind))
+    return frozenset(names)
+
+
 def _format_validation(exc: ValidationError) -> str:
-    parts = []
+    """Field paths and what was expected; a key that is not a profile field is counted, not named (the
+    file may be anything the scenario pointed at)."""
+    parts, unknown = [], 0
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            unknown += 1
+            continue
+        names = _field_names(ProfileFile)
+        loc = ".".join(str(p) if isinstance(p, int) or p in names else "<key>" for p in err["loc"]) or "(top level)"
         parts.append(f"{loc}: {err['msg']}")
+    if unknown:
+        parts.append(f"{unknown} key(s) that are not profile fields")
     return "; ".join(parts)
 
 
@@ -450,7 +479,9 @@ def profile_from_dict(data: Any, where: str = "profile") -> ModelProfile:
         raise DataFileError(f"{where}: expected a mapping of profile fields, got {type(data).__name__}")
     kind = data.get("kind", "batch")
     if kind != "batch":
-        raise DataFileError(f"{where}: kind {kind!r} is not a batch-cost profile (this loader reads kind: batch)")
+        # Only a kind servesim knows is named: anything else is text from a file the scenario pointed at.
+        named = f"kind {kind!r} is not a batch-cost profile" if kind in ("llm",) else "kind is not batch"
+        raise DataFileError(f"{where}: {named} (this loader reads kind: batch)")
     try:
         spec = ProfileFile.model_validate(data)
     except ValidationError as exc:
@@ -473,24 +504,24 @@ def profile_from_dict(data: Any, where: str = "profile") -> ModelProfile:
 
 
 def read_profile_yaml(path: str | Path) -> dict:
-    """The raw mapping of a profile file; DataFileError if it is missing, too large or not YAML."""
-    from sim.spec.datafiles import MAX_YAML_BYTES, parse_yaml
+    """The raw mapping of a profile file; DataFileError if it is missing, too large or not YAML (named
+    as `shown` names it; nothing read from the file is quoted)."""
+    from sim.spec.datafiles import MAX_YAML_BYTES, check_data_file, data_error, parse_yaml, shown
 
     path = Path(path)
+    check_data_file(path, "profile", limit=MAX_YAML_BYTES)
     try:
-        if path.is_file() and path.stat().st_size > MAX_YAML_BYTES:
-            raise DataFileError(f"profile {path} is larger than {MAX_YAML_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataFileError(f"profile file not found: {path}") from None
     except (OSError, UnicodeDecodeError):
-        raise DataFileError(f"cannot read profile {path} (not a readable UTF-8 file)") from None
-    data = parse_yaml(text, f"profile {path}", DataFileError)
+        raise data_error("profile", path, "is not a readable UTF-8 file") from None
+    data = parse_yaml(text, f"profile {shown(path)}", DataFileError, quote=False)
     if data is None:
-        raise DataFileError(f"profile {path} is empty")
+        raise data_error("profile", path, "is empty")
     return data
 
 
 def load_profile(path: str | Path) -> ModelProfile:
     """Load and check models/NAME.yaml; raises DataFileError naming the file and the field on any problem."""
-    return profile_from_dict(read_profile_yaml(path), where=f"profile {path}")
+    from sim.spec.datafiles import shown
+
+    return profile_from_dict(read_profile_yaml(path), where=f"profile {shown(path)}")

@@ -22,9 +22,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
-from sim.spec.datafiles import parse_yaml
+from sim.spec.datafiles import check_data_file, parse_yaml, resolve_path, shown
 from sim import __version__
-from sim.errors import ScenarioError, ServesimError
+from sim.errors import DataFileError, ScenarioError, ServesimError
 from sim.spec.scenario import Scenario, load_scenario, parse_scenario
 
 MAX_SWEEP_BYTES = 1_000_000
@@ -254,13 +254,13 @@ class Sweep:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep YAML file; every problem becomes one SweepError naming its field."""
     path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"sweep file not found: {path}")
-    if path.stat().st_size > MAX_SWEEP_BYTES:
-        raise SweepError(f"{path}: sweep file is larger than {MAX_SWEEP_BYTES} bytes")
+    try:
+        check_data_file(path, "sweep file", limit=MAX_SWEEP_BYTES)
+    except DataFileError as exc:
+        raise SweepError(str(exc)) from None
     text = path.read_text(encoding="utf-8", errors="replace")
-    raw = parse_yaml(text, str(path), SweepError)
-    return parse_sweep(raw, base_dir=path.parent, source=str(path))
+    raw = parse_yaml(text, shown(path), SweepError)
+    return parse_sweep(raw, base_dir=path.parent, source=shown(path))
 
 
 def parse_sweep(raw: Any, base_dir: str | Path = ".", source: str = "sweep") -> Sweep:
@@ -290,11 +290,14 @@ def _base_scenario(spec: SweepSpec, base_dir: Path, source: str) -> tuple[Scenar
     try:
         if isinstance(spec.scenario, dict):
             return parse_scenario(spec.scenario, base_dir=base_dir, source=f"{source}: scenario"), base_dir
-        path = Path(spec.scenario)
-        path = path if path.is_absolute() else base_dir / path
-        return load_scenario(path), path.parent.resolve()
-    except ScenarioError as exc:
+        # The same allowed folders as any file a scenario names: the sweep's folder and the shipped data.
+        path = resolve_path(spec.scenario, {"base_dir": base_dir})
+    except ValueError as exc:
         raise SweepError(f"{source}: scenario: {exc}") from None
+    try:
+        return load_scenario(path), path.parent
+    except ScenarioError as exc:
+        raise SweepError(f"{source}: scenario: {str(exc).replace(str(path), shown(path))}") from None
 
 
 def _check_against_scenario(sweep: Sweep) -> None:
