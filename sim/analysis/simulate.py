@@ -12,8 +12,16 @@ import pandas as pd
 
 from sim.engine.run import simulate_replication, simulate_replications
 from sim.engine.runlog import RunLog, RunLogWriter
+from sim.engine.runlog_manifest import shown
 from sim.errors import ServesimError
-from sim.metrics.summary import ReplicationPart, replication_part, summarize, summarize_parts
+from sim.metrics.summary import (
+    ReplicationPart,
+    model_stages,
+    replication_part,
+    stage_columns,
+    summarize,
+    summarize_parts,
+)
 from sim.spec.budget import check_run_options
 from sim.spec.scenario import Scenario, parse_scenario_text
 
@@ -117,21 +125,43 @@ def finish_log(writer: RunLogWriter, scenario: Scenario, settings: dict) -> list
 
 def load_run(folder: Path, keep_log: bool = True) -> RunResult:
     """A saved run log, with the summary recomputed from it. `keep_log` False reads it one replication at
-    a time and keeps none (`run` is None): memory is one replication's, and the summary is the same."""
+    a time and keeps none (`run` is None): memory is one replication's, and the summary is the same. A
+    folder that does not match its manifest, or lacks a column its scenario's summary reads, is refused
+    (sim/engine/runlog_manifest.py)."""
+    manifest = RunLog.verify(folder)
     if not keep_log:
         replications = RunLog.replications_in(folder)
         if not replications:
-            raise ServesimError(f"{folder}: the run log holds no requests")
-    run, text, settings = RunLog.read(folder, replication=None if keep_log else replications[0])
+            raise ServesimError(f"run log {shown(folder)}: the run log holds no requests")
+    first = None if keep_log else replications[0]
+    run, text, settings = RunLog.read(folder, replication=first, verified=True)
+    base_dir = settings.get("base_dir")
     scenario = parse_scenario_text(
-        text, source=str(Path(folder) / "scenario.yaml"), base_dir=settings.get("base_dir") or None
+        text,
+        source=str(Path(folder) / "scenario.yaml"),
+        base_dir=base_dir if isinstance(base_dir, str) and base_dir else None,
     )
+    _check_columns(folder, manifest, scenario)
     if keep_log:
         return RunResult(scenario=scenario, run=run, summary=summarize(run, scenario))
     parts = [replication_part(run, scenario, first=True)]
     for rep in replications[1:]:
-        parts.append(replication_part(RunLog.read(folder, replication=rep)[0], scenario, first=False))
+        parts.append(replication_part(RunLog.read(folder, replication=rep, verified=True)[0], scenario, first=False))
     return RunResult(scenario=scenario, run=None, summary=summarize_parts(parts, scenario))
+
+
+def _check_columns(folder: Path, manifest: dict, scenario: Scenario) -> None:
+    """The request columns the scenario's summary reads are in the log (the manifest's column list)."""
+    present = manifest["frames"].get("requests", {}).get("columns", {})
+    needed = list(stage_columns(scenario))
+    for stage in model_stages(scenario):
+        needed += [f"{stage.name}_batch_id", f"{stage.name}_start_ms", f"{stage.name}_ms"]
+    missing = [name for name in dict.fromkeys(needed) if name not in present]
+    if missing:
+        raise ServesimError(
+            f"run log {shown(folder)}: requests.parquet lacks {len(missing)} column(s) its scenario needs "
+            f"({', '.join(map(repr, missing[:5]))})"
+        )
 
 
 def run_log_zip(result: RunResult) -> bytes:

@@ -7,7 +7,8 @@ the other frames exist only where the scenario has what they record:
 - `llm_requests`, `llm_iterations`, `llm_token_gaps`, `llm_stages`: an LLM stage's own log — one row per
   request that reached it, per iteration, per inter-token gap, and per (replication, stage) sizing.
 Every summary, plot and comparison is derived from these frames; `write` / `read` keep all of them in
-parquet, so a saved run recomputes the same summary bit for bit.
+parquet, so a saved run recomputes the same summary bit for bit. A `manifest.json` beside them
+(sim/engine/runlog_manifest.py) lets `read` refuse a folder changed after it was written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.engine.runlog_manifest import MANIFEST_FILE, FrameCounts, check_requests, shown, verify, write_manifest
 from sim.errors import ServesimError
 
 # Columns every request row has; stages add `<stage>_ms`, `<stage>_queue_ms`, `<stage>_batch_size`, ...
@@ -34,6 +36,8 @@ REQUEST_COLUMNS = {
 TIMELINE_COLUMNS = ("replication", "stage", "time_ms", "warm", "starting", "draining", "queued", "ongoing", "busy")
 LLM_KEYS = ("replication", "stage")
 FORMAT_VERSION = 1
+# The kind each request column must have in a log read back ("bool" or "number").
+REQUEST_KINDS = {name: "bool" if name in ("rejected", "warmup") else "number" for name in REQUEST_COLUMNS}
 
 
 @dataclass
@@ -91,25 +95,46 @@ class RunLog:
             return writer.finish(scenario_yaml=scenario_yaml, run=run)
 
     @classmethod
-    def read(cls, folder: Path, replication: int | None = None) -> tuple["RunLog", str, dict]:
+    def read(
+        cls, folder: Path, replication: int | None = None, *, verified: bool = False
+    ) -> tuple["RunLog", str, dict]:
         """A folder written by `write` -> (log, scenario YAML text, run settings); only the rows of
         `replication` when given (a writer's row groups hold one replication each: the others are skipped
-        unread)."""
+        unread). The folder is checked against its manifest first (`verified`: the caller has, by
+        `verify`), and the requests read are checked for what every log the engine writes meets."""
+        folder = Path(folder)
+        if not verified:
+            cls.verify(folder)
+        frames = {f.name: cls._read_frame(folder / f"{f.name}.parquet", replication) for f in fields(cls)}
+        check_requests(folder, frames["requests"], REQUEST_KINDS)
+        try:
+            run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+            text = (folder / "scenario.yaml").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # changed since `verify`
+            raise ServesimError(
+                f"run log {shown(folder)}: cannot read run.json / scenario.yaml ({type(exc).__name__})"
+            ) from None
+        if not isinstance(run, dict):
+            raise ServesimError(f"run log {shown(folder)}: run.json is not an object")
+        return cls(**{k: v for k, v in frames.items() if v is not None}), text, run
+
+    @classmethod
+    def verify(cls, folder: Path) -> dict:
+        """The folder's manifest, once every file matches it (sim/engine/runlog_manifest.py); a folder
+        that is not a run log, or does not match, is refused with one line naming the file."""
         folder = Path(folder)
         if not (folder / "requests.parquet").is_file() or not (folder / "run.json").is_file():
             raise ServesimError(
-                f"{folder}: not a run log folder (no requests.parquet / run.json; write one with --log)"
+                f"{shown(folder)}: not a run log folder (no requests.parquet / run.json; write one with --log)"
             )
-        frames = {f.name: cls._read_frame(folder / f"{f.name}.parquet", replication) for f in fields(cls)}
-        run = json.loads((folder / "run.json").read_text())
-        return cls(**{k: v for k, v in frames.items() if v is not None}), (folder / "scenario.yaml").read_text(), run
+        return verify(folder, tuple(f.name for f in fields(cls)))
 
     @classmethod
     def replications_in(cls, folder: Path) -> list[int]:
         """The replications a run log folder holds, in order (reads one column)."""
         frame = cls._read_frame(Path(folder) / "requests.parquet", columns=["replication"])
         if frame is None:
-            raise ServesimError(f"{folder}: not a run log folder (no requests.parquet; write one with --log)")
+            raise ServesimError(f"{shown(folder)}: not a run log folder (no requests.parquet; write one with --log)")
         return [int(r) for r in np.unique(frame["replication"].to_numpy())]
 
     @staticmethod
@@ -133,18 +158,22 @@ class RunLog:
                 table = table.filter(pc.equal(table["replication"], replication))
             return table.to_pandas(split_blocks=True, self_destruct=True)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
-            raise ServesimError(f"{path}: cannot read as parquet ({type(exc).__name__})") from None
+            raise ServesimError(
+                f"run log {shown(path.parent)}: {path.name}: cannot read as parquet ({type(exc).__name__})"
+            ) from None
 
 
 class RunLogWriter:
     """Writes a run log folder (as `RunLog.write`) replication by replication: each `append` adds a
     replication's frames to `<name>.parquet` as row groups, so a run can drop each log once written and
-    hold one replication's at a time. `finish` adds `scenario.yaml` and `run.json`."""
+    hold one replication's at a time. `finish` adds `scenario.yaml`, `run.json` and last `manifest.json`
+    (rows per replication and columns of each frame, a checksum of each file)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._writers: dict = {}
         self._paths: list[Path] = []
+        self._counts: dict[str, FrameCounts] = {}
 
     def append(self, run: RunLog) -> None:
         import pyarrow as pa
@@ -159,6 +188,7 @@ class RunLogWriter:
                     path = self.folder / f"{name}.parquet"
                     writer = self._writers[name] = pq.ParquetWriter(path, table.schema)
                     self._paths.append(path)
+                    self._counts[name] = FrameCounts(table.schema)
                 elif table.schema != writer.schema:  # e.g. an all-NaN column typed otherwise in one replication
                     try:
                         table = table.cast(writer.schema)
@@ -168,19 +198,29 @@ class RunLogWriter:
                             f"typed otherwise than the first ({writer.schema.names})"
                         ) from None
                 writer.write_table(table)
+                self._counts[name].add(frame)
         except OSError as exc:
             raise self._error(exc) from None
 
     def finish(self, *, scenario_yaml: str, run: dict) -> list[Path]:
-        """Close the frames' files and write the scenario and the run's settings; the files written."""
+        """Close the frames' files and write the scenario, the run's settings and the manifest of them all;
+        the files written."""
         self.close()
+        files = [*self._paths, self.folder / "scenario.yaml", self.folder / "run.json"]
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / "scenario.yaml").write_text(scenario_yaml)
-            (self.folder / "run.json").write_text(json.dumps({"format": FORMAT_VERSION, **run}, indent=2) + "\n")
+            (self.folder / MANIFEST_FILE).unlink(missing_ok=True)  # a folder written over is not valid until the end
+            (self.folder / "scenario.yaml").write_text(scenario_yaml, encoding="utf-8")
+            (self.folder / "run.json").write_text(
+                json.dumps({"format": FORMAT_VERSION, **run}, indent=2) + "\n", encoding="utf-8"
+            )
+            for f in fields(RunLog):  # a frame an earlier log left in this folder is not this run's
+                if f.name not in self._counts:
+                    (self.folder / f"{f.name}.parquet").unlink(missing_ok=True)
+            manifest = write_manifest(self.folder, self._counts, files, FORMAT_VERSION)
         except OSError as exc:
             raise self._error(exc) from None
-        return [*self._paths, self.folder / "scenario.yaml", self.folder / "run.json"]
+        return [*files, manifest]
 
     def close(self) -> None:
         for writer in self._writers.values():
