@@ -17,6 +17,11 @@ EXIT_UNSTABLE = 3  # the run finished but its result is unstable or served nothi
 _ORDERED_QUANTILES = ("p50", "p90", "p95", "p99", "p999")
 # Utilisation from busy time over a window can exceed 1 by the service still running at its edge.
 _UTILISATION_SLACK = 1e-6
+# sim/metrics/summary.py's words for a replication whose measured arrivals span no time.
+ZERO_SPAN = (
+    "measured requests arrived at one instant (a trace whose timestamps are all equal or too large to tell "
+    "apart, or a single request): latency stands, throughput, utilisation and cost have no time to be over"
+)
 LLM_BACKLOG = "the queue grows through the run"  # the LLM metrics' words for a backlog that never drains
 
 
@@ -37,12 +42,12 @@ def _finite(value: Any) -> bool:
 
 
 def classify(summary: dict, scenario=None) -> Verdict:
-    """`no_service` when nothing was served; `unstable` when a stage's offered load is at or above 1 with
-    an unbounded queue, an LLM stage's completions fall behind its arrivals, or a headline figure is not
-    finite; else `ok`."""
+    """`no_service` when nothing was served (the served count decides, never a figure derived from it);
+    `unstable` when a stage's offered load is at or above 1 with an unbounded queue, an LLM stage's
+    completions fall behind its arrivals, or a headline figure (throughput among them: a trace whose
+    arrivals all fall on one instant has none) is not finite; else `ok`."""
     served = summary.get("served", summary.get("requests", 0))
-    throughput = summary.get("throughput_rps")
-    if not served or not _finite(throughput) or throughput <= 0:
+    if not _finite(served) or served <= 0:
         rejected = summary.get("rejected_fraction")
         why = (
             f"no request was served (rejected fraction {rejected:.2f})"
@@ -51,6 +56,14 @@ def classify(summary: dict, scenario=None) -> Verdict:
         )
         return Verdict("no_service", (why,))
     reasons: list[str] = []
+    throughput = summary.get("throughput_rps")
+    if not _finite(throughput):
+        zero_span = any(ZERO_SPAN in warning for warning in summary.get("warnings") or [])
+        reasons.append(f"throughput is not defined: the {ZERO_SPAN}" if zero_span else "throughput is not finite")
+    elif throughput <= 0:
+        reasons.append(
+            f"throughput is {throughput:g} for {served} requests served: none departed in the measured window"
+        )
     bounded_queue = scenario is not None and scenario.deployment.max_queue_size is not None
     for stage, rho in (summary.get("offered_load") or {}).items():
         if _finite(rho) and rho >= 1 and not bounded_queue:

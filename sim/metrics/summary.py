@@ -28,7 +28,7 @@ import pandas as pd
 from sim.engine.runlog import RunLog
 from sim.errors import ScenarioError
 from sim.metrics import cost
-from sim.metrics.invariants import with_status
+from sim.metrics.invariants import ZERO_SPAN, with_status
 from sim.metrics.caches import CacheCounts, cache_counts, caches_key
 from sim.metrics.groups import group_rows, identical, latency_digest
 from sim.metrics.llm import llm_key
@@ -222,22 +222,27 @@ def group_figures(
         t0, t1 = float(arrivals.min()), float(arrivals.max())
     else:
         t0, t1 = window
-    span_ms = max(t1 - t0, 1e-9)
+    # Arrivals on one instant (a degenerate trace) leave no time to take a rate over: the rates are NaN
+    # and the verdict says why (sim/metrics/invariants.py), rather than 0 served per second.
+    span_ms = t1 - t0 if t1 > t0 else math.nan
     departures = replication.departures_ms
     departed = int(np.searchsorted(departures, t1, side="right") - np.searchsorted(departures, t0, side="left"))
     figures["throughput_rps"] = departed / span_ms * 1000
     figures["rejected_fraction"] = float(rejected.mean())
     replica_ms = cost.replica_time(scenario, replication.timeline, t0, t1)
     figures["mean_replicas"] = replica_ms.paid_ms / span_ms
-    if model_stages(scenario):
+    if math.isnan(span_ms):
+        figures["utilization"] = math.nan
+    elif model_stages(scenario):
         busy = replication.busy_instance_ms(t0, t1)
         figures["utilization"] = cost.utilization(busy, replica_ms, scenario.deployment.instances)
     else:
         figures["utilization"] = math.nan
     price = cost.price_usd_per_replica_hour(scenario)
-    figures.update(cost.cost_figures(price, replica_ms, span_ms, departed))
+    paid_over_ms = 0.0 if math.isnan(span_ms) else span_ms  # the cost functions' "no window"
+    figures.update(cost.cost_figures(price, replica_ms, paid_over_ms, departed))
     if window is not None:
-        figures.update(cost.horizon_cost(price, replica_ms, span_ms, scenario.workload.length()[1]))
+        figures.update(cost.horizon_cost(price, replica_ms, paid_over_ms, scenario.workload.length()[1]))
     budget = scenario.slo.p99_ms
     figures["attainment"] = float(np.mean(latency <= budget)) if budget and len(latency) else math.nan
     return figures
@@ -384,6 +389,8 @@ def summarize_parts(parts: list[ReplicationPart], scenario: Scenario) -> dict:
                     f"{key} 95% CI half-width is {(high - low) / 2 / value:.0%} of the value: run longer or more replications"
                 )
 
+    if per_group["throughput_rps"].isna().any():  # group_figures: arrivals on one instant
+        warnings.insert(0, f"the {ZERO_SPAN}")
     loads = offered_load(scenario)
     for stage_name, rho in loads.items():
         if rho >= 1:
