@@ -59,3 +59,13 @@ def test_an_uploaded_scenario_name_is_rendered_escaped():
         assert not LIVE_LINK.search(text), text
         assert not re.search(r"(?<!\\)<img", text), text
     assert any(app.as_text("![s](http://host/stage.png)") in s.value for s in at.subheader)
+
+
+def test_planner_errors_name_no_server_folder():
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    for target in ("/etc/passwd", "traces/no-such-trace.csv"):
+        upload = UPLOAD.replace("{process: poisson, rate_rps: 10}", f"{{process: trace, file: {target}}}")
+        at.file_uploader(key="upload").upload("files.yaml", upload.encode(), "application/x-yaml").run()
+        errors = " ".join(e.value for e in at.error)
+        assert target in errors, errors
+        assert str(Path(APP).parent) not in errors, errors

@@ -313,3 +313,21 @@ def test_a_large_sparse_trace_is_refused_with_bounded_memory(tmp_path):
     assert "rows of 50 columns" in message
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert int(peak_kb) < 1_000_000, (peak_kb, baseline_kb)  # under 1 GB where 1.78 GB was seen
+
+
+@pytest.mark.parametrize(
+    "text, phrase",
+    [
+        ("SECRET_KEY_ABC: 1\nkind: llm\n", "1 key(s) that are not LLM profile fields"),
+        ("SECRET_LINE_TEXT\n", "is not an LLM profile"),
+        ("kind: llm\nSECRET_LINE_TEXT: [unclosed\n", "not valid YAML at line"),
+    ],
+)
+def test_an_llm_profile_error_never_quotes_the_file(tmp_path, text, phrase):
+    from sim.spec.llm_cost import load_llm_profile
+
+    (tmp_path / "llm.yaml").write_text(text)
+    with pytest.raises(DataFileError) as info:
+        load_llm_profile(tmp_path / "llm.yaml")
+    assert phrase in str(info.value) and "llm.yaml" in str(info.value)
+    assert_clean(str(info.value), tmp_path)

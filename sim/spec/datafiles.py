@@ -7,7 +7,9 @@ untrusted input and must not make the simulator read, or echo back, arbitrary ho
 from __future__ import annotations
 
 import csv
+import functools
 import os
+import typing
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from sim.errors import DataFileError, ServesimError
 from sim.shipped import shipped_file, shipped_root
@@ -223,7 +226,7 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
             row=int(line.group(1)) if line else None,
         ) from None
     except pd.errors.EmptyDataError:
-        raise data_error(what, path, "is empty") from None
+        raise data_error(what, path, "is empty: no rows") from None
     except UnicodeDecodeError:
         raise data_error(what, path, "is not UTF-8 text") from None
     except (ValueError, OSError):
@@ -257,6 +260,41 @@ def numeric_column(frame: pd.DataFrame, column: str | None, path: Path, what: st
 
 def read_numeric_column(path: Path, column: str | None, what: str) -> np.ndarray:
     return numeric_column(read_csv(path, what), column or None, path, what)
+
+
+@functools.cache
+def _field_names(model: type[BaseModel]) -> frozenset[str]:
+    """Every field name of a model and the models nested in it: the keys an error may name."""
+    names: set[str] = set()
+    seen, todo = {model.__name__}, [model]
+    while todo:
+        current = todo.pop()
+        for name, info in current.model_fields.items():
+            names.add(name)
+            types = [info.annotation]
+            while types:
+                kind = types.pop()
+                if isinstance(kind, type) and issubclass(kind, BaseModel) and kind.__name__ not in seen:
+                    seen.add(kind.__name__)
+                    todo.append(kind)
+                types.extend(typing.get_args(kind))
+    return frozenset(names)
+
+
+def validation_problems(exc: ValidationError, model: type[BaseModel], fields: str) -> str:
+    """A data file's validation errors as field paths and what was expected: a key that is not one of
+    `model`'s fields is counted, not named (the file may be anything the scenario pointed at)."""
+    parts, unknown = [], 0
+    for err in exc.errors():
+        if err["type"] == "extra_forbidden":
+            unknown += 1
+            continue
+        names = _field_names(model)
+        loc = ".".join(str(p) if isinstance(p, int) or p in names else "<key>" for p in err["loc"]) or "(top level)"
+        parts.append(f"{loc}: {err['msg']}")
+    if unknown:
+        parts.append(f"{unknown} key(s) that are not {fields}")
+    return "; ".join(parts)
 
 
 class _StrictLoader(yaml.SafeLoader):

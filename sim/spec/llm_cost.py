@@ -133,24 +133,20 @@ def load_llm_profile(path: str | Path) -> LLMProfile:
 
 @lru_cache(maxsize=64)
 def _load_cached(path: str) -> LLMProfile:
-    from sim.spec.datafiles import MAX_YAML_BYTES, parse_yaml
+    from sim.spec.datafiles import MAX_YAML_BYTES, check_data_file, data_error, parse_yaml, shown, validation_problems
 
+    check_data_file(Path(path), "LLM profile", limit=MAX_YAML_BYTES)
     try:
-        if Path(path).is_file() and Path(path).stat().st_size > MAX_YAML_BYTES:
-            raise DataFileError(f"LLM profile: {path} is larger than {MAX_YAML_BYTES} bytes")
         text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataFileError(f"LLM profile: file not found: {path}") from None
     except (OSError, UnicodeDecodeError):
-        raise DataFileError(f"LLM profile: cannot read {path} (not a readable UTF-8 file)") from None
-    raw = parse_yaml(text, f"LLM profile {path}", DataFileError)
+        raise data_error("LLM profile", path, "is not a readable UTF-8 file") from None
+    raw = parse_yaml(text, f"LLM profile {shown(path)}", DataFileError, quote=False)
     if not isinstance(raw, dict) or raw.get("kind") != "llm":
-        raise DataFileError(f"LLM profile: {path} is not an LLM profile (it needs `kind: llm`)")
+        raise data_error("LLM profile", path, "is not an LLM profile (it needs `kind: llm`)")
     try:
         return LLMProfile.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DataFileError(f"LLM profile: {path}: {problems}") from None
+        raise data_error("LLM profile", path, validation_problems(exc, LLMProfile, "LLM profile fields")) from None
 
 
 class LLMCost:

@@ -42,9 +42,7 @@ The file format (see models/*.yaml for full examples):
 
 from __future__ import annotations
 
-import functools
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -438,39 +436,10 @@ def _empirical_costs(spec: ProfileFile, n_max: int, k_max: int) -> tuple[dict, l
     return empirical, warnings
 
 
-@functools.cache
-def _field_names(model: type[BaseModel]) -> frozenset[str]:
-    """Every field name of a model and the models nested in it: the keys an error may name."""
-    names: set[str] = set()
-    seen, todo = {model.__name__}, [model]
-    while todo:
-        current = todo.pop()
-        for name, info in current.model_fields.items():
-            names.add(name)
-            types = [info.annotation]
-            while types:
-                kind = types.pop()
-                if isinstance(kind, type) and issubclass(kind, BaseModel) and kind.__name__ not in seen:
-                    seen.add(kind.__name__)
-                    todo.append(kind)
-                types.extend(typing.get_args(kind))
-    return frozenset(names)
-
-
 def _format_validation(exc: ValidationError) -> str:
-    """Field paths and what was expected; a key that is not a profile field is counted, not named (the
-    file may be anything the scenario pointed at)."""
-    parts, unknown = [], 0
-    for err in exc.errors():
-        if err["type"] == "extra_forbidden":
-            unknown += 1
-            continue
-        names = _field_names(ProfileFile)
-        loc = ".".join(str(p) if isinstance(p, int) or p in names else "<key>" for p in err["loc"]) or "(top level)"
-        parts.append(f"{loc}: {err['msg']}")
-    if unknown:
-        parts.append(f"{unknown} key(s) that are not profile fields")
-    return "; ".join(parts)
+    from sim.spec.datafiles import validation_problems
+
+    return validation_problems(exc, ProfileFile, "profile fields")
 
 
 def profile_from_dict(data: Any, where: str = "profile") -> ModelProfile:
