@@ -246,8 +246,10 @@ def test_a_csv_with_200000_columns_is_refused_at_once(tmp_path):
     with pytest.raises(DataFileError) as info:
         read_csv(tmp_path / "wide.csv", "arrival trace")
     assert time.perf_counter() - start < 5.0
-    assert str(info.value).startswith("arrival trace wide.csv: has more columns than")
-    assert str(info.value).endswith(f"above the limit of {datafiles.MAX_CSV_COLUMNS} columns")
+    assert (
+        str(info.value)
+        == f"arrival trace wide.csv: has more columns than the limit of {datafiles.MAX_CSV_COLUMNS} columns"
+    )
 
 
 def test_a_header_over_the_column_limit_names_the_count(tmp_path):

@@ -186,10 +186,8 @@ def _header_columns(path: Path, what: str) -> int:
     except csv.Error:
         raise data_error(what, path, "cannot be read as CSV", row=1) from None
     if len(fields) > MAX_CSV_COLUMNS:
-        count = f"{len(fields)} columns," if newline else "more columns than its first"
-        if not newline:
-            count += f" {MAX_CSV_HEADER_BYTES} bytes hold,"
-        raise data_error(what, path, f"has {count} above the limit of {MAX_CSV_COLUMNS} columns")
+        found = f"has {len(fields)} columns, above" if newline else "has more columns than"
+        raise data_error(what, path, f"{found} the limit of {MAX_CSV_COLUMNS} columns")
     if not newline and len(head) > MAX_CSV_HEADER_BYTES:
         raise data_error(what, path, f"the first line is longer than {MAX_CSV_HEADER_BYTES} bytes")
     return max(len(fields), 1)
