@@ -297,7 +297,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not failing.empty:
             names = ", ".join(failing["percentile"])
             print(f"FAIL: {names} off by more than {args.tolerance_pct:g}% and outside the measurement's interval")
-            return 1
+            return 4  # answered, but the prediction fails the tolerance (README, "Exit codes")
         print(f"OK: every percentile within {args.tolerance_pct:g}% or within the measurement's interval")
     elif table["agrees"].notna().any():
         print(
@@ -316,7 +316,7 @@ def add_validate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--replications", type=int)
     p.add_argument("--level", type=float, help="perf_analyzer concurrency / request-rate row to compare with")
-    p.add_argument("--tolerance-pct", type=float, help="exit 1 if any percentile is off by more than this")
+    p.add_argument("--tolerance-pct", type=float, help="exit 4 if any percentile is off by more than this")
     p.set_defaults(func=cmd_validate)
     return p
 

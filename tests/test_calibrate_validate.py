@@ -82,8 +82,9 @@ def test_validate_cli_compares_percentiles(profile_and_measurements, tmp_path, c
     assert "p50" in out and "p95" in out and "p99" in out and "300 measured requests" in out and "bootstrap" in out
     assert code == 0, out
     # a load test twice as slow is far outside 10%
+    # exit 4: answered, but outside the tolerance (README, "Exit codes")
     pd.DataFrame({"latency_ms": 2 * frame[frame.batch_size == 1]["latency_ms"]}).to_csv(measured, index=False)
-    assert calibrate_main(["validate", str(scenario), str(measured), "--tolerance-pct", "10"]) == 1
+    assert calibrate_main(["validate", str(scenario), str(measured), "--tolerance-pct", "10"]) == 4
 
 
 def test_compare_errors_are_relative_to_the_measured_value():

@@ -1,7 +1,12 @@
 """`servesim` command line: run a scenario and print a table (rich) or the JSON contract.
 
 Sub-commands owned by other modules register themselves through `register(subparsers)`; every user
-mistake arrives here as a ServesimError and leaves as one clean line on stderr with exit code 2.
+mistake arrives here as a ServesimError and leaves as one clean line on stderr with exit code 2. Every
+number option of every command (calibrate's too) is read by `finite_float` / `whole_number`: NaN,
+infinity and 30-digit numbers are bad input, refused before any work.
+
+Exit codes (README, "Exit codes"; each command's --help): 0 ok; 2 bad input; 3 answered, but the result is
+unstable or nothing was served; 4 answered, but no candidate meets the SLO (`size`, a failing `validate`).
 """
 
 from __future__ import annotations
@@ -21,12 +26,24 @@ from sim.errors import ServesimError
 # through the `servesim.commands` entry-point group, so sim never imports them.
 COMMAND_MODULES = ("sim.cli.compare", "sim.cli.sweep", "sim.cli.size", "sim.cli.advise")
 ENTRY_POINT_GROUP = "servesim.commands"
+EXIT_OK = 0
 EXIT_USER_ERROR = 2
+EXIT_UNSTABLE = 3  # sim.metrics.invariants.EXIT_UNSTABLE
+EXIT_NO_CANDIDATE = 4
+EXIT_CODES_HELP = (
+    "exit status: 0 ok; 2 bad input (a file, field or option refused); 3 answered, but unstable or nothing "
+    "served (the load outgrows the fleet); 4 answered, but no candidate meets the SLO (size, a failing validate)"
+)
+MAX_OPTION_CHARS = 40  # a number option longer than this is refused without being read
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except OptionError as exc:
+        print(f"servesim: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if not hasattr(args, "func"):
         parser.print_help()
         return EXIT_USER_ERROR
@@ -45,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="servesim", description="Serving-capacity simulator: latency, throughput and cost of an ML serving stack."
+        prog="servesim",
+        description="Serving-capacity simulator: latency, throughput and cost of an ML serving stack.",
+        epilog=EXIT_CODES_HELP,
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     run = subparsers.add_parser("run", help="simulate a scenario and print p50/p95/p99, throughput and cost")
@@ -86,7 +105,71 @@ def build_parser() -> argparse.ArgumentParser:
             entry.load()(subparsers)
         except Exception as exc:  # a broken plug-in must not take `servesim run` down with it
             print(f"servesim: warning: commands from {entry.value} unavailable ({exc})", file=sys.stderr)
+    _strict_numbers(parser)
     return parser
+
+
+class OptionError(Exception):
+    """A number option refused while parsing; not a ValueError, so argparse lets it through to `main`,
+    which prints it as the one clean line of every bad input."""
+
+
+def finite_float(text: str) -> float:
+    """A float option: a finite number (NaN and infinity are refused as bad input, exit 2)."""
+    try:
+        value = float(text) if len(text) <= MAX_OPTION_CHARS else math.nan
+    except ValueError:
+        raise OptionError(f"{_shown(text)} is not a number") from None
+    if not math.isfinite(value):
+        raise OptionError(f"{_shown(text)} must be a finite number")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """An int option: a whole number of at most MAX_INT_DIGITS digits (a longer one is past every bound)."""
+    from sim.spec.bounds import MAX_INT_DIGITS
+
+    digits = text.strip().lstrip("+-")
+    if len(digits) > MAX_INT_DIGITS and digits.isdigit():
+        raise OptionError(f"a whole number of {len(digits)} digits is past every limit (at most {MAX_INT_DIGITS})")
+    try:
+        return int(text)
+    except ValueError:
+        raise OptionError(f"{_shown(text)} is not a whole number") from None
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= MAX_OPTION_CHARS else text[:MAX_OPTION_CHARS] + "..."
+
+
+def _naming(read, action: argparse.Action):
+    """`read` (finite_float / whole_number) with its refusals naming the option."""
+    name = action.option_strings[-1] if action.option_strings else action.dest
+
+    def checked(text: str):
+        try:
+            return read(text)
+        except OptionError as exc:
+            raise OptionError(f"{name}: {exc}") from None
+
+    checked.__name__ = read.__name__
+    checked.reads = read
+    return checked
+
+
+def _strict_numbers(parser: argparse.ArgumentParser) -> None:
+    """Every `type=float` / `type=int` option of `parser` and its sub-commands read by `finite_float` /
+    `whole_number`, and each command's --help ending with the exit codes."""
+    if EXIT_CODES_HELP not in (parser.epilog or ""):
+        parser.epilog = f"{parser.epilog}\n\n{EXIT_CODES_HELP}" if parser.epilog else EXIT_CODES_HELP
+    for action in parser._actions:
+        if action.type is float:
+            action.type = _naming(finite_float, action)
+        elif action.type is int:
+            action.type = _naming(whole_number, action)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _strict_numbers(sub)
 
 
 def _entry_points():
@@ -168,7 +251,9 @@ def show(result, as_json: bool, timeline: Path | None, window_s: float | None) -
     if result.summary["status"] != "ok":  # exit 3: see README, "Exit codes"
         print(f"servesim: {result.summary['status']}: {'; '.join(result.summary['status_reasons'])}", file=sys.stderr)
     if as_json:
-        print(json.dumps(json_ready(result.summary), indent=2))
+        from sim.metrics.llm import without_undefined_utilization
+
+        print(json.dumps(json_ready(without_undefined_utilization(result.summary)), indent=2))
         return
     from sim.present.table import print_over_time, print_summary
 

@@ -11,6 +11,8 @@ from sim.cli.overrides import add_set_option
 from sim.cli.paths import check_size_args
 from sim.errors import ServesimError
 
+EXIT_NO_CANDIDATE = 4  # answered, but no candidate meets the SLO (sim/cli/main.py, README "Exit codes")
+
 
 def register(subparsers) -> None:
     size = subparsers.add_parser(
@@ -127,7 +129,7 @@ def cmd_size(args: argparse.Namespace) -> int:
         console.print(f"[yellow]note:[/yellow] {note}")
     if result.chosen is None:
         console.print("[red]no candidate meets the SLO[/red]")
-        return 1
+        return EXIT_NO_CANDIDATE
     chosen = result.chosen
     path = args.out / f"{scenario.name}-sized.yaml"
     path.write_text(result.chosen_scenario.to_yaml())

@@ -348,3 +348,14 @@ def _mean_of(items: list):
     if isinstance(first, int):
         return int(round(float(np.mean(items))))
     return float(np.mean([x for x in items if x is not None])) if any(x is not None for x in items) else None
+
+
+def without_undefined_utilization(summary: dict) -> dict:
+    """The summary without `utilization` where an LLM stage is the replica-bound stage and no model stage
+    gives one: a continuous-batching engine steps whenever one sequence is active, so the share of time it
+    computes (`llm.busy_fraction`, 0.998 for llm-chat-continuous with the KV cache 3% full) says nothing of
+    headroom, and no single share does; `llm.kv_cache_utilization` and `llm.batch_size` say how full it is."""
+    value = summary.get("utilization")
+    if "llm" not in summary or (isinstance(value, float) and math.isfinite(value)):
+        return summary
+    return {key: item for key, item in summary.items() if key != "utilization"}

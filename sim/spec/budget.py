@@ -7,6 +7,12 @@ with or without --log, `simulate(keep_log=False)`) holds one replication's log a
 STREAMED_COPIES, measured (peak RSS above the interpreter, 1.5M requests a replication) at 1.18–1.34 ×
 the estimated log bytes for recsys-caches, vision-a100 and reference, up to 2.0 × for short runs of
 300k requests, where fixed costs weigh more.
+
+Work is budgeted beside memory: requests × replications × the stages' weights (`estimate_run_work`), in
+work units of about a third of a microsecond of CPU each (reference, 950k requests × 8 units a request:
+2.5 s; llm-chat-continuous, 18.4k requests × 502 units: 3 s), refused above WORK_LIMIT_UNITS (2e9: about
+10 minutes of CPU), which SERVESIM_WORK_LIMIT raises. Replicas do not enter: the engine's cost hardly grows
+with them (mm3 at 80% load, 200k requests: 1.25 s with 3 replicas, 1.46 s with 10,000).
 """
 
 from __future__ import annotations
@@ -18,6 +24,12 @@ import os
 from sim.errors import ScenarioError
 from sim.spec.bounds import MAX_S
 
+WORK_LIMIT_UNITS = 2e9
+WORK_LIMIT_ENV = "SERVESIM_WORK_LIMIT"
+# Engine work a request costs in each stage kind, in units (a delay stage's vectorised draw = 1): a model
+# stage walks its queue, an LLM stage schedules every decode iteration of every request it holds.
+_WORK_PER_KIND = {"delay": 1, "pool": 2, "model": 4, "llm": 500}
+_WORK_PER_CACHE = 1
 MEMORY_LIMIT_BYTES = int(float(os.environ.get("SERVESIM_MEMORY_LIMIT_GB", "4")) * 1e9)
 BYTES_PER_CELL = 8
 WORKING_COPIES = 4.5
@@ -49,6 +61,50 @@ def expected_requests(scenario, requests: int | None = None) -> tuple[float, str
     if count is not None:
         return float(count), "workload.requests"
     return horizon_ms / 1000.0 * scenario.workload.arrival.mean_rate_rps, "workload.duration_s"
+
+
+def work_per_request(scenario) -> int:
+    """Work units one request costs the engine, summed over the stages and caches."""
+    stages = sum(_WORK_PER_KIND.get(stage.kind, 4) for stage in scenario.stages)
+    return stages + _WORK_PER_CACHE * len(scenario.caches)
+
+
+def estimate_run_work(scenario, requests: int | None = None, replications: int | None = None) -> float:
+    """Work units of a run: requests per replication × replications × `work_per_request`."""
+    n, _ = expected_requests(scenario, requests)
+    reps = scenario.replications if replications is None else replications
+    return n * reps * work_per_request(scenario)
+
+
+def work_limit() -> float:
+    """The work ceiling: WORK_LIMIT_UNITS, or SERVESIM_WORK_LIMIT (a positive number of units) when set."""
+    text = os.environ.get(WORK_LIMIT_ENV)
+    if text is None:
+        return WORK_LIMIT_UNITS
+    try:
+        value = float(text) if len(text) <= 40 else math.nan
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ScenarioError(f"{WORK_LIMIT_ENV}: expected a positive number of work units, e.g. 5e9")
+    return value
+
+
+def check_run_work(scenario, requests: int | None = None, replications: int | None = None) -> None:
+    """Refuse, naming the field and the ceiling, a run that would take more than the work limit."""
+    n, field = expected_requests(scenario, requests)
+    reps = scenario.replications if replications is None else replications
+    work = estimate_run_work(scenario, requests, reps)
+    limit = work_limit()
+    if not math.isfinite(work) or work > limit:
+        per = work_per_request(scenario)
+        stages = f"{len(scenario.stages)} stage" + ("s" if len(scenario.stages) != 1 else "")
+        raise ScenarioError(
+            f"{field}: {n:.3g} requests × {reps} replications × {per} work units a request ({stages}) is "
+            f"{work:.3g} units of simulation, above the work limit of {limit:.3g} (about "
+            f"{limit / 3e6 / 60:.0f} CPU minutes); lower the requests or replications, or "
+            f"raise the limit with {WORK_LIMIT_ENV}=UNITS"
+        )
 
 
 def streams_replications(scenario) -> bool:
@@ -117,7 +173,9 @@ def check_run_budget(
     limit_bytes: int | None = None,
     keep_log: bool = True,
 ) -> None:
-    """Refuse, naming the field, a run whose log would not fit in memory or whose loops would not end."""
+    """Refuse, naming the field, a run that would take too long (`check_run_work`), whose log would not fit
+    in memory or whose loops would not end."""
+    check_run_work(scenario, requests, replications)
     limit = MEMORY_LIMIT_BYTES if limit_bytes is None else limit_bytes
     n, field = expected_requests(scenario, requests)
     reps = scenario.replications if replications is None else replications

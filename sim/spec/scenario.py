@@ -29,7 +29,9 @@ from sim.spec.arrivals import ArrivalProcess, TimeVarying, Trace
 from sim.spec.autoscaling import AutoscalingPolicy
 from sim.spec.batch_cost import AffineCost, AffineSpec, BatchCost, ProfileCost, ScaledSingle, SpedUp
 from sim.spec.bounds import (
+    MAX_INT_DIGITS,
     Instances,
+    Number,
     PositiveMs,
     PositiveSeconds,
     QueueSize,
@@ -42,6 +44,8 @@ from sim.spec.bounds import (
     Speedup,
     UsdPerHour,
     Workers,
+    booleans_taken_as_numbers,
+    plain_data_problems,
 )
 from sim.spec.batching import BatchingPolicy, NoBatching
 from sim.spec.correlated import RegimeCost, RegimeSpec, ReplayCost, ReplaySpec
@@ -89,7 +93,7 @@ class ModelStage(_Model):
     name: str
     kind: Literal["model"]
     service_ms: Distribution | None = None
-    per_item: float = Field(default=1.0, ge=0, le=1000)
+    per_item: Number = Field(default=1.0, ge=0, le=1000)
     batch_cost: AffineSpec | None = None
     profile: str | None = None
     speedup: Speedup = 1.0
@@ -401,10 +405,23 @@ def parse_scenario_text(
     `allowed_roots=shipped_data_roots()` so that it can name shipped data only."""
     if len(text.encode("utf-8", errors="replace")) > MAX_SCENARIO_BYTES:
         raise ScenarioError(f"{source}: scenario is larger than {MAX_SCENARIO_BYTES} bytes")
-    raw = parse_yaml(text, source, ScenarioError)
+    raw = parse_yaml_numbers(text, source, ScenarioError)
     if not isinstance(raw, dict):
         raise ScenarioError(f"{source}: a scenario is a mapping with name, workload, stages, deployment")
+    problems = list(plain_data_problems(raw))
+    if problems:
+        raise ScenarioError(f"{source}: invalid scenario\n" + "\n".join(f"  {p}" for p in problems))
     return parse_scenario(raw, base_dir=base_dir, source=source, allowed_roots=allowed_roots)
+
+
+def parse_yaml_numbers(text: str, source: str, error: type[ServesimError]) -> Any:
+    """`parse_yaml`, with a number too long for Python to read (over 4,300 digits) refused as `error`."""
+    try:
+        return parse_yaml(text, source, error)
+    except ServesimError:
+        raise
+    except ValueError:  # Python's own limit on the digits of a number it converts
+        raise error(f"{source}: a number has more than {MAX_INT_DIGITS} digits, past every limit") from None
 
 
 def parse_scenario(raw: dict, base_dir: str | Path = ".", source: str = "scenario", allowed_roots=None) -> Scenario:
@@ -414,6 +431,9 @@ def parse_scenario(raw: dict, base_dir: str | Path = ".", source: str = "scenari
         scenario = Scenario.model_validate(raw, context={"base_dir": base_dir, "file_access": access})
     except ValidationError as exc:
         problems = [_describe(error, raw) for error in exc.errors()]
+    else:
+        problems = list(booleans_taken_as_numbers(raw, scenario))
+    if problems:
         raise ScenarioError(f"{source}: invalid scenario\n" + "\n".join(f"  {p}" for p in problems)) from None
     scenario._raw = copy.deepcopy(raw)
     scenario._base_dir = base_dir
@@ -443,14 +463,17 @@ def _describe(error: dict, raw: dict) -> str:
         return error["msg"].removeprefix("Value error, ")
     kind = error["type"]
     if kind == "extra_forbidden":
-        hint = difflib.get_close_matches(str(error["loc"][-1]), _KNOWN_KEYS, n=1)
+        key = str(error["loc"][-1])
+        # a name known elsewhere in the schema is no hint for itself (overrides name its real path)
+        hint = difflib.get_close_matches(key, [k for k in _KNOWN_KEYS if k != key], n=1)
         return f"{path}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     if kind == "missing":
         return f"{path}: required field is missing"
     message = error["msg"].removeprefix("Value error, ")
     given = error.get("input")
     if kind not in ("value_error", "assertion_error") and not isinstance(given, (dict, list)) and "input" in error:
-        message += f" (got {given!r})"
+        shown = repr(given)
+        message += f" (got {shown if len(shown) <= 40 else shown[:37] + '...'})"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         expected = error.get("ctx", {}).get("expected_tags", "")
         tag = error.get("ctx", {}).get("discriminator", "").strip("'")

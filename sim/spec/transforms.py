@@ -140,3 +140,63 @@ def with_run_length(scenario: Scenario, requests: int) -> Scenario:
             "workload.warmup_requests": round(share * requests),
         }
     )
+
+
+def schema_paths() -> list[str]:
+    """Every dotted field path of the scenario schema (a list item, e.g. a stage, is written `*`), for
+    hints that name where a field really lives."""
+    if not _SCHEMA_PATHS:
+        _SCHEMA_PATHS.extend(sorted(set(_paths_of(Scenario, ()))))
+    return _SCHEMA_PATHS
+
+
+_SCHEMA_PATHS: list[str] = []
+
+
+def _models_in(annotation: Any) -> list[type]:
+    """The pydantic models an annotation can hold (through Optional, unions, Annotated and lists)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _paths_of(model: type, prefix: tuple[str, ...]):
+    for name, field in model.model_fields.items():
+        for key in dict.fromkeys((name, field.alias or name)):
+            path = (*prefix, key)
+            yield ".".join(path)
+            listed = "list[" in str(field.annotation) or getattr(field.annotation, "__origin__", None) is list
+            for inner in _models_in(field.annotation):
+                if len(path) < 8:
+                    yield from _paths_of(inner, (*path, "*") if listed else path)
+
+
+def path_hint(dotted: str) -> str | None:
+    """Where an override path the schema does not know lives, e.g. `autoscaling.min_replicas` ->
+    `deployment.autoscaling.min_replicas`; None when the path is known (or nothing close is)."""
+    keys = dotted.split(".")
+    known = schema_paths()
+
+    def matches(pattern: str, parts: list[str]) -> bool:
+        steps = pattern.split(".")
+        return len(steps) == len(parts) and all(s in ("*", p) for s, p in zip(steps, parts))
+
+    if any(matches(pattern, keys) for pattern in known):
+        return None
+    if any(pattern.split(".")[: len(keys)] == keys for pattern in known):
+        return None  # a prefix of a known path (a whole sub-mapping)
+    suffix = [
+        pattern
+        for pattern in known
+        if len(pattern.split(".")) > len(keys) and matches(".".join(pattern.split(".")[-len(keys) :]), keys)
+    ]
+    if suffix:
+        return " or ".join(dict.fromkeys(path.replace("*", "NAME") for path in suffix[:3]))
+    import difflib
+
+    close = difflib.get_close_matches(dotted, [p for p in known if "*" not in p], n=1)
+    return close[0] if close else None
