@@ -5,10 +5,17 @@ process that drives the sweep; a re-run reads it back and skips tasks already do
 kill is ignored (its task simply runs again); a task recorded twice counts once. At the end the records
 are compacted into the tidy tables: `replications.{parquet,csv}` (one row per point × replication) and
 `points.{parquet,csv}` (one row per point, each metric's mean over replications with its 95% CI).
+
+A store is written by one sweep at a time: `ResultStore` takes an exclusive lock (`flock` on LOCK_FILE in
+the folder) for as long as it lives, so a second sweep on the same folder is refused by name at once,
+before it reads or writes anything, rather than interleaving its records and tables with the first's.
+The kernel drops the lock when its holder ends, however it ends (a kill included), so a resumed sweep
+is never locked out by a dead one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -20,20 +27,59 @@ import pandas as pd
 
 from sim.analysis.sweep.spec import Sweep, SweepPoint
 from sim.analysis.sweep.task import task_key
+from sim.errors import ServesimError
 
 TASKS_FILE = "tasks.jsonl"
+LOCK_FILE = ".sweep.lock"
 OUTPUT_FILES = (
     TASKS_FILE, "sweep.json", "replications.parquet", "replications.csv", "points.parquet", "points.csv",
 )  # fmt: skip
 
 
 class ResultStore:
-    """The append-only record of finished tasks in `out_dir`, plus the compacted tables beside it."""
+    """The append-only record of finished tasks in `out_dir`, plus the compacted tables beside it; held
+    exclusively from construction to `release` (or the end of the object, or of the process)."""
 
     def __init__(self, out_dir: str | Path):
         self.out_dir = Path(out_dir)
         self.tasks_path = self.out_dir / TASKS_FILE
         self._handle = None
+        self._lock_fd: int | None = None
+        self._lock()
+
+    def _lock(self) -> None:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ServesimError(
+                f"--out {self.out_dir}: cannot create the sweep store ({exc.strerror or exc})"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ServesimError(
+                f"--out {self.out_dir}: another sweep is writing to this store now (it holds {LOCK_FILE}); "
+                "wait for it to finish, or give this one another --out"
+            ) from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Let another sweep write to the store."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the only descriptor of the open file drops its flock
+            self._lock_fd = None
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
 
     def clear(self) -> None:
         """Forget earlier results (the files this store writes; nothing else in the folder)."""
