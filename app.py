@@ -824,7 +824,10 @@ def view_compare(ctx: Context) -> None:
             seed=ctx.seed,
             runner=lambda s, size, seed: run_cached(s, size, seed),
         )
-    st.markdown(compare.markdown_table(planner.comparison_cells(comparison, baseline or names[0])))
+    cells = planner.comparison_cells(comparison, baseline or names[0])
+    # Variant names head the columns: escaped as text (markdown_table escapes the `|` itself).
+    cells.columns = [as_text(name).replace("\\|", "|") for name in cells.columns]
+    st.markdown(compare.markdown_table(cells))
     shaky = [r.variant.name for r in comparison.results if planner.unstable(r.summary)]
     st.caption(
         f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); [low, high] is the "
