@@ -52,9 +52,6 @@ class FileAccess:
     def allows(self, path: Path) -> bool:
         return any(path.is_relative_to(root) for root in self.roots)
 
-    def describe(self) -> str:
-        return ", ".join(str(r) for r in self.roots) or "none"
-
 
 def shipped_data_roots() -> tuple[Path, ...]:
     """The project's own data folders (in a checkout, or packaged in an installed wheel): what a planner
