@@ -195,7 +195,29 @@ def test_a_log_written_before_the_manifest_is_refused_with_how_to_fix_it(log, ca
     """Decision: a log without a manifest cannot be told from a tampered one, so it is refused; the
     scenario and seed it needs to be rerun are in its scenario.yaml and run.json."""
     (log / MANIFEST_FILE).unlink()
-    refused(log, capsys, "no manifest.json: written by an older servesim", "rerun with --log")
+    refused(log, capsys, "no manifest.json: the log is incomplete", "or was written by an older servesim; rerun")
+
+
+def test_a_log_cut_short_before_its_manifest_is_refused(tmp_path, capsys):
+    """A run killed while writing its log leaves frames without a manifest (written last)."""
+    from sim.engine.runlog import RunLogWriter
+
+    scenario = load_scenario(ROOT / "scenarios" / "mm3.yaml")
+    with RunLogWriter(tmp_path / "log") as writer:
+        writer.append(simulate(scenario, requests=300, replications=1).run)
+    (tmp_path / "log" / "run.json").write_text("{}")  # as far as a killed run may get
+    refused(tmp_path / "log", capsys, "no manifest.json: the log is incomplete")
+
+
+def test_a_log_cut_short_over_an_older_one_is_refused(log, capsys):
+    """Writing a log over an older one drops the older manifest first: a run killed part way does not
+    leave new frames beside a manifest that vouches for the old ones."""
+    from sim.engine.runlog import RunLogWriter
+
+    scenario = load_scenario(ROOT / "scenarios" / "mm3.yaml")
+    with RunLogWriter(log) as writer:
+        writer.append(simulate(scenario, requests=300, replications=1).run)
+    refused(log, capsys, "no manifest.json: the log is incomplete")
 
 
 def test_messages_do_not_name_the_absolute_folder(log, capsys, monkeypatch):

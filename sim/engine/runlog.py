@@ -181,6 +181,8 @@ class RunLogWriter:
 
         try:
             self.folder.mkdir(parents=True, exist_ok=True)  # on the first write: a refused run leaves nothing
+            if not self._paths:  # a log written over an older one is not valid until its own manifest
+                (self.folder / MANIFEST_FILE).unlink(missing_ok=True)
             for name, frame in run.frames().items():
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer = self._writers.get(name)
@@ -209,7 +211,7 @@ class RunLogWriter:
         files = [*self._paths, self.folder / "scenario.yaml", self.folder / "run.json"]
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / MANIFEST_FILE).unlink(missing_ok=True)  # a folder written over is not valid until the end
+            (self.folder / MANIFEST_FILE).unlink(missing_ok=True)
             (self.folder / "scenario.yaml").write_text(scenario_yaml, encoding="utf-8")
             (self.folder / "run.json").write_text(
                 json.dumps({"format": FORMAT_VERSION, **run}, indent=2) + "\n", encoding="utf-8"

@@ -3,8 +3,9 @@
 `manifest.json` lists, per frame, its rows (in all and per replication) and its columns with their
 parquet types, and per file its size and SHA-256. `verify` refuses a folder whose files do not match,
 with one line naming the file and what differs (a column dropped, rows added, a type changed, or only
-the checksum), and reads nothing that could be a tampered file before its checksum has held. A folder
-without a manifest was written by a servesim older than it and is refused (rerun the scenario).
+the checksum), and reads nothing that could be a tampered file before its checksum has held. The
+manifest is written last: a folder without one is a log cut short, or one written by a servesim older
+than the manifest, and is refused either way (rerun the scenario).
 Content checks that hold for every log the engine writes (`check_requests`) back the checksums: a
 manifest rewritten to match a tampered file still fails them.
 """
@@ -92,7 +93,9 @@ def verify(folder: Path, frame_names: tuple[str, ...]) -> dict:
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise _refuse(
-            folder, f"no {MANIFEST_FILE}: written by an older servesim (or not by servesim); rerun with --log"
+            folder,
+            f"no {MANIFEST_FILE}: the log is incomplete (its run stopped before the end) or was written "
+            "by an older servesim; rerun with --log",
         )
     manifest = _read_manifest(folder, path)
     files = manifest["files"]
