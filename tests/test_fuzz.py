@@ -3,6 +3,10 @@ meets the output invariants or a ServesimError naming a field — never a traceb
 blow-up. Shipped scenarios are mutated (values replaced by huge / negative / infinite / NaN / string /
 nested values, keys deleted, unknown keys added) and run in-process with small request counts.
 
+Two families (issue 23) check strictness rather than survival: a boolean, NaN, infinity, a 30-to-5,000-digit
+number or a YAML tag put in a number field of a shipped scenario must be refused, never taken ("taken" is a
+silent-wrong result); and a run above the work budget must be refused at once, naming the limit.
+
 CI runs a few hundred examples (profile `ci`); `make fuzz` runs 10,000 (HYPOTHESIS_PROFILE=fuzz) and
 prints the outcome counts.
 """
@@ -301,6 +305,115 @@ def test_run_options_give_a_result_or_a_clear_error(data, tmp_path_factory, caps
     outcome = classify_outcome(run, case=argv)
     # In CI a failure stops and shrinks; a long `make fuzz` run counts every outcome and checks at the end.
     assert outcome in ACCEPTABLE or PROFILE == "fuzz", f"{outcome}: {FAILURES[-1] if FAILURES else ''}"
+
+
+# A long number is drawn as its digit count (hypothesis cannot print a 5,000-digit int when it reports).
+STRICT_VALUES = st.one_of(
+    st.sampled_from([True, False, math.nan, math.inf, -math.inf]), st.integers(30, 5000).map(lambda n: f"{n} digits")
+)
+# YAML text for a number field: tags beyond the safe core, words YAML 1.1 reads as booleans, long numbers.
+STRICT_TEXT = st.one_of(
+    st.sampled_from(
+        [
+            "!!binary aGVsbG8=",
+            "!!timestamp 2001-12-14",
+            "2001-12-14",
+            "!!set {a, b}",
+            "!!omap [a: 1]",
+            "!!pairs [a: 1]",
+            "yes",
+            "off",
+            "true",
+            ".nan",
+            "-.inf",
+            "!!python/tuple [1, 2]",
+            "!!float nan",
+        ]
+    ),
+    st.integers(30, 5000).map(lambda digits: "9" * digits),
+)
+
+
+def _number_slots(raw: dict) -> list[tuple]:
+    return [
+        (container, key, path)
+        for container, key, path in _slots(raw)
+        if isinstance(container[key], (int, float)) and not isinstance(container[key], bool)
+    ]
+
+
+def _strict_outcome(run, case: object) -> str:
+    """A strict-type case must be a clear error: a result means the value was taken as a number."""
+    outcome = classify_outcome(run, case=case)
+    if outcome.startswith("result"):
+        OUTCOMES["taken (silent-wrong)"] += 1
+        FAILURES.append(f"taken as a number  <- {json.dumps(case, default=str)[:300]}")
+    return outcome
+
+
+@given(data=st.data())
+@settings(settings.get_profile(PROFILE))
+def test_strict_types_are_refused_never_taken(data):
+    from sim.spec.scenario import parse_scenario, parse_scenario_text
+
+    name = data.draw(st.sampled_from(SHIPPED), label="scenario")
+    raw = copy.deepcopy(RAW[name])
+    container, key, path = data.draw(st.sampled_from(_number_slots(raw)), label="number field")
+    if data.draw(st.booleans(), label="as YAML text"):
+        marker = "__strict_value__"
+        container[key] = marker
+        text = yaml.safe_dump(raw, sort_keys=False).replace(f"'{marker}'", data.draw(STRICT_TEXT, label="text"))
+
+        def run():
+            parse_scenario_text(text, base_dir=SCENARIOS, source=name)
+
+        case = {"scenario": name, "path": path, "text": text[-400:]}
+    else:
+        value = data.draw(STRICT_VALUES, label="value")
+        container[key] = 10 ** int(value.split()[0]) - 1 if isinstance(value, str) else value
+
+        def run():
+            parse_scenario(raw, base_dir=SCENARIOS, source=name)
+
+        case = {"scenario": name, "path": path, "value": str(value)}
+    # parsing alone: refused is "clear error"; accepted returns None and counts as "result" (taken)
+    outcome = _strict_outcome(run, case)
+    assert outcome == "clear error" or PROFILE == "fuzz", f"{outcome}: {FAILURES[-1] if FAILURES else ''}"
+
+
+@given(data=st.data())
+@settings(settings.get_profile(PROFILE))
+def test_work_above_the_budget_is_refused_at_once(data, capsys):
+    import time
+
+    from sim.cli.main import main
+    from sim.spec.scenario import load_scenario
+
+    name = data.draw(st.sampled_from([n for n in SHIPPED if n != "autoscale-diurnal"]), label="scenario")
+    requests = data.draw(st.integers(2_000_000, 20_000_000), label="requests")
+    replications = data.draw(st.integers(300, 1000), label="replications")
+    replicas = data.draw(st.sampled_from([1, 10, 1000, 10_000]), label="replicas")
+    scenario = load_scenario(SCENARIOS / f"{name}.yaml").with_overrides({"deployment.replicas": replicas})
+    work = budget.estimate_run_work(scenario, requests, replications)
+    assert work > budget.WORK_LIMIT_UNITS, "every drawn case is above the budget"
+    argv = [
+        "run",
+        str(SCENARIOS / f"{name}.yaml"),
+        "--json",
+        *("--requests", str(requests), "--replications", str(replications)),
+        *("--set", f"deployment.replicas={replicas}"),
+    ]
+
+    def run():
+        start = time.perf_counter()
+        code = main(argv)
+        err = capsys.readouterr().err
+        if code == 2 and "work limit" in err and budget.WORK_LIMIT_ENV in err and time.perf_counter() - start < 5:
+            raise ServesimError("cli: refused at once, naming the work limit")
+        raise AssertionError(f"exit {code} for {work:.3g} units: {err[:200]}")
+
+    outcome = classify_outcome(run, case=argv)
+    assert outcome == "clear error" or PROFILE == "fuzz", f"{outcome}: {FAILURES[-1] if FAILURES else ''}"
 
 
 def test_no_failures_were_recorded():

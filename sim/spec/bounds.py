@@ -107,23 +107,23 @@ _TAG_OF = {
 }
 
 
-def plain_data_problems(data: Any, path: tuple[str, ...] = ()) -> Iterator[str]:
-    """`field.path: problem` for every value outside YAML's safe core (a tagged value), and every whole
-    number longer than MAX_INT_DIGITS digits."""
+def plain_data_problems(data: Any, path: tuple[str, ...] = (), tags: bool = True) -> Iterator[str]:
+    """`field.path: problem` for every whole number longer than MAX_INT_DIGITS digits and, with `tags`
+    (data read from YAML text), every value outside YAML's safe core (a tagged value)."""
     where = ".".join(path) or "(top level)"
     if isinstance(data, dict):
         for key, value in data.items():
-            if not isinstance(key, _PLAIN_SCALARS):
+            if tags and not isinstance(key, _PLAIN_SCALARS):
                 yield f"{where}: a mapping key must be plain text or a number"
                 continue
-            yield from plain_data_problems(value, (*path, str(key)))
-    elif isinstance(data, list):
+            yield from plain_data_problems(value, (*path, str(key)), tags)
+    elif isinstance(data, (list, tuple)) and (not tags or isinstance(data, list)):
         for index, value in enumerate(data):
             label = value.get("name") if isinstance(value, dict) and isinstance(value.get("name"), str) else None
-            yield from plain_data_problems(value, (*path, label or str(index)))
+            yield from plain_data_problems(value, (*path, label or str(index)), tags)
     elif isinstance(data, int) and not isinstance(data, bool) and abs(data) >= 10**MAX_INT_DIGITS:
         yield f"{where}: a whole number of more than {MAX_INT_DIGITS} digits is past every limit"
-    elif not isinstance(data, _PLAIN_SCALARS):
+    elif tags and not isinstance(data, _PLAIN_SCALARS):
         tag = next((name for kind, name in _TAG_OF.items() if isinstance(data, kind)), type(data).__name__)
         yield (
             f"{where}: a YAML {tag} value is not allowed; a scenario holds plain text, numbers, true/false, null, "

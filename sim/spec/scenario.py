@@ -427,12 +427,14 @@ def parse_yaml_numbers(text: str, source: str, error: type[ServesimError]) -> An
 def parse_scenario(raw: dict, base_dir: str | Path = ".", source: str = "scenario", allowed_roots=None) -> Scenario:
     base_dir = Path(base_dir)
     access = default_access(base_dir) if allowed_roots is None else FileAccess.of(allowed_roots)
-    try:
-        scenario = Scenario.model_validate(raw, context={"base_dir": base_dir, "file_access": access})
-    except ValidationError as exc:
-        problems = [_describe(error, raw) for error in exc.errors()]
-    else:
-        problems = list(booleans_taken_as_numbers(raw, scenario))
+    problems = list(plain_data_problems(raw, tags=False))  # a 5,000-digit int cannot even be printed
+    if not problems:
+        try:
+            scenario = Scenario.model_validate(raw, context={"base_dir": base_dir, "file_access": access})
+        except ValidationError as exc:
+            problems = [_describe(error, raw) for error in exc.errors()]
+        else:
+            problems = list(booleans_taken_as_numbers(raw, scenario))
     if problems:
         raise ScenarioError(f"{source}: invalid scenario\n" + "\n".join(f"  {p}" for p in problems)) from None
     scenario._raw = copy.deepcopy(raw)
