@@ -128,6 +128,7 @@ def resolve_path(path: str | Path, context: Mapping[str, Any] | None) -> Path:
     if len(text) > MAX_PATH_CHARS or "\x00" in text:
         raise ValueError(f"file name is longer than {MAX_PATH_CHARS} characters or contains a NUL byte")
     base_dir = Path(context.get("base_dir") or ".")
+    owner = context.get("owner") or "the scenario's"  # whose folder names resolve in: a sweep's, for its scenario
     access: FileAccess = context.get("file_access") or default_access(base_dir)
     path = Path(text)
     if text.startswith("~"):
@@ -160,7 +161,7 @@ def resolve_path(path: str | Path, context: Mapping[str, Any] | None) -> Path:
         else:
             problem = problem or "special"
     messages = {
-        "outside": f"{text} is outside the allowed folders (the scenario's folder and the project's"
+        "outside": f"{text} is outside the allowed folders ({owner} folder and the project's"
         f" {', '.join(d + '/' for d in SHIPPED_DATA_DIRS)})",
         "folder": f"{text} is a folder, not a file",
         "links": f"{text} has other hard links: copy the file instead of linking it",
@@ -168,7 +169,7 @@ def resolve_path(path: str | Path, context: Mapping[str, Any] | None) -> Path:
     }
     if problem is not None:
         raise ValueError(messages[problem])
-    raise ValueError(f"file not found: {text} (names are relative to the scenario's folder)")
+    raise ValueError(f"file not found: {text} (names are relative to {owner} folder)")
 
 
 def _header_columns(path: Path, what: str) -> int:

@@ -291,7 +291,7 @@ def _base_scenario(spec: SweepSpec, base_dir: Path, source: str) -> tuple[Scenar
         if isinstance(spec.scenario, dict):
             return parse_scenario(spec.scenario, base_dir=base_dir, source=f"{source}: scenario"), base_dir
         # The same allowed folders as any file a scenario names: the sweep's folder and the shipped data.
-        path = resolve_path(spec.scenario, {"base_dir": base_dir})
+        path = resolve_path(spec.scenario, {"base_dir": base_dir, "owner": "the sweep's"})
     except ValueError as exc:
         raise SweepError(f"{source}: scenario: {exc}") from None
     try:
