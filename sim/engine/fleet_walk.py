@@ -26,6 +26,7 @@ these ties probability 0.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
@@ -98,6 +99,10 @@ class QueueWalk:
         # Requests to draw service times for at least, at a refill: a queue whose stream nothing else reads
         # may draw ahead (bulk draws equal single ones), where its length is not known in advance.
         self.draw_ahead = 0
+        self.tick_queued, self.tick_in_service, self.tick_busy = self._ints(256), self._ints(256), self._ints(256)
+        self.fs[k.TICK_STEP] = SAMPLE_INTERVAL_MS
+        self.fs[k.TICK_END] = -math.inf
+        self.speculating = False  # between `snapshot` and its end: service draws are not made then
         self._args_key: tuple | None = None
         self._args: tuple = ()
 
@@ -207,11 +212,12 @@ class QueueWalk:
     # --- walking --------------------------------------------------------------------------------------
 
     def advance(self, stop_ms: float) -> int:
-        """Send every batch that leaves before `stop_ms`; returns the kernel's status (never REFILL)."""
+        """Send every batch that leaves before `stop_ms`; returns the kernel's status (REFILL only while
+        speculating: a walk that may be taken back draws nothing, so every stream ends where SimPy's does)."""
         self.fs[k.STOP] = stop_ms
         while True:
             status = self.loops.advance(*self._arguments())
-            if status != k.REFILL:
+            if status != k.REFILL or self.speculating:
                 return status
             self._refill(int(self.ist[k.PLANNED]))
 
@@ -242,14 +248,61 @@ class QueueWalk:
                 self.out_start,
                 self.out_service,
                 self.out_server,
+                self.tick_queued,
+                self.tick_in_service,
+                self.tick_busy,
             )
         return self._args
 
     def _refill(self, size: int) -> None:
-        left = max(self.n - self.head, self.draw_ahead)
-        self.base = self._floats_of(self.draws.base(left, size))
+        self.base = self._floats_of(self.draws.base(max(self.n - self.head, self.draw_ahead), size))
         self.ist[k.BASE_LEN] = len(self.base)
         self.ist[k.USED] = 0
+
+    # --- tick samples and speculation ------------------------------------------------------------------
+
+    def sample_ticks(self, first_ms: float, until_ms: float) -> None:
+        """Sample the control ticks first_ms, first_ms + 1 s, ... before `until_ms` on the next walks."""
+        self.fs[k.NEXT_TICK] = first_ms
+        self.fs[k.TICK_END] = until_ms
+        self.ist[k.TICKS] = 0
+        self.ist[k.ARRIVED] = self.head
+
+    def take_ticks(self) -> tuple[list[int], list[int], list[int]]:
+        """The ticks sampled so far (queued, in service, busy warm servers); sampling stops."""
+        count = int(self.ist[k.TICKS])
+        self.fs[k.TICK_END] = -math.inf
+        self.ist[k.TICKS] = 0
+        return (
+            [int(x) for x in self.tick_queued[:count]],
+            [int(x) for x in self.tick_in_service[:count]],
+            [int(x) for x in self.tick_busy[:count]],
+        )
+
+    def snapshot(self) -> tuple:
+        """The walk's state, to walk again from here (`restore`); until `speculating` ends, no draws."""
+        self.speculating = True
+        copy = np.array if self._array else list
+        return (
+            copy(self.fs),
+            copy(self.ist),
+            copy(self.heap_at),
+            copy(self.heap_srv),
+            copy(self.end_ms),
+            copy(self.last_size),
+            self.base,
+        )
+
+    def restore(self, saved: tuple) -> None:
+        fs, ist, heap_at, heap_srv, end_ms, last_size, base = saved
+        self.fs[:] = fs
+        self.ist[:] = ist
+        self.heap_at[: len(heap_at)] = heap_at
+        self.heap_srv[: len(heap_srv)] = heap_srv
+        self.end_ms[: len(end_ms)] = end_ms
+        self.last_size[: len(last_size)] = last_size
+        self.base = base
+        self.speculating = False
 
     def _draw(self, size: int) -> float:
         """The next batch's service time, as the kernel would draw it."""
@@ -411,6 +464,9 @@ class AutoscaledFleet:
         self.walk = QueueWalk(clock, ready, rule, draws, compiled.loops(len(clock)))
         self.walk.set_idle_to_zero(policy.idle_to_zero_ms)
         self.idle_to_zero = policy.idle_to_zero_ms is not None
+        # Ticks in stretches (`_tick_block`) where nothing but the queue acts between them; a policy that
+        # scales to zero on its own clock keeps one tick at a time.
+        self.blocks = not self.idle_to_zero
         self.instances = instances
         self.policy = policy
         self.cold_start = cold_start
@@ -439,6 +495,8 @@ class AutoscaledFleet:
         walk = self.walk
         while True:
             event = self._next_event()
+            if event is not None and event.kind == "tick" and self.blocks and self._tick_block(event):
+                continue
             stop = event.time_ms if event is not None else math.inf
             self._walk_until(stop)
             if self._next_event() is not event:
@@ -511,23 +569,96 @@ class AutoscaledFleet:
 
     def _tick(self, now: float) -> None:
         """The autoscaler's once-a-second step: sample, record, and at its decision interval ask the policy."""
+        queued, in_service, busy, busy_warm, warm, starting, draining = self._load(now)
+        target, finished = self._sampled(now, queued, in_service, busy, busy_warm, warm, starting, draining)
+        if target is not None:
+            self._scale_to(target, now)
+        if not finished:
+            self._schedule(now + SAMPLE_INTERVAL_MS, now, TICK, "tick")
+
+    def _sampled(self, now, queued, in_service, busy, busy_warm, warm, starting, draining) -> tuple:
+        """A tick's load sample, timeline row and (at its interval) decision; returns the target when the
+        policy changes the fleet (else None), and whether the ticks end here (traffic over, stage empty)."""
         self.tick += 1
-        queued, in_service, busy, busy_warm, warm, starting, draining = load = self._load(now)
         ongoing = queued + in_service
         samples = self.samples
         samples.time_ms.append(now)
         samples.ongoing.append(ongoing)
         samples.warm.append(warm)
         samples.busy_share.append(busy_warm / (warm * self.instances) if warm else 0.0)
-        self._record(now, load)
+        self.rows.append((now, warm, starting, draining, queued, ongoing, busy))
+        target = None
         if self.tick % self.decide_every == 0:
             target = self.policy.desired_replicas(now, samples, warm + starting, self.state)
             if ongoing > 0:
                 target = max(target, 1)
-            if target != warm + starting:
+            if target == warm + starting:
+                target = None
+        return target, now >= self.walk.done_ms and ongoing == 0
+
+    def _tick_block(self, event: _Event) -> bool:
+        """The ticks from `event` up to the next other event, sampled by the walk on its way there and handed
+        to the policy one by one. Where the policy changes the fleet at a tick, the walk goes back to that
+        tick (same service draws) and the change applies there. False: no tick could be taken this way."""
+        walk = self.walk
+        first = event.time_ms
+        others = self.events[1:3]  # the heap's next smallest is one of the top's children
+        until = min(others).time_ms if others else math.inf
+        if not first < until:
+            return False
+        saved = walk.snapshot()
+        walk.sample_ticks(first, until)
+        walk.advance(until)  # it stops early where it would draw, hand back or fill its samples
+        queued, in_service, busy_warm = walk.take_ticks()
+        if not queued:
+            walk.speculating = False  # nothing was sent past `first` (it would have been sampled first)
+            return False
+        heapq.heappop(self.events)
+        warm, starting, draining = self._counts()
+        for j in range(len(queued)):
+            now = first + j * SAMPLE_INTERVAL_MS
+            extra_requests, extra_busy = self._draining_load(now) if draining else (0, 0)
+            target, finished = self._sampled(
+                now,
+                queued[j],
+                in_service[j] + extra_requests,
+                busy_warm[j] + extra_busy,
+                busy_warm[j],
+                warm,
+                starting,
+                draining,
+            )
+            if target is not None:
+                walk.restore(saved)
+                walk.advance(now)
                 self._scale_to(target, now)
-        if not (now >= self.walk.done_ms and ongoing == 0):
-            self._schedule(now + SAMPLE_INTERVAL_MS, now, TICK, "tick")
+            if target is not None or finished:
+                if not finished:
+                    self._schedule(now + SAMPLE_INTERVAL_MS, now, TICK, "tick")
+                walk.speculating = False
+                return True
+        walk.speculating = False
+        following = float(walk.fs[k.NEXT_TICK])
+        self._schedule(following, following - SAMPLE_INTERVAL_MS, TICK, "tick")
+        return True
+
+    def _counts(self) -> tuple[int, int, int]:
+        counts = {WARM: 0, STARTING: 0, DRAINING: 0}
+        for replica in self.live:
+            counts[replica.state] += 1
+        return counts[WARM], counts[STARTING], counts[DRAINING]
+
+    def _draining_load(self, now: float) -> tuple[int, int]:
+        """Requests in service and busy instances at `now` on draining replicas (off the walk's heap)."""
+        end_ms, sizes = self.walk.end_ms, self.walk.last_size
+        requests = busy = 0
+        for replica in self.live:
+            if replica.state == DRAINING:
+                for s in replica.servers:
+                    if end_ms[s] > now:
+                        requests += int(sizes[s])
+                        busy += 1
+        return requests, busy
 
     def _cold_end(self, event: _Event) -> bool:
         replica = event.replica
@@ -580,22 +711,22 @@ class AutoscaledFleet:
     def _drain(self, victims: list[_Replica], now: float) -> None:
         """Stop replicas: a starting one at once, a warm one after its running batches. Its idle instances
         leave the pull; if one was waiting for a batch to form (the former) while requests are queued, the
-        queue is handed on as SimPy does: the former and each idle instance drained with it wake the next
-        idle server (`_hand_on`)."""
+        queue is handed on as SimPy does (`_hand_on`)."""
         walk = self.walk
         queued = walk.arrived_by(now) - walk.head
-        free = walk.free()
+        free = sorted(walk.free())
         first = walk.first_server()
-        idle = {s for at, s in free if at <= now}
-        former_gone, wakers = False, 0
+        idle = [s for at, s in free if at <= now]  # SimPy's idle list in order, the former (if any) first
+        former = first if queued and first in idle else None
+        wakers: list[tuple[str, int]] = []  # what resumes at `now`, in the order _drain scheduled it
         for replica in victims:
             if replica.state == STARTING:
                 self._stop(replica)
                 continue
             mine = set(replica.servers)
-            if queued and first in mine and first in idle:
-                former_gone = True
-            wakers += len(mine & idle)
+            if former in mine:
+                wakers.append(("former", former))
+            wakers.extend(("idle", s) for s in idle if s in mine and s != former)
             walk.remove_servers(replica.servers)
             busy_until = max(float(walk.end_ms[s]) for s in replica.servers)
             if busy_until > now:
@@ -603,47 +734,56 @@ class AutoscaledFleet:
                 self._schedule(busy_until, now, DRAINED, "drained", replica)
             else:
                 self._stop(replica)
-        if former_gone:
+        if any(kind == "former" for kind, _ in wakers):
             self._hand_on(now, wakers)
 
-    def _hand_on(self, now: float, wakers: int) -> None:
-        """SimPy's hand-off after a former was drained: each waker wakes the idle list's first server in
-        turn; those run at `now` in that order, each sending a batch, becoming the new former, or (finding
-        a former or nothing) going back to the end of the idle list."""
+    def _hand_on(self, now: float, wakers: list[tuple[str, int]]) -> None:
+        """SimPy's hand-off at a drain that took the former, replayed step by step in SimPy's order: each
+        drained instance resumes and, while requests wait and no former is left, wakes the first server of
+        the idle list; the drained former does the same one step later (it waited on a condition event when
+        its batch had a queue delay). A woken server sends a batch (and wakes the next idle one if requests
+        are left), becomes the new former, or goes back to the end of the idle list."""
         walk, rule = self.walk, self.walk.rule
-        order = [s for at, s in sorted(walk.free()) if at <= now]  # the idle list; busy servers are not on it
-        woken, pending = order[:wakers], order[wakers:]
+        idle = [s for at, s in sorted(walk.free()) if at <= now]
+        steps = deque(
+            ("former_wait" if kind == "former" and rule.delay_ms is not None else "wake", s) for kind, s in wakers
+        )
         former = None
         back: list[int] = []
-        i = 0
-        while i < len(woken):
-            server = woken[i]
-            i += 1
+        while steps:
+            step, server = steps.popleft()
             queued = walk.arrived_by(now) - walk.head
-            if former is not None or not queued:
+            if step == "former_wait":
+                steps.append(("wake", server))  # the condition event resumes it after what is scheduled now
+            elif step == "wake":
+                if queued and idle and former is None:
+                    steps.append(("run", idle.pop(0)))
+            elif former is not None or not queued:
+                idle.append(server)  # woken for nothing: back to the end of the idle list
                 back.append(server)
-                continue
-            size = rule.batch_now(queued)
-            if not size:
-                deadline = rule.deadline_ms(float(walk.ready[walk.head]))
-                if deadline is None or deadline > now:
-                    former = server
-                    continue
-                size = min(queued, rule.max_batch_size)
-            walk.send(now, size, server)
-            if queued > size and pending:
-                woken.append(pending.pop(0))
-        if back:
-            # Back to the end of the idle list, in the order they went: the same instant, each a hair later
-            # than the one before (a heap orders equal times by server id, SimPy's list by arrival).
-            when = {}
-            at = now
-            for server in back:
+            else:
+                size = rule.batch_now(queued)
+                if not size:
+                    deadline = rule.deadline_ms(float(walk.ready[walk.head]))
+                    if deadline is None or deadline > now:
+                        former = server
+                        continue
+                    size = min(queued, rule.max_batch_size)
+                walk.send(now, size, server)
+                if queued > size and idle and former is None:
+                    steps.append(("run", idle.pop(0)))
+        when: dict[int, float] = {}
+        at = now
+        for server in back:  # the same instant, each a hair after the one before (SimPy's list order)
+            if server in idle:
                 when[server] = at
                 at = float(np.nextafter(at, math.inf))
-            walk.set_free([(when.get(s, at), s) for at, s in walk.free()])
         if former is not None:
+            # The new former heads the queue (its wait starts now: the floor), ahead of every idle server.
+            when[former] = float(np.nextafter(min([entry[0] for entry in walk.free()] + [now]), -math.inf))
             walk.fs[k.FLOOR] = max(float(walk.fs[k.FLOOR]), now)
+        if when:
+            walk.set_free([(when.get(s, at), s) for at, s in walk.free()])
 
     def _stop(self, replica: _Replica) -> None:
         replica.state = STOPPED
