@@ -333,3 +333,10 @@ def test_an_llm_profile_error_never_quotes_the_file(tmp_path, text, phrase):
         load_llm_profile(tmp_path / "llm.yaml")
     assert phrase in str(info.value) and "llm.yaml" in str(info.value)
     assert_clean(str(info.value), tmp_path)
+
+
+def test_rows_one_field_longer_than_the_header_are_refused_not_shifted(tmp_path):
+    """pandas would take the first column as an index (or drop the extra field): a shifted trace."""
+    (tmp_path / "t.csv").write_text("arrived_at,tokens\n0,5,1\n1,6,2\n")
+    with pytest.raises(DataFileError, match="a row with more fields than the header"):
+        read_csv(tmp_path / "t.csv", "arrival trace")

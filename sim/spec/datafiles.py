@@ -10,6 +10,7 @@ import csv
 import functools
 import os
 import typing
+import warnings
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,18 @@ def _header_columns(path: Path, what: str) -> int:
     return max(len(fields), 1)
 
 
+def _read_chunks(path: Path, what: str, chunk_rows: int, max_rows: int, columns: int) -> tuple[list, int]:
+    chunks, rows = [], 0
+    with pd.read_csv(path, chunksize=chunk_rows, index_col=False, encoding="utf-8") as reader:
+        for chunk in reader:
+            rows += len(chunk)
+            if rows > max_rows:
+                limit = f"has more than {max_rows} rows of {columns} columns (the limit is {MAX_CSV_VALUES} values)"
+                raise data_error(what, path, limit)
+            chunks.append(chunk)
+    return chunks, rows
+
+
 def read_csv(path: Path, what: str) -> pd.DataFrame:
     """Read a CSV in chunks with bounded memory (at most MAX_CSV_COLUMNS columns and MAX_CSV_VALUES
     values), turning every way it can fail into a `data_error` that names the file, never its contents."""
@@ -199,20 +212,15 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
     columns = _header_columns(path, what)
     chunk_rows = max(1, CSV_CHUNK_VALUES // columns)
     max_rows = MAX_CSV_VALUES // columns
-    chunks, rows = [], 0
     try:
-        with pd.read_csv(path, chunksize=chunk_rows, index_col=False, encoding="utf-8") as reader:
-            for chunk in reader:
-                rows += len(chunk)
-                if rows > max_rows:
-                    raise data_error(
-                        what,
-                        path,
-                        f"has more than {max_rows} rows of {columns} columns (the limit is {MAX_CSV_VALUES} values)",
-                    )
-                chunks.append(chunk)
+        with warnings.catch_warnings():
+            # pandas only warns when a row has one field more than the header, and drops it: refuse instead.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            chunks, rows = _read_chunks(path, what, chunk_rows, max_rows, columns)
     except DataFileError:
         raise
+    except pd.errors.ParserWarning:
+        raise data_error(what, path, "cannot be read as CSV (a row with more fields than the header)") from None
     except pd.errors.ParserError as exc:
         line = re.search(r"line (\d+)", str(exc))
         raise data_error(

@@ -22,8 +22,7 @@ from pydantic import (
 )
 
 from sim.spec.bounds import MAX_CV, MAX_LIST_ITEMS, MAX_MS, Ms, PositiveCv, PositiveMs
-from sim.errors import DataFileError
-from sim.spec.datafiles import read_numeric_column, resolve_path
+from sim.spec.datafiles import data_error, read_numeric_column, resolve_path
 
 # z-score of the 99th percentile of a standard normal: lognormal {median, p99} -> sigma.
 _Z99 = 2.3263478740408408
@@ -205,7 +204,10 @@ class SampleSource(BaseModel):
             return np.asarray(self.samples, dtype=float)
         values = read_numeric_column(Path(self.file), self.column, what=self.values_what)
         if values.max() > MAX_MS:
-            raise DataFileError(f"{self.values_what}: {self.file} holds a value above the limit of {MAX_MS:g}")
+            row = int(np.flatnonzero(values > MAX_MS)[0]) + 2
+            raise data_error(
+                self.values_what, self.file, f"is above the limit of {MAX_MS:g}", column=self.column, row=row
+            )
         return values
 
 
