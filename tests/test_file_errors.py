@@ -340,3 +340,18 @@ def test_rows_one_field_longer_than_the_header_are_refused_not_shifted(tmp_path)
     (tmp_path / "t.csv").write_text("arrived_at,tokens\n0,5,1\n1,6,2\n")
     with pytest.raises(DataFileError, match="a row with more fields than the header"):
         read_csv(tmp_path / "t.csv", "arrival trace")
+
+
+def test_a_hard_linked_shipped_file_is_still_read(tmp_path):
+    """An installer may hard-link a wheel's data from its cache (uv does): shipped folders are trusted."""
+    profile = PROJECT_ROOT / "models" / "mlp-cpu-onnxruntime.yaml"
+    link = tmp_path / "link.yaml"
+    try:
+        os.link(profile, link)
+    except OSError:
+        pytest.skip("no hard links across these folders")
+    try:
+        text = PROFILE.replace("FILE", "models/mlp-cpu-onnxruntime.yaml")
+        assert parse_scenario_text(text, base_dir=PROJECT_ROOT / "scenarios").stages[0].profile
+    finally:
+        link.unlink()
