@@ -324,3 +324,23 @@ def test_stage_shares_scaled_to_the_summarys_percentiles_add_up_to_them(rush):
     shares = stage_shares(log, ["forward_queue_ms", "forward_ms"], totals=rush.summary["latency_ms"])
     for row in ("p50", "p99"):
         assert shares.loc[row].sum() == pytest.approx(rush.summary["latency_ms"][row], rel=1e-12)
+
+
+def test_no_warm_up_asked_over_a_horizon_discards_nothing():
+    # warmup_requests: 0 with duration_s: every request is measured (it was 5%, the default share).
+    from sim.spec.scenario import parse_scenario
+
+    scenario = parse_scenario(
+        {
+            "name": "horizon-no-warmup",
+            "seed": 1,
+            "workload": {"arrival": {"process": "poisson", "rate_rps": 50}, "duration_s": 20, "warmup_requests": 0},
+            "stages": [{"name": "forward", "kind": "model", "service_ms": {"dist": "constant", "value": 1}}],
+        }
+    )
+    assert scenario.workload.warmup_share() == 0.0
+    arrivals = np.sort(np.random.default_rng(0).uniform(0, 20_000, 1000))
+    assert not scenario.workload.warmup_mask(arrivals, own_length=False).any()
+    # 100 warm-up requests over a horizon that expects 1,000 discard a tenth.
+    tenth = scenario.with_overrides({"workload.warmup_requests": 100})
+    assert tenth.workload.warmup_share() == pytest.approx(0.1)

@@ -255,7 +255,10 @@ class Workload(_Model):
         expected in it), else DEFAULT_WARMUP_SHARE."""
         count, horizon_ms = self.length()
         if self.warmup_requests is not None:
-            return self.warmup_requests / count if count else DEFAULT_WARMUP_SHARE
+            if count:
+                return self.warmup_requests / count
+            expected = (horizon_ms or 0.0) / 1000.0 * self.arrival.mean_rate_rps  # over a horizon: its expected count
+            return min(self.warmup_requests / expected, 0.5) if expected > 0 else 0.0
         if self.warmup_s is not None:
             if horizon_ms:
                 return self.warmup_s * 1000.0 / horizon_ms
