@@ -50,7 +50,7 @@ from sim.spec.bounds import (
 from sim.spec.batching import BatchingPolicy, NoBatching
 from sim.spec.correlated import RegimeCost, RegimeSpec, ReplayCost, ReplaySpec
 from sim.spec.caching import CacheTier, validate_caches
-from sim.spec.datafiles import FileAccess, default_access, parse_yaml, resolve_path
+from sim.spec.datafiles import FileAccess, default_access, parse_yaml, resolve_path, shown
 from sim.spec.distributions import Distribution
 from sim.errors import ScenarioError, ServesimError
 from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage, PrefixCache, StaticLLMBatching, TokenSpec
@@ -391,13 +391,12 @@ def _list_index(items: list, key: str, where: str) -> int:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file; every problem becomes one ScenarioError."""
     path = Path(path)
+    label = shown(path)  # never an absolute server path in a message
     if not path.is_file():
-        raise ScenarioError(f"scenario file not found: {path}")
+        raise ScenarioError(f"scenario file not found: {label}")
     if path.stat().st_size > MAX_SCENARIO_BYTES:
-        raise ScenarioError(f"{path}: scenario file is larger than {MAX_SCENARIO_BYTES} bytes")
-    return parse_scenario_text(
-        path.read_text(encoding="utf-8", errors="replace"), base_dir=path.parent, source=str(path)
-    )
+        raise ScenarioError(f"{label}: scenario file is larger than {MAX_SCENARIO_BYTES} bytes")
+    return parse_scenario_text(path.read_text(encoding="utf-8", errors="replace"), base_dir=path.parent, source=label)
 
 
 def parse_scenario_text(
