@@ -91,3 +91,24 @@ def test_a_sweep_process_on_a_store_held_by_another_process_exits_2_naming_it(tm
     assert json.loads(ran.stdout)["ran"] == 4
     records = [json.loads(line) for line in (out / "tasks.jsonl").read_text().splitlines()]
     assert [r["key"] for r in records][0] == "earlier" and len(records) == 5
+
+
+def test_the_cli_holds_the_store_while_it_draws_the_plots(tmp_path, monkeypatch):
+    # `servesim sweep` writes plots after the points: a second sweep on the same store then must still be
+    # refused (the lock covers the whole command, not only the runs).
+    import sim.present.sweep_plots as sweep_plots
+    from sim.cli.main import main
+
+    out = tmp_path / "out"
+    seen: list[str] = []
+
+    def plots_while_a_second_sweep_tries(sweep, points, folder):
+        with pytest.raises(ServesimError, match=BUSY):
+            ResultStore(out)
+        seen.append("refused")
+        return {}
+
+    monkeypatch.setattr(sweep_plots, "write_plots", plots_while_a_second_sweep_tries)
+    assert main(["sweep", str(write_sweep(tmp_path)), "--out", str(out), "--executor", "inprocess"]) == 0
+    assert seen == ["refused"]
+    ResultStore(out).release()  # and free once the command is done

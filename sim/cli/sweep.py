@@ -60,20 +60,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sim.present.progress import ProgressBar
 
     progress = ProgressBar() if not args.no_progress and not args.json and sys.stderr.isatty() else None
-    result = run_sweep(
-        sweep,
-        out,
-        executor=args.executor,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        dask_local=args.dask_local,
-        fresh=args.fresh,
-        progress=progress,
-    )
-    if not args.no_plots:
-        from sim.present.sweep_plots import write_plots
+    from sim.analysis.sweep.store import ResultStore
 
-        result.files.update(write_plots(sweep, result.points, Path(out) / "plots"))
+    with ResultStore(out) as store:  # held through the plots too: a second sweep on `out` is refused
+        result = run_sweep(
+            sweep,
+            out,
+            executor=args.executor,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            dask_local=args.dask_local,
+            fresh=args.fresh,
+            progress=progress,
+            store=store,
+        )
+        if not args.no_plots:
+            from sim.present.sweep_plots import write_plots
+
+            result.files.update(write_plots(sweep, result.points, Path(out) / "plots"))
     failed = result.failed_points
     if args.json:
         print(json.dumps(_json_summary(result), indent=2))

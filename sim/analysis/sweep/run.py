@@ -88,12 +88,14 @@ def run_sweep(
     fresh: bool = False,
     progress: "ProgressDisplay | None" = None,
     on_record: Callable[[dict], None] | None = None,
+    store: ResultStore | None = None,
 ) -> SweepResult:
     """Run the sweep's unfinished tasks, appending each record to `out_dir` as it lands, then write the
     tables. `fresh` forgets earlier results first. `on_record` sees each new record; `progress` (e.g.
-    sim/present/progress.py's bar) is told the counts as they change."""
+    sim/present/progress.py's bar) is told the counts as they change. `store`: a store the caller holds
+    (locked) for longer, e.g. while it draws the plots; else one is held for the run."""
     started = time.perf_counter()
-    store = ResultStore(out_dir)
+    store = store if store is not None else ResultStore(out_dir)
     if fresh:
         store.clear()
     points = sweep.points()
