@@ -20,17 +20,8 @@ from sim.spec.datafiles import PROJECT_ROOT, data_error, read_csv, read_numeric_
 from sim.spec.scenario import parse_scenario_text
 
 SECRETS = ("SECRET_COLUMN_XYZ", "SECRET_VALUE_123", "SECRET_KEY_ABC", "SECRET_LINE_TEXT")
-GOOD = """
-name: ok
-workload:
-  arrival: {process: poisson, rate_rps: 2.5}
-  requests: 1000
-stages:
-  - name: forward
-    kind: model
-    service_ms: {dist: exponential, mean: 100}
-"""
-EMPIRICAL = GOOD.replace("{dist: exponential, mean: 100}", "{dist: empirical, file: FILE}")
+from tests.test_security import EMPIRICAL, GOOD  # noqa: E402  (the same minimal scenario)
+
 PROFILE = GOOD.replace("service_ms: {dist: exponential, mean: 100}", "profile: FILE")
 
 
