@@ -344,7 +344,9 @@ def _number_slots(raw: dict) -> list[tuple]:
 
 def _strict_outcome(run, case: object) -> str:
     """A strict-type case must be a clear error: a result means the value was taken as a number."""
-    outcome = classify_outcome(run, case=case)
+    outcome = classify_outcome(run)
+    if outcome not in ACCEPTABLE and FAILURES:
+        FAILURES[-1] += f"  <- {json.dumps(case, default=str)[:300]}"
     if outcome.startswith("result"):
         OUTCOMES["taken (silent-wrong)"] += 1
         FAILURES.append(f"taken as a number  <- {json.dumps(case, default=str)[:300]}")
