@@ -5,8 +5,9 @@ mistake arrives here as a ServesimError and leaves as one clean line on stderr w
 number option of every command (calibrate's too) is read by `finite_float` / `whole_number`: NaN,
 infinity and 30-digit numbers are bad input, refused before any work.
 
-Exit codes (README, "Exit codes"; each command's --help): 0 ok; 2 bad input; 3 answered, but the result is
-unstable or nothing was served; 4 answered, but no candidate meets the SLO (`size`, a failing `validate`).
+Exit codes (README, "Exit codes"; each command's --help): 0 ok; 1 a sweep with failed points (sim/cli/sweep.py);
+2 bad input; 3 answered, but the result is unstable or nothing was served; 4 answered, but no candidate meets
+the SLO (`size`, a failing `validate`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ EXIT_USER_ERROR = 2
 EXIT_UNSTABLE = 3  # sim.metrics.invariants.EXIT_UNSTABLE
 EXIT_NO_CANDIDATE = 4
 EXIT_CODES_HELP = (
-    "exit status: 0 ok; 2 bad input (a file, field or option refused); 3 answered, but unstable or nothing "
+    "exit status: 0 ok; 1 sweep: some points failed (the others are stored); 2 bad input (a file, field or "
+    "option refused); 3 answered, but unstable or nothing "
     "served (the load outgrows the fleet); 4 answered, but no candidate meets the SLO (size, a failing validate)"
 )
 MAX_OPTION_CHARS = 40  # a number option longer than this is refused without being read
