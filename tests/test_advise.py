@@ -3,6 +3,8 @@ that apply are offered; the three warnings; the command line."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -255,7 +257,7 @@ def test_planner_advisor_tab_shows_the_recommendation():
     at.button(key="advise.run").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    recommendation = at.success[0].value
+    recommendation = re.sub(r"\\(.)", r"\1", at.success[0].value)  # as rendered: Markdown escapes dropped
     assert recommendation.startswith("**Recommendation:** preprocess on GPU (nvJPEG)")
     assert any("ranks above quantisation" in info.value for info in at.info)
 
