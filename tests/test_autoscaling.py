@@ -182,9 +182,10 @@ def test_cost_counts_every_paid_replica_second():
     for rep in (0, 1):
         timeline = result.run.timeline
         part = timeline[timeline["replication"] == rep].sort_values("time_ms", kind="stable")
-        # A load that follows the clock is measured over its horizon, from the end of the warm-up (here a
-        # share of the requests: from the last warm-up arrival).
-        t0 = log[(log["replication"] == rep) & log["warmup"]]["arrival_ms"].max()
+        # A load that follows the clock is measured over its horizon, from the end of the warm-up (here
+        # warmup_requests 0: from the start).
+        warmup = log[(log["replication"] == rep) & log["warmup"]]["arrival_ms"]
+        t0 = float(warmup.max()) if len(warmup) else 0.0
         t1 = 600_000.0
         expected.append(paid_replica_ms_by_hand(part, t0, t1) / (t1 - t0))
     assert result.summary["autoscaling"]["mean_replicas"] == pytest.approx(np.mean(expected))
