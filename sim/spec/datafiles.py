@@ -360,6 +360,8 @@ def parse_yaml(text: str, source: str, error: type[ServesimError], quote: bool =
         raise error(f"{source}: not valid YAML{where}{detail}") from None
     except RecursionError:
         raise error(f"{source}: YAML nested too deeply") from None
+    except ValueError:  # a number beyond what Python converts (e.g. thousands of digits), a bad timestamp
+        raise error(f"{source}: a value could not be read as a number or date (too many digits?)") from None
     size = expanded_size(data)
     if size > MAX_YAML_NODES:
         raise error(f"{source}: YAML expands to more than {MAX_YAML_NODES} values (repeated aliases?)")
