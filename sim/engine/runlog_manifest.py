@@ -190,6 +190,9 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+NUMBER_SUFFIXES = ("_ms", "_batch_id", "_batch_size", "_replica", "_instance")
+
+
 def check_requests(folder: Path, requests: pd.DataFrame, required: dict[str, str]) -> None:
     """What every request log the engine writes meets, checked per replication: the `required` columns
     (name -> "bool" / "number") are there with that kind; `request` numbers 0, 1, ... in order (no row
@@ -202,6 +205,9 @@ def check_requests(folder: Path, requests: pd.DataFrame, required: dict[str, str
         ok = pd.api.types.is_bool_dtype(dtype) if kind == "bool" else _is_number(dtype)
         if not ok:
             raise _refuse(folder, f"{where}: column {name!r} is not {'true/false' if kind == 'bool' else 'numeric'}")
+    for name in requests.columns:  # every per-stage figure the summary reads is a number
+        if name.endswith(NUMBER_SUFFIXES) and name not in required and not _is_number(requests[name].dtype):
+            raise _refuse(folder, f"{where}: column {name!r} is not numeric")
     replication = requests["replication"].to_numpy()
     reps, starts = np.unique(replication, return_index=True)
     if len(reps) > 1 and np.any(replication[1:] < replication[:-1]):
