@@ -52,7 +52,7 @@ fidelity: setup  # live ONNX Runtime serving vs prediction: 3 configurations x 2
 
 # 10,000 mutated scenarios and 10,000 `run` option sets; outcome counts in fuzz-report.json
 fuzz: setup
-	HYPOTHESIS_PROFILE=fuzz FUZZ_REPORT=fuzz-report.json $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py tests/test_fuzz_files.py tests/test_fuzz_runlog.py
+	HYPOTHESIS_PROFILE=fuzz FUZZ_REPORT=fuzz-report.json $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py tests/test_fuzz_files.py tests/test_fuzz_runlog.py tests/test_fuzz_sweeps.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

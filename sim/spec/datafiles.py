@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from sim.errors import DataFileError, ServesimError
 from sim.shipped import shipped_file, shipped_root
+from sim.spec.bounds import MAX_INT_DIGITS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Shipped data a scenario may always name: scenarios (and their traces), model profiles, data tables.
@@ -361,7 +362,9 @@ def parse_yaml(text: str, source: str, error: type[ServesimError], quote: bool =
     except RecursionError:
         raise error(f"{source}: YAML nested too deeply") from None
     except ValueError:  # a number beyond what Python converts (e.g. thousands of digits), a bad timestamp
-        raise error(f"{source}: a value could not be read as a number or date (too many digits?)") from None
+        raise error(
+            f"{source}: a number has more than {MAX_INT_DIGITS} digits (or a date is not one), past every limit"
+        ) from None
     size = expanded_size(data)
     if size > MAX_YAML_NODES:
         raise error(f"{source}: YAML expands to more than {MAX_YAML_NODES} values (repeated aliases?)")
