@@ -497,10 +497,16 @@ def _fcfs_fast_path(
     ready_ms: np.ndarray, cost: BatchCost, replicas: int, instances: int, rng: np.random.Generator
 ) -> ModelStageResult:
     n = len(ready_ms)
+    order = np.argsort(ready_ms, kind="stable")
     service = service_in_ready_order(ready_ms, cost, rng)
-    start, server = fcfs_servers(ready_ms, service, replicas * instances)
+    # A request that finds a free server starts at SimPy's clock when the feed appends it (now + (ready -
+    # now), which can round a hair off `ready`), as the fleet walk does.
+    start_sorted, server_sorted = fcfs_servers(_feed_clock(ready_ms[order]), service[order], replicas * instances)
+    start = np.empty(n)
+    server = np.empty(n, dtype=np.int64)
+    start[order], server[order] = start_sorted, server_sorted
     batch_id = np.empty(n, dtype=np.int64)
-    batch_id[np.argsort(ready_ms, kind="stable")] = np.arange(n)  # numbered in dispatch order
+    batch_id[order] = np.arange(n)  # numbered in dispatch order
     return ModelStageResult(
         start_ms=start,
         service_ms=service,
