@@ -186,10 +186,11 @@ def test_feed_clock_follows_simpy_rounding():
         ("least_outstanding", None, None, True),
         ("power_of_two", None, None, True),
         ("shared_queue", 10, None, False),
-        ("shared_queue", None, object(), False),
+        ("shared_queue", None, object(), True),
+        ("round_robin", None, object(), False),
     ],
 )
-def test_stateful_stages_keep_the_simpy_path(routing, queue_limit, autoscaling, applies):
+def test_which_stages_the_walk_takes(routing, queue_limit, autoscaling, applies):
     cost = ScaledSingle(Gamma(dist="gamma", mean=2.0, cv=0.5), 0.5)
     policy = DynamicBatching(policy="dynamic", max_batch_size=4, max_queue_delay_ms=1.0)
     assert recursion_applies(policy, routing, queue_limit, autoscaling, cost) is applies

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.engine.fleet_walk import walk_fixed
+from sim.engine.queue_walk import walk_fixed
 from sim.engine.routed_walk import walk_routed
 from sim.engine.routing import ROUTINGS as ROUTED, Router
 from sim.engine.service_draws import ServiceDraws
@@ -34,11 +34,13 @@ ROUTINGS = ("shared_queue", *ROUTED)
 
 
 def recursion_applies(policy, routing: str, max_queue_size: int | None, autoscaling, cost) -> bool:
-    """Whether the stage's outcome is a function of the ready times and service draws alone."""
+    """Whether the fleet walk reproduces the stage: any routing (autoscaling: the one shared queue), no
+    queue limit, a cost that depends on neither the busy instances nor the time, batches that leave on time
+    (a batcher's timer lateness is drawn in the event loop). Only the SimPy stage runs the others."""
     return (
         routing in ROUTINGS
+        and (autoscaling is None or routing == "shared_queue")
         and max_queue_size is None
-        and autoscaling is None
         and not cost.depends_on_busy_instances
         and not cost.depends_on_time
         and getattr(policy, "dispatch_overshoot_ms", None) is None  # timer lateness: drawn in the event loop
@@ -88,7 +90,7 @@ def solve_batches(
         router = Router(routing, replicas, routing_rng, n)
         draws = [ServiceDraws(cost, rng, rule.max_batch_size) for rng in replica_streams(service_rng, replicas)]
         queue_of, parts, keys = walk_routed(clock, ready_sorted, rule, draws, instances, router)
-        return _per_request(order, n, parts, keys, routing, instances, queue_of)
+        return batches_per_request(order, n, parts, keys, routing, instances, queue_of)
     if routing == "shared_queue":
         queue_of = np.zeros(n, dtype=np.int64)
         queues, servers, streams = 1, replicas * instances, [service_rng]
@@ -106,10 +108,10 @@ def solve_batches(
         batches, at_end = walk_fixed(clock[members], ready_sorted[members], rule, draws, servers, done_ms, ranks, q)
         parts.append((members, batches))
         keys.append(at_end)
-    return _per_request(order, n, parts, keys, routing, instances, queue_of)
+    return batches_per_request(order, n, parts, keys, routing, instances, queue_of)
 
 
-def _per_request(order, n, parts, keys, routing, instances, queue_of) -> StageBatches:
+def batches_per_request(order, n, parts, keys, routing, instances, queue_of) -> StageBatches:
     """Each queue's batches (consecutive runs of its sorted requests, in dispatch order) -> per request.
     Batch ids number every queue's batches by dispatch time as SimPy does."""
     start = np.empty(n)
@@ -129,8 +131,9 @@ def _per_request(order, n, parts, keys, routing, instances, queue_of) -> StageBa
         for batch, key in at_end:
             tie[offset + batch] = key
         offset += len(b.size)
-    rank = np.empty(len(starts), dtype=np.int64)
-    rank[np.lexsort((np.arange(len(starts)), tie[:, 2], tie[:, 1], tie[:, 0], starts))] = np.arange(len(starts))
+    rank = np.arange(len(starts), dtype=np.int64)  # one queue: its dispatch order
+    if len(parts) > 1:
+        rank[np.lexsort((np.arange(len(starts)), tie[:, 2], tie[:, 1], tie[:, 0], starts))] = np.arange(len(starts))
     first = 0
     for members, b in parts:
         target = order[members]

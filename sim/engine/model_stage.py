@@ -21,6 +21,7 @@ import simpy
 
 from sim.engine.batch_recursion import (
     _feed_clock,
+    batches_per_request,
     recursion_applies,
     service_in_ready_order,
     solve_batches,
@@ -102,6 +103,10 @@ def simulate_model_stage(
     if not force_simpy and fixed and policy.rule().max_batch_size == 1 and routing == "shared_queue":
         return _fcfs_fast_path(ready_ms, cost, replicas, instances, service_rng)
     if not force_simpy and recursion_applies(policy, routing, max_queue_size, autoscaling, cost):
+        if autoscaling is not None:
+            return _autoscaled_walk(
+                ready_ms, cost, policy, instances, service_rng, autoscaling, cold_start, cold_start_rng
+            )
         b = solve_batches(ready_ms, cost, policy, replicas, instances, routing, service_rng, routing_rng)
         return ModelStageResult(
             b.start_ms,
@@ -112,8 +117,6 @@ def simulate_model_stage(
             b.instance,
             np.zeros(len(ready_ms), dtype=bool),
         )
-    if not force_simpy and autoscaling is not None and _walkable(policy, routing, max_queue_size, cost):
-        return _autoscaled_walk(ready_ms, cost, policy, instances, service_rng, autoscaling, cold_start, cold_start_rng)
     sim = _StageSimulation(
         ready_ms,
         cost,
@@ -430,19 +433,6 @@ class _StageSimulation:
         )
 
 
-def _walkable(policy, routing: str, max_queue_size: int | None, cost) -> bool:
-    """Whether the fleet walk reproduces the stage: one shared queue, no queue limit, a cost that depends on
-    neither the busy instances nor the time, and batches that leave on time (timer lateness is drawn in the
-    event loop)."""
-    return (
-        routing == "shared_queue"
-        and max_queue_size is None
-        and not cost.depends_on_busy_instances
-        and not cost.depends_on_time
-        and getattr(policy, "dispatch_overshoot_ms", None) is None
-    )
-
-
 def _autoscaled_walk(
     ready_ms, cost, policy, instances, service_rng, autoscaling, cold_start, cold_start_rng
 ) -> ModelStageResult:
@@ -462,35 +452,18 @@ def _autoscaled_walk(
         cold_start_rng,
     )
     out = fleet.run()
-    b = out.batches
-    per_request = _per_request(order, n, b.size, b.start_ms, b.service_ms, b.server)
-    start, service, batch_id, batch_size, server = per_request
+    queue_of = np.zeros(n, dtype=np.int64)
+    b = batches_per_request(order, n, [(np.arange(n), out.batches)], [[]], "shared_queue", instances, queue_of)
     return ModelStageResult(
-        start_ms=start,
-        service_ms=service,
-        batch_id=batch_id,
-        batch_size=batch_size,
-        replica=out.replica_of_server[server],
-        instance=out.instance_of_server[server],
-        rejected=np.zeros(n, dtype=bool),
+        b.start_ms,
+        b.service_ms,
+        b.batch_id,
+        b.batch_size,
+        b.replica,
+        b.instance,
+        np.zeros(n, dtype=bool),
         timeline=out.timeline,
     )
-
-
-def _per_request(order: np.ndarray, n: int, size, start_ms, service_ms, server) -> tuple:
-    """Batches of one FIFO queue (dispatch order) -> per request in input order: start, service, batch id,
-    batch size, server. The batches are consecutive runs of the requests sorted by ready time."""
-    start = np.empty(n)
-    service = np.empty(n)
-    batch_id = np.empty(n, dtype=np.int64)
-    batch_size = np.empty(n, dtype=np.int64)
-    servers = np.empty(n, dtype=np.int64)
-    start[order] = np.repeat(start_ms, size)
-    service[order] = np.repeat(service_ms, size)
-    batch_id[order] = np.repeat(np.arange(len(size), dtype=np.int64), size)
-    batch_size[order] = np.repeat(size, size)
-    servers[order] = np.repeat(server, size)
-    return start, service, batch_id, batch_size, servers
 
 
 def _fcfs_fast_path(

@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.engine import compiled
 from sim.engine import fleet_kernel as k
-from sim.engine.fleet_walk import Batches, QueueWalk
+from sim.engine.queue_walk import Batches, QueueWalk
 from sim.engine.routing import Router
 from sim.engine.service_draws import ServiceDraws
 from sim.spec.batching import BatchRule
