@@ -1,8 +1,9 @@
 """Engine speed in simulated requests per CPU-second (process time, so a busy machine slows it less than
 wall time): the reference scenario and its round_robin × 8 variant through the event-free batch recursion
 and through the SimPy model stage it replaces (both in this run), a plain SimPy model of the reference,
-and the M/M/c fast path. Fast figures are repeated; the notes give the range. With numba installed (the
-`fast` extra) the FCFS and batch loops are compiled; SERVESIM_NO_NUMBA=1 measures the pure-Python ones."""
+the M/M/c fast path, and the autoscaled diurnal day through the fleet walk against its SimPy stage. Fast
+figures are repeated; the notes give the range. Stages of 500k+ requests run the compiled loops (numba, in
+the default install); SERVESIM_NO_NUMBA=1 measures the pure-Python ones."""
 
 from __future__ import annotations
 
@@ -200,7 +201,7 @@ def _autoscaled_rows(quick: bool, repeats: int) -> list[dict]:
         },
         {
             "name": "autoscale-diurnal (1 h): fleet walk / SimPy stage",
-            "value": (len(simpy_log) / simpy_s) and simpy_s / walk_s,
+            "value": simpy_s / walk_s,
             "unit": "×",
             "note": f"identical logs: {same}; walk {walk_s:.2f} s, SimPy {simpy_s:.2f} s CPU for {len(walk_log):,} requests",
         },

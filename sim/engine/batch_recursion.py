@@ -5,7 +5,7 @@ sim/engine/model_stage.py forms one batch at a time from the head of its queue, 
 contiguous run of the sorted ready times and its dispatch time follows from three numbers: when the
 previous batch left, when the first server frees, and when the head request is ready (then the wait for a
 batch that can leave at once, the queue delay, or the end of traffic). The fleet walk
-(sim/engine/fleet_walk.py) walks each queue batch by batch, reproducing the SimPy path exactly: same
+(sim/engine/queue_walk.py) walks each queue batch by batch, reproducing the SimPy path exactly: same
 batches, start times, servers and service draws in the same order. A shared queue is one walk over every
 server; routed queues (round_robin, random) are one walk each, over the replica's instances and from the
 replica's own service stream, so they never wait on one another. Load-aware routing (least_outstanding,

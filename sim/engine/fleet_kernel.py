@@ -1,4 +1,4 @@
-"""The inner loop of the fleet walk (sim/engine/fleet_walk.py): one FIFO queue, its warm servers, batch by
+"""The inner loop of the fleet walk (sim/engine/queue_walk.py): one FIFO queue, its warm servers, batch by
 batch, up to a stop time.
 
 One source, two engines: numba compiles `advance` (sim/engine/compiled.py) for large runs, and small runs call

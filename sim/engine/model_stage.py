@@ -4,10 +4,13 @@ One long-running process per model instance sleeps on a wake-up event while its 
 one timeout per *batch*; one process feeds requests in at their ready times. With shared-queue routing
 all instances pull from one central queue (an exact M/M/c for exponential service and no batching);
 otherwise a router sends each request to one replica's queue. With autoscaling, replicas start (after a
-cold start), serve, and drain (finish their batch, take no more) as the policy decides. Without batching,
-routing, queue limit or autoscaling the stage is a plain FCFS multi-server queue, computed without an
-event loop (sim/engine/fcfs.py); with batching, or fixed routing (round_robin, random), but still no queue
-limit, autoscaling or interference, an exact batch-by-batch recursion does the same (sim/engine/batch_recursion.py).
+cold start), serve, and drain (finish their batch, take no more) as the policy decides.
+
+This SimPy model is the definition, and the oracle of the event-free paths that run instead of it: batches
+of one on a shared queue are a plain FCFS multi-server queue (sim/engine/fcfs.py); every other routing,
+batching and autoscaling the fleet walk reproduces (sim/engine/batch_recursion.py, queue_walk.py,
+fleet_walk.py, routed_walk.py). SimPy itself runs only a queue limit, a cost that depends on the busy
+instances or the time, and a batcher's timer lateness.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The router looks at each replica's outstanding requests (queued + in service) when a request arrives, so the
 queues cannot be walked one after another as round_robin's are. Here every replica's queue is a fleet walk
-(sim/engine/fleet_walk.py) that grows as requests are routed to it: before each arrival, each queue is walked
+(sim/engine/queue_walk.py) that grows as requests are routed to it: before each arrival, each queue is walked
 up to that instant (only those that can do something before it), the router reads the outstanding counts,
 and the request joins the chosen queue. A queue walked up to an arrival never commits a batch that a later
 arrival could change, so this reproduces the SimPy stage exactly (tested request for request), each replica

@@ -3,7 +3,7 @@
 A policy holds no simulation state. It yields its `BatchRule` (`policy.rule()`): the batch to send at once
 for each queue length (0 = not yet), the largest batch, and how long the oldest request may wait (None:
 until the batch fills or traffic ends). Every engine path reads that one rule: the SimPy model stage (the
-oracle, sim/engine/model_stage.py), the fleet walk and its compiled twin (sim/engine/fleet_walk.py,
+oracle, sim/engine/model_stage.py), the fleet walk and its compiled twin (sim/engine/queue_walk.py,
 sim/engine/fleet_kernel.py). Adding a policy is one class here (its `rule`) plus its entry in
 `BatchingPolicy`; no engine tells policies apart by type.
 """
