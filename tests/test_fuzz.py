@@ -45,6 +45,10 @@ SHIPPED = (
 REQUESTS, REPLICATIONS = 300, 2
 EXAMPLE_SECONDS = 20
 FUZZ_MEMORY_LIMIT_BYTES = 150_000_000  # a fuzz run never needs more; bigger asks count as memory stops
+# Work the budget lets a fuzz case do: about 10 s of CPU at a third of a microsecond a unit, half the time
+# bound, so a case the budget lets through and still runs past EXAMPLE_SECONDS is an estimate off by over
+# 2× (counted as a hang), never a legitimately long run.
+FUZZ_WORK_LIMIT_UNITS = 3e7
 
 settings.register_profile(
     "ci", max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
@@ -114,8 +118,10 @@ def report():
 
 
 @pytest.fixture(autouse=True)
-def small_memory_limit(monkeypatch):
+def small_memory_and_work_limits(monkeypatch):
     monkeypatch.setattr(budget, "MEMORY_LIMIT_BYTES", FUZZ_MEMORY_LIMIT_BYTES)
+    monkeypatch.setattr(budget, "WORK_LIMIT_UNITS", FUZZ_WORK_LIMIT_UNITS)
+    monkeypatch.delenv(budget.WORK_LIMIT_ENV, raising=False)
 
 
 def _shipped(name: str) -> dict:

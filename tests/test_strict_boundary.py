@@ -293,3 +293,35 @@ def test_the_readme_states_every_exit_code():
     for code in ("`0`", "`1`", "`2`", "`3`", "`4`"):
         assert code in section
     assert WORK_LIMIT_ENV in readme
+
+
+# --- an LLM stage's work and memory grow with the tokens it generates --------------------------------------
+
+
+def _llm_with_output(tokens: int):
+    scenario = load_scenario(ROOT / "scenarios" / "llm-chat-continuous.yaml")
+    return scenario.with_overrides(
+        {
+            "workload.arrival": {"process": "poisson", "rate_rps": 5.0},
+            "workload.tokens": {"prompt": 512, "output": tokens},
+        }
+    )
+
+
+def test_llm_work_and_memory_grow_with_output_tokens():
+    from sim.spec.budget import estimate_run_bytes
+
+    short, long = _llm_with_output(20), _llm_with_output(2000)
+    assert estimate_run_work(long, 10_000, 1) > 5 * estimate_run_work(short, 10_000, 1)
+    assert estimate_run_bytes(long, 10_000, 1) > 5 * estimate_run_bytes(short, 10_000, 1)
+
+
+def test_the_whole_conversation_trace_five_times_over_is_refused_for_memory():
+    # Measured: one replication of the conversation trace peaks ~670 MB above the interpreter and each further
+    # one adds ~830 MB (the summary reads every replication's token times), so five need ~4 GB. The estimate
+    # counted 80 MB (requests × log columns) and the fuzz found the run taking minutes of swapping.
+    scenario = load_scenario(ROOT / "scenarios" / "llm-chat-continuous.yaml")
+    with pytest.raises(ScenarioError, match="memory limit") as error:
+        check_run_options(scenario, None, None, 5, keep_log=False)
+    assert str(error.value).startswith("workload.requests") or "requests" in str(error.value).split(":")[0]
+    check_run_options(scenario, None, None, 1, keep_log=False)

@@ -21,14 +21,22 @@ import math
 import numbers
 import os
 
+import numpy as np
+import pandas as pd
+
 from sim.errors import ScenarioError
 from sim.spec.bounds import MAX_S
 
 WORK_LIMIT_UNITS = 2e9
 WORK_LIMIT_ENV = "SERVESIM_WORK_LIMIT"
 # Engine work a request costs in each stage kind, in units (a delay stage's vectorised draw = 1): a model
-# stage walks its queue, an LLM stage schedules every decode iteration of every request it holds.
-_WORK_PER_KIND = {"delay": 1, "pool": 2, "model": 4, "llm": 500}
+# stage walks its queue; an LLM stage schedules its request, then every output token (`llm_work_per_request`).
+_WORK_PER_KIND = {"delay": 1, "pool": 2, "model": 4}
+LLM_WORK_PER_REQUEST = 100
+LLM_WORK_PER_TOKEN = 1.5
+LLM_BYTES_PER_REQUEST = 5_000
+LLM_BYTES_PER_TOKEN = 190
+_TOKEN_SAMPLE = 4096  # draws that estimate a token distribution's mean (fixed seed: the estimate is stable)
 _WORK_PER_CACHE = 1
 MEMORY_LIMIT_BYTES = int(float(os.environ.get("SERVESIM_MEMORY_LIMIT_GB", "4")) * 1e9)
 BYTES_PER_CELL = 8
@@ -63,9 +71,32 @@ def expected_requests(scenario, requests: int | None = None) -> tuple[float, str
     return horizon_ms / 1000.0 * scenario.workload.arrival.mean_rate_rps, "workload.duration_s"
 
 
-def work_per_request(scenario) -> int:
-    """Work units one request costs the engine, summed over the stages and caches."""
-    stages = sum(_WORK_PER_KIND.get(stage.kind, 4) for stage in scenario.stages)
+def mean_output_tokens(scenario, requests: float) -> float:
+    """Output tokens an LLM request generates on average: the mean of the trace column's first `requests`
+    values, or of a fixed-seed sample of the distribution. 1 when the tokens cannot be read: the engine
+    then refuses the run, naming the field."""
+    tokens = scenario.workload.tokens
+    if tokens is None:
+        return 1.0
+    if tokens.output is not None:
+        return float(np.mean(tokens.output.sample(np.random.default_rng(0), _TOKEN_SAMPLE)))
+    frame = getattr(scenario.workload.arrival, "_frame", None)
+    if frame is None or tokens.output_column not in frame().columns:
+        return 1.0
+    column = frame()[tokens.output_column]
+    keep = int(min(max(requests, 1), len(column)))
+    values = pd.to_numeric(column.iloc[:keep], errors="coerce").to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    return float(max(values.mean(), 1.0)) if len(values) else 1.0
+
+
+def work_per_request(scenario, requests: float = 1.0) -> float:
+    """Work units one request costs the engine, summed over the stages and caches (an LLM stage's grow
+    with the output tokens of the first `requests` requests)."""
+    llm = sum(stage.kind == "llm" for stage in scenario.stages)
+    stages = sum(_WORK_PER_KIND.get(stage.kind, 4) for stage in scenario.stages if stage.kind != "llm")
+    if llm:
+        stages += llm * (LLM_WORK_PER_REQUEST + LLM_WORK_PER_TOKEN * mean_output_tokens(scenario, requests))
     return stages + _WORK_PER_CACHE * len(scenario.caches)
 
 
@@ -73,7 +104,7 @@ def estimate_run_work(scenario, requests: int | None = None, replications: int |
     """Work units of a run: requests per replication × replications × `work_per_request`."""
     n, _ = expected_requests(scenario, requests)
     reps = scenario.replications if replications is None else replications
-    return n * reps * work_per_request(scenario)
+    return n * reps * work_per_request(scenario, n)
 
 
 def work_limit() -> float:
@@ -97,14 +128,23 @@ def check_run_work(scenario, requests: int | None = None, replications: int | No
     work = estimate_run_work(scenario, requests, reps)
     limit = work_limit()
     if not math.isfinite(work) or work > limit:
-        per = work_per_request(scenario)
+        per = work_per_request(scenario, n)
         stages = f"{len(scenario.stages)} stage" + ("s" if len(scenario.stages) != 1 else "")
         raise ScenarioError(
-            f"{field}: {n:.3g} requests × {reps} replications × {per} work units a request ({stages}) is "
+            f"{field}: {n:.3g} requests × {reps} replications × {per:.3g} work units a request ({stages}) is "
             f"{work:.3g} units of simulation, above the work limit of {limit:.3g} (about "
             f"{limit / 3e6 / 60:.0f} CPU minutes); lower the requests or replications, or "
             f"raise the limit with {WORK_LIMIT_ENV}=UNITS"
         )
+
+
+def llm_bytes_per_request(scenario, requests: float) -> float:
+    """Bytes an LLM stage holds for one request of a replication until the summary: its records, its decode
+    steps and its token times (`LLM_BYTES_PER_REQUEST` + `LLM_BYTES_PER_TOKEN` × mean output tokens)."""
+    llm = sum(stage.kind == "llm" for stage in scenario.stages)
+    if not llm:
+        return 0.0
+    return llm * (LLM_BYTES_PER_REQUEST + LLM_BYTES_PER_TOKEN * mean_output_tokens(scenario, requests))
 
 
 def streams_replications(scenario) -> bool:
@@ -123,7 +163,7 @@ def estimate_run_bytes(
     reps = scenario.replications if replications is None else replications
     log_bytes = log_columns(scenario) * BYTES_PER_CELL
     if keep_log or not streams_replications(scenario):
-        return n * reps * log_bytes * WORKING_COPIES
+        return n * reps * (log_bytes * WORKING_COPIES + llm_bytes_per_request(scenario, n))
     from sim.spec.scenario import time_dependent
 
     kept = WINDOW_POINT_BYTES if scenario.slo.budgets() and time_dependent(scenario) else 0
