@@ -339,6 +339,10 @@ class HardwareLever(Lever):
             return f"no relative speed known for hardware {current or '(unnamed)'}"
         if current == self.target:
             return f"already on {self.target}"
+        if any(stage.kind == "llm" for stage in scenario.stages):
+            return (
+                "an LLM stage's costs come from its profile: `servesim calibrate transfer` moves it to other hardware"
+            )
         return None
 
     def columns(self, scenario: Scenario) -> list[str]:
@@ -544,23 +548,25 @@ def _hardware_levers(scenario: Scenario) -> list[Lever]:
     current = (scenario.deployment.hardware.name or "").lower()
     if current not in HARDWARE_SPEED:
         return []
-    catalogue = {name: hw for name, hw in load_catalogue().items() if name in HARDWARE_SPEED and name != current}
+    from sim.metrics.cost import replica_usd_per_hour
+
+    full = load_catalogue()
+    catalogue = {name: replica_usd_per_hour(scenario, name, full) for name in full}
+    catalogue = {name: usd for name, usd in catalogue.items() if name in HARDWARE_SPEED and name != current}
     price = scenario.deployment.hardware.usd_per_hour or 0.0
     faster = sorted((n for n in catalogue if HARDWARE_SPEED[n] > HARDWARE_SPEED[current]), key=HARDWARE_SPEED.get)
-    cheaper = sorted(
-        (n for n in catalogue if catalogue[n].usd_per_hour < price), key=lambda n: -catalogue[n].usd_per_hour
-    )
+    cheaper = sorted((n for n in catalogue if catalogue[n] < price), key=lambda n: -catalogue[n])
     out = []
     for name in dict.fromkeys(faster[:1] + cheaper[:1]):
-        hw = catalogue[name]
+        usd = catalogue[name]
         out.append(
             HardwareLever(
                 name=f"hardware {current} -> {name}",
                 group="hardware",
                 family="hardware",
                 target=name,
-                usd_per_hour=hw.usd_per_hour,
-                reason=f"${hw.usd_per_hour:g}/h, forward x{HARDWARE_SPEED[name] / HARDWARE_SPEED[current]:.2g} "
+                usd_per_hour=usd,
+                reason=f"${usd:g}/h, forward x{HARDWARE_SPEED[name] / HARDWARE_SPEED[current]:.2g} "
                 "(approximate relative speed)",
             )
         )

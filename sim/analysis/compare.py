@@ -144,7 +144,7 @@ def _expand(key: str, value: str, scenario: Scenario, spec: str) -> dict[str, An
         except ValueError as exc:
             raise VariantError(f"--variant {spec!r}: {exc}") from None
     if key == "hardware":
-        return {"deployment.hardware": _hardware(value, spec)}
+        return {"deployment.hardware": _hardware(value, spec, scenario)}
     if key == "slo":
         return {"slo.p99_ms": _yaml_value(value, spec)}
     if "." not in key:
@@ -176,7 +176,9 @@ def _policy_call(value: str, spec: str) -> dict[str, Any]:
     return policy
 
 
-def _hardware(value: str, spec: str) -> dict[str, Any]:
+def _hardware(value: str, spec: str, scenario: Scenario) -> dict[str, Any]:
+    """`deployment.hardware` for a catalogue name, priced per replica (× the GPUs a replica holds)."""
+    from sim.metrics.cost import replica_hardware
     from sim.spec.hardware import load_catalogue
 
     catalogue = load_catalogue()
@@ -184,7 +186,7 @@ def _hardware(value: str, spec: str) -> dict[str, Any]:
         raise VariantError(
             f"--variant {spec!r}: hardware {value!r} is not in models/hardware.yaml ({', '.join(catalogue)})"
         )
-    return {"name": value, "usd_per_hour": catalogue[value].usd_per_hour}
+    return replica_hardware(scenario, value, catalogue)
 
 
 # --- running -------------------------------------------------------------------------------------------

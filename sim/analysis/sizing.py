@@ -31,6 +31,7 @@ from sim.analysis.sizing_search import (
     smallest_meeting,
 )
 from sim.errors import ServesimError
+from sim.metrics.cost import replica_usd_per_hour
 from sim.metrics.load import offered_load
 from sim.spec import transforms
 from sim.metrics.windows import slo_windows
@@ -59,6 +60,8 @@ class Candidate:
         if not self.own:
             overrides["deployment.hardware"] = {"name": self.name, "usd_per_hour": self.usd_per_hour}
         for stage in scenario.stages:
+            if isinstance(stage, LLMStage) and self.profile is not None:
+                overrides[f"stages.{stage.name}.profile"] = self.profile
             if isinstance(stage, ModelStage):
                 if self.profile is not None:
                     overrides[f"stages.{stage.name}"] = {
@@ -95,8 +98,33 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
         speedup = float(match["speedup"]) if match["speedup"] else 1.0
         if speedup <= 0:
             raise ServesimError(f"--hardware {item!r}: speedup must be positive")
-        candidates.append(Candidate(name, catalogue[name].usd_per_hour, speedup, match["profile"]))
+        _check_llm_candidate(item, name, speedup, match["profile"], scenario)
+        # Priced per replica (catalogue unit price × the GPUs a replica of the candidate holds), as `run` does.
+        with_profile = Candidate(name, None, profile=match["profile"]).apply(scenario)
+        price = replica_usd_per_hour(with_profile, name, catalogue)
+        candidates.append(Candidate(name, price, speedup, match["profile"]))
     return candidates
+
+
+def _check_llm_candidate(item: str, name: str, speedup: float, profile: str | None, scenario: Scenario) -> None:
+    """An LLM stage's costs come from its profile: a speed-up cannot scale them, and other hardware
+    without a profile would re-price the measured costs as that hardware's. Both are refused."""
+    for stage in scenario.stages:
+        if not isinstance(stage, LLMStage):
+            continue
+        if speedup != 1.0:
+            raise ServesimError(
+                f"--hardware {item!r}: a speed-up does not apply to LLM stage {stage.name!r} (its costs come from "
+                f"stages.{stage.name}.profile); give a profile instead: {name}=PROFILE "
+                f"(measured, or from `servesim calibrate transfer PROFILE --to {name}`)"
+            )
+        measured_on = stage.cost.profile.hardware
+        if profile is None and name != measured_on:
+            raise ServesimError(
+                f"--hardware {item!r}: LLM stage {stage.name!r} has costs measured on {measured_on} "
+                f"(stages.{stage.name}.profile); give a profile for {name}: {name}=PROFILE "
+                f"(measured, or from `servesim calibrate transfer PROFILE --to {name}`)"
+            )
 
 
 @dataclass

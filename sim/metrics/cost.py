@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.spec.scenario import ModelStage, Scenario
+from sim.spec.scenario import LLMStage, ModelStage, Scenario
 
 
 def replicas_paid(timeline: pd.DataFrame) -> np.ndarray:
@@ -58,12 +58,41 @@ def replica_time(scenario: Scenario, timeline: pd.DataFrame | None, t0: float, t
     )
 
 
+def gpus_per_replica(scenario: Scenario) -> int:
+    """Catalogue units (GPUs) one replica occupies: the tensor-parallel degree of its LLM stage's profile
+    (a TP4 replica holds 4 GPUs), else 1 (a model stage's instances share one accelerator)."""
+    return max(
+        (stage.cost.profile.tensor_parallel for stage in scenario.stages if isinstance(stage, LLMStage)), default=1
+    )
+
+
+def replica_usd_per_hour(scenario: Scenario, name: str, catalogue: dict | None = None) -> float:
+    """The price of one replica-hour on catalogue hardware `name`: its unit price × the GPUs a replica holds.
+    The one price function of `run`, `size`, `compare`, `advise` and the planner. A unit priced per
+    single-GPU instance counts one instance per GPU (an approximation for multi-GPU replicas)."""
+    if catalogue is None:
+        from sim.spec.hardware import load_catalogue
+
+        catalogue = load_catalogue()
+    return catalogue[name].usd_per_hour * gpus_per_replica(scenario)
+
+
+def replica_hardware(scenario: Scenario, name: str, catalogue: dict | None = None) -> dict:
+    """`deployment.hardware` for catalogue hardware `name`, priced per replica (see `replica_usd_per_hour`)."""
+    return {"name": name, "usd_per_hour": round(replica_usd_per_hour(scenario, name, catalogue), 6)}
+
+
 def price_usd_per_replica_hour(scenario: Scenario) -> float | None:
-    """The price of one replica-hour: the scenario's hardware, else the profile's measured hardware."""
-    price = scenario.deployment.hardware.usd_per_hour
-    if price is not None:
-        return price
+    """The price of one replica-hour: the scenario's hardware (a catalogue name alone is priced per replica,
+    × its GPUs), else the profile's measured hardware."""
+    hardware = scenario.deployment.hardware
+    if hardware.name and "usd_per_hour" not in hardware.model_fields_set:
+        return replica_usd_per_hour(scenario, hardware.name)
+    if hardware.usd_per_hour is not None:
+        return hardware.usd_per_hour
     for stage in scenario.stages:
+        if isinstance(stage, LLMStage) and stage.cost.profile.usd_per_hour is not None:
+            return stage.cost.profile.usd_per_hour
         if isinstance(stage, ModelStage) and stage.profile is not None:
             profile = measured_profile(stage)
             if profile is not None and profile.usd_per_hour is not None:

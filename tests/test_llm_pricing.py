@@ -1,0 +1,80 @@
+"""Honest LLM pricing (issue 22): a tensor-parallel replica costs TP × the GPU's catalogue price in `run`,
+`size`, `compare`, `advise` and the planner alike (one function, sim.metrics.cost.replica_usd_per_hour),
+and `--hardware NAME@X` on an LLM stage is refused, never ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.analysis.sizing import parse_candidates, probe
+from sim.errors import ServesimError
+from sim.metrics.cost import gpus_per_replica, price_usd_per_replica_hour, replica_hardware
+from sim.spec.hardware import load_catalogue
+from sim.spec.llm_cost import load_llm_profile
+from sim.spec.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAT = ROOT / "scenarios/llm-chat-continuous.yaml"
+H100 = ROOT / "models/llama2-70b-tp4-h100.yaml"
+RUN = dict(replications=2, requests=300, window_s=None)
+
+
+@pytest.fixture(scope="module")
+def chat():
+    return load_scenario(CHAT)
+
+
+def test_a_replica_holds_as_many_gpus_as_its_profile_is_tensor_parallel(chat):
+    assert gpus_per_replica(chat) == load_llm_profile(chat.stages[0].profile).tensor_parallel == 4
+
+
+def test_size_prices_a_tp4_replica_as_run_does(chat):
+    # `run` prices the scenario as written (4 × A100 80 GB per replica); `size --hardware a100-80gb` must
+    # reach the same $/h and $ per 1M tokens on the same runs, not one GPU-hour per replica.
+    gpu = load_catalogue()["a100-80gb"].usd_per_hour
+    run_price = price_usd_per_replica_hour(chat)
+    assert run_price == pytest.approx(4 * gpu)
+    (candidate,) = parse_candidates("a100-80gb", chat, load_catalogue())
+    assert candidate.usd_per_hour == pytest.approx(run_price)
+    as_written = probe(chat, "as written", 2, 1e9, seed=1, **RUN)
+    sized = probe(candidate.apply(chat), candidate.name, 2, 1e9, seed=1, **RUN)
+    assert sized.usd_per_hour == pytest.approx(as_written.usd_per_hour) == pytest.approx(2 * 4 * gpu)
+    assert sized.usd_per_1m_tokens == pytest.approx(as_written.usd_per_1m_tokens)
+
+
+def test_a_catalogue_name_alone_is_priced_per_replica(chat):
+    named = chat.with_overrides({"deployment.hardware": {"name": "h100-80gb"}})
+    assert price_usd_per_replica_hour(named) == pytest.approx(4 * load_catalogue()["h100-80gb"].usd_per_hour)
+
+
+def test_a_candidate_with_its_own_profile_is_priced_at_that_profiles_gpus(chat):
+    (candidate,) = parse_candidates(f"h100-80gb={H100}", chat, load_catalogue())
+    assert candidate.usd_per_hour == pytest.approx(4 * load_catalogue()["h100-80gb"].usd_per_hour)
+    assert candidate.apply(chat).stages[0].cost.profile.hardware == "h100-80gb"
+
+
+def test_compare_prices_hardware_per_replica(chat):
+    from sim.analysis.compare import parse_variant
+
+    variant = parse_variant("hardware=h100-80gb", chat)
+    assert variant.overrides["deployment.hardware"] == replica_hardware(chat, "h100-80gb")
+    assert replica_hardware(chat, "h100-80gb")["usd_per_hour"] == pytest.approx(
+        4 * load_catalogue()["h100-80gb"].usd_per_hour
+    )
+
+
+@pytest.mark.parametrize("item", ["h100-80gb@2", "a100-80gb@1.5", "h100-80gb"])
+def test_a_speedup_or_unmeasured_hardware_on_an_llm_stage_is_refused_naming_the_field(chat, item):
+    with pytest.raises(ServesimError, match=r"stages\.llm\.profile") as caught:
+        parse_candidates(item, chat, load_catalogue())
+    assert "\n" not in str(caught.value)
+
+
+def test_the_advisor_offers_no_speed_factor_for_an_llm_stage(chat):
+    from sim.analysis.advise_levers import HardwareLever
+
+    lever = HardwareLever(name="x", group="hardware", family="hardware", target="h100-80gb", usd_per_hour=1.0)
+    named = chat.with_overrides({"deployment.hardware": {"name": "a100-80gb"}})
+    assert "LLM" in (lever.applies(named) or "")
