@@ -84,3 +84,23 @@ def test_the_wheel_runs_a_scenario_priced_from_the_catalogue_outside_the_checkou
 
     assert summary["cost"]["usd_per_hour"] == pytest.approx(load_catalogue()["t4"].usd_per_hour)
     assert summary["latency_ms"]["p99"] > 0
+    by_name = subprocess.run(
+        [str(python), "-m", "sim.cli.main", "run", "mm3", "--requests", "2000", "--replications", "2", "--json"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert by_name.returncode == 0, by_name.stderr[-2000:]
+    assert json.loads(by_name.stdout)["scenario"] == "mm3"
+    listing = subprocess.run(
+        [str(python), "-m", "sim.cli.main", "scenarios"], cwd=work, capture_output=True, text=True, check=True
+    )
+    assert "llm-chat-continuous" in listing.stdout
+    copied = subprocess.run(
+        [str(python), "-m", "sim.cli.main", "init", "llm-chat-continuous", "mine"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert copied.returncode == 0, copied.stderr[-2000:]
+    assert (work / "mine" / "traces" / "azure-llm-conv-trace.csv").is_file()

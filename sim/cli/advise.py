@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from sim.cli.overrides import add_set_option
+from sim.cli.scenarios import scenario_argument
 
 
 def register(subparsers) -> None:
     advise = subparsers.add_parser(
         "advise", help="profile the scenario, then rank stacks of 1-3 levers by tail latency, cost and accuracy"
     )
-    advise.add_argument("scenario", type=Path, help="scenario YAML file")
+    advise.add_argument("scenario", type=scenario_argument, help="scenario YAML file or shipped scenario name")
     slo = advise.add_mutually_exclusive_group()
     slo.add_argument("--slo-p99-ms", type=float, help="p99 budget in ms (default: the scenario's slo)")
     slo.add_argument("--slo-p95-ms", type=float, help="p95 budget in ms instead")

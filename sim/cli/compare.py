@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from sim.cli.paths import check_compare_args
+from sim.cli.scenarios import scenario_argument
 from sim.errors import ServesimError
 
 
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
             "  servesim compare scenarios/bert-cpu.yaml --baseline --variant 'three:replicas=3' --out out/bert"
         ),
     )
-    parser.add_argument("scenario", type=Path, help="scenario YAML file")
+    parser.add_argument("scenario", type=scenario_argument, help="scenario YAML file or shipped scenario name")
     parser.add_argument(
         "--variant",
         "-v",

@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 
 from sim.cli.overrides import add_set_option, apply_set_options, parse_set_options  # noqa: F401 (re-exported)
+from sim.cli.scenarios import scenario_argument
 from sim.errors import ServesimError
 
 # servesim's own sub-commands; each module's `register(subparsers)` adds its parser and imports nothing
 # heavy (the work's imports happen when the command runs). Other packages (calibrate) add commands
 # through the `servesim.commands` entry-point group, so sim never imports them.
-COMMAND_MODULES = ("sim.cli.compare", "sim.cli.sweep", "sim.cli.size", "sim.cli.advise")
+COMMAND_MODULES = ("sim.cli.compare", "sim.cli.sweep", "sim.cli.size", "sim.cli.advise", "sim.cli.scenarios")
 ENTRY_POINT_GROUP = "servesim.commands"
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     run = subparsers.add_parser("run", help="simulate a scenario and print p50/p95/p99, throughput and cost")
-    run.add_argument("scenario", type=Path, help="scenario YAML file")
+    run.add_argument("scenario", type=scenario_argument, help="scenario YAML file or shipped scenario name")
     run.add_argument("--requests", type=int, help="requests per replication (overrides workload)")
     run.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
     run.add_argument("--replications", type=int, help="independent replications for 95%% CIs (default: scenario's, 5)")

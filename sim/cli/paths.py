@@ -40,7 +40,8 @@ def input_file(path: str | Path, option: str, max_bytes: int = MAX_INPUT_BYTES, 
     try:
         stat = path.stat()
     except FileNotFoundError:
-        raise ServesimError(f"{option}: file not found: {shown(path)}") from None
+        hint = " (`servesim scenarios` lists the shipped ones, which run by name)" if option == "scenario" else ""
+        raise ServesimError(f"{option}: file not found: {shown(path)}{hint}") from None
     except OSError as exc:
         raise ServesimError(f"{option}: cannot read {shown(path)} ({exc.strerror or exc})") from None
     if not path.is_file():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sim.cli.overrides import add_set_option
 from sim.cli.paths import check_size_args
+from sim.cli.scenarios import scenario_argument
 from sim.errors import ServesimError
 
 EXIT_NO_CANDIDATE = 4  # answered, but no candidate meets the SLO (sim/cli/main.py, README "Exit codes")
@@ -18,7 +19,7 @@ def register(subparsers) -> None:
     size = subparsers.add_parser(
         "size", help="smallest replicas (or autoscaling min_replicas) and cheapest hardware meeting a p99 SLO"
     )
-    size.add_argument("scenario", type=Path)
+    size.add_argument("scenario", type=scenario_argument, help="scenario YAML file or shipped scenario name")
     size.add_argument("--slo-p99-ms", type=float, help="p99 budget (default: the scenario's slo.p99_ms)")
     size.add_argument(
         "--slo-p95-ms", type=float, help="p95 budget, judged beside the p99 (default: the scenario's slo.p95_ms)"

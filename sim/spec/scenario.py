@@ -393,7 +393,7 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     label = shown(path)  # never an absolute server path in a message
     if not path.is_file():
-        raise ScenarioError(f"scenario file not found: {label}")
+        raise ScenarioError(f"scenario file not found: {label} (`servesim scenarios` lists the shipped ones by name)")
     if path.stat().st_size > MAX_SCENARIO_BYTES:
         raise ScenarioError(f"{label}: scenario file is larger than {MAX_SCENARIO_BYTES} bytes")
     return parse_scenario_text(path.read_text(encoding="utf-8", errors="replace"), base_dir=path.parent, source=label)
