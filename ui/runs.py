@@ -1,0 +1,161 @@
+"""Runs for the page: pure, cached by (scenario YAML, seed); the context every view draws from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from sim.analysis import compare, planner
+from sim.analysis.simulate import RunResult
+from sim.shipped import shipped_root
+from sim.engine.runlog import RunLog
+from sim.spec.scenario import Scenario, parse_scenario_text
+from ui.state import (
+    scoped,
+)
+
+
+SCENARIOS = shipped_root("scenarios") or Path("scenarios")  # the checkout's, or the installed package's
+
+
+PROGRESS_AFTER_S = 2.0  # runs expected to take longer show what they simulate, elapsed time and progress
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_run(
+    yaml_text: str,
+    base_dir: str,
+    requests: int | None,
+    replications: int | None,
+    horizon_budget: int | None,
+    seed: int,
+    _progress: bool = False,
+) -> tuple[dict, RunLog]:
+    scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
+    # Created inside the cached function, so that a cache hit replays it (and its removal) harmlessly.
+    bar = st.progress(0.0, text="Replication 1 …") if _progress else None
+    result = planner.run(
+        scenario,
+        planner.RunSize(requests, replications, horizon_budget),
+        seed=seed,
+        on_replication=(lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total} done"))
+        if bar is not None
+        else None,
+    )
+    if bar is not None:
+        bar.empty()
+    return result.summary, result.run
+
+
+def run_cached(scenario: Scenario, size: planner.RunSize, seed: int) -> RunResult:
+    """A cached run; one expected to take more than a couple of seconds shows its progress."""
+    long = planner.estimated_seconds(scenario, size) > PROGRESS_AFTER_S
+    summary, run = cached_run(
+        scenario.to_yaml(),
+        str(base_dir(scenario)),
+        size.requests,
+        size.replications,
+        size.horizon_budget,
+        seed,
+        _progress=long and planner.plan(scenario, size).replications > 1,
+    )
+    return RunResult(scenario=scenario, run=run, summary=summary)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_load_curve(yaml_text: str, base_dir: str, seed: int) -> pd.DataFrame:
+    return compare.load_curve(parse_scenario_text(yaml_text, base_dir=base_dir), seed=seed)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_replicas_curve(yaml_text: str, base_dir: str, seed: int, replicas: tuple[int, ...]) -> pd.DataFrame:
+    return compare.replicas_curve(parse_scenario_text(yaml_text, base_dir=base_dir), list(replicas), seed=seed)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_tradeoff(
+    yaml_text: str, base_dir: str, seed: int, policies: tuple[tuple[str, str], ...]
+) -> dict[str, pd.DataFrame]:
+    import yaml
+
+    scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
+    return compare.batching_tradeoff(scenario, {name: yaml.safe_load(p) for name, p in policies}, seed=seed)
+
+
+def base_dir(scenario: Scenario) -> Path:
+    return getattr(scenario, "_base_dir", SCENARIOS)
+
+
+@dataclass
+class Context:
+    scenario: Scenario
+    result: RunResult
+    size: planner.RunSize
+    seed: int
+
+    @property
+    def summary(self) -> dict:
+        return self.result.summary
+
+    @property
+    def slo_ms(self) -> float | None:
+        return self.scenario.slo.p99_ms
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.scenario.to_yaml(), str(base_dir(self.scenario)), self.seed
+
+
+def run_for_display(scenario: Scenario) -> Context:
+    seed = scenario.seed
+    key = (scenario.to_yaml(), seed)
+    precise = st.session_state.setdefault("_precise", {})
+    if key in precise:
+        summary, run = precise[key]
+        return Context(scenario, RunResult(scenario, run, summary), planner.PRECISE, seed)
+    seconds = planner.estimated_seconds(scenario, planner.QUICK)
+    text = (
+        f"Simulating {planner.describe(scenario, planner.QUICK)}: about {seconds:,.0f} s…"
+        if seconds > PROGRESS_AFTER_S
+        else "Simulating…"
+    )
+    with st.spinner(text, show_time=seconds > PROGRESS_AFTER_S):
+        result = run_cached(scenario, planner.QUICK, seed)
+    return Context(scenario, result, planner.QUICK, seed)
+
+
+def run_precise(scenario: Scenario) -> None:
+    seconds = planner.estimated_seconds(scenario, planner.PRECISE)
+    bar = st.progress(0.0, text="Precise run…")
+    with st.spinner(
+        f"Precise run: {planner.plan(scenario, planner.PRECISE).expected_requests:,.0f} requests × "
+        f"{planner.plan(scenario, planner.PRECISE).replications} replications, about {seconds:,.0f} s…",
+        show_time=True,
+    ):
+        result = planner.run(
+            scenario,
+            planner.PRECISE,
+            on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"),
+        )
+    bar.empty()
+    store = st.session_state.setdefault("_precise", {})
+    if len(store) >= 4:
+        store.pop(next(iter(store)))
+    store[(scenario.to_yaml(), scenario.seed)] = (result.summary, result.run)
+
+
+LONG_SWEEP_S = 10.0  # a sweep expected to take longer waits for the planner to ask for it
+
+
+def long_sweep_confirmed(ctx: Context, points: int, name: str) -> bool:
+    """True when a sweep of `points` short runs is quick, or the planner has asked for a long one."""
+    seconds = planner.estimated_seconds(ctx.scenario, planner.SWEEP) * points
+    if seconds <= LONG_SWEEP_S:
+        return True
+    return st.checkbox(
+        f"Run this sweep: {points} runs of {planner.describe(ctx.scenario, planner.SWEEP)}, about {seconds:,.0f} s",
+        key=scoped(f"{name}.go"),
+    )

@@ -1,0 +1,34 @@
+"""The autoscaling tab."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from ui.runs import (
+    Context,
+)
+
+
+def view_autoscaling(ctx: Context) -> None:
+    scaling = ctx.summary.get("autoscaling") or {}
+    cols = st.columns(4)
+    cols[0].metric(
+        "Mean replicas paid",
+        f"{scaling.get('mean_replicas', math.nan):,.2f}",
+        border=True,
+        help="time-weighted: starting, warm and draining replicas all cost money",
+    )
+    cols[1].metric("Mean warm replicas", f"{scaling.get('mean_warm_replicas', math.nan):,.2f}", border=True)
+    cols[2].metric("Peak replicas", f"{scaling.get('max_replicas', '–')}", border=True)
+    cols[3].metric("Cold starts per run", f"{scaling.get('cold_starts_per_replication', math.nan):,.1f}", border=True)
+    timeline = ctx.result.run.timeline
+    if timeline is None or timeline.empty:
+        st.info("This run recorded no replica timeline.")
+        return
+    from sim.present.timeline import timeline_figure
+
+    span_s = float(ctx.result.log["arrival_ms"].max()) / 1000.0
+    window_s = max(1.0, round(span_s / 48.0))
+    st.pyplot(timeline_figure(ctx.result.run, ctx.scenario, window_s), clear_figure=True)

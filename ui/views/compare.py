@@ -1,0 +1,107 @@
+"""The compare tab."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from sim.analysis import compare, planner
+from sim.errors import ServesimError
+from sim.metrics.summary import stage_columns
+from sim.present import charts, plots
+from ui.runs import (
+    Context,
+    run_cached,
+)
+from ui.state import (
+    scoped,
+)
+from ui.text import as_text
+
+
+def view_compare(ctx: Context) -> None:
+    stage = planner.model_stage_name(ctx.scenario)
+    default = (
+        "\n".join(
+            [
+                "no batching: batching=none",
+                "static 8: batching=static(batch_size=8,timeout_ms=20)",
+                "dynamic 8/2ms: batching=dynamic(max_batch_size=8,max_queue_delay_ms=2)",
+                "dynamic 32/5ms: batching=dynamic(max_batch_size=32,max_queue_delay_ms=5)",
+            ]
+        )
+        if stage
+        else "\n".join(
+            f"{n} replicas: replicas={n}"
+            for n in (ctx.scenario.deployment.replicas, ctx.scenario.deployment.replicas + 1)
+        )
+    )
+    st.caption(
+        "Two to four variants of the scenario shown above, on the same traffic and seed. One per line, "
+        "`NAME: SETTING, ...` — the syntax of `servesim compare --variant`."
+    )
+    text = st.text_area("Variants", default, height=120, key=scoped("compare.variants"))
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not 2 <= len(lines) <= 4:
+        st.warning("Give two to four variants, one per line.")
+        return
+    try:
+        variants = compare.parse_variants(lines, ctx.scenario)
+    except ServesimError as exc:
+        st.error(as_text(exc))
+        return
+    names = [variant.name for variant in variants]
+    baseline = st.selectbox("Baseline (deltas are against it)", names, key=scoped("compare.baseline"))
+    with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…", show_time=True):
+        comparison = compare.run_comparison(
+            ctx.scenario,
+            variants,
+            size=planner.QUICK,
+            seed=ctx.seed,
+            runner=lambda s, size, seed: run_cached(s, size, seed),
+        )
+    cells = planner.comparison_cells(comparison, baseline or names[0])
+    # Variant names head the columns: escaped as text (markdown_table escapes the `|` itself).
+    cells.columns = [as_text(name).replace("\\|", "|") for name in cells.columns]
+    st.markdown(compare.markdown_table(cells))
+    shaky = [r.variant.name for r in comparison.results if planner.unstable(r.summary)]
+    st.caption(
+        f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); [low, high] is the "
+        f"95% CI; Δ is the difference from **{baseline}**, ✱ significant at 5% (Welch's t-test on the "
+        f"per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
+        f"{planner.describe(ctx.scenario, planner.QUICK)} per variant."
+    )
+    for name in shaky:
+        st.warning(
+            f"**{as_text(name)}** is unstable: a queue grows without bound, so its latencies depend only on how long "
+            "the run is. It is left out of the charts and of the stars."
+        )
+    drawn = [r for r in comparison.results if r.variant.name not in shaky]
+    if drawn:
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Latency CDF by variant**")
+            p99 = {r.variant.name: r.summary["latency_ms"]["p99"] for r in drawn}
+            st.altair_chart(
+                charts.cdf_chart({r.variant.name: r.result.log for r in drawn}, ctx.slo_ms, p99_ms=p99),
+                width="stretch",
+            )
+        with right:
+            st.markdown("**Where latency lives, by variant**")
+            shares = {
+                r.variant.name: plots.stage_shares(
+                    r.result.log, stage_columns(r.scenario), totals=r.summary["latency_ms"]
+                )
+                for r in drawn
+            }
+            st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
+    from sim.present.report import report_zip
+
+    # Deferred: the PNGs of the report are drawn only when the button is clicked.
+    st.download_button(
+        "Download the comparison report (Markdown + PNGs, .zip)",
+        lambda: report_zip(comparison),
+        file_name=f"{ctx.scenario.name}-compare.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key="compare.download",
+    )

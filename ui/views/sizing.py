@@ -1,0 +1,235 @@
+"""The sizing tab."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+import streamlit as st
+
+from sim.analysis import planner
+from sim.present import plots
+from sim.spec.scenario import Scenario
+from ui.runs import (
+    Context,
+)
+from ui.state import (
+    scoped,
+)
+from ui.text import as_text
+
+
+def view_sizing(ctx: Context) -> None:
+    """`servesim size` in the planner: the smallest replicas (min_replicas when autoscaled) and the cheapest
+    hardware meeting a p99 SLO at a target rate, by the same search (sim.analysis.sizing.size)."""
+    from sim.analysis.sizing import parse_candidates, size
+    from sim.spec.hardware import load_catalogue
+
+    scenario = ctx.scenario
+    knob = "min_replicas" if scenario.deployment.autoscaling is not None else "replicas"
+    mean_rps = scenario.workload.arrival.mean_rate_rps
+    cols = st.columns([1, 1, 1, 2, 1], vertical_alignment="bottom")
+    target = cols[0].number_input(
+        "Target rate (req/s, mean)",
+        min_value=min(0.01, mean_rps),
+        value=float(mean_rps),
+        format="%g",
+        key=scoped("size.rate"),
+        help="The scenario's traffic scaled to this mean rate",
+    )
+    slo = cols[1].number_input(
+        "p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("size.slo")
+    )
+    p95 = cols[2].number_input(
+        "p95 SLO (ms)",
+        min_value=0.0,
+        value=float(scenario.slo.p95_ms or 0.0),
+        step=5.0,
+        key=scoped("size.p95"),
+        help="Optional (0: none): judged beside the p99",
+    )
+    catalogue = load_catalogue()
+    own = scenario.deployment.hardware.name
+    hardware = cols[3].text_input(
+        "Hardware candidates",
+        own if own in catalogue else "",
+        key=scoped("size.hardware"),
+        help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); "
+        "@2 = a forward pass twice as fast. Empty: the scenario's own hardware.",
+    )
+    go = cols[4].button("Size", type="primary", key="size.run")
+    if not slo and not p95:
+        st.info("Set a p99 (or p95) SLO to size against.")
+        return
+    budget = budget_text(slo, p95)
+    candidates = parse_candidates(hardware.strip() or None, scenario, catalogue)
+    sized = (
+        scenario
+        if math.isclose(target, mean_rps)
+        else scenario.with_overrides(planner.scale_load(scenario, target / mean_rps))
+    )
+    run_plan = planner.plan(sized, planner.QUICK)
+    replications = max(2, run_plan.replications)  # sizing judges by the CI's upper end: it needs two at least
+    key = (sized.to_yaml(), slo, p95, hardware, ctx.seed)
+    if go:
+        probes: list[str] = []
+        with st.status(f"Sizing {knob} for {budget} at {target:,.4g} req/s…", expanded=False) as status:
+
+            def shown(probe) -> None:
+                probes.append(
+                    f"Probe {len(probes) + 1}: {probe.hardware}, {knob} = {probe.replicas}: "
+                    f"p99 {plots.fmt_ms(probe.p99_ms)} → {probe.verdict}"
+                )
+
+            def progress(state) -> None:
+                status.update(label=" · ".join([*probes[-1:], sizing_eta(state)]))
+
+            result = size(
+                sized,
+                slo or None,
+                candidates,
+                slo_p95_ms=p95 or None,
+                replications=replications,
+                requests=run_plan.requests,
+                seed=ctx.seed,
+                on_probe=shown,
+                on_progress=progress,
+                workers=min(2, os.cpu_count() or 1),  # each probe's replications side by side (same answer)
+            )
+            status.update(label=f"Sized: {len(probes)} probes", state="complete")
+        st.session_state["_sizing"] = (key, result)
+    stored = st.session_state.get("_sizing")
+    if not stored or stored[0] != key:
+        windows = " and every window's p99 (the load changes over time)" if planner.time_dependent(sized) else ""
+        st.info(
+            f"Press *Size* to search {knob} on each candidate, galloping up (+1, +2, +4, …) to its ceiling until "
+            f"the 95% CI upper end{windows} is within {budget}, then bisecting "
+            f"({describe_probe(sized, run_plan, replications)} per probe); then re-check on fresh seeds."
+        )
+        return
+    show_sizing(stored[1], knob, slo, p95)
+
+
+def sizing_eta(state) -> str:
+    """'about 4 probes left (at most 9): about 2 min (at most 4 min)' for a sizing's SizingProgress."""
+    left = f"about {state.probes_expected:.0f} probes left (at most {state.probes_left})"
+    if state.eta_s is None:
+        return left
+    return f"{left}: about {duration_text(state.expected_eta_s)} (at most {duration_text(state.eta_s)})"
+
+
+def duration_text(seconds: float) -> str:
+    return f"{seconds / 60:,.0f} min" if seconds >= 90 else f"{seconds:,.0f} s"
+
+
+def budget_text(p99_ms: float, p95_ms: float) -> str:
+    """'p99 ≤ 100 ms and p95 ≤ 50 ms' for the budgets set (0: none)."""
+    given = (("p99", p99_ms), ("p95", p95_ms))
+    return " and ".join(f"{label} ≤ {value:g} ms" for label, value in given if value)
+
+
+def describe_probe(scenario: Scenario, run_plan: planner.RunPlan, replications: int) -> str:
+    what = f"{run_plan.requests:,} requests" if run_plan.requests is not None else "the whole horizon"
+    return f"{what} × {replications} replications"
+
+
+def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
+    import altair as alt
+
+    from sim.present.sizing_plot import searched_text
+
+    chosen = result.chosen
+    if chosen is None:
+        st.error(f"No candidate meets {budget_text(slo, p95)}.")
+    else:
+        cards = st.columns(4)
+        cards[0].metric(
+            f"Smallest {knob}", f"{chosen.replicas}", chosen.hardware, delta_color="off", delta_arrow="off", border=True
+        )
+        cards[1].metric(
+            "p99",
+            plots.fmt_ms(chosen.p99_ms),
+            f"95% CI {chosen.p99_ci95[0]:,.1f}–{chosen.p99_ci95[1]:,.1f} ms",
+            delta_color="off",
+            delta_arrow="off",
+            border=True,
+        )
+        cards[2].metric(
+            "$ per hour", f"${chosen.usd_per_hour:,.2f}" if chosen.usd_per_hour is not None else "–", border=True
+        )
+        cards[3].metric(
+            "$ per 1M queries",
+            f"${chosen.usd_per_1m_queries:,.2f}" if chosen.usd_per_1m_queries is not None else "–",
+            border=True,
+        )
+        recheck = result.recheck
+        st.success(
+            f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets {budget_text(slo, p95)}; re-checked on fresh seeds: "
+            f"p99 {plots.fmt_ms(recheck.p99_ms)} → {recheck.verdict}."
+        )
+        fewer = result.one_fewer_recheck
+        if fewer is not None:
+            worst = (
+                f", worst window p99 {plots.fmt_ms(fewer.worst_window_p99_ms)}"
+                if fewer.worst_window_p99_ms is not None
+                else ""
+            )
+            st.caption(
+                f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {plots.fmt_ms(fewer.p99_ms)} "
+                f"[{fewer.p99_ci95[0]:,.1f}, {fewer.p99_ci95[1]:,.1f}]{worst} → {fewer.verdict}."
+            )
+    for note in result.notes:
+        st.warning(as_text(note))
+    st.caption(searched_text(result.ranges, result.knob) + ".")
+    frontier = result.frontier()
+    if frontier.empty:
+        return
+    frontier = frontier.assign(
+        p99_low=frontier["p99_ci95"].map(lambda ci: ci[0]), p99_high=frontier["p99_ci95"].map(lambda ci: ci[1])
+    )
+    base = alt.Chart(frontier).encode(
+        x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False)),
+        color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", title=None)),
+    )
+    latency = base.mark_line(point=True).encode(
+        y=alt.Y("p99_ms:Q", title="p99 latency (ms)", scale=alt.Scale(type="log"))
+    ) + base.mark_errorbar().encode(y="p99_low:Q", y2="p99_high:Q")
+    if slo:
+        latency += alt.Chart(pd.DataFrame({"slo": [slo]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q")
+    cost = base.mark_line(point=True).encode(y=alt.Y("usd_per_1m_queries:Q", title="$ per 1M queries"))
+    left, right = st.columns(2)
+    left.altair_chart(latency.properties(title="p99 by " + knob, height=260), width="stretch")
+    right.altair_chart(cost.properties(title="cost by " + knob, height=260), width="stretch")
+    shown = [
+        "hardware",
+        "replicas",
+        "p99_ms",
+        "p99_low",
+        "p99_high",
+        *(["worst_window_p99_ms"] if frontier["worst_window_p99_ms"].notna().any() else []),
+        *(["p95_ms"] if p95 else []),
+        "usd_per_hour",
+        *(["usd_per_day"] if frontier["usd_per_day"].notna().any() else []),
+        "usd_per_1m_queries",
+        "verdict",
+    ]
+    st.dataframe(
+        frontier[shown]
+        .rename(
+            columns={
+                "replicas": knob,
+                "p99_ms": "p99 (ms)",
+                "p99_low": "CI low",
+                "p99_high": "CI high",
+                "worst_window_p99_ms": "worst window p99 (ms)",
+                "p95_ms": "p95 (ms)",
+                "usd_per_hour": "$/h",
+                "usd_per_day": "$/day",
+                "usd_per_1m_queries": "$/1M",
+            }
+        )
+        .style.format(precision=2),
+        hide_index=True,
+        width="stretch",
+    )

@@ -1,0 +1,32 @@
+"""The stages tab."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from sim.present import plots
+from ui.runs import (
+    Context,
+)
+
+
+def view_stages(ctx: Context) -> None:
+    stages = ctx.summary.get("stages") or {}
+    loads = ctx.summary.get("offered_load") or {}
+    if stages:
+        table = pd.DataFrame(stages).T.rename(columns=lambda c: f"{c} (ms)")
+        table.index = [name.replace("_queue", " (queue)") for name in table.index]
+        table["offered load"] = [f"{loads[name]:.0%}" if name in loads else "" for name in table.index]
+        table.index.name = "stage"
+        st.dataframe(table.style.format(precision=2), width="stretch")
+    utilization = ctx.summary.get("utilization")
+    if utilization is not None and math.isfinite(utilization):
+        st.caption(f"Model instances busy {utilization:.0%} of the time. Queue rows are waits before the stage.")
+    log = plots.measured(ctx.result.log)
+    if "batch_size" in log and (log["batch_size"] > 1).any():
+        counts = log.loc[log["batch_size"] > 0, "batch_size"].value_counts(normalize=True).sort_index()
+        st.markdown("**Batch sizes** (share of requests by the size of the batch they rode in)")
+        st.bar_chart(counts.rename("share of requests"), height=220)

@@ -1,0 +1,211 @@
+"""The verdict above the tabs: headline cards, the SLO sentence, where latency lives."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from sim.analysis import planner
+from sim.metrics.summary import stage_columns
+from sim.present import charts, plots
+from sim.present.units import fmt_interval, horizon_cost_text
+from sim.present.windows import window_verdict
+from sim.spec.scenario import time_dependent
+from ui.runs import (
+    Context,
+)
+from ui.text import as_text
+
+
+def ci_text(summary: dict, key: str) -> str:
+    """The 95% CI of latency `key` as '[low, high]' (ms), or 'n/a' where the run gives none."""
+    return fmt_interval((summary.get("latency_ms_ci95") or {}).get(key), lambda v: f"{v:,.{_decimals(v)}f}")
+
+
+def _decimals(value: float) -> int:
+    return 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+
+
+# Warnings shown beside the verdict rather than folded into the run's notes.
+LOUD_WARNINGS = ("unstable", "no confidence intervals")
+
+
+def show_verdict(ctx: Context) -> None:
+    summary = ctx.summary
+    budgets = (summary.get("slo") or {}).get("budgets") or {}
+    cards = st.columns(6)
+    for card, key in zip(cards, ("p50", "p95", "p99")):
+        value = summary["latency_ms"][key]
+        interval = ci_text(summary, key)
+        budget = budgets.get(f"{key}_ms")
+        card.metric(
+            f"{key} latency {interval if interval != 'n/a' else '[CI n/a]'}",
+            f"{value:,.1f} ms",
+            f"{value - budget:+,.1f} ms" if budget else None,
+            delta_color="inverse",
+            border=True,
+            help=f"[low, high] is the 95% confidence interval (ms) over {summary.get('replications')} replication(s)"
+            + (" (sections of one run: batch means)" if summary.get("replications") == 1 else "")
+            + "; n/a where the run gives no honest interval (see the warning)"
+            + (f"; the delta is the distance to the {key} SLO of {budget:g} ms" if budget else ""),
+        )
+    offered = ctx.scenario.workload.arrival.mean_rate_rps
+    cards[3].metric(
+        "Throughput",
+        f"{summary['throughput_rps']:,.1f}/s",
+        border=True,
+        delta=f"{(summary.get('rejected_fraction') or 0):.1%} rejected" if summary.get("rejected_fraction") else None,
+        delta_color="inverse",
+        help=f"requests served per second; offered {offered:,.1f} req/s",
+    )
+    cost = summary.get("cost") or {}
+    per_1m = cost.get("usd_per_1m_queries")
+    per_hour = cost.get("usd_per_hour")
+    beside = [f"${per_hour:,.2f}/h"] if per_hour else []
+    horizon = horizon_cost_text(cost)  # the CLI table's words for the same figure
+    cards[4].metric(
+        "$ per 1M queries",
+        f"${per_1m:,.2f}" if per_1m is not None else "–",
+        border=True,
+        delta=" · ".join(beside + ([horizon] if horizon else [])) or None,
+        delta_color="off",
+        delta_arrow="off",
+        help="hardware $/hour × replicas ÷ queries served per hour"
+        + ("; a day's (or the measured horizon's) replica-hours × $/hour" if horizon else ""),
+    )
+    loads = summary.get("offered_load") or {}
+    if loads:
+        busiest = max(loads, key=loads.get)
+        cards[5].metric(
+            "Busiest stage",
+            f"{loads[busiest]:.0%}",
+            busiest,
+            delta_color="off",
+            delta_arrow="off",
+            border=True,
+            help="offered load ρ of the stage closest to saturation (≥ 100%: the queue grows without bound)",
+        )
+
+    slo = summary.get("slo") or {}
+    p99, slo_ms = summary["latency_ms"]["p99"], ctx.slo_ms
+    if slo.get("met") is None:
+        st.info(f"No latency budget set: p99 is {plots.fmt_ms(p99)}. Set a p99 SLO in the sidebar to get a verdict.")
+    else:
+        low, high = (summary.get("latency_ms_ci95") or {}).get("p99") or (math.nan, math.nan)
+        close = math.isfinite(low) and low <= (slo_ms or 0) <= high
+        note = " The SLO is inside the 95% CI: too close to call on this run — run precisely." if close else ""
+        attained = slo.get("attainment")
+        share = f" ({attained:.1%} of requests within {slo_ms:g} ms)" if attained is not None else ""
+        if slo["met"]:
+            st.success(f"**Meets the SLO**: p99 {plots.fmt_ms(p99)} ≤ {slo_ms:g} ms{share}.{note}")
+        else:
+            failed = [k for k, ok in (slo.get("checks") or {}).items() if not ok]
+            st.error(f"**Misses the SLO** ({', '.join(failed)}): p99 {plots.fmt_ms(p99)} > {slo_ms:g} ms{share}.{note}")
+    per_window = window_verdict(slo.get("windows"))
+    if per_window:  # the same sentence as `servesim run` (sim.present.windows)
+        (st.error if (slo.get("windows") or {}).get("met") is False else st.info)(f"**Per window:** {per_window}.")
+    for warning in summary.get("warnings") or []:
+        if warning.startswith(LOUD_WARNINGS):
+            text = as_text(warning)
+            if warning.startswith("no confidence intervals") and ctx.scenario.replications > 1:
+                text += f" (*Run precisely* runs the scenario's {ctx.scenario.replications})"
+            st.warning(text)
+    quiet = [w for w in summary.get("warnings") or [] if not w.startswith(LOUD_WARNINGS)]
+    if quiet:
+        with st.expander(f"{len(quiet)} note(s) on this run"):
+            for warning in quiet:
+                st.caption(as_text(warning))
+
+
+def show_where_latency_lives(ctx: Context) -> None:
+    left, right = st.columns([1, 1])
+    latency = ctx.summary["latency_ms"]  # one p50 / p99 per page: the cards' (sim.metrics.summary)
+    shares = plots.stage_shares(ctx.result.log, stage_columns(ctx.scenario), totals=latency)
+    with left:
+        st.markdown("#### Where latency lives")
+        st.caption(dominant_stage_sentence(shares))
+        st.altair_chart(charts.stage_breakdown_chart(shares), width="stretch")
+    with right:
+        st.markdown("#### Latency distribution")
+        st.caption("CDF of end-to-end latency; the dot is p99, the dashed line the p99 SLO.")
+        st.altair_chart(charts.cdf_chart(ctx.result.log, ctx.slo_ms, p99_ms=latency["p99"]), width="stretch")
+    if time_dependent(ctx.scenario):
+        show_per_window(ctx)
+
+
+def show_per_window(ctx: Context) -> None:
+    """The run's p99 window by window, beside the one p99 of the cards (a load that changes over time)."""
+    from sim.metrics.timeline import windowed
+    from sim.metrics.windows import readable_window_s
+
+    log = ctx.result.log
+    window_s = readable_window_s(float(log["arrival_ms"].max()) / 1000.0)
+    st.markdown("#### Over time")
+    st.caption(
+        f"The p99 on the cards ({ctx.summary['latency_ms']['p99']:,.1f} ms) is the whole run's; here "
+        f"each {planner.format_duration(window_s)} window's own (every request arriving in it, warm-up "
+        "included, pooled over replications)."
+    )
+    st.dataframe(per_window_table(windowed(ctx.result.run, ctx.scenario, window_s)), width="stretch", hide_index=True)
+
+
+def per_window_table(windows: pd.DataFrame) -> pd.DataFrame:
+    """`sim.metrics.timeline.windowed` as the page shows it."""
+    columns = {
+        "start_s": "from",
+        "arrival_rps": "req/s",
+        "paid_replicas": "paid replicas",
+        "p50_ms": "p50 (ms)",
+        "p99_ms": "p99 (ms)",
+        "rejected_fraction": "rejected",
+        "usd_per_hour": "$/h",
+    }
+    table = windows[[c for c in columns if c in windows]].rename(columns=columns)
+    table["from"] = [clock_time(s) for s in windows["start_s"]]
+    return table.round(2)
+
+
+def clock_time(seconds: float) -> str:
+    from sim.present.windows import clock
+
+    return clock(seconds, with_seconds=seconds % 60 != 0)
+
+
+def dominant_stage_sentence(shares: pd.DataFrame) -> str:
+    """'At p99, preprocess takes 71% of the time (6% of it queueing).'"""
+    if shares.empty or "p99" not in shares.index:
+        return ""
+    row = shares.loc["p99"]
+    grouped: dict[str, float] = {}
+    for column, value in row.items():
+        grouped[column.removesuffix("_queue")] = grouped.get(column.removesuffix("_queue"), 0.0) + value
+    total = sum(grouped.values())
+    if total <= 0:
+        return ""
+    stage = max(grouped, key=grouped.get)
+    queue = row.get(f"{stage}_queue", 0.0)
+    queue_note = f" ({queue / total:.0%} of the total queueing for it)" if queue / total >= 0.02 else ""
+    return (
+        f"At p99, **{as_text(stage)}** takes {grouped[stage] / total:.0%} of a request's {total:,.1f} ms{queue_note}."
+    )
+
+
+def show_report_button(ctx: Context) -> None:
+    """One click: the page as a report folder (Markdown + PNGs + scenario + summary), zipped; the PNGs are
+    drawn only when the button is pressed."""
+    from urllib.parse import urlencode
+
+    from sim.present.page_report import page_report_zip
+
+    link = "the planner's address + ?" + urlencode(dict(st.query_params)) if st.query_params else None
+    described = planner.describe(ctx.scenario, ctx.size) + f", seed {ctx.seed}"
+    st.download_button(
+        "Report of this page (Markdown + PNGs, .zip)",
+        lambda: page_report_zip(ctx.result, described=described, link=link),
+        file_name=f"{ctx.scenario.name}-report.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key="page_report",
+    )
