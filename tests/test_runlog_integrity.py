@@ -242,3 +242,24 @@ def test_a_log_written_again_over_another_keeps_only_its_own_frames(tmp_path):
     save_run(simulate(scenario, requests=300, replications=1), folder, {"seed": 7})
     assert not (folder / "timeline.parquet").exists()
     assert load_run(folder).summary["requests"] > 0
+
+
+@pytest.mark.parametrize("change", ["nan", "doubled", "zeroed", "latency"])
+def test_a_changed_stage_column_is_refused_even_with_a_forged_manifest(log, capsys, change):
+    # A NaN, doubled or zeroed stage time (or a latency edited alone) passed a forged manifest: the summary
+    # then reported a stage mean of the changed column. A served request's stages add up to its latency.
+    frame = requests_of(log)
+    column = "latency_ms" if change == "latency" else "forward_ms"
+    frame.loc[7, column] = {"nan": np.nan, "doubled": 2 * frame.loc[7, column], "zeroed": 0.0}.get(
+        change, frame.loc[7, column] + 1.0
+    )
+    rewrite(log, frame, forge_manifest=True)
+    refused(log, capsys, "requests.parquet: row 7 (a served request)")
+
+
+def test_stage_times_of_every_shipped_kind_add_up_to_latency(tmp_path):
+    # The invariant the check relies on, on a log with caches, pools, batching and skipped stages.
+    scenario = load_scenario(ROOT / "scenarios" / "recsys-caches.yaml")
+    result = simulate(scenario, replications=1, seed=2)
+    save_run(result, tmp_path / "log", {"seed": 2, "requests": None, "replications": 1})
+    assert load_run(tmp_path / "log", keep_log=False).summary == result.summary
