@@ -600,6 +600,9 @@ def simulate_percentiles(scenario: dict, profiles: dict[str, dict] | None = None
     if "forward_batch_size" in frame:
         batches = frame.drop_duplicates(["replication", "forward_batch_id"])
         out["mean_batch_size"] = float(batches["forward_batch_size"].mean())
+        out["mean_service_ms"] = float(batches["forward_ms"].mean())  # per batch, as the servers log it
+    else:
+        out["mean_service_ms"] = float(frame["forward_ms"].mean())
     return out
 
 
@@ -909,6 +912,28 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(",") if x.strip())
 
 
+def _predict_only(directories: list[str], out: str | None) -> int:
+    """`--predict-only`: every cell of the saved runs predicted again, printed (and saved under `out`)."""
+    import sys
+
+    from calibrate.fidelity_offline import format_repredicted, repredict
+    from sim.errors import ServesimError
+
+    try:
+        runs = repredict(directories)
+    except ServesimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = format_repredicted(runs)
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "repredicted.txt").write_text(report + "\n", encoding="utf-8")
+        (folder / "repredicted.json").write_text(json.dumps(_jsonable(runs), indent=2, default=str), encoding="utf-8")
+    print(report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
@@ -918,8 +943,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", type=int, default=500, help="closed-loop requests per configuration")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-pin", action="store_true", help="let the OS place server and client processes")
-    parser.add_argument("--out", default="fidelity")
+    parser.add_argument(
+        "--out", default=None, help="folder for the results (default fidelity/; none with --predict-only)"
+    )
+    parser.add_argument(
+        "--predict-only",
+        nargs="+",
+        metavar="DIR",
+        help="re-predict saved runs (DIR/fidelity.json) with the current model; serves nothing",
+    )
     args = parser.parse_args(argv)
+    if args.predict_only:
+        return _predict_only(args.predict_only, args.out)
     configs = tuple(c.strip() for c in args.configs.split(",") if c.strip())
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -932,7 +967,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_fidelity(
         args.requests, args.runs, utilisations, args.calibration, configs, args.seed, pin=not args.no_pin
     )
-    out = Path(args.out)
+    out = Path(args.out or "fidelity")
     out.mkdir(parents=True, exist_ok=True)
     (out / "fidelity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     report = format_report(result)

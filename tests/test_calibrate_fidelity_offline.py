@@ -1,0 +1,169 @@
+"""`python -m calibrate.fidelity --predict-only DIR`: saved runs predicted again from their calibration
+alone, every cell with its errors, the in-situ diagnostics, and the leave-one-cell-out co-load model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibrate.fidelity import ERROR_LIMIT_PCT, main
+from calibrate.fidelity_offline import (
+    _co_load_factors,
+    format_repredicted,
+    load_saved_run,
+    reading,
+    repredict,
+    summary,
+)
+from sim.errors import DataFileError
+
+DATA = Path(__file__).parent / "data" / "realserver-quiet-2026-12-02"
+RUNS = [DATA / "run1", DATA / "run2"]
+
+
+@pytest.fixture(scope="module")
+def repredicted() -> list[dict]:
+    return repredict(RUNS)
+
+
+def test_every_cell_of_both_quiet_host_runs_is_predicted_again_with_its_error(repredicted):
+    assert [run["run"] for run in repredicted] == ["run1", "run2"]
+    for run, directory in zip(repredicted, RUNS):
+        saved = json.loads((directory / "fidelity.json").read_text())
+        assert len(run["cells"]) == len(saved["cells"]) == 6
+        for cell, saved_cell in zip(run["cells"], saved["cells"]):
+            assert (cell["config"], cell["utilisation"]) == (saved_cell["config"], saved_cell["utilisation"])
+            for row, saved_row in zip(cell["table"], saved_cell["table"]):
+                mean = float(np.mean([m[row["percentile"]] for m in saved_cell["measured"]]))
+                assert row["measured_mean_ms"] == pytest.approx(mean)
+                for model in ("isolated", "co_load"):
+                    predicted = row[model]["ms"]
+                    assert predicted > 0
+                    assert row[model]["error_pct"] == pytest.approx(100 * (predicted - mean) / mean)
+                # the isolated model is the one the live run used, from the same calibration: within its CI
+                low, high = saved_row["predicted_ci95"]
+                assert low - 1e-6 <= row["isolated"]["ms"] <= high + 1e-6
+                assert (row["isolated"]["verdict"] == "noisy") == (saved_row["verdict"] == "noisy")
+
+
+def test_the_runs_carry_no_request_logs_so_replay_comes_only_from_the_live_fifo1_cells(repredicted):
+    for run in repredicted:
+        assert run["request_logs"] is False
+        for cell in run["cells"]:
+            replayed = [row.get("in_situ_replay") for row in cell["table"]]
+            if cell["config"] == "fifo1":
+                assert all(r is not None and r["saved"] for r in replayed)
+            else:
+                assert all(r is None for r in replayed)
+
+
+def test_in_situ_mean_prediction_runs_at_the_logged_service_mean(repredicted):
+    """fifo1 / shared2: the in-situ slowdown is the logged mean over the simulated one; dynamic1 (no batch
+    log) the scale at which the simulated mean batch size meets the measured one."""
+    saved = json.loads((RUNS[1] / "fidelity.json").read_text())
+    for cell, saved_cell in zip(repredicted[1]["cells"], saved["cells"]):
+        if cell["config"] == "fifo1":
+            calibrated = np.mean(saved["calibration_samples"][saved["cells"].index(saved_cell)]["service_ms"])
+            assert cell["in_situ_factor"] == pytest.approx(saved_cell["service_ms_mean_in_situ"] / calibrated, rel=0.01)
+        if cell["config"] == "dynamic1":
+            assert cell["in_situ_source"] == "measured mean batch size"
+
+
+def test_co_load_factor_leaves_the_predicted_cell_out():
+    class Cell:
+        def __init__(self, config):
+            self.config, self.co_load_factor = config, None
+
+    runs = [
+        {"cells": [{"cell": Cell("fifo1"), "in_situ_factor": f} for f in (1.0, 1.2)]},
+        {"cells": [{"cell": Cell("fifo1"), "in_situ_factor": 1.5}, {"cell": Cell("shared2"), "in_situ_factor": 9}]},
+    ]
+    _co_load_factors(runs)
+    assert runs[0]["cells"][0]["co_load_factor"] == pytest.approx((1.2 + 1.5) / 2)
+    assert runs[0]["cells"][1]["co_load_factor"] == pytest.approx((1.0 + 1.5) / 2)
+    assert runs[1]["cells"][0]["co_load_factor"] == pytest.approx((1.0 + 1.2) / 2)
+    assert runs[1]["cells"][1]["co_load_factor"] == 1.0  # no other shared2 cell: nothing learned
+    own = Cell("fifo1")
+    own.co_load_factor = 1.07  # the cell's own co-load calibration wins
+    runs = [{"cells": [{"cell": own, "in_situ_factor": 2.0}, {"cell": Cell("fifo1"), "in_situ_factor": 3.0}]}]
+    _co_load_factors(runs)
+    assert (
+        runs[0]["cells"][0]["co_load_factor"] == 1.07 and runs[0]["cells"][0]["co_load_source"] == "co-load calibration"
+    )
+
+
+def test_a_miss_is_read_as_service_time_or_queueing_model():
+    limit = ERROR_LIMIT_PCT["p95"]
+
+    def row(mean_error, replay_error=None):
+        out = {"percentile": "p95", "isolated": {"error_pct": -30.0, "verdict": "miss"}}
+        out["in_situ_mean"] = {"error_pct": mean_error}
+        if replay_error is not None:
+            out["in_situ_replay"] = {"error_pct": replay_error}
+        return out
+
+    assert reading(row(-limit / 2)) == "service time"
+    assert reading(row(-2 * limit, -limit / 2)) == "queueing model"
+    assert reading(row(-2 * limit, -2 * limit)) == "neither alone"
+    assert reading({**row(0.0), "isolated": {"error_pct": 1.0, "verdict": "ok"}}) == ""
+
+
+def test_summary_counts_judged_percentiles_and_flags_low_tails(repredicted):
+    run1 = summary(repredicted[0], "isolated")
+    assert run1["judged"] == 7  # the live run's count: judging depends on the measurements only
+    assert any("shared2 0.8 p95" in flag for flag in run1["below_limit"])
+
+
+def test_predict_only_prints_every_cell(capsys, tmp_path):
+    assert main(["--predict-only", str(RUNS[0]), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    rows = [
+        line
+        for line in printed.splitlines()
+        if line.split()[:1] and line.split()[0] in ("fifo1", "shared2", "dynamic1")
+    ]
+    assert len(rows) == 18
+    assert (tmp_path / "repredicted.txt").read_text().strip() == printed.strip()
+    assert json.loads((tmp_path / "repredicted.json").read_text())[0]["run"] == "run1"
+
+
+def test_format_names_models_and_missing_logs(repredicted):
+    text = format_repredicted(repredicted[:1])
+    assert "no per-request logs" in text and "co-load" in text and "in-situ replay" in text
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda d: d["cells"][2].__setitem__("rate_rps", -1), "cells.2.rate_rps"),
+        (lambda d: d["cells"][0].__setitem__("config", "fifo9"), "cells.0.config"),
+        (lambda d: d["calibration_samples"].pop(), "calibration_samples needs one entry per cell"),
+        (lambda d: d["calibration_samples"][4].pop("batch_ms"), "calibration_samples.4"),
+    ],
+)
+def test_bad_saved_run_is_one_line_naming_file_and_field(tmp_path, capsys, edit, field):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    data = json.loads((RUNS[0] / "fidelity.json").read_text())
+    edit(data)
+    (folder / "fidelity.json").write_text(json.dumps(data))
+    with pytest.raises(DataFileError, match="fidelity.json"):
+        load_saved_run(folder)
+    assert main(["--predict-only", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and field in err and "fidelity.json" in err
+    assert str(tmp_path) not in err
+
+
+def test_missing_or_unreadable_run_exits_2(tmp_path, capsys):
+    assert main(["--predict-only", str(tmp_path / "nowhere")]) == 2
+    assert "not found" in capsys.readouterr().err
+    shutil.copytree(RUNS[0], tmp_path / "copy")
+    (tmp_path / "copy" / "fidelity.json").write_text("{not json")
+    assert main(["--predict-only", str(tmp_path / "copy")]) == 2
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and "{not json" not in err
