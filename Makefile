@@ -47,8 +47,8 @@ lint: setup
 bench: setup
 	$(BIN)/python -m benchmarks.run
 
-fidelity: setup  # live ONNX Runtime serving vs prediction: 3 configurations x 2 loads x 2 runs, about 2 minutes (noisy on a shared host)
-	$(BIN)/python -m calibrate.fidelity --out fidelity
+fidelity: setup  # live ONNX Runtime serving vs prediction: 3 configurations x 2 loads x 2 runs, about 2 minutes (noisy on a shared host); ARGS="--predict-only DIR" re-predicts a saved run
+	$(BIN)/python -m calibrate.fidelity --out fidelity $(ARGS)
 
 # 10,000 mutated scenarios and 10,000 `run` option sets; outcome counts in fuzz-report.json
 fuzz: setup
