@@ -5,14 +5,18 @@ sequences by recompute. With `chunked_prefill`, every iteration decodes all runn
 the rest of the token budget with prefill chunks (Sarathi-Serve).
 
 Decoding sequences are not touched per step: a sequence joining the decode set at replica step `s` with
-KV length `p` has KV length `p + (S - s) + 1` during step `S`, needs a new block every `block_size`
-steps and finishes at a known step; two heaps keyed by step number deliver those events.
+KV length `p` has KV length `p + (S - s) + 1` during step `S` and finishes at a known step (a heap keyed by
+step number delivers those); it needs a new block at every step `S >= s` with `S ≡ s - p (mod block_size)`,
+so the blocks a step claims are the count of sequences of that phase (`due_by_phase`), with no per-step event.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+from bisect import bisect_left
 from collections import deque
+from itertools import accumulate
 
 import numpy as np
 
@@ -36,13 +40,14 @@ class ContinuousScheduler(LLMScheduler):
         self.generated = [0] * n  # tokens emitted so far, per request
         self.kv_len = [0] * n  # KV length right after the last (re)prefill
         self.join_step = [0] * n
+        self.phase = [0] * n  # the step number modulo block_size at which the sequence claims a block
+        self.due_by_phase = [0] * self.bs  # sequences of the decode set per phase
         self.epoch = [0] * n
         self.prefill_end_ms = [0.0] * n
         self.running: set[int] = set()  # sequences in the decode set
         self.base_sum = 0  # Σ (kv_len - join_step + 1) over the decode set: Σ context = base_sum + n·step
         self.base_sq_sum = 0  # Σ of its squares (KV-off recompute cost)
         self.finish_heap: list[tuple[int, int, int]] = []  # (last step, epoch, request)
-        self.block_heap: list[tuple[int, int, int]] = []  # (step needing a new block, epoch, request)
         self.prefilling: deque[list[int]] = deque()  # [request, tokens left to compute, kv length] (chunked)
         self._chunks: list[tuple[list[int], int]] = []  # this iteration's prefill work: ([request, left, kv], take)
         self._decoding = 0
@@ -79,7 +84,9 @@ class ContinuousScheduler(LLMScheduler):
         self.base_sq_sum += base * base
         epoch = self.epoch[request]
         heapq.heappush(self.finish_heap, (s + left - 1, epoch, request))
-        heapq.heappush(self.block_heap, (s + (-kv) % self.bs, epoch, request))
+        phase = (s - kv) % self.bs
+        self.phase[request] = phase
+        self.due_by_phase[phase] += 1
 
     def _leave_decode(self, request: int) -> int:
         """Remove from the decode set; return the decode steps it did since joining."""
@@ -88,6 +95,7 @@ class ContinuousScheduler(LLMScheduler):
         base = self.kv_len[request] - self.join_step[request] + 1
         self.base_sum -= base
         self.base_sq_sum -= base * base
+        self.due_by_phase[self.phase[request]] -= 1
         return self.step - self.join_step[request]
 
     def _preempt(self, request: int) -> None:
@@ -169,8 +177,9 @@ class ContinuousScheduler(LLMScheduler):
 
     def _plan_quiet_decode(self, now_ms: float) -> float | None:
         """Decode steps during which nothing can change — no request arrives for this replica, none
-        finishes before the last of them, no block can run short — fused into one timeout. The result is
-        the same as one event per step (each step is still logged and timed): only the event count drops."""
+        finishes before the last of them, no block can run short — fused into one timeout and one record.
+        The result is the same as one event per step (each step is still logged and timed): only the
+        event count drops."""
         heap, epoch = self.finish_heap, self.epoch
         while heap and heap[0][1] != epoch[heap[0][2]]:
             heapq.heappop(heap)
@@ -178,39 +187,19 @@ class ContinuousScheduler(LLMScheduler):
         steps = min(heap[0][0] - s + 1, MAX_STEPS_PER_EVENT)
         # Each sequence needs at most one new block per block_size steps (plus one at the first step).
         steps = min(steps, (self.free // n - 1) * self.bs) if self.free >= 2 * n else 1
+        if steps <= 1:
+            return None
         context0 = self.base_sum + n * s
-        base_ms, kv_ms = self.cost.decode_step_ms(n, 0), self.cost.kv_ms_per_token
-        arrival_ms = self.arrivals.next_ms()
-        # Plain Python: runs are short (tens of steps), where numpy's per-call overhead would dominate.
-        durations: list[float] = []
-        ends: list[float] = []
-        t = now_ms
-        for j in range(steps):
-            d = base_ms + kv_ms * (context0 + n * j)  # as decode_step_ms(n, context) step by step
-            t += d
-            durations.append(d)
-            ends.append(t)
-            if t >= arrival_ms:  # the replica must decide at the end of this step
-                break
+        base_ms = self.cost.decode_step_ms(n, 0)
+        ends = decode_run_ends(now_ms, steps, base_ms, self.cost.kv_ms_per_token, context0, n, self.arrivals.next_ms())
         steps = len(ends)
         if steps <= 1:
             return None
         used = self.num_blocks - self.free
-        block_heap, bs, last = self.block_heap, self.bs, s + steps
-        kv_blocks = [used] * steps
-        if block_heap and block_heap[0][0] < last:
-            dues = [0] * steps
-            while block_heap and block_heap[0][0] < last:
-                due, e, request = heapq.heappop(block_heap)
-                if e != epoch[request]:
-                    continue
-                dues[due - s] += 1
-                heapq.heappush(block_heap, (due + bs, e, request))
-            for j in range(steps):
-                used += dues[j]
-                kv_blocks[j] = used
-            self.free = self.num_blocks - used
-        self.ledger.fused_iterations(now_ms, durations, ends, self.replica, n, kv_blocks)
+        bs = self.bs
+        due = tuple(self.due_by_phase[(s + k) % bs] for k in range(bs))
+        self.free -= (steps // bs) * n + sum(due[: steps % bs])
+        self.ledger.fused_run(self.replica, now_ms, ends, base_ms, context0, n, used, due)
         self._fused = steps
         self._fused_ends = ends
         self._decoding = n
@@ -259,24 +248,14 @@ class ContinuousScheduler(LLMScheduler):
 
     def _reserve_decode_blocks(self) -> None:
         """Blocks for this decode step's new tokens; preempt the most recent sequences while they lack."""
-        s, heap, epoch, running = self.step, self.block_heap, self.epoch, self.running
-        if not heap or heap[0][0] > s:
-            return
-        due: list[int] = []
-        while heap and heap[0][0] <= s:
-            _, e, request = heapq.heappop(heap)
-            if e == epoch[request]:
-                due.append(request)
-        while len(due) > self.free:
+        phase = self.step % self.bs
+        due_by_phase, running = self.due_by_phase, self.running
+        while due_by_phase[phase] > self.free:
             victim = max(running, key=self._rank)
-            self._preempt(victim)
+            self._preempt(victim)  # leaves its phase
             self._preempted += 1
-            if victim in due:
-                due.remove(victim)
             self.waiting.appendleft(victim)
-        self.free -= len(due)
-        for request in due:
-            heapq.heappush(heap, (s + self.bs, epoch[request], request))
+        self.free -= due_by_phase[phase]
 
     def _rank(self, request: int) -> tuple[float, int]:
         return (self.ready_ms[request], request)
@@ -284,9 +263,7 @@ class ContinuousScheduler(LLMScheduler):
     def finish(self, now_ms: float) -> None:
         ledger = self.ledger
         if self._fused:
-            ends = self._fused_ends
-            now_ms = ends[-1]
-            ledger.decode_end_ms[self.replica].extend(ends)
+            now_ms = self._fused_ends[-1]
             done_step = self.step + self._fused - 1
             self.step += self._fused
         elif self._decoding:
@@ -314,3 +291,39 @@ class ContinuousScheduler(LLMScheduler):
         else:
             for (request, _, _), _ in self._chunks:
                 self._join_decode(request, now_ms)
+
+
+def decode_run_ends(
+    start_ms: float, steps: int, base_ms: float, kv_ms_per_token: float, context0: int, batch: int, stop_ms: float
+) -> list[float]:
+    """End times of up to `steps` decode steps of one batch from `start_ms`, step j costing `base_ms +
+    kv_ms_per_token × (context0 + batch × j)`, stopping after the first that ends at or after `stop_ms`.
+    Summed one step after the other, as one event per step would (so the same bits); how many steps are
+    needed to reach `stop_ms` is first solved in closed form (the ends are a quadratic in the step count),
+    so that only those are summed."""
+    count = min(
+        steps, _steps_to_reach(stop_ms - start_ms, base_ms + kv_ms_per_token * context0, kv_ms_per_token * batch) + 1
+    )
+    while True:
+        ends = list(
+            accumulate([base_ms + kv_ms_per_token * (context0 + batch * j) for j in range(count)], initial=start_ms)
+        )
+        del ends[0]
+        cut = bisect_left(ends, stop_ms)
+        if cut < count:
+            return ends[: cut + 1]
+        if count == steps:
+            return ends
+        count = steps  # the closed form fell short by rounding: sum them all
+
+
+def _steps_to_reach(span_ms: float, first_ms: float, growth_ms: float) -> int:
+    """About the least m with m·first_ms + growth_ms·m(m − 1)/2 >= span_ms (steps of first_ms growing by
+    growth_ms each); a huge number when span_ms is infinite."""
+    if not math.isfinite(span_ms):
+        return MAX_STEPS_PER_EVENT
+    if span_ms <= 0:
+        return 1
+    a, b = growth_ms / 2, first_ms - growth_ms / 2
+    m = span_ms / b if a == 0 else (math.sqrt(b * b + 4 * a * span_ms) - b) / (2 * a)
+    return max(1, math.ceil(m))

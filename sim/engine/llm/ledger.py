@@ -8,6 +8,8 @@ segments after the run, so the engine never does per-token work.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -25,10 +27,30 @@ ITERATION_COLUMNS = (
 )
 
 
-class Ledger:
-    """Per-request records (arrays indexed by request) plus the iteration timeline (lists of columns)."""
+@dataclass
+class FusedRuns:
+    """Runs of decode steps of one unchanged batch (no prefill, nobody waiting, no preemption), one record
+    per run, as columns. Step j of a run (0-based) costs `base_ms + kv_ms_per_token × (context0 + batch × j)`
+    (the decode cost with its KV growing by one token per sequence and step); its end time is kept in the
+    replica's list of decode-step ends from `first`; its blocks in use are `blocks0` plus the blocks claimed
+    up to it: `due_by_phase[k]` sequences claim one at every step whose number modulo the block size is
+    (the run's first step + k)."""
 
-    def __init__(self, n: int, replicas: int) -> None:
+    replica: list[int] = field(default_factory=list)
+    first: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    start_ms: list[float] = field(default_factory=list)
+    base_ms: list[float] = field(default_factory=list)
+    context0: list[int] = field(default_factory=list)
+    batch: list[int] = field(default_factory=list)
+    blocks0: list[int] = field(default_factory=list)
+    due_by_phase: list[tuple[int, ...]] = field(default_factory=list)
+
+
+class Ledger:
+    """Per-request records (arrays indexed by request) plus the iteration timeline (rows, and fused runs)."""
+
+    def __init__(self, n: int, replicas: int, kv_ms_per_token: float = 0.0) -> None:
         self.first_scheduled_ms = np.full(n, np.nan)
         self.first_token_ms = np.full(n, np.nan)
         self.last_token_ms = np.full(n, np.nan)
@@ -42,7 +64,8 @@ class Ledger:
         self.seg_steps: list[int] = []
         self.decode_end_ms: list[list[float]] = [[] for _ in range(replicas)]
         self.iterations: list[tuple] = []  # one tuple per iteration, fields as ITERATION_COLUMNS
-        self._fused: list[tuple] = []  # runs of decode steps logged at once (see fused_iterations)
+        self.kv_ms_per_token = kv_ms_per_token
+        self.fused = FusedRuns()
 
     def segment(self, request: int, replica: int, prefill_end_ms: float, first_step: int, steps: int) -> None:
         self.seg_request.append(request)
@@ -51,48 +74,83 @@ class Ledger:
         self.seg_first_step.append(first_step)
         self.seg_steps.append(steps)
 
-    def fused_iterations(
+    def fused_run(
         self,
-        start_ms: float,
-        durations_ms: list[float],
-        ends_ms: list[float],
         replica: int,
+        start_ms: float,
+        ends_ms: list[float],
+        base_ms: float,
+        context0: int,
         batch: int,
-        kv_blocks: list[int],
+        blocks0: int,
+        due_by_phase: tuple[int, ...],
     ) -> None:
-        """A run of decode steps of one unchanged batch: no prefill, nobody waiting, no preemption."""
-        self._fused.append((start_ms, durations_ms, ends_ms, replica, batch, kv_blocks))
+        """Record a run of decode steps (see FusedRuns) whose end times are `ends_ms`."""
+        runs, ends = self.fused, self.decode_end_ms[replica]
+        runs.replica.append(replica)
+        runs.first.append(len(ends))
+        runs.steps.append(len(ends_ms))
+        runs.start_ms.append(start_ms)
+        runs.base_ms.append(base_ms)
+        runs.context0.append(context0)
+        runs.batch.append(batch)
+        runs.blocks0.append(blocks0)
+        runs.due_by_phase.append(due_by_phase)
+        ends.extend(ends_ms)
 
     def iteration_frame(self) -> pd.DataFrame:
         parts = [pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)]
-        if self._fused:
-            lengths = np.array([len(d) for _, d, _, _, _, _ in self._fused])
-            starts = np.fromiter(
-                (t for t0, _, ends, _, _, _ in self._fused for t in (t0, *ends[:-1])),
-                dtype=float,
-                count=int(lengths.sum()),
-            )
-            batch = np.repeat([b for *_, b, _ in self._fused], lengths)
-            zeros = np.zeros(len(starts), dtype=np.int64)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "time_ms": starts,
-                        "duration_ms": np.fromiter((x for _, d, _, _, _, _ in self._fused for x in d), dtype=float),
-                        "replica": np.repeat([r for _, _, _, r, _, _ in self._fused], lengths),
-                        "batch_size": batch,
-                        "running": batch,
-                        "waiting": zeros,
-                        "kv_blocks_used": np.fromiter((x for *_, kv in self._fused for x in kv), dtype=np.int64),
-                        "prefill_tokens": zeros,
-                        "decode_tokens": batch,
-                        "preempted": zeros,
-                    }
-                )
-            )
+        if self.fused.steps:
+            parts.append(self._fused_frame())
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         frame = frame.astype({c: np.int64 for c in ITERATION_COLUMNS if c not in ("time_ms", "duration_ms")})
         return frame.sort_values(["time_ms", "replica"], kind="stable", ignore_index=True)
+
+    def _fused_frame(self) -> pd.DataFrame:
+        """One row per step of every fused run, computed as the engine would have step by step (the same
+        float operations, so the same bits)."""
+        runs = self.fused
+        steps = np.asarray(runs.steps, dtype=np.int64)
+        run = np.repeat(np.arange(len(steps)), steps)
+        offsets = np.concatenate(([0], np.cumsum(steps)[:-1]))
+        j = np.arange(len(run)) - offsets[run]  # step within its run
+        batch = np.asarray(runs.batch, dtype=np.int64)[run]
+        durations = np.asarray(runs.base_ms)[run] + self.kv_ms_per_token * (
+            np.asarray(runs.context0, dtype=np.int64)[run] + batch * j
+        )
+        ends = self._all_decode_ends()
+        where = self._replica_offsets()[np.asarray(runs.replica)][run] + np.asarray(runs.first, dtype=np.int64)[run] + j
+        starts = ends[where - 1] if len(ends) else np.empty(0)
+        starts[offsets] = runs.start_ms
+        phases = np.asarray(runs.due_by_phase, dtype=np.int64)
+        dues = phases[run, j % phases.shape[1]]
+        claimed = np.cumsum(dues)
+        claimed -= (claimed[offsets] - dues[offsets])[run]  # within its run, up to and including the step
+        zeros = np.zeros(len(run), dtype=np.int64)
+        return pd.DataFrame(
+            {
+                "time_ms": starts,
+                "duration_ms": durations,
+                "replica": np.asarray(runs.replica, dtype=np.int64)[run],
+                "batch_size": batch,
+                "running": batch,
+                "waiting": zeros,
+                "kv_blocks_used": np.asarray(runs.blocks0, dtype=np.int64)[run] + claimed,
+                "prefill_tokens": zeros,
+                "decode_tokens": batch,
+                "preempted": zeros,
+            }
+        )
+
+    def _all_decode_ends(self) -> np.ndarray:
+        """Every replica's decode-step end times, laid end to end in replica order."""
+        if not any(self.decode_end_ms):
+            return np.empty(0)
+        return np.concatenate([np.asarray(times, dtype=float) for times in self.decode_end_ms])
+
+    def _replica_offsets(self) -> np.ndarray:
+        lengths = [len(times) for times in self.decode_end_ms]
+        return np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
 
     def token_gaps(self) -> tuple[np.ndarray, np.ndarray]:
         """(itl_ms, request) of every gap between consecutive tokens of a request, in request order.

@@ -96,7 +96,7 @@ def simulate_llm_stage(
         prefix_rng = rng.spawn(1)[0]
     cached = stage.prefix_cache.cached_tokens(prompt, prefix_rng) if stage.prefix_cache else np.zeros(n, dtype=np.int64)
     num_blocks = gpu_blocks(stage)
-    ledger = Ledger(n, replicas)
+    ledger = Ledger(n, replicas, stage.cost.kv_ms_per_token)
     limit = (
         stage.batching.prompt_limit(stage.max_model_len) if isinstance(stage.batching, ContinuousLLMBatching) else None
     )
