@@ -190,10 +190,13 @@ def test_halving_the_dominant_stage_meets_the_slo_and_a_lever_shows_its_accuracy
     assert any(c.value.startswith("Accuracy cost") for c in at.sidebar.caption)
 
 
-def test_llm_view_renders_ttft_tpot_and_goodput_from_the_summary():
-    """The LLM tab draws from the summary's `llm` key (vLLM bench vocabulary) and needs nothing else."""
+def test_llm_view_renders_ttft_tpot_and_the_pages_end_to_end_row_from_the_summary():
+    """The LLM tab draws from the summary alone (vLLM bench vocabulary); its end-to-end row is the page's
+    one end-to-end latency (`latency_ms`, the cards'), not the LLM stage's own e2el."""
     root = str(Path(APP).parent)
     percentiles = "{'mean': 100.0, 'p50': 90.0, 'p90': 150.0, 'p95': 180.0, 'p99': 250.0, 'p999': 400.0}"
+    e2el = "{'mean': 1000.0, 'p50': 900.0, 'p90': 1500.0, 'p95': 1800.0, 'p99': 2500.0}"
+    latency = "{'mean': 1040.0, 'p50': 940.0, 'p90': 1540.0, 'p95': 1840.0, 'p99': 2540.0}"
     script = f"""
 import sys
 sys.path.insert(0, {root!r})
@@ -202,15 +205,16 @@ import app
 from sim.analysis import planner
 from sim.analysis.simulate import RunResult
 
-llm = {{"stage": "llm", "ttft_ms": {percentiles}, "tpot_ms": {percentiles}, "output_tokens_per_s": 1234.0,
-       "goodput": {{"requests_per_s": 3.5}}, "warnings": ["KV cache full 12% of the time"]}}
+llm = {{"stage": "llm", "ttft_ms": {percentiles}, "tpot_ms": {percentiles}, "e2el_ms": {e2el},
+       "output_tokens_per_s": 1234.0, "goodput": {{"requests_per_s": 3.5}}, "warnings": ["KV cache full 12% of the time"]}}
 from sim.engine.runlog import RunLog
 log = RunLog(pd.DataFrame({{"replication": [0], "warmup": [False], "rejected": [False]}}))
-app.view_llm(app.Context(scenario=None, result=RunResult(None, log, {{"llm": llm}}), size=planner.QUICK, seed=1))
+summary = {{"llm": llm, "latency_ms": {latency}}}
+app.view_llm(app.Context(scenario=None, result=RunResult(None, log, summary), size=planner.QUICK, seed=1))
 """
     at = AppTest.from_string(script, default_timeout=TIMEOUT_S).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert next(m for m in at.metric if m.label == "TTFT p99").value == "250 ms"
-    assert next(m for m in at.metric if m.label == "Output tokens/s").value == "1,234"
-    assert next(m for m in at.metric if m.label == "Goodput").value == "3.50 req/s"
+    table = at.dataframe[0].value
+    assert table.loc["TTFT", "p99 (ms)"] == 250.0
+    assert table.loc["end-to-end", "p99 (ms)"] == 2540.0  # the cards' p99, not e2el's 2,500
     assert [w.value for w in at.warning] == ["KV cache full 12% of the time"]

@@ -18,6 +18,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from sim.analysis import planner  # noqa: E402
+from sim.present.units import fmt_ms  # noqa: E402
 from sim.spec.scenario import Scenario, load_scenario, parse_scenario_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,8 @@ class Browser:
         return {knob_name(w.key): w.value for w in self.widgets() if str(w.key).startswith(KNOB)}
 
     def p99_card(self) -> str:
-        return next(m for m in self.at.metric if m.label.startswith("p99 latency")).value
+        """The headline end-to-end p99 (an LLM page shows it after TTFT / TPOT, as "End-to-end p99")."""
+        return next(m for m in self.at.metric if m.label.startswith(("p99 latency", "End-to-end p99"))).value
 
 
 def knob_name(key: str) -> str:
@@ -110,14 +112,17 @@ def expected_knobs(scenario: Scenario) -> dict[str, object]:
             knobs[f"workers.{stage.name}"] = stage.workers
     for name in planner.scalable_stages(scenario):
         knobs[f"cost.{name}"] = 1.0
+    if any(stage.kind == "llm" for stage in scenario.stages):
+        knobs["ttft_ms"], knobs["tpot_ms"] = scenario.slo.ttft_ms, scenario.slo.tpot_ms
     knobs["slo"] = scenario.slo.p99_ms
     return knobs
 
 
 def engine_p99_card(scenario: Scenario) -> str:
     """The headline p99 as the page must print it, computed by the engine directly (quick run, scenario seed)."""
-    result = planner.run(scenario, planner.QUICK, seed=scenario.seed)
-    return f"{result.summary['latency_ms']['p99']:,.1f} ms"
+    summary = planner.run(scenario, planner.QUICK, seed=scenario.seed).summary
+    p99 = summary["latency_ms"]["p99"]
+    return fmt_ms(p99) if "llm" in summary else f"{p99:,.1f} ms"
 
 
 def disturb(browser: Browser) -> None:

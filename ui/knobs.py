@@ -9,6 +9,7 @@ import streamlit as st
 
 from sim.analysis import planner
 from sim.errors import ServesimError
+from sim.spec import transforms
 from sim.spec.scenario import Scenario
 from ui.state import (
     DEFAULTS,
@@ -200,18 +201,29 @@ def knob_stages(scenario: Scenario) -> dict[str, Any]:
 
 
 def knob_slo(scenario: Scenario) -> dict[str, Any]:
+    """Latency budgets: TTFT and TPOT first on an LLM scenario (what its users feel), then the p99."""
     st.subheader("Latency budget")
-    value = st.number_input(
-        "p99 SLO (ms)",
+    values: dict[str, float | None] = {}
+    if any(stage.kind == "llm" for stage in scenario.stages):
+        for name, label in (("ttft_ms", "TTFT p99 budget (ms)"), ("tpot_ms", "TPOT p99 budget (ms)")):
+            values[name] = st.number_input(
+                label,
+                min_value=0.0,
+                value=initial(name, getattr(scenario.slo, name), low=0.0),
+                step=10.0,
+                key=knob_key(name),
+                placeholder="none",
+                help="0 or empty: none. Judged on the p99's 95% CI upper end; goodput counts requests within both",
+            )
+    values["p99_ms"] = st.number_input(
+        "p99 SLO (ms)" if not values else "End-to-end p99 SLO (ms)",
         min_value=0.0,
         value=initial("slo", scenario.slo.p99_ms, low=0.0),
         step=5.0,
         key=knob_key("slo"),
         placeholder="none",
     )
-    if value is None or value == 0:
-        return {"slo.p99_ms": None} if scenario.slo.p99_ms is not None else {}
-    return {"slo.p99_ms": float(value)} if value != scenario.slo.p99_ms else {}
+    return transforms.budget_overrides(scenario, **values)
 
 
 def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:

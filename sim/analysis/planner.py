@@ -243,6 +243,24 @@ def cold_start_overrides(scenario: Scenario, mean_s: float) -> dict[str, Any]:
     return {"deployment.cold_start_ms": transforms.scale_distribution(raw, mean_s * 1000.0 / current.mean)}
 
 
+# --- verdicts -------------------------------------------------------------------------------------------
+
+
+def slo_verdict(value: float | None, ci: tuple[float, float] | list | None, budget_ms: float | None) -> str | None:
+    """The one rule for "does it meet the budget", shared by the verdict cards, Compare and Sizing
+    (sim/analysis/sizing.verdict judges each probe the same way): "meets" when the larger of the 95% CI's
+    upper end and the estimate is within the budget, "too close" when only the estimate is, "misses"
+    otherwise; None without a budget or an estimate. A run without an honest CI is judged on its estimate."""
+    if budget_ms is None or value is None or not math.isfinite(value):
+        return None
+    upper = value
+    if ci is not None and len(ci) == 2 and ci[1] is not None and math.isfinite(ci[1]):
+        upper = max(upper, float(ci[1]))
+    if upper <= budget_ms:
+        return "meets"
+    return "too close" if value <= budget_ms else "misses"
+
+
 # --- comparing runs ------------------------------------------------------------------------------------
 
 SIGNIFICANCE_LEVEL = 0.05

@@ -6,7 +6,6 @@ Times are in ms, rates in requests/s, money in USD.
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import matplotlib
@@ -19,6 +18,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sim.metrics.stages import _pname, measured, stage_shares  # noqa: E402,F401  (the figures' data)
+from sim.present.units import fmt_ms  # noqa: E402,F401  (one formatter of milliseconds for every report)
 
 SLO_COLOR = "#d62728"
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
@@ -306,9 +306,3 @@ def save(fig: Figure, path, dpi: int = 120) -> None:
 def close(fig: Figure) -> None:
     """Release a figure's drawing (figures here are not registered with pyplot, so this is all it takes)."""
     fig.clf()
-
-
-def fmt_ms(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:,.0f} ms" if value >= 100 else f"{value:,.1f} ms"

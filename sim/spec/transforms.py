@@ -126,6 +126,19 @@ def with_replicas(scenario: Scenario, count: int) -> Scenario:
     return scenario.with_overrides(replica_overrides(scenario, count))
 
 
+def budget_overrides(scenario: Scenario, **budgets_ms: float | None) -> dict[str, Any]:
+    """Latency budgets set (a value) or removed (None or 0): `p99_ms=100`, `ttft_ms=1000`, `tpot_ms=100`;
+    only those that change. A budget is a positive number of milliseconds (sim.spec.scenario.Slo)."""
+    out: dict[str, Any] = {}
+    for name, value in budgets_ms.items():
+        if name not in type(scenario.slo).model_fields:
+            raise ScenarioError(f"slo.{name}: not a latency budget ({', '.join(type(scenario.slo).model_fields)})")
+        new = float(value) if value else None
+        if new != getattr(scenario.slo, name):
+            out[f"slo.{name}"] = new
+    return out
+
+
 def with_run_length(scenario: Scenario, requests: int) -> Scenario:
     """The scenario cut (or stretched) to `requests` per replication, keeping its warm-up *share*
     (Workload.warmup_share, the one warm-up rule), so a short run is never all warm-up. A load that follows

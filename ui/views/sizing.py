@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from sim.analysis import planner
-from sim.present import plots
+from sim.present.units import fmt_ms
 from sim.spec.scenario import Scenario
 from ui.runs import (
     Context,
@@ -79,7 +79,7 @@ def view_sizing(ctx: Context) -> None:
             def shown(probe) -> None:
                 probes.append(
                     f"Probe {len(probes) + 1}: {probe.hardware}, {knob} = {probe.replicas}: "
-                    f"p99 {plots.fmt_ms(probe.p99_ms)} → {probe.verdict}"
+                    f"p99 {fmt_ms(probe.p99_ms)} → {probe.verdict}"
                 )
 
             def progress(state) -> None:
@@ -149,7 +149,7 @@ def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
         )
         cards[1].metric(
             "p99",
-            plots.fmt_ms(chosen.p99_ms),
+            fmt_ms(chosen.p99_ms),
             f"95% CI {chosen.p99_ci95[0]:,.1f}–{chosen.p99_ci95[1]:,.1f} ms",
             delta_color="off",
             delta_arrow="off",
@@ -166,17 +166,17 @@ def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
         recheck = result.recheck
         st.success(
             f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets {budget_text(slo, p95)}; re-checked on fresh seeds: "
-            f"p99 {plots.fmt_ms(recheck.p99_ms)} → {recheck.verdict}."
+            f"p99 {fmt_ms(recheck.p99_ms)} → {recheck.verdict}."
         )
         fewer = result.one_fewer_recheck
         if fewer is not None:
             worst = (
-                f", worst window p99 {plots.fmt_ms(fewer.worst_window_p99_ms)}"
+                f", worst window p99 {fmt_ms(fewer.worst_window_p99_ms)}"
                 if fewer.worst_window_p99_ms is not None
                 else ""
             )
             st.caption(
-                f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {plots.fmt_ms(fewer.p99_ms)} "
+                f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {fmt_ms(fewer.p99_ms)} "
                 f"[{fewer.p99_ci95[0]:,.1f}, {fewer.p99_ci95[1]:,.1f}]{worst} → {fewer.verdict}."
             )
     for note in result.notes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import pandas as pd
 import streamlit as st
@@ -10,7 +9,9 @@ import streamlit as st
 from sim.analysis import planner
 from sim.metrics.summary import stage_columns
 from sim.present import charts, plots
-from sim.present.units import fmt_interval, horizon_cost_text
+from sim.metrics.busy import busiest, busy_shares
+from sim.present import headline
+from sim.present.units import fmt_interval, fmt_ms, horizon_cost_text
 from sim.present.windows import window_verdict
 from sim.spec.scenario import time_dependent
 from ui.runs import (
@@ -33,11 +34,48 @@ LOUD_WARNINGS = ("unstable", "no confidence intervals")
 
 
 def show_verdict(ctx: Context) -> None:
+    """The headline: an LLM scenario's TTFT / TPOT cards and verdict, else the end-to-end cards and
+    verdict; then the per-window sentence and the run's warnings."""
+    if "llm" in ctx.summary:
+        show_llm_headline(ctx)
+    else:
+        show_latency_headline(ctx)
+    show_warnings(ctx)
+
+
+def show_card(column, card: headline.Card) -> None:
+    """A headline card; its note is red when the figure misses its budget, green when it meets it."""
+    colour = {"misses": "inverse", "too close": "off", "meets": "normal"}.get(card.verdict or "", "off")
+    column.metric(
+        card.label,
+        card.value,
+        card.note,
+        delta_color=colour,
+        delta_arrow="auto" if card.verdict in ("meets", "misses") else "off",
+        border=True,
+        help=card.help or None,
+    )
+
+
+def show_llm_headline(ctx: Context) -> None:
+    slo = ctx.scenario.slo
+    cards = headline.llm_cards(ctx.summary, slo.ttft_ms, slo.tpot_ms)
+    for row in (cards[:4], cards[4:]):
+        for column, card in zip(st.columns(4), row):
+            show_card(column, card)
+    verdict, sentence = headline.llm_verdict_sentence(ctx.summary, slo.ttft_ms, slo.tpot_ms)
+    {"meets": st.success, "too close": st.warning, "misses": st.error}.get(verdict, st.info)(sentence)
+    if ctx.slo_ms is not None:
+        show_latency_sentence(ctx)
+
+
+def show_latency_headline(ctx: Context) -> None:
     summary = ctx.summary
     budgets = (summary.get("slo") or {}).get("budgets") or {}
+    latency = headline.page_latency(summary)
     cards = st.columns(6)
     for card, key in zip(cards, ("p50", "p95", "p99")):
-        value = summary["latency_ms"][key]
+        value = latency[key]
         interval = ci_text(summary, key)
         budget = budgets.get(f"{key}_ms")
         card.metric(
@@ -52,12 +90,13 @@ def show_verdict(ctx: Context) -> None:
             + (f"; the delta is the distance to the {key} SLO of {budget:g} ms" if budget else ""),
         )
     offered = ctx.scenario.workload.arrival.mean_rate_rps
+    rejected_text, rejected_colour = headline.rejected_note(summary.get("rejected_fraction"))
     cards[3].metric(
         "Throughput",
         f"{summary['throughput_rps']:,.1f}/s",
         border=True,
-        delta=f"{(summary.get('rejected_fraction') or 0):.1%} rejected" if summary.get("rejected_fraction") else None,
-        delta_color="inverse",
+        delta=rejected_text,
+        delta_color=rejected_colour,
         help=f"requests served per second; offered {offered:,.1f} req/s",
     )
     cost = summary.get("cost") or {}
@@ -75,37 +114,53 @@ def show_verdict(ctx: Context) -> None:
         help="hardware $/hour × replicas ÷ queries served per hour"
         + ("; a day's (or the measured horizon's) replica-hours × $/hour" if horizon else ""),
     )
-    loads = summary.get("offered_load") or {}
-    if loads:
-        busiest = max(loads, key=loads.get)
+    top = busiest(busy_shares(ctx.result.run, ctx.scenario))
+    if top is not None:
+        name, share = top
         cards[5].metric(
             "Busiest stage",
-            f"{loads[busiest]:.0%}",
-            busiest,
+            f"{share:.0%} busy",
+            name,
             delta_color="off",
             delta_arrow="off",
             border=True,
-            help="offered load ρ of the stage closest to saturation (≥ 100%: the queue grows without bound)",
+            help="measured busy share: the stage's busy server-time over the server-time there was, across the "
+            "measured horizon (sim/metrics/busy.py)",
         )
+    show_latency_sentence(ctx)
 
+
+def show_latency_sentence(ctx: Context) -> None:
+    """The end-to-end SLO verdict, judged by the one rule (sim.analysis.planner.slo_verdict: the CI's
+    upper end must be within the budget)."""
+    summary = ctx.summary
     slo = summary.get("slo") or {}
-    p99, slo_ms = summary["latency_ms"]["p99"], ctx.slo_ms
+    p99, slo_ms = headline.page_latency(summary)["p99"], ctx.slo_ms
     if slo.get("met") is None:
-        st.info(f"No latency budget set: p99 is {plots.fmt_ms(p99)}. Set a p99 SLO in the sidebar to get a verdict.")
+        st.info(f"No latency budget set: p99 is {fmt_ms(p99)}. Set a p99 SLO in the sidebar to get a verdict.")
     else:
-        low, high = (summary.get("latency_ms_ci95") or {}).get("p99") or (math.nan, math.nan)
-        close = math.isfinite(low) and low <= (slo_ms or 0) <= high
-        note = " The SLO is inside the 95% CI: too close to call on this run — run precisely." if close else ""
         attained = slo.get("attainment")
         share = f" ({attained:.1%} of requests within {slo_ms:g} ms)" if attained is not None else ""
-        if slo["met"]:
-            st.success(f"**Meets the SLO**: p99 {plots.fmt_ms(p99)} ≤ {slo_ms:g} ms{share}.{note}")
+        failed = [k for k, ok in (slo.get("checks") or {}).items() if not ok]
+        ci = (summary.get("latency_ms_ci95") or {}).get("p99")
+        verdict = planner.slo_verdict(p99, ci, slo_ms) if slo_ms is not None else None
+        if failed or verdict == "misses":
+            named = ", ".join(failed) or "p99"
+            st.error(f"**Misses the SLO** ({named}): p99 {fmt_ms(p99)} vs {slo_ms:g} ms{share}.")
+        elif verdict == "too close":
+            st.warning(
+                f"**Too close to call on the SLO**: p99 {fmt_ms(p99)} ≤ {slo_ms:g} ms, but its 95% CI reaches "
+                f"{fmt_ms(ci[1])}{share} — run precisely."
+            )
         else:
-            failed = [k for k, ok in (slo.get("checks") or {}).items() if not ok]
-            st.error(f"**Misses the SLO** ({', '.join(failed)}): p99 {plots.fmt_ms(p99)} > {slo_ms:g} ms{share}.{note}")
+            st.success(f"**Meets the SLO**: p99 {fmt_ms(p99)} ≤ {slo_ms:g} ms at the 95% CI's upper end{share}.")
     per_window = window_verdict(slo.get("windows"))
     if per_window:  # the same sentence as `servesim run` (sim.present.windows)
         (st.error if (slo.get("windows") or {}).get("met") is False else st.info)(f"**Per window:** {per_window}.")
+
+
+def show_warnings(ctx: Context) -> None:
+    summary = ctx.summary
     for warning in summary.get("warnings") or []:
         if warning.startswith(LOUD_WARNINGS):
             text = as_text(warning)
@@ -121,7 +176,7 @@ def show_verdict(ctx: Context) -> None:
 
 def show_where_latency_lives(ctx: Context) -> None:
     left, right = st.columns([1, 1])
-    latency = ctx.summary["latency_ms"]  # one p50 / p99 per page: the cards' (sim.metrics.summary)
+    latency = headline.page_latency(ctx.summary)  # one p50 / p99 per page: the cards'
     shares = plots.stage_shares(ctx.result.log, stage_columns(ctx.scenario), totals=latency)
     with left:
         st.markdown("#### Where latency lives")

@@ -1,0 +1,156 @@
+"""The answer as the headline: the cards above the planner's tabs as data (label, value, a note, the
+verdict), built from the summary alone, so the page and its tests read one function per figure.
+
+An LLM scenario leads with what its users feel — TTFT and TPOT p50 / p99 against the scenario's budgets,
+goodput, output tokens/s and $ per 1M output tokens (vLLM `bench serve` vocabulary); end-to-end latency
+follows. Every end-to-end percentile on a page is `page_latency(summary)`: the cards, the LLM table's
+end-to-end row and the stage bars' totals read it, so the page shows one p99.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sim.analysis.planner import slo_verdict
+from sim.present.units import fmt_ms
+
+LLM_ROWS = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL"}
+PERCENTILE_COLUMNS = ("mean", "p50", "p90", "p95", "p99")
+
+
+@dataclass(frozen=True)
+class Card:
+    """One headline card: `verdict` is slo_verdict's word against a budget (None: no budget)."""
+
+    label: str
+    value: str
+    note: str | None = None
+    verdict: str | None = None
+    help: str = ""
+
+
+def page_latency(summary: dict) -> dict[str, float]:
+    """The end-to-end percentiles (ms) every part of the page shows: the summary's own, never recomputed."""
+    return summary["latency_ms"]
+
+
+def usd_per_1m_output_tokens(summary: dict) -> float | None:
+    """Dollars per million output tokens: the fleet's $/hour over the output tokens it produced per hour."""
+    per_hour = (summary.get("cost") or {}).get("usd_per_hour")
+    tokens_per_s = (summary.get("llm") or {}).get("output_tokens_per_s")
+    if not per_hour or not tokens_per_s:
+        return None
+    return per_hour / (tokens_per_s * 3600.0) * 1e6
+
+
+def budget_note(value: float | None, budget_ms: float | None) -> str | None:
+    """'+369 ms over the 1,000 ms budget' / '631 ms within the 1,000 ms budget'."""
+    if budget_ms is None or value is None:
+        return None
+    gap = value - budget_ms
+    if gap > 0:
+        return f"+{fmt_ms(gap)} over the {budget_ms:,.0f} ms budget"
+    return f"{fmt_ms(-gap)} within the {budget_ms:,.0f} ms budget"
+
+
+def llm_budgets(summary: dict, ttft_ms: float | None, tpot_ms: float | None) -> list[tuple[str, float, str | None]]:
+    """(name, budget, verdict) for each LLM budget set, the p99 judged by slo_verdict on its 95% CI."""
+    llm = summary.get("llm") or {}
+    cis = llm.get("ci95") or {}
+    out = []
+    for key, budget in (("ttft_ms", ttft_ms), ("tpot_ms", tpot_ms)):
+        if budget is None:
+            continue
+        p99 = (llm.get(key) or {}).get("p99")
+        out.append((LLM_ROWS[key], budget, slo_verdict(p99, (cis.get(key) or {}).get("p99"), budget)))
+    return out
+
+
+def llm_cards(summary: dict, ttft_ms: float | None, tpot_ms: float | None) -> list[Card]:
+    """TTFT p50 / p99, TPOT p50 / p99 (p99 against its budget), goodput, output tokens/s, $ per 1M output
+    tokens and the end-to-end p99 — in that order."""
+    llm = summary.get("llm") or {}
+    cis = llm.get("ci95") or {}
+    cards = []
+    for key, budget in (("ttft_ms", ttft_ms), ("tpot_ms", tpot_ms)):
+        figures = llm.get(key) or {}
+        name = LLM_ROWS[key]
+        cards.append(Card(f"{name} p50", fmt_ms(figures.get("p50")), help=f"median {name} of the measured requests"))
+        ci = (cis.get(key) or {}).get("p99")
+        cards.append(
+            Card(
+                f"{name} p99",
+                fmt_ms(figures.get("p99")),
+                budget_note(figures.get("p99"), budget),
+                slo_verdict(figures.get("p99"), ci, budget),
+                f"95% CI {fmt_ms(ci[0])} – {fmt_ms(ci[1])}" if ci else "no confidence interval on this run",
+            )
+        )
+    goodput = llm.get("goodput") or {}
+    cards.append(
+        Card(
+            "Goodput",
+            f"{goodput['requests_per_s']:,.2f} req/s" if "requests_per_s" in goodput else "–",
+            f"{goodput['attainment']:.1%} of requests" if goodput.get("attainment") is not None else None,
+            help="requests per second meeting both the TTFT and the TPOT budget"
+            if goodput
+            else "no TTFT / TPOT budget set",
+        )
+    )
+    tokens = llm.get("output_tokens_per_s")
+    cards.append(Card("Output tokens/s", f"{tokens:,.0f}" if tokens is not None else "–"))
+    per_1m = usd_per_1m_output_tokens(summary)
+    per_hour = (summary.get("cost") or {}).get("usd_per_hour")
+    cards.append(
+        Card(
+            "$ per 1M output tokens",
+            f"${per_1m:,.2f}" if per_1m is not None else "–",
+            f"${per_hour:,.2f}/h" if per_hour else None,
+            help="the fleet's $/hour ÷ output tokens per hour × 1M",
+        )
+    )
+    latency = page_latency(summary)
+    cards.append(Card("End-to-end p99", fmt_ms(latency.get("p99")), f"p50 {fmt_ms(latency.get('p50'))}"))
+    return cards
+
+
+def llm_verdict_sentence(summary: dict, ttft_ms: float | None, tpot_ms: float | None) -> tuple[str | None, str]:
+    """The overall word (the worst of the budgets') and one sentence naming each budget's p99."""
+    judged = llm_budgets(summary, ttft_ms, tpot_ms)
+    if not judged:
+        return None, "No TTFT / TPOT budget set: set them in the sidebar to get a verdict."
+    llm = summary.get("llm") or {}
+    words = [verdict for _, _, verdict in judged]
+    overall = "misses" if "misses" in words else "too close" if "too close" in words else "meets"
+    parts = []
+    for name, budget, verdict in judged:
+        p99 = (llm.get("ttft_ms" if name == "TTFT" else "tpot_ms") or {}).get("p99")
+        sign = "≤" if p99 is not None and p99 <= budget else ">"
+        parts.append(f"{name} p99 {fmt_ms(p99)} {sign} {budget:,.0f} ms ({verdict})")
+    head = {"meets": "Meets", "too close": "Too close to call on", "misses": "Misses"}[overall]
+    return overall, f"**{head} the LLM budgets**: " + "; ".join(parts) + "."
+
+
+def llm_percentile_table(summary: dict) -> pd.DataFrame:
+    """TTFT / TPOT / ITL percentiles from the LLM stage, and the end-to-end row from `page_latency` (the
+    cards' p99), in ms."""
+    llm = summary.get("llm") or {}
+    rows = {label: llm[key] for key, label in LLM_ROWS.items() if isinstance(llm.get(key), dict)}
+    rows["end-to-end"] = page_latency(summary)
+    table = pd.DataFrame({name: {c: figures.get(c) for c in PERCENTILE_COLUMNS} for name, figures in rows.items()}).T
+    return table.rename(columns=lambda c: f"{c} (ms)")
+
+
+# Rejections below this share are shown as "<0.1%", in grey: a rounding to "0.0%" in red says nothing.
+REJECTED_VISIBLE = 0.001
+
+
+def rejected_note(fraction: float | None) -> tuple[str | None, str]:
+    """The throughput card's note on rejections and its colour: none, a grey '<0.1% rejected', or red."""
+    if not fraction:
+        return None, "off"
+    if fraction < REJECTED_VISIBLE:
+        return "<0.1% rejected", "off"
+    return f"{fraction:.1%} rejected", "inverse"
