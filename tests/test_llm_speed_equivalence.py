@@ -23,6 +23,7 @@ import sim.engine.llm.pipeline as pipeline
 from sim.cli.main import main as servesim
 from sim.spec.scenario import parse_scenario
 from sim.streams import stream
+import sim.engine.llm.stage as engine_stage
 from sim.engine.llm.stage import simulate_llm_stage
 from tests.llm_oracle import stage as oracle
 from tests.llm_support import ROOT, SYNTHETIC, stage
@@ -210,3 +211,27 @@ def test_run_summary_matches_the_one_recorded_before_the_speed_work(name, capsys
     for path, value in expected.items():
         assert math.isclose(got[path], value, rel_tol=1e-12, abs_tol=0), path
     assert summary["llm"]["warnings"] == recorded["llm"]["warnings"]
+
+
+def test_the_shipped_traces_are_walked_without_simpy(monkeypatch):
+    def no_simpy(*args):
+        raise AssertionError("fell back to the SimPy model")
+
+    monkeypatch.setattr(engine_stage, "_simulate_with_simpy", no_simpy)
+    both_engines(scenario_raw("llm-chat-continuous"), requests=3000)
+
+
+def test_an_arrival_at_the_end_of_its_replicas_iteration_is_left_to_simpy(tmp_path, monkeypatch):
+    """Request 1 arrives exactly when request 0's prefill ends: SimPy's event order decides whether the
+    replica sees it then; the walk refuses the tie and the SimPy model runs instead."""
+    profile = tmp_path / "synthetic.yaml"
+    profile.write_text(yaml.safe_dump(SYNTHETIC))
+    s = stage(profile)
+    prefill_end = 0 + s.cost.prefill_parts_ms(100, 100 * 100, 1)
+    ready, prompt, output = np.array([0.0, prefill_end, prefill_end + 5]), np.array([100, 50, 20]), np.array([1, 4, 3])
+    fallbacks = []
+    original = engine_stage._simulate_with_simpy
+    monkeypatch.setattr(engine_stage, "_simulate_with_simpy", lambda *a: fallbacks.append(1) or original(*a))
+    new = simulate_llm_stage(ready, prompt, output, s, 1, np.random.default_rng(0))
+    assert fallbacks == [1]
+    assert_same(new, oracle.simulate_llm_stage(ready, prompt, output, s, 1, np.random.default_rng(0)))

@@ -197,7 +197,8 @@ class ContinuousScheduler(LLMScheduler):
             return None
         used = self.num_blocks - self.free
         bs = self.bs
-        due = tuple(self.due_by_phase[(s + k) % bs] for k in range(bs))
+        phase = s % bs
+        due = (*self.due_by_phase[phase:], *self.due_by_phase[:phase])  # from this step's phase on
         self.free -= (steps // bs) * n + sum(due[: steps % bs])
         self.ledger.fused_run(self.replica, now_ms, ends, base_ms, context0, n, used, due)
         self._fused = steps

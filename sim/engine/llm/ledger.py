@@ -8,7 +8,7 @@ segments after the run, so the engine never does per-token work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,24 +27,23 @@ ITERATION_COLUMNS = (
 )
 
 
-@dataclass
-class FusedRuns:
-    """Runs of decode steps of one unchanged batch (no prefill, nobody waiting, no preemption), one record
-    per run, as columns. Step j of a run (0-based) costs `base_ms + kv_ms_per_token × (context0 + batch × j)`
-    (the decode cost with its KV growing by one token per sequence and step); its end time is kept in the
-    replica's list of decode-step ends from `first`; its blocks in use are `blocks0` plus the blocks claimed
-    up to it: `due_by_phase[k]` sequences claim one at every step whose number modulo the block size is
-    (the run's first step + k)."""
+class FusedRun(NamedTuple):
+    """A run of decode steps of one unchanged batch (no prefill, nobody waiting, no preemption). Step j of
+    the run (0-based) costs `base_ms + kv_ms_per_token × (context0 + batch × j)` (the decode cost with the
+    KV growing by one token per sequence and step); its end time is kept in the replica's list of
+    decode-step ends from index `first`; its blocks in use are `blocks0` plus those claimed up to it:
+    `due_by_phase[k]` sequences claim one at each step whose number modulo the block size is the run's
+    first step's + k."""
 
-    replica: list[int] = field(default_factory=list)
-    first: list[int] = field(default_factory=list)
-    steps: list[int] = field(default_factory=list)
-    start_ms: list[float] = field(default_factory=list)
-    base_ms: list[float] = field(default_factory=list)
-    context0: list[int] = field(default_factory=list)
-    batch: list[int] = field(default_factory=list)
-    blocks0: list[int] = field(default_factory=list)
-    due_by_phase: list[tuple[int, ...]] = field(default_factory=list)
+    replica: int
+    first: int
+    steps: int
+    start_ms: float
+    base_ms: float
+    context0: int
+    batch: int
+    blocks0: int
+    due_by_phase: tuple[int, ...]
 
 
 class Ledger:
@@ -65,7 +64,7 @@ class Ledger:
         self.decode_end_ms: list[list[float]] = [[] for _ in range(replicas)]
         self.iterations: list[tuple] = []  # one tuple per iteration, fields as ITERATION_COLUMNS
         self.kv_ms_per_token = kv_ms_per_token
-        self.fused = FusedRuns()
+        self.fused: list[FusedRun] = []
 
     def segment(self, request: int, replica: int, prefill_end_ms: float, first_step: int, steps: int) -> None:
         self.seg_request.append(request)
@@ -85,22 +84,16 @@ class Ledger:
         blocks0: int,
         due_by_phase: tuple[int, ...],
     ) -> None:
-        """Record a run of decode steps (see FusedRuns) whose end times are `ends_ms`."""
-        runs, ends = self.fused, self.decode_end_ms[replica]
-        runs.replica.append(replica)
-        runs.first.append(len(ends))
-        runs.steps.append(len(ends_ms))
-        runs.start_ms.append(start_ms)
-        runs.base_ms.append(base_ms)
-        runs.context0.append(context0)
-        runs.batch.append(batch)
-        runs.blocks0.append(blocks0)
-        runs.due_by_phase.append(due_by_phase)
+        """Record a run of decode steps (see FusedRun) whose end times are `ends_ms`."""
+        ends = self.decode_end_ms[replica]
+        self.fused.append(
+            FusedRun(replica, len(ends), len(ends_ms), start_ms, base_ms, context0, batch, blocks0, due_by_phase)
+        )
         ends.extend(ends_ms)
 
     def iteration_frame(self) -> pd.DataFrame:
         parts = [pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)]
-        if self.fused.steps:
+        if self.fused:
             parts.append(self._fused_frame())
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         frame = frame.astype({c: np.int64 for c in ITERATION_COLUMNS if c not in ("time_ms", "duration_ms")})
@@ -109,7 +102,7 @@ class Ledger:
     def _fused_frame(self) -> pd.DataFrame:
         """One row per step of every fused run, computed as the engine would have step by step (the same
         float operations, so the same bits)."""
-        runs = self.fused
+        runs = FusedRun(*zip(*self.fused))  # columns
         steps = np.asarray(runs.steps, dtype=np.int64)
         run = np.repeat(np.arange(len(steps)), steps)
         offsets = np.concatenate(([0], np.cumsum(steps)[:-1]))

@@ -20,6 +20,7 @@ import simpy
 from sim.errors import ScenarioError
 from sim.engine.llm.ledger import Ledger
 from sim.engine.llm.policies import SCHEDULERS, ArrivalCursor, LLMScheduler
+from sim.engine.llm.replica_walk import SimultaneousEvents, dispatch_clock, walk_replica
 from sim.engine.routing import FIXED_ROUTINGS, ROUTINGS, Router
 from sim.engine.llm.scheduler import watermark_blocks
 from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage
@@ -96,38 +97,42 @@ def simulate_llm_stage(
         prefix_rng = rng.spawn(1)[0]
     cached = stage.prefix_cache.cached_tokens(prompt, prefix_rng) if stage.prefix_cache else np.zeros(n, dtype=np.int64)
     num_blocks = gpu_blocks(stage)
-    ledger = Ledger(n, replicas, stage.cost.kv_ms_per_token)
     limit = (
         stage.batching.prompt_limit(stage.max_model_len) if isinstance(stage.batching, ContinuousLLMBatching) else None
     )
     too_long = prompt > limit if limit is not None else np.zeros(n, dtype=bool)
-    ledger.rejected[:] = _rejected(stage, prompt, output, num_blocks) | too_long
-
-    env = simpy.Environment()
-    scheduler_class = SCHEDULERS[stage.batching.policy]
-    schedulers = [
-        scheduler_class(
-            r, stage.batching, stage.cost, stage.kv_cache, num_blocks, prompt, output, cached, ready_ms, ledger
-        )
-        for r in range(replicas)
-    ]
-    for scheduler in schedulers:
-        env.process(_replica(env, scheduler))
+    rejected = _rejected(stage, prompt, output, num_blocks) | too_long
     order = np.argsort(ready_ms, kind="stable")
-    order = order[~ledger.rejected[order]]
+    order = order[~rejected[order]]
     # A shared queue in front of LLM replicas is modelled as least-outstanding dispatch, since each replica
     # admits from its own queue every iteration.
     router = Router("least_outstanding" if routing == "shared_queue" else routing, replicas, rng, len(order))
-    if routing in FIXED_ROUTINGS:
-        choices = router.fixed_assignment(len(order))
-        cursors = [ArrivalCursor(ready_ms[order[choices == r]].tolist()) for r in range(replicas)]
-    else:
-        cursors = [ArrivalCursor(ready_ms[order].tolist())] * replicas
-    for scheduler, cursor in zip(schedulers, cursors):
-        scheduler.arrivals = cursor
-        scheduler.fuse_quiet_steps = fuse_quiet_steps
-    env.process(_dispatch(env, order, ready_ms, schedulers, router))
-    env.run()
+    choices = router.fixed_assignment(len(order)) if routing in FIXED_ROUTINGS else None
+
+    def fresh_replicas() -> tuple[Ledger, list[LLMScheduler]]:
+        ledger = Ledger(n, replicas, stage.cost.kv_ms_per_token)
+        ledger.rejected[:] = rejected
+        scheduler_class = SCHEDULERS[stage.batching.policy]
+        schedulers = [
+            scheduler_class(
+                r, stage.batching, stage.cost, stage.kv_cache, num_blocks, prompt, output, cached, ready_ms, ledger
+            )
+            for r in range(replicas)
+        ]
+        for r, scheduler in enumerate(schedulers):
+            own = order if choices is None else order[choices == r]
+            scheduler.arrivals = ArrivalCursor(ready_ms[own].tolist())
+            scheduler.fuse_quiet_steps = fuse_quiet_steps
+        return ledger, schedulers
+
+    ledger, schedulers = fresh_replicas()
+    try:
+        if choices is None:
+            raise SimultaneousEvents  # the router looks at the replicas' load: they interact
+        _walk_replicas(schedulers, order, choices, ready_ms)
+    except SimultaneousEvents:
+        ledger, schedulers = fresh_replicas()
+        _simulate_with_simpy(schedulers, order, ready_ms, router)
 
     unfinished = ~ledger.rejected & np.isnan(ledger.last_token_ms)
     if unfinished.any():  # pragma: no cover - a scheduler bug, not a user error
@@ -158,6 +163,27 @@ def _rejected(stage: LLMStage, prompt: np.ndarray, output: np.ndarray, num_block
         usable = num_blocks - watermark_blocks(stage.batching, num_blocks)
         rejected |= -(-(prompt + output - 1) // stage.batching.block_size) > usable
     return rejected
+
+
+def _walk_replicas(
+    schedulers: list[LLMScheduler], order: np.ndarray, choices: np.ndarray, ready_ms: np.ndarray
+) -> None:
+    """Fixed routing: each replica on its own (sim/engine/llm/replica_walk.py)."""
+    clock_ms, group = dispatch_clock(ready_ms[order])
+    for r, scheduler in enumerate(schedulers):
+        mine = np.flatnonzero(choices == r).tolist()
+        walk_replica(scheduler, order[mine].tolist(), [clock_ms[k] for k in mine], [group[k] for k in mine])
+
+
+def _simulate_with_simpy(
+    schedulers: list[LLMScheduler], order: np.ndarray, ready_ms: np.ndarray, router: Router
+) -> None:
+    """One SimPy process per replica and one dispatcher handing requests to them at their ready times."""
+    env = simpy.Environment()
+    for scheduler in schedulers:
+        env.process(_replica(env, scheduler))
+    env.process(_dispatch(env, order, ready_ms, schedulers, router))
+    env.run()
 
 
 def _replica(env: simpy.Environment, scheduler: LLMScheduler):
