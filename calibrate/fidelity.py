@@ -142,7 +142,7 @@ def _fifo_server(requests, replies, model: bytes, warmup: int, cpu: int | None =
             return
         session.run(None, feeds)
         end = time.perf_counter()
-        replies.send((message, (end - begin) * 1e3 + sending, sending))
+        replies.send((message, (end - begin) * 1e3 + sending, sending, begin * 1e3, end * 1e3))
         sending = (time.perf_counter() - end) * 1e3
 
 
@@ -168,7 +168,7 @@ def _shared_worker(requests, replies, model: bytes, warmup: int, index: int, cpu
             return
         session.run(None, feeds)
         end = time.perf_counter()
-        replies.put((message, (end - begin) * 1e3 + sending, index))
+        replies.put((message, (end - begin) * 1e3 + sending, index, begin * 1e3, end * 1e3))
         sending = (time.perf_counter() - end) * 1e3
 
 
@@ -233,7 +233,16 @@ def _batching_server(
         dispatch = _now_ms()
         session.run(None, feeds[len(batch)])
         end = _now_ms()
-        replies.send(([i for i, _ in batch], end - dispatch + sending, [dispatch - at for _, at in batch], sending))
+        replies.send(
+            (
+                [i for i, _ in batch],
+                end - dispatch + sending,
+                [dispatch - at for _, at in batch],
+                sending,
+                dispatch,
+                end,
+            )
+        )
         sending = _now_ms() - end
 
 
@@ -261,28 +270,40 @@ class _Client:
     def _submit(self, i: int) -> None:
         raise NotImplementedError
 
+    def _reply_timed(self) -> tuple[list[int], float, object, dict]:
+        """(request ids, busy ms, extra, when) of the next reply; `when`: the server's clock readings in ms
+        (perf_counter, system-wide on Linux): `start_ms` / `end_ms` of the forward pass, `worker`, and for
+        a batcher `arrival_ms` per request (when its reader thread took it)."""
+        raise NotImplementedError
+
     def _reply(self) -> tuple[list[int], float, object]:
         """(request ids, busy ms, extra) of the next reply."""
-        raise NotImplementedError
+        return self._reply_timed()[:3]
 
     def serve(self, rate_rps: float, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Open-loop Poisson run: (latency_ms from each scheduled send, sender lateness_ms, the server's
         busy ms per reply in the order served — its in-situ service-time log; per request unless batched).
-        The replies themselves are kept in `self.log`: (request ids, busy ms, extra) in arrival order."""
+        The replies themselves are kept in `self.log`: (request ids, busy ms, extra) in arrival order, and
+        one row per request in `self.requests` (see calibrate/fidelity_log.py)."""
+        from calibrate.fidelity_log import request_frame
+
         scheduled = np.cumsum(rng.exponential(1.0 / rate_rps, n))  # s after the start
         received = np.empty(n)
+        sent = np.empty(n)
         lateness = np.empty(n)
         log: list[tuple[list[int], float, object]] = []
+        timing: list[dict] = []
 
         def receive() -> None:
             got = 0
             while got < n:
-                ids, busy, extra = self._reply()
+                ids, busy, extra, when = self._reply_timed()
                 at = time.perf_counter()
                 for i in ids:
                     received[i] = at
                 got += len(ids)
                 log.append((ids, busy, extra))
+                timing.append(when)
 
         receiver = threading.Thread(target=receive)
         receiver.start()
@@ -291,10 +312,12 @@ class _Client:
             wait = start + at - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
-            lateness[i] = (time.perf_counter() - start - at) * 1e3
+            sent[i] = time.perf_counter()
+            lateness[i] = (sent[i] - start - at) * 1e3
             self._submit(i)
         receiver.join()
         self.log = log
+        self.requests = request_frame(start * 1e3, scheduled * 1e3, sent * 1e3, received * 1e3, log, timing)
         return (received - start - scheduled) * 1e3, lateness, np.array([busy for _, busy, _ in log])
 
     def _one_at_a_time(self, n: int) -> tuple[list, np.ndarray]:
@@ -325,9 +348,9 @@ class LiveServer(_Client):
     def _submit(self, i: int) -> None:
         self._send.send(i)
 
-    def _reply(self) -> tuple[list[int], float, object]:
-        i, busy, sending = self._recv.recv()
-        return [i], busy, sending
+    def _reply_timed(self) -> tuple[list[int], float, object, dict]:
+        i, busy, sending, start, end = self._recv.recv()
+        return [i], busy, sending, {"start_ms": start, "end_ms": end, "worker": 0}
 
     def calibrate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(service_ms, transport_ms) of `n` requests sent one at a time."""
@@ -374,9 +397,9 @@ class SharedQueueServer(_Client):
     def _submit(self, i: int) -> None:
         self._requests.put(i)
 
-    def _reply(self) -> tuple[list[int], float, object]:
-        i, busy, worker = self._replies.get()
-        return [i], busy, worker
+    def _reply_timed(self) -> tuple[list[int], float, object, dict]:
+        i, busy, worker, start, end = self._replies.get()
+        return [i], busy, worker, {"start_ms": start, "end_ms": end, "worker": worker}
 
     def calibrate(self, n: int) -> dict[str, np.ndarray]:
         """`n` requests one at a time (service alone, transport), then `n` with every worker kept busy (as
@@ -439,9 +462,10 @@ class BatchingServer(_Client):
     def _submit(self, i: int) -> None:
         self._send.send(i)
 
-    def _reply(self) -> tuple[list[int], float, object]:
-        ids, busy, queued, sending = self._recv.recv()
-        return ids, busy, (queued, sending)
+    def _reply_timed(self) -> tuple[list[int], float, object, dict]:
+        ids, busy, queued, sending, dispatch, end = self._recv.recv()
+        arrival = [dispatch - q for q in queued]
+        return ids, busy, (queued, sending), {"start_ms": dispatch, "end_ms": end, "worker": 0, "arrival_ms": arrival}
 
     def calibrate(self, n: int, repeats: int, seed: int = 0) -> dict:
         """The forward pass timed `repeats` times at every batch size (in the server process, closed loop);
@@ -684,10 +708,20 @@ def _calibrate(config: str, server, n: int) -> dict:
 
 
 def _measure_config(
-    config: str, model: bytes, utilisations, runs: int, requests: int, calibration_n: int, rng, pin: bool = True
+    config: str,
+    model: bytes,
+    utilisations,
+    runs: int,
+    requests: int,
+    calibration_n: int,
+    rng,
+    pin: bool = True,
+    co_load: int = 0,
 ) -> list[dict]:
     """Start the server(s); per utilisation, calibrate (just before: this host's speed drifts over
-    seconds) and serve `runs` times back to back; stop. With `pin` and two CPUs or more, a single server
+    seconds; with `co_load`, also that many requests served open loop at the cell's rate, whose logged
+    busy times are the kernel's cost beside the client, the reply path and the siblings) and serve `runs`
+    times back to back; stop. With `pin` and two CPUs or more, a single server
     runs on the last CPU and the client on the first (the scheduler then cannot put them on one CPU, which
     delays replies by up to a service time); shared2's workers on CPUs of their own, the client anywhere."""
     cpus = _cpus() if pin else []
@@ -710,12 +744,18 @@ def _measure_config(
             calibration = _calibrate(config, server, calibration_n)
             capacity, what = capacity_rps(config, calibration)
             rate = rho * capacity
-            measured, lateness, logs = [], [], []
+            if co_load:  # the kernel under the serving path's load, before (and apart from) the measured runs
+                server.serve(rate, co_load, rng)
+                frame = server.requests.drop_duplicates("batch_id")
+                calibration["co_load_busy_ms"] = frame["busy_ms"].to_numpy()
+                calibration["co_load_batch_size"] = frame["batch_size"].to_numpy()
+            measured, lateness, logs, frames = [], [], [], []
             for _ in range(runs):
                 latency, late, busy = server.serve(rate, requests, rng)
                 measured.append({f"p{p:g}": float(np.percentile(latency[keep], p)) for p in PERCENTILES})
                 lateness.append({"p50": float(np.percentile(late, 50)), "p99": float(np.percentile(late, 99))})
                 logs.append((busy, server.log))
+                frames.append(server.requests)
             cells.append(
                 {
                     "config": config,
@@ -730,6 +770,7 @@ def _measure_config(
                     "lateness": lateness,
                     "_calibration": calibration,
                     "_logs": logs,
+                    "_requests": frames,
                 }
             )
     finally:
@@ -760,6 +801,16 @@ def _predict_cell(cell: dict, requests: int) -> dict:
     if config == "dynamic1":
         cell["mean_batch_size_measured"] = [float(np.mean([len(ids) for ids, _, _ in log])) for _, log in logs]
         cell["mean_batch_size_predicted"] = predicted.get("mean_batch_size")
+    co_loaded = None
+    if "co_load_busy_ms" in calibration:  # the kernel's slowdown beside the serving path, from its calibration
+        from calibrate.fidelity_offline import scaled, slowdown
+
+        factor = slowdown(
+            config, calibration, calibration["co_load_busy_ms"], calibration["co_load_batch_size"], predicted
+        )
+        cell["co_load_factor"] = factor
+        scenario, profiles = scenario_for(config, scaled(calibration, factor), cell["rate_rps"], requests, REPLICATIONS)
+        co_loaded = simulate_percentiles(scenario, profiles)
     rows = []
     for p in PERCENTILES:
         key = f"p{p:g}"
@@ -771,6 +822,10 @@ def _predict_cell(cell: dict, requests: int) -> dict:
             "predicted_ci95": predicted[key]["ci95"],
             **judge(runs_ms, predicted[key]["ms"], key),
         }
+        if co_loaded is not None:
+            verdict = judge(runs_ms, co_loaded[key]["ms"], key)
+            row.update(co_load_ms=co_loaded[key]["ms"], co_load_error_pct=verdict["error_pct"])
+            row["co_load_verdict"] = verdict["verdict"]
         if replayed is not None:
             row["in_situ_replay_ms"] = replayed[key]["ms"]
             row["in_situ_error_pct"] = 100 * (replayed[key]["ms"] - row["measured_mean_ms"]) / row["measured_mean_ms"]
@@ -787,8 +842,13 @@ def run_fidelity(
     configs=CONFIGS,
     seed: int = 0,
     pin: bool = True,
+    co_load: int = 300,
+    out: Path | None = None,
 ) -> dict:
-    """Measure every configuration (servers stopped before any prediction runs), then predict each cell."""
+    """Measure every configuration (servers stopped before any prediction runs), then predict each cell;
+    with `out`, each run's per-request log is written under it (calibrate/fidelity_log.py)."""
+    from calibrate.fidelity_log import write_request_logs
+
     from calibrate.networks import build_mlp
 
     model = build_mlp(hidden=MODEL_HIDDEN)
@@ -797,9 +857,13 @@ def run_fidelity(
     started = time.perf_counter()
     cells = []
     for config in configs:
-        cells += _measure_config(config, model, utilisations, runs, requests, calibration, rng, pin)
+        cells += _measure_config(config, model, utilisations, runs, requests, calibration, rng, pin, co_load)
     measured_s = time.perf_counter() - started
     load_after = os.getloadavg()[0]
+    for cell in cells:
+        frames = cell.pop("_requests")
+        if out is not None:
+            cell["request_logs"] = write_request_logs(out, cell, frames)
     samples = [_predict_cell(cell, requests) for cell in cells]
     return {
         "machine": f"{os.cpu_count()} logical CPUs, 1-min load average {load_before:.2f} before / "
@@ -861,7 +925,8 @@ def format_report(result: dict) -> str:
     header = (
         f"{'config':<9}{'rho':>4} {'req/s':>6} {'pct':>4} "
         + "".join(f"{f'run{k + 1} ms':>9}" for k in range(runs))
-        + f"{'noise%':>8} {'predicted ms [95% CI]':>25} {'error%':>7}  verdict   in-situ replay (error%)"
+        + f"{'noise%':>8} {'predicted ms [95% CI]':>25} {'error%':>7}  verdict   co-load (error%, verdict)"
+        + "  in-situ replay (error%)"
     )
     lines.append(header)
     for cell in result["cells"]:
@@ -874,6 +939,8 @@ def format_report(result: dict) -> str:
                 + f"{noise:>8} {row['predicted_ms']:>8.2f} [{lo:6.2f}, {hi:6.2f}] "
                 f"{row['error_pct']:>+7.1f}  {row['verdict']:<8}"
             )
+            if "co_load_ms" in row:
+                line += f"  {row['co_load_ms']:.2f} ({row['co_load_error_pct']:+.1f}, {row['co_load_verdict']})"
             if "in_situ_replay_ms" in row:
                 line += f"  {row['in_situ_replay_ms']:.2f} ({row['in_situ_error_pct']:+.1f})"
             lines.append(line.rstrip())
@@ -891,6 +958,8 @@ def format_report(result: dict) -> str:
             notes.append(f"in situ service mean {cell['service_ms_mean_in_situ']:.3f} ms")
         if "service_lag1_autocorrelation_in_situ" in cell:
             notes.append(f"lag-1 autocorrelation {cell['service_lag1_autocorrelation_in_situ']:.2f}")
+        if "co_load_factor" in cell:
+            notes.append(f"co-load calibration: kernel {cell['co_load_factor']:.3f}x its time alone")
         lines.append("    " + "; ".join(notes))
     verdicts = [
         (c["config"], c["utilisation"], r["percentile"], r["verdict"]) for c in result["cells"] for r in c["table"]
@@ -905,6 +974,10 @@ def format_report(result: dict) -> str:
             else ""
         )
     )
+    co_load = [r["co_load_verdict"] for c in result["cells"] for r in c["table"] if "co_load_verdict" in r]
+    if co_load:
+        judged_co = [v for v in co_load if v != "noisy"]
+        lines.append(f"co-load calibration: {sum(v == 'ok' for v in judged_co)} of {len(judged_co)} judged ok")
     return "\n".join(lines)
 
 
@@ -941,6 +1014,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2, help="back-to-back measurements per cell")
     parser.add_argument("--requests", type=int, default=2000, help="per run")
     parser.add_argument("--calibration", type=int, default=500, help="closed-loop requests per configuration")
+    parser.add_argument(
+        "--co-load",
+        type=int,
+        default=300,
+        help="requests served open loop at each cell's rate before its runs, to calibrate the kernel under the "
+        "serving path's load (0: none)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-pin", action="store_true", help="let the OS place server and client processes")
     parser.add_argument(
@@ -962,13 +1042,21 @@ def main(argv: list[str] | None = None) -> int:
     utilisations = _floats(args.utilisations)
     if not utilisations or any(not 0 < u < 1 for u in utilisations):
         parser.error("--utilisations: values between 0 and 1 (exclusive)")
-    if args.runs < 1 or args.requests < 100 or args.calibration < 30:
-        parser.error("--runs >= 1, --requests >= 100, --calibration >= 30")
-    result = run_fidelity(
-        args.requests, args.runs, utilisations, args.calibration, configs, args.seed, pin=not args.no_pin
-    )
+    if args.runs < 1 or args.requests < 100 or args.calibration < 30 or not (args.co_load == 0 or args.co_load >= 30):
+        parser.error("--runs >= 1, --requests >= 100, --calibration >= 30, --co-load 0 or >= 30")
     out = Path(args.out or "fidelity")
     out.mkdir(parents=True, exist_ok=True)
+    result = run_fidelity(
+        args.requests,
+        args.runs,
+        utilisations,
+        args.calibration,
+        configs,
+        args.seed,
+        pin=not args.no_pin,
+        co_load=args.co_load,
+        out=out,
+    )
     (out / "fidelity.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     report = format_report(result)
     (out / "fidelity.txt").write_text(report + "\n", encoding="utf-8")

@@ -213,6 +213,16 @@ def replay_values(config: str, calibration: dict, busy: np.ndarray, sizes: np.nd
     return relative, float(np.median(relative))
 
 
+def slowdown(config: str, calibration: dict, busy: np.ndarray, sizes: np.ndarray, base: dict) -> float:
+    """How much slower the kernel ran in a logged busy sequence than calibrated: its mean over the mean the
+    isolated prediction `base` simulated (one request per batch), or (dynamic1) over the calibrated means
+    at the sizes the batches had."""
+    if config == "dynamic1":
+        means = {b: float(np.mean(v)) for b, v in calibration["batch_ms"].items()}
+        return float(np.sum(busy) / sum(means[int(s)] for s in sizes))
+    return float(np.mean(busy)) / base["mean_service_ms"]
+
+
 def in_situ_factor(
     config: str, calibration: dict, cell: SavedCell, requests: int, base: dict, logs
 ) -> tuple[float | None, str]:
@@ -220,10 +230,7 @@ def in_situ_factor(
     and where it comes from; None where the run carries no in-situ data for it."""
     if logs is not None:
         busy, sizes = in_situ_sequence(logs)
-        if config == "dynamic1":
-            means = {b: float(np.mean(v)) for b, v in calibration["batch_ms"].items()}
-            return float(busy.sum() / sum(means[int(s)] for s in sizes)), "per-batch log"
-        return float(busy.mean()) / base["mean_service_ms"], "per-request log"
+        return slowdown(config, calibration, busy, sizes, base), "per-request log"
     if config in ("fifo1", "shared2") and cell.service_ms_mean_in_situ is not None:
         return cell.service_ms_mean_in_situ / base["mean_service_ms"], "in-situ service mean"
     if config == "dynamic1" and cell.mean_batch_size_measured:

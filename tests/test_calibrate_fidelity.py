@@ -40,12 +40,33 @@ def test_live_server_reports_service_times_inside_each_latency():
         service, transport = server.calibrate(20)
         latency, lateness, busy = server.serve(rate_rps=200.0, n=50, rng=np.random.default_rng(0))
         sending = np.array([extra for _, _, extra in server.log])  # the previous reply's send, in `busy`
+        frame = server.requests
     finally:
         server.close()
+    check_request_log(frame, latency, max_batch=1)
     assert (service > 0).all() and (transport >= 0).all()
     assert [ids for ids, _, _ in server.log] == [[i] for i in range(50)]  # served in send order
     assert len(busy) == 50 and (latency >= busy - sending).all()  # request i is the i-th served
     assert (lateness > -1e-6).all()
+
+
+def check_request_log(frame, latency: np.ndarray, max_batch: int) -> None:
+    """A run's per-request log (calibrate/fidelity_log.py): every request once, its times in causal order on
+    one clock, its latency the one the run measured, each batch one size, one busy time, one start."""
+    from calibrate.fidelity_log import COLUMNS
+
+    assert list(frame.columns) == list(COLUMNS) and list(frame["request"]) == list(range(len(latency)))
+    assert np.allclose(frame["latency_ms"], latency)
+    eps = 1e-3  # ms: clock readings rounded
+    assert (frame["sent_ms"] >= frame["scheduled_ms"] - eps).all()
+    assert (frame["server_arrival_ms"] >= frame["sent_ms"] - eps).all()  # one clock for client and server
+    assert (frame["service_start_ms"] >= frame["server_arrival_ms"] - eps).all()
+    assert (frame["service_end_ms"] > frame["service_start_ms"]).all()
+    assert (frame["received_ms"] >= frame["service_end_ms"] - eps).all()
+    assert (frame["busy_ms"] >= frame["service_end_ms"] - frame["service_start_ms"] - eps).all()  # + reply send
+    batches = frame.groupby("batch_id")
+    assert (batches["batch_size"].nunique() == 1).all() and (batches["service_start_ms"].nunique() == 1).all()
+    assert (batches.size() == batches["batch_size"].first()).all() and frame["batch_size"].max() <= max_batch
 
 
 # --------------------------------------------------------------------------- the dynamic batcher's rule
@@ -236,8 +257,11 @@ def test_shared_queue_server_serves_every_request_with_both_workers():
         calibration = server.calibrate(40)
         latency, lateness, busy = server.serve(rate_rps=400.0, n=200, rng=np.random.default_rng(0))
         log = server.log
+        frame = server.requests
     finally:
         server.close()
+    check_request_log(frame, latency, max_batch=1)
+    assert set(frame["worker"]) == {0, 1}
     assert {len(v) for v in calibration.values()} == {40}
     assert (calibration["transport_busy_ms"] >= 0).all()
     assert (calibration["service_busy_ms"] > 0).all() and (calibration["transport_ms"] >= 0).all()
@@ -257,8 +281,13 @@ def test_batching_server_forms_batches_within_its_limits():
         calibration = server.calibrate(20, repeats=30)
         latency, _, busy = server.serve(rate_rps=3000.0, n=300, rng=np.random.default_rng(0))
         log = server.log
+        frame = server.requests
     finally:
         server.close()
+    check_request_log(frame, latency, max_batch=4)
+    waited = (frame["service_start_ms"] - frame["server_arrival_ms"]).groupby(frame["batch_id"]).max()
+    partial = frame.groupby("batch_id")["batch_size"].first() < 4
+    assert (waited[partial] >= 2.0 - 1e-3).all()  # a partial batch's oldest waited out the delay
     assert sorted(calibration["batch_ms"]) == [1, 2, 3, 4]
     assert all(len(v) == 30 for v in calibration["batch_ms"].values())
     for b, forward in calibration["forward_ms"].items():  # a batch's busy time: its pass and its reply's send

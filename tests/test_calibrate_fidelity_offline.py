@@ -167,3 +167,60 @@ def test_missing_or_unreadable_run_exits_2(tmp_path, capsys):
     assert main(["--predict-only", str(tmp_path / "copy")]) == 2
     err = capsys.readouterr().err
     assert "not valid JSON" in err and "{not json" not in err
+
+
+def _with_request_logs(tmp_path: Path, slowdown: float) -> Path:
+    """run 1's fifo1 and dynamic1 cells with synthetic per-request logs: the kernel `slowdown` x its
+    calibration."""
+    import pandas as pd
+
+    from calibrate.fidelity_log import COLUMNS, log_name
+
+    folder = tmp_path / "logged"
+    folder.mkdir()
+    data = json.loads((RUNS[0] / "fidelity.json").read_text())
+    keep = [k for k, cell in enumerate(data["cells"]) if cell["config"] != "shared2"]  # kernel time: one level
+    data["cells"] = [data["cells"][k] for k in keep]
+    data["calibration_samples"] = [data["calibration_samples"][k] for k in keep]
+    rng = np.random.default_rng(3)
+    for cell, calibration in zip(data["cells"], data["calibration_samples"]):
+        n = 400
+        if cell["config"] == "dynamic1":
+            sizes = rng.integers(1, 9, size=n)
+            busy = np.array([slowdown * rng.choice(calibration["batch_ms"][str(b)]) for b in sizes])
+        else:
+            sizes, busy = np.ones(n, int), slowdown * rng.choice(calibration["service_ms"], size=n)
+        start = np.cumsum(busy + 1.0)
+        frame = pd.DataFrame({c: 0.0 for c in COLUMNS}, index=range(n))
+        frame = frame.assign(
+            service_start_ms=start, service_end_ms=start + busy, busy_ms=busy, batch_id=range(n), batch_size=sizes
+        )
+        name = log_name(cell["config"], cell["utilisation"], 0)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(folder / name, index=False)
+        cell["request_logs"] = [name]
+    (folder / "fidelity.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_request_logs_give_every_cell_its_in_situ_slowdown_and_replay(tmp_path):
+    run = repredict([_with_request_logs(tmp_path, slowdown=1.2)])[0]
+    assert run["request_logs"] is True
+    for cell in run["cells"]:
+        assert cell["in_situ_source"] == "per-request log"
+        # the logged kernel ran 1.2x its calibration (the simulated mean is a resample of the calibration)
+        assert cell["in_situ_factor"] == pytest.approx(1.2, rel=0.06)
+        for row in cell["table"]:
+            assert "saved" not in row["in_situ_replay"] and row["in_situ_replay"]["ms"] > 0
+        # leave one out: the other cell of its configuration (~1.2 by construction), never the cell's own
+        assert cell["co_load_factor"] == pytest.approx(1.2, rel=0.06)
+
+
+def test_a_request_log_outside_the_run_folder_is_refused(tmp_path, capsys):
+    folder = _with_request_logs(tmp_path, slowdown=1.0)
+    data = json.loads((folder / "fidelity.json").read_text())
+    data["cells"][0]["request_logs"] = ["../elsewhere.csv"]
+    (folder / "fidelity.json").write_text(json.dumps(data))
+    assert main(["--predict-only", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "request_logs" in err and str(tmp_path) not in err
