@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from sim.analysis import compare, planner
+from sim.present.comparison import MEETS_ROW, baseline_note, comparison_cells
 from sim.spec.scenario import parse_scenario_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,11 +70,11 @@ def run_variants():
 
 def test_unstable_variant_shows_unstable_and_deltas_are_against_the_baseline():
     comparison = run_variants()
-    table = planner.comparison_cells(comparison, "two")
+    table = comparison_cells(comparison, "two")
     one, two, three = table["one"], table["two"], table["three"]
     for row in ("p50 latency (ms)", "p95 latency (ms)", "p99 latency (ms)", "requests within p99 SLO (share)"):
         assert one[row] == "unstable"
-    assert one["meets the p99 SLO"] == "no (unstable)"
+    assert one[MEETS_ROW] == "no (unstable)"
     assert "Δ" not in two["p99 latency (ms)"]  # the baseline has no delta
     # Three replicas against two: the p99 delta is the difference of the means, tested with Welch's t.
     results = {r.variant.name: r for r in comparison.results}
@@ -85,11 +86,34 @@ def test_unstable_variant_shows_unstable_and_deltas_are_against_the_baseline():
     mark = "✱" if welch_p(list(base_p99), list(three_p99)) < 0.05 else "n.s."
     assert f"Δ {diff:+,.1f}".replace("-", "−") in three["p99 latency (ms)"]
     assert three["p99 latency (ms)"].endswith(mark)
-    # Stars go to stable variants only; the meets row follows the summaries.
+    # Stars go to stable variants only; the meets row judges the p99's CI upper end (as Sizing does).
     assert "★" not in " ".join(one)
     for name in ("two", "three"):
-        met = results[name].summary["slo"]["met"]
-        assert table[name]["meets the p99 SLO"] == ("yes" if met else "no")
+        summary = results[name].summary
+        word = planner.slo_verdict(
+            summary["latency_ms"]["p99"], summary["latency_ms_ci95"]["p99"], summary["slo"]["p99_ms"]
+        )
+        assert table[name][MEETS_ROW] == {"meets": "yes", "too close": "too close to call", "misses": "no"}[word]
+
+
+def test_no_deltas_against_an_unstable_baseline():
+    """A baseline whose queue grows without bound has figures that depend on the run's length: no cell
+    carries a delta from it (the throughput row did: +212% ✱), and the note says why."""
+    comparison = run_variants()
+    table = comparison_cells(comparison, "one")
+    assert "Δ" not in " ".join(table.to_numpy().ravel())
+    assert "unstable" in baseline_note(comparison, "one")
+    assert baseline_note(comparison, "two") is None
+    assert "Δ" in " ".join(comparison_cells(comparison, "two")["three"])
+
+
+def test_the_scenarios_own_configuration_is_always_a_row():
+    scenario = parse_scenario_text(TWO_REPLICAS, base_dir=ROOT / "scenarios")
+    variants = compare.parse_variants(["three: replicas=3", "four: replicas=4"], scenario)
+    names = [v.name for v in compare.with_current(variants)]
+    assert names == [compare.CURRENT, "three", "four"]
+    as_written = [compare.Variant("mine", {}), *variants]
+    assert compare.with_current(as_written) == as_written  # already a row: not twice
 
 
 def test_the_compare_tab_shows_unstable_and_a_chosen_baseline():
@@ -108,9 +132,9 @@ def test_the_compare_tab_shows_unstable_and_a_chosen_baseline():
     table = next(m.value for m in at.markdown if m.value.startswith("| metric |"))
     p99_row = next(line for line in table.splitlines() if line.startswith("| p99 latency"))
     cells = [c.strip() for c in p99_row.strip("|").split("|")][1:]
-    assert cells[2] == "unstable"
-    assert "Δ" in cells[0] and "Δ" not in cells[1]  # "three" is the baseline now
-    assert any(line.startswith("| meets the p99 SLO") for line in table.splitlines())
+    assert cells[3] == "unstable"  # columns: the scenario as configured, two, three, one
+    assert "Δ" in cells[0] and "Δ" in cells[1] and "Δ" not in cells[2]  # "three" is the baseline now
+    assert any(line.startswith(f"| {MEETS_ROW}") for line in table.splitlines())
     assert any("**one** is unstable" in w.value for w in at.warning)
 
 

@@ -11,6 +11,7 @@ import pytest
 from sim.analysis import compare, planner
 from sim.spec import transforms
 from sim.errors import ServesimError
+from sim.present.comparison import comparison_cells
 from sim.spec.scenario import parse_scenario_text
 
 BASE = """
@@ -131,7 +132,7 @@ def test_comparison_table_stars_the_winner_and_shows_the_ci():
     fake = compare.Comparison(base=None, results=[], seed=1, size=planner.QUICK)
     fake.results = [type("R", (), {"variant": compare.Variant(n), "summary": s})() for n, s in zip("ab", summaries)]
     fake.winners = compare.winners(summaries, ["a", "b"])
-    table = compare.comparison_table(fake)
+    table = comparison_cells(fake)
     assert table.loc["p99 latency (ms)", "b"] == "**40.0 [38.0, 42.0]** ★"
     assert table.loc["p99 latency (ms)", "a"] == "50.0 [47.5, 52.5]"
 

@@ -14,6 +14,7 @@ from ui.runs import (
     SCENARIOS,
 )
 from ui.state import (
+    unknown_address_scenario,
     read_address,
 )
 from ui.text import as_code, as_text
@@ -41,6 +42,15 @@ def choose_scenario() -> tuple[Scenario, str]:
         choice = st.selectbox("Shipped scenario", names, index=index, key="scenario", disabled=upload is not None)
         st.caption(
             "The address bar keeps the scenario, the knobs you change and the open tab: copy it to share this page."
+            if upload is None
+            else "An uploaded scenario cannot be reopened from a link: the address bar opens the shipped "
+            "scenario with these knobs. Download the scenario (Data & downloads) to share it."
+        )
+    unknown = unknown_address_scenario()
+    if unknown is not None and upload is None:
+        st.warning(
+            f"The link names a scenario **{as_text(unknown)}** that is not shipped "
+            f"({', '.join(map(as_text, names))}): showing **{as_text(choice)}** instead."
         )
     if upload is not None:
         scenario = parse_upload(upload.name, upload.getvalue())

@@ -1,10 +1,24 @@
-"""The page's state: knob widget keys scoped to the scenario shown, the address bar, knob defaults."""
+"""The page's state, in one place: knob widget keys scoped to the scenario shown, the address bar, knob
+defaults, and each tab's inputs and results kept per scenario.
+
+Session keys (every one the page uses is named here):
+  _scenario_generation  counts scenario changes; scopes the keys of scenario-bound widgets
+  _knobs_for            the identity of the scenario the knobs were drawn for ("shipped:NAME", "upload:...")
+  _address_read         the scenario the address named on the session's first run
+  _address_unknown      a scenario name the address gave that is not shipped (said on the page)
+  _url_knobs            knob and tab values read from the address, for the scenario it names
+  _knob_defaults        each knob's scenario value this run: the address records only what differs
+  _tab_inputs           {identity: {input name: value}}: tab inputs that outlive their tab being closed
+  _tab_defaults         {input name: default}: the address records only tab inputs that differ
+  _tab_results          {identity: {result name: (inputs key, result)}}: a sizing, a comparison, advice
+  view                  the open tab
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -21,6 +35,10 @@ URL_KNOBS = "_url_knobs"  # knob values read from the page's address, for the sc
 
 
 DEFAULTS = "_knob_defaults"  # each knob's scenario value this run: the address records only what differs
+TAB_INPUTS = "_tab_inputs"
+TAB_DEFAULTS = "_tab_defaults"
+TAB_RESULTS = "_tab_results"
+UNKNOWN = "_address_unknown"
 
 
 def read_address(names: list[str]) -> str:
@@ -31,6 +49,8 @@ def read_address(names: list[str]) -> str:
     chosen = named if named in names else (DEFAULT_SCENARIO if DEFAULT_SCENARIO in names else names[0])
     if "_address_read" not in st.session_state:
         st.session_state["_address_read"] = chosen
+        if named is not None and named not in names:
+            st.session_state[UNKNOWN] = named
         if named == chosen:
             st.session_state[URL_KNOBS] = {k: v for k, v in params.items() if k not in ("scenario", "view")}
             if params.get("view"):
@@ -46,6 +66,11 @@ def write_address(identity: str) -> None:
         params["scenario"] = identity.removeprefix("shipped:")
     for name, default in (st.session_state.get(DEFAULTS) or {}).items():
         value = st.session_state.get(knob_key(name))
+        if value is not None and value != default:
+            params[name] = json.dumps(value)
+    kept = (st.session_state.get(TAB_INPUTS) or {}).get(identity) or {}
+    for name, default in (st.session_state.get(TAB_DEFAULTS) or {}).items():
+        value = kept.get(name)
         if value is not None and value != default:
             params[name] = json.dumps(value)
     if st.session_state.get("view"):
@@ -96,3 +121,55 @@ def enter_scenario(identity: str) -> None:
         st.session_state.pop(URL_KNOBS, None)
     st.session_state[GENERATION] = st.session_state.get(GENERATION, -1) + 1
     st.session_state["_knobs_for"] = identity
+
+
+def identity() -> str:
+    """The identity of the scenario shown ("shipped:NAME" or "upload:NAME:SHA256")."""
+    return str(st.session_state.get("_knobs_for", ""))
+
+
+def unknown_address_scenario() -> str | None:
+    """The scenario name a link gave that is not a shipped scenario (None: it named a known one, or none)."""
+    return st.session_state.get(UNKNOWN)
+
+
+def tab_input(
+    widget: Callable[..., Any], name: str, default: Any, *args: Any, fixed_key: bool = False, **kwargs: Any
+) -> Any:
+    """A tab's input widget whose value is kept per scenario while the tab is closed (Streamlit forgets
+    the state of a widget it does not draw) and travels in the address bar when it differs from `default`.
+    `widget` is the st function (st.number_input, col.text_area, ...); its value comes from the state.
+    `fixed_key`: the widget key is `name` itself, for an input whose default is not the scenario's."""
+    inputs = st.session_state.setdefault(TAB_INPUTS, {}).setdefault(identity(), {})
+    st.session_state.setdefault(TAB_DEFAULTS, {})[name] = default
+    key = name if fixed_key else scoped(name)
+    if key not in st.session_state:
+        st.session_state[key] = inputs.get(name, _from_address(name, default))
+    value = widget(*args, key=key, **kwargs)
+    inputs[name] = value
+    return value
+
+
+def _from_address(name: str, default: Any) -> Any:
+    """The address's value of tab input `name` when it has the default's type, else the default."""
+    raw = (st.session_state.get(URL_KNOBS) or {}).get(name)
+    if raw is None:
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return default
+    if isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) and value >= 0 else default
+    return value if type(value) is type(default) else default
+
+
+def kept_result(name: str, inputs: Any) -> Any:
+    """The result a tab kept for this scenario under `name`, if it was computed for exactly `inputs`."""
+    stored = ((st.session_state.get(TAB_RESULTS) or {}).get(identity()) or {}).get(name)
+    return stored[1] if stored is not None and stored[0] == inputs else None
+
+
+def keep_result(name: str, inputs: Any, result: Any) -> None:
+    """Keep a tab's result for this scenario (one per name: the latest inputs')."""
+    st.session_state.setdefault(TAB_RESULTS, {}).setdefault(identity(), {})[name] = (inputs, result)

@@ -82,6 +82,19 @@ def parse_variants(texts: list[str], scenario: Scenario) -> list[Variant]:
     return variants
 
 
+CURRENT = "as configured"
+
+
+def with_current(variants: list[Variant]) -> list[Variant]:
+    """The variants with the scenario's own configuration first, unless one of them already is it (no
+    overrides): a comparison always shows what the planner starts from."""
+    if any(not variant.overrides for variant in variants):
+        return variants
+    taken = {variant.name for variant in variants}
+    name = CURRENT if CURRENT not in taken else f"{CURRENT} (scenario)"
+    return [Variant(name, {}, "as written"), *variants]
+
+
 def _split_name(spec: str) -> tuple[str | None, str]:
     """A `NAME:` prefix is a colon that comes before the first `=`, `{` or `(`."""
     colon = spec.find(":")
@@ -299,21 +312,6 @@ def winners(summaries: list[dict], names: list[str]) -> dict[str, list[str]]:
         tolerance = TIE_RELATIVE * abs(best) if best else 1e-12
         out[metric.key] = [n for n, v in zip(names, values) if v is not None and abs(v - best) <= tolerance]
     return out
-
-
-def comparison_table(comparison: Comparison) -> pd.DataFrame:
-    """Metric rows × variant columns of display strings (value [95% CI]), winners starred."""
-    rows = {}
-    for metric in METRICS:
-        if metric.key not in comparison.winners:
-            continue
-        row = {}
-        for result in comparison.results:
-            row[result.variant.name] = format_metric(
-                metric, result.summary, result.variant.name in comparison.winners[metric.key]
-            )
-        rows[f"{metric.label} ({metric.unit})"] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def markdown_table(table: pd.DataFrame, corner: str = "metric") -> str:

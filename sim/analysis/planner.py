@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from sim.analysis.simulate import RunResult, simulate
 from sim.metrics.load import offered_load
@@ -329,72 +328,3 @@ def delta(
         apart = variant_ci[0] > baseline_ci[1] or variant_ci[1] < baseline_ci[0]
         return Delta(diff, relative, apart, "95% CIs " + ("do not overlap" if apart else "overlap"))
     return Delta(diff, relative, False, "one value each: no test")
-
-
-# Rows whose values mean nothing for a run whose queue grows without bound.
-LATENCY_ROWS = ("p50", "p95", "p99", "slo_attainment")
-
-
-def comparison_cells(comparison, baseline: str) -> "pd.DataFrame":
-    """Metric rows × variant columns of display strings for a `sim.analysis.compare.Comparison`: value [95%
-    CI], and for every variant but `baseline` its delta from it (✱ significant at 5%, n.s. not);
-    "unstable" where the variant's queue grows without bound; ★ the best among the stable variants; and
-    a last row saying whether each variant meets the p99 SLO."""
-    import pandas as pd
-
-    from sim.analysis.compare import METRICS, format_metric, winners
-
-    results = {r.variant.name: r for r in comparison.results}
-    if baseline not in results:
-        raise ValueError(f"baseline {baseline!r} is not one of the variants {list(results)}")
-    shaky = {name for name, r in results.items() if unstable(r.summary)}
-    steady = [name for name in results if name not in shaky]
-    best = winners([results[n].summary for n in steady], steady) if steady else {}
-    base = results[baseline]
-    rows: dict[str, dict[str, str]] = {}
-    for metric in METRICS:
-        if all(format_metric(metric, r.summary) == "–" for r in results.values()):
-            continue
-        row = {}
-        for name, r in results.items():
-            if name in shaky and metric.key in LATENCY_ROWS:
-                row[name] = "unstable"
-                continue
-            text = format_metric(metric, r.summary, name in best.get(metric.key, []))
-            if name != baseline and text != "–" and not (baseline in shaky and metric.key in LATENCY_ROWS):
-                text += _delta_text(metric, base, r)
-            row[name] = text
-        rows[f"{metric.label} ({metric.unit})"] = row
-    rows["meets the p99 SLO"] = {name: _meets_text(r.summary, name in shaky) for name, r in results.items()}
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def _delta_text(metric, base, other) -> str:
-    change = delta(
-        group_values(base.result, metric.key),
-        group_values(other.result, metric.key),
-        metric.ci(base.summary),
-        metric.ci(other.summary),
-    )
-    if change is None:
-        return ""
-    if metric.unit == "share":
-        amount = f"{change.value * 100:+.2f} pt"
-    elif metric.unit == "USD":
-        amount = f"{'+' if change.value >= 0 else '−'}${abs(change.value):,.3f}"
-    else:
-        amount = f"{change.value:+,.1f}"
-    amount = amount.replace("-", "−")
-    relative = (
-        f", {change.relative:+.0%}".replace("-", "−") if change.relative is not None and metric.unit != "share" else ""
-    )
-    return f" · Δ {amount}{relative} " + ("✱" if change.significant else "n.s.")
-
-
-def _meets_text(summary: dict, is_unstable: bool) -> str:
-    met = (summary.get("slo") or {}).get("met")
-    if is_unstable:
-        return "no (unstable)"
-    if met is None:
-        return "– (no SLO)"
-    return "yes" if met else "no"

@@ -69,8 +69,9 @@ def register(subparsers) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from sim.analysis.compare import Variant, comparison_table, load_curve, parse_variants, run_comparison
+    from sim.analysis.compare import Variant, load_curve, parse_variants, run_comparison
     from sim.analysis.planner import RunSize
+    from sim.present.comparison import comparison_cells
     from sim.present.progress import steps
     from sim.present.report import write_report
     from sim.spec.scenario import load_scenario
@@ -109,7 +110,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         print(json.dumps(json_ready({r.variant.name: r.summary for r in comparison.results}), indent=2))
     else:
-        table = comparison_table(comparison)
+        table = comparison_cells(comparison)
         table = table.map(lambda cell: str(cell).replace("**", ""))
         print(table.to_string())
         print(f"\nreport: {report}")

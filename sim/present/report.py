@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim.present import plots
-from sim.analysis.compare import Comparison, comparison_table, knee_index, markdown_table, max_rate_within_slo
+from sim.analysis.compare import Comparison, knee_index, markdown_table, max_rate_within_slo
+from sim.present.comparison import comparison_cells
 from sim.metrics.summary import stage_columns
 
 REPORT_NAME = "report.md"
@@ -78,7 +79,7 @@ def write_report(
         "",
         "## Results",
         "",
-        markdown_table(comparison_table(comparison)),
+        markdown_table(comparison_cells(comparison)),
         "",
         _verdict(comparison),
         "",

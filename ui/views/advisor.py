@@ -7,9 +7,7 @@ import streamlit as st
 from ui.runs import (
     Context,
 )
-from ui.state import (
-    scoped,
-)
+from ui.state import keep_result, kept_result, tab_input
 from ui.text import as_text
 
 
@@ -20,20 +18,24 @@ def view_advisor(ctx: Context) -> None:
     from sim.present.advise_report import pareto_figure, profile_text, waterfall_figure
 
     cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-    slo = cols[0].number_input(
+    slo = tab_input(
+        cols[0].number_input,
+        "advise.slo",
+        float(ctx.slo_ms or 0.0),
         "p99 SLO (ms)",
         min_value=0.0,
-        value=float(ctx.slo_ms or 0.0),
         step=5.0,
-        key=scoped("advise.slo"),
         help="0: no SLO, stacks ranked by p99",
     )
-    stack = cols[1].selectbox("Levers per stack, up to", [1, 2, 3], index=1, key="advise.stack")
-    hit_rate = cols[2].slider("Assumed cache hit rate", 0.05, 0.9, 0.3, 0.05, key="advise.hits")
+    stack = tab_input(cols[1].selectbox, "advise.stack", 2, "Levers per stack, up to", [1, 2, 3], fixed_key=True)
+    hit_rate = tab_input(
+        cols[2].slider, "advise.hits", 0.3, "Assumed cache hit rate", 0.05, 0.9, step=0.05, fixed_key=True
+    )
     key = (ctx.scenario.to_yaml(), ctx.seed, slo, stack, hit_rate)
     if cols[3].button("Advise", type="primary", key="advise.run"):
         with st.spinner("Profiling, then evaluating lever stacks on common random numbers…"):
-            st.session_state["_advice"] = (
+            keep_result(
+                "advice",
                 key,
                 advise(
                     ctx.scenario,
@@ -44,14 +46,13 @@ def view_advisor(ctx: Context) -> None:
                     requests=2000,
                 ),
             )
-    stored = st.session_state.get("_advice")
-    if not stored or stored[0] != key:
+    advice = kept_result("advice", key)
+    if advice is None:
         st.info(
             "Profile the scenario, then rank stacks of levers (quantisation, GPU decode, batching, caches, "
             "replicas, hardware) by p99, cost and accuracy. Press *Advise*."
         )
         return
-    advice = stored[1]
     st.success(f"**Recommendation:** {as_text(advice.recommendation)}")
     st.markdown("\n".join(f"- {as_text(line.strip())}" for line in profile_text(advice)[1:]))
     for note in advice.notes:

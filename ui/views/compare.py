@@ -1,4 +1,5 @@
-"""The compare tab."""
+"""The Compare tab: variants of the scenario on the same traffic and seed, beside the scenario as
+configured (sim/present/comparison.py builds the table, as for `servesim compare`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from sim.analysis import compare, planner
 from sim.errors import ServesimError
 from sim.metrics.summary import stage_columns
 from sim.present import charts, plots
+from sim.present.comparison import baseline_note, comparison_cells
 from ui.runs import (
     Context,
     run_cached,
 )
-from ui.state import (
-    scoped,
-)
+from ui.state import tab_input
 from ui.text import as_text
 
 
@@ -36,21 +36,24 @@ def view_compare(ctx: Context) -> None:
         )
     )
     st.caption(
-        "Two to four variants of the scenario shown above, on the same traffic and seed. One per line, "
-        "`NAME: SETTING, ...` — the syntax of `servesim compare --variant`."
+        "Two to four variants of the scenario shown above, on the same traffic and seed, beside the scenario "
+        "as configured. One per line, `NAME: SETTING, ...` — the syntax of `servesim compare --variant`."
     )
-    text = st.text_area("Variants", default, height=120, key=scoped("compare.variants"))
+    text = tab_input(st.text_area, "compare.variants", default, "Variants", height=120)
     lines = [line for line in text.splitlines() if line.strip()]
     if not 2 <= len(lines) <= 4:
         st.warning("Give two to four variants, one per line.")
         return
     try:
-        variants = compare.parse_variants(lines, ctx.scenario)
+        variants = compare.with_current(compare.parse_variants(lines, ctx.scenario))
     except ServesimError as exc:
         st.error(as_text(exc))
         return
     names = [variant.name for variant in variants]
-    baseline = st.selectbox("Baseline (deltas are against it)", names, key=scoped("compare.baseline"))
+    baseline = tab_input(
+        st.selectbox, "compare.baseline", names[0], "Baseline (deltas are against it)", [*names, "none"]
+    )
+    baseline = None if baseline not in names else baseline
     with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…", show_time=True):
         comparison = compare.run_comparison(
             ctx.scenario,
@@ -59,10 +62,24 @@ def view_compare(ctx: Context) -> None:
             seed=ctx.seed,
             runner=lambda s, size, seed: run_cached(s, size, seed),
         )
-    cells = planner.comparison_cells(comparison, baseline or names[0])
+    cells = comparison_cells(comparison, baseline)
     # Variant names head the columns: escaped as text (markdown_table escapes the `|` itself).
     cells.columns = [as_text(name).replace("\\|", "|") for name in cells.columns]
     st.markdown(compare.markdown_table(cells))
+    note = baseline_note(comparison, baseline)
+    if note:
+        st.info(as_text(note))
+    deltas = (
+        f"Δ is the difference from **{as_text(baseline)}**, ✱ significant at 5% (Welch's t-test on the "
+        "per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
+        if baseline and not note
+        else ""
+    )
+    st.caption(
+        f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); [low, high] is the "
+        f"95% CI; {deltas}a variant meets the SLO when its p99's 95% CI upper end is within it (as in Sizing); "
+        f"{planner.describe(ctx.scenario, planner.QUICK)} per variant."
+    )
     shaky = [r.variant.name for r in comparison.results if planner.unstable(r.summary)]
     st.caption(
         f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); [low, high] is the "

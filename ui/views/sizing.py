@@ -14,9 +14,7 @@ from sim.spec.scenario import Scenario
 from ui.runs import (
     Context,
 )
-from ui.state import (
-    scoped,
-)
+from ui.state import keep_result, kept_result, tab_input
 from ui.text import as_text
 
 
@@ -29,40 +27,54 @@ def view_sizing(ctx: Context) -> None:
     scenario = ctx.scenario
     knob = "min_replicas" if scenario.deployment.autoscaling is not None else "replicas"
     mean_rps = scenario.workload.arrival.mean_rate_rps
+    llm = any(stage.kind == "llm" for stage in scenario.stages)
     cols = st.columns([1, 1, 1, 2, 1], vertical_alignment="bottom")
-    target = cols[0].number_input(
+    target = tab_input(
+        cols[0].number_input,
+        "size.rate",
+        float(mean_rps),
         "Target rate (req/s, mean)",
         min_value=min(0.01, mean_rps),
-        value=float(mean_rps),
         format="%g",
-        key=scoped("size.rate"),
         help="The scenario's traffic scaled to this mean rate",
     )
-    slo = cols[1].number_input(
-        "p99 SLO (ms)", min_value=0.0, value=float(ctx.slo_ms or 0.0), step=5.0, key=scoped("size.slo")
-    )
-    p95 = cols[2].number_input(
-        "p95 SLO (ms)",
-        min_value=0.0,
-        value=float(scenario.slo.p95_ms or 0.0),
-        step=5.0,
-        key=scoped("size.p95"),
-        help="Optional (0: none): judged beside the p99",
-    )
+    if llm:  # what an LLM's users feel: sized on TTFT and TPOT p99 (as `servesim size --ttft-ms --tpot-ms`)
+        ttft = tab_input(
+            cols[1].number_input, "size.ttft", float(scenario.slo.ttft_ms or 0.0), "TTFT p99 (ms)", min_value=0.0
+        )
+        tpot = tab_input(
+            cols[2].number_input, "size.tpot", float(scenario.slo.tpot_ms or 0.0), "TPOT p99 (ms)", min_value=0.0
+        )
+        slo = p95 = 0.0
+    else:
+        ttft = tpot = 0.0
+        slo = tab_input(
+            cols[1].number_input, "size.slo", float(ctx.slo_ms or 0.0), "p99 SLO (ms)", min_value=0.0, step=5.0
+        )
+        p95 = tab_input(
+            cols[2].number_input,
+            "size.p95",
+            float(scenario.slo.p95_ms or 0.0),
+            "p95 SLO (ms)",
+            min_value=0.0,
+            step=5.0,
+            help="Optional (0: none): judged beside the p99",
+        )
     catalogue = load_catalogue()
     own = scenario.deployment.hardware.name
-    hardware = cols[3].text_input(
-        "Hardware candidates",
+    hardware = tab_input(
+        cols[3].text_input,
+        "size.hardware",
         own if own in catalogue else "",
-        key=scoped("size.hardware"),
+        "Hardware candidates",
         help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); "
         "@2 = a forward pass twice as fast. Empty: the scenario's own hardware.",
     )
     go = cols[4].button("Size", type="primary", key="size.run")
-    if not slo and not p95:
-        st.info("Set a p99 (or p95) SLO to size against.")
+    if not (slo or p95 or ttft or tpot):
+        st.info("Set a TTFT or TPOT budget to size against." if llm else "Set a p99 (or p95) SLO to size against.")
         return
-    budget = budget_text(slo, p95)
+    budget = budget_text(slo, p95, ttft, tpot)
     candidates = parse_candidates(hardware.strip() or None, scenario, catalogue)
     sized = (
         scenario
@@ -71,7 +83,7 @@ def view_sizing(ctx: Context) -> None:
     )
     run_plan = planner.plan(sized, planner.QUICK)
     replications = max(2, run_plan.replications)  # sizing judges by the CI's upper end: it needs two at least
-    key = (sized.to_yaml(), slo, p95, hardware, ctx.seed)
+    key = (sized.to_yaml(), slo, p95, ttft, tpot, hardware, ctx.seed)
     if go:
         probes: list[str] = []
         with st.status(f"Sizing {knob} for {budget} at {target:,.4g} req/s…", expanded=False) as status:
@@ -90,6 +102,8 @@ def view_sizing(ctx: Context) -> None:
                 slo or None,
                 candidates,
                 slo_p95_ms=p95 or None,
+                ttft_p99_ms=ttft or None,
+                tpot_p99_ms=tpot or None,
                 replications=replications,
                 requests=run_plan.requests,
                 seed=ctx.seed,
@@ -97,10 +111,10 @@ def view_sizing(ctx: Context) -> None:
                 on_progress=progress,
                 workers=min(2, os.cpu_count() or 1),  # each probe's replications side by side (same answer)
             )
-            status.update(label=f"Sized: {len(probes)} probes", state="complete")
-        st.session_state["_sizing"] = (key, result)
-    stored = st.session_state.get("_sizing")
-    if not stored or stored[0] != key:
+            status.update(label=f"Sized: {count(len(probes), 'probe')}", state="complete")
+        keep_result("sizing", key, result)
+    stored = kept_result("sizing", key)
+    if stored is None:
         windows = " and every window's p99 (the load changes over time)" if planner.time_dependent(sized) else ""
         st.info(
             f"Press *Size* to search {knob} on each candidate, galloping up (+1, +2, +4, …) to its ceiling until "
@@ -108,7 +122,7 @@ def view_sizing(ctx: Context) -> None:
             f"({describe_probe(sized, run_plan, replications)} per probe); then re-check on fresh seeds."
         )
         return
-    show_sizing(stored[1], knob, slo, p95)
+    show_sizing(stored, knob, budget, slo, p95)
 
 
 def sizing_eta(state) -> str:
@@ -123,10 +137,16 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 60:,.0f} min" if seconds >= 90 else f"{seconds:,.0f} s"
 
 
-def budget_text(p99_ms: float, p95_ms: float) -> str:
-    """'p99 ≤ 100 ms and p95 ≤ 50 ms' for the budgets set (0: none)."""
-    given = (("p99", p99_ms), ("p95", p95_ms))
+def budget_text(p99_ms: float, p95_ms: float = 0.0, ttft_ms: float = 0.0, tpot_ms: float = 0.0) -> str:
+    """'p99 ≤ 100 ms and p95 ≤ 50 ms' (or 'TTFT p99 ≤ 1000 ms and TPOT p99 ≤ 100 ms') for the budgets set
+    (0: none)."""
+    given = (("p99", p99_ms), ("p95", p95_ms), ("TTFT p99", ttft_ms), ("TPOT p99", tpot_ms))
     return " and ".join(f"{label} ≤ {value:g} ms" for label, value in given if value)
+
+
+def count(n: int, noun: str) -> str:
+    """'1 probe', '3 probes'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def describe_probe(scenario: Scenario, run_plan: planner.RunPlan, replications: int) -> str:
@@ -134,14 +154,14 @@ def describe_probe(scenario: Scenario, run_plan: planner.RunPlan, replications: 
     return f"{what} × {replications} replications"
 
 
-def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
+def show_sizing(result, knob: str, budget: str, slo: float = 0.0, p95: float = 0.0) -> None:
     import altair as alt
 
     from sim.present.sizing_plot import searched_text
 
     chosen = result.chosen
     if chosen is None:
-        st.error(f"No candidate meets {budget_text(slo, p95)}.")
+        st.error(f"No candidate meets {budget}.")
     else:
         cards = st.columns(4)
         cards[0].metric(
@@ -165,7 +185,7 @@ def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
         )
         recheck = result.recheck
         st.success(
-            f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets {budget_text(slo, p95)}; re-checked on fresh seeds: "
+            f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets {budget}; re-checked on fresh seeds: "
             f"p99 {fmt_ms(recheck.p99_ms)} → {recheck.verdict}."
         )
         fewer = result.one_fewer_recheck
@@ -189,7 +209,7 @@ def show_sizing(result, knob: str, slo: float, p95: float = 0.0) -> None:
         p99_low=frontier["p99_ci95"].map(lambda ci: ci[0]), p99_high=frontier["p99_ci95"].map(lambda ci: ci[1])
     )
     base = alt.Chart(frontier).encode(
-        x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False)),
+        x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False), axis=alt.Axis(tickMinStep=1, format="d")),
         color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", title=None)),
     )
     latency = base.mark_line(point=True).encode(

@@ -17,6 +17,7 @@ from sim.spec.scenario import time_dependent
 from ui.runs import (
     Context,
 )
+from ui.state import identity
 from ui.text import as_text
 
 
@@ -254,7 +255,12 @@ def show_report_button(ctx: Context) -> None:
 
     from sim.present.page_report import page_report_zip
 
-    link = "the planner's address + ?" + urlencode(dict(st.query_params)) if st.query_params else None
+    # An uploaded scenario cannot travel in a link: its report says so instead of a link that opens another.
+    link = (
+        "the planner's address + ?" + urlencode(dict(st.query_params))
+        if st.query_params and identity().startswith("shipped:")
+        else None
+    )
     described = planner.describe(ctx.scenario, ctx.size) + f", seed {ctx.seed}"
     st.download_button(
         "Report of this page (Markdown + PNGs, .zip)",

@@ -1,0 +1,94 @@
+"""The comparison table — one function for `servesim compare` (terminal and report) and the planner's
+Compare tab: metric rows × variant columns of display strings.
+
+Each cell is the value and its 95% CI as [low, high]; ★ marks the best among the stable variants; a
+variant whose queue grows without bound shows "unstable" for every latency figure. Deltas (Δ, with ✱ for
+a significant difference at 5%) are drawn only against a chosen, *stable* baseline: an unstable one's
+figures depend on how long the run is, so a difference from them means nothing (`baseline_note` says
+so). The last row judges each variant's p99 against the SLO by the one verdict rule of the planner and
+of sizing (sim.analysis.planner.slo_verdict: the CI's upper end must be within the budget).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sim.analysis.compare import METRICS, Comparison, format_metric, winners
+from sim.analysis.planner import delta, group_values, slo_verdict, unstable
+
+# Rows whose values mean nothing for a run whose queue grows without bound.
+LATENCY_ROWS = ("p50", "p95", "p99", "slo_attainment")
+MEETS_ROW = "meets the p99 SLO (CI upper end)"
+MEETS_WORDS = {"meets": "yes", "too close": "too close to call", "misses": "no"}
+
+
+def comparison_cells(comparison: Comparison, baseline: str | None = None) -> pd.DataFrame:
+    """The comparison table; with `baseline` (a variant's name) and that variant stable, every other
+    variant's cells carry their delta from it."""
+    results = {r.variant.name: r for r in comparison.results}
+    if baseline is not None and baseline not in results:
+        raise ValueError(f"baseline {baseline!r} is not one of the variants {list(results)}")
+    shaky = {name for name, r in results.items() if unstable(r.summary)}
+    steady = [name for name in results if name not in shaky]
+    best = winners([results[n].summary for n in steady], steady) if steady else {}
+    base = results[baseline] if baseline is not None and baseline not in shaky else None
+    rows: dict[str, dict[str, str]] = {}
+    for metric in METRICS:
+        if all(format_metric(metric, r.summary) == "–" for r in results.values()):
+            continue
+        row = {}
+        for name, r in results.items():
+            if name in shaky and metric.key in LATENCY_ROWS:
+                row[name] = "unstable"
+                continue
+            text = format_metric(metric, r.summary, name in best.get(metric.key, []))
+            if base is not None and name != baseline and text != "–" and name not in shaky:
+                text += _delta_text(metric, base, r)
+            row[name] = text
+        rows[f"{metric.label} ({metric.unit})"] = row
+    rows[MEETS_ROW] = {name: meets_text(r.summary, name in shaky) for name, r in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def baseline_note(comparison: Comparison, baseline: str | None) -> str | None:
+    """Why the table has no deltas, when the chosen baseline is unstable."""
+    chosen = next((r for r in comparison.results if r.variant.name == baseline), None)
+    if chosen is None or not unstable(chosen.summary):
+        return None
+    return (
+        f"No deltas: the baseline {baseline} is unstable (its queue grows without bound), so its figures depend "
+        "only on how long the run is and a difference from them means nothing. Choose a stable baseline."
+    )
+
+
+def meets_text(summary: dict, is_unstable: bool = False) -> str:
+    """'yes', 'too close to call' or 'no' for the p99 against the SLO, by slo_verdict on its 95% CI."""
+    if is_unstable:
+        return "no (unstable)"
+    budget = (summary.get("slo") or {}).get("p99_ms")
+    word = slo_verdict(
+        (summary.get("latency_ms") or {}).get("p99"), (summary.get("latency_ms_ci95") or {}).get("p99"), budget
+    )
+    return "– (no SLO)" if word is None else MEETS_WORDS[word]
+
+
+def _delta_text(metric, base, other) -> str:
+    change = delta(
+        group_values(base.result, metric.key),
+        group_values(other.result, metric.key),
+        metric.ci(base.summary),
+        metric.ci(other.summary),
+    )
+    if change is None:
+        return ""
+    if metric.unit == "share":
+        amount = f"{change.value * 100:+.2f} pt"
+    elif metric.unit == "USD":
+        amount = f"{'+' if change.value >= 0 else '−'}${abs(change.value):,.3f}"
+    else:
+        amount = f"{change.value:+,.1f}"
+    amount = amount.replace("-", "−")
+    relative = (
+        f", {change.relative:+.0%}".replace("-", "−") if change.relative is not None and metric.unit != "share" else ""
+    )
+    return f" · Δ {amount}{relative} " + ("✱" if change.significant else "n.s.")
