@@ -261,10 +261,13 @@ def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]
         return []
     out = []
     sizing = run.llm_stages[run.llm_stages["stage"] == stage.name].sort_values("replication", kind="stable")
+    whole = len(run.llm_stages) == 1  # one stage, one replication: every row of the llm frames is its
     for row in sizing.itertuples(index=False):
 
         def part(frame: pd.DataFrame) -> pd.DataFrame:
-            mask = (frame["replication"].to_numpy() == row.replication) & (frame["stage"].to_numpy() == stage.name)
+            if whole:  # no mask, no copy (millions of token gaps)
+                return frame.drop(columns=list(LLM_KEYS)).reset_index(drop=True)
+            mask = (frame["replication"].to_numpy() == row.replication) & (frame["stage"] == stage.name).to_numpy()
             return frame[mask].drop(columns=list(LLM_KEYS)).reset_index(drop=True)
 
         requests = part(run.llm_requests)

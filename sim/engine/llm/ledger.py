@@ -148,36 +148,36 @@ class Ledger:
     def token_gaps(self) -> tuple[np.ndarray, np.ndarray]:
         """(itl_ms, request) of every gap between consecutive tokens of a request, in request order.
 
-        Vectorised: every segment's token times ([prefill end] + its decode-step end times) laid end to end,
-        segments ordered by request then time; the gaps are the differences between neighbours of the same
-        request (which also spans a preemption: from the last token before it to the re-prefill's token)."""
+        Segments ordered by request then time; each gives the gap from its request's previous token (the
+        last before a preemption) to its prefill's token, then to its first decode step's end, then the
+        gaps between its decode steps — slices of its replica's step-to-step gaps, never copied one by one.
+        Each gap is the same subtraction of two token times as a difference of the token times laid end to
+        end would be."""
         if not self.seg_request:
             return np.empty(0), np.empty(0, dtype=np.int64)
         request = np.asarray(self.seg_request, dtype=np.int64)
         prefill_end = np.asarray(self.seg_prefill_end_ms, dtype=float)
         order = np.lexsort((prefill_end, request))
         request, prefill_end = request[order], prefill_end[order]
-        replica = np.asarray(self.seg_replica, dtype=np.int64)[order]
-        first = np.asarray(self.seg_first_step, dtype=np.int64)[order]
         steps = np.asarray(self.seg_steps, dtype=np.int64)[order]
-        lengths = [len(times) for times in self.decode_end_ms]
-        decode_end = (
-            np.concatenate([np.asarray(times, dtype=float) for times in self.decode_end_ms])
-            if sum(lengths)
-            else np.empty(0)
-        )
-        replica_offset = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        sizes = steps + 1
-        seg_start = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        total = int(sizes.sum())
-        times = np.empty(total)
-        owner = np.repeat(request, sizes)
-        times[seg_start] = prefill_end
-        is_decode = np.ones(total, dtype=bool)
-        is_decode[seg_start] = False
-        # Position within its segment's decode run (0-based) for every decode token, then its step index.
-        within = np.arange(total) - np.repeat(seg_start, sizes) - 1
-        source = np.repeat(replica_offset[replica] + first, sizes) + within
-        times[is_decode] = decode_end[source[is_decode]]
-        same = owner[1:] == owner[:-1]
-        return np.diff(times)[same], owner[1:][same]
+        ends = self._all_decode_ends()
+        first = (self._replica_offsets()[np.asarray(self.seg_replica, dtype=np.int64)] + self.seg_first_step)[order]
+        decodes = steps > 0
+        last_token_ms = prefill_end.copy()
+        last_token_ms[decodes] = ends[first[decodes] + steps[decodes] - 1]
+        to_first_decode = np.zeros(len(request))
+        to_first_decode[decodes] = ends[first[decodes]] - prefill_end[decodes]
+        resumes = np.zeros(len(request), dtype=bool)  # a segment after a preemption of the same request
+        resumes[1:] = request[1:] == request[:-1]
+        from_before = np.zeros(len(request))
+        from_before[1:] = prefill_end[1:] - last_token_ms[:-1]
+        step_gaps = np.diff(ends)  # step_gaps[k - 1]: end of step k minus end of step k - 1
+        pieces = []
+        for i, (k, count, resumed) in enumerate(zip(first.tolist(), steps.tolist(), resumes.tolist())):
+            if resumed:
+                pieces.append(from_before[i : i + 1])
+            if count:
+                pieces.append(to_first_decode[i : i + 1])
+                pieces.append(step_gaps[k : k + count - 1])
+        itl_ms = np.concatenate(pieces) if pieces else np.empty(0)
+        return itl_ms, np.repeat(request, steps + resumes)
