@@ -115,6 +115,9 @@ def llm_frames(runs: dict[str, LLMStageRun], replication: int) -> dict[str, pd.D
                 "num_gpu_blocks": result.num_gpu_blocks,
                 "block_size": result.block_size,
                 "replicas": result.replicas,
+                # a disaggregated stage's prefill pool (0 for a colocated stage)
+                "prefill_replicas": result.prefill_replicas or 0,
+                "prefill_gpu_blocks": result.prefill_gpu_blocks or 0,
             }
         )
     return {

@@ -104,6 +104,8 @@ def llm_summary(
     out["preemptions"] = int(log.preemptions[include].sum())
     out["preempted_requests"] = int((log.preemptions[include] > 0).sum())
     out.update(_occupancy(result, start_ms, end_ms))
+    if result.prefill_replicas:
+        out.update(pool_figures(result, start_ms, end_ms, done))
     out["warnings"] = extrapolation_warnings(result) + _keeping_up(log, done, out["requests_per_s"])
     out["warnings"] += _too_long(result, include, out)
     return out
@@ -189,11 +191,53 @@ def _occupancy(result: LLMStageResult, start_ms: float, end_ms: float) -> dict:
     }
 
 
+def pool_figures(result: LLMStageResult, start_ms: float, end_ms: float, done: np.ndarray) -> dict:
+    """A disaggregated stage (sim/engine/llm/disaggregated.py): each pool's occupancy over its own replicas and
+    KV blocks (the stage-wide figures are the decode pool's: the KV cache lives there), and what the KV
+    transfers exposed after each prefill."""
+    split = result.prefill_replicas
+    replica = result.iterations.replica.to_numpy()
+    pools = {}
+    for name, rows, replicas, blocks in (
+        ("prefill", replica < split, split, result.prefill_gpu_blocks),
+        ("decode", replica >= split, result.replicas - split, result.num_gpu_blocks),
+    ):
+        part = LLMStageResult(
+            requests=result.requests,
+            iterations=result.iterations[rows],
+            itl_ms=result.itl_ms,
+            itl_request=result.itl_request,
+            num_gpu_blocks=blocks,
+            block_size=result.block_size,
+            replicas=replicas,
+            stage=result.stage,
+        )
+        pools[name] = {"replicas": replicas, **_occupancy(part, start_ms, end_ms)}
+    transfer = result.requests["transfer_ms"].to_numpy()[done]
+    point, _ = distribution(transfer)
+    decode = pools["decode"]
+    return {
+        "pools": pools,
+        "kv_transfer_ms": point,
+        "kv_cache_utilization": decode["kv_cache_utilization"],
+        "batch_size": decode["batch_size"],
+        "busy_fraction": decode["busy_fraction"],
+        "num_gpu_blocks": decode["num_gpu_blocks"],
+    }
+
+
 def extrapolation_warnings(result: LLMStageResult) -> list[str]:
     """Where the run used the profile beyond what was measured (the costs there are extrapolated)."""
     profile = result.stage.cost.profile
     it = result.iterations
     warnings = []
+    if profile.estimated:
+        band = profile.estimate.get("interval_pct", {})
+        warnings.append(
+            f"{result.stage.name}: costs ESTIMATED for {profile.hardware} (transferred from "
+            f"{profile.estimate.get('from', 'another profile')}, not measured): 95% interval per iteration "
+            f"prefill {band.get('prefill', '?')}%, decode {band.get('decode', '?')}%"
+        )
     if it.empty:
         return warnings
     decode = it.decode_tokens.to_numpy()
@@ -282,6 +326,8 @@ def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]
             block_size=int(row.block_size),
             replicas=int(row.replicas),
             stage=stage,
+            prefill_replicas=int(getattr(row, "prefill_replicas", 0)) or None,
+            prefill_gpu_blocks=int(getattr(row, "prefill_gpu_blocks", 0)) or None,
         )
         out.append((index, result))
     return out

@@ -254,6 +254,75 @@ class PrefixCache(_Model):
         return np.clip(np.minimum(cached, prompt - 1), 0, None)
 
 
+# Per-GPU bandwidth (GB/s, one direction) and latency (ms) of the links a KV cache can move over. Each GPU of a
+# tensor-parallel replica sends its own shard, so a replica's link is `gpus` times one GPU's. Bandwidths are the
+# vendors' peak figures: NVLink 4 on H100 SXM (900 GB/s both directions: 450 one way; NVIDIA H100 datasheet,
+# 2023), InfiniBand NDR 400 Gb/s, one adapter per GPU as in DGX H100 (50 GB/s), PCIe Gen4 x16 (32 GB/s raw,
+# ~25 achieved), 100 GbE (12.5 GB/s). The latencies are assumed (a transfer's software set-up, not the wire's).
+LINKS = {
+    "nvlink": (450.0, 0.01),
+    "infiniband": (50.0, 0.02),
+    "pcie": (25.0, 0.02),
+    "ethernet": (12.5, 0.1),
+}
+
+
+class KVLink(_Model):
+    """The link a request's KV cache crosses from its prefill replica to its decode replica: a `kind` (its
+    per-GPU bandwidth and latency from LINKS), or `bandwidth_gb_s` / `latency_ms` given. `overlap: layer`
+    sends each layer's KV as soon as it is computed (DistServe, Splitwise), so only what outlasts the
+    prefill's compute is exposed; `none` sends it after the prefill."""
+
+    kind: Literal["nvlink", "infiniband", "pcie", "ethernet"] = "infiniband"
+    bandwidth_gb_s: float | None = Field(default=None, gt=0, le=1e6, description="per GPU, GB/s (1e9 bytes)")
+    latency_ms: float | None = Field(default=None, ge=0, le=1e6)
+    overlap: Literal["layer", "none"] = "layer"
+
+    @property
+    def gb_per_s(self) -> float:
+        return self.bandwidth_gb_s if self.bandwidth_gb_s is not None else LINKS[self.kind][0]
+
+    @property
+    def setup_ms(self) -> float:
+        return self.latency_ms if self.latency_ms is not None else LINKS[self.kind][1]
+
+
+class DecodePool(_Model):
+    """The decode pool of a disaggregated stage: its replicas, optionally another profile (another GPU or TP
+    of the same model) and price, and its continuous-batching caps."""
+
+    replicas: int = Field(gt=0, le=100_000)
+    profile: str | None = Field(default=None, description="LLM profile of a decode replica (default: the stage's)")
+    usd_per_hour: float | None = Field(default=None, ge=0, le=1e9, description="price of one decode replica")
+    max_num_seqs: int = Field(default=256, gt=0, le=65_536)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = resolve_path(value, info.context)
+        try:
+            load_llm_profile(path)
+        except ServesimError as exc:
+            raise ValueError(str(exc)) from None
+        return str(path)
+
+
+class Disaggregation(_Model):
+    """Prefill and decode on separate pools (sim/engine/llm/disaggregated.py): `prefill_replicas` run the
+    stage's batching on prompts only, `decode` generates the rest, `link` moves the KV cache between them."""
+
+    prefill_replicas: int = Field(gt=0, le=100_000)
+    decode: DecodePool
+    link: KVLink = Field(default_factory=KVLink)
+
+    @property
+    def replicas(self) -> int:
+        return self.prefill_replicas + self.decode.replicas
+
+
 class LLMStage(_Model):
     """An LLM deployment: per-iteration costs from an LLM profile, a batching policy, KV cache on or off
     (off: every decode step recomputes attention over the whole context), an optional prefix cache, and an
@@ -266,6 +335,31 @@ class LLMStage(_Model):
     kv_cache: bool = True
     prefix_cache: PrefixCache | None = None
     max_model_len: Tokens | None = None
+    disaggregated: Disaggregation | None = None
+
+    @model_validator(mode="after")
+    def _disaggregation_fits(self) -> "LLMStage":
+        split = self.disaggregated
+        if split is None:
+            return self
+        if not isinstance(self.batching, ContinuousLLMBatching):
+            raise ValueError("disaggregated: the prefill pool runs continuous batching (batching.policy: continuous)")
+        if not self.kv_cache:
+            raise ValueError("disaggregated: a decode pool needs the KV cache it receives (kv_cache: true)")
+        decode = self.decode_cost.profile
+        prefill = self.cost.profile
+        if decode.model != prefill.model or decode.memory.kv_bytes_per_token != prefill.memory.kv_bytes_per_token:
+            raise ValueError(
+                f"disaggregated.decode.profile: serves {decode.model!r} with {decode.memory.kv_bytes_per_token} KV "
+                f"bytes a token, the stage's profile {prefill.model!r} with {prefill.memory.kv_bytes_per_token}: "
+                "both pools must run the same model"
+            )
+        if split.link.overlap == "layer" and prefill.decode.kv_read is None:
+            raise ValueError(
+                "disaggregated.link.overlap: 'layer' needs the layer count (the profile's decode.kv_read.layers); "
+                "use overlap: none"
+            )
+        return self
 
     @field_validator("profile")
     @classmethod
@@ -280,3 +374,11 @@ class LLMStage(_Model):
     @cached_property
     def cost(self) -> LLMCost:
         return LLMCost(load_llm_profile(self.profile))
+
+    @cached_property
+    def decode_cost(self) -> LLMCost:
+        """The decode pool's costs (a disaggregated stage): its own profile, else the stage's."""
+        split = self.disaggregated
+        if split is None or split.decode.profile is None:
+            return self.cost
+        return LLMCost(load_llm_profile(split.decode.profile))

@@ -320,6 +320,19 @@ class Scenario(_Model):
             raise ValueError("stages need a model stage (kind: model), the replica-bound forward pass")
         if self.caches:
             validate_caches(self.caches, names, {stage.name: stage.kind for stage in self.stages})
+        for stage in self.stages:
+            split = getattr(stage, "disaggregated", None)
+            if split is None:
+                continue
+            if self.deployment.autoscaling is not None:
+                raise ValueError(
+                    f"deployment.autoscaling: stage {stage.name!r} is disaggregated; its pools have fixed sizes"
+                )
+            if self.deployment.replicas != split.replicas:
+                raise ValueError(
+                    f"deployment.replicas: stage {stage.name!r} is disaggregated into {split.prefill_replicas} prefill "
+                    f"+ {split.decode.replicas} decode replicas; set deployment.replicas: {split.replicas}"
+                )
         return self
 
     def stage(self, name: str) -> Stage:

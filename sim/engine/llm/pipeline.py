@@ -11,6 +11,7 @@ from typing import Mapping
 import numpy as np
 
 from sim.errors import ScenarioError
+from sim.engine.llm.disaggregated import simulate_disaggregated
 from sim.engine.llm.stage import LLMStageResult, simulate_llm_stage
 from sim.spec.llm_schema import LLMStage, TokenSpec
 from sim.engine.llm.tokens import sample_tokens
@@ -56,16 +57,27 @@ def run_llm_stage(
     n = len(ready_ms)
     prompt, output = sample_tokens(tokens, stream(seed, replication, "tokens"), n, arrival_columns)
     index = np.flatnonzero(active)
-    result = simulate_llm_stage(
-        ready_ms[index],
-        prompt[index],
-        output[index],
-        stage,
-        replicas,
-        stream(seed, replication, "routing", stage.name),
-        routing=routing,
-        prefix_rng=stream(seed, replication, "prefix_cache", stage.name),
-    )
+    if stage.disaggregated is not None:
+        result = simulate_disaggregated(
+            ready_ms[index],
+            prompt[index],
+            output[index],
+            stage,
+            stream(seed, replication, "routing", stage.name),
+            routing=routing,
+            prefix_rng=stream(seed, replication, "prefix_cache", stage.name),
+        )
+    else:
+        result = simulate_llm_stage(
+            ready_ms[index],
+            prompt[index],
+            output[index],
+            stage,
+            replicas,
+            stream(seed, replication, "routing", stage.name),
+            routing=routing,
+            prefix_rng=stream(seed, replication, "prefix_cache", stage.name),
+        )
     log = result.requests
     name = stage.name
 

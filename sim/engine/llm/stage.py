@@ -47,6 +47,10 @@ class LLMStageResult:
     stage: LLMStage
     prompt_too_long: np.ndarray | None = None  # rejected because the prompt exceeds vLLM's prompt limit
     prompt_limit: int | None = None
+    # A disaggregated stage (sim/engine/llm/disaggregated.py): replicas 0..prefill_replicas-1 are the prefill
+    # pool, with prefill_gpu_blocks KV blocks each; the rest the decode pool, with num_gpu_blocks each.
+    prefill_replicas: int | None = None
+    prefill_gpu_blocks: int | None = None
 
 
 def gpu_blocks(stage: LLMStage) -> int:
