@@ -26,6 +26,26 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _rate_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected comma-separated request rates (req/s)") from None
+    if not values or any(not 0 < v < 1e6 for v in values):
+        raise argparse.ArgumentTypeError("expected request rates between 0 and 1e6 req/s")
+    return values
+
+
+def _count_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected comma-separated whole numbers") from None
+    if not values or any(not 0 <= v <= 64 for v in values):
+        raise argparse.ArgumentTypeError("expected whole numbers from 0 to 64")
+    return values
+
+
 def _dim(text: str) -> tuple[str, int]:
     name, sep, value = text.partition("=")
     if not sep or not value.isdigit() or int(value) < 1:
@@ -169,6 +189,28 @@ def cmd_measure(args: argparse.Namespace) -> int:
     )
     meta["name"] = meta["name"] or out.stem
     fitted = frame[["batch_size", "instances", "latency_ms" if args.clock == "wall" else "cpu_ms"]]
+    if args.co_load_rps:
+        from calibrate.co_load import CoLoadSettings, co_load_rows, measure_co_load
+
+        co_settings = CoLoadSettings(
+            client_rps=args.co_load_rps,
+            siblings=args.co_load_siblings,
+            batch_sizes=args.co_load_batch_sizes,
+            warmup=args.warmup,
+            repeats=args.co_load_repeats,
+            threads=args.threads,
+        )
+        co_frame = measure_co_load(model, co_settings, seed=args.seed)
+        co_csv = csv.with_name(csv.stem + "-co-load.csv")
+        co_frame.to_csv(co_csv, index=False, float_format="%.5f")
+        meta["co_load"] = co_load_rows(co_frame, "latency_ms" if args.clock == "wall" else "cpu_ms")
+        meta["provenance"]["co_load_file"] = co_csv.name
+        for row in meta["co_load"]:
+            print(
+                f"  co-load: batch {row['batch_size']}, client {row['client_rps']:g} req/s, {row['siblings']} sibling(s):"
+                f" median {row['p50_ms']:.3f} ms, {row['slowdown']:.3f}x alone"
+            )
+        print(f"wrote {co_csv}")
     wall, cpu = frame["latency_ms"].median(), frame["cpu_ms"].median()
     print(
         f"median wall-clock {wall:.3f} ms vs thread CPU {cpu:.3f} ms over all runs"
@@ -387,6 +429,17 @@ def register(subparsers, include_validate: bool = True) -> None:
         help="fit wall-clock time (default) or the running thread's CPU time (leaves out time slices lost"
         " to other processes on a shared machine; needs --threads 1)",
     )
+    g = p.add_argument_group("co-load: the kernel beside the rest of the serving path (calibrate/co_load.py)")
+    g.add_argument(
+        "--co-load-rps",
+        type=_rate_list,
+        help="client rates (req/s) to measure the kernel beside: a load generator process and a reply thread",
+    )
+    g.add_argument(
+        "--co-load-siblings", type=_count_list, default=(0,), help="other busy sessions beside it, default 0"
+    )
+    g.add_argument("--co-load-batch-sizes", type=_int_list, default=(1,), help="batch sizes measured so, default 1")
+    g.add_argument("--co-load-repeats", type=int, default=60, help="timed runs per level and batch size (default 60)")
     _add_meta(p)
     p.set_defaults(func=cmd_measure)
 

@@ -56,6 +56,7 @@ def build_profile(
     overhead_ms: float = 0.0,
     max_batch_size: int | None = None,
     samples: list[dict[str, Any]] | None = None,
+    co_load: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A profile mapping ready to dump as YAML (checked by loading it through sim.spec.profile)."""
     provenance = dict(provenance or {})
@@ -91,6 +92,8 @@ def build_profile(
     data["latency"] = latency_rows(summary)
     if samples:
         data["samples"] = samples
+    if co_load:
+        data["co_load"] = co_load
     check_profile(data, name)
     return data
 

@@ -38,6 +38,13 @@ The file format (see models/*.yaml for full examples):
     lever: {name: int8, speedup: 2.0, speedup_range: [2, 4], accuracy_cost: ..., source: ...}
     samples:                          # optional: measured batch times (ms, overhead excluded)
       - {batch_size: 1, instances: 1, ms: [0.61, 0.66, 4.7, ...]}
+    co_load:                          # optional: the kernel measured beside the serving path's load
+      - {batch_size: 1, client_rps: 200, siblings: 0, n: 200, p50_ms: 3.6, slowdown: 1.09}
+
+`co_load` rows (`servesim calibrate measure --co-load-rps`) hold the kernel's median with a load generator
+sending `client_rps` requests per second through a reply path on the same host and `siblings` other
+sessions busy beside it, over its median alone at that batch size (`slowdown`). A model stage whose
+`host:` says the host is shared runs at the slowdown `co_load_slowdown` reads from them.
 """
 
 from __future__ import annotations
@@ -205,6 +212,44 @@ class SampleRow(_Model):
         return self
 
 
+class CoLoadRow(_Model):
+    """The kernel's median at one batch size beside a load generator (`client_rps`, 0 = none, its replies
+    included) and `siblings` other busy sessions, and its slowdown over the median alone."""
+
+    batch_size: int = Field(ge=1)
+    client_rps: float = Field(ge=0)
+    siblings: int = Field(default=0, ge=0)
+    n: int | None = Field(default=None, ge=1)
+    p50_ms: float | None = Field(default=None, gt=0)
+    slowdown: float = Field(gt=0)
+
+
+class HostShare(_Model):
+    """What shares the host with a model stage's replica besides its own instances: a load generator or
+    other client sending `client_rps` (with its replies) and `siblings` other busy model sessions. The stage
+    then runs at its profile's co-load slowdown (`co_load` rows, measured beside that load)."""
+
+    shared_with_client: bool = False
+    client_rps: float | None = Field(default=None, ge=0)
+    siblings: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _rate(self) -> "HostShare":
+        if self.shared_with_client and self.client_rps is None:
+            raise ValueError("client_rps: the rate the client on this host sends (requests per second)")
+        return self
+
+    @property
+    def slowdown_applies(self) -> bool:
+        return self.shared_with_client or self.siblings > 0
+
+    def slowdown(self, profile: "ModelProfile") -> float:
+        """The profile's co-load slowdown for what runs beside the stage (1 when nothing does)."""
+        if not self.slowdown_applies:
+            return 1.0
+        return profile.co_load_slowdown(self.client_rps if self.shared_with_client else 0.0, self.siblings)
+
+
 class ProfileFile(_Model):
     """The YAML of a batch-cost profile."""
 
@@ -223,6 +268,7 @@ class ProfileFile(_Model):
     latency: list[LatencyRow] = Field(min_length=1)
     lever: dict[str, Any] | None = None
     samples: list[SampleRow] | None = None
+    co_load: list[CoLoadRow] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "ProfileFile":
@@ -259,6 +305,7 @@ class ModelProfile:
     provenance: dict = field(default_factory=dict)
     curve_family: str = "piecewise_linear"
     curve_params: dict = field(default_factory=dict)
+    co_load: tuple[CoLoadRow, ...] = ()
     measured: tuple[LatencyRow, ...] = ()
     largest_measured_batch: int = 1
     warnings: tuple[str, ...] = ()
@@ -266,6 +313,24 @@ class ModelProfile:
     _table: tuple = field(default=(), repr=False, compare=False)
     # _empirical[(k, n)]: measured samples to resample at k busy instances, batch size n
     _empirical: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def co_load_slowdown(self, client_rps: float, siblings: int = 0) -> float:
+        """The kernel's slowdown beside a client sending `client_rps` and `siblings` busy sessions: the median
+        over batch sizes of the measured slowdowns at the nearest measured sibling count, linear in the
+        client rate between measured rates (alone = 1 with no siblings), constant beyond them."""
+        if not self.co_load:
+            raise DataFileError(
+                f"profile {self.name}: no co_load rows (measure them with servesim calibrate measure --co-load-rps)"
+            )
+        level = min({r.siblings for r in self.co_load}, key=lambda k: (abs(k - siblings), k))
+        by_rate: dict[float, list[float]] = {}
+        for row in self.co_load:
+            if row.siblings == level:
+                by_rate.setdefault(row.client_rps, []).append(row.slowdown)
+        if level == 0:
+            by_rate.setdefault(0.0, [1.0])
+        rates = sorted(by_rate)
+        return float(np.interp(client_rps, rates, [float(np.median(by_rate[r])) for r in rates]))
 
     def _params(self, batch_size: int, busy_instances: int) -> tuple[float, float, float]:
         if not 1 <= batch_size <= self.max_batch_size:
@@ -407,6 +472,7 @@ def profile_from_spec(spec: ProfileFile, catalogue_price: float | None = None) -
         provenance=dict(spec.provenance),
         curve_family=spec.curve.family,
         curve_params=spec.curve.params(),
+        co_load=tuple(spec.co_load or ()),
         measured=tuple(spec.latency),
         largest_measured_batch=largest,
         warnings=tuple(warnings),

@@ -54,6 +54,7 @@ from sim.spec.datafiles import FileAccess, default_access, parse_yaml, resolve_p
 from sim.spec.distributions import Distribution
 from sim.errors import ScenarioError, ServesimError
 from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage, PrefixCache, StaticLLMBatching, TokenSpec
+from sim.spec.profile import HostShare
 
 MAX_SCENARIO_BYTES = 1_000_000
 DEFAULT_REQUESTS = 100_000
@@ -88,7 +89,8 @@ class ModelStage(_Model):
     scaled by `1 + per_item × (n − 1)` for a batch of n), `batch_cost` {base_ms, per_item_ms, cv}, or a
     measured `profile: models/NAME.yaml`. `speedup` divides it (faster hardware, INT8, TensorRT...).
     On shared hosts, `slowdown` (slow regimes lasting seconds) or `replay` (a measured service-time
-    sequence, in order) makes successive service times correlated (sim/spec/correlated.py)."""
+    sequence, in order) makes successive service times correlated (sim/spec/correlated.py); `host`
+    (with a profile measured under co-load) slows the kernel by what runs beside it (sim/spec/profile.py)."""
 
     name: str
     kind: Literal["model"]
@@ -100,6 +102,7 @@ class ModelStage(_Model):
     batching: BatchingPolicy = Field(default_factory=lambda: NoBatching(policy="none"))
     slowdown: RegimeSpec | None = None
     replay: ReplaySpec | None = None
+    host: HostShare | None = None
 
     @field_validator("profile")
     @classmethod
@@ -120,6 +123,11 @@ class ModelStage(_Model):
             )
         if self.slowdown is not None and self.replay is not None:
             raise ValueError("give slowdown or replay, not both (a replayed sequence already holds its slow regimes)")
+        if self.host is not None and self.host.slowdown_applies:
+            if self.profile is None or not _load_profile(self.profile).co_load:
+                raise ValueError(
+                    "host: a shared host needs a profile with co_load rows (servesim calibrate measure --co-load-rps)"
+                )
         if self.profile is not None:
             limit = _load_profile(self.profile).max_batch_size
             if self.batching.max_batch_size > limit:
@@ -141,7 +149,10 @@ class ModelStage(_Model):
             base = RegimeCost(base, self.slowdown)
         elif self.replay is not None:
             base = ReplayCost(base, self.replay)
-        return base if self.speedup == 1.0 else SpedUp(base, self.speedup)
+        # A shared host slows the kernel by its measured co-load factor: a speed-up below 1, so every
+        # engine path (which peels speed-ups off, sim/engine/service_draws.py) applies it alike.
+        speedup = self.speedup / (1.0 if self.host is None else self.host.slowdown(_load_profile(self.profile)))
+        return base if speedup == 1.0 else SpedUp(base, speedup)
 
 
 _PROFILES: dict[str, Any] = {}
