@@ -373,6 +373,21 @@ def register(subparsers, include_validate: bool = True) -> None:
     p.add_argument("--out", help="folder for the profiles (default: models/)")
     p.set_defaults(func=cmd_import_llm_perf)
 
+    p = sub.add_parser(
+        "transfer", help="estimate an LLM profile on hardware (or a TP degree) it was not measured on, with an interval"
+    )
+    p.add_argument("profile", help="an LLM profile (models/NAME.yaml, kind: llm)")
+    p.add_argument(
+        "--to",
+        required=True,
+        dest="to_hardware",
+        help="target hardware: a key of specifications in models/hardware.yaml",
+    )
+    p.add_argument("--tp", type=int, help="target tensor-parallel degree (default: the profile's)")
+    p.add_argument("-o", "--output", help="profile to write (default: models/MODEL-tpN-HARDWARE-estimated.yaml)")
+    p.add_argument("--json", action="store_true", help="print the estimate (terms, factors, interval) as JSON")
+    p.set_defaults(func=cmd_transfer)
+
     p = sub.add_parser("regimes", help="fit a slow-regime model (scenario `slowdown:`) to a service-time log in order")
     p.add_argument("log", help="CSV, one row per batch in the order served")
     p.add_argument("--column", default="service_ms", help="service time in ms (default service_ms)")
@@ -486,4 +501,31 @@ def cmd_regimes(args) -> int:
     from calibrate.regimes import fit_regimes_from_csv
 
     print(fit_regimes_from_csv(args.log, args.column, args.time_column).report())
+    return 0
+
+
+def cmd_transfer(args) -> int:
+    import json
+
+    from calibrate.transfer import transfer, write_estimated
+    from sim.spec.llm_cost import load_llm_profile
+
+    if args.tp is not None and args.tp < 1:
+        raise CalibrateUsageError(f"--tp {args.tp}: must be a positive whole number")
+    profile = load_llm_profile(input_file(args.profile, "profile", suffixes=(".yaml", ".yml")))
+    estimated = transfer(profile, args.to_hardware, args.tp)
+    target = output_file(args.output or f"models/{estimated.name}.yaml", "--output", suffixes=(".yaml", ".yml"))
+    write_estimated(estimated, target)
+    e = estimated.estimate
+    if args.json:
+        print(json.dumps({"estimated": True, "profile": str(args.output or target), **e}, indent=1))
+        return 0
+    print(f"ESTIMATED (not measured): {estimated.name} from {e['from']} -> {target}")
+    print(
+        f"  95% interval per iteration: prefill {e['interval_pct']['prefill']}%, decode {e['interval_pct']['decode']}%"
+    )
+    print(f"  spec ratios (time x): {e['spec_ratios']}; learned efficiency: {e['efficiency']}")
+    print(f"  learned from: {', '.join(e['learned_from'])}; reach: {e['reach_log_sd'] or 'measured hardware'}")
+    price = f"${estimated.usd_per_hour}/h per replica" if estimated.usd_per_hour is not None else e["price"]
+    print(f"  price: {price}")
     return 0

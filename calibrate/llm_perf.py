@@ -5,7 +5,8 @@ The table holds three sweeps (prompt size at batch 1, batch size at prompt 512, 
 Whole configurations listed in `HELD_OUT` are left out of the fit so that tests can check the shipped
 profiles against measurements they never saw.
 
-    python -m calibrate.llm_perf            # rewrites models/llama2-70b-tp4-{a100,h100}.yaml and .png
+    python -m calibrate.llm_perf              # rewrites models/llama2-70b-tp4-{a100,h100}.yaml and .png
+    python -m calibrate.llm_perf --per-token  # models/llama2-70b-tp4-{a100,h100}-per-token.yaml: no per-prompt term
 """
 
 from __future__ import annotations
@@ -190,6 +191,65 @@ def fit_prefill(train: pd.DataFrame) -> tuple[PrefillCurve, dict]:
     return curve, terms
 
 
+def valid_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The rows less any batch-sweep configuration measured faster than the smaller batch before it (at the
+    same prompt and output length): more work cannot take less time, so such a run failed (the TP2 rows at
+    batch 64 take 1/8 of batch 32's prefill). Returns the rows kept and the configurations dropped."""
+    med = rows.groupby(["prompt_size", "batch_size", "token_size"])["prompt_time"].median().reset_index()
+    dropped: list[tuple[int, int, int]] = []
+    for (_, _), sweep in med.groupby(["prompt_size", "token_size"]):
+        sweep = sweep.sort_values("batch_size")
+        best = 0.0
+        for p, b, t, y in sweep[["prompt_size", "batch_size", "token_size", "prompt_time"]].to_numpy():
+            if y < best:
+                dropped.append((int(p), int(b), int(t)))
+            best = max(best, y)
+    keys = set(dropped)
+    keep = [
+        (int(p), int(b), int(t)) not in keys for p, b, t in rows[["prompt_size", "batch_size", "token_size"]].to_numpy()
+    ]
+    return rows[np.array(keep, dtype=bool)], [f"prompt{p}_batch{b}_tokens{t}" for p, b, t in dropped]
+
+
+def fit_prefill_per_token(train: pd.DataFrame) -> tuple[PrefillCurve, dict]:
+    """Physically constrained prefill: every term >= 0 and a batch charged per token, not per prompt
+    (`per_extra_seq_ms` = 0): the batched rows all have 512-token prompts, so the two cannot be told apart and
+    the per-token reading is the one that holds for other prompt lengths. One fit over every row (single and
+    batched prompts): floor (weight reads), intercept, per-token and attention terms, on relative error."""
+    med = train.groupby(["prompt_size", "batch_size"])["prompt_time"].median().reset_index()
+    x = _prefill_features(med.prompt_size.to_numpy(float), med.batch_size.to_numpy(float))[:, :3]
+    y = med.prompt_time.to_numpy(float)
+    floor, intercept, per_token, attention = _relative_fit(x, y)
+    curve = PrefillCurve(
+        floor_ms=float(floor),
+        intercept_ms=float(intercept),
+        per_token_ms=float(per_token),
+        attention_ms_per_mtoken2=float(attention),
+        per_extra_seq_ms=0.0,
+        max_measured_prompt=int(med.prompt_size.max()),
+        max_measured_tokens=int((med.prompt_size * med.batch_size).max()),
+    )
+    unidentified = [name for name, value in (("intercept", intercept), ("attention", attention)) if value < 1e-6]
+    terms = {
+        "floor_intercept_per_token_attention": {
+            "fitted_on": "every row (single prompts 128..8192 and batches of 512-token prompts), one fit",
+            "bounds": {
+                "floor": "memory (weight reads)",
+                "intercept": "overhead",
+                "per_token": "compute",
+                "attention": "compute",
+            },
+            "not_identified": unidentified,
+        },
+        "per_extra_seq": {
+            "value_ms": 0.0,
+            "note": "charged per token, not per prompt: the batched rows all have 512-token prompts, so the data "
+            "cannot tell the two apart",
+        },
+    }
+    return curve, terms
+
+
 def _mean_context(rows: pd.DataFrame) -> np.ndarray:
     """Σ over the batch of the KV tokens read per decode step, averaged over the generation."""
     return rows.batch_size.to_numpy(float) * (rows.prompt_size.to_numpy(float) + rows.token_size.to_numpy(float) / 2)
@@ -264,13 +324,27 @@ def predict(cost: LLMCost, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_profile(
-    frame: pd.DataFrame, model: str, hardware: str, tensor_parallel: int, name: str, csv_label: str
+    frame: pd.DataFrame,
+    model: str,
+    hardware: str,
+    tensor_parallel: int,
+    name: str,
+    csv_label: str,
+    per_token: bool = False,
+    hold_out: bool = True,
 ) -> tuple[LLMProfile, FitReport]:
+    """A profile fitted to one (model, hardware, TP)'s rows. `per_token`: the physically constrained prefill
+    (`fit_prefill_per_token`) over the valid rows; `hold_out`: leave the HELD_OUT configurations out."""
     rows = select(frame, model, hardware, tensor_parallel)
-    held = held_out_mask(rows)
+    dropped: list[str] = []
+    if per_token:
+        rows, dropped = valid_rows(rows)
+    held = held_out_mask(rows) if hold_out else np.zeros(len(rows), dtype=bool)
     train, test = rows[~held], rows[held]
     arch, hw = ARCHITECTURES[model], HARDWARE[hardware]
-    prefill, prefill_terms = fit_prefill(train)
+    prefill, prefill_terms = fit_prefill_per_token(train) if per_token else fit_prefill(train)
+    if dropped:
+        prefill_terms["dropped_configs"] = {"configs": dropped, "why": "faster than the smaller batch: a failed run"}
     memory = Memory(
         gpus=tensor_parallel,
         gpu_memory_gib=hw["gpu_memory_gib"],
@@ -325,7 +399,9 @@ def _term_quality(cost: LLMCost, train: pd.DataFrame, prefill_terms: dict, conte
     batched = train[train.batch_size > 1]
     terms = {key: dict(value) for key, value in prefill_terms.items()}
     terms["floor_intercept_per_token_attention"]["train_mape_pct"] = round(100 * _mape(cost, single)[0], 2)
-    if not batched.empty:
+    if not batched.empty and "implied_ms_by_batch" not in terms["per_extra_seq"]:
+        terms["per_extra_seq"]["batched_rows_train_mape_pct"] = round(100 * _mape(cost, batched)[0], 2)
+    elif not batched.empty:
         terms["per_extra_seq"]["train_mape_pct"] = round(100 * _mape(cost, batched)[0], 2)
     roofline_us = 1e3 * cost.kv_ms_per_token
     low, high = context.get("slope_ci95_us_per_token", [float("nan")] * 2)
@@ -362,7 +438,7 @@ def _per_config_error(cost: LLMCost, rows: pd.DataFrame, column: str) -> dict[st
 
 
 def write_profile(profile: LLMProfile, path: Path) -> None:
-    data = profile.model_dump(mode="json")
+    data = profile.model_dump(mode="json", exclude={"estimated", "estimate"})  # measured: not estimated
     header = (
         f"# LLM profile {profile.name}: fitted by `python -m calibrate.llm_perf` from {profile.source['file']}\n"
         "# (splitwise-sim measurements, MIT). Times in ms. Do not edit by hand: re-run the importer.\n"
@@ -446,10 +522,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(DEFAULT_CSV))
     parser.add_argument("--out", default=str(ROOT / "models"))
+    parser.add_argument(
+        "--per-token",
+        action="store_true",
+        help="the physically constrained prefill (per token, not per prompt): writes NAME-per-token.yaml",
+    )
     args = parser.parse_args(argv)
     frame = read_perf_table(args.csv)
     for model, hardware, tp, name in SHIPPED:
-        profile, report = build_profile(frame, model, hardware, tp, name, "models/data/llm-perf-a100-h100.csv")
+        name = f"{name}-per-token" if args.per_token else name
+        profile, report = build_profile(
+            frame, model, hardware, tp, name, "models/data/llm-perf-a100-h100.csv", per_token=args.per_token
+        )
         target = Path(args.out) / f"{name}.yaml"
         write_profile(profile, target)
         plot_fit(profile, select(frame, model, hardware, tp), target.with_suffix(".png"))

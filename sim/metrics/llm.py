@@ -106,6 +106,12 @@ def llm_summary(
     out.update(_occupancy(result, start_ms, end_ms))
     if result.prefill_replicas:
         out.update(pool_figures(result, start_ms, end_ms, done))
+    profile = result.stage.cost.profile
+    if profile.estimated:  # costs transferred to unmeasured hardware (calibrate/transfer.py): say so, with the band
+        out["costs_estimated"] = {
+            "hardware": profile.hardware,
+            **{k: profile.estimate.get(k) for k in ("from", "interval_pct")},
+        }
     out["warnings"] = extrapolation_warnings(result) + _keeping_up(log, done, out["requests_per_s"])
     out["warnings"] += _too_long(result, include, out)
     return out

@@ -124,6 +124,10 @@ class LLMProfile(_Frozen):
     prefill: PrefillCurve
     decode: DecodeCurve
     fit: dict = Field(default_factory=dict)
+    # A profile moved to hardware it was not measured on (calibrate/transfer.py): its costs are estimates,
+    # with the prediction interval, reach and factors in `estimate`.
+    estimated: bool = False
+    estimate: dict = Field(default_factory=dict)
 
 
 def load_llm_profile(path: str | Path) -> LLMProfile:
