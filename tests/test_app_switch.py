@@ -88,7 +88,8 @@ def expected_knobs(scenario: Scenario) -> dict[str, object]:
     else:
         knobs["load"] = 1.0
     deployment = scenario.deployment
-    knobs["replicas"] = deployment.replicas
+    if deployment.autoscaling is None:  # autoscaled: the autoscaler sets the count, no Replicas knob
+        knobs["replicas"] = deployment.replicas
     knobs["hardware"] = deployment.hardware.name or "as in scenario"
     knobs["routing"] = deployment.routing
     if deployment.autoscaling is not None:
@@ -126,8 +127,8 @@ def engine_p99_card(scenario: Scenario) -> str:
 
 
 def disturb(browser: Browser) -> None:
-    """A planner's edits on the scenario shown: more replicas, an SLO of 1 ms."""
-    replicas = browser.knob("replicas")
+    """A planner's edits on the scenario shown: more replicas (a higher minimum when autoscaled), an SLO of 1 ms."""
+    replicas = browser.knob("replicas" if "replicas" in browser.knobs() else "min_replicas")
     replicas.set_value(replicas.value + 3)
     browser.knob("slo").set_value(1.0)
 

@@ -1,4 +1,6 @@
-"""Sidebar knobs: each reads the scenario and returns the overrides that change it."""
+"""Sidebar knobs: each reads the scenario and returns the overrides that change it, built only by the typed
+transforms of sim/spec/transforms.py (which know each field's spelling: Knative's min_scale, a measured
+profile's speedup). An autoscaled scenario has no Replicas knob: the autoscaler sets the count."""
 
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ from ui.text import as_code, as_text
 
 def knob_traffic(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Traffic")
-    knob = planner.load_knob(scenario)
+    knob = transforms.rate_field(scenario)
     if knob is not None:
-        path, label, value = knob
+        _, label, value = knob
         new = st.number_input(
             label,
             min_value=min(0.01, value),
@@ -33,11 +35,11 @@ def knob_traffic(scenario: Scenario) -> dict[str, Any]:
             format="%g",
             key=knob_key("rate"),
         )
-        return {path: new} if new != value else {}
+        return transforms.rate_overrides(scenario, new)
     factor = st.slider(
         "Load (× the scenario's rates)", 0.1, 5.0, initial("load", 1.0, low=0.1), 0.05, key=knob_key("load")
     )
-    return planner.scale_load(scenario, factor) if factor != 1 else {}
+    return transforms.load_overrides(scenario, factor) if factor != 1 else {}
 
 
 def knob_deployment(scenario: Scenario) -> dict[str, Any]:
@@ -46,11 +48,16 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     st.subheader("Deployment")
     deployment = scenario.deployment
     overrides: dict[str, Any] = {}
-    replicas = st.number_input(
-        "Replicas", 1, None, initial("replicas", deployment.replicas, low=1), key=knob_key("replicas")
-    )
-    if replicas != deployment.replicas:
-        overrides["deployment.replicas"] = int(replicas)
+    if deployment.autoscaling is None:
+        replicas = st.number_input(
+            "Replicas", 1, None, initial("replicas", deployment.replicas, low=1), key=knob_key("replicas")
+        )
+        if replicas != deployment.replicas:
+            overrides.update(transforms.replica_overrides(scenario, int(replicas)))
+    else:  # a fixed count would be ignored: the autoscaler sets it, between the bounds below
+        st.caption(
+            f"Replicas: set by the {as_text(deployment.autoscaling.policy)} autoscaler, between the bounds below."
+        )
     try:
         catalogue = load_catalogue()
     except ServesimError:
@@ -71,13 +78,12 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
         help="Sets the price. Speed comes from the stage costs (or a calibrated profile).",
     )
     if hardware != own:
-        overrides["deployment.hardware"] = replica_hardware(scenario, hardware, catalogue)
-    routes = ["shared_queue", "round_robin", "least_outstanding", "power_of_two", "random"]
+        overrides.update(transforms.hardware_overrides(scenario, replica_hardware(scenario, hardware, catalogue)))
+    routes = list(transforms.ROUTINGS)
     routing = st.selectbox(
         "Routing", routes, index=routes.index(initial("routing", deployment.routing, routes)), key=knob_key("routing")
     )
-    if routing != deployment.routing:
-        overrides["deployment.routing"] = routing
+    overrides.update(transforms.routing_overrides(scenario, routing))
     return overrides
 
 
@@ -86,7 +92,7 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
     if stage_name is None:
         return {}
     st.subheader(f"Batching ({as_text(stage_name)})")
-    current = next(s for s in scenario.raw["stages"] if s["name"] == stage_name).get("batching", {"policy": "none"})
+    current = scenario.raw_stage(stage_name).get("batching", {"policy": "none"})
     policies = ["none", "static", "dynamic"]
     policy = st.radio(
         "Policy",
@@ -134,7 +140,7 @@ def knob_batching(scenario: Scenario) -> dict[str, Any]:
         )
         if timeout > 0:
             new["timeout_ms"] = timeout
-    return {} if new == current else {f"stages.{stage_name}.batching": new}
+    return transforms.batching_overrides(scenario, stage_name, new)
 
 
 def knob_lever(scenario: Scenario) -> dict[str, Any]:
@@ -165,7 +171,7 @@ def knob_lever(scenario: Scenario) -> dict[str, Any]:
         key=knob_key("speedup"),
     )
     st.caption(f"Accuracy cost: {lever.accuracy_cost}. Relative to {lever.baseline}.")
-    overrides = planner.stage_cost_overrides(scenario, stage, 1.0 / speedup)
+    overrides = transforms.stage_time_overrides(scenario, stage, 1.0 / speedup)
     if not overrides:
         st.caption(
             f"{stage} uses a measured profile: derive the lever profile with `servesim calibrate` and point the stage at it."
@@ -185,9 +191,8 @@ def knob_stages(scenario: Scenario) -> dict[str, Any]:
                     initial(f"workers.{stage.name}", stage.workers, low=1),
                     key=knob_key(f"workers.{stage.name}"),
                 )
-                if workers != stage.workers:
-                    overrides[f"stages.{stage.name}.workers"] = int(workers)
-        for name in planner.scalable_stages(scenario):
+                overrides.update(transforms.workers_overrides(scenario, stage.name, int(workers)))
+        for name in transforms.scalable_stages(scenario):
             factors = [0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0]
             factor = st.select_slider(
                 f"{name}: time ×",
@@ -196,7 +201,7 @@ def knob_stages(scenario: Scenario) -> dict[str, Any]:
                 key=knob_key(f"cost.{name}"),
                 help="0.5 = the stage takes half as long",
             )
-            overrides.update(planner.stage_cost_overrides(scenario, name, factor))
+            overrides.update(transforms.stage_time_overrides(scenario, name, factor))
     return overrides
 
 
@@ -227,23 +232,17 @@ def knob_slo(scenario: Scenario) -> dict[str, Any]:
 
 
 def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:
-    keys = planner.autoscaling_keys(scenario)
-    if keys is None:
-        return {}
     policy = scenario.deployment.autoscaling
+    if policy is None:
+        return {}
     st.subheader(f"Autoscaling ({policy.policy})")
-    low, high = keys
-    overrides: dict[str, Any] = {}
     new_low = st.number_input(
         "Min replicas", 0, None, initial("min_replicas", policy.min_replicas, low=0), key=knob_key("min_replicas")
     )
     new_high = st.number_input(
         "Max replicas", 1, None, initial("max_replicas", policy.max_replicas, low=1), key=knob_key("max_replicas")
     )
-    if new_low != policy.min_replicas:
-        overrides[f"deployment.autoscaling.{low}"] = int(new_low)
-    if new_high != policy.max_replicas:
-        overrides[f"deployment.autoscaling.{high}"] = int(new_high)
+    overrides = transforms.autoscaling_bounds_overrides(scenario, int(new_low), int(new_high))
     cold = getattr(scenario.deployment, "cold_start_ms", None)
     mean_s = cold.mean / 1000.0 if cold is not None else 0.0
     new_cold = st.number_input(
@@ -255,7 +254,7 @@ def knob_autoscaling(scenario: Scenario) -> dict[str, Any]:
         key=knob_key("cold_start"),
     )
     if not math.isclose(new_cold, mean_s):
-        overrides.update(planner.cold_start_overrides(scenario, new_cold))
+        overrides.update(transforms.cold_start_overrides(scenario, new_cold))
     return overrides
 
 

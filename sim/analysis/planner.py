@@ -3,8 +3,8 @@
 The interactive app runs short (a few thousand requests, three replications: about half a second for
 the default scenario) and shows the 95% CI of that short run honestly; a scenario whose horizon is a time
 or whose traffic changes over time keeps its whole horizon and runs fewer replications instead; a
-"precise" run uses the scenario's own length and replications. Knob helpers turn a planner's question ("twice the traffic", "decode 30% faster")
-into the dotted-path overrides of `Scenario.with_overrides`. Nothing here imports streamlit.
+"precise" run uses the scenario's own length and replications. Knob helpers delegate to the typed transforms
+of sim/spec/transforms.py. Nothing here imports streamlit.
 """
 
 from __future__ import annotations
@@ -168,18 +168,6 @@ def run(
 # --- traffic -------------------------------------------------------------------------------------------
 
 
-def load_knob(scenario: Scenario) -> tuple[str, str, float] | None:
-    """The single traffic field a planner turns, as (dotted path, label, current value), or None when
-    the arrival process has several rates (then `scale_load` multiplies all of them)."""
-    arrival = scenario.raw["workload"]["arrival"]
-    process = arrival.get("process")
-    if "rate_rps" in arrival and process in ("poisson", "gamma", "constant"):
-        return "workload.arrival.rate_rps", "Request rate (req/s)", float(arrival["rate_rps"])
-    if process == "trace":
-        return "workload.arrival.rate_scale", "Trace time-scale (× faster)", float(arrival.get("rate_scale", 1.0))
-    return None
-
-
 def scale_load(scenario: Scenario, factor: float) -> dict[str, Any]:
     """Overrides that multiply the offered request rate by `factor` (sim/spec/transforms.py)."""
     return transforms.load_overrides(scenario, factor)
@@ -214,32 +202,6 @@ def model_stage_name(scenario: Scenario) -> str | None:
         if stage.kind == "model":
             return stage.name
     return None
-
-
-# --- autoscaling ---------------------------------------------------------------------------------------
-
-
-def autoscaling_keys(scenario: Scenario) -> tuple[str, str] | None:
-    """The raw names of the autoscaler's replica bounds (Knative spells them min_scale / max_scale)."""
-    raw = scenario.raw.get("deployment", {}).get("autoscaling")
-    if not isinstance(raw, dict):
-        return None
-    low = "min_scale" if "min_scale" in raw else "min_replicas"
-    high = "max_scale" if "max_scale" in raw else "max_replicas"
-    return low, high
-
-
-def cold_start_overrides(scenario: Scenario, mean_s: float) -> dict[str, Any]:
-    """Overrides giving new replicas a cold start of mean `mean_s` seconds (the shape kept if one was given)."""
-    raw = scenario.raw.get("deployment", {}).get("cold_start_ms")
-    current = getattr(scenario.deployment, "cold_start_ms", None)
-    if mean_s <= 0:
-        return {"deployment.cold_start_ms": None} if raw is not None else {}
-    if raw is None or current is None or current.mean <= 0:
-        return {"deployment.cold_start_ms": {"dist": "constant", "value": mean_s * 1000.0}}
-    if math.isclose(current.mean, mean_s * 1000.0):
-        return {}
-    return {"deployment.cold_start_ms": transforms.scale_distribution(raw, mean_s * 1000.0 / current.mean)}
 
 
 # --- verdicts -------------------------------------------------------------------------------------------

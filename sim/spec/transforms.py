@@ -1,6 +1,7 @@
 """Typed scenario transforms — the one way every tool (planner, compare, size, advise, sweep) changes a
-scenario: scale the load, scale a stage's time, speed a stage up, set the replica count, set the run
-length. Each returns a new, validated Scenario; the raw-dict editing stays here."""
+scenario: scale the load or set its rate, scale a stage's time, speed a stage up, set the replica count,
+the autoscaler's bounds, the cold start, the batching policy, the hardware, the routing, a pool's workers,
+the latency budgets, the run length. Each returns a new, validated Scenario; the raw-dict editing stays here."""
 
 from __future__ import annotations
 
@@ -124,6 +125,98 @@ def replica_overrides(scenario: Scenario, count: int) -> dict[str, Any]:
 
 def with_replicas(scenario: Scenario, count: int) -> Scenario:
     return scenario.with_overrides(replica_overrides(scenario, count))
+
+
+def rate_field(scenario: Scenario) -> tuple[str, str, float] | None:
+    """The single traffic field a planner turns, as (field, label, current value): a Poisson / gamma /
+    constant process's rate, or a trace's time-scale; None when the process has several rates (then
+    `load_overrides` multiplies all of them)."""
+    arrival = scenario.raw["workload"]["arrival"]
+    process = arrival.get("process")
+    if "rate_rps" in arrival and process in ("poisson", "gamma", "constant"):
+        return "rate_rps", "Request rate (req/s)", float(arrival["rate_rps"])
+    if process == "trace":
+        return "rate_scale", "Trace time-scale (× faster)", float(arrival.get("rate_scale", 1.0))
+    return None
+
+
+def rate_overrides(scenario: Scenario, value: float) -> dict[str, Any]:
+    """The `rate_field` set to `value` (a rate in req/s, or a trace's time-scale)."""
+    field = rate_field(scenario)
+    if field is None:
+        raise ScenarioError("workload.arrival: this process has several rates; scale them with load_overrides")
+    if not (value > 0 and math.isfinite(value)):
+        raise ScenarioError(f"workload.arrival.{field[0]} must be a positive number (got {value})")
+    return {} if value == field[2] else {f"workload.arrival.{field[0]}": float(value)}
+
+
+def batching_overrides(scenario: Scenario, stage_name: str, policy: dict[str, Any]) -> dict[str, Any]:
+    """Model stage `stage_name` batched by `policy` ({policy: none | static | dynamic, ...}, as in YAML)."""
+    stage = scenario.stage(stage_name)
+    if not isinstance(stage, ModelStage):
+        raise ScenarioError(f"stages.{stage_name}: batching applies to a model stage (this is {stage.kind})")
+    current = scenario.raw_stage(stage_name).get("batching", {"policy": "none"})
+    return {} if policy == current else {f"stages.{stage_name}.batching": dict(policy)}
+
+
+def hardware_overrides(scenario: Scenario, hardware: dict[str, Any] | None) -> dict[str, Any]:
+    """The replica's hardware (name and $/hour per replica, as sim.metrics.cost.replica_hardware gives it
+    from the catalogue); None keeps the scenario's."""
+    return {} if hardware is None else {"deployment.hardware": dict(hardware)}
+
+
+ROUTINGS = ("shared_queue", "round_robin", "least_outstanding", "power_of_two", "random")
+
+
+def routing_overrides(scenario: Scenario, routing: str) -> dict[str, Any]:
+    """Requests routed by `routing` (sim/engine/routing.py: one meaning per policy)."""
+    if routing not in ROUTINGS:
+        raise ScenarioError(f"deployment.routing: {routing!r} is not one of {', '.join(ROUTINGS)}")
+    return {} if routing == scenario.deployment.routing else {"deployment.routing": routing}
+
+
+def workers_overrides(scenario: Scenario, stage_name: str, workers: int) -> dict[str, Any]:
+    """Pool stage `stage_name` with `workers` workers (per replica, where the stage says so)."""
+    stage = scenario.stage(stage_name)
+    if stage.kind != "pool":
+        raise ScenarioError(f"stages.{stage_name}: workers apply to a pool stage (this is {stage.kind})")
+    return {} if workers == stage.workers else {f"stages.{stage_name}.workers": int(workers)}
+
+
+def autoscaling_bounds_overrides(
+    scenario: Scenario, min_replicas: int | None = None, max_replicas: int | None = None
+) -> dict[str, Any]:
+    """The autoscaler's replica bounds, in the spelling the scenario uses (Knative's min_scale /
+    max_scale, or min_replicas / max_replicas); only those that change."""
+    scaling = scenario.deployment.autoscaling
+    if scaling is None:
+        raise ScenarioError("deployment.autoscaling: this scenario has a fixed replica count (set replicas)")
+    raw = scenario.raw["deployment"]["autoscaling"]
+    low = "min_scale" if "min_scale" in raw else "min_replicas"
+    high = "max_scale" if "max_scale" in raw else "max_replicas"
+    out: dict[str, Any] = {}
+    if min_replicas is not None and min_replicas != scaling.min_replicas:
+        out[f"deployment.autoscaling.{low}"] = int(min_replicas)
+    if max_replicas is not None and max_replicas != scaling.max_replicas:
+        out[f"deployment.autoscaling.{high}"] = int(max_replicas)
+    return out
+
+
+def cold_start_overrides(scenario: Scenario, mean_s: float) -> dict[str, Any]:
+    """New replicas with a cold start of mean `mean_s` seconds (the distribution's shape kept if one was
+    given; 0 removes it)."""
+    raw = scenario.raw.get("deployment", {}).get("cold_start_ms")
+    current = getattr(scenario.deployment, "cold_start_ms", None)
+    if mean_s <= 0:
+        return {"deployment.cold_start_ms": None} if raw is not None else {}
+    if raw is None or current is None or current.mean <= 0:
+        return {"deployment.cold_start_ms": {"dist": "constant", "value": mean_s * 1000.0}}
+    if math.isclose(current.mean, mean_s * 1000.0):
+        return {}
+    scaled = scale_distribution(raw, mean_s * 1000.0 / current.mean)
+    if scaled is None:
+        raise ScenarioError("deployment.cold_start_ms: this distribution cannot be scaled (samples from a file?)")
+    return {"deployment.cold_start_ms": scaled}
 
 
 def budget_overrides(scenario: Scenario, **budgets_ms: float | None) -> dict[str, Any]:
