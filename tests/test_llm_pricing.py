@@ -4,6 +4,7 @@ and `--hardware NAME@X` on an LLM stage is refused, never ignored."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,21 @@ def test_the_advisor_offers_no_speed_factor_for_an_llm_stage(chat):
     lever = HardwareLever(name="x", group="hardware", family="hardware", target="h100-80gb", usd_per_hour=1.0)
     named = chat.with_overrides({"deployment.hardware": {"name": "a100-80gb"}})
     assert "LLM" in (lever.applies(named) or "")
+
+
+def test_an_estimated_profile_is_a_labelled_candidate_and_unpriced_hardware_has_no_cost(chat):
+    # H200 has specifications but no price in the catalogue: its estimate runs, its cost is unknown (not 0).
+    (candidate,) = parse_candidates(
+        f"h200={ROOT / 'models/llama2-70b-tp4-h200-estimated.yaml'}", chat, load_catalogue()
+    )
+    assert candidate.name == "h200 (estimated)" and candidate.usd_per_hour is None
+    variant = candidate.apply(chat)
+    assert variant.stages[0].cost.profile.estimated and price_usd_per_replica_hour(variant) is None
+    point = probe(variant, candidate.name, 2, 1e9, seed=1, **RUN)
+    assert point.usd_per_1m_tokens is None or math.isnan(point.usd_per_1m_tokens)  # unknown, not free
+
+
+def test_a_profile_measured_on_other_hardware_is_refused_naming_its_field(chat):
+    with pytest.raises(ServesimError, match="hardware field") as caught:
+        parse_candidates(f"h100-80gb={ROOT / 'models/llama2-70b-tp4-a100.yaml'}", chat, load_catalogue())
+    assert "\n" not in str(caught.value)

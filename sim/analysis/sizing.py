@@ -54,11 +54,18 @@ class Candidate:
     speedup: float = 1.0
     profile: str | None = None
     own: bool = False  # the scenario's own hardware, kept as written (it may name none)
+    # The catalogue name where `name` is a label ("h200 (estimated)": an LLM profile transferred to
+    # hardware it was not measured on, calibrate/transfer.py).
+    hardware: str | None = None
 
     def apply(self, scenario: Scenario) -> Scenario:
         overrides: dict = {}
         if not self.own:
-            overrides["deployment.hardware"] = {"name": self.name, "usd_per_hour": self.usd_per_hour}
+            name = self.hardware or self.name
+            # Unpriced hardware (specifications but no price in the catalogue) runs unnamed: its cost is unknown.
+            overrides["deployment.hardware"] = (
+                {"name": name, "usd_per_hour": self.usd_per_hour} if self.usd_per_hour is not None else {}
+            )
         for stage in scenario.stages:
             if isinstance(stage, LLMStage) and self.profile is not None:
                 overrides[f"stages.{stage.name}.profile"] = self.profile
@@ -91,7 +98,7 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
         if not match:
             raise ServesimError(f"--hardware {item!r}: expected NAME, NAME@SPEEDUP or NAME=PROFILE")
         name = match["name"]
-        if name not in catalogue:
+        if name not in catalogue and not (match["profile"] and name in _specified()):
             raise ServesimError(
                 f"--hardware {name!r}: not in the hardware catalogue (have: {', '.join(sorted(catalogue))})"
             )
@@ -101,9 +108,24 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
         _check_llm_candidate(item, name, speedup, match["profile"], scenario)
         # Priced per replica (catalogue unit price × the GPUs a replica of the candidate holds), as `run` does.
         with_profile = Candidate(name, None, profile=match["profile"]).apply(scenario)
-        price = replica_usd_per_hour(with_profile, name, catalogue)
-        candidates.append(Candidate(name, price, speedup, match["profile"]))
+        price = replica_usd_per_hour(with_profile, name, catalogue) if name in catalogue else None
+        llm_profiles = [stage.cost.profile for stage in with_profile.stages if isinstance(stage, LLMStage)]
+        if match["profile"] and any(profile.hardware != name for profile in llm_profiles):
+            raise ServesimError(
+                f"--hardware {item!r}: the LLM profile was measured on {llm_profiles[0].hardware}, not {name} "
+                f"(its hardware field); `servesim calibrate transfer PROFILE --to {name}` estimates one for {name}"
+            )
+        estimated = any(profile.estimated for profile in llm_profiles)
+        label = f"{name} (estimated)" if estimated else name
+        candidates.append(Candidate(label, price, speedup, match["profile"], hardware=name))
     return candidates
+
+
+def _specified() -> set[str]:
+    """Hardware with specifications in the catalogue (priced or not)."""
+    from sim.spec.hardware import load_specifications
+
+    return set(load_specifications())
 
 
 def _check_llm_candidate(item: str, name: str, speedup: float, profile: str | None, scenario: Scenario) -> None:
