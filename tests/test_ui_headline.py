@@ -129,3 +129,12 @@ def test_one_fmt_ms():
 
     assert plots.fmt_ms is units.fmt_ms
     assert fmt_ms(10_476.3) == "10.5 s"  # the card that was cut off at "10,476.…"
+
+
+def test_the_page_report_leads_with_the_llm_verdict_too(run):
+    from sim.present.page_report import verdict_lines
+
+    _, result = run
+    lines = verdict_lines(result.summary)
+    assert "LLM budgets" in lines[0] and "TTFT p99" in lines[0] and "TPOT p99" in lines[0]
+    assert not any("No latency budget" in line for line in lines)

@@ -29,6 +29,7 @@ from sim.metrics.summary import stage_columns
 from sim.metrics.windows import readable_window_s
 from sim.present import plots
 from sim.present.report import _json_ready, slug
+from sim.present.headline import llm_verdict_sentence
 from sim.present.units import fmt_interval, fmt_ms, horizon_cost_text
 from sim.present.windows import window_verdict
 from sim.spec.scenario import time_dependent
@@ -107,7 +108,15 @@ def page_report_zip(result: RunResult, *, described: str, link: str | None = Non
 def verdict_lines(summary: dict) -> list[str]:
     slo = summary.get("slo") or {}
     p99 = summary["latency_ms"]["p99"]
-    if slo.get("met") is None:
+    llm = summary.get("llm")
+    if llm is not None:  # as the page: TTFT / TPOT against their budgets first (sim.present.headline)
+        goodput = llm.get("goodput") or {}
+        _, sentence = llm_verdict_sentence(summary, goodput.get("ttft_slo_ms"), goodput.get("tpot_slo_ms"))
+        lines = [sentence.replace(" in the sidebar", "")]
+        if slo.get("met") is not None:
+            budgets = ", ".join(f"{k.removesuffix('_ms')} ≤ {v:g} ms" for k, v in (slo.get("budgets") or {}).items())
+            lines += ["", f"**{'Meets' if slo['met'] else 'Misses'} the SLO** ({budgets}): p99 {fmt_ms(p99)}."]
+    elif slo.get("met") is None:
         lines = [f"No latency budget set: p99 is {fmt_ms(p99)}."]
     else:
         budgets = ", ".join(f"{k.removesuffix('_ms')} ≤ {v:g} ms" for k, v in (slo.get("budgets") or {}).items())

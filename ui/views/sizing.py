@@ -199,8 +199,8 @@ def show_sizing(result, knob: str, budget: str, slo: float = 0.0, p95: float = 0
                 f"One fewer ({knob} = {fewer.replicas}) on fresh seeds: p99 {fmt_ms(fewer.p99_ms)} "
                 f"[{fewer.p99_ci95[0]:,.1f}, {fewer.p99_ci95[1]:,.1f}]{worst} → {fewer.verdict}."
             )
-    for note in result.notes:
-        st.warning(as_text(note))
+    for note in result.notes:  # the CLI's notes name CLI commands; this page has their tabs
+        st.warning(as_text(note.replace("see `servesim advise`", "see the Advisor tab")))
     st.caption(searched_text(result.ranges, result.knob) + ".")
     frontier = result.frontier()
     if frontier.empty:

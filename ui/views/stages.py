@@ -1,4 +1,4 @@
-"""The stages tab."""
+"""The Stage details tab: per-stage percentiles, measured busy share beside offered load, batch sizes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from sim.metrics.busy import busy_shares
 from sim.present import plots
 from ui.runs import (
     Context,
@@ -19,12 +20,18 @@ def view_stages(ctx: Context) -> None:
     if stages:
         table = pd.DataFrame(stages).T.rename(columns=lambda c: f"{c} (ms)")
         table.index = [name.replace("_queue", " (queue)") for name in table.index]
-        table["offered load"] = [f"{loads[name]:.0%}" if name in loads else "" for name in table.index]
+        busy = busy_shares(ctx.result.run, ctx.scenario)
+        table["busy (measured)"] = [f"{busy[name]:.0%}" if name in busy else "" for name in table.index]
+        table["offered load (best batch)"] = [f"{loads[name]:.0%}" if name in loads else "" for name in table.index]
         table.index.name = "stage"
         st.dataframe(table.style.format(precision=2), width="stretch")
     utilization = ctx.summary.get("utilization")
     if utilization is not None and math.isfinite(utilization):
-        st.caption(f"Model instances busy {utilization:.0%} of the time. Queue rows are waits before the stage.")
+        st.caption(
+            f"Model instances busy {utilization:.0%} of the time. Busy (measured): the stage's busy server-time "
+            "over the server-time there was; offered load: ρ at the most efficient batch the policy allows (≥ 100%: "
+            "no batching keeps up). Queue rows are waits before the stage."
+        )
     log = plots.measured(ctx.result.log)
     if "batch_size" in log and (log["batch_size"] > 1).any():
         counts = log.loc[log["batch_size"] > 0, "batch_size"].value_counts(normalize=True).sort_index()

@@ -27,7 +27,7 @@ from ui.text import as_text
 
 def view_load_curve(ctx: Context) -> None:
     st.caption(
-        "p99 as the request rate grows towards the rate that saturates the busiest stage "
+        "p99 as the request rate grows towards the rate that saturates the capacity-limiting stage "
         f"({planner.describe(ctx.scenario, planner.SWEEP)} per point; shaded: 95% CI)."
     )
     if not long_sweep_confirmed(ctx, len(compare.LOAD_FRACTIONS), "load_curve"):
@@ -82,15 +82,17 @@ def view_tradeoff(ctx: Context) -> None:
         "the best setting is the one whose curve stays under the SLO furthest to the right."
     )
     st.pyplot(plots.tradeoff_figure(curves, ctx.slo_ms), clear_figure=True)
-    bottleneck = busiest_stage(ctx.scenario)
+    bottleneck = capacity_limiting_stage(ctx.scenario)
     if bottleneck and bottleneck != stage:
         st.info(
-            f"The busiest stage is **{bottleneck}**, not {stage}: past the batch size that relieves {stage}, "
+            f"The stage that limits capacity is **{bottleneck}**, not {stage}: past the batch size that relieves {stage}, "
             f"bigger batches cannot raise the capacity — curves that coincide say so. Add {bottleneck} capacity first."
         )
 
 
-def busiest_stage(scenario: Scenario) -> str | None:
+def capacity_limiting_stage(scenario: Scenario) -> str | None:
+    """The stage with the highest offered load at its most efficient batch: the one no bigger batch of the
+    model stage relieves (sim/metrics/load.py). Not the busiest now: that is measured (sim/metrics/busy.py)."""
     from sim.metrics.load import offered_load
 
     loads = offered_load(scenario)
@@ -166,7 +168,7 @@ def cost_table(curve: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "replicas": int(point["replicas"]),
-                "busiest stage load": number(point["offered_load"], ".0%"),
+                "offered load (limiting stage)": number(point["offered_load"], ".0%"),
                 "p50 (ms)": number(point.get("p50"), ",.1f") if ok else "unstable",
                 "p99 (ms)": number(point.get("p99"), ",.1f") if ok else "unstable",
                 "throughput (req/s)": number(point.get("throughput_rps"), ",.1f") if ok else "unstable",
