@@ -1,78 +1,145 @@
-"""LLM stage speed: the full Azure LLM conversation trace (19,366 requests, one hour) replayed on the
-llama2-70b TP4 A100 profile with continuous batching (quiet decode steps fused into one SimPy event).
-Target of the performance issue: ≤ 0.5 s CPU (the first round's was ≤ 5 s wall); ratio = CPU / target, so
-≤ 1 meets it. Also static batching and chunked prefill on the same trace, for the iteration rates."""
+"""LLM stage speed on the full Azure LLM conversation trace (19,366 requests, one hour) replayed on the
+llama2-70b TP4 A100 profile × 6 replicas, as scenarios/llm-chat-continuous.yaml.
+
+Baseline, measured in the same run: the engine as it was before the speed work of issue 24, kept as the
+test oracle (tests/llm_oracle/). Each figure is the least CPU time of `repeats` runs (a shared machine only
+ever adds time), with the spread of the runs in the note; ratio = current / baseline. Targets of issue 24:
+≤ 0.5 s CPU in the engine, ≤ 1.5 s CPU and ≤ 300 MB peak RSS through `servesim run`."""
 
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from sim.spec.arrivals import Trace
 from sim.engine.llm.stage import simulate_llm_stage
-from sim.spec.llm_schema import LLMStage, TokenSpec
 from sim.engine.llm.tokens import sample_tokens
+from sim.spec.arrivals import Trace
+from sim.spec.llm_schema import LLMStage, TokenSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE = ROOT / "scenarios" / "traces" / "azure-llm-conv-trace.csv"
 PROFILE = ROOT / "models" / "llama2-70b-tp4-a100.yaml"
+SCENARIO = ROOT / "scenarios" / "llm-chat-continuous.yaml"
 REPLICAS = 6  # as scenarios/llm-chat-continuous.yaml
-TARGET_CPU_S = 0.5
+TARGET_ENGINE_CPU_S = 0.5
+TARGET_RUN_CPU_S = 1.5
+TARGET_RUN_RSS_MB = 300.0
+POLICIES = {
+    "continuous": {"policy": "continuous"},
+    "chunked prefill 2048": {"policy": "continuous", "chunked_prefill": True, "max_num_batched_tokens": 2048},
+    "static batch 32": {"policy": "static", "batch_size": 32},
+}
 
 
-def _trace(requests: int | None):
+def _trace():
     trace = Trace(process="trace", file=str(TRACE), time_column="arrived_at", time_unit="s")
-    arrivals = trace.generate(np.random.default_rng(0), requests or trace.length, None)
+    arrivals = trace.generate(np.random.default_rng(0), trace.length, None)
     tokens = TokenSpec(prompt_column="num_prefill_tokens", output_column="num_decode_tokens")
     prompt, output = sample_tokens(tokens, np.random.default_rng(0), len(arrivals.times_ms), arrivals.columns)
     return arrivals.times_ms, prompt, output
 
 
-def replay(batching: dict, requests: int | None = None) -> tuple[float, float, int, int]:
-    """(wall seconds, CPU seconds, iterations, requests) of one replay, trace reading excluded. CPU time
-    is what one dedicated core would take; wall time also counts other processes on a shared machine."""
-    ready, prompt, output = _trace(requests)
+def _baseline_engine():
+    """The engine before the speed work, where the tests keep it (absent from an installed wheel)."""
+    try:
+        from tests.llm_oracle.stage import simulate_llm_stage as before
+    except ImportError:
+        return None
+    return before
+
+
+def engine_cpu_s(simulate, batching: dict, inputs, repeats: int) -> list[float]:
+    """CPU seconds of `repeats` replays of the trace by `simulate` (trace reading excluded)."""
+    ready, prompt, output = inputs
     stage = LLMStage.model_validate({"name": "llm", "kind": "llm", "profile": str(PROFILE), "batching": batching})
-    start, cpu = time.perf_counter(), time.process_time()
-    result = simulate_llm_stage(ready, prompt, output, stage, REPLICAS, np.random.default_rng(0))
-    return time.perf_counter() - start, time.process_time() - cpu, len(result.iterations), len(ready)
+    times = []
+    for _ in range(repeats):
+        cpu = time.process_time()
+        simulate(ready, prompt, output, stage, REPLICAS, np.random.default_rng(0))
+        times.append(time.process_time() - cpu)
+    return times
+
+
+# Run in a fresh process; print its own peak RSS (VmHWM: a forked child's ru_maxrss counts its parent's pages).
+_CHILD = """
+import contextlib, io, sys
+from sim.cli.main import main
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["run", sys.argv[1], "--json"])
+status = open("/proc/self/status").read()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")), file=sys.stderr)
+"""
+
+
+def servesim_run(repeats: int) -> tuple[list[float], list[float]]:
+    """(CPU seconds, peak RSS MB) of `repeats` runs of `servesim run llm-chat-continuous.yaml --json`, each in
+    a fresh process (imports included, as a user sees it). Linux only (/proc)."""
+    cpu, rss = [], []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(SCENARIO)], check=True, capture_output=True, text=True, cwd=ROOT
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        rss.append(int(done.stderr.split()[-1]) / 1024)  # kB
+    return cpu, rss
+
+
+def _spread(times: list[float]) -> str:
+    return f"min {min(times):.3f} s, max {max(times):.3f} s over {len(times)} runs"
 
 
 def run(quick: bool = False) -> list[dict]:
+    repeats = 2 if quick else 4
+    inputs = _trace()
+    before = _baseline_engine()
+    load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     rows = []
-    wall_s, cpu_s, iterations, requests = replay({"policy": "continuous"})
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    for label, batching in POLICIES.items() if not quick else list(POLICIES.items())[:1]:
+        now = engine_cpu_s(simulate_llm_stage, batching, inputs, repeats)
+        row = {"name": f"LLM conv trace, {label} (A100 TP4 × 6): engine CPU", "value": min(now), "unit": "s"}
+        note = f"{_spread(now)}{load}"
+        if before is not None:
+            was = engine_cpu_s(before, batching, inputs, repeats)
+            row.update(baseline=min(was), ratio=min(now) / min(was))
+            note += f"; baseline (engine before issue 24) {_spread(was)}"
+        if label == "continuous":
+            note += f"; target ≤ {TARGET_ENGINE_CPU_S:g} s"
+        rows.append({**row, "note": note})
+    if not Path("/proc/self/status").is_file():
+        return rows
+    cpu, rss = servesim_run(repeats)
     rows.append(
         {
-            "name": "LLM conv trace, continuous (A100 TP4 × 6): CPU",
-            "value": cpu_s,
+            "name": "servesim run llm-chat-continuous: CPU",
+            "value": min(cpu),
             "unit": "s",
-            "baseline": TARGET_CPU_S,
-            "ratio": cpu_s / TARGET_CPU_S,
-            "note": f"target ≤ {TARGET_CPU_S:g} s CPU; wall {wall_s:.2f} s{load}; {requests:,} requests, "
-            f"{iterations:,} iterations",
+            "baseline": TARGET_RUN_CPU_S,
+            "ratio": min(cpu) / TARGET_RUN_CPU_S,
+            "note": f"{_spread(cpu)}, imports included; baseline = the target",
         }
     )
-    if not quick:
-        for label, batching in (
-            ("chunked prefill 2048", {"policy": "continuous", "chunked_prefill": True, "max_num_batched_tokens": 2048}),
-            ("static batch 32", {"policy": "static", "batch_size": 32}),
-        ):
-            wall_s, cpu_s, iterations, requests = replay(batching)
-            rows.append(
-                {
-                    "name": f"LLM conv trace, {label} (A100 TP4 × 6): wall",
-                    "value": wall_s,
-                    "unit": "s",
-                    "note": f"CPU {cpu_s:.2f} s; {requests:,} requests, {iterations:,} iterations",
-                }
-            )
+    rows.append(
+        {
+            "name": "servesim run llm-chat-continuous: peak RSS",
+            "value": max(rss),
+            "unit": "MB",
+            "baseline": TARGET_RUN_RSS_MB,
+            "ratio": max(rss) / TARGET_RUN_RSS_MB,
+            "note": "baseline = the target",
+        }
+    )
     return rows
 
 
 if __name__ == "__main__":
-    for row in run(quick=False):
-        print(f"{row['name']}: {row['value']:.2f} {row['unit']}  ({row.get('note', '')})")
+    for row in run(quick="--quick" in sys.argv):
+        ratio = f" ratio {row['ratio']:.2f}" if "ratio" in row else ""
+        print(f"{row['name']}: {row['value']:.3f} {row['unit']}{ratio}  ({row.get('note', '')})")

@@ -92,16 +92,21 @@ class Ledger:
         ends.extend(ends_ms)
 
     def iteration_frame(self) -> pd.DataFrame:
-        parts = [pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)]
+        """One row per iteration (ITERATION_COLUMNS), in time order (then replica)."""
+        if not self.iterations:  # nothing ran (no fused run without an iteration before it)
+            frame = pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)
+            return frame.astype({c: np.int64 for c in ITERATION_COLUMNS if c not in ("time_ms", "duration_ms")})
+        # A column of Python numbers becomes int64 if all are ints (a clock still at SimPy's int 0), else float64.
+        columns = [np.array(column) for column in zip(*self.iterations)]
         if self.fused:
-            parts.append(self._fused_frame())
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        frame = frame.astype({c: np.int64 for c in ITERATION_COLUMNS if c not in ("time_ms", "duration_ms")})
-        return frame.sort_values(["time_ms", "replica"], kind="stable", ignore_index=True)
+            fused = self._fused_columns()
+            columns = [np.concatenate((plain, more)) for plain, more in zip(columns, fused)]
+        order = np.lexsort((columns[2], columns[0]))  # stable: by time_ms, then replica
+        return pd.DataFrame({name: column[order] for name, column in zip(ITERATION_COLUMNS, columns)}, copy=False)
 
-    def _fused_frame(self) -> pd.DataFrame:
-        """One row per step of every fused run, computed as the engine would have step by step (the same
-        float operations, so the same bits)."""
+    def _fused_columns(self) -> list[np.ndarray]:
+        """ITERATION_COLUMNS of every step of every fused run, computed as the engine would have step by step
+        (the same float operations, so the same bits)."""
         runs = FusedRun(*zip(*self.fused))  # columns
         steps = np.asarray(runs.steps, dtype=np.int64)
         run = np.repeat(np.arange(len(steps)), steps)
@@ -113,27 +118,17 @@ class Ledger:
         )
         ends = self._all_decode_ends()
         where = self._replica_offsets()[np.asarray(runs.replica)][run] + np.asarray(runs.first, dtype=np.int64)[run] + j
-        starts = ends[where - 1] if len(ends) else np.empty(0)
+        starts = ends[where - 1]
         starts[offsets] = runs.start_ms
         phases = np.asarray(runs.due_by_phase, dtype=np.int64)
         dues = phases[run, j % phases.shape[1]]
         claimed = np.cumsum(dues)
         claimed -= (claimed[offsets] - dues[offsets])[run]  # within its run, up to and including the step
         zeros = np.zeros(len(run), dtype=np.int64)
-        return pd.DataFrame(
-            {
-                "time_ms": starts,
-                "duration_ms": durations,
-                "replica": np.asarray(runs.replica, dtype=np.int64)[run],
-                "batch_size": batch,
-                "running": batch,
-                "waiting": zeros,
-                "kv_blocks_used": np.asarray(runs.blocks0, dtype=np.int64)[run] + claimed,
-                "prefill_tokens": zeros,
-                "decode_tokens": batch,
-                "preempted": zeros,
-            }
-        )
+        replica = np.asarray(runs.replica, dtype=np.int64)[run]
+        blocks = np.asarray(runs.blocks0, dtype=np.int64)[run] + claimed
+        # time_ms, duration_ms, replica, batch_size, running, waiting, kv_blocks_used, prefill, decode, preempted
+        return [starts, durations, replica, batch, batch, zeros, blocks, zeros, batch, zeros]
 
     def _all_decode_ends(self) -> np.ndarray:
         """Every replica's decode-step end times, laid end to end in replica order."""
