@@ -386,6 +386,9 @@ def register(subparsers, include_validate: bool = True) -> None:
     p.add_argument("--tp", type=int, help="target tensor-parallel degree (default: the profile's)")
     p.add_argument("-o", "--output", help="profile to write (default: models/MODEL-tpN-HARDWARE-estimated.yaml)")
     p.add_argument("--json", action="store_true", help="print the estimate (terms, factors, interval) as JSON")
+    p.add_argument(
+        "--band", action="store_true", help="also write the interval's ends beside it: NAME-fast.yaml, NAME-slow.yaml"
+    )
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("regimes", help="fit a slow-regime model (scenario `slowdown:`) to a service-time log in order")
@@ -507,7 +510,7 @@ def cmd_regimes(args) -> int:
 def cmd_transfer(args) -> int:
     import json
 
-    from calibrate.transfer import transfer, write_estimated
+    from calibrate.transfer import band, transfer, write_estimated
     from sim.spec.llm_cost import load_llm_profile
 
     if args.tp is not None and args.tp < 1:
@@ -516,6 +519,9 @@ def cmd_transfer(args) -> int:
     estimated = transfer(profile, args.to_hardware, args.tp)
     target = output_file(args.output or f"models/{estimated.name}.yaml", "--output", suffixes=(".yaml", ".yml"))
     write_estimated(estimated, target)
+    if args.band:
+        for edge, profile in band(estimated).items():
+            write_estimated(profile, target.with_name(f"{target.stem}-{edge}{target.suffix}"))
     e = estimated.estimate
     if args.json:
         print(json.dumps({"estimated": True, "profile": str(args.output or target), **e}, indent=1))

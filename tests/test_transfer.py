@@ -180,3 +180,15 @@ def test_a_run_on_an_estimated_profile_says_estimated_in_its_json():
     summary = json.loads(done.stdout)
     assert summary["llm"]["costs_estimated"]["hardware"] == "h200"
     assert any("ESTIMATED" in warning for warning in summary["warnings"])
+
+
+def test_the_band_brackets_the_estimate_term_by_term():
+    estimate = load_llm_profile(ROOT / "models/llama2-70b-tp4-h200-estimated.yaml")
+    edges = tr.band(estimate)
+    fast, slow = edges["fast"], edges["slow"]
+    for name in ("floor_ms", "per_token_ms"):
+        assert getattr(fast.prefill, name) < getattr(estimate.prefill, name) < getattr(slow.prefill, name)
+    width = estimate.estimate["interval_log_half_width"]["decode"]
+    np.testing.assert_allclose(np.divide(slow.decode.step_ms, estimate.decode.step_ms), np.exp(width))
+    assert slow.estimated and fast.estimated
+    assert load_llm_profile(ROOT / "models/llama2-70b-tp4-h200-estimated-slow.yaml").model_dump() == slow.model_dump()

@@ -115,8 +115,9 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
                 f"--hardware {item!r}: the LLM profile was measured on {llm_profiles[0].hardware}, not {name} "
                 f"(its hardware field); `servesim calibrate transfer PROFILE --to {name}` estimates one for {name}"
             )
-        estimated = any(profile.estimated for profile in llm_profiles)
-        label = f"{name} (estimated)" if estimated else name
+        estimated = [profile for profile in llm_profiles if profile.estimated]
+        edge = estimated[0].estimate.get("band_edge") if estimated else None  # an interval end (`--band`)
+        label = f"{name} (estimated{', ' + edge if edge else ''})" if estimated else name
         candidates.append(Candidate(label, price, speedup, match["profile"], hardware=name))
     return candidates
 
