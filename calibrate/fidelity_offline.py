@@ -12,7 +12,7 @@ and predicts every cell again with the current model, from the cell's calibratio
   logs; for fifo1 the replay the live run itself computed, marked "saved", where the logs are absent);
 - **co-load**: the isolated calibration slowed by the kernel's slowdown under the serving path's co-load
   (client, reply path, siblings): the factor the cell's own co-load calibration measured where the run has
-  one, else learned *leave-one-cell-out*: the mean in-situ slowdown (in-situ mean over the calibrated mean)
+  one, else learned *leave-one-cell-out*: the median in-situ slowdown (in-situ mean over the calibrated mean)
   of the other cells of the same configuration (the same things run beside the kernel), in every DIR
   given. No serving data of the predicted cell enters its co-load prediction.
 
@@ -254,6 +254,25 @@ def _factor_for_batch_size(calibration: dict, cell: SavedCell, requests: int, ba
     return f1
 
 
+def kernel_level_ms(calibration: dict) -> float:
+    """One number for how fast a calibration found the kernel: its mean service time (with every worker
+    busy where measured so; dynamic1: the mean over batch sizes of each size's mean)."""
+    if "batch_ms" in calibration:
+        return float(np.mean([np.mean(v) for v in calibration["batch_ms"].values()]))
+    return float(np.mean(calibration.get("service_busy_ms", calibration.get("service_ms"))))
+
+
+def drift_after(cells: list[dict]) -> list[float | None]:
+    """Per cell, the next calibration of the same server (the next cell of its configuration, taken just
+    after this cell's runs) over this one's: how far the host's speed moved while the cell was served."""
+    out: list[float | None] = []
+    for k, entry in enumerate(cells):
+        following = [e for e in cells[k + 1 :] if e["cell"].config == entry["cell"].config]
+        here = kernel_level_ms(entry["calibration"])
+        out.append(kernel_level_ms(following[0]["calibration"]) / here if following else None)
+    return out
+
+
 def _rows(cell: SavedCell, predictions: dict[str, dict | None]) -> list[dict]:
     from calibrate.fidelity import judge
 
@@ -298,7 +317,7 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
     out = []
     for run in runs:
         cells = []
-        for entry in run["cells"]:
+        for entry, drift in zip(run["cells"], drift_after(run["cells"])):
             cell, calibration, n = entry["cell"], entry["calibration"], entry["requests"]
             predictions: dict[str, dict | None] = {"isolated": entry["isolated"]}
             factor = entry["in_situ_factor"]
@@ -321,6 +340,7 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
                     "in_situ_source": entry["in_situ_source"],
                     "co_load_factor": co_load,
                     "co_load_source": entry["co_load_source"],
+                    "next_calibration_ratio": drift,
                     "mean_batch_size": {
                         "measured": cell.mean_batch_size_measured,
                         "isolated": predictions["isolated"].get("mean_batch_size"),
@@ -344,8 +364,9 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
 
 
 def _co_load_factors(runs: list[dict]) -> None:
-    """Each cell's co-load factor: its own co-load calibration's where it has one, else the mean in-situ
-    slowdown of the *other* cells of its configuration (leave one cell out), else 1."""
+    """Each cell's co-load factor: its own co-load calibration's where it has one, else the median in-situ
+    slowdown of the *other* cells of its configuration (leave one cell out; a median, so that one cell
+    whose host drifted does not set the others' factor), else 1."""
     pool = [(r, k, e) for r, run in enumerate(runs) for k, e in enumerate(run["cells"])]
     for r, k, entry in pool:
         cell = entry["cell"]
@@ -358,8 +379,8 @@ def _co_load_factors(runs: list[dict]) -> None:
             if (r2, k2) != (r, k) and e["cell"].config == cell.config and e["in_situ_factor"] is not None
         ]
         if others:
-            entry["co_load_factor"] = float(np.mean(others))
-            entry["co_load_source"] = f"leave-one-cell-out, mean of {len(others)} other {cell.config} cells"
+            entry["co_load_factor"] = float(np.median(others))
+            entry["co_load_source"] = f"leave-one-cell-out, median of {len(others)} other {cell.config} cells"
         else:
             entry["co_load_factor"], entry["co_load_source"] = 1.0, "no other cell: 1"
 
@@ -443,6 +464,8 @@ def format_repredicted(runs: list[dict]) -> str:
                 else "    no in-situ slowdown"
             )
             note += f"; co-load factor {cell['co_load_factor']:.3f} ({cell['co_load_source']})"
+            if cell["next_calibration_ratio"] is not None:
+                note += f"; next calibration {cell['next_calibration_ratio']:.2f}x this one's (host drift)"
             batch = cell.get("mean_batch_size")
             if batch:
                 measured = ", ".join(f"{x:.2f}" for x in batch["measured"] or [])

@@ -79,13 +79,12 @@ def test_co_load_factor_leaves_the_predicted_cell_out():
             self.config, self.co_load_factor = config, None
 
     runs = [
-        {"cells": [{"cell": Cell("fifo1"), "in_situ_factor": f} for f in (1.0, 1.2)]},
+        {"cells": [{"cell": Cell("fifo1"), "in_situ_factor": f} for f in (1.0, 1.2, 1.1)]},
         {"cells": [{"cell": Cell("fifo1"), "in_situ_factor": 1.5}, {"cell": Cell("shared2"), "in_situ_factor": 9}]},
     ]
     _co_load_factors(runs)
-    assert runs[0]["cells"][0]["co_load_factor"] == pytest.approx((1.2 + 1.5) / 2)
-    assert runs[0]["cells"][1]["co_load_factor"] == pytest.approx((1.0 + 1.5) / 2)
-    assert runs[1]["cells"][0]["co_load_factor"] == pytest.approx((1.0 + 1.2) / 2)
+    factors = [e["co_load_factor"] for e in runs[0]["cells"]] + [runs[1]["cells"][0]["co_load_factor"]]
+    assert factors == pytest.approx([1.2, 1.1, 1.2, 1.1])  # the median of the three others, each time
     assert runs[1]["cells"][1]["co_load_factor"] == 1.0  # no other shared2 cell: nothing learned
     own = Cell("fifo1")
     own.co_load_factor = 1.07  # the cell's own co-load calibration wins
@@ -224,3 +223,19 @@ def test_a_request_log_outside_the_run_folder_is_refused(tmp_path, capsys):
     assert main(["--predict-only", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "request_logs" in err and str(tmp_path) not in err
+
+
+def test_drift_is_the_next_calibration_of_the_same_server_over_this_one():
+    from calibrate.fidelity_offline import drift_after
+
+    class Cell:
+        def __init__(self, config):
+            self.config = config
+
+    cells = [
+        {"cell": Cell("fifo1"), "calibration": {"service_ms": np.array([4.0, 6.0])}},
+        {"cell": Cell("shared2"), "calibration": {"service_ms": np.ones(2), "service_busy_ms": np.array([6.0])}},
+        {"cell": Cell("fifo1"), "calibration": {"service_ms": np.array([6.0])}},
+        {"cell": Cell("shared2"), "calibration": {"service_ms": np.ones(2), "service_busy_ms": np.array([3.0])}},
+    ]
+    assert drift_after(cells) == [pytest.approx(1.2), pytest.approx(0.5), None, None]
