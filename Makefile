@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.run
 
 fidelity: setup  # live ONNX Runtime serving vs prediction: 3 configurations x 2 loads x 2 runs, about 2 minutes (noisy on a shared host); ARGS="--predict-only DIR" re-predicts a saved run
+	$(BIN)/python -m calibrate.transfer --validate  # LLM profile moved between measured GPUs / TP / models (5 s)
 	$(BIN)/python -m calibrate.fidelity --out fidelity $(ARGS)
 
 # 10,000 mutated scenarios and 10,000 `run` option sets; outcome counts in fuzz-report.json
