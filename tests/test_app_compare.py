@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from sim.analysis import compare, planner
-from sim.present.comparison import MEETS_ROW, baseline_note, comparison_cells
+from sim.present.comparison import MEETS_ROW, baseline_note, comparison_cells, identical_pairs, identical_text
 from sim.spec.scenario import parse_scenario_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,3 +165,17 @@ def test_cost_vs_replicas_goes_past_32_with_one_unstable_point():
     stable = table[table["p99 (ms)"] != "unstable"]
     assert len(stable) >= 8 and all(float(v.replace(",", "")) > 0 for v in stable["p99 (ms)"])
     assert any("Below 41 replicas" in c.value for c in at.caption)
+
+
+def test_variants_that_act_alike_are_named_as_identical():
+    """A static batch of 32 with a 5 ms timeout and a dynamic batch of up to 32 waiting 5 ms send the same
+    batches on this traffic: the note says so, and a variant that differs is not named."""
+    scenario = parse_scenario_text(TWO_REPLICAS, base_dir=ROOT / "scenarios")
+    specs = [
+        "static: batching=static(batch_size=32,timeout_ms=5)",
+        "dynamic: batching=dynamic(max_batch_size=32,max_queue_delay_ms=5)",
+        "none: batching=none",
+    ]
+    comparison = compare.run_comparison(scenario, compare.parse_variants(specs, scenario), size=planner.QUICK)
+    assert identical_pairs(comparison) == [("static", "dynamic")]
+    assert "static and dynamic" in identical_text(identical_pairs(comparison))

@@ -161,6 +161,14 @@ def test_max_rate_within_slo_interpolates_the_crossing():
     assert compare.max_rate_within_slo(curve, 10) is None
 
 
+def test_max_rate_within_slo_when_only_the_middle_of_the_curve_meets():
+    """A static batcher with a timeout waits it out at light load: p99 over the SLO at the lowest rate,
+    within it in the middle (the report said "none" beside a chart meeting from 1,400 to 3,600 req/s)."""
+    curve = pd.DataFrame({"rate_rps": [400, 1400, 2500, 3600, 4000], "p99": [45, 28, 25, 30, 90]})
+    assert compare.max_rate_within_slo(curve, 30) == pytest.approx(3600.0)
+    assert compare.max_rate_within_slo(curve, 50) == pytest.approx(3600 + 20 / 60 * 400)
+
+
 # --- planner helpers -----------------------------------------------------------------------------------
 
 

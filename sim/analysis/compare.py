@@ -443,16 +443,19 @@ def knee_index(x: np.ndarray, y: np.ndarray) -> int | None:
 
 
 def max_rate_within_slo(curve: pd.DataFrame, slo_ms: float | None, x: str = "rate_rps") -> float | None:
-    """Largest rate at which p99 stays within `slo_ms`, interpolated linearly between sweep points."""
+    """Largest rate at which p99 is within `slo_ms`: from the last sweep point within it, interpolated
+    linearly towards the next (which is over). A curve whose low-load points miss (a batch timeout waited
+    out when traffic is light) and whose middle meets still has an answer; None when no point meets."""
     if slo_ms is None or curve.empty:
         return None
     xs, ys = curve[x].to_numpy(dtype=float), curve["p99"].to_numpy(dtype=float)
-    if ys[0] > slo_ms:
+    within = np.flatnonzero(ys <= slo_ms)
+    if not len(within):
         return None
-    for i in range(1, len(xs)):
-        if ys[i] > slo_ms:
-            return float(xs[i - 1] + (slo_ms - ys[i - 1]) * (xs[i] - xs[i - 1]) / (ys[i] - ys[i - 1]))
-    return float(xs[-1])
+    last = int(within[-1])
+    if last == len(xs) - 1:
+        return float(xs[-1])
+    return float(xs[last] + (slo_ms - ys[last]) * (xs[last + 1] - xs[last]) / (ys[last + 1] - ys[last]))
 
 
 def batching_tradeoff(

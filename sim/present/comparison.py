@@ -92,3 +92,32 @@ def _delta_text(metric, base, other) -> str:
         f", {change.relative:+.0%}".replace("-", "−") if change.relative is not None and metric.unit != "share" else ""
     )
     return f" · Δ {amount}{relative} " + ("✱" if change.significant else "n.s.")
+
+
+def identical_pairs(comparison: Comparison) -> list[tuple[str, str]]:
+    """Pairs of variants whose runs came out the same (every latency percentile and the throughput equal):
+    two settings that act alike on this traffic — a static batch of 32 with a 5 ms timeout and a dynamic
+    batch of up to 32 waiting 5 ms both send what came within 5 ms when fewer than 32 do."""
+
+    def figures(summary: dict) -> tuple:
+        return tuple(sorted((summary.get("latency_ms") or {}).items())), summary.get("throughput_rps")
+
+    results = comparison.results
+    return [
+        (a.variant.name, b.variant.name)
+        for i, a in enumerate(results)
+        for b in results[i + 1 :]
+        if figures(a.summary) == figures(b.summary)
+    ]
+
+
+def identical_text(pairs: list[tuple[str, str]]) -> str | None:
+    """The sentence under the table for `identical_pairs`."""
+    if not pairs:
+        return None
+    named = "; ".join(f"{a} and {b}" for a, b in pairs)
+    return (
+        f"Identical on this traffic and seed: {named}. Their settings act the same here (for batching: no "
+        "batch ever filled or waited differently), so the table cannot tell them apart; a heavier or burstier "
+        "load may."
+    )

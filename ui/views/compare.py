@@ -9,7 +9,7 @@ from sim.analysis import compare, planner
 from sim.errors import ServesimError
 from sim.metrics.summary import stage_columns
 from sim.present import charts, plots
-from sim.present.comparison import baseline_note, comparison_cells
+from sim.present.comparison import baseline_note, comparison_cells, identical_pairs, identical_text
 from ui.runs import (
     Context,
     run_cached,
@@ -69,6 +69,9 @@ def view_compare(ctx: Context) -> None:
     note = baseline_note(comparison, baseline)
     if note:
         st.info(as_text(note))
+    same = identical_text(identical_pairs(comparison))
+    if same:
+        st.info(as_text(same))
     deltas = (
         f"Δ is the difference from **{as_text(baseline)}**, ✱ significant at 5% (Welch's t-test on the "
         "per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
