@@ -384,6 +384,9 @@ def register(subparsers, include_validate: bool = True) -> None:
         help="target hardware: a key of specifications in models/hardware.yaml",
     )
     p.add_argument("--tp", type=int, help="target tensor-parallel degree (default: the profile's)")
+    p.add_argument(
+        "--precision", help="weights' precision on the target, e.g. fp8 (default: the profile's; widens the interval)"
+    )
     p.add_argument("-o", "--output", help="profile to write (default: models/MODEL-tpN-HARDWARE-estimated.yaml)")
     p.add_argument("--json", action="store_true", help="print the estimate (terms, factors, interval) as JSON")
     p.add_argument(
@@ -516,7 +519,7 @@ def cmd_transfer(args) -> int:
     if args.tp is not None and args.tp < 1:
         raise CalibrateUsageError(f"--tp {args.tp}: must be a positive whole number")
     profile = load_llm_profile(input_file(args.profile, "profile", suffixes=(".yaml", ".yml")))
-    estimated = transfer(profile, args.to_hardware, args.tp)
+    estimated = transfer(profile, args.to_hardware, args.tp, precision=args.precision)
     target = output_file(args.output or f"models/{estimated.name}.yaml", "--output", suffixes=(".yaml", ".yml"))
     write_estimated(estimated, target)
     if args.band:

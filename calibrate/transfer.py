@@ -54,6 +54,8 @@ RIDGE = 1.0
 REACH_LOG_SD = {"hardware": 0.15, "vendor": 0.30, "precision": 0.25, "tp": 0.10, "interconnect": 0.30}
 # Measured hardware whose specifications are another entry's (a power cap changes no datasheet figure).
 SPEC_ALIAS = {"h100-80gb-pcap": "h100-80gb"}
+# Bytes per weight by precision (the KV cache stays fp16).
+BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "fp4": 0.5}
 Key = tuple[str, str, int]  # (model, hardware, tensor_parallel)
 
 
@@ -76,22 +78,27 @@ def spec_of(hardware: str, specs: dict[str, HardwareSpec]) -> HardwareSpec:
     return specs[name]
 
 
-def spec_scales(src: Key, dst: Key, precision: str, specs: dict[str, HardwareSpec]) -> dict[str, float]:
-    """Time multipliers per bound from the specifications alone (before efficiency)."""
+def spec_scales(
+    src: Key, dst: Key, precision: str, specs: dict[str, HardwareSpec], to_precision: str | None = None
+) -> dict[str, float]:
+    """Time multipliers per bound from the specifications alone (before efficiency). `to_precision`: the
+    weights' precision on the target (compute at its peak; weight reads scale with its bytes)."""
     (m_s, h_s, t_s), (m_d, h_d, t_d) = src, dst
+    to_precision = to_precision or precision
     a, b = spec_of(h_s, specs), spec_of(h_d, specs)
     arch_s, arch_d = llm_perf.ARCHITECTURES[m_s], llm_perf.ARCHITECTURES[m_d]
     params = arch_d["params_b"] / arch_s["params_b"]
-    flops_s, flops_d = a.peak_tflops(precision), b.peak_tflops(precision)
+    flops_s, flops_d = a.peak_tflops(precision), b.peak_tflops(to_precision)
     if not flops_s or not flops_d or not a.memory_bandwidth_gb_s or not b.memory_bandwidth_gb_s:
         raise DataFileError(
             f"hardware catalogue models/hardware.yaml: specifications.{h_s if not flops_s else h_d} lacks "
-            f"peak_dense_tflops.{precision} or memory_bandwidth_gb_s"
+            f"peak_dense_tflops.{precision if not flops_s else to_precision} or memory_bandwidth_gb_s"
         )
+    weight_bytes = BYTES[to_precision] / BYTES[precision]
     fan_in = (1 + math.log2(t_d)) / (1 + math.log2(t_s))
     return {
         "compute": params * (flops_s * t_s) / (flops_d * t_d),
-        "memory": params * (a.memory_bandwidth_gb_s * t_s) / (b.memory_bandwidth_gb_s * t_d),
+        "memory": params * weight_bytes * (a.memory_bandwidth_gb_s * t_s) / (b.memory_bandwidth_gb_s * t_d),
         # Decode's all-reduces carry a few kB: latency, not link bandwidth, bounds them, so the overhead term
         # scales with layers and TP fan-in only; a target without NVLink widens the interval instead (`reach`).
         "overhead": (arch_d["layers"] / arch_s["layers"]) * fan_in,
@@ -104,11 +111,17 @@ def weight_read_ms(profile: LLMProfile, bandwidth_gb_s: float) -> float:
 
 
 def move(
-    profile: LLMProfile, dst: Key, factors: dict[str, float], specs: dict[str, HardwareSpec], price: float | None
+    profile: LLMProfile,
+    dst: Key,
+    factors: dict[str, float],
+    specs: dict[str, HardwareSpec],
+    price: float | None,
+    precision: str | None = None,
 ) -> LLMProfile:
-    """The profile's terms scaled to `dst` (model, hardware, TP): spec ratio / efficiency per bound."""
+    """The profile's terms scaled to `dst` (model, hardware, TP) and `precision`: spec ratio / efficiency."""
     src = (profile.model, profile.hardware, profile.tensor_parallel)
-    scale = spec_scales(src, dst, profile.precision, specs)
+    precision = precision or profile.precision
+    scale = spec_scales(src, dst, profile.precision, specs, precision)
     k = {name: scale[name.split(".")[1]] / factors[name] for name in FACTORS}
     model, hardware, tp = dst
     p, d = profile.prefill, profile.decode
@@ -146,13 +159,14 @@ def move(
     memory = Memory(
         gpus=tp,
         gpu_memory_gib=target.memory_gib or profile.memory.gpu_memory_gib,
-        weights_gib=round(arch["params_b"] * 1e9 * llm_perf.BYTES_FP16 / GIB, 2),
+        weights_gib=round(arch["params_b"] * 1e9 * BYTES[precision] / GIB, 2),
         kv_bytes_per_token=kv.bytes_per_token,
     )
     return profile.model_copy(
         update={
-            "name": f"{model}-tp{tp}-{hardware}-estimated",
+            "name": f"{model}-tp{tp}-{hardware}{'' if precision == profile.precision else '-' + precision}-estimated",
             "model": model,
+            "precision": precision,
             "hardware": hardware,
             "tensor_parallel": tp,
             "usd_per_hour": None if price is None else round(price * tp, 4),
@@ -309,7 +323,7 @@ def measured_pairs(src: Key, dst: Key) -> list[tuple[Key, Key]]:
     return out
 
 
-def reach(src: Key, dst: Key, precision: str, specs) -> dict[str, float]:
+def reach(src: Key, dst: Key, precision: str, specs, to_precision: str | None = None) -> dict[str, float]:
     """The reach terms (log-sd) of a transfer that the measured pairs do not cover."""
     table = _table()
     out: dict[str, float] = {}
@@ -322,7 +336,7 @@ def reach(src: Key, dst: Key, precision: str, specs) -> dict[str, float]:
         k in spec_of(dst[1], specs).interconnect_gb_s for k in gpu_link
     ):
         out["interconnect"] = REACH_LOG_SD["interconnect"]
-    if precision != "fp16":
+    if (to_precision or precision) != precision:
         out["precision"] = REACH_LOG_SD["precision"]
     if dst[2] != src[2] and not {src[2], dst[2]} <= set(table.tensor_parallel.astype(int)):
         out["tp"] = REACH_LOG_SD["tp"]
@@ -363,9 +377,18 @@ def efficiency_for(src: Key, dst: Key, specs, hold_out: bool = False) -> Efficie
 
 
 def transfer(
-    profile: LLMProfile, hardware: str, tp: int | None = None, model: str | None = None, hold_out: bool = False
+    profile: LLMProfile,
+    hardware: str,
+    tp: int | None = None,
+    model: str | None = None,
+    hold_out: bool = False,
+    precision: str | None = None,
 ) -> LLMProfile:
-    """`profile` moved to `hardware` (and TP / model), labelled estimated, with its 95% interval."""
+    """`profile` moved to `hardware` (and TP / model / weight precision), labelled estimated, with its 95%
+    interval. The efficiency factors are learned at fp16 only (the table has no other precision)."""
+    precision = precision or profile.precision
+    if precision not in BYTES or profile.precision not in BYTES:
+        raise DataFileError(f"--precision {precision!r}: one of {', '.join(BYTES)}")
     specs = load_specifications()
     src = (profile.model, profile.hardware, profile.tensor_parallel)
     dst = (model or profile.model, hardware, tp or profile.tensor_parallel)
@@ -379,23 +402,23 @@ def transfer(
         raise DataFileError(
             f"hardware catalogue models/hardware.yaml: specifications.{hardware} is a {target.kind}, not a GPU"
         )
-    weights_gib = llm_perf.ARCHITECTURES[dst[0]]["params_b"] * 1e9 * llm_perf.BYTES_FP16 / GIB
+    weights_gib = llm_perf.ARCHITECTURES[dst[0]]["params_b"] * 1e9 * BYTES[precision] / GIB
     if target.memory_gib and weights_gib > 0.9 * target.memory_gib * dst[2]:
         raise DataFileError(
             f"{dst[0]} weights ({weights_gib:.0f} GiB) do not fit in 90% of TP{dst[2]} x {hardware} "
             f"(specifications.{hardware}.memory_gib {target.memory_gib:g}): choose a larger --tp"
         )
     efficiency = efficiency_for(src, dst, specs, hold_out)
-    reaches = reach(src, dst, profile.precision, specs)
+    reaches = reach(src, dst, profile.precision, specs, precision)
     catalogue = load_catalogue()
     price = catalogue[hardware].usd_per_hour if hardware in catalogue else None
-    moved = move(profile, dst, efficiency.factors, specs, price)
+    moved = move(profile, dst, efficiency.factors, specs, price, precision)
     estimate = {
         "from": f"{profile.name} ({_label(src)})",
         "to": _label(dst),
         "method": "each term x its bound's spec ratio / learned achieved efficiency (calibrate/transfer.py)",
         "terms": term_table(profile, specs),
-        "spec_ratios": {b: round(v, 4) for b, v in spec_scales(src, dst, profile.precision, specs).items()},
+        "spec_ratios": {b: round(v, 4) for b, v in spec_scales(src, dst, profile.precision, specs, precision).items()},
         "efficiency": {b: round(v, 4) for b, v in efficiency.factors.items()},
         "learned_from": list(efficiency.pairs) or ["none: plain roofline"],
         "fit_log_sd": {q: round(v, 4) for q, v in efficiency.log_sd.items()},

@@ -192,3 +192,30 @@ def test_the_band_brackets_the_estimate_term_by_term():
     np.testing.assert_allclose(np.divide(slow.decode.step_ms, estimate.decode.step_ms), np.exp(width))
     assert slow.estimated and fast.estimated
     assert load_llm_profile(ROOT / "models/llama2-70b-tp4-h200-estimated-slow.yaml").model_dump() == slow.model_dump()
+
+
+def test_fp8_weights_halve_the_weight_reads_use_the_fp8_peak_and_widen_the_interval(specs):
+    source = load_llm_profile(ROOT / "models/llama2-70b-tp4-a100-per-token.yaml")
+    fp16, fp8 = tr.transfer(source, "h100-80gb"), tr.transfer(source, "h100-80gb", precision="fp8")
+    assert fp8.precision == "fp8" and fp8.memory.weights_gib == pytest.approx(fp16.memory.weights_gib / 2, rel=1e-3)
+    ratios16, ratios8 = fp16.estimate["spec_ratios"], fp8.estimate["spec_ratios"]
+    assert ratios8["memory"] == pytest.approx(ratios16["memory"] / 2, rel=1e-3)
+    peak = specs["h100-80gb"].peak_dense_tflops
+    assert ratios8["compute"] == pytest.approx(ratios16["compute"] * peak["fp16"] / peak["fp8"], rel=1e-3)
+    for q in ("prefill", "decode"):
+        assert fp8.estimate["interval_log_half_width"][q] > fp16.estimate["interval_log_half_width"][q]
+
+
+def test_a_precision_the_target_has_no_peak_for_is_refused_naming_it(tmp_path):
+    done = _servesim(
+        "calibrate",
+        "transfer",
+        "models/llama2-70b-tp4-a100.yaml",
+        "--to",
+        "a100-80gb",
+        "--precision",
+        "fp8",
+        "-o",
+        "/tmp/x.yaml",
+    )
+    assert done.returncode == 2 and "specifications.a100-80gb lacks peak_dense_tflops.fp8" in done.stderr
