@@ -302,3 +302,33 @@ def test_batching_server_forms_batches_within_its_limits():
         if len(ids) < 4:
             assert max(queued) >= 2.0 - 1e-6
     assert (latency > 0).all()
+
+
+def test_co_load_calibration_scales_the_prediction_by_the_kernels_logged_slowdown():
+    """A cell whose co-load phase logged the kernel at 1.2x its closed-loop calibration is predicted from the
+    calibration x 1.2, beside the isolated prediction, and the report says so."""
+    from calibrate.fidelity import _predict_cell
+
+    calibration = {**_calibration("fifo1"), "co_load_busy_ms": _near(2.4, 100), "co_load_batch_size": np.ones(100)}
+    busy = _near(2.0, 100)
+    logs = [(busy, [([i], b, 0.0) for i, b in enumerate(busy)])]
+    cell = {
+        "config": "fifo1",
+        "utilisation": 0.6,
+        "rate_rps": 300.0,
+        "calibration": {"transport_ms_median": 0.5, "service_ms_mean": 2.0, "service_ms_p99": 2.0},
+        "measured": [{"p50": 3.0, "p95": 6.0, "p99": 8.0}] * 2,
+        "lateness": [{"p50": 0.1, "p99": 0.2}] * 2,
+        "_calibration": calibration,
+        "_logs": logs,
+    }
+    saved = _predict_cell(cell, 2000)
+    assert cell["co_load_factor"] == pytest.approx(1.2, rel=2e-3)
+    assert len(saved["co_load_busy_ms"]) == 100  # kept with the calibration, to predict again
+    for row in cell["table"]:
+        assert row["co_load_ms"] > row["predicted_ms"]  # a slower kernel at 60% load: longer latencies
+        assert row["co_load_error_pct"] == pytest.approx(100 * (row["co_load_ms"] / row["measured_mean_ms"] - 1))
+    light = dict(cell, rate_rps=1.0, _calibration=calibration, _logs=logs)
+    light.pop("table")
+    _predict_cell(light, 2000)
+    assert light["table"][0]["co_load_ms"] == pytest.approx(0.5 + 2.4, rel=0.01)  # transport + the loaded kernel
