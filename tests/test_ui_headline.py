@@ -138,3 +138,16 @@ def test_the_page_report_leads_with_the_llm_verdict_too(run):
     lines = verdict_lines(result.summary)
     assert "LLM budgets" in lines[0] and "TTFT p99" in lines[0] and "TPOT p99" in lines[0]
     assert not any("No latency budget" in line for line in lines)
+
+
+def test_the_sizing_answer_is_one_line():
+    from sim.analysis.sizing import Probe, SizingResult
+
+    chosen = Probe("l4", 3, 240.0, (220.0, 260.0), 2.40, 28.0, 400.0, "meets", usd_per_day=57.6)
+    fewer = Probe("l4", 2, 380.0, (340.0, 420.0), 1.60, 19.0, 612.0, "misses", usd_per_day=38.4)
+    result = SizingResult(500.0, "min_replicas", probes=[chosen, fewer], chosen=chosen, one_fewer_recheck=fewer)
+    assert headline.sizing_answer(result) == (
+        "3 × l4 (min_replicas 3): $57.60/day, $2.40/h, $28.00 per 1M queries; "
+        "one fewer misses (worst window p99 612 ms)"
+    )
+    assert headline.sizing_answer(SizingResult(500.0, "replicas")) is None

@@ -154,3 +154,35 @@ def rejected_note(fraction: float | None) -> tuple[str | None, str]:
     if fraction < REJECTED_VISIBLE:
         return "<0.1% rejected", "off"
     return f"{fraction:.1%} rejected", "inverse"
+
+
+def sizing_answer(result) -> str | None:
+    """A sizing's answer in one line, what the Sizing tab leads with: '3 × l4 (min_replicas 3): $57.60/day,
+    $2.40/h, $28.00 per 1M queries; one fewer misses (worst window p99 612 ms)'. None when no candidate
+    meets the budgets. `result`: a sim.analysis.sizing.SizingResult."""
+    chosen = result.chosen
+    if chosen is None:
+        return None
+    knob = f" ({result.knob} {chosen.replicas})" if result.knob != "replicas" else ""
+    money = [
+        f"${chosen.usd_per_day:,.2f}/day" if chosen.usd_per_day is not None else None,
+        f"${chosen.usd_per_hour:,.2f}/h" if chosen.usd_per_hour is not None else None,
+        f"${chosen.usd_per_1m_tokens:,.2f} per 1M output tokens" if chosen.usd_per_1m_tokens is not None else None,
+        f"${chosen.usd_per_1m_queries:,.2f} per 1M queries"
+        if chosen.usd_per_1m_tokens is None and chosen.usd_per_1m_queries is not None
+        else None,
+    ]
+    text = f"{chosen.replicas} × {chosen.hardware}{knob}"
+    shown = [m for m in money if m]
+    if shown:
+        text += ": " + ", ".join(shown)
+    fewer = result.one_fewer_recheck
+    if fewer is not None:
+        worst = (
+            f" (worst window p99 {fmt_ms(fewer.worst_window_p99_ms)})" if fewer.worst_window_p99_ms is not None else ""
+        )
+        word = {"misses": "misses", "too close": "is too close to call", "meets": "also meets"}.get(
+            fewer.verdict, fewer.verdict
+        )
+        text += f"; one fewer {word}{worst}"
+    return text

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from sim.analysis import planner
+from sim.present.headline import sizing_answer
 from sim.present.units import fmt_ms
 from sim.spec.scenario import Scenario
 from ui.runs import (
@@ -163,6 +164,7 @@ def show_sizing(result, knob: str, budget: str, slo: float = 0.0, p95: float = 0
     if chosen is None:
         st.error(f"No candidate meets {budget}.")
     else:
+        st.markdown(f"### {as_text(sizing_answer(result))}")
         cards = st.columns(4)
         cards[0].metric(
             f"Smallest {knob}", f"{chosen.replicas}", chosen.hardware, delta_color="off", delta_arrow="off", border=True
