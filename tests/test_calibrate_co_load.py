@@ -87,6 +87,9 @@ def test_the_engine_runs_the_loaded_cost_where_the_host_is_shared(tmp_path):
     assert siblings.stages[0].cost.mean_ms(1) == pytest.approx(4.0 * 1.25)
     quiet = parse_scenario(_scenario(tmp_path, {"shared_with_client": False}), base_dir=tmp_path)
     assert quiet.stages[0].cost.mean_ms(1) == pytest.approx(4.0)
+    unshared = _scenario(tmp_path, {"shared_with_client": False}, co_load=None)
+    unshared["stages"][0] = {**unshared["stages"][0], "profile": None, "service_ms": {"dist": "constant", "value": 3}}
+    assert parse_scenario(unshared, base_dir=tmp_path).stages[0].cost.mean_ms(1) == 3.0  # nothing beside: as is
 
 
 def test_a_shared_host_needs_a_profile_measured_under_co_load(tmp_path):

@@ -151,7 +151,8 @@ class ModelStage(_Model):
             base = ReplayCost(base, self.replay)
         # A shared host slows the kernel by its measured co-load factor: a speed-up below 1, so every
         # engine path (which peels speed-ups off, sim/engine/service_draws.py) applies it alike.
-        speedup = self.speedup / (1.0 if self.host is None else self.host.slowdown(_load_profile(self.profile)))
+        shared = self.host is not None and self.host.slowdown_applies
+        speedup = self.speedup / (self.host.slowdown(_load_profile(self.profile)) if shared else 1.0)
         return base if speedup == 1.0 else SpedUp(base, speedup)
 
 
