@@ -23,17 +23,24 @@ Per configuration and utilisation ρ ("cell"):
    outstanding: co-located workers slow each other); for `dynamic1` the forward pass timed at every batch
    size 1..max in the server process, and how late the batcher leaves after its delay runs out (its
    timer's overshoot);
+   then (`--co-load N`) N requests served open loop at the cell's rate: the kernel beside the client, the
+   reply path and the sibling worker; their logged busy times over the calibration's are its co-load factor;
 2. serve at ρ of the calibrated capacity (fifo1: 1 / mean service; shared2: 2 / mean service with both
    busy; dynamic1: the best batch size's batch / mean batch time), `runs` open-loop runs back to back;
-   latency from each request's *scheduled* send time (no coordinated omission);
-3. predict from the calibration alone: servesim with replications, p50 / p95 / p99 and their 95% CIs
-   (fifo1 also from the service times the server logged during the runs, replayed in order: in situ).
+   latency from each request's *scheduled* send time (no coordinated omission); every request's times are
+   written to OUT/requests/ (calibrate/fidelity_log.py);
+3. predict from the calibration alone: servesim with replications, p50 / p95 / p99 and their 95% CIs, as
+   calibrated (isolated) and × the co-load factor (fifo1 also from the service times the server logged
+   during the runs, replayed in order: in situ).
+
+`--predict-only DIR [DIR ...]` serves nothing: it predicts saved runs again (calibrate/fidelity_offline.py).
 
 A percentile of a cell is judged only when its runs agree within NOISE_LIMIT_PCT; then it is "ok" when the
 prediction is within ERROR_LIMIT_PCT of the runs' mean, else "miss"; otherwise "noisy" (not judged).
 
     python -m calibrate.fidelity [--configs fifo1,shared2,dynamic1] [--utilisations 0.5,0.8] [--runs 2]
-                                 [--requests 2000] [--no-pin] [--out fidelity/]
+                                 [--requests 2000] [--co-load 300] [--no-pin] [--out fidelity/]
+    python -m calibrate.fidelity --predict-only DIR [DIR ...] [--out FOLDER]
 """
 
 from __future__ import annotations
