@@ -1,0 +1,1 @@
+"""The Streamlit planner's pieces under app.py: state, runs, knobs, views (DESIGN.md: sim/cli, ui/)."""

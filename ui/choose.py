@@ -10,13 +10,8 @@ import streamlit as st
 from sim.errors import ServesimError
 from sim.spec.datafiles import shipped_data_roots
 from sim.spec.scenario import Scenario, load_scenario, parse_scenario_text
-from ui.runs import (
-    SCENARIOS,
-)
-from ui.state import (
-    unknown_address_scenario,
-    read_address,
-)
+from ui.runs import SCENARIOS
+from ui.state import unknown_address_scenario, read_address
 from ui.text import as_code, as_text
 
 UPLOAD_LIMIT_BYTES = 1_000_000

@@ -13,12 +13,7 @@ from sim.analysis import planner
 from sim.errors import ServesimError
 from sim.spec import transforms
 from sim.spec.scenario import Scenario
-from ui.state import (
-    DEFAULTS,
-    enter_scenario,
-    initial,
-    knob_key,
-)
+from ui.state import DEFAULTS, enter_scenario, initial, knob_key
 from ui.text import as_code, as_text
 
 

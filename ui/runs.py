@@ -13,9 +13,7 @@ from sim.analysis.simulate import RunResult
 from sim.shipped import shipped_root
 from sim.engine.runlog import RunLog
 from sim.spec.scenario import Scenario, parse_scenario_text
-from ui.state import (
-    scoped,
-)
+from ui.state import scoped
 
 
 SCENARIOS = shipped_root("scenarios") or Path("scenarios")  # the checkout's, or the installed package's

@@ -1,12 +1,10 @@
-"""The advisor tab."""
+"""The Advisor tab: `servesim advise` in the planner."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui.runs import (
-    Context,
-)
+from ui.runs import Context
 from ui.state import keep_result, kept_result, tab_input
 from ui.text import as_text
 

@@ -1,4 +1,4 @@
-"""The autoscaling tab."""
+"""The Autoscaling tab: replicas paid and warm, the peak, cold starts, and the over-time figure."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import math
 
 import streamlit as st
 
-from ui.runs import (
-    Context,
-)
+from ui.runs import Context
 
 
 def view_autoscaling(ctx: Context) -> None:

@@ -10,10 +10,7 @@ from sim.errors import ServesimError
 from sim.metrics.summary import stage_columns
 from sim.present import charts, plots
 from sim.present.comparison import baseline_note, comparison_cells, identical_pairs, identical_text
-from ui.runs import (
-    Context,
-    run_cached,
-)
+from ui.runs import Context, run_cached
 from ui.state import tab_input
 from ui.text import as_text
 

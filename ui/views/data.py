@@ -1,4 +1,4 @@
-"""The data tab."""
+"""The Data & downloads tab: the scenario, the request log, the run log and the summary as the CLI gives it."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import streamlit as st
 
 from sim.analysis import planner
 from sim.analysis.simulate import run_log_zip
-from ui.runs import (
-    Context,
-)
+from ui.runs import Context
 from ui.text import as_text
 
 

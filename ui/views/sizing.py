@@ -1,4 +1,4 @@
-"""The sizing tab."""
+"""The Sizing tab: `servesim size` in the planner — the answer in one line, then its evidence."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from sim.analysis import planner
 from sim.present.headline import sizing_answer
 from sim.present.units import fmt_ms
 from sim.spec.scenario import Scenario
-from ui.runs import (
-    Context,
-)
+from ui.runs import Context
 from ui.state import keep_result, kept_result, tab_input
 from ui.text import as_text
 

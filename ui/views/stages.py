@@ -9,9 +9,7 @@ import streamlit as st
 
 from sim.metrics.busy import busy_shares
 from sim.present import plots
-from ui.runs import (
-    Context,
-)
+from ui.runs import Context
 
 
 def view_stages(ctx: Context) -> None:

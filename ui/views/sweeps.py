@@ -1,4 +1,5 @@
-"""The sweeps tab."""
+"""The sweep tabs: p99 against the request rate (Load curve), throughput against p99 per batching setting
+(Trade-off), and p99 and cost against the replica count (Cost vs replicas)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,8 @@ from sim.analysis import compare, planner
 from sim.errors import ServesimError
 from sim.present import plots
 from sim.spec.scenario import Scenario
-from ui.runs import (
-    Context,
-    cached_load_curve,
-    cached_replicas_curve,
-    cached_tradeoff,
-    long_sweep_confirmed,
-)
-from ui.state import (
-    scoped,
-)
+from ui.runs import Context, cached_load_curve, cached_replicas_curve, cached_tradeoff, long_sweep_confirmed
+from ui.state import scoped
 from ui.text import as_text
 
 

@@ -14,9 +14,7 @@ from sim.present import headline
 from sim.present.units import fmt_interval, fmt_ms, horizon_cost_text
 from sim.present.windows import window_verdict
 from sim.spec.scenario import time_dependent
-from ui.runs import (
-    Context,
-)
+from ui.runs import Context
 from ui.state import identity
 from ui.text import as_text
 
