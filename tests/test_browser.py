@@ -237,11 +237,17 @@ def quick_numbers(path: str) -> dict:
     from sim.present.windows import window_verdict
     from sim.spec.scenario import load_scenario
 
+    from sim.present.units import fmt_ms
+
     scenario = load_scenario(path)
     summary = planner.run(scenario, planner.QUICK, seed=scenario.seed).summary
     windows = (summary.get("slo") or {}).get("windows")
+    llm = summary.get("llm")
     return {
-        "p99": f"{summary['latency_ms']['p99']:,.1f} ms",
+        # An LLM page leads with TTFT / TPOT; its end-to-end p99 card follows (sim.present.headline).
+        "label": "End-to-end p99" if llm else "p99 latency",
+        "p99": fmt_ms(summary["latency_ms"]["p99"]) if llm else f"{summary['latency_ms']['p99']:,.1f} ms",
+        "ttft_p99": fmt_ms(llm["ttft_ms"]["p99"]) if llm else None,
         "windows": window_verdict(windows),
         "windows_missed": (windows or {}).get("met") is False,
     }
@@ -334,7 +340,11 @@ def assert_knobs_are_the_scenarios(page, scenario) -> None:
         assert int(number_knob(page, "Replicas")) == scenario.deployment.replicas, name
     else:  # the autoscaler sets the count: no Replicas knob to be silently ignored
         assert sidebar(page).get_by_label("Replicas", exact=True).count() == 0, name
-    slo = number_knob(page, "p99 SLO (ms)")
+    llm = any(stage.kind == "llm" for stage in scenario.stages)
+    if llm:  # TTFT / TPOT budgets first, then the end-to-end p99
+        assert float(number_knob(page, "TTFT p99 budget (ms)")) == scenario.slo.ttft_ms, name
+        assert float(number_knob(page, "TPOT p99 budget (ms)")) == scenario.slo.tpot_ms, name
+    slo = number_knob(page, "End-to-end p99 SLO (ms)" if llm else "p99 SLO (ms)")
     if scenario.slo.p99_ms is None:
         assert slo == "", f"{name}: no p99 SLO in the scenario, the knob shows {slo!r}"
     else:
@@ -401,24 +411,28 @@ def test_every_shipped_scenario_shows_its_own_knobs_and_the_cli_numbers(app_url,
                 timeout_ms = answer_timeout_ms(scenario)
                 if planner.estimated_seconds(scenarios[leaving], planner.QUICK) <= 10:
                     # Type a value into the scenario being left (a long one is left as is: each edit is a rerun).
-                    replicas = sidebar(page).get_by_label("Replicas", exact=True)
+                    # An autoscaled one has no Replicas knob (the autoscaler sets the count): its minimum.
+                    label = "Replicas" if scenarios[leaving].deployment.autoscaling is None else "Min replicas"
+                    replicas = sidebar(page).get_by_label(label, exact=True)
                     edited = int(replicas.input_value()) + 5
                     replicas.fill(str(edited))
                     replicas.press("Enter")
                     page.wait_for_timeout(500)
                     wait_until_settled(page, answer_timeout_ms(scenarios[leaving]))
-                    assert int(number_knob(page, "Replicas")) == edited
+                    assert int(number_knob(page, label)) == edited
 
                 started = time.perf_counter()
                 choose_shipped(page, name)
                 wait_for_title(page, name, timeout_ms)
                 wait_until_settled(page, timeout_ms)
-                page.locator('[data-testid="stMetric"]', has_text="p99 latency").first.wait_for(timeout=timeout_ms)
+                want = expected[name].result(timeout=timeout_ms / 1000)
+                page.locator('[data-testid="stMetric"]', has_text=want["label"]).first.wait_for(timeout=timeout_ms)
                 answer_s = time.perf_counter() - started
                 assert_no_exception(page)
                 assert_knobs_are_the_scenarios(page, scenario)
-                want = expected[name].result(timeout=timeout_ms / 1000)
-                assert metric_value(page, "p99 latency") == want["p99"], name
+                assert metric_value(page, want["label"]) == want["p99"], name
+                if want["ttft_p99"] is not None:  # the LLM question: TTFT / TPOT against the budgets first
+                    assert metric_values(page, "TTFT p99")[0] == want["ttft_p99"], name
                 assert_window_sentence(page, name, want)
                 print(f"\nbrowser: switch to {name}: answered in {answer_s:.2f} s")
 
@@ -427,15 +441,19 @@ def test_every_shipped_scenario_shows_its_own_knobs_and_the_cli_numbers(app_url,
                 page.get_by_role("tab", name=tab, exact=True).click()
                 page.wait_for_timeout(500)
                 wait_until_settled(page, timeout_ms)
-                wait_for_metric(page, "p99 latency", want["p99"], 10_000)
+                wait_for_metric(page, want["label"], want["p99"], 10_000)
                 assert_no_exception(page)
                 assert_knobs_are_the_scenarios(page, scenario)
-                assert metric_value(page, "p99 latency") == want["p99"], f"{name}, after clicking {tab}"
+                assert metric_value(page, want["label"]) == want["p99"], f"{name}, after clicking {tab}"
                 assert_window_sentence(page, name, want)
                 screenshot(
                     page,
                     tmp_path,
-                    f"switch-{name}.png" if want["windows"] is None else f"question-c-windows-{name}.png",
+                    f"llm-{name}.png"
+                    if want["ttft_p99"] is not None
+                    else f"switch-{name}.png"
+                    if want["windows"] is None
+                    else f"question-c-windows-{name}.png",
                 )
                 leaving = name
             print(f"\nbrowser: {len(order)} scenario switches in {time.perf_counter() - loop_started:.1f} s")
@@ -557,6 +575,8 @@ def test_the_sizing_tab_answers_what_size_answers(app_url, tmp_path):
             assert metric_values(page, "$ per 1M queries")[-1] == f"${chosen.usd_per_1m_queries:,.2f}"
             success = page.locator('[data-testid="stAlertContentSuccess"]', has_text="meets p99")
             assert f"{chosen.hardware}, replicas = {chosen.replicas}" in success.inner_text()
+            answer = page.locator("h3", has_text=f"{chosen.replicas} × {chosen.hardware}")  # the answer heads the tab
+            assert answer.count() == 1 and f"${chosen.usd_per_hour:,.2f}/h" in answer.inner_text()
             screenshot(page, tmp_path, "question-a-sizing-reference.png")
 
             # vision-a100: the search gives up, and the tab says so instead of a number.
@@ -576,7 +596,7 @@ def test_the_sizing_tab_answers_what_size_answers(app_url, tmp_path):
             assert verdict.inner_text().strip() == f"No candidate meets p99 ≤ {vision.slo.p99_ms:g} ms."
             assert metric_values(page, "Smallest replicas") == []
             for note in unsized.notes:  # shown as typed: the planner escapes Markdown in what it quotes
-                shown = note
+                shown = note.replace("see `servesim advise`", "see the Advisor tab")  # the page has the tab
                 assert page.locator('[data-testid="stAlertContentWarning"]', has_text=shown).count() == 1, note
             screenshot(page, tmp_path, "question-a-sizing-vision-a100.png")
         finally:
