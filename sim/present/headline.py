@@ -46,13 +46,13 @@ def usd_per_1m_output_tokens(summary: dict) -> float | None:
 
 
 def budget_note(value: float | None, budget_ms: float | None) -> str | None:
-    """'+369 ms over the 1,000 ms budget' / '631 ms within the 1,000 ms budget'."""
+    """'+369 ms over 1,000 ms' / '631 ms under 1,000 ms': short enough for a card's note line."""
     if budget_ms is None or value is None:
         return None
     gap = value - budget_ms
     if gap > 0:
-        return f"+{fmt_ms(gap)} over the {budget_ms:,.0f} ms budget"
-    return f"{fmt_ms(-gap)} within the {budget_ms:,.0f} ms budget"
+        return f"+{fmt_ms(gap)} over {budget_ms:,.0f} ms"
+    return f"{fmt_ms(-gap)} under {budget_ms:,.0f} ms"
 
 
 def llm_budgets(summary: dict, ttft_ms: float | None, tpot_ms: float | None) -> list[tuple[str, float, str | None]]:
