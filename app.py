@@ -20,10 +20,13 @@ from ui.views import show_views, view_llm  # noqa: F401  (view_llm: tests)
 from ui.views.verdict import show_report_button, show_verdict, show_where_latency_lives
 
 
-# Six verdict cards share one row: a smaller value font keeps "125.4 ms" whole on a laptop screen.
+# Six verdict cards share one row: a smaller value font keeps "125.4 ms" whole on a laptop screen, and a
+# label or note (a CI, a distance to the budget) wraps onto a second line rather than ending in "…".
 CSS = """<style>
 [data-testid="stMetricValue"] { font-size: 1.9rem; }
 [data-testid="stMetricLabel"] p { font-size: 0.9rem; }
+[data-testid="stMetricLabel"] p, [data-testid="stMetricLabel"] div,
+[data-testid="stMetricDelta"] div { white-space: normal; overflow: visible; text-overflow: clip; }
 </style>"""
 
 
