@@ -179,3 +179,31 @@ def test_variants_that_act_alike_are_named_as_identical():
     comparison = compare.run_comparison(scenario, compare.parse_variants(specs, scenario), size=planner.QUICK)
     assert identical_pairs(comparison) == [("static", "dynamic")]
     assert "static and dynamic" in identical_text(identical_pairs(comparison))
+
+
+def test_cost_at_equal_slo_is_what_the_sizing_search_finds_per_variant():
+    """Each variant sized to the SLO by `servesim size`'s search on the comparison's seed: the rows show its
+    replicas and $ per 1M queries, and the cheapest is starred."""
+    from sim.analysis.sizing import parse_candidates, size
+    from sim.present.comparison import AT_SLO_ROWS
+
+    scenario = parse_scenario_text(TWO_REPLICAS, base_dir=ROOT / "scenarios")
+    variants = compare.parse_variants(["routed: routing=random", "shared: routing=shared_queue"], scenario)
+    comparison = compare.run_comparison(scenario, variants, size=planner.QUICK)
+    at_slo = compare.cost_at_slo(comparison, 60.0)
+    for result in comparison.results:
+        plan = planner.plan(result.scenario, planner.QUICK)
+        direct = size(
+            result.scenario,
+            60.0,
+            parse_candidates(None, result.scenario, {}),
+            replications=max(2, plan.replications),
+            requests=plan.requests,
+            seed=comparison.seed,
+        )
+        assert at_slo[result.variant.name].replicas == direct.chosen.replicas
+    # A shared queue needs no more replicas than random routing for the same p99 (M/M/c against c × M/M/1).
+    assert at_slo["shared"].replicas <= at_slo["routed"].replicas
+    table = comparison_cells(comparison, None, at_slo)
+    assert table.loc[AT_SLO_ROWS[0], "shared"] == str(at_slo["shared"].replicas)
+    assert "★" in table.loc[AT_SLO_ROWS[1], "shared"]

@@ -499,3 +499,53 @@ def batching_tradeoff(
     if progress:
         progress(total, total)
     return curves
+
+
+# --- equal SLO -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AtSlo:
+    """A variant sized to meet the p99 SLO (sim.analysis.sizing.size, the CI's upper end within it): the
+    replicas (or min_replicas) it needs and what they cost; `replicas` None when no count meets it."""
+
+    replicas: int | None
+    usd_per_hour: float | None
+    usd_per_1m_queries: float | None
+
+
+def cost_at_slo(
+    comparison: Comparison,
+    slo_p99_ms: float,
+    *,
+    size: RunSize = QUICK,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, AtSlo]:
+    """Each variant's cost at equal SLO: the fewest replicas meeting `slo_p99_ms` on its own hardware, by
+    the `servesim size` search on the comparison's seed — a batching policy that needs fewer replicas for
+    the same p99 is the cheaper one, whatever its latency at the replica count written."""
+    from sim.analysis.planner import plan
+    from sim.analysis.sizing import parse_candidates
+    from sim.analysis.sizing import size as size_search
+
+    out: dict[str, AtSlo] = {}
+    for i, result in enumerate(comparison.results):
+        scenario = result.scenario
+        run_plan = plan(scenario, size)
+        sized = size_search(
+            scenario,
+            slo_p99_ms,
+            parse_candidates(None, scenario, {}),
+            replications=max(2, run_plan.replications),  # judged on the CI's upper end: two at least
+            requests=run_plan.requests,
+            seed=comparison.seed,
+        )
+        chosen = sized.chosen
+        out[result.variant.name] = (
+            AtSlo(None, None, None)
+            if chosen is None
+            else AtSlo(chosen.replicas, chosen.usd_per_hour, chosen.usd_per_1m_queries)
+        )
+        if progress:
+            progress(i + 1, len(comparison.results))
+    return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sim.analysis.compare import METRICS, Comparison, format_metric, winners
+from sim.analysis.compare import METRICS, TIE_RELATIVE, AtSlo, Comparison, format_metric, winners
 from sim.analysis.planner import delta, group_values, slo_verdict, unstable
 
 # Rows whose values mean nothing for a run whose queue grows without bound.
@@ -22,9 +22,12 @@ MEETS_ROW = "meets the p99 SLO (CI upper end)"
 MEETS_WORDS = {"meets": "yes", "too close": "too close to call", "misses": "no"}
 
 
-def comparison_cells(comparison: Comparison, baseline: str | None = None) -> pd.DataFrame:
+def comparison_cells(
+    comparison: Comparison, baseline: str | None = None, at_slo: dict[str, AtSlo] | None = None
+) -> pd.DataFrame:
     """The comparison table; with `baseline` (a variant's name) and that variant stable, every other
-    variant's cells carry their delta from it."""
+    variant's cells carry their delta from it; with `at_slo` (sim.analysis.compare.cost_at_slo), two more
+    rows: the replicas each variant needs to meet the SLO and its $ per 1M queries there (★ the cheapest)."""
     results = {r.variant.name: r for r in comparison.results}
     if baseline is not None and baseline not in results:
         raise ValueError(f"baseline {baseline!r} is not one of the variants {list(results)}")
@@ -47,7 +50,30 @@ def comparison_cells(comparison: Comparison, baseline: str | None = None) -> pd.
             row[name] = text
         rows[f"{metric.label} ({metric.unit})"] = row
     rows[MEETS_ROW] = {name: meets_text(r.summary, name in shaky) for name, r in results.items()}
+    if at_slo:
+        rows.update(at_slo_rows(at_slo, list(results)))
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+AT_SLO_ROWS = ("replicas to meet the SLO", "cost at the SLO (USD per 1M queries)")
+
+
+def at_slo_rows(at_slo: dict[str, AtSlo], names: list[str]) -> dict[str, dict[str, str]]:
+    """The two equal-SLO rows: replicas needed, and $ per 1M queries at that count (★ the cheapest)."""
+    costs = {n: at_slo[n].usd_per_1m_queries for n in names if n in at_slo and at_slo[n].usd_per_1m_queries}
+    cheapest = min(costs.values(), default=None)
+    replicas, money = {}, {}
+    for name in names:
+        point = at_slo.get(name)
+        if point is None or point.replicas is None:
+            replicas[name] = money[name] = "none meets" if point is not None else "–"
+            continue
+        replicas[name] = f"{point.replicas}"
+        cost = point.usd_per_1m_queries
+        text = "–" if cost is None else f"${cost:,.3f}"
+        won = cost is not None and cheapest is not None and cost <= cheapest * (1 + TIE_RELATIVE)
+        money[name] = f"**{text}** ★" if won else text
+    return {AT_SLO_ROWS[0]: replicas, AT_SLO_ROWS[1]: money}
 
 
 def baseline_note(comparison: Comparison, baseline: str | None) -> str | None:

@@ -11,7 +11,7 @@ from sim.metrics.summary import stage_columns
 from sim.present import charts, plots
 from sim.present.comparison import baseline_note, comparison_cells, identical_pairs, identical_text
 from ui.runs import Context, run_cached
-from ui.state import tab_input
+from ui.state import keep_result, kept_result, tab_input
 from ui.text import as_text
 
 
@@ -59,7 +59,19 @@ def view_compare(ctx: Context) -> None:
             seed=ctx.seed,
             runner=lambda s, size, seed: run_cached(s, size, seed),
         )
-    cells = comparison_cells(comparison, baseline)
+    at_slo = None
+    if ctx.slo_ms:
+        key = (ctx.scenario.to_yaml(), tuple(v.spec for v in variants), ctx.seed, ctx.slo_ms)
+        if st.button(
+            f"Cost at equal SLO: size each variant to p99 ≤ {ctx.slo_ms:g} ms",
+            key="compare.at_slo",
+            help="The fewest replicas meeting the SLO at the 95% CI's upper end for each variant, by the Sizing "
+            "tab's search (a few short runs per variant), and their $ per 1M queries",
+        ):
+            with st.spinner(f"Sizing {len(variants)} variants to p99 ≤ {ctx.slo_ms:g} ms…", show_time=True):
+                keep_result("at_slo", key, compare.cost_at_slo(comparison, ctx.slo_ms))
+        at_slo = kept_result("at_slo", key)
+    cells = comparison_cells(comparison, baseline, at_slo)
     # Variant names head the columns: escaped as text (markdown_table escapes the `|` itself).
     cells.columns = [as_text(name).replace("\\|", "|") for name in cells.columns]
     st.markdown(compare.markdown_table(cells))
