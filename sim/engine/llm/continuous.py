@@ -18,7 +18,6 @@ from bisect import bisect_left
 from collections import deque
 from itertools import accumulate
 
-import numpy as np
 
 from sim.engine.llm.scheduler import MAX_STEPS_PER_EVENT, LLMScheduler, blocks_for, watermark_blocks
 from sim.spec.llm_schema import ContinuousLLMBatching
@@ -34,6 +33,12 @@ class ContinuousScheduler(LLMScheduler):
         super().__init__(*args, **kwargs)
         n = len(self.prompt)
         self.bs = self.batching.block_size
+        # Python ints: read once per request per iteration, where numpy scalars cost several times more.
+        self.prompt_tokens: list[int] = self.prompt.tolist()
+        self.output_tokens: list[int] = self.output.tolist()
+        self.cached_tokens: list[int] = self.cached.tolist()
+        self.scheduled: set[int] = set()  # requests scheduled once (their first_scheduled_ms is set)
+        self.started: set[int] = set()  # requests whose first token is out
         self.free = self.num_blocks
         self.watermark = watermark_blocks(self.batching, self.num_blocks)
         self.step = 0  # decode steps done on this replica
@@ -66,10 +71,11 @@ class ContinuousScheduler(LLMScheduler):
     def _join_decode(self, request: int, now_ms: float) -> None:
         """After a (re)prefill emitted a token: finish, or join the decode set from the next step."""
         ledger = self.ledger
-        if np.isnan(ledger.first_token_ms[request]):
+        if request not in self.started:
+            self.started.add(request)
             ledger.first_token_ms[request] = now_ms
         self.generated[request] += 1
-        left = int(self.output[request]) - self.generated[request]
+        left = self.output_tokens[request] - self.generated[request]
         if left == 0:
             ledger.last_token_ms[request] = now_ms
             ledger.segment(request, self.replica, now_ms, self.step, 0)
@@ -108,11 +114,11 @@ class ContinuousScheduler(LLMScheduler):
 
     def _admit(self, request: int, budget: int, chunked: bool) -> int | None:
         """Allocate blocks for the (re)prefill of the waiting head; the tokens it computes now, or None."""
-        kv = int(self.prompt[request]) + self.generated[request]
+        kv = self.prompt_tokens[request] + self.generated[request]
         need = blocks_for(kv, self.bs)
         if self.free - need < self.watermark:
             return None
-        compute = kv - int(self.cached[request])
+        compute = kv - self.cached_tokens[request]
         if chunked:
             compute = min(compute, budget)
         elif self._chunks and compute > budget:
@@ -120,7 +126,8 @@ class ContinuousScheduler(LLMScheduler):
         self.waiting.popleft()
         self.free -= need
         self.kv_len[request] = kv
-        if np.isnan(self.ledger.first_scheduled_ms[request]):
+        if request not in self.scheduled:
+            self.scheduled.add(request)
             self.ledger.first_scheduled_ms[request] = self._now
             self.ledger.replica[request] = self.replica
         return compute
@@ -154,7 +161,7 @@ class ContinuousScheduler(LLMScheduler):
                 take = self._admit(request, budget, chunked=True)
                 if take is None:
                     break
-                item = [request, self.kv_len[request] - int(self.cached[request]), self.kv_len[request]]
+                item = [request, self.kv_len[request] - self.cached_tokens[request], self.kv_len[request]]
                 self.prefilling.append(item)
                 self._chunks.append((item, take))
                 budget -= take
@@ -183,10 +190,12 @@ class ContinuousScheduler(LLMScheduler):
         heap, epoch = self.finish_heap, self.epoch
         while heap and heap[0][1] != epoch[heap[0][2]]:
             heapq.heappop(heap)
-        s, n = self.step, len(self.running)
-        steps = min(heap[0][0] - s + 1, MAX_STEPS_PER_EVENT)
-        # Each sequence needs at most one new block per block_size steps (plus one at the first step).
-        steps = min(steps, (self.free // n - 1) * self.bs) if self.free >= 2 * n else 1
+        s, n, free = self.step, len(self.running), self.free
+        if free < 2 * n:
+            return None
+        # Until the first sequence finishes; each sequence needs at most one new block per block_size steps
+        # (plus one at the first step).
+        steps = min(heap[0][0] - s + 1, MAX_STEPS_PER_EVENT, (free // n - 1) * self.bs)
         if steps <= 1:
             return None
         context0 = self.base_sum + n * s
@@ -327,4 +336,5 @@ def _steps_to_reach(span_ms: float, first_ms: float, growth_ms: float) -> int:
         return 1
     a, b = growth_ms / 2, first_ms - growth_ms / 2
     m = span_ms / b if a == 0 else (math.sqrt(b * b + 4 * a * span_ms) - b) / (2 * a)
-    return max(1, math.ceil(m))
+    steps = math.ceil(m)
+    return steps if steps > 1 else 1

@@ -64,7 +64,7 @@ class Ledger:
         self.decode_end_ms: list[list[float]] = [[] for _ in range(replicas)]
         self.iterations: list[tuple] = []  # one tuple per iteration, fields as ITERATION_COLUMNS
         self.kv_ms_per_token = kv_ms_per_token
-        self.fused: list[FusedRun] = []
+        self.fused: list[tuple] = []  # FusedRun fields (plain tuples: made by the thousand)
 
     def segment(self, request: int, replica: int, prefill_end_ms: float, first_step: int, steps: int) -> None:
         self.seg_request.append(request)
@@ -86,9 +86,7 @@ class Ledger:
     ) -> None:
         """Record a run of decode steps (see FusedRun) whose end times are `ends_ms`."""
         ends = self.decode_end_ms[replica]
-        self.fused.append(
-            FusedRun(replica, len(ends), len(ends_ms), start_ms, base_ms, context0, batch, blocks0, due_by_phase)
-        )
+        self.fused.append((replica, len(ends), len(ends_ms), start_ms, base_ms, context0, batch, blocks0, due_by_phase))
         ends.extend(ends_ms)
 
     def iteration_frame(self) -> pd.DataFrame:

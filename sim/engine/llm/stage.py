@@ -157,9 +157,10 @@ def _simulate(
             )
             for r in range(replicas)
         ]
+        # Under a load-aware router any arrival may reach any replica: one cursor, moved by every dispatch.
+        everyone = ArrivalCursor(ready_ms[order].tolist()) if choices is None else None
         for r, scheduler in enumerate(schedulers):
-            own = order if choices is None else order[choices == r]
-            scheduler.arrivals = ArrivalCursor(ready_ms[own].tolist())
+            scheduler.arrivals = everyone or ArrivalCursor(ready_ms[order[choices == r]].tolist())
             scheduler.fuse_quiet_steps = fuse_quiet_steps
         return ledger, schedulers
 
