@@ -10,7 +10,10 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+from sim.spec.scenario import load_scenario  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
 
 
 def test_an_autoscaled_scenario_has_bounds_and_no_replicas_knob():
@@ -23,3 +26,9 @@ def test_an_autoscaled_scenario_has_bounds_and_no_replicas_knob():
     assert any("set by the ray\\_serve autoscaler" in c.value for c in at.sidebar.caption), [
         c.value for c in at.sidebar.caption
     ]
+    # The Sizing tab's rate input shows the day's mean rate in four figures (was 23.848118510241232).
+    at.session_state["view"] = "Sizing"
+    at.run()
+    rate = next(w for w in at.number_input if w.label == "Target rate (req/s, mean)")
+    mean = load_scenario(ROOT / "scenarios" / "autoscale-diurnal.yaml").workload.arrival.mean_rate_rps
+    assert rate.value == float(f"{mean:.4g}") != mean

@@ -31,7 +31,7 @@ def view_sizing(ctx: Context) -> None:
     target = tab_input(
         cols[0].number_input,
         "size.rate",
-        float(mean_rps),
+        shown_rate(mean_rps),
         "Target rate (req/s, mean)",
         min_value=min(0.01, mean_rps),
         format="%g",
@@ -77,7 +77,7 @@ def view_sizing(ctx: Context) -> None:
     candidates = parse_candidates(hardware.strip() or None, scenario, catalogue)
     sized = (
         scenario
-        if math.isclose(target, mean_rps)
+        if math.isclose(target, shown_rate(mean_rps))
         else scenario.with_overrides(planner.scale_load(scenario, target / mean_rps))
     )
     run_plan = planner.plan(sized, planner.QUICK)
@@ -141,6 +141,12 @@ def budget_text(p99_ms: float, p95_ms: float = 0.0, ttft_ms: float = 0.0, tpot_m
     (0: none)."""
     given = (("p99", p99_ms), ("p95", p95_ms), ("TTFT p99", ttft_ms), ("TPOT p99", tpot_ms))
     return " and ".join(f"{label} ≤ {value:g} ms" for label, value in given if value)
+
+
+def shown_rate(rate_rps: float) -> float:
+    """A rate as the Sizing tab's input shows it by default: four significant figures (23.85, not
+    23.848118510241232 — a day's mean rate); that default stands for the scenario's own traffic, unscaled."""
+    return float(f"{rate_rps:.4g}")
 
 
 def count(n: int, noun: str) -> str:
