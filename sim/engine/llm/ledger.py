@@ -64,6 +64,7 @@ class Ledger:
         self.decode_end_ms: list[list[float]] = [[] for _ in range(replicas)]
         self.iterations: list[tuple] = []  # one tuple per iteration, fields as ITERATION_COLUMNS
         self.kv_ms_per_token = kv_ms_per_token
+        self.iteration_blocks: list[list[np.ndarray]] = []  # many iterations at once: ITERATION_COLUMNS arrays
         self.fused: list[tuple] = []  # FusedRun fields (plain tuples: made by the thousand)
 
     def segment(self, request: int, replica: int, prefill_end_ms: float, first_step: int, steps: int) -> None:
@@ -96,9 +97,9 @@ class Ledger:
             return frame.astype({c: np.int64 for c in ITERATION_COLUMNS if c not in ("time_ms", "duration_ms")})
         # A column of Python numbers becomes int64 if all are ints (a clock still at SimPy's int 0), else float64.
         columns = [np.array(column) for column in zip(*self.iterations)]
-        if self.fused:
-            fused = self._fused_columns()
-            columns = [np.concatenate((plain, more)) for plain, more in zip(columns, fused)]
+        blocks = self.iteration_blocks + ([self._fused_columns()] if self.fused else [])
+        if blocks:
+            columns = [np.concatenate(parts) for parts in zip(columns, *blocks)]
         order = np.lexsort((columns[2], columns[0]))  # stable: by time_ms, then replica
         return pd.DataFrame({name: column[order] for name, column in zip(ITERATION_COLUMNS, columns)}, copy=False)
 

@@ -69,23 +69,17 @@ class StaticScheduler(LLMScheduler):
         return prefill_ms + float(step_ms.sum())
 
     def _record(self, now_ms, prefill_ms, step_ms, b, prefill_tokens, prompt_blocks, blocks, generating) -> None:
+        """The prefill row, then the batch's decode steps as one block of columns (ITERATION_COLUMNS)."""
         steps = len(step_ms)
-        starts = now_ms + prefill_ms + np.concatenate([[0.0], np.cumsum(step_ms)[:-1]]) if steps else np.empty(0)
         rep, waiting = self.replica, len(self.waiting)
         self.ledger.iterations.append((now_ms, prefill_ms, rep, b, b, waiting, prompt_blocks, prefill_tokens, 0, 0))
-        self.ledger.iterations.extend(
-            zip(
-                starts.tolist(),
-                step_ms.tolist(),
-                [rep] * steps,
-                [b] * steps,
-                [b] * steps,
-                [waiting] * steps,
-                blocks.tolist(),
-                [0] * steps,
-                generating.tolist(),
-                [0] * steps,
-            )
+        if not steps:
+            return
+        starts = now_ms + prefill_ms + np.concatenate([[0.0], np.cumsum(step_ms)[:-1]])
+        batch, zeros = np.full(steps, b, dtype=np.int64), np.zeros(steps, dtype=np.int64)
+        replica, queued = np.full(steps, rep, dtype=np.int64), np.full(steps, waiting, dtype=np.int64)
+        self.ledger.iteration_blocks.append(
+            [starts, step_ms, replica, batch, batch, queued, blocks, zeros, generating.astype(np.int64), zeros]
         )
 
     def finish(self, now_ms: float) -> None:
