@@ -10,7 +10,14 @@ import pytest
 from scipy import stats
 
 from sim.analysis import compare, planner
-from sim.present.comparison import MEETS_ROW, baseline_note, comparison_cells, identical_pairs, identical_text
+from sim.present.comparison import (
+    MEETS_ROW,
+    baseline_note,
+    comparison_cells,
+    identical_pairs,
+    identical_text,
+    winner_text,
+)
 from sim.spec.scenario import parse_scenario_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,3 +214,16 @@ def test_cost_at_equal_slo_is_what_the_sizing_search_finds_per_variant():
     table = comparison_cells(comparison, None, at_slo)
     assert table.loc[AT_SLO_ROWS[0], "shared"] == str(at_slo["shared"].replicas)
     assert "★" in table.loc[AT_SLO_ROWS[1], "shared"]
+
+
+def test_the_winner_is_named_with_the_test_against_the_runner_up():
+    comparison = run_variants()
+    results = {r.variant.name: r for r in comparison.results}
+    text = winner_text(comparison)
+    # "one" is unstable and left out; three replicas beat two.
+    assert text.startswith("Lowest p99: three") and "two next" in text
+    p_value = welch_p(
+        list(planner.group_values(results["two"].result, "p99")),
+        list(planner.group_values(results["three"].result, "p99")),
+    )
+    assert ("significant at 5%" in text) == (p_value < 0.05) and f"p = {p_value:.2g}" in text

@@ -23,7 +23,7 @@ import pandas as pd
 
 from sim.present import plots
 from sim.analysis.compare import Comparison, knee_index, markdown_table, max_rate_within_slo
-from sim.present.comparison import comparison_cells, identical_pairs, identical_text
+from sim.present.comparison import comparison_cells, identical_pairs, identical_text, winner_text
 from sim.metrics.summary import stage_columns
 
 REPORT_NAME = "report.md"
@@ -81,6 +81,7 @@ def write_report(
         "",
         markdown_table(comparison_cells(comparison)),
         "",
+        *([winner_text(comparison), ""] if winner_text(comparison) else []),
         *([identical_text(identical_pairs(comparison)), ""] if identical_pairs(comparison) else []),
         _verdict(comparison),
         "",

@@ -9,7 +9,7 @@ from sim.analysis import compare, planner
 from sim.errors import ServesimError
 from sim.metrics.summary import stage_columns
 from sim.present import charts, plots
-from sim.present.comparison import baseline_note, comparison_cells, identical_pairs, identical_text
+from sim.present.comparison import baseline_note, comparison_cells, identical_pairs, identical_text, winner_text
 from ui.runs import Context, run_cached
 from ui.state import keep_result, kept_result, tab_input
 from ui.text import as_text
@@ -78,6 +78,9 @@ def view_compare(ctx: Context) -> None:
     note = baseline_note(comparison, baseline)
     if note:
         st.info(as_text(note))
+    winner = winner_text(comparison)
+    if winner:
+        st.markdown(as_text(winner))
     same = identical_text(identical_pairs(comparison))
     if same:
         st.info(as_text(same))
