@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import sim.engine.llm.pipeline as pipeline
 from sim.cli.main import main as servesim
+from sim.metrics.llm import CI_GROUPS, _by_group
 from sim.spec.scenario import parse_scenario
 from sim.streams import stream
 import sim.engine.llm.stage as engine_stage
@@ -248,3 +249,18 @@ def test_an_arrival_at_the_end_of_its_replicas_iteration_is_left_to_simpy(tmp_pa
     new = simulate_llm_stage(ready, prompt, output, s, 1, np.random.default_rng(0))
     assert fallbacks == [1]
     assert_same(new, oracle.simulate_llm_stage(ready, prompt, output, s, 1, np.random.default_rng(0)))
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_batch_means_groups_from_one_sort_are_the_masked_groups(shuffled):
+    rng = np.random.default_rng(5)
+    values = rng.exponential(40.0, 5000)
+    groups = np.sort(rng.integers(-1, CI_GROUPS, 5000))
+    groups[groups == 4] = 5  # a group absent
+    if shuffled:
+        groups = rng.permutation(groups)
+    parts = _by_group(values, groups)
+    expected = [values[groups == g] for g in range(CI_GROUPS) if np.any(groups == g)]
+    assert len(parts) == len(expected) == CI_GROUPS - 1
+    for part, want in zip(parts, expected):
+        np.testing.assert_array_equal(part, want)

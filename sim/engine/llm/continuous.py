@@ -290,10 +290,12 @@ class ContinuousScheduler(LLMScheduler):
                 ledger.last_token_ms[request] = now_ms
                 ledger.segment(request, self.replica, self.prefill_end_ms[request], self.join_step[request], steps)
                 self.free += blocks_for(self.kv_len[request] + steps, self.bs)
+        if not self._chunks:
+            return
         if self.batching.chunked_prefill:
             for item, take in self._chunks:
                 item[1] -= take
-            if any(item[1] == 0 for item in self.prefilling):
+            if any(item[1] == 0 for item, _ in self._chunks):  # only this iteration's chunks can complete
                 done = [item for item in self.prefilling if item[1] == 0]
                 self.prefilling = deque(item for item in self.prefilling if item[1] > 0)
                 for item in done:
