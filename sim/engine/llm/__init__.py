@@ -15,7 +15,8 @@ What is modelled, and how:
   or longer than `max_model_len`, are rejected.
 - Prefix cache: a token hit rate or a shared-prefix length removes prompt tokens from the prefill.
 - One SimPy process per replica, one event per iteration (runs of decode steps in which nothing can
-  change share one event); the request log, the iteration log and the inter-token gaps are the record;
+  change share one event and one record); replicas under a fixed routing walked one by one without SimPy,
+  to the same log (replica_walk.py); the request log, the iteration log and the inter-token gaps are the record;
   sim/metrics/llm.py derives TTFT / TPOT / ITL / e2e percentiles, tokens/s, goodput, KV use from them.
 
 Assumptions to know: costs are deterministic per iteration (the measured repeats spread by a few %);

@@ -1,6 +1,7 @@
 """The interface of an LLM batching policy: one replica's queue and running state. A scheduler holds no
-SimPy environment: the replica process (sim/engine/llm/stage.py) asks `plan(now_ms)` for the next iteration's
-duration, sleeps that long, then calls `finish(now_ms)`. Policies: sim/engine/llm/static.py, sim/engine/llm/continuous.py;
+SimPy environment: the replica process (sim/engine/llm/stage.py), or the replica walk that stands in for it
+(sim/engine/llm/replica_walk.py), asks `plan(now_ms)` for the next iteration's duration, sleeps that long,
+then calls `finish(now_ms)`. Policies: sim/engine/llm/static.py, sim/engine/llm/continuous.py;
 the name -> class registry: sim/engine/llm/policies.py."""
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
 """Simulate one `kind: llm` stage: requests ready at given times, with prompt and output token counts,
 served by `replicas` LLM replicas under one batching policy.
 
-One SimPy process per replica sleeps on a wake-up event while it has no work and otherwise does one
-timeout per *iteration* (a prefill, a decode step, or a mixed chunked iteration) — never per token or per
-request; the policy object (sim/engine/llm/policies.py) decides each iteration's composition and cost. Runs of
-decode steps in which nothing can change (no arrival for the replica, no request finishing before the
-last of them, no block shortage) share one timeout, each step still timed and logged. A dispatcher
-process hands each request to a replica when it becomes ready.
+The SimPy model is the definition: one process per replica sleeps on a wake-up event while it has no
+work and otherwise does one timeout per *iteration* (a prefill, a decode step, or a mixed chunked
+iteration) — never per token or per request; the policy object (sim/engine/llm/policies.py) decides each
+iteration's composition and cost. Runs of decode steps in which nothing can change (no arrival for the
+replica, no request finishing before the last of them, no block shortage) share one timeout and one
+record (sim/engine/llm/ledger.py expands it to one row per step). A dispatcher process hands each request
+to a replica when it becomes ready. Under a fixed routing (round robin, random) replicas do not interact
+and are walked one by one without SimPy (sim/engine/llm/replica_walk.py), with the same log; a load-aware
+router, or an arrival on the very clock value of its replica's event, runs the SimPy model.
 """
 
 from __future__ import annotations
