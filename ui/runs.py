@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,27 +32,30 @@ def cached_run(
     horizon_budget: int | None,
     seed: int,
     _progress: bool = False,
-) -> tuple[dict, RunLog]:
+) -> tuple[dict, RunLog, float]:
     scenario = parse_scenario_text(yaml_text, base_dir=base_dir)
     # Created inside the cached function, so that a cache hit replays it (and its removal) harmlessly.
     bar = st.progress(0.0, text="Replication 1 …") if _progress else None
+    size = planner.RunSize(requests, replications, horizon_budget)
+    started = time.perf_counter()
     result = planner.run(
         scenario,
-        planner.RunSize(requests, replications, horizon_budget),
+        size,
         seed=seed,
         on_replication=(lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total} done"))
         if bar is not None
         else None,
     )
+    elapsed_s = time.perf_counter() - started  # kept with the result: a cache hit still knows how long it took
     if bar is not None:
         bar.empty()
-    return result.summary, result.run
+    return result.summary, result.run, elapsed_s
 
 
 def run_cached(scenario: Scenario, size: planner.RunSize, seed: int) -> RunResult:
     """A cached run; one expected to take more than a couple of seconds shows its progress."""
-    long = planner.estimated_seconds(scenario, size) > PROGRESS_AFTER_S
-    summary, run = cached_run(
+    long = eta_s(scenario, size) > PROGRESS_AFTER_S
+    summary, run, elapsed_s = cached_run(
         scenario.to_yaml(),
         str(base_dir(scenario)),
         size.requests,
@@ -60,6 +64,7 @@ def run_cached(scenario: Scenario, size: planner.RunSize, seed: int) -> RunResul
         seed,
         _progress=long and planner.plan(scenario, size).replications > 1,
     )
+    measure_speed(scenario.to_yaml(), scenario, size, elapsed_s)
     return RunResult(scenario=scenario, run=run, summary=summary)
 
 
@@ -114,7 +119,7 @@ def run_for_display(scenario: Scenario) -> Context:
     if key in precise:
         summary, run = precise[key]
         return Context(scenario, RunResult(scenario, run, summary), planner.PRECISE, seed)
-    seconds = planner.estimated_seconds(scenario, planner.QUICK)
+    seconds = eta_s(scenario, planner.QUICK)
     text = (
         f"Simulating {planner.describe(scenario, planner.QUICK)}: about {seconds:,.0f} s…"
         if seconds > PROGRESS_AFTER_S
@@ -125,19 +130,39 @@ def run_for_display(scenario: Scenario) -> Context:
     return Context(scenario, result, planner.QUICK, seed)
 
 
+SPEED = "_speed"  # {scenario YAML: simulated requests per wall second, measured on the run the page showed}
+
+
+def measure_speed(yaml_text: str, scenario: Scenario, size: planner.RunSize, elapsed_s: float) -> None:
+    """Remember how fast the scenario of `yaml_text` simulates on this machine, from a run of `size` that
+    took `elapsed_s` (measured where it ran, and kept with a cached result): the time estimates of its runs
+    and sweeps use it (the default speed is only a bound). A short run's fixed costs make it look slower:
+    the estimates err long."""
+    if elapsed_s > 0:
+        st.session_state.setdefault(SPEED, {})[yaml_text] = planner.simulated_requests(scenario, size) / elapsed_s
+
+
+def eta_s(scenario: Scenario, size: planner.RunSize) -> float:
+    """Seconds a run of `size` of `scenario` should take: at its measured speed when the page has timed
+    a run of it, else at the default speed."""
+    return planner.estimated_seconds(scenario, size, (st.session_state.get(SPEED) or {}).get(scenario.to_yaml()))
+
+
 def run_precise(scenario: Scenario) -> None:
-    seconds = planner.estimated_seconds(scenario, planner.PRECISE)
+    seconds = eta_s(scenario, planner.PRECISE)
     bar = st.progress(0.0, text="Precise run…")
     with st.spinner(
         f"Precise run: {planner.plan(scenario, planner.PRECISE).expected_requests:,.0f} requests × "
         f"{planner.plan(scenario, planner.PRECISE).replications} replications, about {seconds:,.0f} s…",
         show_time=True,
     ):
+        started = time.perf_counter()
         result = planner.run(
             scenario,
             planner.PRECISE,
             on_replication=lambda done, total: bar.progress(done / total, text=f"Replication {done} of {total}"),
         )
+        measure_speed(scenario.to_yaml(), scenario, planner.PRECISE, time.perf_counter() - started)
     bar.empty()
     store = st.session_state.setdefault("_precise", {})
     if len(store) >= 4:
@@ -150,7 +175,7 @@ LONG_SWEEP_S = 10.0  # a sweep expected to take longer waits for the planner to 
 
 def long_sweep_confirmed(ctx: Context, points: int, name: str) -> bool:
     """True when a sweep of `points` short runs is quick, or the planner has asked for a long one."""
-    seconds = planner.estimated_seconds(ctx.scenario, planner.SWEEP) * points
+    seconds = eta_s(ctx.scenario, planner.SWEEP) * points
     if seconds <= LONG_SWEEP_S:
         return True
     return st.checkbox(
