@@ -8,6 +8,7 @@ segments after the run, so the engine never does per-token work.
 
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple
 
 import numpy as np
@@ -31,9 +32,9 @@ class FusedRun(NamedTuple):
     """A run of decode steps of one unchanged batch (no prefill, nobody waiting, no preemption). Step j of
     the run (0-based) costs `base_ms + kv_ms_per_token × (context0 + batch × j)` (the decode cost with the
     KV growing by one token per sequence and step); its end time is kept in the replica's list of
-    decode-step ends from index `first`; its blocks in use are `blocks0` plus those claimed up to it:
-    `due_by_phase[k]` sequences claim one at each step whose number modulo the block size is the run's
-    first step's + k."""
+    decode-step ends from index `first`; its blocks in use are `blocks0` plus those claimed up to it: the
+    ledger's `fused_dues` holds, per run, block_size counts: the k-th is how many sequences claim a block at
+    each step whose number modulo the block size is the run's first step's + k."""
 
     replica: int
     first: int
@@ -43,7 +44,6 @@ class FusedRun(NamedTuple):
     context0: int
     batch: int
     blocks0: int
-    due_by_phase: tuple[int, ...]
 
 
 class Ledger:
@@ -61,11 +61,13 @@ class Ledger:
         self.seg_prefill_end_ms: list[float] = []
         self.seg_first_step: list[int] = []
         self.seg_steps: list[int] = []
-        self.decode_end_ms: list[list[float]] = [[] for _ in range(replicas)]
+        # Typed arrays (C doubles): appended to one by one, read by numpy without a copy.
+        self.decode_end_ms: list[array] = [array("d") for _ in range(replicas)]
         self.iterations: list[tuple] = []  # one tuple per iteration, fields as ITERATION_COLUMNS
         self.kv_ms_per_token = kv_ms_per_token
         self.iteration_blocks: list[list[np.ndarray]] = []  # many iterations at once: ITERATION_COLUMNS arrays
         self.fused: list[tuple] = []  # FusedRun fields (plain tuples: made by the thousand)
+        self.fused_dues = array("q")  # block_size counts per fused run (see FusedRun)
 
     def segment(self, request: int, replica: int, prefill_end_ms: float, first_step: int, steps: int) -> None:
         self.seg_request.append(request)
@@ -87,7 +89,8 @@ class Ledger:
     ) -> None:
         """Record a run of decode steps (see FusedRun) whose end times are `ends_ms`."""
         ends = self.decode_end_ms[replica]
-        self.fused.append((replica, len(ends), len(ends_ms), start_ms, base_ms, context0, batch, blocks0, due_by_phase))
+        self.fused.append((replica, len(ends), len(ends_ms), start_ms, base_ms, context0, batch, blocks0))
+        self.fused_dues.extend(due_by_phase)
         ends.extend(ends_ms)
 
     def iteration_frame(self) -> pd.DataFrame:
@@ -119,7 +122,7 @@ class Ledger:
         where = self._replica_offsets()[np.asarray(runs.replica)][run] + np.asarray(runs.first, dtype=np.int64)[run] + j
         starts = ends[where - 1]
         starts[offsets] = runs.start_ms
-        phases = np.asarray(runs.due_by_phase, dtype=np.int64)
+        phases = np.frombuffer(self.fused_dues, dtype=np.int64).reshape(len(steps), -1)
         dues = phases[run, j % phases.shape[1]]
         claimed = np.cumsum(dues)
         claimed -= (claimed[offsets] - dues[offsets])[run]  # within its run, up to and including the step
@@ -133,7 +136,7 @@ class Ledger:
         """Every replica's decode-step end times, laid end to end in replica order."""
         if not any(self.decode_end_ms):
             return np.empty(0)
-        return np.concatenate([np.asarray(times, dtype=float) for times in self.decode_end_ms])
+        return np.concatenate([np.frombuffer(times, dtype=float) for times in self.decode_end_ms])
 
     def _replica_offsets(self) -> np.ndarray:
         lengths = [len(times) for times in self.decode_end_ms]
