@@ -70,3 +70,37 @@ def test_ttft_and_tpot_budgets_are_sidebar_inputs_that_move_the_verdict(page, en
     assert not page.exception
     assert any("Meets the LLM budgets" in s.value for s in page.success), [e.value for e in page.error]
     assert not any("Misses the LLM budgets" in e.value for e in page.error)
+
+
+def test_the_sizing_tab_sizes_an_llm_on_ttft_and_tpot_as_servesim_size_does():
+    from sim.analysis.sizing import parse_candidates, size
+    from sim.spec.hardware import load_catalogue
+
+    scenario = load_scenario(ROOT / "scenarios" / "llm-code-continuous.yaml")
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params["scenario"] = "llm-code-continuous"
+    at.query_params["view"] = "Sizing"
+    at.run()
+    generation = at.session_state["_scenario_generation"]
+    assert at.number_input(key=f"size.ttft@{generation}").value == scenario.slo.ttft_ms
+    assert at.number_input(key=f"size.tpot@{generation}").value == scenario.slo.tpot_ms
+    at.button(key="size.run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    catalogue = load_catalogue()
+    own = scenario.deployment.hardware.name
+    run_plan = planner.plan(scenario, planner.QUICK)
+    direct = size(
+        scenario,
+        None,
+        parse_candidates(own if own in catalogue else None, scenario, catalogue),
+        ttft_p99_ms=scenario.slo.ttft_ms,
+        tpot_p99_ms=scenario.slo.tpot_ms,
+        replications=max(2, run_plan.replications),
+        requests=run_plan.requests,
+        seed=scenario.seed,
+    )
+    shown = [m for m in at.metric if m.label.startswith("Smallest replicas")][-1].value
+    assert int(shown) == direct.chosen.replicas
+    answer = next(m.value for m in at.markdown if m.value.startswith("### "))
+    assert f"{direct.chosen.usd_per_1m_tokens:,.2f} per 1M output tokens" in answer.replace("\\", "")
