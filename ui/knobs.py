@@ -13,7 +13,7 @@ from sim.analysis import planner
 from sim.errors import ServesimError
 from sim.spec import transforms
 from sim.spec.scenario import Scenario
-from ui.state import DEFAULTS, enter_scenario, initial, knob_key
+from ui.state import enter_scenario, initial, knob_key, reset_knob_defaults
 from ui.text import as_code, as_text
 
 
@@ -266,7 +266,7 @@ KNOBS: list[Callable[[Scenario], dict[str, Any]]] = [
 
 def apply_knobs(scenario: Scenario, identity: str) -> Scenario:
     enter_scenario(identity)
-    st.session_state[DEFAULTS] = {}  # filled by `initial` as the knobs shown this run are drawn
+    reset_knob_defaults()
     # Knobs apply in turn, each to the result of the previous ones, so that two knobs acting on one field
     # compose (a lever's 2× speed-up and a "time × 0.8" on the same stage make 0.4).
     with st.sidebar:

@@ -14,7 +14,7 @@ from sim.analysis.simulate import RunResult
 from sim.shipped import shipped_root
 from sim.engine.runlog import RunLog
 from sim.spec.scenario import Scenario, parse_scenario_text
-from ui.state import scoped
+from ui.state import keep_precise_run, keep_speed, measured_speed, precise_run, scoped
 
 
 SCENARIOS = shipped_root("scenarios") or Path("scenarios")  # the checkout's, or the installed package's
@@ -115,9 +115,9 @@ class Context:
 def run_for_display(scenario: Scenario) -> Context:
     seed = scenario.seed
     key = (scenario.to_yaml(), seed)
-    precise = st.session_state.setdefault("_precise", {})
-    if key in precise:
-        summary, run = precise[key]
+    kept = precise_run(key)
+    if kept is not None:
+        summary, run = kept
         return Context(scenario, RunResult(scenario, run, summary), planner.PRECISE, seed)
     seconds = eta_s(scenario, planner.QUICK)
     text = (
@@ -130,22 +130,19 @@ def run_for_display(scenario: Scenario) -> Context:
     return Context(scenario, result, planner.QUICK, seed)
 
 
-SPEED = "_speed"  # {scenario YAML: simulated requests per wall second, measured on the run the page showed}
-
-
 def measure_speed(yaml_text: str, scenario: Scenario, size: planner.RunSize, elapsed_s: float) -> None:
     """Remember how fast the scenario of `yaml_text` simulates on this machine, from a run of `size` that
     took `elapsed_s` (measured where it ran, and kept with a cached result): the time estimates of its runs
     and sweeps use it (the default speed is only a bound). A short run's fixed costs make it look slower:
     the estimates err long."""
     if elapsed_s > 0:
-        st.session_state.setdefault(SPEED, {})[yaml_text] = planner.simulated_requests(scenario, size) / elapsed_s
+        keep_speed(yaml_text, planner.simulated_requests(scenario, size) / elapsed_s)
 
 
 def eta_s(scenario: Scenario, size: planner.RunSize) -> float:
     """Seconds a run of `size` of `scenario` should take: at its measured speed when the page has timed
     a run of it, else at the default speed."""
-    return planner.estimated_seconds(scenario, size, (st.session_state.get(SPEED) or {}).get(scenario.to_yaml()))
+    return planner.estimated_seconds(scenario, size, measured_speed(scenario.to_yaml()))
 
 
 def run_precise(scenario: Scenario) -> None:
@@ -164,10 +161,7 @@ def run_precise(scenario: Scenario) -> None:
         )
         measure_speed(scenario.to_yaml(), scenario, planner.PRECISE, time.perf_counter() - started)
     bar.empty()
-    store = st.session_state.setdefault("_precise", {})
-    if len(store) >= 4:
-        store.pop(next(iter(store)))
-    store[(scenario.to_yaml(), scenario.seed)] = (result.summary, result.run)
+    keep_precise_run((scenario.to_yaml(), scenario.seed), result.summary, result.run)
 
 
 LONG_SWEEP_S = 10.0  # a sweep expected to take longer waits for the planner to ask for it

@@ -11,7 +11,10 @@ Session keys (every one the page uses is named here):
   _tab_inputs           {identity: {input name: value}}: tab inputs that outlive their tab being closed
   _tab_defaults         {input name: default}: the address records only tab inputs that differ
   _tab_results          {identity: {result name: (inputs key, result)}}: a sizing, a comparison, advice
+  _precise              {(scenario YAML, seed): (summary, run log)}: the last precise runs (a few)
+  _speed                {scenario YAML: simulated requests per wall second}: the time estimates' speed
   view                  the open tab
+Nothing outside this module reads or writes st.session_state by key.
 """
 
 from __future__ import annotations
@@ -173,3 +176,33 @@ def kept_result(name: str, inputs: Any) -> Any:
 def keep_result(name: str, inputs: Any, result: Any) -> None:
     """Keep a tab's result for this scenario (one per name: the latest inputs')."""
     st.session_state.setdefault(TAB_RESULTS, {}).setdefault(identity(), {})[name] = (inputs, result)
+
+
+PRECISE_KEPT = 4  # precise runs kept per session (each holds a whole run log)
+
+
+def precise_run(key: tuple[str, int]) -> tuple[dict, Any] | None:
+    """The precise run kept for (scenario YAML, seed): (summary, run log), or None."""
+    return (st.session_state.get("_precise") or {}).get(key)
+
+
+def keep_precise_run(key: tuple[str, int], summary: dict, run: Any) -> None:
+    """Keep a precise run (the oldest of PRECISE_KEPT goes)."""
+    store = st.session_state.setdefault("_precise", {})
+    if key not in store and len(store) >= PRECISE_KEPT:
+        store.pop(next(iter(store)))
+    store[key] = (summary, run)
+
+
+def measured_speed(yaml_text: str) -> float | None:
+    """Simulated requests per wall second measured for the scenario of `yaml_text`, if any."""
+    return (st.session_state.get("_speed") or {}).get(yaml_text)
+
+
+def keep_speed(yaml_text: str, requests_per_s: float) -> None:
+    st.session_state.setdefault("_speed", {})[yaml_text] = requests_per_s
+
+
+def reset_knob_defaults() -> None:
+    """Forget the knob defaults of the last run: `initial` fills them again as this run draws the knobs."""
+    st.session_state[DEFAULTS] = {}
