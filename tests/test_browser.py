@@ -601,3 +601,42 @@ def test_the_sizing_tab_answers_what_size_answers(app_url, tmp_path):
             screenshot(page, tmp_path, "question-a-sizing-vision-a100.png")
         finally:
             browser.close()
+
+
+def test_tab_inputs_survive_a_tab_round_trip_and_travel_in_the_address(app_url, tmp_path):
+    """Issue 21, state that survives: a Sizing input set, another tab opened, Sizing opened again — the
+    input is as set, and the address carries it, so a copied link reopens it."""
+    from urllib.parse import parse_qs, urlparse
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = open_page(browser, app_url)
+            page.get_by_role("tab", name="Sizing", exact=True).click()
+            slo = page.locator("[data-testid='stMain']").get_by_label("p99 SLO (ms)", exact=True)
+            slo.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            slo.fill("55")
+            slo.press("Enter")
+            page.wait_for_timeout(500)
+            wait_until_settled(page)
+            page.get_by_role("tab", name="Stage details", exact=True).click()
+            page.wait_for_timeout(500)
+            wait_until_settled(page)
+            page.get_by_role("tab", name="Sizing", exact=True).click()
+            page.wait_for_timeout(500)
+            wait_until_settled(page)
+            assert float(slo.input_value()) == 55.0
+            assert parse_qs(urlparse(page.url).query).get("size.slo") == ["55.0"]
+            assert_no_exception(page)
+
+            again = browser.new_page(viewport={"width": 1500, "height": 2200})
+            again.goto(page.url, wait_until="domcontentloaded")
+            reopened = again.locator("[data-testid='stMain']").get_by_label("p99 SLO (ms)", exact=True)
+            reopened.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            wait_until_settled(again)
+            assert float(reopened.input_value()) == 55.0
+            screenshot(again, tmp_path, "tab-state-sizing-reopened.png")
+        finally:
+            browser.close()
