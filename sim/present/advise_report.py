@@ -30,7 +30,7 @@ def profile_text(advice: Advice) -> list[str]:
         lines.append(f"  {at} budget ({prof.latency_ms[at]:.3g} ms): {parts}")
     lines.append(f"  dominant: {prof.sentence}")
     loads = ", ".join(f"{name} {rho:.2f}" for name, rho in prof.offered_load.items())
-    lines.append(f"  offered load (utilisation) per resource: {loads}")
+    lines.append(f"  offered load per resource (ρ at the most efficient batch; not the measured busy share): {loads}")
     if prof.slo_key:
         gap = prof.slo_gap_ms
         verdict = f"missed by {gap:.3g} ms" if gap > 0 else f"met with {-gap:.3g} ms to spare"
