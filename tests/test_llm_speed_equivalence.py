@@ -171,6 +171,7 @@ def small_cases(draw):
         "routing": draw(st.sampled_from(["round_robin", "random", "least_outstanding", "shared_queue"])),
         "hit_rate": draw(st.sampled_from([0.0, 0.5])),
         "seed": draw(st.integers(0, 3)),
+        "fuse_quiet_steps": draw(st.booleans()),
     }
     return ready, prompt, output, batching, options
 
@@ -196,7 +197,16 @@ def test_small_configurations_match_the_oracle(tmp_path_factory, case):
     profile.write_text(yaml.safe_dump(SYNTHETIC))
     s = stage(profile, batching=batching, kv_cache=o["kv_cache"], prefix_cache={"hit_rate": o["hit_rate"]})
     runs = [
-        simulate(ready, prompt, output, s, o["replicas"], np.random.default_rng(o["seed"]), o["routing"])
+        simulate(
+            ready,
+            prompt,
+            output,
+            s,
+            o["replicas"],
+            np.random.default_rng(o["seed"]),
+            o["routing"],
+            fuse_quiet_steps=o.get("fuse_quiet_steps", True),
+        )
         for simulate in (simulate_llm_stage, oracle.simulate_llm_stage)
     ]
     assert_same(*runs)
