@@ -142,6 +142,7 @@ def test_the_compare_tab_shows_unstable_and_a_chosen_baseline():
     assert cells[3] == "unstable"  # columns: the scenario as configured, two, three, one
     assert "Δ" in cells[0] and "Δ" in cells[1] and "Δ" not in cells[2]  # "three" is the baseline now
     assert any(line.startswith(f"| {MEETS_ROW}") for line in table.splitlines())
+    assert len([c for c in at.caption if c.value.startswith("★ best per metric")]) == 1  # one legend
     assert any("**one** is unstable" in w.value for w in at.warning)
 
 
@@ -185,7 +186,13 @@ def test_variants_that_act_alike_are_named_as_identical():
     ]
     comparison = compare.run_comparison(scenario, compare.parse_variants(specs, scenario), size=planner.QUICK)
     assert identical_pairs(comparison) == [("static", "dynamic")]
-    assert "static and dynamic" in identical_text(identical_pairs(comparison))
+    assert "static and dynamic" in identical_text(identical_pairs(comparison), comparison)
+    # A variant that sets what the scenario already has is the same configuration, said as such.
+    again = compare.run_comparison(
+        scenario, compare.with_current(compare.parse_variants(["two: replicas=2", "three: replicas=3"], scenario))
+    )
+    text = identical_text(identical_pairs(again), again)
+    assert text == f"two is {compare.CURRENT} (the same configuration)."
 
 
 def test_cost_at_equal_slo_is_what_the_sizing_search_finds_per_variant():

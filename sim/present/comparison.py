@@ -137,16 +137,23 @@ def identical_pairs(comparison: Comparison) -> list[tuple[str, str]]:
     ]
 
 
-def identical_text(pairs: list[tuple[str, str]]) -> str | None:
-    """The sentence under the table for `identical_pairs`."""
+def identical_text(pairs: list[tuple[str, str]], comparison: Comparison | None = None) -> str | None:
+    """The sentence under the table for `identical_pairs`: a pair that is one configuration written twice
+    (a variant setting what the scenario already has) is said to be so; other pairs act alike here."""
     if not pairs:
         return None
-    named = "; ".join(f"{a} and {b}" for a, b in pairs)
-    return (
-        f"Identical on this traffic and seed: {named}. Their settings act the same here (for batching: no "
-        "batch ever filled or waited differently), so the table cannot tell them apart; a heavier or burstier "
-        "load may."
-    )
+    scenarios = {r.variant.name: r.scenario.to_yaml() for r in comparison.results} if comparison else {}
+    same = [(a, b) for a, b in pairs if scenarios and scenarios[a] == scenarios[b]]
+    alike = [pair for pair in pairs if pair not in same]
+    sentences = [f"{b} is {a} (the same configuration)." for a, b in same]
+    if alike:
+        named = "; ".join(f"{a} and {b}" for a, b in alike)
+        sentences.append(
+            f"Identical on this traffic and seed: {named}. Their settings act the same here (for batching: no "
+            "batch ever filled or waited differently), so the table cannot tell them apart; a heavier or "
+            "burstier load may."
+        )
+    return " ".join(sentences)
 
 
 def winner_text(comparison: Comparison) -> str | None:

@@ -82,7 +82,7 @@ def write_report(
         markdown_table(comparison_cells(comparison)),
         "",
         *([winner_text(comparison), ""] if winner_text(comparison) else []),
-        *([identical_text(identical_pairs(comparison)), ""] if identical_pairs(comparison) else []),
+        *([identical_text(identical_pairs(comparison), comparison), ""] if identical_pairs(comparison) else []),
         _verdict(comparison),
         "",
         "## Variants",

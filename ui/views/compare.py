@@ -81,7 +81,7 @@ def view_compare(ctx: Context) -> None:
     winner = winner_text(comparison)
     if winner:
         st.markdown(as_text(winner))
-    same = identical_text(identical_pairs(comparison))
+    same = identical_text(identical_pairs(comparison), comparison)
     if same:
         st.info(as_text(same))
     deltas = (
@@ -96,12 +96,6 @@ def view_compare(ctx: Context) -> None:
         f"{planner.describe(ctx.scenario, planner.QUICK)} per variant."
     )
     shaky = [r.variant.name for r in comparison.results if planner.unstable(r.summary)]
-    st.caption(
-        f"★ best per metric among the stable variants (ties within {compare.TIE_RELATIVE:.0%}); [low, high] is the "
-        f"95% CI; Δ is the difference from **{baseline}**, ✱ significant at 5% (Welch's t-test on the "
-        f"per-replication values, or non-overlapping 95% CIs for a single replication), n.s. not; "
-        f"{planner.describe(ctx.scenario, planner.QUICK)} per variant."
-    )
     for name in shaky:
         st.warning(
             f"**{as_text(name)}** is unstable: a queue grows without bound, so its latencies depend only on how long "
