@@ -90,3 +90,16 @@ def test_an_uploaded_scenarios_page_says_its_link_cannot_reopen_it():
     assert at.title[0].value == "small-sizing"
     assert any("cannot be reopened from a link" in c.value for c in at.sidebar.caption)
     assert "scenario" not in dict(at.query_params)
+
+
+def test_trade_off_and_cost_inputs_survive_leaving_their_tabs():
+    at = tab(started(), "Trade-off")
+    at.multiselect(key="tradeoff.sizes").set_value([1, 4]).run()
+    tab(tab(at, "Stage details"), "Trade-off")
+    assert at.multiselect(key="tradeoff.sizes").value == [1, 4]
+    tab(at, "Cost vs replicas")
+    cost_range = at.slider(key=f"cost.range@{at.session_state['_scenario_generation']}")
+    low, high = cost_range.value
+    cost_range.set_value((low, high + 2)).run()
+    tab(tab(at, "Stage details"), "Cost vs replicas")
+    assert at.slider(key=f"cost.range@{at.session_state['_scenario_generation']}").value == (low, high + 2)

@@ -137,17 +137,25 @@ def unknown_address_scenario() -> str | None:
 
 
 def tab_input(
-    widget: Callable[..., Any], name: str, default: Any, *args: Any, fixed_key: bool = False, **kwargs: Any
+    widget: Callable[..., Any],
+    name: str,
+    default: Any,
+    *args: Any,
+    fixed_key: bool = False,
+    valid: Callable[[Any], bool] | None = None,
+    **kwargs: Any,
 ) -> Any:
     """A tab's input widget whose value is kept per scenario while the tab is closed (Streamlit forgets
     the state of a widget it does not draw) and travels in the address bar when it differs from `default`.
     `widget` is the st function (st.number_input, col.text_area, ...); its value comes from the state.
-    `fixed_key`: the widget key is `name` itself, for an input whose default is not the scenario's."""
+    `fixed_key`: the widget key is `name` itself, for an input whose default is not the scenario's;
+    `valid`: whether a kept or linked value fits the widget (options, bounds), else the default is used."""
     inputs = st.session_state.setdefault(TAB_INPUTS, {}).setdefault(identity(), {})
     st.session_state.setdefault(TAB_DEFAULTS, {})[name] = default
     key = name if fixed_key else scoped(name)
     if key not in st.session_state:
-        st.session_state[key] = inputs.get(name, _from_address(name, default))
+        value = inputs.get(name, _from_address(name, default))
+        st.session_state[key] = value if valid is None or valid(value) else default
     value = widget(*args, key=key, **kwargs)
     inputs[name] = value
     return value
@@ -164,6 +172,8 @@ def _from_address(name: str, default: Any) -> Any:
         return default
     if isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value) if math.isfinite(value) and value >= 0 else default
+    if isinstance(default, tuple) and isinstance(value, list):  # JSON has no tuples: a range comes back a list
+        value = tuple(value)
     return value if type(value) is type(default) else default
 
 

@@ -14,7 +14,7 @@ from sim.errors import ServesimError
 from sim.present import plots
 from sim.spec.scenario import Scenario
 from ui.runs import Context, cached_load_curve, cached_replicas_curve, cached_tradeoff, long_sweep_confirmed
-from ui.state import scoped
+from ui.state import tab_input
 from ui.text import as_text
 
 
@@ -49,10 +49,27 @@ def view_tradeoff(ctx: Context) -> None:
     if stage is None:
         st.info("This scenario has no model stage to batch.")
         return
-    sizes = st.multiselect(
-        "Dynamic batching: max batch sizes", [1, 2, 4, 8, 16, 32, 64, 128], [1, 8, 32], key="tradeoff.sizes"
+    options = [1, 2, 4, 8, 16, 32, 64, 128]
+    sizes = tab_input(
+        st.multiselect,
+        "tradeoff.sizes",
+        [1, 8, 32],
+        "Dynamic batching: max batch sizes",
+        options,
+        fixed_key=True,
+        valid=lambda value: isinstance(value, list) and all(size in options for size in value),
     )
-    delay = st.number_input("Max queue delay (ms)", 0.0, 1000.0, 2.0, 0.5, key="tradeoff.delay")
+    delay = tab_input(
+        st.number_input,
+        "tradeoff.delay",
+        2.0,
+        "Max queue delay (ms)",
+        0.0,
+        1000.0,
+        step=0.5,
+        fixed_key=True,
+        valid=lambda value: 0.0 <= value <= 1000.0,
+    )
     policies = tuple(
         (
             f"B={b}, W={delay:g} ms" if b > 1 else "no batching",
@@ -106,13 +123,15 @@ def replica_counts(ctx: Context) -> tuple[list[int], int]:
     current = ctx.scenario.deployment.replicas
     upper = max(64, 4 * first, 2 * current)
     default = (max(1, first - 1), max(first + 7, math.ceil(1.5 * first), min(2 * current, upper)))
-    low, high = st.slider(
+    low, high = tab_input(
+        st.slider,
+        "cost.range",
+        default,
         "Replicas from / to",
         1,
         upper,
-        default,
-        key=scoped("cost.range"),
         help=f"The smallest count that keeps up with the load is {first}.",
+        valid=lambda value: len(value) == 2 and all(isinstance(v, int) and 1 <= v <= upper for v in value),
     )
     low = max(low, first - 1, 1)  # all counts further below are unstable too: one such bar says it
     if high < low:
