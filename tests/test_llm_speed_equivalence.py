@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import sim.engine.llm.pipeline as pipeline
 from sim.cli.main import main as servesim
-from sim.metrics.llm import CI_GROUPS, _by_group
+from sim.metrics.llm import CI_GROUPS, _by_group, _positions
 from sim.spec.scenario import parse_scenario
 from sim.streams import stream
 import sim.engine.llm.stage as engine_stage
@@ -274,3 +274,9 @@ def test_batch_means_groups_from_one_sort_are_the_masked_groups(shuffled):
     assert len(parts) == len(expected) == CI_GROUPS - 1
     for part, want in zip(parts, expected):
         np.testing.assert_array_equal(part, want)
+
+
+@pytest.mark.parametrize("index", [np.arange(50), np.array([0, 3, 4, 9, 49]), np.array([1, 2, 5])])
+def test_token_gap_rows_are_found_as_a_search_would(index):
+    rows = np.repeat(index, 3)
+    np.testing.assert_array_equal(_positions(index, rows), np.searchsorted(index, rows))

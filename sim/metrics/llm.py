@@ -331,7 +331,7 @@ def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]
             requests=requests,
             iterations=part(run.llm_iterations),
             itl_ms=gaps["itl_ms"].to_numpy(),
-            itl_request=np.searchsorted(index, gaps["request"].to_numpy()),
+            itl_request=_positions(index, gaps["request"].to_numpy()),
             num_gpu_blocks=int(row.num_gpu_blocks),
             block_size=int(row.block_size),
             replicas=int(row.replicas),
@@ -341,6 +341,14 @@ def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]
         )
         out.append((index, result))
     return out
+
+
+def _positions(index: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Where each of `rows` sits in `index` (sorted, distinct): the rows themselves when the index is every
+    row 0..n-1 (every request reached the stage), as a search would find (millions of token gaps)."""
+    if len(index) and index[0] == 0 and index[-1] == len(index) - 1:  # sorted and distinct: 0..n-1
+        return rows
+    return np.searchsorted(index, rows)
 
 
 def summarize_llm_runs(
