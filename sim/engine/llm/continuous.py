@@ -18,7 +18,6 @@ from bisect import bisect_left
 from collections import deque
 from itertools import accumulate
 
-
 from sim.engine.llm.scheduler import MAX_STEPS_PER_EVENT, LLMScheduler, blocks_for, watermark_blocks
 from sim.spec.llm_schema import ContinuousLLMBatching
 
