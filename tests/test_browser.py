@@ -190,17 +190,17 @@ def test_switching_scenario_resets_the_knobs_in_the_browser(app_url):
             page = browser.new_page(viewport={"width": 1500, "height": 2200})
             page.goto(app_url, wait_until="domcontentloaded")
             page.locator('[data-testid="stMetric"]', has_text="p99 latency").wait_for(timeout=ANSWER_TIMEOUT_MS)
-            wait_until_idle(page)
+            wait_until_settled(page)
             replicas = page.get_by_label("Replicas", exact=True)
             replicas.fill(str(int(replicas.input_value()) + 5))
             replicas.press("Enter")
             page.wait_for_timeout(500)
-            wait_until_idle(page)
+            wait_until_settled(page)
 
             page.get_by_role("combobox", name="Shipped scenario").click()
             page.get_by_role("option", name="search-ranker", exact=True).click()
             page.locator("h1", has_text="search-ranker").wait_for(timeout=ANSWER_TIMEOUT_MS)
-            wait_until_idle(page)
+            wait_until_settled(page)
             assert_no_exception(page)
             assert int(page.get_by_label("Replicas", exact=True).input_value()) == target.deployment.replicas
             assert float(page.get_by_label("p99 SLO (ms)", exact=True).input_value()) == target.slo.p99_ms
@@ -208,7 +208,7 @@ def test_switching_scenario_resets_the_knobs_in_the_browser(app_url):
             # The next click (another tab) reruns the page with what the browser holds.
             page.get_by_role("tab", name="Data & downloads").click()
             page.wait_for_timeout(500)
-            wait_until_idle(page)
+            wait_until_settled(page)
             assert_no_exception(page)
             assert int(page.get_by_label("Replicas", exact=True).input_value()) == target.deployment.replicas
             assert metric_value(page, "p99 latency") == expected_p99
