@@ -13,10 +13,7 @@ so the blocks a step claims are the count of sequences of that phase (`due_by_ph
 from __future__ import annotations
 
 import heapq
-import math
-from bisect import bisect_left
 from collections import deque
-from itertools import accumulate
 
 from sim.engine.llm.scheduler import MAX_STEPS_PER_EVENT, LLMScheduler, blocks_for, watermark_blocks
 from sim.spec.llm_schema import ContinuousLLMBatching
@@ -309,33 +306,15 @@ def decode_run_ends(
 ) -> list[float]:
     """End times of up to `steps` decode steps of one batch from `start_ms`, step j costing `base_ms +
     kv_ms_per_token × (context0 + batch × j)`, stopping after the first that ends at or after `stop_ms`.
-    Summed one step after the other, as one event per step would (so the same bits); how many steps are
-    needed to reach `stop_ms` is first solved in closed form (the ends are a quadratic in the step count),
-    so that only those are summed."""
-    count = min(
-        steps, _steps_to_reach(stop_ms - start_ms, base_ms + kv_ms_per_token * context0, kv_ms_per_token * batch) + 1
-    )
-    while True:
-        ends = list(
-            accumulate([base_ms + kv_ms_per_token * (context0 + batch * j) for j in range(count)], initial=start_ms)
-        )
-        del ends[0]
-        cut = bisect_left(ends, stop_ms)
-        if cut < count:
-            return ends[: cut + 1]
-        if count == steps:
-            return ends
-        count = steps  # the closed form fell short by rounding: sum them all
 
-
-def _steps_to_reach(span_ms: float, first_ms: float, growth_ms: float) -> int:
-    """About the least m with m·first_ms + growth_ms·m(m − 1)/2 >= span_ms (steps of first_ms growing by
-    growth_ms each); a huge number when span_ms is infinite."""
-    if not math.isfinite(span_ms):
-        return MAX_STEPS_PER_EVENT
-    if span_ms <= 0:
-        return 1
-    a, b = growth_ms / 2, first_ms - growth_ms / 2
-    m = span_ms / b if a == 0 else (math.sqrt(b * b + 4 * a * span_ms) - b) / (2 * a)
-    steps = math.ceil(m)
-    return steps if steps > 1 else 1
+    Summed one step after the other, as one event per step would, so that every token time has the same
+    bits. (Solving for the stop in closed form first — the ends are a quadratic in the step count — was
+    measured slower: the sums up to the stop are needed anyway, and the loop stops there.)"""
+    ends: list[float] = []
+    end_ms = start_ms
+    for j in range(steps):
+        end_ms += base_ms + kv_ms_per_token * (context0 + batch * j)
+        ends.append(end_ms)
+        if end_ms >= stop_ms:
+            break
+    return ends
