@@ -90,6 +90,7 @@ def walk_replica(scheduler: LLMScheduler, requests: list[int], clock_ms: list[fl
                 now = deadline
             continue
         end = now + duration_ms
-        queue_until(end)
+        if k < count and clock_ms[k] <= end:  # most iterations end before the next arrival
+            queue_until(end)
         now = end
         scheduler.finish(now)
