@@ -103,3 +103,12 @@ def test_trade_off_and_cost_inputs_survive_leaving_their_tabs():
     cost_range.set_value((low, high + 2)).run()
     tab(tab(at, "Stage details"), "Cost vs replicas")
     assert at.slider(key=f"cost.range@{at.session_state['_scenario_generation']}").value == (low, high + 2)
+
+
+def test_a_link_with_values_a_tab_input_cannot_take_opens_the_defaults():
+    at = tab(started(**{"compare.baseline": '"gone"', "advise.stack": "7", "tradeoff.sizes": "[3]"}), "Compare")
+    assert at.selectbox(key=f"compare.baseline@{at.session_state['_scenario_generation']}").value == "as configured"
+    tab(at, "Advisor")
+    assert at.selectbox(key="advise.stack").value == 2
+    tab(at, "Trade-off")
+    assert at.multiselect(key="tradeoff.sizes").value == [1, 8, 32]

@@ -25,9 +25,25 @@ def view_advisor(ctx: Context) -> None:
         step=5.0,
         help="0: no SLO, stacks ranked by p99",
     )
-    stack = tab_input(cols[1].selectbox, "advise.stack", 2, "Levers per stack, up to", [1, 2, 3], fixed_key=True)
+    stack = tab_input(
+        cols[1].selectbox,
+        "advise.stack",
+        2,
+        "Levers per stack, up to",
+        [1, 2, 3],
+        fixed_key=True,
+        valid=lambda value: value in (1, 2, 3),
+    )
     hit_rate = tab_input(
-        cols[2].slider, "advise.hits", 0.3, "Assumed cache hit rate", 0.05, 0.9, step=0.05, fixed_key=True
+        cols[2].slider,
+        "advise.hits",
+        0.3,
+        "Assumed cache hit rate",
+        0.05,
+        0.9,
+        step=0.05,
+        fixed_key=True,
+        valid=lambda value: 0.05 <= value <= 0.9,
     )
     key = (ctx.scenario.to_yaml(), ctx.seed, slo, stack, hit_rate)
     if cols[3].button("Advise", type="primary", key="advise.run"):

@@ -47,8 +47,14 @@ def view_compare(ctx: Context) -> None:
         st.error(as_text(exc))
         return
     names = [variant.name for variant in variants]
+    choices = [*names, "none"]
     baseline = tab_input(
-        st.selectbox, "compare.baseline", names[0], "Baseline (deltas are against it)", [*names, "none"]
+        st.selectbox,
+        "compare.baseline",
+        names[0],
+        "Baseline (deltas are against it)",
+        choices,
+        valid=lambda value: value in choices,  # a kept name may be gone once the variants are edited
     )
     baseline = None if baseline not in names else baseline
     with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…", show_time=True):
