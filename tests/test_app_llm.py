@@ -102,5 +102,10 @@ def test_the_sizing_tab_sizes_an_llm_on_ttft_and_tpot_as_servesim_size_does():
     )
     shown = [m for m in at.metric if m.label.startswith("Smallest replicas")][-1].value
     assert int(shown) == direct.chosen.replicas
+    # The chosen count's cards are what it was judged on: TTFT / TPOT p99, and $ per 1M output tokens.
+    assert [m for m in at.metric if m.label == "TTFT p99"][-1].value == fmt_ms(direct.chosen.ttft_p99_ms)
+    assert [m for m in at.metric if m.label == "TPOT p99"][-1].value == fmt_ms(direct.chosen.tpot_p99_ms)
+    per_token = [m for m in at.metric if m.label == "$ per 1M output tokens"][-1].value
+    assert per_token == f"${direct.chosen.usd_per_1m_tokens:,.2f}"
     answer = next(m.value for m in at.markdown if m.value.startswith("### "))
     assert f"{direct.chosen.usd_per_1m_tokens:,.2f} per 1M output tokens" in answer.replace("\\", "")

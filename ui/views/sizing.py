@@ -169,26 +169,34 @@ def show_sizing(result, knob: str, budget: str, slo: float = 0.0, p95: float = 0
         st.error(f"No candidate meets {budget}.")
     else:
         st.markdown(f"### {as_text(sizing_answer(result))}")
-        cards = st.columns(4)
+        llm = chosen.ttft_p99_ms is not None  # judged on TTFT / TPOT: those are the cards
+        cards = st.columns(5 if llm else 4)
         cards[0].metric(
             f"Smallest {knob}", f"{chosen.replicas}", chosen.hardware, delta_color="off", delta_arrow="off", border=True
         )
-        cards[1].metric(
-            "p99",
-            fmt_ms(chosen.p99_ms),
-            f"95% CI {chosen.p99_ci95[0]:,.1f}–{chosen.p99_ci95[1]:,.1f} ms",
-            delta_color="off",
-            delta_arrow="off",
-            border=True,
+        measures = (
+            [("TTFT p99", chosen.ttft_p99_ms, chosen.ttft_ci95), ("TPOT p99", chosen.tpot_p99_ms, chosen.tpot_ci95)]
+            if llm
+            else [("p99", chosen.p99_ms, chosen.p99_ci95)]
         )
-        cards[2].metric(
+        for card, (label, value, ci) in zip(cards[1:], measures):
+            card.metric(
+                label,
+                fmt_ms(value),
+                f"95% CI {ci[0]:,.1f}–{ci[1]:,.1f} ms" if ci else None,
+                delta_color="off",
+                delta_arrow="off",
+                border=True,
+            )
+        cards[len(measures) + 1].metric(
             "$ per hour", f"${chosen.usd_per_hour:,.2f}" if chosen.usd_per_hour is not None else "–", border=True
         )
-        cards[3].metric(
-            "$ per 1M queries",
-            f"${chosen.usd_per_1m_queries:,.2f}" if chosen.usd_per_1m_queries is not None else "–",
-            border=True,
+        per_unit, unit = (
+            (chosen.usd_per_1m_tokens, "$ per 1M output tokens")
+            if llm
+            else (chosen.usd_per_1m_queries, "$ per 1M queries")
         )
+        cards[len(measures) + 2].metric(unit, f"${per_unit:,.2f}" if per_unit is not None else "–", border=True)
         recheck = result.recheck
         st.success(
             f"**{chosen.hardware}, {knob} = {chosen.replicas}** meets {budget}; re-checked on fresh seeds: "
