@@ -107,5 +107,7 @@ def test_the_sizing_tab_sizes_an_llm_on_ttft_and_tpot_as_servesim_size_does():
     assert [m for m in at.metric if m.label == "TPOT p99"][-1].value == fmt_ms(direct.chosen.tpot_p99_ms)
     per_token = [m for m in at.metric if m.label == "$ per 1M output tokens"][-1].value
     assert per_token == f"${direct.chosen.usd_per_1m_tokens:,.2f}"
+    frontier = at.dataframe[-1].value
+    assert {"TTFT p99 (ms)", "TPOT p99 (ms)", "$/1M output tokens"} <= set(frontier.columns)
     answer = next(m.value for m in at.markdown if m.value.startswith("### "))
     assert f"{direct.chosen.usd_per_1m_tokens:,.2f} per 1M output tokens" in answer.replace("\\", "")

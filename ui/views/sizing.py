@@ -219,33 +219,49 @@ def show_sizing(result, knob: str, budget: str, slo: float = 0.0, p95: float = 0
     frontier = result.frontier()
     if frontier.empty:
         return
+    budgets = result.budgets
+    llm = budgets is not None and budgets.llm and frontier["ttft_p99_ms"].notna().any()
+    # An LLM is sized on TTFT (and TPOT): its chart is the TTFT p99 against that budget, priced per token.
+    measure, ci, label, line, money, money_label = (
+        (
+            "ttft_p99_ms",
+            "ttft_ci95",
+            "TTFT p99 (ms)",
+            budgets.ttft_p99_ms,
+            "usd_per_1m_tokens",
+            "$ per 1M output tokens",
+        )
+        if llm
+        else ("p99_ms", "p99_ci95", "p99 latency (ms)", slo, "usd_per_1m_queries", "$ per 1M queries")
+    )
     frontier = frontier.assign(
-        p99_low=frontier["p99_ci95"].map(lambda ci: ci[0]), p99_high=frontier["p99_ci95"].map(lambda ci: ci[1])
+        p99_low=frontier[ci].map(lambda pair: pair[0] if pair else None),
+        p99_high=frontier[ci].map(lambda pair: pair[1] if pair else None),
     )
     base = alt.Chart(frontier).encode(
         x=alt.X("replicas:Q", title=knob, scale=alt.Scale(zero=False), axis=alt.Axis(tickMinStep=1, format="d")),
         color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", title=None)),
     )
     latency = base.mark_line(point=True).encode(
-        y=alt.Y("p99_ms:Q", title="p99 latency (ms)", scale=alt.Scale(type="log"))
+        y=alt.Y(f"{measure}:Q", title=label, scale=alt.Scale(type="log"))
     ) + base.mark_errorbar().encode(y="p99_low:Q", y2="p99_high:Q")
-    if slo:
-        latency += alt.Chart(pd.DataFrame({"slo": [slo]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q")
-    cost = base.mark_line(point=True).encode(y=alt.Y("usd_per_1m_queries:Q", title="$ per 1M queries"))
+    if line:
+        latency += alt.Chart(pd.DataFrame({"slo": [line]})).mark_rule(strokeDash=[4, 3], color="red").encode(y="slo:Q")
+    cost = base.mark_line(point=True).encode(y=alt.Y(f"{money}:Q", title=money_label))
     left, right = st.columns(2)
-    left.altair_chart(latency.properties(title="p99 by " + knob, height=260), width="stretch")
+    left.altair_chart(latency.properties(title=f"{label.removesuffix(' (ms)')} by {knob}", height=260), width="stretch")
     right.altair_chart(cost.properties(title="cost by " + knob, height=260), width="stretch")
     shown = [
         "hardware",
         "replicas",
+        *(["ttft_p99_ms", "tpot_p99_ms"] if llm else []),
         "p99_ms",
-        "p99_low",
-        "p99_high",
+        *([] if llm else ["p99_low", "p99_high"]),
         *(["worst_window_p99_ms"] if frontier["worst_window_p99_ms"].notna().any() else []),
         *(["p95_ms"] if p95 else []),
         "usd_per_hour",
         *(["usd_per_day"] if frontier["usd_per_day"].notna().any() else []),
-        "usd_per_1m_queries",
+        money,
         "verdict",
     ]
     st.dataframe(
@@ -253,7 +269,10 @@ def show_sizing(result, knob: str, budget: str, slo: float = 0.0, p95: float = 0
         .rename(
             columns={
                 "replicas": knob,
-                "p99_ms": "p99 (ms)",
+                "p99_ms": "end-to-end p99 (ms)" if llm else "p99 (ms)",
+                "ttft_p99_ms": "TTFT p99 (ms)",
+                "tpot_p99_ms": "TPOT p99 (ms)",
+                "usd_per_1m_tokens": "$/1M output tokens",
                 "p99_low": "CI low",
                 "p99_high": "CI high",
                 "worst_window_p99_ms": "worst window p99 (ms)",
