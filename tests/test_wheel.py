@@ -104,3 +104,17 @@ def test_the_wheel_runs_a_scenario_priced_from_the_catalogue_outside_the_checkou
     )
     assert copied.returncode == 0, copied.stderr[-2000:]
     assert (work / "mine" / "traces" / "azure-llm-conv-trace.csv").is_file()
+    from tests.test_cli_plan import free_port, wait_healthy
+
+    port = free_port()
+    planner = subprocess.Popen(
+        [str(python), "-m", "sim.cli.main", "plan", "mm3", "--port", str(port)],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_healthy(port, planner) == "ok"  # the installed planner serves (app.py is not in the wheel)
+    finally:
+        planner.terminate()
+        planner.wait(timeout=30)

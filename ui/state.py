@@ -19,13 +19,16 @@ Nothing outside this module reads or writes st.session_state by key.
 
 from __future__ import annotations
 
+import os
+
 import json
 import math
 from typing import Any, Callable
 
 import streamlit as st
 
-DEFAULT_SCENARIO = "vision-a100"
+# The scenario a session opens on: `servesim plan NAME` sets SERVESIM_SCENARIO (sim/cli/plan.py).
+DEFAULT_SCENARIO = os.environ.get("SERVESIM_SCENARIO") or "vision-a100"
 
 
 KNOB = "knob."  # prefix of every knob's widget key

@@ -26,7 +26,14 @@ from sim.errors import ServesimError
 # servesim's own sub-commands; each module's `register(subparsers)` adds its parser and imports nothing
 # heavy (the work's imports happen when the command runs). Other packages (calibrate) add commands
 # through the `servesim.commands` entry-point group, so sim never imports them.
-COMMAND_MODULES = ("sim.cli.compare", "sim.cli.sweep", "sim.cli.size", "sim.cli.advise", "sim.cli.scenarios")
+COMMAND_MODULES = (
+    "sim.cli.compare",
+    "sim.cli.sweep",
+    "sim.cli.size",
+    "sim.cli.advise",
+    "sim.cli.scenarios",
+    "sim.cli.plan",
+)
 ENTRY_POINT_GROUP = "servesim.commands"
 EXIT_OK = 0
 EXIT_USER_ERROR = 2

@@ -1,0 +1,61 @@
+"""`servesim plan [SCENARIO]`: open the Streamlit planner from an installed servesim (or a checkout) on a
+shipped scenario. The page is the `ui` package's (ui/page.py, found without importing it: sim never imports
+ui); this command only starts Streamlit on it, with the scenario to open first in SERVESIM_SCENARIO."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+
+from sim.errors import ServesimError
+
+
+def register(subparsers) -> None:
+    plan = subparsers.add_parser("plan", help="open the capacity planner (Streamlit) on a shipped scenario")
+    plan.add_argument("scenario", nargs="?", default=None, help="shipped scenario name (default: vision-a100)")
+    plan.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    plan.add_argument("--browser", action="store_true", help="also open a browser tab")
+    plan.set_defaults(func=cmd_plan)
+
+
+def page_file() -> str:
+    """The planner page's file (ui/page.py) in this installation."""
+    spec = importlib.util.find_spec("ui.page")
+    if spec is None or spec.origin is None:
+        raise ServesimError("plan: the planner is not installed (install servesim with its [app] extra)")
+    return spec.origin
+
+
+def planner_command(scenario: str | None, port: int, browser: bool) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that serve the planner."""
+    from sim.cli.scenarios import shipped_scenarios
+
+    env = dict(os.environ)
+    if scenario is not None:
+        name = scenario.removesuffix(".yaml")
+        shipped = shipped_scenarios()
+        if name not in shipped:
+            raise ServesimError(
+                f"plan: no shipped scenario of that name (shipped: {', '.join(shipped)}); to plan your own scenario "
+                "file, upload it in the page's sidebar"
+            )
+        env["SERVESIM_SCENARIO"] = name
+    if not 1 <= port <= 65535:
+        raise ServesimError(f"--port: {port} is not a port number (1-65535)")
+    if importlib.util.find_spec("streamlit") is None:
+        raise ServesimError("plan: Streamlit is not installed (pip install 'servesim[app]')")
+    command = [
+        sys.executable, "-m", "streamlit", "run", page_file(),
+        "--server.port", str(port), "--server.headless", "false" if browser else "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    return command, env
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    command, env = planner_command(args.scenario, args.port, args.browser)
+    print(f"planner: http://localhost:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
+    return subprocess.call(command, env=env)
