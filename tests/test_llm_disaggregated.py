@@ -191,14 +191,17 @@ def test_the_run_reports_each_pool_and_the_transfers(capsys):
     assert llm["completed"] > 0
 
 
-def test_disaggregation_removes_prefill_interference_from_tpot():
+@pytest.mark.parametrize(
+    "pair", [("llm-chat-continuous", "llm-chat-disaggregated"), ("llm-code-continuous", "llm-code-disaggregated")]
+)
+def test_disaggregation_removes_prefill_interference_from_tpot(pair):
     # DistServe (Zhong et al., OSDI '24, Fig. 2) and Splitwise (Patel et al., ISCA '24): a prefill batched with
     # decodes stretches that iteration for every decoding request, so colocated TPOT rises with the prompt
     # load; on a decode pool it stays at the decode step's cost. Same 6 replicas, same traffic.
     from sim.analysis.simulate import simulate
 
-    colocated = load_scenario(ROOT / "scenarios" / "llm-chat-continuous.yaml")
-    split = load_scenario(ROOT / "scenarios" / "llm-chat-disaggregated.yaml")
+    colocated, split = (load_scenario(ROOT / "scenarios" / f"{name}.yaml") for name in pair)
+    assert colocated.deployment.replicas == split.deployment.replicas  # the same fleet, split by phase
     a = simulate(colocated, requests=3000, replications=1).summary["llm"]
     b = simulate(split, requests=3000, replications=1).summary["llm"]
     assert b["tpot_ms"]["p99"] < a["tpot_ms"]["p99"]
