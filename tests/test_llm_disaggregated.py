@@ -206,3 +206,18 @@ def test_disaggregation_removes_prefill_interference_from_tpot(pair):
     b = simulate(split, requests=3000, replications=1).summary["llm"]
     assert b["tpot_ms"]["p99"] < a["tpot_ms"]["p99"]
     assert b["itl_ms"]["p99"] < a["itl_ms"]["p99"]
+
+
+def test_a_decode_pool_priced_otherwise_is_paid_at_its_own_price():
+    from sim.metrics.cost import price_usd_per_replica_hour
+
+    raw = _scenario()
+    raw["deployment"]["hardware"] = {"name": "a100 tp4", "usd_per_hour": 13.72}
+    assert price_usd_per_replica_hour(parse_scenario(raw, base_dir=ROOT)) == 13.72
+    raw["stages"][0]["disaggregated"]["decode"]["usd_per_hour"] = 27.52
+    priced = parse_scenario(raw, base_dir=ROOT)
+    assert price_usd_per_replica_hour(priced) * 3 == pytest.approx(13.72 + 2 * 27.52)  # 1 prefill + 2 decode
+    del raw["stages"][0]["disaggregated"]["decode"]["usd_per_hour"]
+    raw["stages"][0]["disaggregated"]["decode"]["profile"] = H100  # the H100 profile's measured price
+    h100 = load_llm_profile(H100).usd_per_hour
+    assert price_usd_per_replica_hour(parse_scenario(raw, base_dir=ROOT)) * 3 == pytest.approx(13.72 + 2 * h100)

@@ -84,7 +84,28 @@ def replica_hardware(scenario: Scenario, name: str, catalogue: dict | None = Non
 
 def price_usd_per_replica_hour(scenario: Scenario) -> float | None:
     """The price of one replica-hour: the scenario's hardware (a catalogue name alone is priced per replica,
-    × its GPUs), else the profile's measured hardware."""
+    × its GPUs), else the profile's measured hardware; for a disaggregated stage whose decode pool is priced
+    otherwise, the mean over its fixed pools (`pooled_price`)."""
+    return pooled_price(scenario, _replica_price(scenario))
+
+
+def pooled_price(scenario: Scenario, base: float | None) -> float | None:
+    """A disaggregated LLM stage (fixed pools, no autoscaling: every replica is paid all the time): prefill
+    replicas at `base`, decode replicas at `decode.usd_per_hour`, else the decode profile's price, else
+    `base` — blended so that price × replicas is the fleet's cost."""
+    for stage in scenario.stages:
+        split = getattr(stage, "disaggregated", None)
+        if split is None or base is None:
+            continue
+        decode = split.decode.usd_per_hour
+        if decode is None and split.decode.profile is not None:
+            decode = stage.decode_cost.profile.usd_per_hour
+        if decode is not None:
+            return (split.prefill_replicas * base + split.decode.replicas * decode) / split.replicas
+    return base
+
+
+def _replica_price(scenario: Scenario) -> float | None:
     hardware = scenario.deployment.hardware
     if hardware.name and "usd_per_hour" not in hardware.model_fields_set:
         return replica_usd_per_hour(scenario, hardware.name)

@@ -254,6 +254,16 @@ class PrefixCache(_Model):
         return np.clip(np.minimum(cached, prompt - 1), 0, None)
 
 
+def loadable_profile(value: str, info: ValidationInfo) -> str:
+    """A scenario's `profile:` field: the path of an LLM profile that loads (its problems as the field's)."""
+    path = resolve_path(value, info.context)
+    try:
+        load_llm_profile(path)
+    except ServesimError as exc:
+        raise ValueError(str(exc)) from None
+    return str(path)
+
+
 # Per-GPU bandwidth (GB/s, one direction) and latency (ms) of the links a KV cache can move over. Each GPU of a
 # tensor-parallel replica sends its own shard, so a replica's link is `gpus` times one GPU's. Bandwidths are the
 # vendors' peak figures: NVLink 4 on H100 SXM (900 GB/s both directions: 450 one way; NVIDIA H100 datasheet,
@@ -300,14 +310,7 @@ class DecodePool(_Model):
     @field_validator("profile")
     @classmethod
     def _profile_loads(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        path = resolve_path(value, info.context)
-        try:
-            load_llm_profile(path)
-        except ServesimError as exc:
-            raise ValueError(str(exc)) from None
-        return str(path)
+        return None if value is None else loadable_profile(value, info)
 
 
 class Disaggregation(_Model):
@@ -364,12 +367,7 @@ class LLMStage(_Model):
     @field_validator("profile")
     @classmethod
     def _profile_loads(cls, value: str, info: ValidationInfo) -> str:
-        path = resolve_path(value, info.context)
-        try:
-            load_llm_profile(path)
-        except ServesimError as exc:
-            raise ValueError(str(exc)) from None
-        return str(path)
+        return loadable_profile(value, info)
 
     @cached_property
     def cost(self) -> LLMCost:
