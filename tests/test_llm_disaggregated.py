@@ -221,3 +221,9 @@ def test_a_decode_pool_priced_otherwise_is_paid_at_its_own_price():
     raw["stages"][0]["disaggregated"]["decode"]["profile"] = H100  # the H100 profile's measured price
     h100 = load_llm_profile(H100).usd_per_hour
     assert price_usd_per_replica_hour(parse_scenario(raw, base_dir=ROOT)) * 3 == pytest.approx(13.72 + 2 * h100)
+
+
+def test_size_refuses_a_disaggregated_scenario_naming_the_field(capsys):
+    assert main(["size", "llm-code-disaggregated", "--requests", "300"]) == 2
+    err = capsys.readouterr().err
+    assert "stages.llm.disaggregated" in err and "servesim compare" in err and err.count("\n") == 1

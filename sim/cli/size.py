@@ -80,6 +80,13 @@ def cmd_size(args: argparse.Namespace) -> int:
     if args.replications < 2:
         raise ServesimError("--replications must be at least 2: sizing needs a confidence interval")
     scenario = apply_set_options(load_scenario(args.scenario), args.set)
+    split = next((s.name for s in scenario.stages if getattr(s, "disaggregated", None) is not None), None)
+    if split is not None:
+        raise ServesimError(
+            f"stages.{split}.disaggregated: its prefill and decode pools fix the replicas, which size varies; "
+            "compare splits with servesim compare -v 'NAME:stages.STAGE.disaggregated={prefill_replicas: P, "
+            "decode: {replicas: D}}' (README, Disaggregated serving)"
+        )
     check_requests(scenario, args.requests)
     given = [args.slo_p99_ms, args.slo_p95_ms, args.slo_p50_ms, args.ttft_p99_ms, args.tpot_p99_ms]
     slo = scenario.slo if all(value is None for value in given) else None  # none given: the scenario's own
