@@ -56,10 +56,20 @@ def run(ready, cost, policy, instances, autoscaling, cold_start, force_simpy):
     return result, service_rng.bit_generator.state, cold_rng.bit_generator.state
 
 
+def ends_tie(cost) -> bool:
+    """A constant batch cost (cv 0): batches that start together on two instances of a replica end together,
+    and which of the two then takes the next batch is SimPy's event order (the tie rule of the module), so
+    instance labels may differ; starts, batches, replicas and the timeline may not."""
+    spec = getattr(cost, "spec", None)
+    return spec is not None and getattr(spec, "cv", None) == 0.0
+
+
 def assert_same_run(ready, cost, policy, instances, autoscaling, cold_start):
     simpy_result, simpy_service, simpy_cold = run(ready, cost, policy, instances, autoscaling, cold_start, True)
     walk_result, walk_service, walk_cold = run(ready, cost, policy, instances, autoscaling, cold_start, False)
     for name in FIELDS:
+        if name == "instance" and ends_tie(cost):
+            continue
         np.testing.assert_array_equal(getattr(walk_result, name), getattr(simpy_result, name), err_msg=name)
     # Every change-point of the replica states, queue, ongoing and busy instances; the last row is the
     # run's end, which SimPy takes from timeouts nobody waits for any more (a former's lapsed delay).
