@@ -227,3 +227,10 @@ def test_size_refuses_a_disaggregated_scenario_naming_the_field(capsys):
     assert main(["size", "llm-code-disaggregated", "--requests", "300"]) == 2
     err = capsys.readouterr().err
     assert "stages.llm.disaggregated" in err and "servesim compare" in err and err.count("\n") == 1
+
+
+def test_a_decode_pool_without_room_for_a_kv_cache_is_named():
+    # Llama 2 70B's 128.5 GiB of weights fill 0.3 of 4 × 80 GiB (96 GiB): no KV block is left.
+    s = stage(decode={"gpu_memory_utilization": 0.3})
+    with pytest.raises(ScenarioError, match=r"stages\.llm\.disaggregated\.decode: no room for a KV cache"):
+        simulate_disaggregated(np.array([0.0]), np.array([100]), np.array([5]), s, np.random.default_rng(0))

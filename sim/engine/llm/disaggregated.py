@@ -245,18 +245,11 @@ def decode_token_gaps(
 
 def decode_blocks(stage: LLMStage) -> int:
     """KV blocks of one decode replica: its GPU memory share after the weights (vLLM's sizing)."""
-    from sim.errors import ScenarioError
+    from sim.engine.llm.stage import kv_blocks
 
     decode = stage.disaggregated.decode
-    tokens = stage.decode_cost.kv_capacity_tokens(decode.gpu_memory_utilization)
-    blocks = tokens // stage.batching.block_size
-    if blocks <= 0:
-        m = stage.decode_cost.profile.memory
-        raise ScenarioError(
-            f"stages.{stage.name}.disaggregated.decode: no room for a KV cache: the weights ({m.weights_gib} GiB) "
-            f"fill {decode.gpu_memory_utilization:g} of {m.gpus} × {m.gpu_memory_gib} GiB"
-        )
-    return blocks
+    field = f"stages.{stage.name}.disaggregated.decode"
+    return kv_blocks(stage.decode_cost, decode.gpu_memory_utilization, None, stage.batching.block_size, field)
 
 
 def simulate_disaggregated(

@@ -64,12 +64,23 @@ def gpu_blocks(stage: LLMStage) -> int:
     if isinstance(batching, ContinuousLLMBatching) and batching.num_gpu_blocks is not None:
         return batching.num_gpu_blocks
     utilisation = getattr(batching, "gpu_memory_utilization", 0.9)
-    tokens = stage.cost.kv_capacity_tokens(utilisation, getattr(batching, "gpu_memory_gib", None))
-    blocks = tokens // batching.block_size
+    return kv_blocks(
+        stage.cost,
+        utilisation,
+        getattr(batching, "gpu_memory_gib", None),
+        batching.block_size,
+        f"stages.{stage.name}.batching",
+    )
+
+
+def kv_blocks(cost, utilisation: float, gpu_memory_gib: float | None, block_size: int, field: str) -> int:
+    """KV blocks of one replica of `cost`'s profile: `utilisation` of its GPU memory after the weights, in
+    blocks of `block_size` tokens; none left is refused, naming `field`."""
+    blocks = cost.kv_capacity_tokens(utilisation, gpu_memory_gib) // block_size
     if blocks <= 0:
-        m = stage.cost.profile.memory
+        m = cost.profile.memory
         raise ScenarioError(
-            f"stages.{stage.name}.batching: no room for a KV cache: the weights ({m.weights_gib} GiB) fill "
+            f"{field}: no room for a KV cache: the weights ({m.weights_gib} GiB) fill "
             f"{utilisation:g} of {m.gpus} × {m.gpu_memory_gib} GiB"
         )
     return blocks
