@@ -81,11 +81,41 @@ def test_the_advisor_offers_no_speed_factor_for_an_llm_stage(chat):
     assert "LLM" in (lever.applies(named) or "")
 
 
-def test_an_estimated_profile_is_a_labelled_candidate_and_unpriced_hardware_has_no_cost(chat):
-    # H200 has specifications but no price in the catalogue: its estimate runs, its cost is unknown (not 0).
-    (candidate,) = parse_candidates(
-        f"h200={ROOT / 'models/llama2-70b-tp4-h200-estimated.yaml'}", chat, load_catalogue()
-    )
+def test_a_tp4_h200_replica_is_priced_four_catalogue_gpu_hours(chat):
+    # H200 and L40S have sourced catalogue prices now: an estimated TP4 profile is priced 4 × its GPU-hour in
+    # the profile it was written with, in `size` and in `run`, and so has a $ per 1M tokens.
+    catalogue = load_catalogue()
+    for hardware in ("h200", "l40s"):
+        gpu = catalogue[hardware].usd_per_hour
+        assert gpu > 0 and catalogue[hardware].source.count("https://") >= 1
+        path = ROOT / f"models/llama2-70b-tp4-{hardware}-estimated.yaml"
+        assert load_llm_profile(path).usd_per_hour == pytest.approx(4 * gpu, rel=1e-4)
+        (candidate,) = parse_candidates(f"{hardware}={path}", chat, catalogue)
+        assert candidate.name == f"{hardware} (estimated)"
+        assert candidate.usd_per_hour == pytest.approx(4 * gpu)
+        assert price_usd_per_replica_hour(candidate.apply(chat)) == pytest.approx(4 * gpu, rel=1e-4)
+    (candidate,) = parse_candidates(f"h200={ROOT / 'models/llama2-70b-tp4-h200-estimated.yaml'}", chat, catalogue)
+    point = probe(candidate.apply(chat), candidate.name, 2, 1e9, seed=1, **RUN)
+    assert point.usd_per_hour == pytest.approx(2 * 4 * catalogue["h200"].usd_per_hour, rel=1e-4)
+    assert point.usd_per_1m_tokens > 0 and math.isfinite(point.usd_per_1m_tokens)
+
+
+def test_an_estimated_profile_on_unpriced_hardware_has_no_cost(tmp_path):
+    # Hardware with specifications but no price (a catalogue without the entry, a profile without a price):
+    # the estimate runs, its cost is unknown (not 0).
+    import yaml
+
+    data = yaml.safe_load((ROOT / "models/llama2-70b-tp4-h200-estimated.yaml").read_text(encoding="utf-8"))
+    data["usd_per_hour"] = None
+    path = tmp_path / "h200-estimated.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    from sim.spec.datafiles import shipped_data_roots
+    from sim.spec.scenario import parse_scenario_text
+
+    roots = (*shipped_data_roots(), CHAT.parent, tmp_path)
+    chat = parse_scenario_text(CHAT.read_text(encoding="utf-8"), base_dir=CHAT.parent, allowed_roots=roots)
+    catalogue = {k: v for k, v in load_catalogue().items() if k != "h200"}
+    (candidate,) = parse_candidates(f"h200={path}", chat, catalogue)
     assert candidate.name == "h200 (estimated)" and candidate.usd_per_hour is None
     variant = candidate.apply(chat)
     assert variant.stages[0].cost.profile.estimated and price_usd_per_replica_hour(variant) is None
