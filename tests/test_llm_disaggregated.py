@@ -223,12 +223,6 @@ def test_a_decode_pool_priced_otherwise_is_paid_at_its_own_price():
     assert price_usd_per_replica_hour(parse_scenario(raw, base_dir=ROOT)) * 3 == pytest.approx(13.72 + 2 * h100)
 
 
-def test_size_refuses_a_disaggregated_scenario_naming_the_field(capsys):
-    assert main(["size", "llm-code-disaggregated", "--requests", "300"]) == 2
-    err = capsys.readouterr().err
-    assert "stages.llm.disaggregated" in err and "servesim compare" in err and err.count("\n") == 1
-
-
 def test_a_decode_pool_without_room_for_a_kv_cache_is_named():
     # Llama 2 70B's 128.5 GiB of weights fill 0.3 of 4 × 80 GiB (96 GiB): no KV block is left.
     s = stage(decode={"gpu_memory_utilization": 0.3})

@@ -298,13 +298,15 @@ def probe(
     per_window: bool = False,
     on_replication=None,
     workers: int = 1,
+    fleet: Callable[[Scenario, int], Scenario] | None = None,
 ) -> Probe:
-    """One count on one candidate, judged on every budget of `slo` (a p99 in ms, or Budgets). `per_window`:
+    """One count on one candidate, judged on every budget of `slo` (a p99 in ms, or Budgets). `fleet`: how
+    the count is applied (default `with_replicas`; a disaggregated stage sizes one pool). `per_window`:
     the worst judged window's p99 must meet the end-to-end budget too (sim.metrics.windows: the windows of
     `servesim run`, `window_s` long or its default when None; windows too thin for a p99 are not judged)."""
     budgets = slo if isinstance(slo, Budgets) else Budgets(slo)
     result = simulate(
-        with_replicas(scenario, count),
+        (fleet or with_replicas)(scenario, count),
         seed=seed,
         replications=replications,
         requests=requests,

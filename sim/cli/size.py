@@ -59,6 +59,11 @@ def register(subparsers) -> None:
         default=1,
         help="run each probe's replications in parallel in this many processes (same results; default 1)",
     )
+    size.add_argument(
+        "--no-colocated",
+        action="store_true",
+        help="a disaggregated LLM stage: size its prefill and decode pools only, not also the colocated fleet",
+    )
     add_set_option(size)
     size.add_argument(
         "--out", type=Path, default=Path("sizing"), help="folder for the frontier CSV, plot and chosen scenario"
@@ -75,17 +80,17 @@ def cmd_size(args: argparse.Namespace) -> int:
     from sim.spec.scenario import load_scenario
     from sim.analysis.sizing import check_requests, llm_budgets, parse_candidates, size
     from sim.present.progress import steps
+    from sim.spec.transforms import split_stage
 
     check_size_args(args)
     if args.replications < 2:
         raise ServesimError("--replications must be at least 2: sizing needs a confidence interval")
     scenario = apply_set_options(load_scenario(args.scenario), args.set)
-    split = next((s.name for s in scenario.stages if getattr(s, "disaggregated", None) is not None), None)
-    if split is not None:
+    split = split_stage(scenario)
+    if split is not None and args.hardware:
         raise ServesimError(
-            f"stages.{split}.disaggregated: its prefill and decode pools fix the replicas, which size varies; "
-            "compare splits with servesim compare -v 'NAME:stages.STAGE.disaggregated={prefill_replicas: P, "
-            "decode: {replicas: D}}' (README, Disaggregated serving)"
+            f"--hardware: stages.{split}.disaggregated sizes its prefill and decode pools on the scenario's hardware; "
+            "give each pool its profile in the scenario (disaggregated.decode.profile) to size another GPU"
         )
     check_requests(scenario, args.requests)
     given = [args.slo_p99_ms, args.slo_p95_ms, args.slo_p50_ms, args.ttft_p99_ms, args.tpot_p99_ms]
@@ -98,6 +103,8 @@ def cmd_size(args: argparse.Namespace) -> int:
         slo.p95_ms if slo else args.slo_p95_ms,
         slo.p50_ms if slo else args.slo_p50_ms,
     )
+    if split is not None:
+        return _size_split(scenario, budgets, args)
     candidates = parse_candidates(args.hardware, scenario, load_catalogue() if args.hardware else {})
     console = Console()
     knob = "min_replicas" if scenario.deployment.autoscaling else "replicas"
@@ -247,3 +254,88 @@ def _list(ci) -> list | None:
 
 def _usd(value) -> str:
     return "—" if value is None or not math.isfinite(value) else f"${value:,.2f}"
+
+
+def _size_split(scenario, budgets, args) -> int:
+    """A disaggregated stage: each pool's frontier, the pair chosen with its re-checks, the colocated fleet on the
+    same budgets, and which of the two is cheaper per 1M output tokens (sim/analysis/sizing_split.py)."""
+    import pandas as pd
+    from rich.console import Console
+
+    from sim.analysis.sizing_split import size_split
+    from sim.present.progress import steps
+
+    console = Console()
+    console.print(
+        f"sizing {scenario.name}: fewest prefill replicas with TTFT p99 within budget, then fewest decode replicas "
+        f"with {_describe(budgets)} (95% CI upper end)"
+    )
+
+    def show(pool: str, probe) -> None:
+        console.print(
+            f"  {pool}: {probe.hardware} replicas={probe.replicas}: {_figures(probe, budgets)} → {probe.verdict}"
+        )
+
+    with steps("sizing", "replications (expected)") as bar:
+        result = size_split(
+            scenario,
+            budgets,
+            replications=args.replications,
+            requests=args.requests,
+            seed=args.seed,
+            with_colocated=not args.no_colocated,
+            on_probe=show,
+            on_progress=lambda state: bar(
+                state.replications_done, state.replications_done + math.ceil(state.replications_expected)
+            ),
+            workers=args.workers,
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [{"pool": "prefill", **p.__dict__} for p in result.prefill] + [
+        {"pool": "decode", **p.__dict__} for p in result.decode
+    ]
+    if result.colocated is not None:
+        rows += [{"pool": "colocated", **p.__dict__} for p in result.colocated.probes]
+    pd.DataFrame(rows).to_csv(args.out / "frontier.csv", index=False)
+    for pool, probes in (("prefill pool (TTFT)", result.prefill), ("decode pool", result.decode)):
+        if probes:
+            console.print(_frontier_table_of(probes, f"{pool}: replicas vs latency vs cost"))
+    if result.colocated is not None:
+        console.print(_frontier_table(result.colocated, "replicas"))
+    for note in result.notes + (result.colocated.notes if result.colocated else []):
+        console.print(f"[yellow]note:[/yellow] {note}")
+    split, together = result.chosen, result.colocated.chosen if result.colocated else None
+    if split is not None:
+        path = args.out / f"{scenario.name}-sized.yaml"
+        path.write_text(result.chosen_scenario.to_yaml())
+        console.print(
+            f"[green]disaggregated:[/green] {split.hardware}: {_figures(split, budgets)}, {_price(split)} → {path}"
+        )
+        for label, point in (
+            ("re-check on fresh seeds", result.recheck),
+            ("one fewer prefill", result.fewer_prefill),
+            ("one fewer decode", result.fewer_decode),
+        ):
+            if point is not None:
+                console.print(f"{label} ({point.hardware}): {_figures(point, budgets)} → {point.verdict}")
+    else:
+        console.print("[red]disaggregated: no split up to the search's ceiling meets the budgets[/red]")
+    if result.colocated is not None:
+        if together is not None:
+            console.print(
+                f"[green]colocated:[/green] {together.replicas} replicas: {_figures(together, budgets)}, {_price(together)}"
+            )
+        else:
+            console.print("[red]colocated: no replica count up to the search's ceiling meets the budgets[/red]")
+        if result.cheaper is not None:
+            console.print(f"cheaper per 1M output tokens at these budgets: [bold]{result.cheaper}[/bold]")
+    return 0 if split is not None or together is not None else EXIT_NO_CANDIDATE
+
+
+def _frontier_table_of(probes, title: str):
+    """`_frontier_table` for a list of probes (one pool's)."""
+    from sim.analysis.sizing import SizingResult
+
+    table = _frontier_table(SizingResult(None, "replicas", probes=list(probes)), "replicas")
+    table.title = title
+    return table

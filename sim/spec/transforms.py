@@ -306,3 +306,38 @@ def path_hint(dotted: str) -> str | None:
 
     close = difflib.get_close_matches(dotted, [p for p in known if "*" not in p], n=1)
     return close[0] if close else None
+
+
+def split_stage(scenario: Scenario) -> str | None:
+    """The LLM stage whose prefill and decode run on separate pools (`disaggregated`), if any."""
+    return next((s.name for s in scenario.stages if getattr(s, "disaggregated", None) is not None), None)
+
+
+def split_overrides(scenario: Scenario, prefill: int, decode: int) -> dict[str, Any]:
+    """A disaggregated stage's pools set to `prefill` and `decode` replicas (the deployment holds both)."""
+    stage = split_stage(scenario)
+    if stage is None:
+        raise ScenarioError("stages: no LLM stage has disaggregated prefill and decode pools")
+    for label, count in (("prefill_replicas", prefill), ("decode.replicas", decode)):
+        if not (isinstance(count, int) and count >= 1):
+            raise ScenarioError(f"stages.{stage}.disaggregated.{label} must be a whole number ≥ 1 (got {count})")
+    path = f"stages.{stage}.disaggregated"
+    return {
+        f"{path}.prefill_replicas": prefill,
+        f"{path}.decode.replicas": decode,
+        "deployment.replicas": prefill + decode,
+    }
+
+
+def with_split(scenario: Scenario, prefill: int, decode: int) -> Scenario:
+    return scenario.with_overrides(split_overrides(scenario, prefill, decode))
+
+
+def colocated(scenario: Scenario, replicas: int | None = None) -> Scenario:
+    """A disaggregated scenario served colocated: every replica runs prefill and decode on the stage's own
+    profile and price, `replicas` of them (default: as many as both pools held)."""
+    stage = split_stage(scenario)
+    if stage is None:
+        return scenario
+    count = scenario.deployment.replicas if replicas is None else replicas
+    return scenario.with_overrides({f"stages.{stage}.disaggregated": None, "deployment.replicas": count})

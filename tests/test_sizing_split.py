@@ -1,0 +1,146 @@
+"""Sizing a disaggregated LLM stage (sim/analysis/sizing_split.py): each pool searched to its boundary, TTFT
+owed to the prefill pool alone, the colocated fleet sized on the same budgets, and refusals that name the field."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.analysis.sizing import Budgets, probe
+from sim.analysis.sizing_split import size_split
+from sim.cli.main import main
+from sim.errors import ScenarioError, ServesimError
+from sim.spec.scenario import parse_scenario
+from sim.spec.transforms import colocated, split_overrides, with_split
+
+ROOT = Path(__file__).resolve().parents[1]
+A100 = str(ROOT / "models" / "llama2-70b-tp4-a100.yaml")
+BUDGETS = Budgets(ttft_p99_ms=3000.0, tpot_p99_ms=70.0)
+
+
+def raw_split(requests: int = 1500) -> dict:
+    """Long prompts at 6 req/s on TP4 A100s: the prefill pool needs several replicas for a 3 s TTFT, the decode
+    pool two for a 70 ms TPOT."""
+    return {
+        "name": "split",
+        "seed": 3,
+        "workload": {
+            "arrival": {"process": "poisson", "rate_rps": 6.0},
+            "requests": requests,
+            "tokens": {
+                "prompt": {"dist": "lognormal", "median": 1500, "p99": 4000},
+                "output": {"dist": "lognormal", "median": 150, "p99": 600},
+            },
+        },
+        "stages": [
+            {
+                "name": "llm",
+                "kind": "llm",
+                "profile": A100,
+                "disaggregated": {"prefill_replicas": 2, "decode": {"replicas": 2}},
+            }
+        ],
+        "deployment": {"replicas": 4, "hardware": {"name": "a100", "usd_per_hour": 13.72}},
+        "slo": {"ttft_ms": 3000, "tpot_ms": 70},
+    }
+
+
+@pytest.fixture(scope="module")
+def sized():
+    scenario = parse_scenario(raw_split(), base_dir=ROOT)
+    return scenario, size_split(scenario, BUDGETS, replications=3)
+
+
+def test_each_pool_is_searched_to_its_boundary(sized):
+    scenario, result = sized
+    prefill, decode = result.chosen_pools
+    assert result.chosen.replicas == prefill + decode and result.chosen.verdict == "meets"
+    # The search's own evidence: one fewer in each pool, on the search's seeds, does not meet.
+    below = {p.replicas: p.verdict for p in result.prefill}
+    assert below[prefill] == "meets" and (prefill == 1 or below[prefill - 1] != "meets")
+    below = {p.replicas: p.verdict for p in result.decode}
+    assert below[decode] == "meets" and (decode == 1 or below[decode - 1] != "meets")
+    assert prefill >= 2 and decode >= 2  # this load needs more than one of each
+    assert result.chosen_scenario.stage("llm").disaggregated.prefill_replicas == prefill
+    assert result.chosen_scenario.deployment.replicas == prefill + decode
+    assert result.chosen_scenario.slo.tpot_ms == 70.0
+
+
+def test_ttft_is_the_prefill_pools_alone(sized):
+    # The first token leaves when the KV transfer ends: the decode pool's size cannot move TTFT, to the bit.
+    scenario, result = sized
+    prefill, decode = result.chosen_pools
+    held = next(p for p in result.prefill if p.replicas == prefill)
+    found = next(p for p in result.decode if p.replicas == decode)
+    assert held.ttft_p99_ms == found.ttft_p99_ms and held.ttft_ci95 == found.ttft_ci95
+    one = probe(
+        scenario,
+        "x",
+        1,
+        BUDGETS,
+        seed=3,
+        replications=3,
+        requests=None,
+        window_s=None,
+        fleet=lambda s, _c: with_split(s, prefill, 1),
+    )
+    assert one.ttft_p99_ms == held.ttft_p99_ms and one.tpot_p99_ms > found.tpot_p99_ms
+
+
+def test_a_tight_tpot_costs_a_colocated_fleet_more(sized):
+    # DistServe (OSDI '24, §2): with a tight TPOT budget a colocated fleet must over-provision, since every
+    # prefill batch stalls the decodes beside it; split pools meet it with fewer GPUs.
+    scenario, result = sized
+    together = result.colocated.chosen
+    assert together is not None and together.verdict == "meets"
+    assert together.replicas > sum(result.chosen_pools)
+    assert together.usd_per_1m_tokens > result.chosen.usd_per_1m_tokens
+    assert result.cheaper == "disaggregated"
+    # The colocated fleet runs both phases on the stage's profile: no pools in its summary.
+    assert colocated(scenario).stage("llm").disaggregated is None
+
+
+def test_rechecks_cover_one_fewer_in_each_pool(sized):
+    _, result = sized
+    prefill, decode = result.chosen_pools
+    assert result.recheck.replicas == prefill + decode
+    assert result.fewer_decode.hardware == f"{prefill} prefill + {decode - 1} decode"
+    assert result.fewer_decode.verdict != "meets"  # the decode boundary is sharp at this load
+    assert result.fewer_prefill.hardware == f"{prefill - 1} prefill + {decode} decode"
+    assert math.isfinite(result.fewer_prefill.ttft_p99_ms)
+
+
+def test_a_split_needs_both_budgets():
+    scenario = parse_scenario(raw_split(100), base_dir=ROOT)
+    with pytest.raises(ServesimError, match=r"stages\.llm\.disaggregated: .*TTFT and a TPOT p99 budget"):
+        size_split(scenario, Budgets(ttft_p99_ms=1000.0), replications=2)
+
+
+def test_pool_counts_are_checked():
+    scenario = parse_scenario(raw_split(100), base_dir=ROOT)
+    with pytest.raises(ScenarioError, match=r"stages\.llm\.disaggregated\.decode\.replicas must be a whole number"):
+        split_overrides(scenario, 2, 0)
+
+
+def test_cli_sizes_the_pools_and_writes_one_frontier(tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "split.yaml"
+    path.write_text(yaml.safe_dump(raw_split(600)))
+    out = tmp_path / "out"
+    code = main(["size", str(path), "--replications", "2", "--no-colocated", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "disaggregated:" in text and " prefill + " in text and "colocated:" not in text
+    frontier = pd.read_csv(out / "frontier.csv")
+    assert set(frontier["pool"]) == {"prefill", "decode"}
+    assert (out / "split-sized.yaml").exists()
+
+
+def test_cli_refuses_hardware_candidates_on_a_split(capsys):
+    assert main(["size", "llm-code-disaggregated", "--hardware", "h100-80gb"]) == 2
+    err = capsys.readouterr().err
+    assert "stages.llm.disaggregated" in err and err.count("\n") == 1
