@@ -470,26 +470,15 @@ def term_table(profile: LLMProfile, specs) -> dict[str, dict]:
 def band(profile: LLMProfile) -> dict[str, LLMProfile]:
     """The estimate at its interval's ends: every prefill and decode term × exp(∓ its half-width)
     ("fast", "slow"); a run or sizing on "slow" carries the interval into latency (the conservative side)."""
+    from sim.analysis.cost_draws import scaled_profile
+
     widths = profile.estimate["interval_log_half_width"]
     out = {}
     for edge, sign in (("fast", -1.0), ("slow", 1.0)):
-        kp, kd = math.exp(sign * widths["prefill"]), math.exp(sign * widths["decode"])
-        p, d = profile.prefill, profile.decode
-        prefill = p.model_copy(
-            update={
-                name: getattr(p, name) * kp
-                for name in ("floor_ms", "intercept_ms", "per_token_ms", "attention_ms_per_mtoken2", "per_extra_seq_ms")
-            }
-        )
         # The KV read stays its roofline (the schema ties it to kv_read); the step table carries the band.
-        decode = d.model_copy(update={"step_ms": [v * kd for v in d.step_ms]})
-        out[edge] = profile.model_copy(
-            update={
-                "name": f"{profile.name}-{edge}",
-                "prefill": prefill,
-                "decode": decode,
-                "estimate": {**profile.estimate, "band_edge": edge},
-            }
+        scaled = scaled_profile(profile, math.exp(sign * widths["prefill"]), math.exp(sign * widths["decode"]))
+        out[edge] = scaled.model_copy(
+            update={"name": f"{profile.name}-{edge}", "estimate": {**profile.estimate, "band_edge": edge}}
         )
     return out
 

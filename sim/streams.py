@@ -22,6 +22,7 @@ STREAMS = (
     "tokens",
     "autoscaler",
     "prefix_cache",
+    "cost_draws",  # sim/analysis/cost_draws.py: an estimated profile's costs, one draw per replication
 )
 
 
