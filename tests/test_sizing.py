@@ -63,6 +63,18 @@ def test_cheapest_hardware_wins_when_both_meet():
     assert result.chosen_scenario.deployment.hardware.usd_per_hour == 1.0
 
 
+@pytest.mark.parametrize("order", [("slow", "fast"), ("fast", "slow")])
+def test_among_unpriced_candidates_the_fewest_replicas_win_whatever_their_order(order):
+    # Before: the first unpriced candidate to meet was kept (inf < inf is false), so the order decided.
+    scenario = model_scenario(
+        arrival={"process": "poisson", "rate_rps": 30}, service_ms={"dist": "exponential", "mean": 100}, requests=4000
+    )
+    candidates = {"slow": Candidate("slow", None), "fast": Candidate("fast", None, speedup=3.0)}
+    result = size(scenario, 1000.0, [candidates[name] for name in order], replications=3)
+    assert result.chosen.hardware == "fast"
+    assert any("none is priced" in note for note in result.notes)
+
+
 def test_speedup_candidate_needs_fewer_replicas():
     scenario = model_scenario(
         arrival={"process": "poisson", "rate_rps": 30}, service_ms={"dist": "exponential", "mean": 100}, requests=4000

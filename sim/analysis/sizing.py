@@ -461,11 +461,19 @@ def size(
         first = len(result.probes)
         met = _search(variant, candidate.name, autoscaled, budgets, run, result.notes, search)
         result.probes[first:] = sorted(result.probes[first:], key=lambda p: p.replicas)  # the frontier, in order
-        if met is not None and (best is None or met.usd_per_unit < best[0].usd_per_unit):
+        # Cheapest first; among candidates of one price (unpriced ones: unknown cost) the fewest replicas.
+        if met is not None and (
+            best is None or (met.usd_per_unit, met.replicas) < (best[0].usd_per_unit, best[0].replicas)
+        ):
             best = (met, variant)
     if best is None:
         return result
     chosen, variant = best
+    if not math.isfinite(chosen.usd_per_unit):
+        result.notes.append(
+            f"{chosen.hardware}: chosen with no price (the catalogue has none): of the candidates that meet the SLO, "
+            "none is priced, so the one needing the fewest replicas is chosen"
+        )
     result.chosen = chosen
     # The scenario written out carries the SLO it was sized for, so re-running it judges what was sized.
     result.chosen_scenario = with_replicas(variant, chosen.replicas).with_overrides(budgets.overrides())
