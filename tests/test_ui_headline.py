@@ -62,7 +62,7 @@ def test_one_end_to_end_p99_on_the_page(run):
     assert summary["llm"]["e2el_ms"]["p99"] < p99 - NETWORK_MS / 2
     card = next(c for c in headline.llm_cards(summary, 1000, 100) if c.label == "End-to-end p99")
     table = headline.llm_percentile_table(summary)
-    bars = stage_shares(result.log, stage_columns(scenario), totals=headline.page_latency(summary))
+    bars = stage_shares(result.log, stage_columns(scenario), totals=headline.page_latency(summary).to_dict())
     assert card.value == fmt_ms(p99)
     assert table.loc["end-to-end", "p99 (ms)"] == p99
     assert bars.loc["p99"].sum() == pytest.approx(p99, rel=1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from sim.analysis import compare, planner
 from sim.analysis.simulate import RunResult
 from sim.shipped import shipped_root
 from sim.engine.runlog import RunLog
+from sim.metrics.summary_view import Summary
 from sim.spec.scenario import Scenario, parse_scenario_text
 from ui.state import keep_precise_run, keep_speed, measured_speed, precise_run, scoped
 
@@ -99,9 +101,10 @@ class Context:
     size: planner.RunSize
     seed: int
 
-    @property
-    def summary(self) -> dict:
-        return self.result.summary
+    @cached_property
+    def summary(self) -> Summary:
+        """The run's summary, typed (its `to_dict()` is the `servesim run --json` object)."""
+        return Summary.of(self.result.summary)
 
     @property
     def slo_ms(self) -> float | None:

@@ -28,6 +28,7 @@ import yaml
 
 from sim.analysis.simulate import RunResult
 from sim.errors import ServesimError
+from sim.metrics.summary_view import Summary
 from sim.analysis.planner import QUICK, SWEEP, RunSize, capacity_rps, model_stage_name, run, scale_load
 from sim.spec.scenario import Scenario
 
@@ -215,6 +216,11 @@ class VariantResult:
     def summary(self) -> dict:
         return self.result.summary
 
+    @property
+    def view(self) -> Summary:
+        """The summary, typed."""
+        return Summary.of(self.result.summary)
+
 
 @dataclass
 class Comparison:
@@ -273,8 +279,8 @@ def _latency(key: str) -> Metric:
         f"{key} latency",
         "ms",
         "low",
-        lambda s: s["latency_ms"].get(key),
-        lambda s: tuple(s.get("latency_ms_ci95", {}).get(key) or ()) or None,
+        lambda s: Summary.of(s).latency_ms.at(key),
+        lambda s: tuple(Summary.of(s).latency_ms_ci95.at(key) or ()) or None,
     )
 
 
@@ -282,18 +288,16 @@ METRICS: list[Metric] = [
     _latency("p50"),
     _latency("p95"),
     _latency("p99"),
-    Metric("throughput_rps", "throughput", "req/s", "high", lambda s: s.get("throughput_rps")),
+    Metric("throughput_rps", "throughput", "req/s", "high", lambda s: Summary.of(s).throughput_rps),
     Metric(
         "usd_per_1m_queries",
         "cost per 1M queries",
         "USD",
         "low",
-        lambda s: (s.get("cost") or {}).get("usd_per_1m_queries"),
+        lambda s: Summary.of(s).cost.usd_per_1m_queries,
     ),
-    Metric(
-        "slo_attainment", "requests within p99 SLO", "share", "high", lambda s: (s.get("slo") or {}).get("attainment")
-    ),
-    Metric("rejected_fraction", "rejected", "share", "low", lambda s: s.get("rejected_fraction")),
+    Metric("slo_attainment", "requests within p99 SLO", "share", "high", lambda s: Summary.of(s).slo.attainment),
+    Metric("rejected_fraction", "rejected", "share", "low", lambda s: Summary.of(s).rejected_fraction),
 ]
 # Values within this relative distance of the best are a tie (throughput of stable variants is the
 # arrival rate for all of them; a 0.3% difference is noise, not a winner).

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sim.analysis.compare import METRICS, TIE_RELATIVE, AtSlo, Comparison, format_metric, winners
 from sim.analysis.planner import delta, group_values, slo_verdict, unstable
+from sim.metrics.summary_view import Summary
 
 # Rows whose values mean nothing for a run whose queue grows without bound.
 LATENCY_ROWS = ("p50", "p95", "p99", "slo_attainment")
@@ -87,14 +88,12 @@ def baseline_note(comparison: Comparison, baseline: str | None) -> str | None:
     )
 
 
-def meets_text(summary: dict, is_unstable: bool = False) -> str:
+def meets_text(summary: Summary | dict, is_unstable: bool = False) -> str:
     """'yes', 'too close to call' or 'no' for the p99 against the SLO, by slo_verdict on its 95% CI."""
     if is_unstable:
         return "no (unstable)"
-    budget = (summary.get("slo") or {}).get("p99_ms")
-    word = slo_verdict(
-        (summary.get("latency_ms") or {}).get("p99"), (summary.get("latency_ms_ci95") or {}).get("p99"), budget
-    )
+    summary = Summary.of(summary)
+    word = slo_verdict(summary.latency_ms.p99, summary.latency_ms_ci95.p99, summary.slo.p99_ms)
     return "– (no SLO)" if word is None else MEETS_WORDS[word]
 
 
@@ -126,7 +125,8 @@ def identical_pairs(comparison: Comparison) -> list[tuple[str, str]]:
     batch of up to 32 waiting 5 ms both send what came within 5 ms when fewer than 32 do."""
 
     def figures(summary: dict) -> tuple:
-        return tuple(sorted((summary.get("latency_ms") or {}).items())), summary.get("throughput_rps")
+        view = Summary.of(summary)
+        return tuple(sorted(view.latency_ms.to_dict().items())), view.throughput_rps
 
     results = comparison.results
     return [

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sim.analysis.planner import slo_verdict
+from sim.metrics.summary_view import Llm, Percentiles, Summary
 from sim.present.units import fmt_ms
 
 LLM_ROWS = {"ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL"}
@@ -31,15 +32,16 @@ class Card:
     help: str = ""
 
 
-def page_latency(summary: dict) -> dict[str, float]:
+def page_latency(summary: Summary | dict) -> Percentiles:
     """The end-to-end percentiles (ms) every part of the page shows: the summary's own, never recomputed."""
-    return summary["latency_ms"]
+    return Summary.of(summary).latency_ms
 
 
-def usd_per_1m_output_tokens(summary: dict) -> float | None:
+def usd_per_1m_output_tokens(summary: Summary | dict) -> float | None:
     """Dollars per million output tokens: the fleet's $/hour over the output tokens it produced per hour."""
-    per_hour = (summary.get("cost") or {}).get("usd_per_hour")
-    tokens_per_s = (summary.get("llm") or {}).get("output_tokens_per_s")
+    summary = Summary.of(summary)
+    per_hour = summary.cost.usd_per_hour
+    tokens_per_s = summary.llm.output_tokens_per_s if summary.llm is not None else None
     if not per_hour or not tokens_per_s:
         return None
     return per_hour / (tokens_per_s * 3600.0) * 1e6
@@ -55,54 +57,59 @@ def budget_note(value: float | None, budget_ms: float | None) -> str | None:
     return f"{fmt_ms(-gap)} under {budget_ms:,.0f} ms"
 
 
-def llm_budgets(summary: dict, ttft_ms: float | None, tpot_ms: float | None) -> list[tuple[str, float, str | None]]:
+def _llm(summary: Summary) -> Llm:
+    return summary.llm if summary.llm is not None else Llm()
+
+
+def llm_budgets(
+    summary: Summary | dict, ttft_ms: float | None, tpot_ms: float | None
+) -> list[tuple[str, float, str | None]]:
     """(name, budget, verdict) for each LLM budget set, the p99 judged by slo_verdict on its 95% CI."""
-    llm = summary.get("llm") or {}
-    cis = llm.get("ci95") or {}
+    llm = _llm(Summary.of(summary))
     out = []
     for key, budget in (("ttft_ms", ttft_ms), ("tpot_ms", tpot_ms)):
         if budget is None:
             continue
-        p99 = (llm.get(key) or {}).get("p99")
-        out.append((LLM_ROWS[key], budget, slo_verdict(p99, (cis.get(key) or {}).get("p99"), budget)))
+        p99 = getattr(llm, key).p99
+        out.append((LLM_ROWS[key], budget, slo_verdict(p99, llm.interval(key, "p99"), budget)))
     return out
 
 
-def llm_cards(summary: dict, ttft_ms: float | None, tpot_ms: float | None) -> list[Card]:
+def llm_cards(summary: Summary | dict, ttft_ms: float | None, tpot_ms: float | None) -> list[Card]:
     """TTFT p50 / p99, TPOT p50 / p99 (p99 against its budget), goodput, output tokens/s, $ per 1M output
     tokens and the end-to-end p99 — in that order."""
-    llm = summary.get("llm") or {}
-    cis = llm.get("ci95") or {}
+    summary = Summary.of(summary)
+    llm = _llm(summary)
     cards = []
     for key, budget in (("ttft_ms", ttft_ms), ("tpot_ms", tpot_ms)):
-        figures = llm.get(key) or {}
+        figures: Percentiles = getattr(llm, key)
         name = LLM_ROWS[key]
-        cards.append(Card(f"{name} p50", fmt_ms(figures.get("p50")), help=f"median {name} of the measured requests"))
-        ci = (cis.get(key) or {}).get("p99")
+        cards.append(Card(f"{name} p50", fmt_ms(figures.p50), help=f"median {name} of the measured requests"))
+        ci = llm.interval(key, "p99")
         cards.append(
             Card(
                 f"{name} p99",
-                fmt_ms(figures.get("p99")),
-                budget_note(figures.get("p99"), budget),
-                slo_verdict(figures.get("p99"), ci, budget),
+                fmt_ms(figures.p99),
+                budget_note(figures.p99, budget),
+                slo_verdict(figures.p99, ci, budget),
                 f"95% CI {fmt_ms(ci[0])} – {fmt_ms(ci[1])}" if ci else "no confidence interval on this run",
             )
         )
-    goodput = llm.get("goodput") or {}
+    goodput = llm.goodput
     cards.append(
         Card(
             "Goodput",
-            f"{goodput['requests_per_s']:,.2f} req/s" if "requests_per_s" in goodput else "–",
-            f"{goodput['attainment']:.1%} of requests" if goodput.get("attainment") is not None else None,
+            f"{goodput.requests_per_s:,.2f} req/s" if goodput and goodput.requests_per_s is not None else "–",
+            f"{goodput.attainment:.1%} of requests" if goodput and goodput.attainment is not None else None,
             help="requests per second meeting both the TTFT and the TPOT budget"
             if goodput
             else "no TTFT / TPOT budget set",
         )
     )
-    tokens = llm.get("output_tokens_per_s")
+    tokens = llm.output_tokens_per_s
     cards.append(Card("Output tokens/s", f"{tokens:,.0f}" if tokens is not None else "–"))
     per_1m = usd_per_1m_output_tokens(summary)
-    per_hour = (summary.get("cost") or {}).get("usd_per_hour")
+    per_hour = summary.cost.usd_per_hour
     cards.append(
         Card(
             "$ per 1M output tokens",
@@ -112,34 +119,40 @@ def llm_cards(summary: dict, ttft_ms: float | None, tpot_ms: float | None) -> li
         )
     )
     latency = page_latency(summary)
-    cards.append(Card("End-to-end p99", fmt_ms(latency.get("p99")), f"p50 {fmt_ms(latency.get('p50'))}"))
+    cards.append(Card("End-to-end p99", fmt_ms(latency.p99), f"p50 {fmt_ms(latency.p50)}"))
     return cards
 
 
-def llm_verdict_sentence(summary: dict, ttft_ms: float | None, tpot_ms: float | None) -> tuple[str | None, str]:
+def llm_verdict_sentence(
+    summary: Summary | dict, ttft_ms: float | None, tpot_ms: float | None
+) -> tuple[str | None, str]:
     """The overall word (the worst of the budgets') and one sentence naming each budget's p99."""
+    summary = Summary.of(summary)
     judged = llm_budgets(summary, ttft_ms, tpot_ms)
     if not judged:
         return None, "No TTFT / TPOT budget set: set them in the sidebar to get a verdict."
-    llm = summary.get("llm") or {}
+    llm = _llm(summary)
     words = [verdict for _, _, verdict in judged]
     overall = "misses" if "misses" in words else "too close" if "too close" in words else "meets"
     parts = []
     for name, budget, verdict in judged:
-        p99 = (llm.get("ttft_ms" if name == "TTFT" else "tpot_ms") or {}).get("p99")
+        p99 = (llm.ttft_ms if name == "TTFT" else llm.tpot_ms).p99
         sign = "≤" if p99 is not None and p99 <= budget else ">"
         parts.append(f"{name} p99 {fmt_ms(p99)} {sign} {budget:,.0f} ms ({verdict})")
     head = {"meets": "Meets", "too close": "Too close to call on", "misses": "Misses"}[overall]
     return overall, f"**{head} the LLM budgets**: " + "; ".join(parts) + "."
 
 
-def llm_percentile_table(summary: dict) -> pd.DataFrame:
+def llm_percentile_table(summary: Summary | dict) -> pd.DataFrame:
     """TTFT / TPOT / ITL percentiles from the LLM stage, and the end-to-end row from `page_latency` (the
     cards' p99), in ms."""
-    llm = summary.get("llm") or {}
-    rows = {label: llm[key] for key, label in LLM_ROWS.items() if isinstance(llm.get(key), dict)}
+    summary = Summary.of(summary)
+    llm = summary.llm
+    rows = {
+        label: getattr(llm, key) for key, label in LLM_ROWS.items() if llm is not None and key in llm.model_fields_set
+    }
     rows["end-to-end"] = page_latency(summary)
-    table = pd.DataFrame({name: {c: figures.get(c) for c in PERCENTILE_COLUMNS} for name, figures in rows.items()}).T
+    table = pd.DataFrame({name: {c: figures.at(c) for c in PERCENTILE_COLUMNS} for name, figures in rows.items()}).T
     return table.rename(columns=lambda c: f"{c} (ms)")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from sim.metrics.summary_view import Llm
+
 ROWS = (("TTFT", "ttft_ms"), ("TPOT", "tpot_ms"), ("ITL", "itl_ms"), ("e2e", "e2el_ms"))
 
 
@@ -13,33 +15,34 @@ def _ms(value: float | None) -> str:
     return f"{value / 1000:,.2f} s" if value >= 10_000 else f"{value:,.1f}"
 
 
-def llm_table(summary: dict, title: str = "LLM serving (ms)") -> Table:
+def llm_table(summary: Llm | dict, title: str = "LLM serving (ms)") -> Table:
     """Percentiles per metric, then the throughput, goodput, preemption and KV-cache figures as a caption."""
+    llm = Llm.of(summary)
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     for column in ("mean", "p50", "p90", "p95", "p99"):
         table.add_column(column, justify="right")
     for label, key in ROWS:
-        figures = summary.get(key) or {}
-        table.add_row(label, *(_ms(figures.get(c)) for c in ("mean", "p50", "p90", "p95", "p99")))
+        figures = getattr(llm, key)
+        table.add_row(label, *(_ms(figures.at(c)) for c in ("mean", "p50", "p90", "p95", "p99")))
     lines = [
-        f"{summary['output_tokens_per_s']:,.0f} output tokens/s, {summary['requests_per_s']:.2f} requests/s "
-        f"({summary['completed']:,} completed, {summary['rejected']:,} rejected)",
+        f"{llm.output_tokens_per_s:,.0f} output tokens/s, {llm.requests_per_s:.2f} requests/s "
+        f"({llm.completed:,} completed, {llm.rejected:,} rejected)",
     ]
-    goodput = summary.get("goodput")
+    goodput = llm.goodput
     if goodput:
         slo = " and ".join(
             f"{name} ≤ {value:g} ms"
-            for name, value in (("TTFT", goodput["ttft_slo_ms"]), ("TPOT", goodput["tpot_slo_ms"]))
+            for name, value in (("TTFT", goodput.ttft_slo_ms), ("TPOT", goodput.tpot_slo_ms))
             if value is not None
         )
         lines.append(
-            f"goodput {goodput['requests_per_s']:.2f} requests/s meeting {slo} ({goodput['attainment']:.1%} of requests)"
+            f"goodput {goodput.requests_per_s:.2f} requests/s meeting {slo} ({goodput.attainment:.1%} of requests)"
         )
-    kv, batch = summary["kv_cache_utilization"], summary["batch_size"]
+    kv, batch = llm.kv_cache_utilization, llm.batch_size
     lines.append(
-        f"batch size mean {batch['mean']:.1f} (max {batch['max']}), KV cache use mean {kv['mean']:.1%} (max {kv['max']:.1%}), "
-        f"preemptions {summary['preemptions']:,}"
+        f"batch size mean {batch.mean:.1f} (max {batch.max}), KV cache use mean {kv.mean:.1%} (max {kv.max:.1%}), "
+        f"preemptions {llm.preemptions:,}"
     )
     table.caption = "\n".join(lines)
     table.caption_justify = "left"

@@ -47,7 +47,7 @@ def write_report(
     logs = {r.variant.name: r.result.log for r in comparison.results}
     plots.save(plots.cdf_figure(logs, slo_ms, title="Latency CDF by variant"), out / "cdf.png")
     shares = {
-        r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario), totals=r.summary["latency_ms"])
+        r.variant.name: plots.stage_shares(r.result.log, stage_columns(r.scenario), totals=r.view.latency_ms.to_dict())
         for r in comparison.results
     }
     plots.save(plots.stage_breakdown_figure(shares), out / "stages.png")
@@ -147,8 +147,8 @@ def slug(name: str) -> str:
 
 
 def _size_text(comparison: Comparison) -> str:
-    replications = {r.summary.get("replications") for r in comparison.results}
-    requests = {r.summary.get("requests") for r in comparison.results}
+    replications = {r.view.replications for r in comparison.results}
+    requests = {r.view.requests for r in comparison.results}
     rep = replications.pop() if len(replications) == 1 else "varying"
     req = requests.pop() if len(requests) == 1 else None
     return f"{rep} replications" + (f", {req:,} measured requests in all" if req else "")
@@ -164,7 +164,7 @@ def _verdict(comparison: Comparison) -> str:
     ):
         if key in winners:
             parts.append(f"{label}: **{', '.join(winners[key])}**")
-    slo_ok = [r.variant.name for r in comparison.results if (r.summary.get("slo") or {}).get("met")]
+    slo_ok = [r.variant.name for r in comparison.results if r.view.slo.met]
     if comparison.base.slo.p99_ms:
         parts.append("meeting the SLO: " + (", ".join(f"**{n}**" for n in slo_ok) if slo_ok else "none"))
     return "In short — " + "; ".join(parts) + "." if parts else ""

@@ -7,6 +7,7 @@ import math
 from rich.console import Console
 from rich.table import Table
 
+from sim.metrics.summary_view import Summary
 from sim.present.units import fmt_interval, fmt_ms, horizon_cost_text
 from sim.present.windows import window_verdict
 
@@ -16,45 +17,45 @@ def fmt_ci(ci: list | None) -> str:
     return fmt_interval(ci)
 
 
-def summary_tables(summary: dict) -> list:
+def summary_tables(summary: Summary | dict) -> list:
     """Renderables, in reading order: verdict, latency, stage breakdown, extra sections, warnings."""
+    summary = Summary.of(summary)
     out: list = []
-    slo = summary.get("slo") or {}
-    cost = summary.get("cost") or {}
-    verdict = Table(title=f"servesim · {summary.get('scenario', '')}", show_header=False, box=None)
+    slo, cost = summary.slo, summary.cost
+    verdict = Table(title=f"servesim · {summary.scenario or ''}", show_header=False, box=None)
     verdict.add_column(style="bold")
     verdict.add_column()
-    verdict.add_row("requests measured", f"{summary['requests']:,} over {summary['replications']} replication(s)")
-    verdict.add_row("throughput", f"{summary['throughput_rps']:,.2f} req/s")
-    verdict.add_row("utilisation", _pct(summary.get("utilization")))
-    verdict.add_row("rejected", _pct(summary.get("rejected_fraction")))
-    if cost.get("usd_per_hour") is not None:
-        per_1m = cost.get("usd_per_1m_queries")
+    verdict.add_row("requests measured", f"{summary.requests:,} over {summary.replications} replication(s)")
+    verdict.add_row("throughput", f"{summary.throughput_rps:,.2f} req/s")
+    verdict.add_row("utilisation", _pct(summary.utilization))
+    verdict.add_row("rejected", _pct(summary.rejected_fraction))
+    if cost.usd_per_hour is not None:
+        per_1m = cost.usd_per_1m_queries
         horizon = horizon_cost_text(cost)
         verdict.add_row(
             "cost",
-            f"${cost['usd_per_hour']:,.2f}/h · "
+            f"${cost.usd_per_hour:,.2f}/h · "
             + (f"${per_1m:,.2f} per 1M queries" if per_1m else "—")
             + (f" · {horizon}" if horizon else ""),
         )
-    if slo.get("met") is not None:
-        budgets = ", ".join(f"{k.removesuffix('_ms')} ≤ {fmt_ms(v)}" for k, v in (slo.get("budgets") or {}).items())
-        mark = "[green]MET[/green]" if slo["met"] else "[red]MISSED[/red]"
-        attain = f" · {_pct(slo.get('attainment'))} within p99 budget" if slo.get("attainment") is not None else ""
+    if slo.met is not None:
+        budgets = ", ".join(f"{k.removesuffix('_ms')} ≤ {fmt_ms(v)}" for k, v in (slo.budgets or {}).items())
+        mark = "[green]MET[/green]" if slo.met else "[red]MISSED[/red]"
+        attain = f" · {_pct(slo.attainment)} within p99 budget" if slo.attainment is not None else ""
         verdict.add_row("SLO", f"{mark} ({budgets}){attain}")
-        per_window = window_verdict(slo.get("windows"))
+        per_window = window_verdict(slo.windows)
         if per_window:
-            verdict.add_row("SLO per window", ("[red]" if slo["windows"]["met"] is False else "") + per_window)
+            verdict.add_row("SLO per window", ("[red]" if slo.windows.met is False else "") + per_window)
     out.append(verdict)
 
     latency = Table(title="end-to-end latency")
     for column in ("", "estimate", "95% CI"):
         latency.add_column(column, justify="right" if column else "left")
     for key in ("mean", "p50", "p90", "p95", "p99", "p999"):
-        latency.add_row(key, fmt_ms(summary["latency_ms"].get(key)), fmt_ci(summary["latency_ms_ci95"].get(key)))
+        latency.add_row(key, fmt_ms(summary.latency_ms.at(key)), fmt_ci(summary.latency_ms_ci95.at(key)))
     out.append(latency)
 
-    stages = summary.get("stages") or {}
+    stages = {name: figures.to_dict() for name, figures in summary.stages.items()}
     if stages:
         table = Table(title="where latency lives (per stage)")
         for column in ("stage", "mean", "p50", "p95", "p99", "share of mean"):
@@ -71,7 +72,7 @@ def summary_tables(summary: dict) -> list:
             )
         out.append(table)
 
-    for key, section in summary.items():
+    for key, section in summary.to_dict().items():  # later capabilities' sections, as they come
         if key == "llm" and isinstance(section, dict):
             from sim.present.llm_table import llm_table
 
@@ -85,7 +86,7 @@ def summary_tables(summary: dict) -> list:
             "offered_load",
         }:
             out.append(_section_table(key, section))
-    warnings = summary.get("warnings") or []
+    warnings = summary.warnings
     if warnings:
         out.append("\n".join(f"[yellow]warning:[/yellow] {w}" for w in warnings))
     return out

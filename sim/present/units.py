@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from sim.metrics.summary_view import Cost
+
 
 def fmt_ms(value: float | None) -> str:
     if value is None or not math.isfinite(value):
@@ -36,13 +38,14 @@ def fmt_duration(seconds: float) -> str:
     return f"{seconds:,.3g} s"
 
 
-def horizon_cost_text(cost: dict) -> str | None:
+def horizon_cost_text(cost: Cost | dict) -> str | None:
     """The cost of a run's horizon (sim.metrics.cost.horizon_cost, read from the summary's `cost`):
     '$19.20/day', or '$0.63 for the 19 min measured' for a horizon shorter than a day; None without one."""
-    per_day = cost.get("usd_per_day")
+    cost = Cost.of(cost)
+    per_day = cost.usd_per_day
     if per_day is not None and math.isfinite(per_day):
         return f"${per_day:,.2f}/day"
-    usd, horizon_s = cost.get("usd_for_horizon"), cost.get("horizon_s")
+    usd, horizon_s = cost.usd_for_horizon, cost.horizon_s
     if usd is not None and horizon_s is not None and math.isfinite(usd):
         return f"${usd:,.2f} for the {fmt_duration(horizon_s)} measured"
     return None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from sim.metrics.summary_view import Windows
 from sim.present.units import fmt_ms
 
 
@@ -20,24 +21,27 @@ def window_length(window_s: float) -> str:
     return f"{window_s:g}-second"
 
 
-def window_verdict(windows: dict | None) -> str | None:
+def window_verdict(windows: Windows | dict | None) -> str | None:
     """One sentence; None when there is nothing to say (no budget, or no window held enough requests)."""
-    if not windows or windows.get("met") is None:
-        if windows and windows.get("too_few"):
+    if not windows:
+        return None
+    w = Windows.of(windows)
+    if w.met is None:
+        if w.too_few:
             return (
-                f"{windows['quantile']} per {window_length(windows['window_s'])} window not judged: no window "
-                f"holds the {windows['min_requests']:,} requests it needs (run more replications)"
+                f"{w.quantile} per {window_length(w.window_s)} window not judged: no window "
+                f"holds the {w.min_requests:,} requests it needs (run more replications)"
             )
         return None
-    key, length = windows["quantile"], window_length(windows["window_s"])
-    thin = f"; {windows['too_few']} window(s) too thin to judge" if windows["too_few"] else ""
-    if windows["met"]:
-        return f"{key} met in every judged {length} window ({windows['judged']}; worst {fmt_ms(windows['worst_ms'])}){thin}"
-    with_seconds = windows["window_s"] < 60
+    key, length = w.quantile, window_length(w.window_s)
+    thin = f"; {w.too_few} window(s) too thin to judge" if w.too_few else ""
+    if w.met:
+        return f"{key} met in every judged {length} window ({w.judged}; worst {fmt_ms(w.worst_ms)}){thin}"
+    with_seconds = w.window_s < 60
     ranges = ", ".join(
-        f"{clock(m['from_s'], with_seconds)}–{clock(m['to_s'], with_seconds)} (up to {fmt_ms(m['worst_ms'])})"
-        for m in windows["missed"][:6]
+        f"{clock(m.from_s, with_seconds)}–{clock(m.to_s, with_seconds)} (up to {fmt_ms(m.worst_ms)})"
+        for m in w.missed[:6]
     )
-    more = f" and {len(windows['missed']) - 6} more stretches" if len(windows["missed"]) > 6 else ""
-    count = sum(round((m["to_s"] - m["from_s"]) / windows["window_s"]) for m in windows["missed"])
-    return f"{key} missed in {count} of {windows['judged']} {length} windows: {ranges}{more}{thin}"
+    more = f" and {len(w.missed) - 6} more stretches" if len(w.missed) > 6 else ""
+    count = sum(round((m.to_s - m.from_s) / w.window_s) for m in w.missed)
+    return f"{key} missed in {count} of {w.judged} {length} windows: {ranges}{more}{thin}"

@@ -112,7 +112,7 @@ def view_compare(ctx: Context) -> None:
         left, right = st.columns(2)
         with left:
             st.markdown("**Latency CDF by variant**")
-            p99 = {r.variant.name: r.summary["latency_ms"]["p99"] for r in drawn}
+            p99 = {r.variant.name: r.view.latency_ms.p99 for r in drawn}
             st.altair_chart(
                 charts.cdf_chart({r.variant.name: r.result.log for r in drawn}, ctx.slo_ms, p99_ms=p99),
                 width="stretch",
@@ -121,7 +121,7 @@ def view_compare(ctx: Context) -> None:
             st.markdown("**Where latency lives, by variant**")
             shares = {
                 r.variant.name: plots.stage_shares(
-                    r.result.log, stage_columns(r.scenario), totals=r.summary["latency_ms"]
+                    r.result.log, stage_columns(r.scenario), totals=r.view.latency_ms.to_dict()
                 )
                 for r in drawn
             }

@@ -34,5 +34,5 @@ def view_data(ctx: Context) -> None:
         help="`servesim summarize FOLDER` recomputes this page's summary from the unzipped folder",
     )
     with st.expander("Summary (the `servesim run --json` contract)"):
-        st.json(ctx.summary)
+        st.json(ctx.summary.to_dict())
     st.dataframe(ctx.result.log.head(200), width="stretch")

@@ -13,17 +13,19 @@ from ui.runs import Context
 
 
 def view_stages(ctx: Context) -> None:
-    stages = ctx.summary.get("stages") or {}
-    loads = ctx.summary.get("offered_load") or {}
+    stages = ctx.summary.stages
+    loads = ctx.summary.offered_load
     if stages:
-        table = pd.DataFrame(stages).T.rename(columns=lambda c: f"{c} (ms)")
+        table = pd.DataFrame({name: figures.to_dict() for name, figures in stages.items()}).T.rename(
+            columns=lambda c: f"{c} (ms)"
+        )
         table.index = [name.replace("_queue", " (queue)") for name in table.index]
         busy = busy_shares(ctx.result.run, ctx.scenario)
         table["busy (measured)"] = [f"{busy[name]:.0%}" if name in busy else "" for name in table.index]
         table["offered load (best batch)"] = [f"{loads[name]:.0%}" if name in loads else "" for name in table.index]
         table.index.name = "stage"
         st.dataframe(table.style.format(precision=2), width="stretch")
-    utilization = ctx.summary.get("utilization")
+    utilization = ctx.summary.utilization
     if utilization is not None and math.isfinite(utilization):
         st.caption(
             f"Model instances busy {utilization:.0%} of the time. Busy (measured): the stage's busy server-time "

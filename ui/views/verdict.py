@@ -8,6 +8,7 @@ import streamlit as st
 
 from sim.analysis import planner
 from sim.metrics.summary import stage_columns
+from sim.metrics.summary_view import Summary
 from sim.present import charts, plots
 from sim.metrics.busy import busiest, busy_shares
 from sim.present import headline
@@ -19,9 +20,9 @@ from ui.state import identity
 from ui.text import as_text
 
 
-def ci_text(summary: dict, key: str) -> str:
+def ci_text(summary: Summary | dict, key: str) -> str:
     """The 95% CI of latency `key` as '[low, high]' (ms), or 'n/a' where the run gives none."""
-    return fmt_interval((summary.get("latency_ms_ci95") or {}).get(key), lambda v: f"{v:,.{_decimals(v)}f}")
+    return fmt_interval(Summary.of(summary).latency_ms_ci95.at(key), lambda v: f"{v:,.{_decimals(v)}f}")
 
 
 def _decimals(value: float) -> int:
@@ -70,11 +71,11 @@ def show_llm_headline(ctx: Context) -> None:
 
 def show_latency_headline(ctx: Context) -> None:
     summary = ctx.summary
-    budgets = (summary.get("slo") or {}).get("budgets") or {}
+    budgets = summary.slo.budgets or {}
     latency = headline.page_latency(summary)
     cards = st.columns(6)
     for card, key in zip(cards, ("p50", "p95", "p99")):
-        value = latency[key]
+        value = latency.at(key)
         interval = ci_text(summary, key)
         budget = budgets.get(f"{key}_ms")
         card.metric(
@@ -83,24 +84,24 @@ def show_latency_headline(ctx: Context) -> None:
             f"{value - budget:+,.1f} ms" if budget else None,
             delta_color="inverse",
             border=True,
-            help=f"[low, high] is the 95% confidence interval (ms) over {summary.get('replications')} replication(s)"
-            + (" (sections of one run: batch means)" if summary.get("replications") == 1 else "")
+            help=f"[low, high] is the 95% confidence interval (ms) over {summary.replications} replication(s)"
+            + (" (sections of one run: batch means)" if summary.replications == 1 else "")
             + "; n/a where the run gives no honest interval (see the warning)"
             + (f"; the delta is the distance to the {key} SLO of {budget:g} ms" if budget else ""),
         )
     offered = ctx.scenario.workload.arrival.mean_rate_rps
-    rejected_text, rejected_colour = headline.rejected_note(summary.get("rejected_fraction"))
+    rejected_text, rejected_colour = headline.rejected_note(summary.rejected_fraction)
     cards[3].metric(
         "Throughput",
-        f"{summary['throughput_rps']:,.1f}/s",
+        f"{summary.throughput_rps:,.1f}/s",
         border=True,
         delta=rejected_text,
         delta_color=rejected_colour,
         help=f"requests served per second; offered {offered:,.1f} req/s",
     )
-    cost = summary.get("cost") or {}
-    per_1m = cost.get("usd_per_1m_queries")
-    per_hour = cost.get("usd_per_hour")
+    cost = summary.cost
+    per_1m = cost.usd_per_1m_queries
+    per_hour = cost.usd_per_hour
     beside = [f"${per_hour:,.2f}/h"] if per_hour else []
     horizon = horizon_cost_text(cost)  # the CLI table's words for the same figure
     cards[4].metric(
@@ -133,15 +134,15 @@ def show_latency_sentence(ctx: Context) -> None:
     """The end-to-end SLO verdict, judged by the one rule (sim.analysis.planner.slo_verdict: the CI's
     upper end must be within the budget)."""
     summary = ctx.summary
-    slo = summary.get("slo") or {}
-    p99, slo_ms = headline.page_latency(summary)["p99"], ctx.slo_ms
-    if slo.get("met") is None:
+    slo = summary.slo
+    p99, slo_ms = headline.page_latency(summary).p99, ctx.slo_ms
+    if slo.met is None:
         st.info(f"No latency budget set: p99 is {fmt_ms(p99)}. Set a p99 SLO in the sidebar to get a verdict.")
     else:
-        attained = slo.get("attainment")
+        attained = slo.attainment
         share = f" ({attained:.1%} of requests within {slo_ms:g} ms)" if attained is not None else ""
-        failed = [k for k, ok in (slo.get("checks") or {}).items() if not ok]
-        ci = (summary.get("latency_ms_ci95") or {}).get("p99")
+        failed = [k for k, ok in (slo.checks or {}).items() if not ok]
+        ci = summary.latency_ms_ci95.p99
         verdict = planner.slo_verdict(p99, ci, slo_ms) if slo_ms is not None else None
         if failed or verdict == "misses":
             named = ", ".join(failed) or "p99"
@@ -153,20 +154,20 @@ def show_latency_sentence(ctx: Context) -> None:
             )
         else:
             st.success(f"**Meets the SLO**: p99 {fmt_ms(p99)} ≤ {slo_ms:g} ms at the 95% CI's upper end{share}.")
-    per_window = window_verdict(slo.get("windows"))
+    per_window = window_verdict(slo.windows)
     if per_window:  # the same sentence as `servesim run` (sim.present.windows)
-        (st.error if (slo.get("windows") or {}).get("met") is False else st.info)(f"**Per window:** {per_window}.")
+        (st.error if slo.windows.met is False else st.info)(f"**Per window:** {per_window}.")
 
 
 def show_warnings(ctx: Context) -> None:
     summary = ctx.summary
-    for warning in summary.get("warnings") or []:
+    for warning in summary.warnings:
         if warning.startswith(LOUD_WARNINGS):
             text = as_text(warning)
             if warning.startswith("no confidence intervals") and ctx.scenario.replications > 1:
                 text += f" (*Run precisely* runs the scenario's {ctx.scenario.replications})"
             st.warning(text)
-    quiet = [w for w in summary.get("warnings") or [] if not w.startswith(LOUD_WARNINGS)]
+    quiet = [w for w in summary.warnings if not w.startswith(LOUD_WARNINGS)]
     if quiet:
         with st.expander(f"{len(quiet)} note(s) on this run"):
             for warning in quiet:
@@ -176,7 +177,7 @@ def show_warnings(ctx: Context) -> None:
 def show_where_latency_lives(ctx: Context) -> None:
     left, right = st.columns([1, 1])
     latency = headline.page_latency(ctx.summary)  # one p50 / p99 per page: the cards'
-    shares = plots.stage_shares(ctx.result.log, stage_columns(ctx.scenario), totals=latency)
+    shares = plots.stage_shares(ctx.result.log, stage_columns(ctx.scenario), totals=latency.to_dict())
     with left:
         st.markdown("#### Where latency lives")
         st.caption(dominant_stage_sentence(shares))
@@ -184,7 +185,7 @@ def show_where_latency_lives(ctx: Context) -> None:
     with right:
         st.markdown("#### Latency distribution")
         st.caption("CDF of end-to-end latency; the dot is p99, the dashed line the p99 SLO.")
-        st.altair_chart(charts.cdf_chart(ctx.result.log, ctx.slo_ms, p99_ms=latency["p99"]), width="stretch")
+        st.altair_chart(charts.cdf_chart(ctx.result.log, ctx.slo_ms, p99_ms=latency.p99), width="stretch")
     if time_dependent(ctx.scenario):
         show_per_window(ctx)
 
@@ -198,7 +199,7 @@ def show_per_window(ctx: Context) -> None:
     window_s = readable_window_s(float(log["arrival_ms"].max()) / 1000.0)
     st.markdown("#### Over time")
     st.caption(
-        f"The p99 on the cards ({ctx.summary['latency_ms']['p99']:,.1f} ms) is the whole run's; here "
+        f"The p99 on the cards ({ctx.summary.latency_ms.p99:,.1f} ms) is the whole run's; here "
         f"each {planner.format_duration(window_s)} window's own (every request arriving in it, warm-up "
         "included, pooled over replications)."
     )
