@@ -89,7 +89,7 @@ def test_compare_command_writes_a_self_contained_report(scenario_file, tmp_path,
     # The variant files are valid scenarios carrying their overrides.
     assert load_scenario(out / "scenarios" / "two.yaml").deployment.replicas == 2
     summaries = json.loads((out / "summaries.json").read_text())
-    assert set(summaries) == {"none", "dyn", "two"}
+    assert set(summaries) == {compare.CURRENT, "none", "dyn", "two"}  # the scenario as written is always one
     # Two replicas on the same arrivals: the lowest p99 is theirs, and the report says so.
     assert "lowest p99: **two**" in report
 

@@ -6,6 +6,9 @@
         --out out/vision-batching
 
 Variant syntax: see sim/analysis/compare.py (`[NAME:]SETTING[,SETTING...]`).
+
+The scenario as written is always a column — and a key of `--json` — named 'as configured' (the planner's
+name), unless a variant already is it; `--baseline` (or a single variant) names it 'baseline', as before.
 """
 
 from __future__ import annotations
@@ -50,7 +53,11 @@ def register(subparsers) -> None:
         metavar="SPEC",
         help="a variant, [NAME:]SETTING[,SETTING...] (repeat for each variant)",
     )
-    parser.add_argument("--baseline", action="store_true", help="also run the scenario as written, named 'baseline'")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="name the scenario as written 'baseline' (it is always run; without this flag it is 'as configured')",
+    )
     parser.add_argument("--out", "-o", type=Path, required=True, help="report directory (created; files overwritten)")
     parser.add_argument("--requests", type=int, help="requests per replication (default: the scenario's)")
     parser.add_argument("--replications", type=int, help="replications per variant (default: the scenario's)")
@@ -69,7 +76,7 @@ def register(subparsers) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from sim.analysis.compare import Variant, load_curve, parse_variants, run_comparison
+    from sim.analysis.compare import Variant, load_curve, parse_variants, run_comparison, with_current
     from sim.analysis.planner import RunSize
     from sim.present.comparison import comparison_cells
     from sim.present.progress import steps
@@ -83,6 +90,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if any(v.name == "baseline" for v in variants):
             raise ServesimError("--variant: the name 'baseline' is taken by --baseline; choose another name")
         variants = [Variant("baseline", {}, "baseline"), *variants]
+    else:  # the configuration the planner starts from is always a column (sim.analysis.compare.CURRENT)
+        variants = with_current(variants)
     if len(variants) < 2:
         raise ServesimError("compare: give at least one --variant")
     if args.requests is not None and args.requests <= 0:
