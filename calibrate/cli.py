@@ -374,9 +374,10 @@ def register(subparsers, include_validate: bool = True) -> None:
     p.set_defaults(func=cmd_import_llm_perf)
 
     p = sub.add_parser(
-        "transfer", help="estimate an LLM profile on hardware (or a TP degree) it was not measured on, with an interval"
+        "transfer",
+        help="estimate an LLM or batch-cost profile on hardware (or a TP degree) it was not measured on, with an interval",
     )
-    p.add_argument("profile", help="an LLM profile (models/NAME.yaml, kind: llm)")
+    p.add_argument("profile", help="an LLM profile (kind: llm) or a model stage's batch-cost profile (kind: batch)")
     p.add_argument(
         "--to",
         required=True,
@@ -392,6 +393,11 @@ def register(subparsers, include_validate: bool = True) -> None:
     p.add_argument(
         "--band", action="store_true", help="also write the interval's ends beside it: NAME-fast.yaml, NAME-slow.yaml"
     )
+    g = p.add_argument_group("a batch-cost profile: the work of one batch (calibrate/transfer_model.py)")
+    g.add_argument("--flops-per-item", type=float, help="FLOPs one item of a batch costs (a multiply-add is 2)")
+    g.add_argument("--bytes-per-batch", type=float, help="bytes read once per batch (the weights)")
+    g.add_argument("--bytes-per-item", type=float, help="bytes moved per item (activations; default 0)")
+    g.add_argument("--onnx", help="count FLOPs per item and weight bytes from this ONNX graph instead")
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("regimes", help="fit a slow-regime model (scenario `slowdown:`) to a service-time log in order")
@@ -513,12 +519,18 @@ def cmd_regimes(args) -> int:
 def cmd_transfer(args) -> int:
     import json
 
+    from calibrate import transfer_model
     from calibrate.transfer import band, transfer, write_estimated
     from sim.spec.llm_cost import load_llm_profile
 
     if args.tp is not None and args.tp < 1:
         raise CalibrateUsageError(f"--tp {args.tp}: must be a positive whole number")
-    profile = load_llm_profile(input_file(args.profile, "profile", suffixes=(".yaml", ".yml")))
+    path = input_file(args.profile, "profile", suffixes=(".yaml", ".yml"))
+    if transfer_model.is_batch_profile(path):
+        return transfer_model.run_cli(args, path, output_file)
+    if args.onnx or args.flops_per_item is not None or args.bytes_per_batch is not None:
+        raise CalibrateUsageError("--onnx / --flops-per-item / --bytes-per-batch apply to batch-cost profiles only")
+    profile = load_llm_profile(path)
     estimated = transfer(profile, args.to_hardware, args.tp, precision=args.precision)
     target = output_file(args.output or f"models/{estimated.name}.yaml", "--output", suffixes=(".yaml", ".yml"))
     write_estimated(estimated, target)
