@@ -84,6 +84,7 @@ def test_the_sizing_tab_sizes_an_llm_on_ttft_and_tpot_as_servesim_size_does():
     generation = at.session_state["_scenario_generation"]
     assert at.number_input(key=f"size.ttft@{generation}").value == scenario.slo.ttft_ms
     assert at.number_input(key=f"size.tpot@{generation}").value == scenario.slo.tpot_ms
+    at.multiselect(key=f"size.candidates@{generation}").set_value(["as configured"]).run()  # as the call below
     at.button(key="size.run").click().run()
     assert not at.exception, [e.value for e in at.exception]
 

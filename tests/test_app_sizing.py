@@ -40,6 +40,11 @@ TARGET_RPS = 2000.0
 SLO_MS = 110.0
 
 
+def own_hardware_only(at: AppTest) -> None:
+    """Size on the scenario's own hardware alone (the tab preselects catalogue alternatives too)."""
+    at.multiselect(key=f"size.candidates@{at.session_state['_scenario_generation']}").set_value(["as configured"]).run()
+
+
 def metric(at: AppTest, label: str):
     """The last card with this label: the Sizing tab's, below the verdict cards of the page."""
     return [m for m in at.metric if m.label.startswith(label)][-1]
@@ -51,6 +56,7 @@ def test_the_sizing_tab_finds_what_servesim_size_finds_past_32_replicas():
     at.file_uploader(key="upload").upload("mmc.yaml", MMC.encode(), "application/x-yaml").run()
     at.session_state["view"] = "Sizing"
     at.run()
+    own_hardware_only(at)  # the search below is called on the scenario's own hardware alone
     generation = at.session_state["_scenario_generation"]
     at.number_input(key=f"size.rate@{generation}").set_value(TARGET_RPS).run()
     at.button(key="size.run").click().run()
@@ -86,6 +92,7 @@ def test_the_sizing_tab_sizes_on_a_p95_budget_as_servesim_size_does():
     at.file_uploader(key="upload").upload("mmc.yaml", MMC.encode(), "application/x-yaml").run()
     at.session_state["view"] = "Sizing"
     at.run()
+    own_hardware_only(at)  # the search below is called on the scenario's own hardware alone
     generation = at.session_state["_scenario_generation"]
     at.number_input(key=f"size.slo@{generation}").set_value(0.0).run()
     at.number_input(key=f"size.p95@{generation}").set_value(p95_ms).run()
@@ -123,6 +130,7 @@ def test_the_sizing_tab_and_servesim_size_give_the_same_min_replicas_for_an_auto
     at.file_uploader(key="upload").upload("day.yaml", DAY.encode(), "application/x-yaml").run()
     at.session_state["view"] = "Sizing"
     at.run()
+    own_hardware_only(at)  # the search below is called on the scenario's own hardware alone
     at.button(key="size.run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     shown = int(metric(at, "Smallest min_replicas").value)

@@ -70,6 +70,7 @@ def test_a_sizing_result_survives_leaving_the_tab():
     at.file_uploader(key="upload").upload("small.yaml", SMALL.encode(), "application/x-yaml").run()
     tab(at, "Sizing")
     size_input(at, "slo").set_value(150.0).run()  # not the scenario's own: lost with the tab before
+    at.multiselect(key=f"size.candidates@{at.session_state['_scenario_generation']}").set_value(["as configured"]).run()
     at.button(key="size.run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     chosen = [m for m in at.metric if m.label.startswith("Smallest replicas")][-1].value

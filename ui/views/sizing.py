@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from sim.analysis import planner
+from sim.errors import ServesimError
 from sim.present.headline import sizing_answer
 from sim.present.units import fmt_ms
 from sim.spec.scenario import Scenario
@@ -20,7 +21,8 @@ from ui.text import as_text
 def view_sizing(ctx: Context) -> None:
     """`servesim size` in the planner: the smallest replicas (min_replicas when autoscaled) and the cheapest
     hardware meeting a p99 SLO at a target rate, by the same search (sim.analysis.sizing.size)."""
-    from sim.analysis.sizing import parse_candidates, size
+    from sim.analysis.hardware_options import hardware_options, preselected
+    from sim.analysis.sizing import size
     from sim.spec.hardware import load_catalogue
 
     scenario = ctx.scenario
@@ -60,21 +62,46 @@ def view_sizing(ctx: Context) -> None:
             help="Optional (0: none): judged beside the p99",
         )
     catalogue = load_catalogue()
-    own = scenario.deployment.hardware.name
-    hardware = tab_input(
-        cols[3].text_input,
-        "size.hardware",
-        own if own in catalogue else "",
+    options = {option.name: option for option in hardware_options(scenario, catalogue)}
+    names = [OWN, *options]
+    chosen = tab_input(
+        cols[3].multiselect,
+        "size.candidates",
+        [OWN, *(option.name for option in preselected(list(options.values())))],
         "Hardware candidates",
-        help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); "
-        "@2 = a forward pass twice as fast. Empty: the scenario's own hardware.",
+        names,
+        format_func=lambda name: option_label(name, options, scenario),
+        valid=lambda value: isinstance(value, list) and all(name in names for name in value),
+        help="From the hardware catalogue (models/hardware.yaml), each with its speed relative to the scenario's "
+        "own hardware, stated and sourced below; preselected: measured ones first, then the lowest $/h per unit of "
+        "speed.",
     )
     go = cols[4].button("Size", type="primary", key="size.run")
+    with st.expander("Candidates: where each speed comes from; your own speed-up"):
+        st.markdown(as_text(sources_text([options[name] for name in chosen if name in options])))
+        extra = tab_input(
+            st.text_input,
+            "size.hardware",
+            "",
+            "More candidates, your own speed-up (advanced)",
+            help="NAME[@SPEEDUP],... from the catalogue (the `servesim size --hardware` syntax); @2 = a forward pass "
+            "twice as fast. A factor you give is yours: nothing here sources it.",
+        )
     if not (slo or p95 or ttft or tpot):
         st.info("Set a TTFT or TPOT budget to size against." if llm else "Set a p99 (or p95) SLO to size against.")
         return
+    if not chosen and not extra.strip():
+        st.info("Choose at least one hardware candidate.")
+        return
     budget = budget_text(slo, p95, ttft, tpot)
-    candidates = parse_candidates(hardware.strip() or None, scenario, catalogue)
+    try:
+        candidates = sizing_candidates(
+            scenario, catalogue, [n for n in chosen if n != OWN], options, OWN in chosen, extra
+        )
+    except ServesimError as exc:
+        st.error(as_text(exc))
+        return
+    hardware = (tuple(chosen), extra.strip())
     sized = (
         scenario
         if math.isclose(target, shown_rate(mean_rps))
@@ -96,20 +123,25 @@ def view_sizing(ctx: Context) -> None:
             def progress(state) -> None:
                 status.update(label=" · ".join([*probes[-1:], sizing_eta(state)]))
 
-            result = size(
-                sized,
-                slo or None,
-                candidates,
-                slo_p95_ms=p95 or None,
-                ttft_p99_ms=ttft or None,
-                tpot_p99_ms=tpot or None,
-                replications=replications,
-                requests=run_plan.requests,
-                seed=ctx.seed,
-                on_probe=shown,
-                on_progress=progress,
-                workers=min(2, os.cpu_count() or 1),  # each probe's replications side by side (same answer)
-            )
+            try:
+                result = size(
+                    sized,
+                    slo or None,
+                    candidates,
+                    slo_p95_ms=p95 or None,
+                    ttft_p99_ms=ttft or None,
+                    tpot_p99_ms=tpot or None,
+                    replications=replications,
+                    requests=run_plan.requests,
+                    seed=ctx.seed,
+                    on_probe=shown,
+                    on_progress=progress,
+                    workers=min(2, os.cpu_count() or 1),  # each probe's replications side by side (same answer)
+                )
+            except ServesimError as exc:
+                status.update(label="Not sized", state="error")
+                st.error(as_text(exc))
+                return
             status.update(label=f"Sized: {count(len(probes), 'probe')}", state="complete")
         keep_result("sizing", key, result)
     stored = kept_result("sizing", key)
@@ -122,6 +154,50 @@ def view_sizing(ctx: Context) -> None:
         )
         return
     show_sizing(stored, knob, budget, slo, p95)
+
+
+OWN = "as configured"  # the scenario's own hardware, as written
+
+
+def option_label(name: str, options: dict, scenario: Scenario) -> str:
+    """A candidate as the list shows it: the own hardware, or a catalogue option with its speed."""
+    if name == OWN:
+        hardware = scenario.deployment.hardware
+        price = f", ${hardware.usd_per_hour:,.2f}/h a replica" if hardware.usd_per_hour is not None else ""
+        return f"{hardware.name or 'own hardware'} (as configured{price})"
+    return options[name].label
+
+
+def sources_text(options: list) -> str:
+    """One line per chosen catalogue option: its speed, how it was obtained and the source."""
+    if not options:
+        return "No catalogue candidate chosen: only the scenario's own hardware (and any you add below)."
+    lines = [
+        f"- **{o.name}{' (estimated)' if o.estimated else ''}**: {o.speed}"
+        + (f" ({o.interval})" if o.interval else "")
+        + f" — {o.basis}; source: {o.source}"
+        for o in options
+    ]
+    return "\n".join(lines)
+
+
+def sizing_candidates(scenario: Scenario, catalogue: dict, names: list[str], options: dict, own: bool, extra: str):
+    """The sizing candidates: the own hardware (when chosen), the catalogue options by their `spec`
+    (labelled with their estimated speed where it is a datasheet ratio), then the user's NAME@X items."""
+    from dataclasses import replace
+
+    from sim.analysis.sizing import parse_candidates
+
+    candidates = parse_candidates(None, scenario, catalogue) if own else []
+    for name in names:
+        option = options[name]
+        (candidate,) = parse_candidates(option.spec, scenario, catalogue)
+        if candidate.speedup != 1.0:  # a datasheet ratio: say so in every row it heads
+            candidate = replace(candidate, name=f"{name} (estimated ×{candidate.speedup:.2g})", hardware=name)
+        candidates.append(candidate)
+    if extra.strip():
+        candidates += parse_candidates(extra.strip(), scenario, catalogue)
+    return candidates
 
 
 def sizing_eta(state) -> str:

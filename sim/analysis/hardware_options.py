@@ -1,0 +1,187 @@
+"""Which hardware to offer as sizing candidates, each with its speed relative to the scenario's own
+hardware stated and sourced — never a made-up factor.
+
+- An LLM stage: the profiles in models/ of the same model and tensor-parallel degree on other catalogue
+  hardware. A measured profile is taken as measured; an estimated one (calibrate/transfer.py, `servesim
+  calibrate transfer`) is labelled "(estimated)" with its 95% interval. The relative speed is the ratio of
+  the two profiles' costs at a reference iteration (a 1,024-token prefill; a decode step of 32 sequences
+  holding 1,024 tokens each).
+- A model stage on a GPU: the ratio of the catalogue's datasheet figures (memory bandwidth and FP16 dense
+  tensor FLOP/s) to the own GPU's. A forward pass bound by either scales at most by that ratio, so the
+  candidate is sized at the lower of the two (a roofline bound, not a measurement) and says so.
+- CPUs, and hardware without specifications, get no relative speed: only the advanced NAME@X syntax.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.errors import ServesimError
+from sim.spec.scenario import LLMStage, ModelStage, Scenario
+
+# The reference iteration the LLM speed ratios are taken at.
+PREFILL_TOKENS = 1024
+DECODE_BATCH = 32
+DECODE_CONTEXT = 1024
+# How many alternatives are preselected beside the own hardware (the rest are offered, not chosen).
+PRESELECTED = 2
+
+
+@dataclass(frozen=True)
+class HardwareOption:
+    """One catalogue candidate for the Sizing tab. `spec` is its `servesim size --hardware` item;
+    `speedup` the factor it is sized at (1: a measured or estimated profile carries its own costs)."""
+
+    name: str
+    spec: str
+    speed: str  # '×1.9 prefill, ×1.6 decode' — relative to the own hardware
+    basis: str  # where the speed comes from: 'measured profile …', 'estimated by calibrate transfer …'
+    source: str  # a file or a datasheet URL
+    estimated: bool
+    interval: str | None = None  # '95%: prefill −34..+53%' (a transfer's interval) or 'range ×0.9..×1.9'
+    usd_per_hour: float | None = None  # one replica
+    ratio: float = 1.0  # the factor the options are ranked by (the slower of the figures)
+
+    @property
+    def label(self) -> str:
+        """'h200 (estimated) — ×1.9 prefill, ×1.6 decode; 95%: prefill −34..+53%, decode −29..+41%'."""
+        name = f"{self.name} (estimated)" if self.estimated else self.name
+        interval = f"; {self.interval}" if self.interval else ""
+        price = f"; ${self.usd_per_hour:,.2f}/h a replica" if self.usd_per_hour is not None else "; no catalogue price"
+        return f"{name} — {self.speed}{interval}{price}"
+
+
+def _models_dir() -> Path:
+    from sim.shipped import shipped_root
+
+    return shipped_root("models") or Path("models")
+
+
+def own_hardware(scenario: Scenario) -> str | None:
+    """The catalogue name of the hardware the scenario runs on (an LLM stage: its profile's)."""
+    for stage in scenario.stages:
+        if isinstance(stage, LLMStage):
+            return stage.cost.profile.hardware
+    return scenario.deployment.hardware.name
+
+
+def hardware_options(scenario: Scenario, catalogue: dict | None = None) -> list[HardwareOption]:
+    """The candidates with a sourced relative speed: measured first, then the most speed per dollar."""
+    from sim.spec.hardware import load_catalogue
+
+    catalogue = load_catalogue() if catalogue is None else catalogue
+    llm = next((stage for stage in scenario.stages if isinstance(stage, LLMStage)), None)
+    options = _llm_options(scenario, llm, catalogue) if llm is not None else _spec_options(scenario, catalogue)
+
+    def per_speed(option: HardwareOption) -> float:
+        return (option.usd_per_hour if option.usd_per_hour is not None else math.inf) / option.ratio
+
+    return sorted(options, key=lambda o: (o.estimated, per_speed(o), o.name))
+
+
+def preselected(options: list[HardwareOption]) -> list[HardwareOption]:
+    """The options chosen by default: measured ones first, then the lowest $/h per unit of speed."""
+    return options[:PRESELECTED]
+
+
+def _llm_options(scenario: Scenario, stage: LLMStage, catalogue: dict) -> list[HardwareOption]:
+    from sim.errors import DataFileError
+    from sim.metrics.cost import replica_usd_per_hour
+    from sim.spec.llm_cost import LLMCost, load_llm_profile
+
+    own = stage.cost.profile
+    own_cost = LLMCost(own)
+    found: dict[str, tuple] = {}
+    for path in sorted(_models_dir().glob("*.yaml")):
+        try:
+            profile = load_llm_profile(path)
+        except (DataFileError, ServesimError):
+            continue  # a model-stage profile, or not a profile at all
+        if (
+            profile.model != own.model
+            or profile.tensor_parallel != own.tensor_parallel
+            or profile.hardware == own.hardware
+            or profile.hardware not in catalogue
+            or profile.estimate.get("band_edge")  # an interval's end (`transfer --band`), not the estimate
+        ):
+            continue
+        rank = (profile.estimated, "per-token" in profile.name, profile.name)
+        if profile.hardware not in found or rank < found[profile.hardware][0]:
+            found[profile.hardware] = (rank, path, profile)
+    options = []
+    for name, (_, path, profile) in found.items():
+        cost = LLMCost(profile)
+        prefill = own_cost.prefill_ms(PREFILL_TOKENS) / cost.prefill_ms(PREFILL_TOKENS)
+        context = DECODE_BATCH * DECODE_CONTEXT
+        decode = own_cost.decode_step_ms(DECODE_BATCH, context) / cost.decode_step_ms(DECODE_BATCH, context)
+        spec = f"{name}={path.resolve()}"
+        try:
+            from sim.analysis.sizing import Candidate
+
+            price = replica_usd_per_hour(
+                Candidate(name, None, profile=str(path.resolve())).apply(scenario), name, catalogue
+            )
+        except (ServesimError, KeyError):
+            price = None
+        interval = profile.estimate.get("interval_pct") or {}
+        options.append(
+            HardwareOption(
+                name=name,
+                spec=spec,
+                speed=f"×{prefill:.2g} prefill, ×{decode:.2g} decode vs {own.hardware}",
+                basis=(
+                    f"estimated by `servesim calibrate transfer` from {profile.estimate.get('from', 'a measured profile')}"
+                    if profile.estimated
+                    else f"measured profile ({profile.serving_stack or 'see its source'})"
+                ),
+                source=f"models/{path.name}",
+                estimated=profile.estimated,
+                interval=("95%: " + ", ".join(f"{k} {v}%" for k, v in interval.items())) if interval else None,
+                usd_per_hour=price,
+                ratio=min(prefill, decode),
+            )
+        )
+    return options
+
+
+def _spec_options(scenario: Scenario, catalogue: dict) -> list[HardwareOption]:
+    from sim.metrics.cost import replica_usd_per_hour
+    from sim.spec.hardware import load_specifications
+
+    own = own_hardware(scenario)
+    specs = load_specifications()
+    if own not in specs or specs[own].kind != "gpu" or not any(isinstance(s, ModelStage) for s in scenario.stages):
+        return []
+    mine = specs[own]
+    options = []
+    for name, spec in specs.items():
+        if name == own or spec.kind != "gpu" or name not in catalogue:
+            continue
+        bandwidth = _ratio(spec.memory_bandwidth_gb_s, mine.memory_bandwidth_gb_s)
+        compute = _ratio(spec.peak_tflops("fp16"), mine.peak_tflops("fp16"))
+        if bandwidth is None or compute is None:
+            continue
+        slower = min(bandwidth, compute)
+        approximate = " (approximate figures)" if spec.approximate or mine.approximate else ""
+        options.append(
+            HardwareOption(
+                name=name,
+                spec=f"{name}@{slower:.3g}",
+                speed=f"×{slower:.2g} (memory bandwidth ×{bandwidth:.2g}, FP16 ×{compute:.2g} vs {own})",
+                basis="datasheet ratio, sized at the lower of the two: a roofline estimate, not a measurement "
+                "(a small model's launch and host overheads do not scale, so its real speed-up is often lower)"
+                + approximate,
+                source=spec.source,
+                estimated=True,
+                interval=f"range ×{slower:.2g}..×{max(bandwidth, compute):.2g}",
+                usd_per_hour=replica_usd_per_hour(scenario, name, catalogue),
+                ratio=slower,
+            )
+        )
+    return options
+
+
+def _ratio(theirs: float | None, mine: float | None) -> float | None:
+    return theirs / mine if theirs and mine else None
