@@ -44,6 +44,16 @@ def llm_table(summary: Llm | dict, title: str = "LLM serving (ms)") -> Table:
         f"batch size mean {batch.mean:.1f} (max {batch.max}), KV cache use mean {kv.mean:.1%} (max {kv.max:.1%}), "
         f"preemptions {llm.preemptions:,}"
     )
+    if llm.pools is not None:  # disaggregated: each pool over its own replicas and KV blocks
+        for name, pool in (("prefill", llm.pools.prefill), ("decode", llm.pools.decode)):
+            lines.append(
+                f"{name} pool: {pool.replicas} replicas, busy {pool.busy_fraction:.0%}, batch mean "
+                f"{pool.batch_size.mean:.1f} (max {pool.batch_size.max}), KV cache use mean "
+                f"{pool.kv_cache_utilization.mean:.1%} (max {pool.kv_cache_utilization.max:.1%})"
+            )
+    if llm.kv_transfer_ms is not None:
+        t = llm.kv_transfer_ms
+        lines.append(f"KV transfer after prefill: p50 {t.p50:.3g} ms, p99 {t.p99:.3g} ms")
     table.caption = "\n".join(lines)
     table.caption_justify = "left"
     return table

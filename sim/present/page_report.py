@@ -30,7 +30,7 @@ from sim.metrics.windows import readable_window_s
 from sim.metrics.summary_view import Llm, Summary, finite
 from sim.present import plots
 from sim.present.report import _json_ready, slug
-from sim.present.headline import llm_verdict_sentence
+from sim.present.headline import kv_transfer_text, llm_verdict_sentence, pools_table
 from sim.present.units import fmt_interval, fmt_ms, horizon_cost_text
 from sim.present.windows import window_verdict
 from sim.spec.scenario import time_dependent
@@ -86,6 +86,10 @@ def write_page_report(result: RunResult, out_dir: str | Path, *, described: str,
         lines += ["## Over time", "", "![Traffic, replicas and windowed p99](timeline.png)", ""]
     if summary.llm is not None:
         lines += ["## LLM serving", "", markdown_table(llm_table(summary.llm), corner="metric"), ""]
+        pools = pools_table(summary)
+        if pools is not None:
+            lines += ["### Pools (disaggregated)", "", markdown_table(pools, corner="pool"), ""]
+            lines += [f"{kv_transfer_text(summary)}.", ""]
     if summary.warnings:
         lines += ["## Notes from the run", "", *[f"- {w}" for w in summary.warnings], ""]
     lines += ["Files: [scenario.yaml](scenario.yaml) (the scenario shown), [summary.json](summary.json).", ""]

@@ -23,6 +23,15 @@ def view_llm(ctx: Context) -> None:
             f"(max {kv.max:.1%}), preemptions {llm.preemptions or 0:,}. The end-to-end row is the "
             "whole request's latency, the same figures as the cards and the stage bars."
         )
+    pools = headline.pools_table(ctx.summary)
+    if pools is not None:
+        st.markdown("**Pools** (disaggregated prefill and decode)")
+        st.dataframe(pools, width="stretch")
+        st.caption(
+            f"{headline.kv_transfer_text(ctx.summary)}. Busy: the share of the pool's replica-time spent in "
+            "iterations; KV cache use: of the pool's own blocks. The figures above the pools (batch, KV cache) "
+            "are the decode pool's."
+        )
     stage = next((s for s in ctx.scenario.stages if s.name == llm.stage), None) if ctx.scenario else None
     runs = stage_results(ctx.result.run, stage) if stage is not None else []
     if runs:
