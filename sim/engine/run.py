@@ -15,9 +15,9 @@ from sim.engine import caching
 from sim.spec.budget import check_run_options
 from sim.errors import ScenarioError
 from sim.engine.fcfs import fcfs_start_ms
-from sim.engine.llm.pipeline import LLMStageRun, run_llm_stage
+from sim.engine.llm.pipeline import run_llm_stage
 from sim.engine.model_stage import simulate_model_stage
-from sim.engine.runlog import RunLog
+from sim.engine.runlog import LLMStageLog, RunLog
 from sim.spec.scenario import DelayStage, LLMStage, ModelStage, PoolStage, Scenario
 from sim.streams import stream
 
@@ -82,7 +82,9 @@ def simulate_replication(scenario: Scenario, replication: int, *, seed: int, req
     # copy=False: the frame takes the arrays as they are (the aliases batch_size / replica share memory with
     # their stage's columns) instead of a second copy of the whole log at the run's peak.
     requests = pd.DataFrame(columns, copy=False)
-    return RunLog(requests=requests, timeline=timeline, **llm_frames(run.llm_runs, replication))
+    # Each LLM stage's log stays as the engine left it: the run log makes its frames only if asked.
+    llm_logs = tuple(LLMStageLog(replication, name, out.index, out.result) for name, out in run.llm_runs.items())
+    return RunLog(requests=requests, timeline=timeline, llm_logs=llm_logs)
 
 
 def simulate_replications(
@@ -95,37 +97,6 @@ def simulate_replications(
         if on_replication:
             on_replication(rep + 1, replications)
     return RunLog.concat(parts)
-
-
-def llm_frames(runs: dict[str, LLMStageRun], replication: int) -> dict[str, pd.DataFrame]:
-    """Each LLM stage's own log (requests that reached it, iterations, inter-token gaps, KV sizing) as tidy
-    frames keyed by replication and stage; `request` is the row of the request in the replication's log."""
-    if not runs:
-        return {}
-    requests, iterations, gaps, stages = [], [], [], []
-    for name, run in runs.items():
-        keys = {"replication": replication, "stage": name}
-        result = run.result
-        requests.append(result.requests.assign(**keys, request=run.index))
-        iterations.append(result.iterations.assign(**keys))
-        gaps.append(pd.DataFrame({**keys, "request": run.index[result.itl_request], "itl_ms": result.itl_ms}))
-        stages.append(
-            {
-                **keys,
-                "num_gpu_blocks": result.num_gpu_blocks,
-                "block_size": result.block_size,
-                "replicas": result.replicas,
-                # a disaggregated stage's prefill pool (0 for a colocated stage)
-                "prefill_replicas": result.prefill_replicas or 0,
-                "prefill_gpu_blocks": result.prefill_gpu_blocks or 0,
-            }
-        )
-    return {
-        "llm_requests": pd.concat(requests, ignore_index=True),
-        "llm_iterations": pd.concat(iterations, ignore_index=True),
-        "llm_token_gaps": pd.concat(gaps, ignore_index=True),
-        "llm_stages": pd.DataFrame(stages),
-    }
 
 
 def _scatter(n: int, idx: np.ndarray, values: np.ndarray, fill) -> np.ndarray:

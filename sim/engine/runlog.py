@@ -9,19 +9,27 @@ the other frames exist only where the scenario has what they record:
 Every summary, plot and comparison is derived from these frames; `write` / `read` keep all of them in
 parquet, so a saved run recomputes the same summary bit for bit. A `manifest.json` beside them
 (sim/engine/runlog_manifest.py) lets `read` refuse a folder changed after it was written.
+
+A run fresh from the engine keeps its LLM stages' logs as the engine left them (`llm_logs`) and makes the
+llm frames from them the first time they are asked for: the summary reads the engine's arrays directly, so
+a run that is only summarised never lays out millions of token-gap rows.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from sim.engine.runlog_manifest import MANIFEST_FILE, FrameCounts, check_requests, shown, verify, write_manifest
 from sim.errors import ServesimError
+
+if TYPE_CHECKING:
+    from sim.engine.llm.stage import LLMStageResult
 
 # Columns every request row has; stages add `<stage>_ms`, `<stage>_queue_ms`, `<stage>_batch_size`, ...
 REQUEST_COLUMNS = {
@@ -38,11 +46,25 @@ LLM_KEYS = ("replication", "stage")
 FORMAT_VERSION = 1
 # The kind each request column must have in a log read back ("bool" or "number").
 REQUEST_KINDS = {name: "bool" if name in ("rejected", "warmup") else "number" for name in REQUEST_COLUMNS}
+LLM_FRAMES = ("llm_requests", "llm_iterations", "llm_token_gaps", "llm_stages")
+FRAMES = ("requests", "timeline", *LLM_FRAMES)
+
+
+@dataclass
+class LLMStageLog:
+    """One LLM stage's log in one replication as the engine left it, and the rows of the replication's
+    request log that reached the stage (`index`)."""
+
+    replication: int
+    stage: str
+    index: np.ndarray
+    result: LLMStageResult
 
 
 @dataclass
 class RunLog:
-    """The log of a run (one or several replications)."""
+    """The log of a run (one or several replications). Its llm frames are made from `llm_logs`, where
+    the run has them, when first asked for (module docstring)."""
 
     requests: pd.DataFrame
     timeline: pd.DataFrame | None = None
@@ -50,6 +72,7 @@ class RunLog:
     llm_iterations: pd.DataFrame | None = None
     llm_token_gaps: pd.DataFrame | None = None
     llm_stages: pd.DataFrame | None = None
+    llm_logs: tuple[LLMStageLog, ...] = field(default=(), repr=False)
 
     @property
     def replications(self) -> np.ndarray:
@@ -57,12 +80,20 @@ class RunLog:
 
     @classmethod
     def concat(cls, parts: list["RunLog"]) -> "RunLog":
-        """Replication logs, in replication order, as one log."""
+        """Replication logs, in replication order, as one log (the engine's LLM logs kept as they are
+        where every part has them)."""
+        lazy = all(part.llm_logs or not part._has_llm_frames() for part in parts)
         frames = {}
-        for f in fields(cls):
-            present = [getattr(part, f.name) for part in parts if getattr(part, f.name) is not None]
-            frames[f.name] = pd.concat(present, ignore_index=True) if present else None
-        return cls(**frames)
+        for name in FRAMES:
+            if lazy and name in LLM_FRAMES:
+                continue
+            present = [getattr(part, name) for part in parts if getattr(part, name) is not None]
+            frames[name] = pd.concat(present, ignore_index=True) if present else None
+        logs = tuple(log for part in parts for log in part.llm_logs) if lazy else ()
+        return cls(**frames, llm_logs=logs)
+
+    def _has_llm_frames(self) -> bool:
+        return any(self.__dict__.get(name) is not None for name in LLM_FRAMES)
 
     def split(self) -> list["RunLog"]:
         """One run log per replication, in replication order (the inverse of `concat`)."""
@@ -77,15 +108,33 @@ class RunLog:
         parts = []
         for rep, rows in zip(reps, requests):
             frames = {"requests": rows}
-            for f in fields(self):
-                frame = getattr(self, f.name)
-                if f.name != "requests" and frame is not None:
-                    frames[f.name] = frame[frame["replication"].to_numpy() == rep]
-            parts.append(type(self)(**frames))
+            for name in FRAMES[1:]:
+                if self.llm_logs and name in LLM_FRAMES:
+                    continue
+                frame = getattr(self, name)
+                if frame is not None:
+                    frames[name] = frame[frame["replication"].to_numpy() == rep]
+            logs = tuple(log for log in self.llm_logs if log.replication == rep)
+            parts.append(type(self)(**frames, llm_logs=logs))
         return parts
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+    def frames(self, *, keep: bool = True) -> dict[str, pd.DataFrame]:
+        """Every frame the log has; `keep` False: an llm frame made for the call is not kept (a writer's)."""
+        out = {}
+        for name in FRAMES:
+            frame = getattr(self, name) if keep or name not in LLM_FRAMES else self._llm_frame(name)
+            if frame is not None:
+                out[name] = frame
+        return out
+
+    def _llm_frame(self, name: str) -> pd.DataFrame | None:
+        """An llm frame as the log has it, or made from the engine's logs (not kept)."""
+        frame = self.__dict__.get(name)
+        if frame is not None or not self.llm_logs:
+            return frame
+        if name == "llm_stages":
+            return pd.DataFrame([_sizing_row(log) for log in self.llm_logs])
+        return pd.concat([_STAGE_FRAMES[name](log) for log in self.llm_logs], ignore_index=True)
 
     def write(self, folder: Path, *, scenario_yaml: str, run: dict) -> list[Path]:
         """Every frame as `<name>.parquet` in `folder`, the scenario as `scenario.yaml` and how it was run
@@ -105,7 +154,7 @@ class RunLog:
         folder = Path(folder)
         if not verified:
             cls.verify(folder)
-        frames = {f.name: cls._read_frame(folder / f"{f.name}.parquet", replication) for f in fields(cls)}
+        frames = {name: cls._read_frame(folder / f"{name}.parquet", replication) for name in FRAMES}
         check_requests(folder, frames["requests"], REQUEST_KINDS)
         try:
             run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
@@ -127,7 +176,7 @@ class RunLog:
             raise ServesimError(
                 f"{shown(folder)}: not a run log folder (no requests.parquet / run.json; write one with --log)"
             )
-        return verify(folder, tuple(f.name for f in fields(cls)))
+        return verify(folder, FRAMES)
 
     @classmethod
     def replications_in(cls, folder: Path) -> list[int]:
@@ -163,6 +212,56 @@ class RunLog:
             ) from None
 
 
+def _keys(log: LLMStageLog) -> dict:
+    return {"replication": log.replication, "stage": log.stage}
+
+
+# Each llm frame's rows of one stage in one replication (`request`: the row of the request in the
+# replication's log).
+_STAGE_FRAMES = {
+    "llm_requests": lambda log: log.result.requests.assign(**_keys(log), request=log.index),
+    "llm_iterations": lambda log: log.result.iterations.assign(**_keys(log)),
+    "llm_token_gaps": lambda log: pd.DataFrame(
+        {**_keys(log), "request": log.index[log.result.itl_request], "itl_ms": log.result.itl_ms}
+    ),
+}
+
+
+def _sizing_row(log: LLMStageLog) -> dict:
+    """The stage's row of llm_stages: its KV sizing and replicas."""
+    result = log.result
+    return {
+        **_keys(log),
+        "num_gpu_blocks": result.num_gpu_blocks,
+        "block_size": result.block_size,
+        "replicas": result.replicas,
+        # a disaggregated stage's prefill pool (0 for a colocated stage)
+        "prefill_replicas": result.prefill_replicas or 0,
+        "prefill_gpu_blocks": result.prefill_gpu_blocks or 0,
+    }
+
+
+def _made_when_asked(name: str) -> property:
+    """An llm frame of RunLog: the one given, else made from `llm_logs` on first access and kept."""
+
+    def get(self: RunLog) -> pd.DataFrame | None:
+        frame = self.__dict__.get(name)
+        if frame is None and self.llm_logs:
+            frame = self.__dict__[name] = self._llm_frame(name)
+        return frame
+
+    def put(self: RunLog, frame: pd.DataFrame | None) -> None:
+        self.__dict__[name] = frame
+
+    return property(get, put)
+
+
+# Installed after the dataclass is made, so that its __init__ keeps None as the frames' default and assigns
+# through the properties.
+for _name in LLM_FRAMES:
+    setattr(RunLog, _name, _made_when_asked(_name))
+
+
 class RunLogWriter:
     """Writes a run log folder (as `RunLog.write`) replication by replication: each `append` adds a
     replication's frames to `<name>.parquet` as row groups, so a run can drop each log once written and
@@ -183,7 +282,7 @@ class RunLogWriter:
             self.folder.mkdir(parents=True, exist_ok=True)  # on the first write: a refused run leaves nothing
             if not self._paths:  # a log written over an older one is not valid until its own manifest
                 (self.folder / MANIFEST_FILE).unlink(missing_ok=True)
-            for name, frame in run.frames().items():
+            for name, frame in run.frames(keep=False).items():
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer = self._writers.get(name)
                 if writer is None:
@@ -216,9 +315,9 @@ class RunLogWriter:
             (self.folder / "run.json").write_text(
                 json.dumps({"format": FORMAT_VERSION, **run}, indent=2) + "\n", encoding="utf-8"
             )
-            for f in fields(RunLog):  # a frame an earlier log left in this folder is not this run's
-                if f.name not in self._counts:
-                    (self.folder / f"{f.name}.parquet").unlink(missing_ok=True)
+            for name in FRAMES:  # a frame an earlier log left in this folder is not this run's
+                if name not in self._counts:
+                    (self.folder / f"{name}.parquet").unlink(missing_ok=True)
             manifest = write_manifest(self.folder, self._counts, files, FORMAT_VERSION)
         except OSError as exc:
             raise self._error(exc) from None

@@ -11,6 +11,7 @@ and KV-cache utilisation (time-weighted, idle time counting as empty). Nothing h
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -31,19 +32,50 @@ def distribution(values: np.ndarray, groups: np.ndarray | None = None) -> tuple[
     values = np.asarray(values, dtype=float)
     finite = np.isfinite(values)
     values = values[finite]
+    parts = _by_group(values, np.asarray(groups)[finite]) if groups is not None and len(values) else []
+    return _described(values, parts)
+
+
+def _described(values: np.ndarray, parts: list[np.ndarray]) -> tuple[dict, dict]:
+    """(mean and percentiles, 95% CIs by batch means over `parts`) of the finite `values`."""
     if len(values) == 0:
         return {"mean": None, **{k: None for k in QUANTILES}}, {}
     point = {"mean": float(values.mean())}
     point.update({k: float(v) for k, v in zip(QUANTILES, np.quantile(values, list(QUANTILES.values())))})
     cis: dict[str, list[float]] = {}
-    if groups is not None:
-        parts = _by_group(values, np.asarray(groups)[finite])
-        if len(parts) >= 3:
-            per_group = np.array([[part.mean(), *np.quantile(part, list(QUANTILES.values()))] for part in parts])
-            low, high = np.clip(ci95_columns(per_group), values.min(), values.max())  # within the times measured
-            for k, key in enumerate(["mean", *QUANTILES]):
-                cis[key] = [float(low[k]), float(high[k])]
+    if len(parts) >= 3:
+        per_group = np.array([[part.mean(), *np.quantile(part, list(QUANTILES.values()))] for part in parts])
+        low, high = np.clip(ci95_columns(per_group), values.min(), values.max())  # within the times measured
+        for k, key in enumerate(["mean", *QUANTILES]):
+            cis[key] = [float(low[k]), float(high[k])]
     return point, cis
+
+
+def gap_distribution(result: LLMStageResult, done: np.ndarray, group: np.ndarray) -> tuple[dict, dict]:
+    """`distribution` of the inter-token gaps of the `done` requests, batch means by their requests' `group`
+    (as `distribution(itl_ms[mask], group[itl_request[mask]])`) — from the gaps' per-request counts and,
+    where the groups follow request order, slices of the gaps: no column of millions of gap rows."""
+    counts, values = result.itl_counts, result.itl_ms
+    values = _gaps_of(values, counts, done)
+    counts, groups = counts[done], group[done]
+    if np.any(groups[1:] < groups[:-1]) or not np.isfinite(values).all():
+        return distribution(values, np.repeat(groups, counts))
+    starts = np.concatenate(([0], np.cumsum(counts)))  # the first gap of each request, then the end
+    bounds = starts[np.searchsorted(groups, np.arange(CI_GROUPS + 1))]
+    parts = [values[bounds[g] : bounds[g + 1]] for g in range(CI_GROUPS) if bounds[g + 1] > bounds[g]]
+    return _described(values, parts)
+
+
+def _gaps_of(values: np.ndarray, counts: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """The gaps (request after request, `counts[i]` of request i) of the `done` requests: a slice where
+    they lie together (every request, or all but the warm-up at the start), else a copy."""
+    talking = counts > 0
+    rows = np.flatnonzero(done & talking)
+    if len(rows) == np.count_nonzero(talking):
+        return values
+    if len(rows) and np.count_nonzero(talking[rows[0] : rows[-1] + 1]) == len(rows):
+        return values[counts[: rows[0]].sum() : counts[: rows[-1] + 1].sum()]
+    return values[np.repeat(done, counts)]
 
 
 def _by_group(values: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
@@ -85,8 +117,7 @@ def llm_summary(
     cis: dict = {}
     for key, column in (("ttft_ms", "ttft_ms"), ("tpot_ms", "tpot_ms"), ("e2el_ms", "e2e_ms")):
         out[key], cis[key] = distribution(log[column].to_numpy()[done], group[done])
-    itl_mask = done[result.itl_request] if len(result.itl_request) else np.zeros(0, dtype=bool)
-    out["itl_ms"], cis["itl_ms"] = distribution(result.itl_ms[itl_mask], group[result.itl_request[itl_mask]])
+    out["itl_ms"], cis["itl_ms"] = gap_distribution(result, done, group)
     out["ci95"] = cis
 
     output_tokens = int(log.output_tokens[done].sum())
@@ -216,7 +247,7 @@ def pool_figures(result: LLMStageResult, start_ms: float, end_ms: float, done: n
             requests=result.requests,
             iterations=result.iterations[rows],
             itl_ms=result.itl_ms,
-            itl_request=result.itl_request,
+            itl_counts=result.itl_counts,
             num_gpu_blocks=blocks,
             block_size=result.block_size,
             replicas=replicas,
@@ -309,8 +340,13 @@ def llm_timeseries(result: LLMStageResult, bin_s: float = 10.0) -> pd.DataFrame:
 
 
 def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]:
-    """An LLM stage's log per replication, rebuilt from the run log's llm frames: (which rows of the
-    replication's request log reached the stage, the stage's result)."""
+    """An LLM stage's log per replication: (which rows of the replication's request log reached the stage,
+    the stage's result) — as the engine left it, or rebuilt from the run log's llm frames (a log read back);
+    either way holding what the frames hold, no more."""
+    if run.llm_logs:
+        logs = sorted((log for log in run.llm_logs if log.stage == stage.name), key=lambda log: log.replication)
+        # The frames keep neither the prompt-limit rejections nor the stage as drawn (an estimated profile).
+        return [(log.index, replace(log.result, stage=stage, prompt_too_long=None, prompt_limit=None)) for log in logs]
     if run.llm_requests is None:
         return []
     out = []
@@ -327,11 +363,15 @@ def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]
         requests = part(run.llm_requests)
         index = requests.pop("request").to_numpy()
         gaps = part(run.llm_token_gaps)
+        itl_ms, owner = gaps["itl_ms"].to_numpy(), _positions(index, gaps["request"].to_numpy())
+        if np.any(owner[1:] < owner[:-1]):  # not request after request (the engine writes them so)
+            order = np.argsort(owner, kind="stable")
+            itl_ms, owner = itl_ms[order], owner[order]
         result = LLMStageResult(
             requests=requests,
             iterations=part(run.llm_iterations),
-            itl_ms=gaps["itl_ms"].to_numpy(),
-            itl_request=_positions(index, gaps["request"].to_numpy()),
+            itl_ms=itl_ms,
+            itl_counts=np.bincount(owner, minlength=len(index)),
             num_gpu_blocks=int(row.num_gpu_blocks),
             block_size=int(row.block_size),
             replicas=int(row.replicas),

@@ -221,26 +221,24 @@ def decode_iterations(pool: list[_DecodeReplica], first_replica: int) -> pd.Data
 
 def decode_token_gaps(
     pool: list[_DecodeReplica], replica_of: np.ndarray, log: _DecodeLog, first_token_ms: np.ndarray, steps: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(gap_ms, request) of every gap between a decoded request's tokens: from its first token (the end of
-    its transfer) to its first decode step's end, then step to step — its replica's consecutive steps."""
+) -> np.ndarray:
+    """Every gap between a decoded request's tokens, request after request (`steps[i]` of request i): from
+    its first token (the end of its transfer) to its first decode step's end, then step to step — slices of
+    its replica's step-to-step gaps, never copied one by one."""
     decoded = np.flatnonzero(steps > 0)
     if not len(decoded):
-        return np.empty(0), np.empty(0, dtype=np.int64)
+        return np.empty(0)
     step_ends = [np.concatenate(r.ends) if r.ends else np.empty(0) for r in pool]
-    offsets = np.concatenate(([0], np.cumsum([len(e) for e in step_ends])[:-1]))
+    offsets = np.concatenate(([0], np.cumsum([len(e) for e in step_ends])[:-1])).astype(np.int64)
     all_ends = np.concatenate(step_ends)
-    sizes = steps[decoded] + 1  # the first token, then one per step
-    start = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    times = np.empty(int(sizes.sum()))
-    times[start] = first_token_ms[decoded]
-    within = np.arange(len(times)) - np.repeat(start, sizes) - 1
-    source = np.repeat(offsets[replica_of[decoded]] + log.first_step[decoded], sizes) + within
-    is_step = within >= 0
-    times[is_step] = all_ends[source[is_step]]
-    owner = np.repeat(decoded, sizes)
-    same = owner[1:] == owner[:-1]
-    return np.diff(times)[same], owner[1:][same]
+    first = offsets[replica_of[decoded]] + log.first_step[decoded]
+    to_first_step = all_ends[first] - first_token_ms[decoded]
+    step_gaps = np.diff(all_ends)  # step_gaps[k - 1]: end of step k minus end of step k - 1
+    pieces = []
+    for i, (k, count) in enumerate(zip(first.tolist(), steps[decoded].tolist())):
+        pieces.append(to_first_step[i : i + 1])
+        pieces.append(step_gaps[k : k + count - 1])
+    return np.concatenate(pieces)
 
 
 def decode_blocks(stage: LLMStage) -> int:
@@ -329,7 +327,9 @@ def simulate_disaggregated(
             "transfer_ms": exposed,
         }
     )
-    gaps, owner = decode_token_gaps(pool, replica_of, log, first_token[decoding], steps[decoding])
+    gaps = decode_token_gaps(pool, replica_of, log, first_token[decoding], steps[decoding])
+    gap_counts = np.zeros(n, dtype=np.int64)
+    gap_counts[decoding] = steps[decoding]
     iterations = pd.concat(
         [prefill.iterations, decode_iterations(pool, split.prefill_replicas)], ignore_index=True
     ).sort_values(["time_ms", "replica"], kind="stable", ignore_index=True)
@@ -337,7 +337,7 @@ def simulate_disaggregated(
         requests=requests,
         iterations=iterations,
         itl_ms=gaps,
-        itl_request=decoding[owner],
+        itl_counts=gap_counts,
         num_gpu_blocks=num_blocks,
         block_size=bs,
         replicas=split.replicas,

@@ -93,18 +93,27 @@ class Ledger:
         self.fused_dues.extend(due_by_phase)
         ends.extend(ends_ms)
 
-    def iteration_frame(self) -> pd.DataFrame:
-        """One row per iteration (ITERATION_COLUMNS), in time order (then replica)."""
+    def iteration_frame(self, *, release: bool = False) -> pd.DataFrame:
+        """One row per iteration (ITERATION_COLUMNS), in time order (then replica); `release`: the records it
+        is made from are let go as it is made (the ledger has no iterations left)."""
         if not self.iterations:  # nothing ran (no fused run without an iteration before it)
             frame = pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)
             return frame.astype({c: np.int64 for c in ITERATION_COLUMNS if c not in ("time_ms", "duration_ms")})
         # A column of Python numbers becomes int64 if all are ints (a clock still at SimPy's int 0), else float64.
-        columns = [np.array(column) for column in zip(*self.iterations)]
         blocks = self.iteration_blocks + ([self._fused_columns()] if self.fused else [])
-        if blocks:
-            columns = [np.concatenate(parts) for parts in zip(columns, *blocks)]
-        order = np.lexsort((columns[2], columns[0]))  # stable: by time_ms, then replica
-        return pd.DataFrame({name: column[order] for name, column in zip(ITERATION_COLUMNS, columns)}, copy=False)
+        parts = [[np.array(column), *pieces] for column, *pieces in zip(zip(*self.iterations), *blocks)]
+        del blocks
+        if release:
+            self.iterations, self.iteration_blocks, self.fused, self.fused_dues = [], [], [], array("q")
+        time_ms, replica = np.concatenate(parts[0]), np.concatenate(parts[2])
+        order = np.lexsort((replica, time_ms))  # stable: by time_ms, then replica
+        # Column by column, each part let go once laid in order: the peak is one copy of the log, not three.
+        frame = {}
+        for name, column in zip(ITERATION_COLUMNS, parts):
+            whole = time_ms if name == "time_ms" else replica if name == "replica" else np.concatenate(column)
+            column.clear()
+            frame[name] = whole[order]
+        return pd.DataFrame(frame, copy=False)
 
     def _fused_columns(self) -> list[np.ndarray]:
         """ITERATION_COLUMNS of every step of every fused run, computed as the engine would have step by step
@@ -143,15 +152,17 @@ class Ledger:
         return np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
 
     def token_gaps(self) -> tuple[np.ndarray, np.ndarray]:
-        """(itl_ms, request) of every gap between consecutive tokens of a request, in request order.
+        """(itl_ms, counts): every gap between consecutive tokens of a request, in request order, and how many
+        gaps each request has (not a request per gap: millions of gaps).
 
         Segments ordered by request then time; each gives the gap from its request's previous token (the
         last before a preemption) to its prefill's token, then to its first decode step's end, then the
         gaps between its decode steps — slices of its replica's step-to-step gaps, never copied one by one.
         Each gap is the same subtraction of two token times as a difference of the token times laid end to
         end would be."""
+        counts = np.zeros(len(self.rejected), dtype=np.int64)
         if not self.seg_request:
-            return np.empty(0), np.empty(0, dtype=np.int64)
+            return np.empty(0), counts
         request = np.asarray(self.seg_request, dtype=np.int64)
         prefill_end = np.asarray(self.seg_prefill_end_ms, dtype=float)
         order = np.lexsort((prefill_end, request))
@@ -177,4 +188,5 @@ class Ledger:
                 pieces.append(to_first_decode[i : i + 1])
                 pieces.append(step_gaps[k : k + count - 1])
         itl_ms = np.concatenate(pieces) if pieces else np.empty(0)
-        return itl_ms, np.repeat(request, steps + resumes)
+        np.add.at(counts, request, steps + resumes)
+        return itl_ms, counts

@@ -39,13 +39,14 @@ class LLMStageResult:
     `iterations`: one row per iteration: time_ms (start), duration_ms, replica, batch_size (sequences
     computed), running (sequences holding KV), waiting, kv_blocks_used, prefill_tokens, decode_tokens,
     preempted.
-    `itl_ms` / `itl_request`: every inter-token gap and the request it belongs to (input index).
+    `itl_ms`: every inter-token gap, request after request (input order); `itl_counts`: how many gaps each
+    request has (`itl_request` expands it to the request of each gap, on demand: millions of gaps).
     """
 
     requests: pd.DataFrame
     iterations: pd.DataFrame
     itl_ms: np.ndarray
-    itl_request: np.ndarray
+    itl_counts: np.ndarray
     num_gpu_blocks: int
     block_size: int
     replicas: int
@@ -56,6 +57,11 @@ class LLMStageResult:
     # pool, with prefill_gpu_blocks KV blocks each; the rest the decode pool, with num_gpu_blocks each.
     prefill_replicas: int | None = None
     prefill_gpu_blocks: int | None = None
+
+    @property
+    def itl_request(self) -> np.ndarray:
+        """The request (input index) of each gap in `itl_ms`."""
+        return np.repeat(np.arange(len(self.itl_counts)), self.itl_counts)
 
 
 def gpu_blocks(stage: LLMStage) -> int:
@@ -187,15 +193,17 @@ def _simulate(
         ledger, schedulers = fresh_replicas()
         _simulate_with_simpy(schedulers, order, ready_ms, router)
 
+    del schedulers  # their per-request state is spent: let it go before the log is laid out
     unfinished = ~ledger.rejected & np.isnan(ledger.last_token_ms)
     if unfinished.any():  # pragma: no cover - a scheduler bug, not a user error
         raise RuntimeError(f"llm stage {stage.name}: {int(unfinished.sum())} requests never finished")
-    itl_ms, itl_request = ledger.token_gaps()
+    iterations = ledger.iteration_frame(release=True)
+    itl_ms, itl_counts = ledger.token_gaps()
     return LLMStageResult(
         requests=_request_frame(stage.name, ready_ms, prompt, output, cached, ledger),
-        iterations=ledger.iteration_frame(),
+        iterations=iterations,
         itl_ms=itl_ms,
-        itl_request=itl_request,
+        itl_counts=itl_counts,
         num_gpu_blocks=num_blocks,
         block_size=stage.batching.block_size,
         replicas=replicas,
