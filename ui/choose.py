@@ -11,6 +11,7 @@ from sim.errors import ServesimError
 from sim.spec.datafiles import shipped_data_roots
 from sim.spec.scenario import Scenario, load_scenario, parse_scenario_text
 from ui.runs import SCENARIOS
+from ui import state
 from ui.state import unknown_address_scenario, read_address
 from ui.text import as_code, as_text
 
@@ -24,7 +25,8 @@ def shipped_scenarios() -> dict[str, Path]:
 def choose_scenario() -> tuple[Scenario, str]:
     """The scenario the knobs start from, and its identity (knobs reset when it changes)."""
     shipped = shipped_scenarios()
-    names = list(shipped)
+    local = state.LOCAL_LABEL  # `servesim plan FILE`: that file first
+    names = ([local] if local else []) + list(shipped)
     with st.sidebar:
         st.header("Scenario")
         upload = st.file_uploader(
@@ -34,7 +36,9 @@ def choose_scenario() -> tuple[Scenario, str]:
             help="Validated before anything runs; the shipped scenarios are examples.",
         )
         index = names.index(read_address(names))
-        choice = st.selectbox("Shipped scenario", names, index=index, key="scenario", disabled=upload is not None)
+        choice = st.selectbox(
+            "Scenario" if local else "Shipped scenario", names, index=index, key="scenario", disabled=upload is not None
+        )
         st.caption(
             "The address bar keeps the scenario, the knobs you change and the open tab: copy it to share this page."
             if upload is None
@@ -51,6 +55,12 @@ def choose_scenario() -> tuple[Scenario, str]:
         scenario = parse_upload(upload.name, upload.getvalue())
         if scenario is not None:
             return scenario, f"upload:{upload.name}:{hashlib.sha256(upload.getvalue()).hexdigest()}"
+    if local and choice == local:
+        try:
+            return load_scenario(state.LOCAL_FILE), f"file:{state.LOCAL_FILE}"
+        except ServesimError as exc:  # changed since `servesim plan` checked it
+            st.error(f"{as_text(local)} does not load:{as_code(exc)}")
+            st.stop()
     try:
         return load_scenario(shipped[choice]), f"shipped:{choice}"
     except ServesimError as exc:

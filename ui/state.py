@@ -23,12 +23,17 @@ import os
 
 import json
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
 
-# The scenario a session opens on: `servesim plan NAME` sets SERVESIM_SCENARIO (sim/cli/plan.py).
-DEFAULT_SCENARIO = os.environ.get("SERVESIM_SCENARIO") or "vision-a100"
+# `servesim plan FILE` sets SERVESIM_SCENARIO_FILE (sim/cli/plan.py): the page offers that file first, by this
+# label, beside the shipped scenarios.
+LOCAL_FILE = os.environ.get("SERVESIM_SCENARIO_FILE") or None
+LOCAL_LABEL = f"{Path(LOCAL_FILE).name} (local file)" if LOCAL_FILE else None
+# The scenario a session opens on: `servesim plan NAME` sets SERVESIM_SCENARIO, `plan FILE` the file.
+DEFAULT_SCENARIO = os.environ.get("SERVESIM_SCENARIO") or LOCAL_LABEL or "vision-a100"
 
 
 KNOB = "knob."  # prefix of every knob's widget key
@@ -70,6 +75,8 @@ def write_address(identity: str) -> None:
     params: dict[str, str] = {}
     if identity.startswith("shipped:"):
         params["scenario"] = identity.removeprefix("shipped:")
+    elif identity.startswith("file:") and LOCAL_LABEL:  # reopens on this server, which serves that file
+        params["scenario"] = LOCAL_LABEL
     for name, default in (st.session_state.get(DEFAULTS) or {}).items():
         value = st.session_state.get(knob_key(name))
         if value is not None and value != default:

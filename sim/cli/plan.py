@@ -1,6 +1,9 @@
 """`servesim plan [SCENARIO]`: open the Streamlit planner from an installed servesim (or a checkout) on a
-shipped scenario. The page is the `ui` package's (ui/page.py, found without importing it: sim never imports
-ui); this command only starts Streamlit on it, with the scenario to open first in SERVESIM_SCENARIO."""
+shipped scenario or a scenario file. The page is the `ui` package's (ui/page.py, found without importing it:
+sim never imports ui); this command only starts Streamlit on it, with the scenario to open first in
+SERVESIM_SCENARIO (a shipped name) or SERVESIM_SCENARIO_FILE (a file, validated here first: a bad one is one
+line naming the field, before any server starts). A local file wins over a shipped name, as in every
+command."""
 
 from __future__ import annotations
 
@@ -9,13 +12,16 @@ import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sim.errors import ServesimError
 
 
 def register(subparsers) -> None:
-    plan = subparsers.add_parser("plan", help="open the capacity planner (Streamlit) on a shipped scenario")
-    plan.add_argument("scenario", nargs="?", default=None, help="shipped scenario name (default: vision-a100)")
+    plan = subparsers.add_parser("plan", help="open the capacity planner (Streamlit) on a scenario")
+    plan.add_argument(
+        "scenario", nargs="?", default=None, help="scenario YAML file or shipped scenario name (default: vision-a100)"
+    )
     plan.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     plan.add_argument("--browser", action="store_true", help="also open a browser tab")
     plan.set_defaults(func=cmd_plan)
@@ -34,13 +40,19 @@ def planner_command(scenario: str | None, port: int, browser: bool) -> tuple[lis
     from sim.cli.scenarios import shipped_scenarios
 
     env = dict(os.environ)
-    if scenario is not None:
+    env.pop("SERVESIM_SCENARIO", None)
+    env.pop("SERVESIM_SCENARIO_FILE", None)
+    if scenario is not None and Path(scenario).is_file():
+        from sim.spec.scenario import load_scenario
+
+        load_scenario(scenario)  # a ScenarioError names the field, before the server starts
+        env["SERVESIM_SCENARIO_FILE"] = str(Path(scenario).resolve())
+    elif scenario is not None:
         name = scenario.removesuffix(".yaml")
         shipped = shipped_scenarios()
         if name not in shipped:
             raise ServesimError(
-                f"plan: no shipped scenario of that name (shipped: {', '.join(shipped)}); to plan your own scenario "
-                "file, upload it in the page's sidebar"
+                f"plan: no shipped scenario or scenario file named {scenario!r} (shipped: {', '.join(shipped)})"
             )
         env["SERVESIM_SCENARIO"] = name
     if not 1 <= port <= 65535:
