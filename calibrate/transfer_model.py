@@ -129,11 +129,13 @@ def transfer_batch_profile(data: dict, hardware: str, work: Work, precision: str
     catalogue's price, and `provenance.estimated` / `provenance.estimate` (ratios, interval, inputs)."""
     from sim.spec.profile import ProfileFile
 
-    where = f"profile {data.get('name', '?')}"
-    spec = ProfileFile.model_validate(data)
+    where = "profile"  # never text read from the file
+    spec = ProfileFile.model_validate(data)  # callers load it first (sim.spec.profile.load_profile names the field)
     if not spec.hardware:
         raise DataFileError(f"{where}: hardware is not set (the hardware it was measured on is needed)")
     specs = load_specifications()
+    if spec.hardware not in specs:
+        raise DataFileError(f"{where}: hardware is not a key of specifications in models/hardware.yaml")
     source, target = spec_of(spec.hardware, specs), spec_of(hardware, specs)
     src_prec = spec.precision or "fp32"
     dst_prec = precision or src_prec
@@ -328,7 +330,7 @@ def run_cli(args, path: Path, output_file) -> int:
     """`servesim calibrate transfer PROFILE --to HW` for a batch-cost profile (see calibrate/cli.py)."""
     import json
 
-    from sim.spec.profile import read_profile_yaml
+    from sim.spec.profile import load_profile, read_profile_yaml
 
     if args.tp is not None:
         raise DataFileError("--tp: a tensor-parallel degree applies to LLM profiles only")
@@ -343,6 +345,7 @@ def run_cli(args, path: Path, output_file) -> int:
         )
     else:
         work = Work(args.flops_per_item, args.bytes_per_batch, args.bytes_per_item or 0.0)
+    load_profile(path)  # a broken profile is refused here, naming its file and field
     data = transfer_batch_profile(read_profile_yaml(path), args.to_hardware, work, args.precision)
     target = output_file(args.output or f"models/{data['name']}.yaml", "--output", suffixes=(".yaml", ".yml"))
     write_estimated(data, target)
