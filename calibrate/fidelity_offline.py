@@ -14,7 +14,10 @@ and predicts every cell again with the current model, from the cell's calibratio
   (client, reply path, siblings): the factor the cell's own co-load calibration measured where the run has
   one, else learned *leave-one-cell-out*: the median in-situ slowdown (in-situ mean over the calibrated mean)
   of the other cells of the same configuration (the same things run beside the kernel), in every DIR
-  given. No serving data of the predicted cell enters its co-load prediction.
+  given. No serving data of the predicted cell enters its co-load prediction;
+- **drift band**: the co-load prediction made again with the kernel scaled by the host's drift (the next
+  calibration of the same server over this one, calibrate/fidelity_drift.py), and the measurement judged
+  against the band between the two (error 0 inside it); the point where the run has no later calibration.
 
 Where the in-situ mean closes a miss, the service time was wrong (the calibration did not see the load);
 where only the replay closes it, the queueing model was (correlated, drifting service times); where
@@ -30,12 +33,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from calibrate.fidelity_drift import drift_ratios, judge_band
+from calibrate.fidelity_scenarios import simulate_cell
 from sim.errors import DataFileError
 from sim.spec.datafiles import shown
 
 MAX_RUN_BYTES = 64 * 1024 * 1024
-MODELS = ("isolated", "in_situ_mean", "in_situ_replay", "co_load")
-FLAG_BELOW_PCT = 15.0  # the issue's offline target: no judged p95 / p99 below the measurement by more
+MODELS = ("isolated", "in_situ_mean", "in_situ_replay", "co_load", "drift_band")
 
 
 # --------------------------------------------------------------------------- the saved run, validated
@@ -75,6 +79,19 @@ class SavedCalibration(_Model):
     overshoot_ms: list[float] | None = Field(default=None, min_length=1)
     max_batch_size: int | None = Field(default=None, ge=1)
     max_queue_delay_ms: float | None = Field(default=None, ge=0)
+    # the kernel's busy times (and batch sizes) in order, served at the cell's rate just before its runs
+    co_load_busy_ms: list[float] | None = Field(default=None, min_length=1)
+    co_load_batch_size: list[int] | None = Field(default=None, min_length=1)
+    # taken after a configuration's last cell (the live harness since issue 25), for its drift band
+    after: "SavedCalibration | None" = None
+
+    @model_validator(mode="after")
+    def _co_load_aligned(self) -> "SavedCalibration":
+        if (self.co_load_busy_ms is None) != (self.co_load_batch_size is None) or (
+            self.co_load_busy_ms is not None and len(self.co_load_busy_ms) != len(self.co_load_batch_size)
+        ):
+            raise ValueError("co_load_busy_ms and co_load_batch_size need one entry per batch each")
+        return self
 
 
 class SavedRun(_Model):
@@ -123,25 +140,16 @@ def load_saved_run(directory: str | Path) -> SavedRun:
 def calibration_arrays(calibration: SavedCalibration) -> dict[str, Any]:
     """A saved calibration as `scenario_for` takes it (arrays; batch sizes as ints)."""
     out: dict[str, Any] = {}
-    for name in ("transport_ms", "service_ms", "service_busy_ms", "overshoot_ms"):
+    for name in ("transport_ms", "service_ms", "service_busy_ms", "overshoot_ms", "co_load_busy_ms"):
         values = getattr(calibration, name)
         if values is not None:
             out[name] = np.asarray(values, dtype=float)
+    if calibration.co_load_batch_size is not None:
+        out["co_load_batch_size"] = np.asarray(calibration.co_load_batch_size, dtype=int)
     if calibration.batch_ms is not None:
         out["batch_ms"] = {int(b): np.asarray(v, dtype=float) for b, v in sorted(calibration.batch_ms.items())}
         out["max_batch_size"] = calibration.max_batch_size
         out["max_queue_delay_ms"] = calibration.max_queue_delay_ms
-    return out
-
-
-def scaled(calibration: dict, factor: float) -> dict:
-    """The calibration with every kernel service time × `factor` (transport, timer overshoot unchanged)."""
-    out = dict(calibration)
-    for name in ("service_ms", "service_busy_ms"):
-        if name in out:
-            out[name] = out[name] * factor
-    if "batch_ms" in out:
-        out["batch_ms"] = {b: v * factor for b, v in out["batch_ms"].items()}
     return out
 
 
@@ -184,18 +192,7 @@ def in_situ_sequence(frames) -> tuple[np.ndarray, np.ndarray]:
 
 # --------------------------------------------------------------------------- predictions
 def _simulate(config: str, calibration: dict, cell: SavedCell, requests: int, factor: float = 1.0, replay=None):
-    from calibrate.fidelity import REPLICATIONS, _samples, scenario_for, simulate_percentiles
-
-    scenario, profiles = scenario_for(config, scaled(calibration, factor), cell.rate_rps, requests, REPLICATIONS)
-    if replay is not None:
-        forward = scenario["stages"][1]
-        if config == "dynamic1":  # per batch: relative to the calibrated median at its size (see replay_values)
-            forward["replay"] = {"samples": _samples(replay)}
-        else:  # per request, both shared2 workers drawing from the one sequence in the order they started
-            forward.pop("profile", None)
-            forward["service_ms"] = {"dist": "constant", "value": float(np.median(replay))}
-            forward["replay"] = {"samples": _samples(replay)}
-    return simulate_percentiles(scenario, profiles)
+    return simulate_cell(config, calibration, cell.rate_rps, requests, factor, replay)
 
 
 def _median_at(calibration: dict, sizes: np.ndarray) -> np.ndarray:
@@ -254,27 +251,28 @@ def _factor_for_batch_size(calibration: dict, cell: SavedCell, requests: int, ba
     return f1
 
 
-def kernel_level_ms(calibration: dict) -> float:
-    """One number for how fast a calibration found the kernel: its mean service time (with every worker
-    busy where measured so; dynamic1: the mean over batch sizes of each size's mean)."""
-    if "batch_ms" in calibration:
-        return float(np.mean([np.mean(v) for v in calibration["batch_ms"].values()]))
-    return float(np.mean(calibration.get("service_busy_ms", calibration.get("service_ms"))))
-
-
 def drift_after(cells: list[dict]) -> list[float | None]:
-    """Per cell, the next calibration of the same server (the next cell of its configuration, taken just
-    after this cell's runs) over this one's: how far the host's speed moved while the cell was served."""
-    out: list[float | None] = []
-    for k, entry in enumerate(cells):
-        following = [e for e in cells[k + 1 :] if e["cell"].config == entry["cell"].config]
-        here = kernel_level_ms(entry["calibration"])
-        out.append(kernel_level_ms(following[0]["calibration"]) / here if following else None)
-    return out
+    """Per cell, the next calibration of the same server (the next cell of its configuration, or the one
+    taken after its last cell where the run saved it) over this one's: how far the host's speed moved
+    while the cell was served (calibrate/fidelity_drift.py)."""
+    return drift_ratios(
+        [e["cell"].config for e in cells],
+        [e["calibration"] for e in cells],
+        [e.get("calibration_after") for e in cells],
+    )
+
+
+def band_rows(rows: list[dict], near: dict, far: dict | None) -> None:
+    """Add to each row the co-load prediction's host-drift band: from `near` (the calibration as taken) to
+    `far` (scaled by the next calibration's level; None where there is none: the band is the point)."""
+    for row in rows:
+        key = row["percentile"]
+        ends = (near[key]["ms"], (far or near)[key]["ms"])
+        row["drift_band"] = {**judge_band(row["measured_runs_ms"], *ends, key), "point": far is None}
 
 
 def _rows(cell: SavedCell, predictions: dict[str, dict | None]) -> list[dict]:
-    from calibrate.fidelity import judge
+    from calibrate.fidelity_report import judge
 
     rows = []
     for key in ("p50", "p95", "p99"):
@@ -310,6 +308,8 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
             base = _simulate(cell.config, calibration, cell, n)
             factor, source = in_situ_factor(cell.config, calibration, cell, n, base, logs)
             entry = {"cell": cell, "calibration": calibration, "requests": n, "logs": logs, "isolated": base}
+            if samples.after is not None:
+                entry["calibration_after"] = calibration_arrays(samples.after)
             entry.update(in_situ_factor=factor, in_situ_source=source)
             cells.append(entry)
         runs.append({"directory": directory, "saved": saved, "cells": cells})
@@ -331,6 +331,14 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
                 predictions["in_situ_replay"] = _simulate(cell.config, calibration, cell, n, level, sequence)
             co_load = entry["co_load_factor"]
             predictions["co_load"] = _simulate(cell.config, calibration, cell, n, co_load)
+            if "co_load_busy_ms" in calibration:  # the co-load phase's busy sequence, in order
+                sequence, level = replay_values(
+                    cell.config, calibration, calibration["co_load_busy_ms"], calibration["co_load_batch_size"]
+                )
+                predictions["co_load_replay"] = _simulate(cell.config, calibration, cell, n, level, sequence)
+            far = None if drift is None else _simulate(cell.config, calibration, cell, n, co_load * drift)
+            rows = _rows(cell, predictions)
+            band_rows(rows, predictions["co_load"], far)
             cells.append(
                 {
                     "config": cell.config,
@@ -348,7 +356,7 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
                     }
                     if cell.config == "dynamic1"
                     else None,
-                    "table": _rows(cell, predictions),
+                    "table": rows,
                 }
             )
         out.append(
@@ -383,103 +391,3 @@ def _co_load_factors(runs: list[dict]) -> None:
             entry["co_load_source"] = f"leave-one-cell-out, median of {len(others)} other {cell.config} cells"
         else:
             entry["co_load_factor"], entry["co_load_source"] = 1.0, "no other cell: 1"
-
-
-# --------------------------------------------------------------------------- the report
-def _closes(row: dict, model: str) -> str:
-    """How much of the isolated prediction's error `model` removes (%), '—' where it cannot say."""
-    if model not in row or "isolated" not in row:
-        return "—"
-    before, after = abs(row["isolated"]["error_pct"]), abs(row[model]["error_pct"])
-    return "—" if before < 1.0 else f"{100 * (before - after) / before:.0f}%"
-
-
-def reading(row: dict) -> str:
-    """Which part of an isolated miss is wrong: the service time (the in-situ mean closes it), the
-    queueing model (only the replay does), or something outside both."""
-    from calibrate.fidelity import ERROR_LIMIT_PCT
-
-    limit = ERROR_LIMIT_PCT[row["percentile"]]
-    if row["isolated"]["verdict"] != "miss":
-        return ""
-    if "in_situ_mean" in row and abs(row["in_situ_mean"]["error_pct"]) <= limit:
-        return "service time"
-    if "in_situ_replay" in row and abs(row["in_situ_replay"]["error_pct"]) <= limit:
-        return "queueing model"
-    if "in_situ_mean" not in row and "in_situ_replay" not in row:
-        return "no in-situ data"
-    return "neither alone"
-
-
-def _cell_text(model: str, row: dict) -> str:
-    if model not in row:
-        return f"{'—':>17}"
-    entry = row[model]
-    mark = "s" if entry.get("saved") else " "
-    return f"{entry['ms']:8.2f}{mark}{entry['error_pct']:+7.1f}%"
-
-
-def summary(run: dict, model: str) -> dict:
-    """Judged / ok counts of a model's predictions, and its judged p95 / p99 more than FLAG_BELOW_PCT low."""
-    judged, ok, low = 0, 0, []
-    for cell in run["cells"]:
-        for row in cell["table"]:
-            entry = row.get(model)
-            if entry is None or entry.get("verdict", "noisy") == "noisy":
-                continue
-            judged += 1
-            ok += entry["verdict"] == "ok"
-            if row["percentile"] != "p50" and entry["error_pct"] < -FLAG_BELOW_PCT:
-                low.append(f"{cell['config']} {cell['utilisation']:g} {row['percentile']} {entry['error_pct']:+.1f}%")
-    return {"judged": judged, "ok": ok, "below_limit": low}
-
-
-def format_repredicted(runs: list[dict]) -> str:
-    lines = []
-    for run in runs:
-        lines.append(f"== {run['run']}: {run['machine']}")
-        if not run["request_logs"]:
-            lines.append(
-                "   no per-request logs in this run: in-situ replay only where the live run computed it (s = saved)"
-            )
-        lines.append(
-            f"{'config':<9}{'rho':>4} {'pct':>4} {'measured':>9} {'noise%':>7}  {'isolated':>17} {'verdict':<7}"
-            f" {'in-situ mean':>17} {'in-situ replay':>17}  closes mean/replay  reading          "
-            f" {'co-load':>17} verdict"
-        )
-        for cell in run["cells"]:
-            for row in cell["table"]:
-                noise = "—" if np.isnan(row["noise_pct"]) else f"{row['noise_pct']:.1f}"
-                lines.append(
-                    f"{cell['config']:<9}{cell['utilisation']:>4g} {row['percentile']:>4} "
-                    f"{row['measured_mean_ms']:>9.2f} {noise:>7}  {_cell_text('isolated', row)} "
-                    f"{row['isolated']['verdict']:<7} {_cell_text('in_situ_mean', row)} "
-                    f"{_cell_text('in_situ_replay', row)}  {_closes(row, 'in_situ_mean'):>5} / "
-                    f"{_closes(row, 'in_situ_replay'):<5}      {reading(row):<16} {_cell_text('co_load', row)} "
-                    f"{row['co_load']['verdict']}"
-                )
-            note = (
-                f"    in-situ slowdown {cell['in_situ_factor']:.3f} ({cell['in_situ_source']})"
-                if cell["in_situ_factor"] is not None
-                else "    no in-situ slowdown"
-            )
-            note += f"; co-load factor {cell['co_load_factor']:.3f} ({cell['co_load_source']})"
-            if cell["next_calibration_ratio"] is not None:
-                note += f"; next calibration {cell['next_calibration_ratio']:.2f}x this one's (host drift)"
-            batch = cell.get("mean_batch_size")
-            if batch:
-                measured = ", ".join(f"{x:.2f}" for x in batch["measured"] or [])
-                note += f"; mean batch {measured} measured, {batch['isolated']:.2f} isolated, {batch['co_load']:.2f} co-load"
-            lines.append(note)
-        for model in ("isolated", "co_load"):
-            s = summary(run, model)
-            lines.append(
-                f"{model}: judged {s['judged']}, ok {s['ok']}; judged p95/p99 more than {FLAG_BELOW_PCT:g}% low: "
-                + (", ".join(s["below_limit"]) if s["below_limit"] else "none")
-            )
-    return "\n".join(lines)
-
-
-def jsonable(runs: list[dict]) -> list[dict]:
-    """The re-prediction as JSON-ready data (the report's numbers)."""
-    return [{k: v for k, v in run.items()} for run in runs]

@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 from calibrate.fidelity import ERROR_LIMIT_PCT, main
-from calibrate.fidelity_offline import (
-    _co_load_factors,
-    format_repredicted,
-    load_saved_run,
-    reading,
-    repredict,
-    summary,
-)
+from calibrate.fidelity_offline import _co_load_factors, load_saved_run, repredict
+from calibrate.fidelity_offline_report import format_repredicted, reading, summary
 from sim.errors import DataFileError
 
 DATA = Path(__file__).parent / "data" / "realserver-quiet-2026-12-02"
@@ -133,6 +127,7 @@ def test_predict_only_prints_every_cell(capsys, tmp_path):
 def test_format_names_models_and_missing_logs(repredicted):
     text = format_repredicted(repredicted[:1])
     assert "no per-request logs" in text and "co-load" in text and "in-situ replay" in text
+    assert "drift band" in text and "drift_band: judged 7" in text
 
 
 @pytest.mark.parametrize(
@@ -239,3 +234,23 @@ def test_drift_is_the_next_calibration_of_the_same_server_over_this_one():
         {"cell": Cell("shared2"), "calibration": {"service_ms": np.ones(2), "service_busy_ms": np.array([3.0])}},
     ]
     assert drift_after(cells) == [pytest.approx(1.2), pytest.approx(0.5), None, None]
+
+
+def test_drift_band_runs_from_the_co_load_prediction_to_it_at_the_next_calibrations_level(repredicted):
+    """calibrate/fidelity_drift.py: a cell whose next calibration found the host slower is also predicted
+    that much slower; a cell with no later calibration (each configuration's last here) keeps the point."""
+    seen = set()
+    for run in repredicted:
+        for cell in run["cells"]:
+            ratio = cell["next_calibration_ratio"]
+            for row in cell["table"]:
+                band, co_load = row["drift_band"], row["co_load"]
+                assert band["low_ms"] <= co_load["ms"] <= band["high_ms"]
+                assert abs(band["error_pct"]) <= abs(co_load["error_pct"]) + 1e-9  # a band only moves closer
+                if ratio is None:
+                    assert band["point"] and band["low_ms"] == band["high_ms"]
+                    seen.add("point")
+                elif ratio > 1.05:
+                    assert band["high_ms"] > co_load["ms"]
+                    seen.add("slower")
+    assert seen == {"point", "slower"}
