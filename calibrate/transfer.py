@@ -470,7 +470,7 @@ def term_table(profile: LLMProfile, specs) -> dict[str, dict]:
 def band(profile: LLMProfile) -> dict[str, LLMProfile]:
     """The estimate at its interval's ends: every prefill and decode term × exp(∓ its half-width)
     ("fast", "slow"); a run or sizing on "slow" carries the interval into latency (the conservative side)."""
-    from sim.analysis.cost_draws import scaled_profile
+    from sim.analysis.cost_interval import scaled_profile
 
     widths = profile.estimate["interval_log_half_width"]
     out = {}

@@ -22,7 +22,6 @@ STREAMS = (
     "tokens",
     "autoscaler",
     "prefix_cache",
-    "cost_draws",  # sim/analysis/cost_draws.py: an estimated profile's costs, one draw per replication
 )
 
 

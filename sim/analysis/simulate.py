@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from sim.analysis.cost_draws import estimated_stages, label, with_cost_draw
+from sim.analysis.cost_interval import with_cost_interval
 from sim.engine.run import simulate_replication, simulate_replications
 from sim.engine.runlog import RunLog, RunLogWriter
 from sim.engine.runlog_manifest import shown
@@ -65,30 +65,14 @@ def simulate(
     replications = scenario.replications if replications is None else replications
     if not keep_log:
         parts = _parts(scenario, replications, seed, requests, workers, on_replication, each_log)
-        summary = summarize_parts(parts, scenario)
-        return RunResult(scenario=scenario, run=None, summary=label(summary, scenario, seed, replications))
+        summary = with_cost_interval(summarize_parts(parts, scenario), scenario, seed, requests)
+        return RunResult(scenario=scenario, run=None, summary=summary)
     if workers > 1 and replications > 1:
         run = _in_pool(scenario, replications, seed, requests, min(workers, replications), on_replication)
-    elif estimated_stages(scenario):  # each replication at its own draw of the estimated costs
-        run = _drawn_replications(scenario, replications, seed, requests, on_replication)
     else:
         run = simulate_replications(scenario, replications, seed=seed, requests=requests, on_replication=on_replication)
-    return RunResult(scenario=scenario, run=run, summary=label(summarize(run, scenario), scenario, seed, replications))
-
-
-def _replication(scenario: Scenario, rep: int, seed: int, requests: int | None) -> RunLog:
-    """One replication, at its draw of the costs where the scenario's LLM profile is estimated
-    (sim/analysis/cost_draws.py); otherwise exactly `simulate_replication`."""
-    return simulate_replication(with_cost_draw(scenario, rep, seed), rep, seed=seed, requests=requests)
-
-
-def _drawn_replications(scenario: Scenario, replications: int, seed: int, requests: int | None, on_replication):
-    parts = []
-    for rep in range(replications):
-        parts.append(_replication(scenario, rep, seed, requests))
-        if on_replication:
-            on_replication(rep + 1, replications)
-    return RunLog.concat(parts)
+    summary = with_cost_interval(summarize(run, scenario), scenario, seed, requests)
+    return RunResult(scenario=scenario, run=run, summary=summary)
 
 
 def _parts(
@@ -116,7 +100,10 @@ def _parts(
         ]
         results = (reduce(rep, f.result()) if each_log else f.result() for rep, f in enumerate(futures))
     else:
-        results = (reduce(rep, _replication(scenario, rep, seed, requests)) for rep in range(replications))
+        results = (
+            reduce(rep, simulate_replication(scenario, rep, seed=seed, requests=requests))
+            for rep in range(replications)
+        )
     parts = []
     for done, part in enumerate(results, start=1):
         parts.append(part)
@@ -161,15 +148,16 @@ def load_run(folder: Path, keep_log: bool = True) -> RunResult:
     _check_columns(folder, manifest, scenario)
     _check_stages_add_up(folder, run.requests, scenario)
     seed = settings.get("seed") if isinstance(settings.get("seed"), int) else scenario.seed
+    requests = settings.get("requests") if isinstance(settings.get("requests"), int) else None
     if keep_log:
-        count = int(run.requests["replication"].nunique())
-        return RunResult(scenario=scenario, run=run, summary=label(summarize(run, scenario), scenario, seed, count))
+        summary = with_cost_interval(summarize(run, scenario), scenario, seed, requests)
+        return RunResult(scenario=scenario, run=run, summary=summary)
     parts = [replication_part(run, scenario, first=True)]
     for rep in replications[1:]:
         rest = RunLog.read(folder, replication=rep, verified=True)[0]
         _check_stages_add_up(folder, rest.requests, scenario)
         parts.append(replication_part(rest, scenario, first=False))
-    summary = label(summarize_parts(parts, scenario), scenario, seed, len(replications))
+    summary = with_cost_interval(summarize_parts(parts, scenario), scenario, seed, requests)
     return RunResult(scenario=scenario, run=None, summary=summary)
 
 
@@ -262,14 +250,14 @@ def _shutdown_pool() -> None:
 def _replication_task(raw: dict, base_dir: str, replication: int, seed: int, requests: int | None) -> RunLog:
     from sim.spec.scenario import parse_scenario
 
-    return _replication(parse_scenario(raw, base_dir=base_dir), replication, seed, requests)
+    return simulate_replication(parse_scenario(raw, base_dir=base_dir), replication, seed=seed, requests=requests)
 
 
 def _part_task(raw: dict, base_dir: str, replication: int, seed: int, requests: int | None) -> ReplicationPart:
     from sim.spec.scenario import parse_scenario
 
     scenario = parse_scenario(raw, base_dir=base_dir)
-    run = _replication(scenario, replication, seed, requests)
+    run = simulate_replication(scenario, replication, seed=seed, requests=requests)
     return replication_part(run, scenario, first=replication == 0)
 
 

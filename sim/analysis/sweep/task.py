@@ -40,13 +40,11 @@ def run_task(task: Task) -> dict:
     started = time.perf_counter()
     record = {"key": task.key, "point_id": task.point_id, "replication": task.replication, "seed": task.seed}
     try:
-        from sim.analysis.cost_draws import with_cost_draw
         from sim.engine.run import simulate_replication
         from sim.spec.scenario import parse_scenario
 
         scenario = parse_scenario(task.raw, base_dir=task.base_dir)
-        drawn = with_cost_draw(scenario, task.replication, task.seed)  # an estimated profile: this replication's costs
-        run = simulate_replication(drawn, task.replication, seed=task.seed, requests=task.requests)
+        run = simulate_replication(scenario, task.replication, seed=task.seed, requests=task.requests)
         figures = replication_metrics(run, scenario)
         record.update(status="ok", error=None)
         record.update({name: figures.get(name, math.nan) for name in task.metrics})
