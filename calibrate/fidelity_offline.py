@@ -190,6 +190,28 @@ def in_situ_sequence(frames) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(busy), np.concatenate(size)
 
 
+def cycle_beyond_busy(frames) -> dict | None:
+    """How much longer a worker took per request than its logged busy time when it served back to back
+    (the next request sent before it finished): its end-to-end interval minus the next busy time, i.e.
+    time the worker lost outside what it logs (taking the request off its queue, waiting for a CPU the
+    client holds). A queue sees this as service time; the in-situ mean does not. None without such pairs."""
+    loss, busy = [], []
+    for frame in frames:
+        first_sent = frame.groupby("batch_id")["sent_ms"].min()
+        batches = frame.drop_duplicates("batch_id").set_index("batch_id")
+        batches = batches.assign(first_sent_ms=first_sent).sort_values(["worker", "service_start_ms"])
+        for _, worker in batches.groupby("worker"):
+            end = worker["service_end_ms"].to_numpy(dtype=float)
+            nxt_busy = worker["busy_ms"].to_numpy(dtype=float)[1:]
+            waiting = worker["first_sent_ms"].to_numpy(dtype=float)[1:] < end[:-1]
+            loss.append((np.diff(end) - nxt_busy)[waiting])
+            busy.append(nxt_busy[waiting])
+    if not loss or not sum(len(x) for x in loss):
+        return None
+    loss_ms, busy_ms = np.concatenate(loss), np.concatenate(busy)
+    return {"mean_ms": float(loss_ms.mean()), "pairs": len(loss_ms), "busy_mean_ms": float(busy_ms.mean())}
+
+
 # --------------------------------------------------------------------------- predictions
 def _simulate(config: str, calibration: dict, cell: SavedCell, requests: int, factor: float = 1.0, replay=None):
     return simulate_cell(config, calibration, cell.rate_rps, requests, factor, replay)
@@ -346,6 +368,9 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
                     "rate_rps": cell.rate_rps,
                     "in_situ_factor": factor,
                     "in_situ_source": entry["in_situ_source"],
+                    "cycle_beyond_busy": None
+                    if entry["logs"] is None or cell.config == "dynamic1"  # a batcher waits by design
+                    else cycle_beyond_busy(entry["logs"]),
                     "co_load_factor": co_load,
                     "co_load_source": entry["co_load_source"],
                     "next_calibration_ratio": drift,

@@ -93,6 +93,12 @@ def format_repredicted(runs: list[dict]) -> str:
                 if cell["in_situ_factor"] is not None
                 else "    no in-situ slowdown"
             )
+            cycle = cell.get("cycle_beyond_busy")
+            if cycle:
+                note += (
+                    f"; back to back, a worker's cycle exceeded its logged busy time by {cycle['mean_ms']:.3f} ms"
+                    f" ({100 * cycle['mean_ms'] / cycle['busy_mean_ms']:.1f}% of it, {cycle['pairs']} requests)"
+                )
             note += f"; co-load factor {cell['co_load_factor']:.3f} ({cell['co_load_source']})"
             if cell["next_calibration_ratio"] is not None:
                 note += f"; next calibration {cell['next_calibration_ratio']:.2f}x this one's (host drift)"
@@ -101,7 +107,7 @@ def format_repredicted(runs: list[dict]) -> str:
                 measured = ", ".join(f"{x:.2f}" for x in batch["measured"] or [])
                 note += f"; mean batch {measured} measured, {batch['isolated']:.2f} isolated, {batch['co_load']:.2f} co-load"
             lines.append(note)
-        for model in ("isolated", "co_load", "drift_band"):
+        for model in ("isolated", "co_load", "drift_band") + (("co_load_replay",) if replayed else ()):
             s = summary(run, model)
             lines.append(
                 f"{model}: judged {s['judged']}, ok {s['ok']}; judged p95/p99 more than {LOW_FLAG_PCT:g}% low: "

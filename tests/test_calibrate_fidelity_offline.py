@@ -254,3 +254,28 @@ def test_drift_band_runs_from_the_co_load_prediction_to_it_at_the_next_calibrati
                     assert band["high_ms"] > co_load["ms"]
                     seen.add("slower")
     assert seen == {"point", "slower"}
+
+
+def test_a_workers_cycle_beyond_its_busy_time_is_measured_only_where_it_served_back_to_back():
+    """Per worker, end-to-end interval minus the next busy time, over pairs whose next request was sent
+    before the worker finished (else the gap is idle time, not lost service)."""
+    import pandas as pd
+
+    from calibrate.fidelity_offline import cycle_beyond_busy
+
+    frame = pd.DataFrame(
+        {
+            "batch_id": [0, 1, 2, 3, 4],
+            "worker": [0, 1, 0, 1, 0],
+            "sent_ms": [0.0, 0.5, 1.0, 2.0, 50.0],  # request 4 arrives after worker 0 went idle
+            "service_start_ms": [0.1, 0.6, 5.3, 6.0, 50.1],
+            "service_end_ms": [5.0, 5.6, 10.3, 11.0, 55.1],
+            "busy_ms": [4.9, 5.0, 5.0, 5.0, 5.0],
+        }
+    )
+    cycle = cycle_beyond_busy([frame])
+    # worker 0: 10.3 - 5.0 - 5.0 = 0.3 (back to back); 55.1 - 10.3 idle, excluded; worker 1: 11.0 - 5.6 - 5.0
+    assert cycle["pairs"] == 2
+    assert cycle["mean_ms"] == pytest.approx((0.3 + 0.4) / 2)
+    assert cycle["busy_mean_ms"] == pytest.approx(5.0)
+    assert cycle_beyond_busy([frame.iloc[[0, 4]]]) is None
