@@ -144,3 +144,48 @@ def test_cli_refuses_hardware_candidates_on_a_split(capsys):
     assert main(["size", "llm-code-disaggregated", "--hardware", "h100-80gb"]) == 2
     err = capsys.readouterr().err
     assert "stages.llm.disaggregated" in err and err.count("\n") == 1
+
+
+def test_compare_shorthands_set_both_pools_or_colocate():
+    from sim.analysis.compare import VariantError, parse_variant
+
+    scenario = parse_scenario(raw_split(100), base_dir=ROOT)
+    split = parse_variant("s:split=3+1", scenario)
+    assert split.overrides == {
+        "stages.llm.disaggregated.prefill_replicas": 3,
+        "stages.llm.disaggregated.decode.replicas": 1,
+        "deployment.replicas": 4,
+    }
+    together = scenario.with_overrides(parse_variant("colocated=6", scenario).overrides)
+    assert together.stage("llm").disaggregated is None and together.deployment.replicas == 6
+    for spec, words in (
+        ("split=3", r"split= takes prefill \+ decode"),
+        ("split=0+2", "prefill_replicas must be"),
+        ("colocated=two", "colocated= takes a replica count"),
+    ):
+        with pytest.raises(VariantError, match=words):
+            parse_variant(spec, scenario)
+    plain = parse_scenario(
+        {**raw_split(100), "stages": [{"name": "llm", "kind": "llm", "profile": A100}], "deployment": {"replicas": 2}},
+        base_dir=ROOT,
+    )
+    with pytest.raises(VariantError, match="needs an LLM stage with disaggregated"):
+        parse_variant("split=1+1", plain)
+
+
+def test_an_llm_comparison_speaks_ttft_tpot_and_dollars_per_token(sized):
+    # One function prices a token everywhere: the comparison's row equals the sizing probe's figure.
+    from sim.analysis.compare import METRICS, format_metric
+    from sim.analysis.simulate import simulate
+    from sim.analysis.sizing import _llm_fields
+
+    scenario, result = sized
+    summary = simulate(with_split(scenario, *result.chosen_pools), seed=3, replications=2).summary
+    rows = {m.key: m for m in METRICS}
+    per_token = rows["usd_per_1m_output_tokens"].value(summary)
+    assert per_token == _llm_fields(summary, summary["cost"])["usd_per_1m_tokens"]
+    assert rows["ttft_ms_p99"].value(summary) == summary["llm"]["ttft_ms"]["p99"]
+    assert rows["tpot_ms_p99"].ci(summary) == tuple(summary["llm"]["ci95"]["tpot_ms"]["p99"])
+    assert rows["goodput"].value(summary) == summary["llm"]["goodput"]["attainment"]
+    # Absent from a scenario without an LLM stage: those rows are left out of its table.
+    assert format_metric(rows["ttft_ms_p99"], {"latency_ms": {"p99": 1.0}, "cost": {}}) == "–"

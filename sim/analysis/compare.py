@@ -7,8 +7,9 @@ A variant is a name plus dotted-path overrides, written on a command line as
 VALUE is YAML (`4`, `none`, `{policy: dynamic, max_batch_size: 32}`). Shorthands:
 `batching=none | static(batch_size=8,timeout_ms=10) | dynamic(max_batch_size=32,max_queue_delay_ms=5)`
 (on the first model stage), `replicas=N`, `instances=N`, `routing=NAME`, `rate=RPS` (or `load=×F`, every
-rate times F), `hardware=NAME` (price from models/hardware.yaml), `slo=MS` (p99 budget).
-Examples: `'batching=none'`, `'big:replicas=4,batching=dynamic(max_batch_size=32)'`,
+rate times F), `hardware=NAME` (price from models/hardware.yaml), `slo=MS` (p99 budget), and for a
+disaggregated LLM stage `split=P+D` (P prefill and D decode replicas) or `colocated=N` (N replicas running
+both phases). Examples: `'batching=none'`, `'big:replicas=4,batching=dynamic(max_batch_size=32)'`,
 `'dynamic:stages.forward.batching={policy: dynamic, max_batch_size: 32, max_queue_delay_ms: 5}'`.
 
 Every variant runs with the same seed, so arrivals and service draws are common random numbers and the
@@ -28,6 +29,7 @@ import yaml
 
 from sim.analysis.simulate import RunResult
 from sim.errors import ServesimError
+from sim.metrics.cost import usd_per_1m_output_tokens
 from sim.metrics.summary_view import Summary
 from sim.analysis.planner import QUICK, SWEEP, RunSize, capacity_rps, model_stage_name, run, scale_load
 from sim.spec.scenario import Scenario
@@ -161,12 +163,35 @@ def _expand(key: str, value: str, scenario: Scenario, spec: str) -> dict[str, An
         return {"deployment.hardware": _hardware(value, spec, scenario)}
     if key == "slo":
         return {"slo.p99_ms": _yaml_value(value, spec)}
+    if key in ("split", "colocated"):
+        return _pools(key, value, scenario, spec)
     if "." not in key:
         raise VariantError(
             f"--variant {spec!r}: unknown setting {key!r}; use batching, replicas, instances, routing, rate, load, "
-            "hardware, slo, or a dotted path such as deployment.replicas"
+            "hardware, slo, split, colocated, or a dotted path such as deployment.replicas"
         )
     return {key: _yaml_value(value, spec)}
+
+
+def _pools(key: str, value: str, scenario: Scenario, spec: str) -> dict[str, Any]:
+    """`split=P+D`: the disaggregated stage's pools; `colocated=N`: N replicas running both phases."""
+    from sim.spec.transforms import split_overrides, split_stage
+
+    stage = split_stage(scenario)
+    if stage is None:
+        raise VariantError(f"--variant {spec!r}: {key}= needs an LLM stage with disaggregated prefill and decode pools")
+    if key == "colocated":
+        count = _yaml_value(value, spec)
+        if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+            raise VariantError(f"--variant {spec!r}: colocated= takes a replica count, e.g. colocated=6")
+        return {f"stages.{stage}.disaggregated": None, "deployment.replicas": count}
+    match = re.fullmatch(r"\s*(\d+)\s*\+\s*(\d+)\s*", value)
+    if not match:
+        raise VariantError(f"--variant {spec!r}: split= takes prefill + decode replicas, e.g. split=4+2")
+    try:
+        return split_overrides(scenario, int(match[1]), int(match[2]))
+    except ServesimError as exc:
+        raise VariantError(f"--variant {spec!r}: {exc}") from None
 
 
 def _policy_call(value: str, spec: str) -> dict[str, Any]:
@@ -284,6 +309,30 @@ def _latency(key: str) -> Metric:
     )
 
 
+def _llm(summary: dict, field: str):
+    llm = Summary.of(summary).llm
+    return None if llm is None else getattr(llm, field)
+
+
+def _goodput(summary: dict) -> float | None:
+    goodput = _llm(summary, "goodput")
+    return None if goodput is None else goodput.attainment
+
+
+def _llm_latency(metric: str, key: str) -> Metric:
+    label = {"ttft_ms": "TTFT", "tpot_ms": "TPOT"}[metric]
+    return Metric(
+        f"{metric}_{key}",
+        f"{label} {key}",
+        "ms",
+        "low",
+        lambda s: None if _llm(s, metric) is None else _llm(s, metric).at(key),
+        lambda s: (lambda llm: None if llm is None else tuple(llm.interval(metric, key) or ()) or None)(
+            Summary.of(s).llm
+        ),
+    )
+
+
 METRICS: list[Metric] = [
     _latency("p50"),
     _latency("p95"),
@@ -298,6 +347,18 @@ METRICS: list[Metric] = [
     ),
     Metric("slo_attainment", "requests within p99 SLO", "share", "high", lambda s: Summary.of(s).slo.attainment),
     Metric("rejected_fraction", "rejected", "share", "low", lambda s: Summary.of(s).rejected_fraction),
+    # An LLM stage's own figures (absent elsewhere, so their rows show only for LLM scenarios): what its users
+    # feel (TTFT, TPOT) and what it is sold by ($ per 1M output tokens).
+    *(_llm_latency(metric, key) for metric in ("ttft_ms", "tpot_ms") for key in ("p50", "p99")),
+    Metric("output_tokens_per_s", "output tokens/s", "tokens/s", "high", lambda s: _llm(s, "output_tokens_per_s")),
+    Metric("goodput", "requests within TTFT and TPOT budgets", "share", "high", lambda s: _goodput(s)),
+    Metric(
+        "usd_per_1m_output_tokens",
+        "cost per 1M output tokens",
+        "USD",
+        "low",
+        lambda s: usd_per_1m_output_tokens(Summary.of(s).cost.usd_per_hour, _llm(s, "output_tokens_per_s")),
+    ),
 ]
 # Values within this relative distance of the best are a tie (throughput of stable variants is the
 # arrival rate for all of them; a 0.3% difference is noise, not a winner).

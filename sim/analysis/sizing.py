@@ -31,7 +31,7 @@ from sim.analysis.sizing_search import (
     smallest_meeting,
 )
 from sim.errors import ServesimError
-from sim.metrics.cost import replica_usd_per_hour
+from sim.metrics.cost import replica_usd_per_hour, usd_per_1m_output_tokens
 from sim.metrics.load import offered_load
 from sim.spec import transforms
 from sim.metrics.windows import slo_windows
@@ -349,14 +349,12 @@ def _llm_fields(summary: dict, cost: dict) -> dict:
     if not llm:
         return {}
     cis = llm.get("ci95", {})
-    tokens_per_s = llm.get("output_tokens_per_s") or 0.0
-    per_hour = cost["usd_per_hour"]
     return {
         "ttft_p99_ms": llm["ttft_ms"]["p99"],
         "ttft_ci95": _ci(cis.get("ttft_ms", {}).get("p99")),
         "tpot_p99_ms": llm["tpot_ms"]["p99"],
         "tpot_ci95": _ci(cis.get("tpot_ms", {}).get("p99")),
-        "usd_per_1m_tokens": None if per_hour is None or tokens_per_s <= 0 else per_hour / (tokens_per_s * 3600) * 1e6,
+        "usd_per_1m_tokens": usd_per_1m_output_tokens(cost["usd_per_hour"], llm.get("output_tokens_per_s")),
     }
 
 

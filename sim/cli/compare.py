@@ -37,6 +37,7 @@ def register(subparsers) -> None:
             "variant syntax: [NAME:]SETTING[,SETTING...] with SETTING one of\n"
             "  batching=none | static(batch_size=8,timeout_ms=10) | dynamic(max_batch_size=32,max_queue_delay_ms=5)\n"
             "  replicas=N  instances=N  routing=NAME  rate=RPS  load=FACTOR  hardware=NAME  slo=MS\n"
+            "  split=P+D  colocated=N   (a disaggregated LLM stage: prefill + decode pools, or N colocated)\n"
             "  any.dotted.path=YAML   e.g. 'stages.forward.batching={policy: dynamic, max_batch_size: 32}'\n"
             "examples:\n"
             "  servesim compare scenarios/search-ranker.yaml --variant batching=none \\\n"

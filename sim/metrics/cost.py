@@ -163,3 +163,11 @@ def utilization(busy_instance_ms: float, replica_ms: ReplicaTime, instances: int
 def busy_instance_ms(batch_start_ms: np.ndarray, batch_end_ms: np.ndarray, t0: float, t1: float) -> float:
     """Instance-time spent running batches inside [t0, t1]."""
     return float(np.clip(np.minimum(batch_end_ms, t1) - np.maximum(batch_start_ms, t0), 0, None).sum())
+
+
+def usd_per_1m_output_tokens(usd_per_hour: float | None, output_tokens_per_s: float | None) -> float | None:
+    """Dollars per million output tokens, the unit LLM serving is sold in: the fleet's $/hour over the output
+    tokens it produced in an hour (None where either is unknown or zero). Every page, report and sizing reads it."""
+    if not usd_per_hour or not output_tokens_per_s or not math.isfinite(usd_per_hour):
+        return None
+    return usd_per_hour / (output_tokens_per_s * 3600.0) * 1e6

@@ -18,7 +18,17 @@ from sim.analysis.planner import delta, group_values, slo_verdict, unstable
 from sim.metrics.summary_view import Summary
 
 # Rows whose values mean nothing for a run whose queue grows without bound.
-LATENCY_ROWS = ("p50", "p95", "p99", "slo_attainment")
+LATENCY_ROWS = (
+    "p50",
+    "p95",
+    "p99",
+    "slo_attainment",
+    "ttft_ms_p50",
+    "ttft_ms_p99",
+    "tpot_ms_p50",
+    "tpot_ms_p99",
+    "goodput",
+)
 MEETS_ROW = "meets the p99 SLO (CI upper end)"
 MEETS_WORDS = {"meets": "yes", "too close": "too close to call", "misses": "no"}
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sim.analysis.planner import slo_verdict
+from sim.metrics.cost import usd_per_1m_output_tokens as per_1m_tokens
 from sim.metrics.summary_view import Llm, Percentiles, Summary
 from sim.present.units import fmt_ms
 
@@ -38,13 +39,10 @@ def page_latency(summary: Summary | dict) -> Percentiles:
 
 
 def usd_per_1m_output_tokens(summary: Summary | dict) -> float | None:
-    """Dollars per million output tokens: the fleet's $/hour over the output tokens it produced per hour."""
+    """Dollars per million output tokens of a run (sim.metrics.cost.usd_per_1m_output_tokens)."""
     summary = Summary.of(summary)
-    per_hour = summary.cost.usd_per_hour
     tokens_per_s = summary.llm.output_tokens_per_s if summary.llm is not None else None
-    if not per_hour or not tokens_per_s:
-        return None
-    return per_hour / (tokens_per_s * 3600.0) * 1e6
+    return per_1m_tokens(summary.cost.usd_per_hour, tokens_per_s)
 
 
 def budget_note(value: float | None, budget_ms: float | None) -> str | None:
