@@ -518,18 +518,22 @@ def test_an_uploaded_scenario_is_shown_with_the_cli_numbers(app_url, tmp_path, c
 
 
 def direct_sizing(scenario):
-    """sim.analysis.sizing.size called as app.py's view_sizing calls it, at the scenario's own rate and SLO."""
+    """sim.analysis.sizing.size called as the Sizing tab calls it, at the scenario's own rate and SLO, on the
+    candidates it preselects (the own hardware and catalogue alternatives, sim.analysis.hardware_options)."""
     from sim.analysis import planner
-    from sim.analysis.sizing import parse_candidates, size
+    from sim.analysis.hardware_options import hardware_options, preselected
+    from sim.analysis.sizing import size
     from sim.spec.hardware import load_catalogue
+    from ui.views.sizing import sizing_candidates
 
     catalogue = load_catalogue()
-    own = scenario.deployment.hardware.name
+    options = {option.name: option for option in hardware_options(scenario, catalogue)}
+    chosen = [option.name for option in preselected(list(options.values()))]
     run_plan = planner.plan(scenario, planner.QUICK)
     return size(
         scenario,
         scenario.slo.p99_ms,
-        parse_candidates(own if own in catalogue else None, scenario, catalogue),
+        sizing_candidates(scenario, catalogue, chosen, options, True, ""),
         replications=max(2, run_plan.replications),
         requests=run_plan.requests,
         seed=scenario.seed,

@@ -66,9 +66,19 @@ def test_an_llm_gets_profiles_of_its_model_measured_or_estimated_with_their_inte
 
 def test_the_default_is_never_the_own_hardware_alone(ranker, chat):
     for scenario in (ranker, chat):
-        chosen = preselected(hardware_options(scenario))
-        assert len(chosen) == 2
+        assert preselected(hardware_options(scenario))
     assert not preselected(hardware_options(chat))[0].estimated  # a measured profile before estimates
+
+
+def test_the_default_leaves_out_other_vendors_approximate_prices_and_far_prices(ranker):
+    reference = load_scenario(ROOT / "scenarios" / "reference.yaml")  # on a100-80gb
+    options = {o.name: o for o in hardware_options(reference)}
+    assert options["mi300x"].other_vendor and options["v100-16gb"].price_approximate
+    chosen = [o.name for o in preselected(list(options.values()))]
+    assert "mi300x" not in chosen and "v100-16gb" not in chosen
+    # A T4 ranker: a B200 (×25 by its datasheet) is offered, never preselected at 27× the price.
+    options = {o.name: o for o in hardware_options(ranker)}
+    assert options["b200"].far_price and "b200" not in [o.name for o in preselected(list(options.values()))]
 
 
 def test_a_cpu_scenario_has_no_sourced_alternative():

@@ -27,6 +27,8 @@ DECODE_BATCH = 32
 DECODE_CONTEXT = 1024
 # How many alternatives are preselected beside the own hardware (the rest are offered, not chosen).
 PRESELECTED = 2
+# ... and only among hardware within this factor of the own replica's price.
+PRICE_CLASS = 4.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class HardwareOption:
     interval: str | None = None  # '95%: prefill −34..+53%' (a transfer's interval) or 'range ×0.9..×1.9'
     usd_per_hour: float | None = None  # one replica
     ratio: float = 1.0  # the factor the options are ranked by (the slower of the figures)
+    # Left out of the default choice (still offered): another vendor's stack than the own hardware's, or a
+    # price the catalogue marks approximate (not a list price read for it).
+    other_vendor: bool = False
+    price_approximate: bool = False
+    far_price: bool = False  # over PRICE_CLASS × the own replica's price: a roofline flatters big GPUs most
 
     @property
     def label(self) -> str:
@@ -74,6 +81,16 @@ def hardware_options(scenario: Scenario, catalogue: dict | None = None) -> list[
     catalogue = load_catalogue() if catalogue is None else catalogue
     llm = next((stage for stage in scenario.stages if isinstance(stage, LLMStage)), None)
     options = _llm_options(scenario, llm, catalogue) if llm is not None else _spec_options(scenario, catalogue)
+    from dataclasses import replace
+
+    from sim.metrics.cost import price_usd_per_replica_hour
+
+    own_price = price_usd_per_replica_hour(scenario)
+    if own_price:
+        options = [
+            replace(o, far_price=o.usd_per_hour is not None and o.usd_per_hour > PRICE_CLASS * own_price)
+            for o in options
+        ]
 
     def per_speed(option: HardwareOption) -> float:
         return (option.usd_per_hour if option.usd_per_hour is not None else math.inf) / option.ratio
@@ -82,8 +99,9 @@ def hardware_options(scenario: Scenario, catalogue: dict | None = None) -> list[
 
 
 def preselected(options: list[HardwareOption]) -> list[HardwareOption]:
-    """The options chosen by default: measured ones first, then the lowest $/h per unit of speed."""
-    return options[:PRESELECTED]
+    """The options chosen by default: measured ones first, then the lowest $/h per unit of speed, among
+    the own vendor's hardware at catalogue list prices within `PRICE_CLASS` of the own replica's price."""
+    return [o for o in options if not (o.other_vendor or o.price_approximate or o.far_price)][:PRESELECTED]
 
 
 def _llm_options(scenario: Scenario, stage: LLMStage, catalogue: dict) -> list[HardwareOption]:
@@ -141,6 +159,8 @@ def _llm_options(scenario: Scenario, stage: LLMStage, catalogue: dict) -> list[H
                 interval=("95%: " + ", ".join(f"{k} {v}%" for k, v in interval.items())) if interval else None,
                 usd_per_hour=price,
                 ratio=min(prefill, decode),
+                other_vendor=_vendor(name) != _vendor(own.hardware),
+                price_approximate=catalogue[name].approximate,
             )
         )
     return options
@@ -178,6 +198,8 @@ def _spec_options(scenario: Scenario, catalogue: dict) -> list[HardwareOption]:
                 interval=f"range ×{slower:.2g}..×{max(bandwidth, compute):.2g}",
                 usd_per_hour=replica_usd_per_hour(scenario, name, catalogue),
                 ratio=slower,
+                other_vendor=spec.vendor != mine.vendor,
+                price_approximate=catalogue[name].approximate,
             )
         )
     return options
@@ -185,3 +207,10 @@ def _spec_options(scenario: Scenario, catalogue: dict) -> list[HardwareOption]:
 
 def _ratio(theirs: float | None, mine: float | None) -> float | None:
     return theirs / mine if theirs and mine else None
+
+
+def _vendor(name: str) -> str | None:
+    from sim.spec.hardware import load_specifications
+
+    spec = load_specifications().get(name)
+    return spec.vendor if spec is not None else None
