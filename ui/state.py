@@ -12,6 +12,7 @@ Session keys (every one the page uses is named here):
   _tab_defaults         {input name: default}: the address records only tab inputs that differ
   _tab_results          {identity: {result name: (inputs key, result)}}: a sizing, a comparison, advice
   _precise              {(scenario YAML, seed): (summary, run log)}: the last precise runs (a few)
+  _work                 {identity: {name: ...}}: long work under way or cancelled, with its steps so far
   _speed                {scenario YAML: simulated requests per wall second}: the time estimates' speed
   view                  the open tab
 Nothing outside this module reads or writes st.session_state by key.
@@ -196,6 +197,54 @@ def kept_result(name: str, inputs: Any) -> Any:
 def keep_result(name: str, inputs: Any, result: Any) -> None:
     """Keep a tab's result for this scenario (one per name: the latest inputs')."""
     st.session_state.setdefault(TAB_RESULTS, {}).setdefault(identity(), {})[name] = (inputs, result)
+
+
+# Long work (a sizing, a comparison) that a click can stop: Streamlit reruns the page on any click, and the
+# run under way stops at its next progress update. What it did so far is noted here, so the next run can say
+# where it stopped; a cancelled comparison does not start again by itself.
+WORK = "_work"  # {identity: {name: {"inputs": ..., "notes": [...], "cancelled": bool}}}
+
+
+def _work() -> dict:
+    return st.session_state.setdefault(WORK, {}).setdefault(identity(), {})
+
+
+def start_work(name: str, inputs: Any) -> None:
+    """Long work `name` begins for `inputs` (it is under way until `finish_work`)."""
+    _work()[name] = {"inputs": inputs, "notes": [], "cancelled": False}
+
+
+def note_work(name: str, note: str) -> None:
+    """One step of work `name` done (a probe, a variant)."""
+    if name in _work():
+        _work()[name]["notes"].append(note)
+
+
+def finish_work(name: str) -> None:
+    _work().pop(name, None)
+
+
+def stopped_work(name: str) -> tuple[Any, list[str]] | None:
+    """Work `name` that began and never finished (a click stopped it): (its inputs, its notes), forgotten
+    once read unless it was cancelled (then `cancelled_work` keeps saying so)."""
+    work = _work().get(name)
+    if work is None:
+        return None
+    if not work["cancelled"]:
+        _work().pop(name)
+    return work["inputs"], list(work["notes"])
+
+
+def cancel_work(name: str) -> None:
+    """The planner cancelled work `name`: it stays stopped until `start_work` again."""
+    if name in _work():
+        _work()[name]["cancelled"] = True
+
+
+def cancelled_work(name: str, inputs: Any) -> list[str] | None:
+    """The notes of work `name` cancelled for exactly `inputs`, else None."""
+    work = _work().get(name)
+    return list(work["notes"]) if work is not None and work["cancelled"] and work["inputs"] == inputs else None
 
 
 PRECISE_KEPT = 4  # precise runs kept per session (each holds a whole run log)

@@ -11,7 +11,18 @@ from sim.metrics.summary import stage_columns
 from sim.present import charts, plots
 from sim.present.comparison import baseline_note, comparison_cells, identical_pairs, identical_text, winner_text
 from ui.runs import Context, run_cached
-from ui.state import keep_result, kept_result, tab_input
+from ui.state import (
+    cancel_work,
+    cancelled_work,
+    finish_work,
+    keep_result,
+    kept_result,
+    note_work,
+    start_work,
+    stopped_work,
+    tab_input,
+)
+from ui.views.sizing import stopped_text
 from ui.text import as_text
 
 
@@ -57,17 +68,13 @@ def view_compare(ctx: Context) -> None:
         valid=lambda value: value in choices,  # a kept name may be gone once the variants are edited
     )
     baseline = None if baseline not in names else baseline
-    with st.spinner(f"Running {len(variants)} variants on seed {ctx.seed}…", show_time=True):
-        comparison = compare.run_comparison(
-            ctx.scenario,
-            variants,
-            size=planner.QUICK,
-            seed=ctx.seed,
-            runner=lambda s, size, seed: run_cached(s, size, seed),
-        )
+    key = (ctx.scenario.to_yaml(), tuple(v.spec for v in variants), ctx.seed)
+    comparison = run_with_cancel(ctx, variants, key)
+    if comparison is None:
+        return
     at_slo = None
     if ctx.slo_ms:
-        key = (ctx.scenario.to_yaml(), tuple(v.spec for v in variants), ctx.seed, ctx.slo_ms)
+        key = (*key, ctx.slo_ms)
         if st.button(
             f"Cost at equal SLO: size each variant to p99 ≤ {ctx.slo_ms:g} ms",
             key="compare.at_slo",
@@ -137,3 +144,43 @@ def view_compare(ctx: Context) -> None:
         on_click="ignore",
         key="compare.download",
     )
+
+
+def run_with_cancel(ctx: Context, variants: list, key: tuple) -> compare.Comparison | None:
+    """Run the variants (each a cached run) under a progress bar with a Cancel button; None when cancelled.
+    Any click reruns the page and stops the run under way; a Cancel click also keeps it stopped (the page
+    would otherwise start it again) until *Run the comparison*. The variants finished before are cached, so
+    it resumes where it stopped."""
+    done = cancelled_work("compare", key)
+    if done is not None:
+        st.info(as_text(stopped_text("The comparison", done, "variant", "Its finished variants are kept.")))
+        if not st.button("Run the comparison", key="compare.resume", type="primary"):
+            return None
+    stopped = stopped_work("compare")  # begun in the run a click stopped
+    slot = st.empty()
+    if slot.button("Cancel", key="compare.cancel", help="Stops the comparison (finished variants are kept)"):
+        start_work("compare", key)
+        for note in stopped[1] if stopped is not None else []:
+            note_work("compare", note)
+        cancel_work("compare")
+        st.rerun()
+    bar = st.progress(0.0, text=f"Running {len(variants)} variants on seed {ctx.seed}…")
+    start_work("compare", key)
+    names = [variant.name for variant in variants]
+
+    def progress(finished: int, total: int) -> None:
+        note_work("compare", names[finished - 1])
+        bar.progress(finished / total, text=f"{finished} of {total} variants run")
+
+    comparison = compare.run_comparison(
+        ctx.scenario,
+        variants,
+        size=planner.QUICK,
+        seed=ctx.seed,
+        progress=progress,
+        runner=lambda s, size, seed: run_cached(s, size, seed),
+    )
+    finish_work("compare")
+    slot.empty()
+    bar.empty()
+    return comparison

@@ -14,7 +14,7 @@ from sim.present.headline import sizing_answer
 from sim.present.units import fmt_ms
 from sim.spec.scenario import Scenario
 from ui.runs import Context
-from ui.state import keep_result, kept_result, tab_input
+from ui.state import finish_work, keep_result, kept_result, note_work, start_work, stopped_work, tab_input
 from ui.text import as_text
 
 
@@ -29,7 +29,7 @@ def view_sizing(ctx: Context) -> None:
     knob = "min_replicas" if scenario.deployment.autoscaling is not None else "replicas"
     mean_rps = scenario.workload.arrival.mean_rate_rps
     llm = any(stage.kind == "llm" for stage in scenario.stages)
-    cols = st.columns([1, 1, 1, 2, 1], vertical_alignment="bottom")
+    cols = st.columns([1, 1, 1, 1], vertical_alignment="bottom")
     target = tab_input(
         cols[0].number_input,
         "size.rate",
@@ -65,7 +65,7 @@ def view_sizing(ctx: Context) -> None:
     options = {option.name: option for option in hardware_options(scenario, catalogue)}
     names = [OWN, *options]
     chosen = tab_input(
-        cols[3].multiselect,
+        st.multiselect,
         "size.candidates",
         [OWN, *(option.name for option in preselected(list(options.values())))],
         "Hardware candidates",
@@ -73,10 +73,13 @@ def view_sizing(ctx: Context) -> None:
         format_func=lambda name: option_label(name, options, scenario),
         valid=lambda value: isinstance(value, list) and all(name in names for name in value),
         help="From the hardware catalogue (models/hardware.yaml), each with its speed relative to the scenario's "
-        "own hardware, stated and sourced below; preselected: measured ones first, then the lowest $/h per unit of "
-        "speed.",
+        "own hardware, stated and sourced below. Preselected: measured ones first, then the lowest $/h per unit of "
+        "speed, among the own vendor's hardware at catalogue list prices within 4× the own replica's price.",
     )
-    go = cols[4].button("Size", type="primary", key="size.run")
+    go = cols[3].button("Size", type="primary", key="size.run")
+    stopped = None if go else stopped_work("sizing")  # a click reran the page during the last sizing
+    if stopped is not None:
+        st.warning(as_text(stopped_text("Sizing", stopped[1], "probe")))
     with st.expander("Candidates: where each speed comes from; your own speed-up"):
         st.markdown(as_text(sources_text([options[name] for name in chosen if name in options])))
         extra = tab_input(
@@ -112,6 +115,10 @@ def view_sizing(ctx: Context) -> None:
     key = (sized.to_yaml(), slo, p95, ttft, tpot, hardware, ctx.seed)
     if go:
         probes: list[str] = []
+        start_work("sizing", key)
+        bar = st.progress(0.0, text="First probe…")
+        cancel = st.empty()  # a click reruns the page, which stops the sizing at its next progress update
+        cancel.button("Cancel", key="size.cancel", help="Stops the sizing (the page says how far it got)")
         with st.status(f"Sizing {knob} for {budget} at {target:,.4g} req/s…", expanded=False) as status:
 
             def shown(probe) -> None:
@@ -119,9 +126,12 @@ def view_sizing(ctx: Context) -> None:
                     f"Probe {len(probes) + 1}: {probe.hardware}, {knob} = {probe.replicas}: "
                     f"p99 {fmt_ms(probe.p99_ms)} → {probe.verdict}"
                 )
+                note_work("sizing", probes[-1])
 
             def progress(state) -> None:
-                status.update(label=" · ".join([*probes[-1:], sizing_eta(state)]))
+                text = " · ".join([*probes[-1:], sizing_eta(state)])
+                status.update(label=text)
+                bar.progress(sizing_fraction(state), text=text)
 
             try:
                 result = size(
@@ -139,9 +149,15 @@ def view_sizing(ctx: Context) -> None:
                     workers=min(2, os.cpu_count() or 1),  # each probe's replications side by side (same answer)
                 )
             except ServesimError as exc:
+                finish_work("sizing")
+                bar.empty()
+                cancel.empty()
                 status.update(label="Not sized", state="error")
                 st.error(as_text(exc))
                 return
+            finish_work("sizing")
+            bar.empty()
+            cancel.empty()
             status.update(label=f"Sized: {count(len(probes), 'probe')}", state="complete")
         keep_result("sizing", key, result)
     stored = kept_result("sizing", key)
@@ -198,6 +214,23 @@ def sizing_candidates(scenario: Scenario, catalogue: dict, names: list[str], opt
     if extra.strip():
         candidates += parse_candidates(extra.strip(), scenario, catalogue)
     return candidates
+
+
+def sizing_fraction(state) -> float:
+    """The share of a sizing done, for its progress bar: replications run over those run and expected
+    (the expected count, not the most the plan may take, so the bar moves at the pace the ETA says)."""
+    total = state.replications_done + state.replications_expected
+    return min(1.0, state.replications_done / total) if total > 0 else 0.0
+
+
+def stopped_text(what: str, notes: list[str], step: str, again: str = "Press Size to start again.") -> str:
+    """'Sizing stopped after 3 probes (last: Probe 3: t4, replicas = 5: p99 41 ms → meets) — cancelled, or
+    another click reran the page. Press Size to start again.'"""
+    last = f" (last: {notes[-1]})" if notes else ""
+    return (
+        f"{what} stopped after {count(len(notes), step)}{last} — cancelled, or another click reran the page "
+        f"(a click stops long work). {again}"
+    )
 
 
 def sizing_eta(state) -> str:
