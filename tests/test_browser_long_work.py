@@ -70,3 +70,35 @@ def test_the_llm_tab_of_a_disaggregated_scenario_shows_its_pools(app_url, tmp_pa
             screenshot(page, tmp_path, "llm-disaggregated-pools.png")
         finally:
             browser.close()
+
+
+def test_cancel_keeps_a_comparison_stopped_until_asked_again(app_url, tmp_path):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = opened(browser, app_url, "scenario=llm-chat-continuous&view=Compare")
+            page.get_by_text("Download the comparison report").wait_for(timeout=4 * ANSWER_TIMEOUT_MS)
+            wait_until_settled(page, 4 * ANSWER_TIMEOUT_MS)
+            # Four new variants, each a whole LLM trace (a few seconds apiece): long enough to cancel.
+            variants = page.get_by_label("Variants")
+            variants.fill("\n".join(f"r{n}: replicas={n}" for n in (7, 8, 9, 10)))
+            variants.press("Control+Enter")
+            cancel = page.get_by_role("button", name="Cancel", exact=True)
+            cancel.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            page.locator('[data-testid="stProgress"]').first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            cancel.click()
+            stopped = page.locator('[data-testid="stAlertContentInfo"]', has_text="The comparison was cancelled after")
+            stopped.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            wait_until_settled(page)
+            assert_no_exception(page)
+            assert page.get_by_text("meets the p99 SLO").count() == 0  # no table: it stayed stopped
+            screenshot(page, tmp_path, "compare-cancelled.png")
+            page.get_by_role("button", name="Run the comparison", exact=True).click()
+            page.get_by_text("cost per 1M queries").first.wait_for(timeout=4 * ANSWER_TIMEOUT_MS)
+            wait_until_settled(page, 4 * ANSWER_TIMEOUT_MS)
+            assert_no_exception(page)
+            assert page.get_by_role("button", name="Cancel", exact=True).count() == 0
+        finally:
+            browser.close()

@@ -35,6 +35,8 @@ def test_the_bar_moves_with_the_expected_work_not_the_worst_case():
 def test_the_stopped_sentence_says_how_far_it_got():
     text = stopped_text("Sizing", ["Probe 1: t4, replicas = 3: p99 41 ms → misses"], "probe")
     assert text.startswith("Sizing stopped after 1 probe (last: Probe 1") and "Press Size" in text
+    text = stopped_text("The comparison", ["a", "b"], "variant", "Kept.", cancelled=True)
+    assert text == "The comparison was cancelled after 2 variants (last: b). Kept."
 
 
 @pytest.fixture()

@@ -153,7 +153,9 @@ def run_with_cancel(ctx: Context, variants: list, key: tuple) -> compare.Compari
     it resumes where it stopped."""
     done = cancelled_work("compare", key)
     if done is not None:
-        st.info(as_text(stopped_text("The comparison", done, "variant", "Its finished variants are kept.")))
+        st.info(
+            as_text(stopped_text("The comparison", done, "variant", "Its finished variants are kept.", cancelled=True))
+        )
         if not st.button("Run the comparison", key="compare.resume", type="primary"):
             return None
     stopped = stopped_work("compare")  # begun in the run a click stopped

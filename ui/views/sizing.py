@@ -223,14 +223,14 @@ def sizing_fraction(state) -> float:
     return min(1.0, state.replications_done / total) if total > 0 else 0.0
 
 
-def stopped_text(what: str, notes: list[str], step: str, again: str = "Press Size to start again.") -> str:
+def stopped_text(
+    what: str, notes: list[str], step: str, again: str = "Press Size to start again.", cancelled: bool = False
+) -> str:
     """'Sizing stopped after 3 probes (last: Probe 3: t4, replicas = 5: p99 41 ms → meets) — cancelled, or
-    another click reran the page. Press Size to start again.'"""
+    another click reran the page (a click stops long work). Press Size to start again.'"""
     last = f" (last: {notes[-1]})" if notes else ""
-    return (
-        f"{what} stopped after {count(len(notes), step)}{last} — cancelled, or another click reran the page "
-        f"(a click stops long work). {again}"
-    )
+    why = "" if cancelled else " — cancelled, or another click reran the page (a click stops long work)"
+    return f"{what} {'was cancelled' if cancelled else 'stopped'} after {count(len(notes), step)}{last}{why}. {again}"
 
 
 def sizing_eta(state) -> str:
