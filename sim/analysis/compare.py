@@ -445,16 +445,17 @@ def load_curve(
 
 
 def _point_row(summary: dict, **extra: float) -> dict:
-    low, high = summary["latency_ms_ci95"]["p99"]
+    view = Summary.of(summary)
+    low, high = view.latency_ms_ci95.p99
     return {
         **extra,
-        "p50": summary["latency_ms"]["p50"],
-        "p99": summary["latency_ms"]["p99"],
+        "p50": view.latency_ms.p50,
+        "p99": view.latency_ms.p99,
         "p99_low": low,
         "p99_high": high,
-        "throughput_rps": summary["throughput_rps"],
-        "usd_per_1m_queries": (summary.get("cost") or {}).get("usd_per_1m_queries"),
-        "slo_met": (summary.get("slo") or {}).get("met"),
+        "throughput_rps": view.throughput_rps,
+        "usd_per_1m_queries": view.cost.usd_per_1m_queries,
+        "slo_met": view.slo.met,
     }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.analysis.simulate import RunResult, simulate
 from sim.metrics.load import offered_load
+from sim.metrics.summary_view import Summary
 from sim.spec import transforms
 from sim.spec.scenario import Scenario, time_dependent
 
@@ -245,10 +246,10 @@ GROUP_FIGURE = {
 }
 
 
-def unstable(summary: dict) -> bool:
+def unstable(summary: Summary | dict) -> bool:
     """The run's latencies mean nothing (sim.metrics.invariants: a queue that grows without bound, or
     nothing served)."""
-    return summary.get("status", "ok") != "ok"
+    return Summary.of(summary).status != "ok"
 
 
 def group_values(result: RunResult, key: str) -> np.ndarray:

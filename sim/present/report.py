@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.metrics.summary_view import Summary
 from sim.present import plots
 from sim.analysis.compare import Comparison, knee_index, markdown_table, max_rate_within_slo
 from sim.present.comparison import comparison_cells, identical_pairs, identical_text, winner_text
@@ -119,7 +120,7 @@ def write_report(
             _load_table(load_curves, knees, slo_ms),
             "",
         ]
-    warnings = {name: s.get("warnings") or [] for name, s in summaries.items()}
+    warnings = {name: Summary.of(s).warnings for name, s in summaries.items()}
     if any(warnings.values()):
         lines += ["## Notes from the runs", ""]
         for name, items in warnings.items():
