@@ -126,7 +126,7 @@ def _pct(log_half: float) -> str:
 def transfer_batch_profile(data: dict, hardware: str, work: Work, precision: str | None = None) -> dict:
     """A batch-cost profile (its YAML mapping, validated) moved to `hardware`: every single-instance latency
     row scaled by its batch size's roofline ratio, a piecewise-linear curve through the new medians, the
-    catalogue's price, and `provenance.estimated` / `provenance.estimate` (ratios, interval, inputs)."""
+    catalogue's price, and `estimated: true` with `estimate` (interval, ratios, inputs; sim/spec/profile.py)."""
     from sim.spec.profile import ProfileFile
 
     where = "profile"  # never text read from the file
@@ -167,6 +167,11 @@ def transfer_batch_profile(data: dict, hardware: str, work: Work, precision: str
     catalogue = load_catalogue()
     price = catalogue[hardware].usd_per_hour if hardware in catalogue else None
     estimate = {
+        "interval_log_half_width": round(half, 4),
+        "interval_pct": _pct(half),
+        "source_hardware": spec.hardware,
+        "basis": f"roofline: {work.flops_per_item:.4g} FLOPs per item, {work.bytes_per_batch:.4g} bytes per batch "
+        f"({work.source}) at the catalogue's {spec.hardware} -> {hardware} ratios",
         "from": f"{spec.name} ({spec.hardware}, {src_prec})",
         "to": f"{hardware} ({dst_prec})",
         "method": "kernel time split compute / memory by the source roofline, each part x its catalogue ratio "
@@ -179,8 +184,6 @@ def transfer_batch_profile(data: dict, hardware: str, work: Work, precision: str
         },
         "per_batch": {str(n): {k: round(v, 4) for k, v in r.items() if k != "roofline_ms"} for n, r in ratios.items()},
         "reach_log_sd": reaches,
-        "interval_log_half_width": round(half, 4),
-        "interval_pct": _pct(half),
         "interval": "95% prediction interval of each batch's median cost",
         "left_out": "rows measured with more than one busy instance (interference is the source host's)",
         "price": "catalogue price" if price is not None else "no catalogue price: add one to models/hardware.yaml",
@@ -192,8 +195,6 @@ def transfer_batch_profile(data: dict, hardware: str, work: Work, precision: str
         )
     provenance = {
         "source": f"ESTIMATED by `servesim calibrate transfer` from {spec.name}, not measured",
-        "estimated": True,
-        "estimate": estimate,
         "source_provenance": spec.provenance.get("source", ""),
     }
     out = {
@@ -208,6 +209,8 @@ def transfer_batch_profile(data: dict, hardware: str, work: Work, precision: str
         "overhead_ms": spec.overhead_ms,
         "curve": curve,
         "latency": new_rows,
+        "estimated": True,
+        "estimate": estimate,
     }
     if spec.max_batch_size is not None:
         out["max_batch_size"] = spec.max_batch_size
@@ -218,7 +221,7 @@ def transfer_batch_profile(data: dict, hardware: str, work: Work, precision: str
 
 def band(data: dict) -> dict[str, dict]:
     """The estimate at its interval's ends ("fast", "slow"): every latency and curve point × exp(∓ width)."""
-    width = data["provenance"]["estimate"]["interval_log_half_width"]
+    width = data["estimate"]["interval_log_half_width"]
     out = {}
     for edge, sign in (("fast", -1.0), ("slow", 1.0)):
         k = math.exp(sign * width)
@@ -228,13 +231,12 @@ def band(data: dict) -> dict[str, dict]:
             curve["points"] = [[n, ms * k] for n, ms in curve["points"]]
         else:
             curve["per_item_ms"] = curve["per_item_ms"] * k
-        estimate = {**data["provenance"]["estimate"], "band_edge": edge}
         out[edge] = {
             **data,
             "name": f"{data['name']}-{edge}",
             "latency": rows,
             "curve": curve,
-            "provenance": {**data["provenance"], "estimate": estimate},
+            "estimate": {**data["estimate"], "band_edge": edge},
         }
     return out
 
@@ -317,7 +319,7 @@ def write_estimated(data: dict, path: Path) -> Path:
     from calibrate.profile import check_profile, dump_profile
 
     check_profile(data, str(path.name))
-    e = data["provenance"]["estimate"]
+    e = data["estimate"]
     header = (
         f"# ESTIMATED model profile {data['name']}: not measured. Moved by `servesim calibrate transfer` from\n"
         f"# {e['from']} to {e['to']}; 95% interval per batch {e['interval_pct']}%. Format: sim/spec/profile.py\n"
@@ -352,7 +354,7 @@ def run_cli(args, path: Path, output_file) -> int:
     if args.band:
         for edge, edged in band(data).items():
             write_estimated(edged, target.with_name(f"{target.stem}-{edge}{target.suffix}"))
-    e = data["provenance"]["estimate"]
+    e = data["estimate"]
     if args.json:
         print(json.dumps({"estimated": True, "profile": str(args.output or target), **e}, indent=1))
         return 0
@@ -411,7 +413,7 @@ def validate() -> pd.DataFrame:
             "latency": [{"batch_size": int(n), "p50_ms": float(v)} for n, v in series[hardware].items()],
         }
         moved = transfer_batch_profile(data, other, work)
-        width = moved["provenance"]["estimate"]["interval_log_half_width"]
+        width = moved["estimate"]["interval_log_half_width"]
         for row in moved["latency"]:
             truth = float(series[other].get(row["batch_size"], math.nan))
             if math.isnan(truth):

@@ -56,7 +56,7 @@ def test_each_part_scales_by_its_catalogue_ratio_as_computed_by_hand():
         ratio = share * (15.7 / 19.5) + (1 - share) * (900 / 2039)
         row = next(r for r in out["latency"] if r["batch_size"] == n)
         assert row["p50_ms"] == pytest.approx(p50 * ratio, rel=1e-6)
-        assert out["provenance"]["estimate"]["per_batch"][str(n)]["ratio"] == pytest.approx(ratio, abs=1e-4)
+        assert out["estimate"]["per_batch"][str(n)]["ratio"] == pytest.approx(ratio, abs=1e-4)
     # n = 1: compute 0.0637 ms vs memory 0.1 ms -> share 0.389, time x 0.5829 (by hand)
     assert out["latency"][0]["p50_ms"] == pytest.approx(0.5829, abs=1e-4)
     assert out["latency"][0]["p99_ms"] == pytest.approx(1.5 * 0.5829, abs=2e-4)  # the spread scales with it
@@ -76,22 +76,19 @@ def test_fp16_on_the_target_halves_the_weights_uses_its_peak_and_widens_the_inte
     work = tm.Work(flops_per_item=1e9, bytes_per_batch=9e7)
     fp32 = tm.transfer_batch_profile(_profile(), "a100-80gb", work)
     fp16 = tm.transfer_batch_profile(_profile(), "a100-80gb", work, precision="fp16")
-    r = fp16["provenance"]["estimate"]["per_batch"]["1"]
+    r = fp16["estimate"]["per_batch"]["1"]
     assert r["compute_ratio"] == pytest.approx(15.7 / 312, abs=1e-4)
     assert r["memory_ratio"] == pytest.approx(900 / 2039 / 2, abs=1e-4)
-    assert fp16["provenance"]["estimate"]["reach_log_sd"]["precision"] == 0.25
-    assert (
-        fp16["provenance"]["estimate"]["interval_log_half_width"]
-        > fp32["provenance"]["estimate"]["interval_log_half_width"]
-    )
+    assert fp16["estimate"]["reach_log_sd"]["precision"] == 0.25
+    assert fp16["estimate"]["interval_log_half_width"] > fp32["estimate"]["interval_log_half_width"]
 
 
 def test_the_interval_is_the_reach_allowances_combined():
     work = tm.Work(flops_per_item=1e9, bytes_per_batch=9e7)
-    nvidia = tm.transfer_batch_profile(_profile(), "a100-80gb", work)["provenance"]["estimate"]
+    nvidia = tm.transfer_batch_profile(_profile(), "a100-80gb", work)["estimate"]
     assert nvidia["reach_log_sd"] == {"roofline": 0.25, "hardware": 0.15}
     assert nvidia["interval_log_half_width"] == pytest.approx(1.959964 * math.hypot(0.25, 0.15), abs=1e-4)
-    amd = tm.transfer_batch_profile(_profile(), "mi300x", work)["provenance"]["estimate"]
+    amd = tm.transfer_batch_profile(_profile(), "mi300x", work)["estimate"]
     assert (
         amd["reach_log_sd"]["vendor"] == 0.30 and amd["interval_pct"] == "-56..+127"
     )  # 1.96 x sqrt(0.25² + 0.15² + 0.30²)
@@ -101,7 +98,7 @@ def test_a_gpu_to_cpu_move_names_the_missing_catalogue_field():
     # The CPU instance publishes no memory bandwidth: a transfer with bytes to move is refused naming it.
     with pytest.raises(DataFileError, match=r"specifications\.cpu-16vcpu lacks memory_bandwidth_gb_s"):
         tm.transfer_batch_profile(_profile(), "cpu-16vcpu", tm.Work(1e9, 9e7))
-    compute_only = tm.transfer_batch_profile(_profile(), "cpu-16vcpu", tm.Work(1e9, 0))["provenance"]["estimate"]
+    compute_only = tm.transfer_batch_profile(_profile(), "cpu-16vcpu", tm.Work(1e9, 0))["estimate"]
     assert compute_only["reach_log_sd"]["device"] == 0.30 and compute_only["per_batch"]["1"]["ratio"] == pytest.approx(
         15.7 / 1.64, abs=1e-3
     )
@@ -157,7 +154,7 @@ def test_the_cli_writes_a_loadable_profile_marked_estimated_with_its_band(tmp_pa
     assert "ESTIMATED" in done.stdout
     assert out.read_text(encoding="utf-8").startswith("# ESTIMATED")
     data = yaml.safe_load(out.read_text(encoding="utf-8"))
-    assert data["provenance"]["estimated"] is True and data["hardware"] == "l4" and data["usd_per_hour"] == 0.8
+    assert data["estimated"] is True and data["hardware"] == "l4" and data["usd_per_hour"] == 0.8
     profile = load_profile(out)
     slow, fast = load_profile(tmp_path / "r50-l4-slow.yaml"), load_profile(tmp_path / "r50-l4-fast.yaml")
     assert fast.median_ms(4) < profile.median_ms(4) < slow.median_ms(4)
@@ -210,7 +207,7 @@ deployment:
     scenario = parse_scenario_text(text, base_dir=tmp_path, allowed_roots=(*shipped_data_roots(), tmp_path))
     summary = simulate(scenario, replications=1).summary
     single = load_profile(path).median_ms(1)
-    assert single == pytest.approx(3.3 * data["provenance"]["estimate"]["per_batch"]["1"]["ratio"], rel=1e-4)
+    assert single == pytest.approx(3.3 * data["estimate"]["per_batch"]["1"]["ratio"], rel=1e-4)
     assert summary["stages"]["forward"]["p50"] == pytest.approx(single, rel=0.05)  # light load: service alone
 
 

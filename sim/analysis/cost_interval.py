@@ -12,6 +12,11 @@ together, conservatively where they need not). A CI over per-replication draws e
 the costs instead: with two replications t = 12.7 spreads it from 0 to several times the figure, and with
 many it shrinks to nothing, while how little is known about the hardware does not shrink with replications.
 Measured profiles, and the band's edge profiles (`--band`, already an end), run and report as they are.
+
+A model stage on an estimated batch-cost profile (calibrate/transfer_model.py: one interval for every
+batch's cost) is moved to its ends the same way, together with any LLM stage's: its `speedup` divided by
+exp(±half-width), which scales every batch cost it draws (sim/spec/transforms.py `stage_time_overrides`).
+The top-level `cost_interval` key names those stages (`llm.cost_interval` the LLM profiles).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from __future__ import annotations
 import math
 
 from sim.spec.llm_cost import LLMCost, LLMProfile
-from sim.spec.scenario import Scenario
+from sim.spec.profile import ModelProfile
+from sim.spec.scenario import ModelStage, Scenario, _load_profile
+from sim.spec.transforms import stage_time_overrides
 
 PREFILL_TERMS = ("floor_ms", "intercept_ms", "per_token_ms", "attention_ms_per_mtoken2", "per_extra_seq_ms")
 ENDS = ("fast", "slow")
@@ -38,16 +45,19 @@ def scaled_profile(profile: LLMProfile, prefill: float, decode: float) -> LLMPro
     )
 
 
-def has_interval(profile: LLMProfile) -> bool:
+def has_interval(profile: LLMProfile | ModelProfile) -> bool:
     """Whether the profile is an estimate with an interval (and not already one of its ends)."""
     estimate = profile.estimate or {}
     return bool(profile.estimated and estimate.get("interval_log_half_width") and not estimate.get("band_edge"))
 
 
-def multipliers(profile: LLMProfile, end: str) -> dict[str, float]:
-    """The cost multipliers {prefill, decode} at the interval's `end` ("fast" or "slow")."""
+def multipliers(profile: LLMProfile | ModelProfile, end: str) -> dict[str, float]:
+    """The cost multipliers at the interval's `end` ("fast" or "slow"): {prefill, decode} of an LLM
+    profile, {batch} of a batch-cost profile."""
     widths = profile.estimate["interval_log_half_width"]
     sign = -1.0 if end == "fast" else 1.0
+    if isinstance(profile, ModelProfile):
+        return {"batch": math.exp(sign * float(widths))}
     return {q: math.exp(sign * float(widths.get(q, 0.0))) for q in ("prefill", "decode")}
 
 
@@ -62,8 +72,8 @@ def _estimated_profiles(stage) -> dict[str, LLMProfile]:
     return out
 
 
-def estimated_stages(scenario: Scenario) -> dict[str, LLMProfile]:
-    """Every profile of the scenario whose interval the CIs carry, by key (a stage, or STAGE.decode)."""
+def estimated_llm(scenario: Scenario) -> dict[str, LLMProfile]:
+    """Every LLM profile of the scenario whose interval the CIs carry, by key (a stage, or STAGE.decode)."""
     out: dict[str, LLMProfile] = {}
     for stage in scenario.stages:
         if stage.kind == "llm":
@@ -71,8 +81,29 @@ def estimated_stages(scenario: Scenario) -> dict[str, LLMProfile]:
     return out
 
 
+def estimated_models(scenario: Scenario) -> dict[str, ModelProfile]:
+    """Every model stage's batch-cost profile whose interval the CIs carry, by stage."""
+    out = {}
+    for stage in scenario.stages:
+        if isinstance(stage, ModelStage) and stage.profile is not None:
+            profile = _load_profile(stage.profile)  # loaded once per path, as the stage's cost loads it
+            if has_interval(profile):
+                out[stage.name] = profile
+    return out
+
+
+def estimated_stages(scenario: Scenario) -> dict[str, LLMProfile | ModelProfile]:
+    """Every profile of the scenario whose interval the CIs carry: model stages', then LLM ones'."""
+    return {**estimated_models(scenario), **estimated_llm(scenario)}
+
+
 def at_end(scenario: Scenario, end: str) -> Scenario:
     """The scenario with every estimated profile at the interval's `end` (the scenario is not changed)."""
+    overrides: dict = {}
+    for name, profile in estimated_models(scenario).items():
+        overrides.update(stage_time_overrides(scenario, name, multipliers(profile, end)["batch"]))
+    if overrides:
+        scenario = scenario.with_overrides(overrides)
     stages = []
     for stage in scenario.stages:
         profiles = _estimated_profiles(stage) if stage.kind == "llm" else {}
@@ -105,6 +136,7 @@ def end_figures(scenario: Scenario, seed: int, requests: int | None) -> dict[str
         llm = summary.get("llm") or {}
         figures[end] = {
             "latency_ms": dict(summary["latency_ms"]),
+            "stages": {name: dict(figures) for name, figures in summary["stages"].items()},
             **{key: dict(llm[key]) for key in LLM_KEYS if isinstance(llm.get(key), dict)},
         }
     return figures
@@ -123,13 +155,14 @@ def _hull(ci, value, ends: list) -> list | None:
 
 
 def widen(summary: dict, scenario: Scenario, figures: dict[str, dict]) -> dict:
-    """Every latency CI of `summary` widened to the figures at the interval's ends; `llm.cost_interval`
-    and a warning line say so."""
+    """Every latency CI of `summary` widened to the figures at the interval's ends; `cost_interval` (model
+    stages), `llm.cost_interval` (LLM profiles) and a warning line say so."""
     cis = summary.setdefault("latency_ms_ci95", {})
     for q, value in summary["latency_ms"].items():
         widened = _hull(cis.get(q), value, [figures[end]["latency_ms"].get(q) for end in ENDS])
         if widened is not None:
             cis[q] = widened
+    llm_profiles, models = estimated_llm(scenario), estimated_models(scenario)
     llm = summary.get("llm")
     if isinstance(llm, dict):
         llm_cis = llm.setdefault("ci95", {})
@@ -141,30 +174,69 @@ def widen(summary: dict, scenario: Scenario, figures: dict[str, dict]) -> dict:
                 widened = _hull(per_key.get(q), value, [figures[end].get(key, {}).get(q) for end in ENDS])
                 if widened is not None:
                     per_key[q] = widened
-        llm["cost_interval"] = {
-            "profiles": {
-                key: {
-                    "hardware": profile.hardware,
-                    "interval_pct": profile.estimate.get("interval_pct"),
-                    **{end: {q: round(v, 4) for q, v in multipliers(profile, end).items()} for end in ENDS},
-                }
-                for key, profile in estimated_stages(scenario).items()
-            },
-            "ends": {
-                end: {
-                    f"{key}_p99": figures[end].get(key, {}).get("p99") for key in ("latency_ms", "ttft_ms", "tpot_ms")
-                }
-                for end in ENDS
-            },
-            "method": "each CI is the hull of the traffic's 95% CI and the figure re-run at the costs' interval's "
-            "fast and slow ends (prefill and decode together, replication 0's streams)",
-        }
-    stages = ", ".join(estimated_stages(scenario))
+        if llm_profiles:
+            llm["cost_interval"] = _llm_interval(llm_profiles, figures)
+    if models:
+        summary["cost_interval"] = _model_interval(models, figures)
+    named = [
+        f"{name} ({profile.name}, estimated from {profile.estimate.get('source_hardware', 'other hardware')}; "
+        f"95% interval per batch {profile.estimate.get('interval_pct', '?')}%)"
+        for name, profile in models.items()
+    ]
+    keys = ["cost_interval"] * bool(models) + ["llm.cost_interval"] * bool(llm_profiles)
     summary.setdefault("warnings", []).append(
-        f"{stages}: estimated costs: every 95% CI spans the costs' interval too (the run repeated at its fast and "
-        "slow ends, llm.cost_interval)"
+        f"{', '.join(named + list(llm_profiles))}: estimated costs: every 95% CI spans the costs' interval too "
+        f"(the run repeated at its fast and slow ends, {', '.join(keys)})"
     )
     return summary
+
+
+def _ends(profile: LLMProfile | ModelProfile) -> dict[str, dict[str, float]]:
+    return {end: {q: round(v, 4) for q, v in multipliers(profile, end).items()} for end in ENDS}
+
+
+def _llm_interval(profiles: dict[str, LLMProfile], figures: dict[str, dict]) -> dict:
+    return {
+        "profiles": {
+            key: {"hardware": profile.hardware, "interval_pct": profile.estimate.get("interval_pct"), **_ends(profile)}
+            for key, profile in profiles.items()
+        },
+        "ends": {
+            end: {f"{key}_p99": figures[end].get(key, {}).get("p99") for key in ("latency_ms", "ttft_ms", "tpot_ms")}
+            for end in ENDS
+        },
+        "method": "each CI is the hull of the traffic's 95% CI and the figure re-run at the costs' interval's "
+        "fast and slow ends (prefill and decode together, replication 0's streams)",
+    }
+
+
+def _model_interval(profiles: dict[str, ModelProfile], figures: dict[str, dict]) -> dict:
+    """The top-level `cost_interval`, one row per fact and one entry per model stage on an estimated profile
+    (so the text report's section table shows every row): its profile, hardware, the hardware the costs
+    were measured on, the interval, the batch-cost multiplier at each end, and the run's p50 / p99 and the
+    stage's p99 re-run at each end."""
+    out: dict = {
+        row: {name: value(profile) for name, profile in profiles.items()}
+        for row, value in (
+            ("profile", lambda p: p.name),
+            ("hardware", lambda p: p.hardware),
+            ("source_hardware", lambda p: p.estimate.get("source_hardware")),
+            ("interval_pct", lambda p: p.estimate.get("interval_pct")),
+            ("batch_cost_x_fast", lambda p: round(multipliers(p, "fast")["batch"], 4)),
+            ("batch_cost_x_slow", lambda p: round(multipliers(p, "slow")["batch"], 4)),
+        )
+    }
+    for end in ENDS:
+        out[f"{end}_end"] = {
+            "latency_ms_p50": figures[end]["latency_ms"].get("p50"),
+            "latency_ms_p99": figures[end]["latency_ms"].get("p99"),
+            **{f"{name}_p99": figures[end]["stages"].get(name, {}).get("p99") for name in profiles},
+        }
+    out["method"] = (
+        "each latency CI is the hull of the traffic's 95% CI and the figure re-run at the interval's fast and "
+        "slow ends (every estimated batch cost together, replication 0's streams)"
+    )
+    return out
 
 
 def with_cost_interval(summary: dict, scenario: Scenario, seed: int, requests: int | None) -> dict:

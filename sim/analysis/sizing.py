@@ -36,7 +36,7 @@ from sim.metrics.load import offered_load
 from sim.spec import transforms
 from sim.metrics.windows import slo_windows
 from sim.spec.budget import check_whole_horizon
-from sim.spec.scenario import LLMStage, ModelStage, Scenario, time_dependent
+from sim.spec.scenario import LLMStage, ModelStage, Scenario, _load_profile, time_dependent
 
 # Counts a search may reach above its smallest: the ceiling is start + SEARCH_SPAN - 1 (or an autoscaler's
 # max_replicas, where that is higher).
@@ -115,7 +115,10 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
                 f"--hardware {item!r}: the LLM profile was measured on {llm_profiles[0].hardware}, not {name} "
                 f"(its hardware field); `servesim calibrate transfer PROFILE --to {name}` estimates one for {name}"
             )
-        estimated = [profile for profile in llm_profiles if profile.estimated]
+        model_profiles = [
+            _load_profile(s.profile) for s in with_profile.stages if isinstance(s, ModelStage) and s.profile
+        ]
+        estimated = [profile for profile in (*llm_profiles, *model_profiles) if profile.estimated]
         edge = estimated[0].estimate.get("band_edge") if estimated else None  # an interval end (`--band`)
         label = f"{name} (estimated{', ' + edge if edge else ''})" if estimated else name
         candidates.append(Candidate(label, price, speedup, match["profile"], hardware=name))

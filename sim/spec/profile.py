@@ -40,6 +40,13 @@ The file format (see models/*.yaml for full examples):
       - {batch_size: 1, instances: 1, ms: [0.61, 0.66, 4.7, ...]}
     co_load:                          # optional: the kernel measured beside the serving path's load
       - {batch_size: 1, client_rps: 200, siblings: 0, n: 200, p50_ms: 3.6, slowdown: 1.09}
+    estimated: true                   # optional: costs moved from other hardware, not measured
+    estimate: {interval_log_half_width: 0.62, interval_pct: -46..+86, source_hardware: v100-16gb, basis: ...}
+
+`estimated: true` marks a profile written by `servesim calibrate transfer` (calibrate/transfer_model.py):
+its `estimate` holds the 95% prediction interval of every batch's cost, exp(±interval_log_half_width)
+times the profile's, which a run carries into its latency CIs (sim/analysis/cost_interval.py). A profile
+without the two fields is measured and runs as it always did.
 
 `co_load` rows (`servesim calibrate measure --co-load-rps`) hold the kernel's median with a load generator
 sending `client_rps` requests per second through a reply path on the same host and `siblings` other
@@ -250,6 +257,19 @@ class HostShare(_Model):
         return profile.co_load_slowdown(self.client_rps if self.shared_with_client else 0.0, self.siblings)
 
 
+class Estimate(BaseModel):
+    """Where an estimated profile's costs come from and how far to trust them. The interval is the typed
+    part every reader needs; the transfer's working (ratios per batch, reach, work per item) rides along."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
+    interval_log_half_width: float = Field(ge=0, le=5)  # 95%: each batch's cost × exp(±this)
+    interval_pct: str | None = None  # the same as percentages, '-46..+86'
+    source_hardware: str | None = None  # where the costs were measured
+    basis: str | None = None  # how they were moved ('roofline: FLOPs and bytes per batch ...')
+    band_edge: Literal["fast", "slow"] | None = None  # one end of the interval (`transfer --band`), not the estimate
+
+
 class ProfileFile(_Model):
     """The YAML of a batch-cost profile."""
 
@@ -269,9 +289,13 @@ class ProfileFile(_Model):
     lever: dict[str, Any] | None = None
     samples: list[SampleRow] | None = None
     co_load: list[CoLoadRow] | None = None
+    estimated: bool = False
+    estimate: Estimate | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "ProfileFile":
+        if self.estimated and self.estimate is None:
+            raise ValueError("estimated: true needs estimate: {interval_log_half_width: ...} (its 95% interval)")
         keys = [(r.batch_size, r.instances) for r in self.latency]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
@@ -309,6 +333,9 @@ class ModelProfile:
     measured: tuple[LatencyRow, ...] = ()
     largest_measured_batch: int = 1
     warnings: tuple[str, ...] = ()
+    # Costs moved from other hardware (calibrate/transfer_model.py), with their interval in `estimate`.
+    estimated: bool = False
+    estimate: dict = field(default_factory=dict)
     # _table[k-1][n] = (median_ms, s, sigma) at k busy instances, batch size n (index 0 unused)
     _table: tuple = field(default=(), repr=False, compare=False)
     # _empirical[(k, n)]: measured samples to resample at k busy instances, batch size n
@@ -476,6 +503,8 @@ def profile_from_spec(spec: ProfileFile, catalogue_price: float | None = None) -
         measured=tuple(spec.latency),
         largest_measured_batch=largest,
         warnings=tuple(warnings),
+        estimated=spec.estimated,
+        estimate=spec.estimate.model_dump(exclude_none=True) if spec.estimate is not None else {},
         _table=tuple(table),
         _empirical=empirical,
     )
