@@ -7,6 +7,7 @@ profiles against measurements they never saw.
 
     python -m calibrate.llm_perf              # rewrites models/llama2-70b-tp4-{a100,h100}.yaml and .png
     python -m calibrate.llm_perf --per-token  # models/llama2-70b-tp4-{a100,h100}-per-token.yaml: no per-prompt term
+    python -m calibrate.llm_perf --table      # models/llama2-70b-tp4-{a100,h100}-table.yaml: the medians, interpolated
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from scipy.optimize import least_squares, nnls
 
 from sim.spec.datafiles import data_error, numeric_column, read_csv
 from sim.errors import DataFileError
-from sim.spec.llm_cost import GIB, DecodeCurve, KVRead, LLMCost, LLMProfile, Memory, PrefillCurve
+from sim.spec.llm_cost import GIB, DecodeCurve, KVRead, LLMCost, LLMProfile, Memory, PrefillCurve, PrefillTable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT / "models" / "data" / "llm-perf-a100-h100.csv"
@@ -341,34 +342,12 @@ def build_profile(
         rows, dropped = valid_rows(rows)
     held = held_out_mask(rows) if hold_out else np.zeros(len(rows), dtype=bool)
     train, test = rows[~held], rows[held]
-    arch, hw = ARCHITECTURES[model], HARDWARE[hardware]
     prefill, prefill_terms = fit_prefill_per_token(train) if per_token else fit_prefill(train)
     if dropped:
         prefill_terms["dropped_configs"] = {"configs": dropped, "why": "faster than the smaller batch: a failed run"}
-    memory = Memory(
-        gpus=tensor_parallel,
-        gpu_memory_gib=hw["gpu_memory_gib"],
-        weights_gib=round(arch["params_b"] * 1e9 * BYTES_FP16 / GIB, 2),
-        kv_bytes_per_token=2 * arch["layers"] * arch["kv_heads"] * arch["head_dim"] * BYTES_FP16,
-    )
     draft = LLMProfile(
-        kind="llm",
-        name=name,
-        model=model,
-        hardware=hardware,
-        tensor_parallel=tensor_parallel,
-        precision="fp16",
-        serving_stack="splitwise-sim measurements (vLLM-like iteration-level engine)",
-        source={
-            "file": csv_label,
-            "origin": "splitwise-sim data/perf_model.csv (github.com/Mutinifni/splitwise-sim), Patel et al., ISCA 2024",
-            "licence": "MIT, Copyright (c) 2024 Pratyush Patel (models/data/LICENSE-splitwise-sim.txt)",
-            "rows": int(len(rows)),
-            "held_out_configs": [list(c) for c in HELD_OUT],
-            "imported_by": "python -m calibrate.llm_perf",
-        },
-        usd_per_hour=round(hw["usd_per_gpu_hour"] * tensor_parallel, 4),
-        memory=memory,
+        **_identity(model, hardware, tensor_parallel, name),
+        source=_source(csv_label, rows, held_out=[list(c) for c in HELD_OUT]),
         prefill=prefill,
         decode=fit_decode(train, kv_read_roofline(model, hardware, tensor_parallel)),
     )
@@ -391,6 +370,88 @@ def build_profile(
         "note": "costs are deterministic per iteration: repeats differ by the spread above",
     }
     return draft.model_copy(update={"fit": fit}), report
+
+
+def _identity(model: str, hardware: str, tensor_parallel: int, name: str) -> dict:
+    """The fields every imported profile shares: what runs where, its price and its memory."""
+    arch, hw = ARCHITECTURES[model], HARDWARE[hardware]
+    return {
+        "kind": "llm",
+        "name": name,
+        "model": model,
+        "hardware": hardware,
+        "tensor_parallel": tensor_parallel,
+        "precision": "fp16",
+        "serving_stack": "splitwise-sim measurements (vLLM-like iteration-level engine)",
+        "usd_per_hour": round(hw["usd_per_gpu_hour"] * tensor_parallel, 4),
+        "memory": Memory(
+            gpus=tensor_parallel,
+            gpu_memory_gib=hw["gpu_memory_gib"],
+            weights_gib=round(arch["params_b"] * 1e9 * BYTES_FP16 / GIB, 2),
+            kv_bytes_per_token=2 * arch["layers"] * arch["kv_heads"] * arch["head_dim"] * BYTES_FP16,
+        ),
+    }
+
+
+def _source(csv_label: str, rows: pd.DataFrame, held_out: list | None = None) -> dict:
+    return {
+        "file": csv_label,
+        "origin": "splitwise-sim data/perf_model.csv (github.com/Mutinifni/splitwise-sim), Patel et al., ISCA 2024",
+        "licence": "MIT, Copyright (c) 2024 Pratyush Patel (models/data/LICENSE-splitwise-sim.txt)",
+        "rows": int(len(rows)),
+        **({"held_out_configs": held_out} if held_out is not None else {}),
+        "imported_by": "python -m calibrate.llm_perf",
+    }
+
+
+def build_table_profile(
+    frame: pd.DataFrame, model: str, hardware: str, tensor_parallel: int, name: str, csv_label: str
+) -> LLMProfile:
+    """The measurements as a profile, interpolated rather than fitted (splitwise-sim's DatabasePerformanceModel):
+    prefill is the median `prompt_time` of all valid rows with the same batch tokens (prompt × batch, so a
+    batch of 2 × 512 tokens and one 1,024-token prompt are pooled), decode the median `token_time` of all rows
+    with the same batch size, with no context term. Every row is used: nothing is held out, so the held-out
+    checks of the fitted profiles do not apply. (splitwise-sim looks decode up by batch tokens too, and
+    evaluates it at the number of decoding sequences, below its smallest measured key; here decode is looked
+    up by the batch size that was measured.)"""
+    rows, dropped = valid_rows(select(frame, model, hardware, tensor_parallel))
+    tokens = rows.prompt_size * rows.batch_size
+    prefill = rows.groupby(tokens)["prompt_time"].median()
+    decode = rows.groupby("batch_size")["token_time"].median()
+    draft = LLMProfile(
+        **_identity(model, hardware, tensor_parallel, name),
+        source=_source(csv_label, rows),
+        prefill=PrefillTable(
+            batch_tokens=[int(t) for t in prefill.index],
+            prompt_time_ms=[float(v) for v in prefill.to_numpy()],
+            max_measured_prompt=int(rows.prompt_size.max()),
+            max_measured_tokens=int(tokens.max()),
+        ),
+        decode=DecodeCurve(
+            batch_sizes=[int(b) for b in decode.index],
+            step_ms=[float(v) for v in decode.to_numpy()],
+            per_context_token_ms=0.0,
+        ),
+    )
+    configs = rows.groupby(["prompt_size", "batch_size", "token_size"])[["prompt_time", "token_time"]]
+    med = configs.median().reset_index()
+    predicted_prefill, predicted_decode = predict(LLMCost(draft), med)
+    keys = [f"prompt{int(p)}_batch{int(b)}_tokens{int(t)}" for p, b, t in med.iloc[:, :3].to_numpy()]
+    fit = {
+        "method": "interpolated measurements: medians per batch tokens (prefill) and per batch size (decode), "
+        "linear between them, continued linearly beyond (splitwise-sim DatabasePerformanceModel)",
+        "prefill_error_vs_config_median_pct": {
+            k: round(100 * float(v), 2) for k, v in zip(keys, predicted_prefill / med.prompt_time - 1)
+        },
+        "decode_error_vs_config_median_pct": {
+            k: round(100 * float(v), 2) for k, v in zip(keys, predicted_decode / med.token_time - 1)
+        },
+        "note": "configurations sharing batch tokens (e.g. 2 × 512 and 1 × 1,024) or batch size are pooled, so "
+        "each is off by its difference from the pool's median; decode has no context term",
+    }
+    if dropped:
+        fit["dropped_configs"] = {"configs": dropped, "why": "faster than the smaller batch: a failed run"}
+    return draft.model_copy(update={"fit": fit})
 
 
 def _term_quality(cost: LLMCost, train: pd.DataFrame, prefill_terms: dict, context: dict) -> dict:
@@ -439,8 +500,9 @@ def _per_config_error(cost: LLMCost, rows: pd.DataFrame, column: str) -> dict[st
 
 def write_profile(profile: LLMProfile, path: Path) -> None:
     data = profile.model_dump(mode="json", exclude={"estimated", "estimate"})  # measured: not estimated
+    how = "interpolated" if isinstance(profile.prefill, PrefillTable) else "fitted"
     header = (
-        f"# LLM profile {profile.name}: fitted by `python -m calibrate.llm_perf` from {profile.source['file']}\n"
+        f"# LLM profile {profile.name}: {how} by `python -m calibrate.llm_perf` from {profile.source['file']}\n"
         "# (splitwise-sim measurements, MIT). Times in ms. Do not edit by hand: re-run the importer.\n"
     )
     path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -527,8 +589,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the physically constrained prefill (per token, not per prompt): writes NAME-per-token.yaml",
     )
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="the measurements interpolated, not fitted (splitwise-sim's performance model): writes NAME-table.yaml",
+    )
     args = parser.parse_args(argv)
     frame = read_perf_table(args.csv)
+    if args.table:
+        for model, hardware, tp, name in SHIPPED:
+            target = Path(args.out) / f"{name}-table.yaml"
+            profile = build_table_profile(
+                frame, model, hardware, tp, f"{name}-table", "models/data/llm-perf-a100-h100.csv"
+            )
+            write_profile(profile, target)
+            errors = np.abs(list(profile.fit["prefill_error_vs_config_median_pct"].values()))
+            print(f"{target}: prefill off a configuration's median by up to {errors.max():.1f}% (pooled batch tokens)")
+        return 0
     for model, hardware, tp, name in SHIPPED:
         name = f"{name}-per-token" if args.per_token else name
         profile, report = build_profile(

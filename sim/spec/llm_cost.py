@@ -11,12 +11,18 @@ An LLM profile (`models/NAME.yaml` with `kind: llm`) holds two fitted curves (se
   profile has `kv_read`, that term is its roofline: the KV bytes of one token read once per step over the
   HBM bandwidth of the tensor-parallel GPUs.
 
+A profile may instead carry the measurements themselves (`prefill: {batch_tokens, prompt_time_ms}`, written
+by `python -m calibrate.llm_perf --table`): prefill interpolated in the measured medians by the tokens of the
+iteration, as splitwise-sim's DatabasePerformanceModel does, and decode steps by batch size with no context
+term. That is interpolated measurement, not a model: no term says what bounds it.
+
 All times are milliseconds. Outside the measured ranges the curves extrapolate linearly; the limits are
 kept (`max_measured_*`) so that the summary can warn when a run relied on extrapolation.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -41,6 +47,25 @@ class PrefillCurve(_Frozen):
     per_extra_seq_ms: float = Field(ge=0)
     max_measured_prompt: PositiveInt
     max_measured_tokens: PositiveInt
+
+
+class PrefillTable(_Frozen):
+    """Prefill cost interpolated in measurements: the median `prompt_time_ms` of the measured iterations of
+    each `batch_tokens` (Σ prompt tokens), linear between them and continued linearly beyond them (never
+    below 0), as splitwise-sim's DatabasePerformanceModel does. Prompt count and context do not enter."""
+
+    batch_tokens: list[PositiveInt] = Field(min_length=2)
+    prompt_time_ms: list[PositiveFloat] = Field(min_length=2)
+    max_measured_prompt: PositiveInt
+    max_measured_tokens: PositiveInt
+
+    @model_validator(mode="after")
+    def _aligned(self) -> "PrefillTable":
+        if len(self.batch_tokens) != len(self.prompt_time_ms):
+            raise ValueError("batch_tokens and prompt_time_ms must have the same length")
+        if any(b <= a for a, b in zip(self.batch_tokens, self.batch_tokens[1:])):
+            raise ValueError("batch_tokens must be strictly increasing")
+        return self
 
 
 class KVRead(_Frozen):
@@ -121,7 +146,7 @@ class LLMProfile(_Frozen):
     source: dict = Field(default_factory=dict)
     usd_per_hour: float | None = Field(default=None, ge=0)
     memory: Memory
-    prefill: PrefillCurve
+    prefill: PrefillCurve | PrefillTable
     decode: DecodeCurve
     fit: dict = Field(default_factory=dict)
     # A profile moved to hardware it was not measured on (calibrate/transfer.py): its costs are estimates,
@@ -159,8 +184,17 @@ class LLMCost:
     def __init__(self, profile: LLMProfile) -> None:
         self.profile = profile
         p = profile.prefill
-        self._floor, self._p0, self._p_tok, self._p_seq = p.floor_ms, p.intercept_ms, p.per_token_ms, p.per_extra_seq_ms
-        self._p_att = p.attention_ms_per_mtoken2 / 1e6
+        self._table: tuple[list[int], list[float]] | None = None
+        if isinstance(p, PrefillTable):
+            self._table = (list(p.batch_tokens), list(p.prompt_time_ms))
+        else:
+            self._floor, self._p0, self._p_tok, self._p_seq = (
+                p.floor_ms,
+                p.intercept_ms,
+                p.per_token_ms,
+                p.per_extra_seq_ms,
+            )
+            self._p_att = p.attention_ms_per_mtoken2 / 1e6
         d = profile.decode
         self._kv_ms = self.kv_ms_per_token = d.per_context_token_ms
         self._step_table: list[float] = []
@@ -181,8 +215,20 @@ class LLMCost:
     def prefill_parts_ms(self, tokens: float, attention_pairs: float, seqs: int) -> float:
         """Prefill of `seqs` sequences computing `tokens` new tokens in all, with Σ(new × context) =
         `attention_pairs`."""
+        if self._table is not None:
+            return self._interpolated_prefill_ms(tokens)
         compute = self._p0 + self._p_tok * tokens + self._p_att * attention_pairs + self._p_seq * (seqs - 1)
         return compute if compute > self._floor else self._floor
+
+    def _interpolated_prefill_ms(self, tokens: float) -> float:
+        """The measured prefill table at `tokens`: linear between its points, the end segments continued."""
+        xs, ys = self._table
+        i = min(max(bisect_right(xs, tokens), 1), len(xs) - 1)
+        slope = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+        if tokens > xs[-1]:
+            slope = max(slope, 0.0)  # as the decode steps: never cheaper than the largest measured iteration
+        value = ys[i - 1] + slope * (tokens - xs[i - 1])
+        return value if value > 0.0 else 0.0
 
     def prefill_ms(self, tokens_in_iteration: int, batch: int = 1) -> float:
         """Prefill of `batch` equal prompts totalling `tokens_in_iteration` tokens, from an empty cache."""
