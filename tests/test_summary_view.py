@@ -69,3 +69,20 @@ def test_nan_is_kept_not_copied():
 def test_a_view_is_its_own_view():
     view = Summary.of({"scenario": "x"})
     assert Summary.of(view) is view
+
+
+def test_an_estimated_llm_profiles_keys_ride_along_in_order():
+    """An LLM on an estimated profile adds llm.costs_estimated and llm.cost_interval (after the view's
+    known keys); the text is still the same."""
+    from pathlib import Path
+
+    scenario = load_scenario(SCENARIOS / "llm-chat-continuous.yaml").with_overrides(
+        {
+            "stages.llm.profile": str(Path(SCENARIOS).parent / "models" / "llama2-70b-tp4-h200-estimated.yaml"),
+            "deployment.hardware": {"name": "h200", "usd_per_hour": 31.648},
+        }
+    )
+    summary = without_undefined_utilization(planner.run(scenario, SWEEP).summary)
+    assert "costs_estimated" in summary["llm"]
+    assert json.dumps(json_ready(Summary.of(summary).to_dict())) == json.dumps(json_ready(summary))
+    assert Summary.of(summary).llm.costs_estimated.hardware == "h200"
