@@ -30,9 +30,8 @@ class ContinuousScheduler(LLMScheduler):
         n = len(self.prompt)
         self.bs = self.batching.block_size
         # Python ints: read once per request per iteration, where numpy scalars cost several times more.
-        self.prompt_tokens: list[int] = self.prompt.tolist()
-        self.output_tokens: list[int] = self.output.tolist()
-        self.cached_tokens: list[int] = self.cached.tolist()
+        lists = self.token_lists or (self.prompt.tolist(), self.output.tolist(), self.cached.tolist())
+        self.prompt_tokens, self.output_tokens, self.cached_tokens = lists
         self.scheduled: set[int] = set()  # requests scheduled once (their first_scheduled_ms is set)
         self.started: set[int] = set()  # requests whose first token is out
         self.free = self.num_blocks

@@ -243,7 +243,7 @@ def decode_token_gaps(
 ) -> np.ndarray:
     """Every gap between a decoded request's tokens, request after request (`steps[i]` of request i): from
     its first token (the end of its transfer) to its first decode step's end, then step to step — slices of
-    its replica's step-to-step gaps, never copied one by one."""
+    its replica's step-to-step gaps, copied a slice at a time."""
     decoded = np.flatnonzero(steps > 0)
     if not len(decoded):
         return np.empty(0)
@@ -253,8 +253,11 @@ def decode_token_gaps(
     first = offsets[replica_of[decoded]] + log.first_step[decoded]
     to_first_step = all_ends[first] - first_token_ms[decoded]
     step_gaps = np.diff(all_ends)  # step_gaps[k - 1]: end of step k minus end of step k - 1
-    pieces = []
-    for i, (k, count) in enumerate(zip(first.tolist(), steps[decoded].tolist())):
-        pieces.append(to_first_step[i : i + 1])
-        pieces.append(step_gaps[k : k + count - 1])
-    return np.concatenate(pieces)
+    counts = steps[decoded]
+    gaps = np.empty(int(counts.sum()))
+    at = 0
+    for k, count, first_ms in zip(first.tolist(), counts.tolist(), to_first_step.tolist()):
+        gaps[at] = first_ms
+        gaps[at + 1 : at + count] = step_gaps[k : k + count - 1]
+        at += count
+    return gaps

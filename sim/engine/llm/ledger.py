@@ -100,19 +100,26 @@ class Ledger:
             frame = pd.DataFrame.from_records(self.iterations, columns=ITERATION_COLUMNS)
             return frame.astype({c: np.int64 for c in ITERATION_COLUMNS if c not in ("time_ms", "duration_ms")})
         # A column of Python numbers becomes int64 if all are ints (a clock still at SimPy's int 0), else float64.
+        rows = [np.array(column) for column in zip(*self.iterations)]
+        kinds = [[part.dtype for part in column] for column in zip(rows, *self.iteration_blocks)]
+        total = len(self.iterations) + sum(len(block[0]) for block in self.iteration_blocks)
+        if self.fused:
+            kinds = [
+                [*column, np.dtype(float if name.endswith("_ms") else np.int64)]
+                for column, name in zip(kinds, ITERATION_COLUMNS)
+            ]
+            total += sum(run[2] for run in self.fused)
+        # The frame's columns first, the runs' temporaries above them: what those leave behind is one piece.
+        frame = {name: np.empty(total, np.result_type(*column)) for name, column in zip(ITERATION_COLUMNS, kinds)}
         blocks = self.iteration_blocks + ([self._fused_columns()] if self.fused else [])
-        parts = [[np.array(column), *pieces] for column, *pieces in zip(zip(*self.iterations), *blocks)]
-        del blocks
+        for name, *parts in zip(ITERATION_COLUMNS, rows, *blocks):
+            np.concatenate(parts, out=frame[name])
+        del rows, blocks
         if release:
             self.iterations, self.iteration_blocks, self.fused, self.fused_dues = [], [], [], array("q")
-        time_ms, replica = np.concatenate(parts[0]), np.concatenate(parts[2])
-        order = np.lexsort((replica, time_ms))  # stable: by time_ms, then replica
-        # Column by column, each part let go once laid in order: the peak is one copy of the log, not three.
-        frame = {}
-        for name, column in zip(ITERATION_COLUMNS, parts):
-            whole = time_ms if name == "time_ms" else replica if name == "replica" else np.concatenate(column)
-            column.clear()
-            frame[name] = whole[order]
+        order = np.lexsort((frame["replica"], frame["time_ms"]))  # stable: by time_ms, then replica
+        for column in frame.values():
+            column[:] = column[order]
         return pd.DataFrame(frame, copy=False)
 
     def _fused_columns(self) -> list[np.ndarray]:
@@ -120,24 +127,25 @@ class Ledger:
         (the same float operations, so the same bits)."""
         runs = FusedRun(*zip(*self.fused))  # columns
         steps = np.asarray(runs.steps, dtype=np.int64)
-        run = np.repeat(np.arange(len(steps)), steps)
+
+        def each(values, dtype=None) -> np.ndarray:  # a value per run, repeated over the run's steps
+            return np.repeat(np.asarray(values, dtype=dtype), steps)
+
         offsets = np.concatenate(([0], np.cumsum(steps)[:-1]))
-        j = np.arange(len(run)) - offsets[run]  # step within its run
-        batch = np.asarray(runs.batch, dtype=np.int64)[run]
-        durations = np.asarray(runs.base_ms)[run] + self.kv_ms_per_token * (
-            np.asarray(runs.context0, dtype=np.int64)[run] + batch * j
-        )
+        j = np.arange(int(steps.sum())) - each(offsets)  # step within its run
+        batch = each(runs.batch, np.int64)
+        durations = each(runs.base_ms) + self.kv_ms_per_token * (each(runs.context0, np.int64) + batch * j)
         ends = self._all_decode_ends()
-        where = self._replica_offsets()[np.asarray(runs.replica)][run] + np.asarray(runs.first, dtype=np.int64)[run] + j
-        starts = ends[where - 1]
+        first = self._replica_offsets()[np.asarray(runs.replica)] + np.asarray(runs.first, dtype=np.int64)
+        starts = ends[each(first) + j - 1]
         starts[offsets] = runs.start_ms
-        phases = np.frombuffer(self.fused_dues, dtype=np.int64).reshape(len(steps), -1)
-        dues = phases[run, j % phases.shape[1]]
+        bs = len(self.fused_dues) // len(steps)
+        dues = np.frombuffer(self.fused_dues, dtype=np.int64)[each(np.arange(len(steps)) * bs) + j % bs]
         claimed = np.cumsum(dues)
-        claimed -= (claimed[offsets] - dues[offsets])[run]  # within its run, up to and including the step
-        zeros = np.zeros(len(run), dtype=np.int64)
-        replica = np.asarray(runs.replica, dtype=np.int64)[run]
-        blocks = np.asarray(runs.blocks0, dtype=np.int64)[run] + claimed
+        claimed -= each(claimed[offsets] - dues[offsets])  # within its run, up to and including the step
+        zeros = np.zeros(len(j), dtype=np.int64)
+        replica = each(runs.replica, np.int64)
+        blocks = each(runs.blocks0, np.int64) + claimed
         # time_ms, duration_ms, replica, batch_size, running, waiting, kv_blocks_used, prefill, decode, preempted
         return [starts, durations, replica, batch, batch, zeros, blocks, zeros, batch, zeros]
 
@@ -180,13 +188,16 @@ class Ledger:
         from_before = np.zeros(len(request))
         from_before[1:] = prefill_end[1:] - last_token_ms[:-1]
         step_gaps = np.diff(ends)  # step_gaps[k - 1]: end of step k minus end of step k - 1
-        pieces = []
-        for i, (k, count, resumed) in enumerate(zip(first.tolist(), steps.tolist(), resumes.tolist())):
+        itl_ms = np.empty(int(steps.sum() + resumes.sum()))
+        at = 0
+        segments = zip(first.tolist(), steps.tolist(), resumes.tolist(), from_before.tolist(), to_first_decode.tolist())
+        for k, count, resumed, before_ms, first_ms in segments:
             if resumed:
-                pieces.append(from_before[i : i + 1])
+                itl_ms[at] = before_ms
+                at += 1
             if count:
-                pieces.append(to_first_decode[i : i + 1])
-                pieces.append(step_gaps[k : k + count - 1])
-        itl_ms = np.concatenate(pieces) if pieces else np.empty(0)
+                itl_ms[at] = first_ms
+                itl_ms[at + 1 : at + count] = step_gaps[k : k + count - 1]
+                at += count
         np.add.at(counts, request, steps + resumes)
         return itl_ms, counts

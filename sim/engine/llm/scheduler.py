@@ -56,6 +56,7 @@ class LLMScheduler:
         cached: np.ndarray,
         ready_ms: np.ndarray,
         ledger: Ledger,
+        token_lists: tuple[list[int], list[int], list[int]] | None = None,
     ) -> None:
         self.replica = replica
         self.batching = batching
@@ -67,6 +68,8 @@ class LLMScheduler:
         self.cached = cached
         self.ready_ms = ready_ms
         self.ledger = ledger
+        # prompt, output and cached as Python lists, made once for all replicas (else by the policy that reads them)
+        self.token_lists = token_lists
         self.waiting: deque[int] = deque()
         self.wake = None  # the replica process's wake-up event while it sleeps (set by the engine)
         self.wait_until_ms: float | None = None

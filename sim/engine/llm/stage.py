@@ -167,13 +167,25 @@ def _simulate(
     router = Router("least_outstanding" if routing == "shared_queue" else routing, replicas, rng, len(order))
     choices = router.fixed_assignment(len(order)) if routing in FIXED_ROUTINGS else None
 
+    token_lists = (prompt.tolist(), output.tolist(), cached.tolist())  # read-only: one copy for every replica
+
     def fresh_replicas() -> tuple[Ledger, list[LLMScheduler]]:
         ledger = Ledger(n, replicas, stage.cost.kv_ms_per_token)
         ledger.rejected[:] = rejected
         scheduler_class = SCHEDULERS[stage.batching.policy]
         schedulers = [
             scheduler_class(
-                r, stage.batching, stage.cost, stage.kv_cache, num_blocks, prompt, output, cached, ready_ms, ledger
+                r,
+                stage.batching,
+                stage.cost,
+                stage.kv_cache,
+                num_blocks,
+                prompt,
+                output,
+                cached,
+                ready_ms,
+                ledger,
+                token_lists,
             )
             for r in range(replicas)
         ]
