@@ -138,6 +138,11 @@ def test_cli_sizes_the_pools_and_writes_one_frontier(tmp_path, capsys):
     frontier = pd.read_csv(out / "frontier.csv")
     assert set(frontier["pool"]) == {"prefill", "decode"}
     assert (out / "split-sized.yaml").exists()
+    # The answer line is the page's headline function, on the same search.
+    from sim.present.headline import split_answer
+
+    direct = size_split(parse_scenario(raw_split(600), base_dir=ROOT), BUDGETS, replications=2, with_colocated=False)
+    assert f"answer: {split_answer(direct)}" in " ".join(text.split())
 
 
 def test_cli_refuses_hardware_candidates_on_a_split(capsys):

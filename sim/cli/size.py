@@ -304,7 +304,10 @@ def _size_split(scenario, budgets, args) -> int:
         console.print(_frontier_table(result.colocated, "replicas"))
     for note in result.notes + (result.colocated.notes if result.colocated else []):
         console.print(f"[yellow]note:[/yellow] {note}")
+    from sim.present.headline import split_answer
+
     split, together = result.chosen, result.colocated.chosen if result.colocated else None
+    console.print(f"[bold]answer:[/bold] {split_answer(result)}")
     if split is not None:
         path = args.out / f"{scenario.name}-sized.yaml"
         path.write_text(result.chosen_scenario.to_yaml())
@@ -327,8 +330,6 @@ def _size_split(scenario, budgets, args) -> int:
             )
         else:
             console.print("[red]colocated: no replica count up to the search's ceiling meets the budgets[/red]")
-        if result.cheaper is not None:
-            console.print(f"cheaper per 1M output tokens at these budgets: [bold]{result.cheaper}[/bold]")
     return 0 if split is not None or together is not None else EXIT_NO_CANDIDATE
 
 

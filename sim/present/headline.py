@@ -234,3 +234,35 @@ def sizing_answer(result) -> str | None:
         )
         text += f"; one fewer {word}{worst}"
     return text
+
+
+def split_answer(result) -> str:
+    """A disaggregated sizing's answer in one line, what `servesim size` and the Sizing tab lead with:
+    '4 prefill + 2 decode: $82.32/h, $23.53 per 1M output tokens; colocated needs 15: $205.80/h, $58.64 per 1M
+    output tokens — disaggregated is cheaper'. `result`: a sim.analysis.sizing_split.SplitSizing."""
+
+    def priced(probe) -> str:
+        money = [
+            f"${probe.usd_per_hour:,.2f}/h" if probe.usd_per_hour is not None else None,
+            f"${probe.usd_per_1m_tokens:,.2f} per 1M output tokens" if probe.usd_per_1m_tokens is not None else None,
+        ]
+        shown = [m for m in money if m]
+        return ": " + ", ".join(shown) if shown else ""
+
+    split = result.chosen
+    text = (
+        f"{split.hardware}{priced(split)}"
+        if split is not None
+        else "no prefill + decode split up to the search's ceiling meets the budgets"
+    )
+    together = result.colocated
+    if together is not None:
+        chosen = together.chosen
+        text += (
+            f"; colocated needs {chosen.replicas}{priced(chosen)}"
+            if chosen is not None
+            else "; no colocated fleet up to the search's ceiling meets them"
+        )
+        if result.cheaper is not None:
+            text += f" — {result.cheaper} is cheaper"
+    return text

@@ -24,8 +24,13 @@ def view_sizing(ctx: Context) -> None:
     from sim.analysis.hardware_options import hardware_options, preselected
     from sim.analysis.sizing import size
     from sim.spec.hardware import load_catalogue
+    from sim.spec.transforms import split_stage
 
     scenario = ctx.scenario
+    if split_stage(scenario) is not None:  # prefill and decode pools: each sized on its own budget
+        from ui.views.sizing_split import view_split_sizing
+
+        return view_split_sizing(ctx)
     knob = "min_replicas" if scenario.deployment.autoscaling is not None else "replicas"
     mean_rps = scenario.workload.arrival.mean_rate_rps
     llm = any(stage.kind == "llm" for stage in scenario.stages)
