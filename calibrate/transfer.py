@@ -35,7 +35,7 @@ from scipy.optimize import least_squares
 from calibrate import llm_perf
 from sim.errors import DataFileError
 from sim.spec.hardware import HardwareSpec, load_catalogue, load_specifications
-from sim.spec.llm_cost import GIB, DecodeCurve, KVRead, LLMProfile, Memory
+from sim.spec.llm_cost import GIB, DecodeCurve, KVRead, LLMProfile, Memory, PrefillTable
 
 BOUNDS = ("compute", "memory", "overhead")
 QUANTITIES = ("prefill", "decode")
@@ -386,6 +386,11 @@ def transfer(
 ) -> LLMProfile:
     """`profile` moved to `hardware` (and TP / model / weight precision), labelled estimated, with its 95%
     interval. The efficiency factors are learned at fp16 only (the table has no other precision)."""
+    if isinstance(profile.prefill, PrefillTable):
+        raise DataFileError(
+            f"LLM profile {profile.name}: prefill is a table of measurements, with no terms to scale; "
+            "transfer a fitted profile (e.g. llama2-70b-tp4-a100-per-token.yaml)"
+        )
     precision = precision or profile.precision
     if precision not in BYTES or profile.precision not in BYTES:
         raise DataFileError(f"--precision {precision!r}: one of {', '.join(BYTES)}")

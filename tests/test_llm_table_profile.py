@@ -109,3 +109,11 @@ def test_a_table_whose_tokens_do_not_increase_is_refused_by_field(tmp_path):
     path = synthetic_profile(tmp_path, prefill=prefill, name=SYNTHETIC["name"])
     with pytest.raises(DataFileError, match="strictly increasing"):
         load_llm_profile(path)
+
+
+def test_transfer_refuses_a_table_profile_by_name():
+    from calibrate.transfer import transfer
+
+    profile = load_llm_profile(ROOT / "models" / "llama2-70b-tp4-a100-table.yaml")
+    with pytest.raises(DataFileError, match="table of measurements"):
+        transfer(profile, "h200")
