@@ -11,12 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.engine import caching
 from sim.spec.budget import check_run_options
 from sim.errors import ScenarioError
-from sim.engine.fcfs import fcfs_start_ms
 from sim.engine.llm.pipeline import run_llm_stage
-from sim.engine.model_stage import simulate_model_stage
 from sim.engine.runlog import LLMStageLog, RunLog
 from sim.spec.scenario import DelayStage, LLMStage, ModelStage, PoolStage, Scenario
 from sim.streams import stream
@@ -119,6 +116,8 @@ class _CacheEffects:
         self.lookups: dict[str, list[np.ndarray]] = {}
         if not scenario.caches:
             return
+        from sim.engine import caching  # only a scenario with caches needs it (an LLM run starts faster)
+
         names = [stage.name for stage in scenario.stages]
         kinds = {stage.name: stage.kind for stage in scenario.stages}
         hits = caching.cache_outcomes(
@@ -220,6 +219,8 @@ class _Pipeline:
         self.ready = np.where(active, self.ready + draws, self.ready)
 
     def pool(self, stage: PoolStage, active: np.ndarray, deployment, rng: np.random.Generator) -> None:
+        from sim.engine.fcfs import fcfs_start_ms
+
         service = stage.service_ms.sample(rng, self.n)
         servers = stage.workers * (deployment.replicas if stage.per_replica else 1)
         start = fcfs_start_ms(self.ready[active], service[active], servers)
@@ -229,6 +230,8 @@ class _Pipeline:
         self.ready[active] = start + service[active]
 
     def model(self, stage: ModelStage, active: np.ndarray, deployment, seed: int, replication: int) -> None:
+        from sim.engine.model_stage import simulate_model_stage  # and its batching kernels: not for an LLM run
+
         name = stage.name
         result = simulate_model_stage(
             self.ready[active],

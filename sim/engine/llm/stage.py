@@ -17,10 +17,10 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import simpy
 
 from sim.errors import ScenarioError
 from sim.engine.llm.ledger import Ledger
@@ -29,6 +29,9 @@ from sim.engine.llm.replica_walk import SimultaneousEvents, dispatch_clock, walk
 from sim.engine.routing import FIXED_ROUTINGS, ROUTINGS, Router
 from sim.engine.llm.scheduler import watermark_blocks
 from sim.spec.llm_schema import ContinuousLLMBatching, LLMStage
+
+if TYPE_CHECKING:
+    import simpy
 
 
 @dataclass
@@ -252,6 +255,8 @@ def _simulate_with_simpy(
     schedulers: list[LLMScheduler], order: np.ndarray, ready_ms: np.ndarray, router: Router
 ) -> None:
     """One SimPy process per replica and one dispatcher handing requests to them at their ready times."""
+    import simpy  # only where replicas interact (a load-aware router) or a tie needs SimPy's event order
+
     env = simpy.Environment()
     for scheduler in schedulers:
         env.process(_replica(env, scheduler))
