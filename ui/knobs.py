@@ -58,22 +58,30 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
     except ServesimError:
         catalogue = {}
     own = deployment.hardware.name or "as in scenario"
-    options = [own] + [name for name in catalogue if name != own]
-    from sim.metrics.cost import replica_hardware, replica_usd_per_hour
+    from sim.analysis.hardware_options import moved_overrides, movable_hardware
 
-    label = {name: f"{name} — ${replica_usd_per_hour(scenario, name, catalogue):g}/h" for name in catalogue}
+    movable = movable_hardware(scenario, catalogue)  # an LLM: only hardware with a profile of its model
+    options = [own] + [name for name in movable if name != own]
+    label = {name: f"{name} — {text}" for name, text in movable.items()}
     if deployment.hardware.usd_per_hour is not None:
         label[own] = f"{own} — ${deployment.hardware.usd_per_hour:g}/h"
+    llm = any(stage.kind == "llm" for stage in scenario.stages)
     hardware = st.selectbox(
         "Hardware (price per replica)",
         options,
         index=options.index(initial("hardware", own, options)),
         format_func=lambda n: label.get(n, n),
         key=knob_key("hardware"),
-        help="Sets the price. Speed comes from the stage costs (or a calibrated profile).",
+        help="An LLM stage moves to that hardware's profile (measured, or estimated by calibrate transfer) and its "
+        "price."
+        if llm
+        else "Sets the price. Speed comes from the stage costs (or a calibrated profile).",
     )
     if hardware != own:
-        overrides.update(transforms.hardware_overrides(scenario, replica_hardware(scenario, hardware, catalogue)))
+        moved = moved_overrides(scenario, hardware, catalogue)
+        hardware_fields = moved.pop("deployment.hardware")
+        overrides.update(moved)
+        overrides.update(transforms.hardware_overrides(scenario, hardware_fields))
     routes = list(transforms.ROUTINGS)
     routing = st.selectbox(
         "Routing", routes, index=routes.index(initial("routing", deployment.routing, routes)), key=knob_key("routing")

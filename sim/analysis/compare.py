@@ -160,7 +160,7 @@ def _expand(key: str, value: str, scenario: Scenario, spec: str) -> dict[str, An
         except ValueError as exc:
             raise VariantError(f"--variant {spec!r}: {exc}") from None
     if key == "hardware":
-        return {"deployment.hardware": _hardware(value, spec, scenario)}
+        return _hardware(value, spec, scenario)
     if key == "slo":
         return {"slo.p99_ms": _yaml_value(value, spec)}
     if key in ("split", "colocated"):
@@ -216,16 +216,14 @@ def _policy_call(value: str, spec: str) -> dict[str, Any]:
 
 
 def _hardware(value: str, spec: str, scenario: Scenario) -> dict[str, Any]:
-    """`deployment.hardware` for a catalogue name, priced per replica (× the GPUs a replica holds)."""
-    from sim.metrics.cost import replica_hardware
+    """The scenario moved to catalogue hardware `value` (sim.analysis.hardware_options.moved_overrides)."""
+    from sim.analysis.hardware_options import moved_overrides
     from sim.spec.hardware import load_catalogue
 
-    catalogue = load_catalogue()
-    if value not in catalogue:
-        raise VariantError(
-            f"--variant {spec!r}: hardware {value!r} is not in models/hardware.yaml ({', '.join(catalogue)})"
-        )
-    return replica_hardware(scenario, value, catalogue)
+    try:
+        return moved_overrides(scenario, value, load_catalogue())
+    except ServesimError as exc:
+        raise VariantError(f"--variant {spec!r}: {exc}") from None
 
 
 # --- running -------------------------------------------------------------------------------------------

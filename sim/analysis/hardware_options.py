@@ -14,6 +14,7 @@ hardware stated and sourced — never a made-up factor.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,19 +105,15 @@ def preselected(options: list[HardwareOption]) -> list[HardwareOption]:
     return [o for o in options if not (o.other_vendor or o.price_approximate or o.far_price)][:PRESELECTED]
 
 
-def _llm_options(scenario: Scenario, stage: LLMStage, catalogue: dict) -> list[HardwareOption]:
-    from sim.errors import DataFileError
-    from sim.metrics.cost import replica_usd_per_hour
-    from sim.spec.llm_cost import LLMCost, load_llm_profile
+def llm_profiles(stage: LLMStage, catalogue: dict) -> dict[str, tuple[Path, object]]:
+    """The profiles in models/ of the stage's model and tensor-parallel degree on other catalogue hardware,
+    one per hardware: measured before estimated, then the one fitted the way the stage's own was (a
+    `-per-token` refit beside a refit, an interpolated `-table` beside a table), by name last."""
 
     own = stage.cost.profile
-    own_cost = LLMCost(own)
+    method = _method(Path(stage.profile).stem)
     found: dict[str, tuple] = {}
-    for path in sorted(_models_dir().glob("*.yaml")):
-        try:
-            profile = load_llm_profile(path)
-        except (DataFileError, ServesimError):
-            continue  # a model-stage profile, or not a profile at all
+    for path, profile in _shipped_llm_profiles(_models_dir(), _listing(_models_dir())):
         if (
             profile.model != own.model
             or profile.tensor_parallel != own.tensor_parallel
@@ -125,9 +122,95 @@ def _llm_options(scenario: Scenario, stage: LLMStage, catalogue: dict) -> list[H
             or profile.estimate.get("band_edge")  # an interval's end (`transfer --band`), not the estimate
         ):
             continue
-        rank = (profile.estimated, "per-token" in profile.name, profile.name)
+        rank = (profile.estimated, _method(path.stem) != method, path.stem)
         if profile.hardware not in found or rank < found[profile.hardware][0]:
             found[profile.hardware] = (rank, path, profile)
+    return {name: (path, profile) for name, (_, path, profile) in found.items()}
+
+
+def moved_overrides(scenario: Scenario, name: str, catalogue: dict) -> dict:
+    """Overrides putting the scenario on catalogue hardware `name`: its price per replica (× the GPUs a replica
+    holds) and, since an LLM stage's costs come from its profile, each LLM stage on that hardware's profile of
+    the same model and TP in models/ (measured, or estimated by `calibrate transfer`: the run says so). An LLM
+    stage with no such profile is refused, naming the field — never the old costs at the new price. A model
+    stage keeps its costs (a price alone; its speed is the stage's own or a profile's)."""
+    from sim.metrics.cost import replica_hardware
+
+    if name not in catalogue:
+        raise ServesimError(f"hardware {name!r} is not in models/hardware.yaml ({', '.join(catalogue)})")
+    overrides: dict = {}
+    for stage in scenario.stages:
+        if not isinstance(stage, LLMStage) or stage.cost.profile.hardware == name:
+            continue
+        found = llm_profiles(stage, catalogue).get(name)
+        if found is None:
+            profile = stage.cost.profile
+            raise ServesimError(
+                f"LLM stage {stage.name!r} has costs measured on {profile.hardware} (stages.{stage.name}.profile) "
+                f"and models/ has no {name} profile of {profile.model} at TP{profile.tensor_parallel}; "
+                f"`servesim calibrate transfer PROFILE --to {name}` estimates one (then stages.{stage.name}.profile=FILE)"
+            )
+        overrides[f"stages.{stage.name}.profile"] = str(found[0])
+    moved = scenario.with_overrides(overrides) if overrides else scenario
+    return {**overrides, "deployment.hardware": replica_hardware(moved, name, catalogue)}
+
+
+def movable_hardware(scenario: Scenario, catalogue: dict) -> dict[str, str]:
+    """The catalogue hardware `moved_overrides` can put the scenario on, each with its label ('h200
+    (estimated) — $31.65/h'): all of it without an LLM stage, else only hardware with a profile of its model."""
+    from sim.metrics.cost import replica_usd_per_hour
+
+    llm = [stage for stage in scenario.stages if isinstance(stage, LLMStage)]
+    names = list(catalogue)
+    estimated: set[str] = set()
+    for stage in llm:
+        profiles = llm_profiles(stage, catalogue)
+        names = [n for n in names if n in profiles or n == stage.cost.profile.hardware]
+        estimated |= {n for n, (_, profile) in profiles.items() if profile.estimated}
+    out = {}
+    for name in names:
+        try:
+            price = replica_usd_per_hour(
+                scenario.with_overrides(moved_overrides(scenario, name, catalogue)), name, catalogue
+            )
+        except ServesimError:
+            continue
+        out[name] = f"{'(estimated) — ' if name in estimated else ''}${price:g}/h"
+    return out
+
+
+def _listing(folder: Path) -> tuple:
+    """The folder's profile files with their modification times: a new or changed profile is read afresh."""
+    return tuple((path.name, path.stat().st_mtime_ns) for path in sorted(folder.glob("*.yaml")))
+
+
+@functools.lru_cache(maxsize=4)
+def _shipped_llm_profiles(folder: Path, listing: tuple) -> tuple:
+    """Every LLM profile in `folder` as `listing` stands, read once: (path, profile) pairs in name order."""
+    from sim.errors import DataFileError
+    from sim.spec.llm_cost import load_llm_profile
+
+    found = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            found.append((path, load_llm_profile(path)))
+        except (DataFileError, ServesimError):
+            continue  # a model-stage profile, or not a profile at all
+    return tuple(found)
+
+
+def _method(stem: str) -> str:
+    """How a profile file was fitted, from its name: 'table', 'per-token' or the original fit."""
+    return "table" if stem.endswith("-table") else "per-token" if "per-token" in stem else "fit"
+
+
+def _llm_options(scenario: Scenario, stage: LLMStage, catalogue: dict) -> list[HardwareOption]:
+    from sim.metrics.cost import replica_usd_per_hour
+    from sim.spec.llm_cost import LLMCost
+
+    own = stage.cost.profile
+    own_cost = LLMCost(own)
+    found = {name: (None, path, profile) for name, (path, profile) in llm_profiles(stage, catalogue).items()}
     options = []
     for name, (_, path, profile) in found.items():
         cost = LLMCost(profile)
