@@ -157,9 +157,9 @@ def _too_long(result: LLMStageResult, include: np.ndarray, out: dict) -> list[st
     if result.prompt_too_long is None:
         return []
     count = int((result.prompt_too_long & include).sum())
-    out["rejected_prompt_too_long"] = count
     if count == 0:
         return []
+    out["rejected_prompt_too_long"] = count
     longest = int(result.requests.prompt_tokens.to_numpy()[result.prompt_too_long & include].max())
     return [
         f"{result.stage.name}: {count} requests ({100 * count / max(int(include.sum()), 1):.2f}%) rejected: prompt longer "
@@ -345,8 +345,9 @@ def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]
     either way holding what the frames hold, no more."""
     if run.llm_logs:
         logs = sorted((log for log in run.llm_logs if log.stage == stage.name), key=lambda log: log.replication)
-        # The frames keep neither the prompt-limit rejections nor the stage as drawn (an estimated profile).
-        return [(log.index, replace(log.result, stage=stage, prompt_too_long=None, prompt_limit=None)) for log in logs]
+        # What the frames do not keep is worked out again from the scenario, so a fresh run and its log read
+        # back summarise alike: the stage as written, the prompt-limit rejections.
+        return [(log.index, with_prompt_limit(replace(log.result, stage=stage), stage)) for log in logs]
     if run.llm_requests is None:
         return []
     out = []
@@ -379,8 +380,23 @@ def stage_results(run: RunLog, stage) -> list[tuple[np.ndarray, LLMStageResult]]
             prefill_replicas=int(getattr(row, "prefill_replicas", 0)) or None,
             prefill_gpu_blocks=int(getattr(row, "prefill_gpu_blocks", 0)) or None,
         )
-        out.append((index, result))
+        out.append((index, with_prompt_limit(result, stage)))
     return out
+
+
+def with_prompt_limit(result: LLMStageResult, stage) -> LLMStageResult:
+    """The result with its prompt-limit rejections: a prompt longer than vLLM's prompt limit under continuous
+    batching is rejected (sim/engine/llm/stage.py), a rule of the scenario and the prompt alone, so it is
+    worked out again here rather than kept in the frames."""
+    from sim.spec.llm_schema import ContinuousLLMBatching
+
+    limit = (
+        stage.batching.prompt_limit(stage.max_model_len) if isinstance(stage.batching, ContinuousLLMBatching) else None
+    )
+    if limit is None:  # chunked prefill takes any prompt; static batching has no such limit
+        return replace(result, prompt_too_long=None, prompt_limit=None)
+    too_long = result.requests["prompt_tokens"].to_numpy() > limit
+    return replace(result, prompt_too_long=too_long, prompt_limit=limit)
 
 
 def _positions(index: np.ndarray, rows: np.ndarray) -> np.ndarray:
