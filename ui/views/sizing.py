@@ -119,51 +119,33 @@ def view_sizing(ctx: Context) -> None:
     replications = max(2, run_plan.replications)  # sizing judges by the CI's upper end: it needs two at least
     key = (sized.to_yaml(), slo, p95, ttft, tpot, hardware, ctx.seed)
     if go:
-        probes: list[str] = []
-        start_work("sizing", key)
-        bar = st.progress(0.0, text="First probe…")
-        cancel = st.empty()  # a click reruns the page, which stops the sizing at its next progress update
-        cancel.button("Cancel", key="size.cancel", help="Stops the sizing (the page says how far it got)")
-        with st.status(f"Sizing {knob} for {budget} at {target:,.4g} req/s…", expanded=False) as status:
 
-            def shown(probe) -> None:
-                probes.append(
-                    f"Probe {len(probes) + 1}: {probe.hardware}, {knob} = {probe.replicas}: "
-                    f"p99 {fmt_ms(probe.p99_ms)} → {probe.verdict}"
-                )
-                note_work("sizing", probes[-1])
+        def search(shown, progress):
+            return size(
+                sized,
+                slo or None,
+                candidates,
+                slo_p95_ms=p95 or None,
+                ttft_p99_ms=ttft or None,
+                tpot_p99_ms=tpot or None,
+                replications=replications,
+                requests=run_plan.requests,
+                seed=ctx.seed,
+                on_probe=shown,
+                on_progress=progress,
+                workers=min(2, os.cpu_count() or 1),  # each probe's replications side by side (same answer)
+            )
 
-            def progress(state) -> None:
-                text = " · ".join([*probes[-1:], sizing_eta(state)])
-                status.update(label=text)
-                bar.progress(sizing_fraction(state), text=text)
-
-            try:
-                result = size(
-                    sized,
-                    slo or None,
-                    candidates,
-                    slo_p95_ms=p95 or None,
-                    ttft_p99_ms=ttft or None,
-                    tpot_p99_ms=tpot or None,
-                    replications=replications,
-                    requests=run_plan.requests,
-                    seed=ctx.seed,
-                    on_probe=shown,
-                    on_progress=progress,
-                    workers=min(2, os.cpu_count() or 1),  # each probe's replications side by side (same answer)
-                )
-            except ServesimError as exc:
-                finish_work("sizing")
-                bar.empty()
-                cancel.empty()
-                status.update(label="Not sized", state="error")
-                st.error(as_text(exc))
-                return
-            finish_work("sizing")
-            bar.empty()
-            cancel.empty()
-            status.update(label=f"Sized: {count(len(probes), 'probe')}", state="complete")
+        result = sized_with_progress(
+            key,
+            f"Sizing {knob} for {budget} at {target:,.4g} req/s…",
+            search,
+            lambda probe: (
+                f": {probe.hardware}, {knob} = {probe.replicas}: p99 {fmt_ms(probe.p99_ms)} → {probe.verdict}"
+            ),
+        )
+        if result is None:
+            return
         keep_result("sizing", key, result)
     stored = kept_result("sizing", key)
     if stored is None:
@@ -219,6 +201,41 @@ def sizing_candidates(scenario: Scenario, catalogue: dict, names: list[str], opt
     if extra.strip():
         candidates += parse_candidates(extra.strip(), scenario, catalogue)
     return candidates
+
+
+def sized_with_progress(key, label: str, search, describe):
+    """Run `search(shown, progress)` (a sizing) under a progress bar, a Cancel button and a status line naming
+    each probe ('Probe 3' + `describe(*what on_probe hears)`); the result, or None after an error it shows.
+    A click reruns the page, which stops the sizing at its next progress update (the page says where)."""
+    probes: list[str] = []
+    start_work("sizing", key)
+    bar = st.progress(0.0, text="First probe…")
+    cancel = st.empty()
+    cancel.button("Cancel", key="size.cancel", help="Stops the sizing (the page says how far it got)")
+    with st.status(label, expanded=False) as status:
+
+        def shown(*heard) -> None:
+            probes.append(f"Probe {len(probes) + 1}{describe(*heard)}")
+            note_work("sizing", probes[-1])
+
+        def progress(state) -> None:
+            text = " · ".join([*probes[-1:], sizing_eta(state)])
+            status.update(label=text)
+            bar.progress(sizing_fraction(state), text=text)
+
+        try:
+            result = search(shown, progress)
+        except ServesimError as exc:
+            result = None
+            st.error(as_text(exc))
+        finish_work("sizing")
+        bar.empty()
+        cancel.empty()
+        if result is None:
+            status.update(label="Not sized", state="error")
+        else:
+            status.update(label=f"Sized: {count(len(probes), 'probe')}", state="complete")
+    return result
 
 
 def sizing_fraction(state) -> float:

@@ -8,13 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from sim.analysis import planner
-from sim.errors import ServesimError
 from sim.present.headline import split_answer
 from sim.present.units import fmt_ms
 from ui.runs import Context
-from ui.state import finish_work, keep_result, kept_result, note_work, start_work, stopped_work, tab_input
+from ui.state import keep_result, kept_result, stopped_work, tab_input
 from ui.text import as_text
-from ui.views.sizing import budget_text, count, describe_probe, sizing_eta, sizing_fraction, stopped_text
+from ui.views.sizing import budget_text, describe_probe, sized_with_progress, stopped_text
 
 
 def view_split_sizing(ctx: Context) -> None:
@@ -49,47 +48,26 @@ def view_split_sizing(ctx: Context) -> None:
     replications = max(2, run_plan.replications)  # judged by the CI's upper end: two at least
     key = (scenario.to_yaml(), ttft, tpot, colocated, ctx.seed)
     if go:
-        probes: list[str] = []
-        start_work("sizing", key)
-        bar = st.progress(0.0, text="First probe…")
-        cancel = st.empty()
-        cancel.button("Cancel", key="size.cancel", help="Stops the sizing (the page says how far it got)")
-        with st.status(f"Sizing the prefill and decode pools for {budget}…", expanded=False) as status:
-
-            def shown(pool: str, probe) -> None:
-                probes.append(
-                    f"Probe {len(probes) + 1} ({pool}): {probe.hardware}: TTFT p99 {fmt_ms(probe.ttft_p99_ms)}, "
-                    f"TPOT p99 {fmt_ms(probe.tpot_p99_ms)} → {probe.verdict}"
-                )
-                note_work("sizing", probes[-1])
-
-            def progress(state) -> None:
-                text = " · ".join([*probes[-1:], sizing_eta(state)])
-                status.update(label=text)
-                bar.progress(sizing_fraction(state), text=text)
-
-            try:
-                result = size_split(
-                    scenario,
-                    budgets,
-                    replications=replications,
-                    requests=run_plan.requests,
-                    seed=ctx.seed,
-                    with_colocated=colocated,
-                    on_probe=shown,
-                    on_progress=progress,
-                )
-            except ServesimError as exc:
-                finish_work("sizing")
-                bar.empty()
-                cancel.empty()
-                status.update(label="Not sized", state="error")
-                st.error(as_text(exc))
-                return
-            finish_work("sizing")
-            bar.empty()
-            cancel.empty()
-            status.update(label=f"Sized: {count(len(probes), 'probe')}", state="complete")
+        result = sized_with_progress(
+            key,
+            f"Sizing the prefill and decode pools for {budget}…",
+            lambda shown, progress: size_split(
+                scenario,
+                budgets,
+                replications=replications,
+                requests=run_plan.requests,
+                seed=ctx.seed,
+                with_colocated=colocated,
+                on_probe=shown,
+                on_progress=progress,
+            ),
+            lambda pool, probe: (
+                f" ({pool}): {probe.hardware}: TTFT p99 {fmt_ms(probe.ttft_p99_ms)}, "
+                f"TPOT p99 {fmt_ms(probe.tpot_p99_ms)} → {probe.verdict}"
+            ),
+        )
+        if result is None:
+            return
         keep_result("sizing", key, result)
     stored = kept_result("sizing", key)
     if stored is None:
