@@ -58,3 +58,22 @@ def test_no_key_when_no_prompt_is_too_long():
     raw = {**RAW, "workload": {**RAW["workload"], "tokens": {"prompt": 500, "output": 50}}}
     summary = simulate(parse_scenario(raw, base_dir=ROOT), replications=1, seed=3).summary
     assert "rejected_prompt_too_long" not in summary["llm"]
+
+
+def test_replications_with_and_without_a_long_prompt_merge():
+    # Before: a replication without a too-long prompt lacked the key, and merging raised KeyError.
+    raw = {
+        **RAW,
+        "workload": {
+            **RAW["workload"],
+            "requests": 30,
+            "tokens": {"prompt": {"dist": "lognormal", "median": 1000, "p99": 4500}, "output": 20},
+        },
+    }
+    result = simulate(parse_scenario(raw, base_dir=ROOT), replications=8, seed=3)
+    per_replication = [
+        int((log.result.requests["prompt_tokens"].to_numpy() > 4096).sum()) for log in result.run.llm_logs
+    ]
+    assert 0 in per_replication and any(per_replication)  # the case: some replications have one, some not
+    expected = int(round(sum(per_replication) / len(per_replication)))
+    assert result.summary["llm"].get("rejected_prompt_too_long", 0) == expected

@@ -429,6 +429,10 @@ def summarize_llm_runs(
         return summaries[0]
     if all(s == summaries[0] for s in summaries[1:]):  # a deterministic replay: one, with its sections' CIs
         return {**summaries[0], "replications": len(summaries), "identical_replications": True}
+    # A replication says how many prompts were too long only where some were: the rest count none.
+    too_long = [s.get("rejected_prompt_too_long", 0) for s in summaries]
+    if any(too_long):
+        summaries = [{**s, "rejected_prompt_too_long": count} for s, count in zip(summaries, too_long)]
     merged = _mean_of(summaries)
     merged["ci95"] = {}
     for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"):
