@@ -67,7 +67,7 @@ from calibrate.fidelity_batcher import batch_decision, form_batches
 from calibrate.fidelity_clients import BatchingServer, LiveServer, SharedQueueServer
 from calibrate.fidelity_drift import drift_ratios, judge_band
 from calibrate.fidelity_measure import _measure_config
-from calibrate.fidelity_report import format_report, judge
+from calibrate.fidelity_report import chance, format_report, judge
 from calibrate.fidelity_scenarios import (
     _samples,
     capacity_rps,
@@ -76,6 +76,7 @@ from calibrate.fidelity_scenarios import (
     scenario_for,
     simulate_cell,
     simulate_percentiles,
+    under_load,
 )
 from calibrate.fidelity_settings import (
     CONFIGS,
@@ -145,12 +146,17 @@ def _predict_cell(cell: dict, requests: int) -> dict:
         busy, sizes = calibration["co_load_busy_ms"], calibration["co_load_batch_size"]
         factor = slowdown(config, calibration, busy, sizes, predicted)
         cell["co_load_factor"] = factor
-        models["co_load"] = simulate_cell(config, calibration, rate, requests, factor)
+        loaded = under_load(calibration)  # the serving path as the co-load phase saw it, where it did
+        if loaded is not calibration:
+            path = calibration["co_load_path_ms"]
+            cell["co_load_path_ms"] = {"median": float(np.median(path)), "p99": float(np.percentile(path, 99))}
+            cell["co_load_path_samples"] = len(path)
+        models["co_load"] = simulate_cell(config, loaded, rate, requests, factor)
         sequence, level = replay_values(config, calibration, busy, sizes)
-        models["co_load_replay"] = simulate_cell(config, calibration, rate, requests, level, sequence)
+        models["co_load_replay"] = simulate_cell(config, loaded, rate, requests, level, sequence)
     near, far = models.get("co_load", predicted), None  # the drift band: also at the next calibration's level
     if cell.get("next_calibration_ratio") is not None:
-        far = simulate_cell(config, calibration, rate, requests, factor * cell["next_calibration_ratio"])
+        far = simulate_cell(config, under_load(calibration), rate, requests, factor * cell["next_calibration_ratio"])
     rows = []
     for p in PERCENTILES:
         key = f"p{p:g}"
@@ -161,6 +167,7 @@ def _predict_cell(cell: dict, requests: int) -> dict:
             "predicted_ms": predicted[key]["ms"],
             "predicted_ci95": predicted[key]["ci95"],
             **judge(runs_ms, predicted[key]["ms"], key),
+            **chance(runs_ms, predicted[key]["run_sd_pct"]),
         }
         for model, prediction in models.items():
             verdict = judge(runs_ms, prediction[key]["ms"], key)
@@ -186,7 +193,7 @@ def run_fidelity(
     configs=CONFIGS,
     seed: int = 0,
     pin: bool = True,
-    co_load: int = 300,
+    co_load: int = 600,
     out: Path | None = None,
 ) -> dict:
     """Measure every configuration (servers stopped before any prediction runs), then predict each cell;
@@ -274,12 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--utilisations", default="0.5,0.8", help="of each configuration's calibrated capacity")
     parser.add_argument("--runs", type=int, default=2, help="back-to-back measurements per cell")
-    parser.add_argument("--requests", type=int, default=2000, help="per run")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=8000,
+        help="per run (2,000: a steady host judges about half the percentiles by chance alone; 8,000: about two thirds)",
+    )
     parser.add_argument("--calibration", type=int, default=500, help="closed-loop requests per configuration")
     parser.add_argument(
         "--co-load",
         type=int,
-        default=300,
+        default=600,
         help="requests served open loop at each cell's rate before its runs, to calibrate the kernel under the "
         "serving path's load (0: none)",
     )

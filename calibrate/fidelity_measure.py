@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from calibrate.fidelity_clients import BatchingServer, LiveServer, SharedQueueServer
+from calibrate.fidelity_path import path_samples
 from calibrate.fidelity_scenarios import capacity_rps
 from calibrate.fidelity_servers import _cpus, _pin
 from calibrate.fidelity_settings import CONFIGS, PERCENTILES
@@ -54,7 +55,8 @@ def _measure_config(
 ) -> list[dict]:
     """Start the server(s); per utilisation, calibrate (just before: this host's speed drifts over
     seconds; with `co_load`, also that many requests served open loop at the cell's rate, whose logged
-    busy times are the kernel's cost beside the client, the reply path and the siblings) and serve `runs`
+    busy times are the kernel's cost beside the client, the reply path and the siblings, and whose requests
+    that found a worker idle time the serving path around it, calibrate/fidelity_path.py) and serve `runs`
     times back to back; calibrate once more after the last cell (calibrate/fidelity_drift.py); stop. With `pin` and two CPUs or more, a single server
     runs on the last CPU and the client on the first (the scheduler then cannot put them on one CPU, which
     delays replies by up to a service time); shared2's workers on CPUs of their own, the client anywhere."""
@@ -83,6 +85,7 @@ def _measure_config(
                 frame = server.requests.drop_duplicates("batch_id")
                 calibration["co_load_busy_ms"] = frame["busy_ms"].to_numpy()
                 calibration["co_load_batch_size"] = frame["batch_size"].to_numpy()
+                calibration["co_load_path_ms"] = path_samples(config, server.requests)
             measured, lateness, logs, frames = [], [], [], []
             for _ in range(runs):
                 latency, late, busy = server.serve(rate, requests, rng)

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from calibrate.fidelity_drift import drift_ratios, judge_band
-from calibrate.fidelity_scenarios import simulate_cell
+from calibrate.fidelity_scenarios import simulate_cell, under_load
 from sim.errors import DataFileError
 from sim.spec.datafiles import shown
 
@@ -82,6 +82,8 @@ class SavedCalibration(_Model):
     # the kernel's busy times (and batch sizes) in order, served at the cell's rate just before its runs
     co_load_busy_ms: list[float] | None = Field(default=None, min_length=1)
     co_load_batch_size: list[int] | None = Field(default=None, min_length=1)
+    # the serving path around the server in that phase, per request that found a worker idle (ms)
+    co_load_path_ms: list[float] | None = Field(default=None, min_length=1)
     # taken after a configuration's last cell (the live harness since issue 25), for its drift band
     after: "SavedCalibration | None" = None
 
@@ -140,7 +142,7 @@ def load_saved_run(directory: str | Path) -> SavedRun:
 def calibration_arrays(calibration: SavedCalibration) -> dict[str, Any]:
     """A saved calibration as `scenario_for` takes it (arrays; batch sizes as ints)."""
     out: dict[str, Any] = {}
-    for name in ("transport_ms", "service_ms", "service_busy_ms", "overshoot_ms", "co_load_busy_ms"):
+    for name in ("transport_ms", "service_ms", "service_busy_ms", "overshoot_ms", "co_load_busy_ms", "co_load_path_ms"):
         values = getattr(calibration, name)
         if values is not None:
             out[name] = np.asarray(values, dtype=float)
@@ -294,7 +296,7 @@ def band_rows(rows: list[dict], near: dict, far: dict | None) -> None:
 
 
 def _rows(cell: SavedCell, predictions: dict[str, dict | None]) -> list[dict]:
-    from calibrate.fidelity_report import judge
+    from calibrate.fidelity_report import chance, judge
 
     rows = []
     for key in ("p50", "p95", "p99"):
@@ -307,6 +309,8 @@ def _rows(cell: SavedCell, predictions: dict[str, dict | None]) -> list[dict]:
             row.setdefault("measured_mean_ms", verdict["measured_mean_ms"])
             row.setdefault("noise_pct", verdict["noise_pct"])
             row[model] = {"ms": predicted[key]["ms"], "error_pct": verdict["error_pct"], "verdict": verdict["verdict"]}
+            if model == "isolated":  # chance alone, from the replications of a run this long
+                row.update(chance(runs_ms, predicted[key]["run_sd_pct"]), verdict=verdict["verdict"])
         saved = next((r for r in cell.table if r.percentile == key), None)
         if "in_situ_replay" not in row and saved is not None and saved.in_situ_replay_ms is not None:
             mean = row["measured_mean_ms"]
@@ -352,13 +356,14 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
                 sequence, level = replay_values(cell.config, calibration, busy, sizes)
                 predictions["in_situ_replay"] = _simulate(cell.config, calibration, cell, n, level, sequence)
             co_load = entry["co_load_factor"]
-            predictions["co_load"] = _simulate(cell.config, calibration, cell, n, co_load)
+            loaded = under_load(calibration)  # the serving path as the co-load phase saw it, where it did
+            predictions["co_load"] = _simulate(cell.config, loaded, cell, n, co_load)
             if "co_load_busy_ms" in calibration:  # the co-load phase's busy sequence, in order
                 sequence, level = replay_values(
                     cell.config, calibration, calibration["co_load_busy_ms"], calibration["co_load_batch_size"]
                 )
-                predictions["co_load_replay"] = _simulate(cell.config, calibration, cell, n, level, sequence)
-            far = None if drift is None else _simulate(cell.config, calibration, cell, n, co_load * drift)
+                predictions["co_load_replay"] = _simulate(cell.config, loaded, cell, n, level, sequence)
+            far = None if drift is None else _simulate(cell.config, loaded, cell, n, co_load * drift)
             rows = _rows(cell, predictions)
             band_rows(rows, predictions["co_load"], far)
             cells.append(
@@ -373,6 +378,7 @@ def repredict(directories: list[str | Path], requests: int | None = None) -> lis
                     else cycle_beyond_busy(entry["logs"]),
                     "co_load_factor": co_load,
                     "co_load_source": entry["co_load_source"],
+                    "co_load_path_samples": 0 if loaded is calibration else len(loaded["transport_ms"]),
                     "next_calibration_ratio": drift,
                     "mean_batch_size": {
                         "measured": cell.mean_batch_size_measured,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from calibrate.fidelity_report import _chance_line, _sd_text, noise_word
 from calibrate.fidelity_settings import ERROR_LIMIT_PCT, LOW_FLAG_PCT
 
 
@@ -71,7 +72,8 @@ def format_repredicted(runs: list[dict]) -> str:
             )
         replayed = any("co_load_replay" in row for cell in run["cells"] for row in cell["table"])
         lines.append(
-            f"{'config':<9}{'rho':>4} {'pct':>4} {'measured':>9} {'noise%':>7}  {'isolated':>17} {'verdict':<7}"
+            f"{'config':<9}{'rho':>4} {'pct':>4} {'measured':>9} {'noise%':>7} {'chance%':>7}  {'isolated':>17} "
+            f"{'verdict':<12}"
             f" {'in-situ mean':>17} {'in-situ replay':>17}  closes mean/replay  reading          "
             f" {'co-load':>17} verdict  {'drift band [low, high]':>22} {'error':>7} verdict"
             + (f"  {'co-load replayed':>17}" if replayed else "")
@@ -81,8 +83,8 @@ def format_repredicted(runs: list[dict]) -> str:
                 noise = "—" if np.isnan(row["noise_pct"]) else f"{row['noise_pct']:.1f}"
                 lines.append(
                     f"{cell['config']:<9}{cell['utilisation']:>4g} {row['percentile']:>4} "
-                    f"{row['measured_mean_ms']:>9.2f} {noise:>7}  {_cell_text('isolated', row)} "
-                    f"{row['isolated']['verdict']:<7} {_cell_text('in_situ_mean', row)} "
+                    f"{row['measured_mean_ms']:>9.2f} {noise:>7} {_sd_text(row):>7}  {_cell_text('isolated', row)} "
+                    f"{noise_word(row):<12} {_cell_text('in_situ_mean', row)} "
                     f"{_cell_text('in_situ_replay', row)}  {_closes(row, 'in_situ_mean'):>5} / "
                     f"{_closes(row, 'in_situ_replay'):<5}      {reading(row):<16} {_cell_text('co_load', row)} "
                     f"{row['co_load']['verdict']:<7}  {_band_text(row['drift_band'])}"
@@ -100,6 +102,8 @@ def format_repredicted(runs: list[dict]) -> str:
                     f" ({100 * cycle['mean_ms'] / cycle['busy_mean_ms']:.1f}% of it, {cycle['pairs']} requests)"
                 )
             note += f"; co-load factor {cell['co_load_factor']:.3f} ({cell['co_load_source']})"
+            if cell.get("co_load_path_samples"):
+                note += f"; serving path as the co-load phase timed it ({cell['co_load_path_samples']} requests)"
             if cell["next_calibration_ratio"] is not None:
                 note += f"; next calibration {cell['next_calibration_ratio']:.2f}x this one's (host drift)"
             batch = cell.get("mean_batch_size")
@@ -107,6 +111,7 @@ def format_repredicted(runs: list[dict]) -> str:
                 measured = ", ".join(f"{x:.2f}" for x in batch["measured"] or [])
                 note += f"; mean batch {measured} measured, {batch['isolated']:.2f} isolated, {batch['co_load']:.2f} co-load"
             lines.append(note)
+        lines.append(_chance_line(run["cells"], sum(len(cell["table"]) for cell in run["cells"])))
         for model in ("isolated", "co_load", "drift_band") + (("co_load_replay",) if replayed else ()):
             s = summary(run, model)
             lines.append(

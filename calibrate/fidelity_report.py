@@ -3,6 +3,8 @@ table."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from calibrate.fidelity_settings import (
@@ -28,6 +30,36 @@ def judge(runs_ms: list[float], predicted_ms: float, percentile: str) -> dict:
     else:
         verdict = "ok" if abs(error) <= ERROR_LIMIT_PCT[percentile] else "miss"
     return {"measured_mean_ms": mean, "noise_pct": noise, "error_pct": error, "verdict": verdict}
+
+
+def chance(runs_ms: list[float], sd_pct: float) -> dict:
+    """What chance alone does to a percentile measured on a steady host, from servesim's replications of a
+    run of the same length (`sd_pct`: one run's standard deviation over the mean, %): the probability that
+    two such runs agree within NOISE_LIMIT_PCT (so that the cell is judged), and whether the runs disagree
+    by more than chance explains (two runs' difference beyond 1.96 sqrt(2) sd: the host moved, not only the
+    sample). NaN / None where it cannot say (one run, or no spread simulated)."""
+    values = np.asarray(runs_ms, dtype=float)
+    if not np.isfinite(sd_pct) or sd_pct <= 0:
+        return {"chance_sd_pct": float("nan"), "judged_chance": float("nan"), "beyond_chance": None}
+    judged = math.erf(NOISE_LIMIT_PCT / (2.0 * sd_pct))
+    spread = 100.0 * float(values.max() - values.min()) / float(values.mean()) if len(values) > 1 else None
+    beyond = None if spread is None else bool(spread > 1.96 * math.sqrt(2.0) * sd_pct)
+    return {"chance_sd_pct": float(sd_pct), "judged_chance": judged, "beyond_chance": beyond}
+
+
+def noise_word(row: dict) -> str:
+    """A noisy verdict with its cause where known: (host) beyond chance, (chance) within it."""
+    if row.get("verdict") != "noisy" or row.get("beyond_chance") is None:
+        return row.get("verdict", "")
+    return "noisy:host" if row["beyond_chance"] else "noisy:chance"
+
+
+def steady_host_judged(cells: list[dict]) -> float:
+    """How many percentiles a steady host would judge at this run length, by chance alone (the sum of each
+    row's probability that its two runs agree within NOISE_LIMIT_PCT)."""
+    return float(
+        sum(r["judged_chance"] for c in cells for r in c["table"] if np.isfinite(r.get("judged_chance", np.nan)))
+    )
 
 
 def _calibration_text(cal: dict) -> str:
@@ -62,7 +94,8 @@ def format_report(result: dict) -> str:
     header = (
         f"{'config':<9}{'rho':>4} {'req/s':>6} {'pct':>4} "
         + "".join(f"{f'run{k + 1} ms':>9}" for k in range(runs))
-        + f"{'noise%':>8} {'predicted ms [95% CI]':>25} {'error%':>7}  verdict   co-load (error%, verdict)"
+        + f"{'noise%':>8} {'chance%':>7} {'predicted ms [95% CI]':>25} {'error%':>7}  verdict       "
+        + "co-load (error%, verdict)"
         + "  drift band [low, high] (error%, verdict)  co-load replayed (error%)  in-situ replay (error%)"
     )
     lines.append(header)
@@ -73,8 +106,8 @@ def format_report(result: dict) -> str:
             line = (
                 f"{cell['config']:<9}{cell['utilisation']:>4g} {cell['rate_rps']:>6.0f} {row['percentile']:>4} "
                 + "".join(f"{v:>9.2f}" for v in row["measured_runs_ms"])
-                + f"{noise:>8} {row['predicted_ms']:>8.2f} [{lo:6.2f}, {hi:6.2f}] "
-                f"{row['error_pct']:>+7.1f}  {row['verdict']:<8}"
+                + f"{noise:>8} {_sd_text(row):>7} {row['predicted_ms']:>8.2f} [{lo:6.2f}, {hi:6.2f}] "
+                f"{row['error_pct']:>+7.1f}  {noise_word(row):<12}"
             )
             if "co_load_ms" in row:
                 line += f"  {row['co_load_ms']:.2f} ({row['co_load_error_pct']:+.1f}, {row['co_load_verdict']})"
@@ -102,6 +135,12 @@ def format_report(result: dict) -> str:
             notes.append(f"lag-1 autocorrelation {cell['service_lag1_autocorrelation_in_situ']:.2f}")
         if "co_load_factor" in cell:
             notes.append(f"co-load calibration: kernel {cell['co_load_factor']:.3f}x its time alone")
+        if "co_load_path_ms" in cell:
+            path = cell["co_load_path_ms"]
+            notes.append(
+                f"serving path under co-load median {path['median']:.3f} ms, p99 {path['p99']:.3f} "
+                f"({cell['co_load_path_samples']} requests found a worker idle)"
+            )
         if cell.get("next_calibration_ratio") is not None:
             notes.append(f"next calibration {cell['next_calibration_ratio']:.3f}x this one's (host drift)")
         lines.append("    " + "; ".join(notes))
@@ -118,6 +157,8 @@ def format_report(result: dict) -> str:
             else ""
         )
     )
+    if any(np.isfinite(r.get("judged_chance", np.nan)) for c in result["cells"] for r in c["table"]):
+        lines.append(_chance_line(result["cells"], len(verdicts)))
     co_load = [r["co_load_verdict"] for c in result["cells"] for r in c["table"] if "co_load_verdict" in r]
     if co_load:
         judged_co = [v for v in co_load if v != "noisy"]
@@ -135,3 +176,20 @@ def format_report(result: dict) -> str:
             f"ok; judged p95/p99 more than {LOW_FLAG_PCT:g}% low: " + (", ".join(low) if low else "none")
         )
     return "\n".join(lines)
+
+
+def _sd_text(row: dict) -> str:
+    sd = row.get("chance_sd_pct", float("nan"))
+    return "—" if not np.isfinite(sd) else f"±{sd:.1f}"
+
+
+def _chance_line(cells: list[dict], total: int) -> str:
+    """Beside the judged count: what chance alone would allow at this run length, and why the rest were noisy."""
+    rows = [r for c in cells for r in c["table"]]
+    host = sum(r["verdict"] == "noisy" and r.get("beyond_chance") is True for r in rows)
+    by_chance = sum(r["verdict"] == "noisy" and r.get("beyond_chance") is False for r in rows)
+    return (
+        f"chance alone (servesim's replications of a run this long; chance% = one run's sd): a steady host would "
+        f"judge about {steady_host_judged(cells):.1f} of {total}; noisy beyond chance (the host moved) "
+        f"{host}, within chance (runs too short) {by_chance}"
+    )

@@ -131,6 +131,31 @@ def scaled(calibration: dict, factor: float) -> dict:
     return out
 
 
+def run_spread_pct(frame) -> dict[str, float]:
+    """How much one run of this length moves a percentile by chance alone: the standard deviation of each
+    replication's p50 / p95 / p99 (warm-up excluded) over their mean, in %. A steady host's two runs differ
+    by about sqrt(2) times this; NaN with a single replication."""
+    kept = frame[~frame["warmup"].astype(bool) & ~frame["rejected"].astype(bool)]
+    values = np.array([np.percentile(group["latency_ms"], PERCENTILES) for _, group in kept.groupby("replication")])
+    if len(values) < 2:
+        return {f"p{p:g}": float("nan") for p in PERCENTILES}
+    sd = 100.0 * values.std(axis=0, ddof=1) / values.mean(axis=0)
+    return {f"p{p:g}": float(x) for p, x in zip(PERCENTILES, sd)}
+
+
+MIN_PATH_SAMPLES = 30  # fewer requests of a co-load phase found a worker idle: its closed-loop transport stays
+
+
+def under_load(calibration: dict) -> dict:
+    """The calibration as the co-load phase saw the serving path: its path samples (sender lateness, the trip
+    to the server, the reply's trip back, calibrate/fidelity_path.py) in place of the closed-loop transport,
+    where the phase measured enough of them; else the calibration as it is."""
+    path = calibration.get("co_load_path_ms")
+    if path is None or len(path) < MIN_PATH_SAMPLES:
+        return calibration
+    return {**calibration, "transport_ms": np.asarray(path, dtype=float)}
+
+
 def simulate_percentiles(scenario: dict, profiles: dict[str, dict] | None = None) -> dict:
     """servesim's p50 / p95 / p99 (and 95% CIs) of a scenario dict, its profiles written beside it, and the
     mean size of the model stage's batches."""
@@ -147,6 +172,9 @@ def simulate_percentiles(scenario: dict, profiles: dict[str, dict] | None = None
         for p in PERCENTILES
     }
     frame = result.run.requests
+    spread = run_spread_pct(frame)
+    for key, sd in spread.items():
+        out[key]["run_sd_pct"] = sd
     if "forward_batch_size" in frame:
         batches = frame.drop_duplicates(["replication", "forward_batch_id"])
         out["mean_batch_size"] = float(batches["forward_batch_size"].mean())
