@@ -47,7 +47,7 @@ lint: setup
 bench: setup
 	$(BIN)/python -m benchmarks.run
 
-fidelity: setup  # live ONNX Runtime serving vs prediction: 3 configurations x 2 loads x 2 runs, about 2 minutes (noisy on a shared host); ARGS="--predict-only DIR" re-predicts a saved run
+fidelity: setup  # live ONNX Runtime serving vs prediction: 3 configurations x 2 loads x 2 runs of 8,000 requests, about 7 minutes (noisy on a shared host); ARGS="--predict-only DIR" re-predicts a saved run
 	$(BIN)/python -m calibrate.transfer --validate  # LLM profile moved between measured GPUs / TP / models (5 s)
 	$(BIN)/python -m calibrate.fidelity --out fidelity $(ARGS)
 
