@@ -1,6 +1,7 @@
 """Moving a scenario to other catalogue hardware (sim.analysis.hardware_options.moved_overrides), as compare's
 `hardware=NAME` and the planner's hardware knob do: an LLM stage takes that hardware's profile or the move is
-refused; it is never the old costs at the new price (issue 22: 'never ignores it')."""
+refused; a model stage runs at the roofline ratio the Sizing candidates use, or is refused; it is never the old
+costs at the new price (issue 22: 'never ignores it')."""
 
 from __future__ import annotations
 
@@ -48,8 +49,28 @@ def test_hardware_without_a_profile_of_the_model_is_refused_by_field():
     assert "(estimated)" in movable_hardware(chat(), load_catalogue())["h200"]
 
 
-def test_a_model_stage_moves_its_price_only():
+def test_a_model_stage_moves_at_the_roofline_speed_the_sizing_candidates_use():
+    # Before: only the price moved, so a T4 served an A100's model stage as fast, 6.5x cheaper (issue 25's
+    # stop: a wrong "cheapest" in a design review).
     reference = load_scenario(ROOT / "scenarios" / "reference.yaml")
     overrides = parse_variant("hardware=t4", reference).overrides
-    assert overrides == {"deployment.hardware": {"name": "t4", "usd_per_hour": 0.526}}
-    assert "t4" in movable_hardware(reference, load_catalogue())
+    (option,) = [o for o in hardware_options(reference, load_catalogue()) if o.name == "t4"]
+    assert overrides["deployment.hardware"] == {"name": "t4", "usd_per_hour": 0.526}
+    assert overrides["stages.forward.speedup"] == pytest.approx(
+        reference.stage("forward").speedup * option.ratio, rel=1e-3
+    )
+    assert option.spec == f"t4@{option.ratio:.3g}" and option.ratio < 0.5  # the Sizing tab's candidate
+    moved = reference.with_overrides(overrides)
+    assert moved.stage("forward").speedup == pytest.approx(option.ratio, rel=1e-3)
+    assert movable_hardware(reference, load_catalogue())["t4"].startswith(f"(roofline ×{option.ratio:.2g})")
+    assert "stages.forward.speedup" not in moved_overrides(reference, "a100-80gb", load_catalogue())
+
+
+def test_a_model_stage_without_a_datasheet_ratio_is_refused_by_field():
+    cpu = load_scenario(ROOT / "scenarios" / "bert-cpu.yaml")
+    with pytest.raises(VariantError, match=r"model stage 'forward'.*cpu-16vcpu to t4.*stages\.forward\.speedup=X"):
+        parse_variant("hardware=t4", cpu)
+    assert "t4" not in movable_hardware(cpu, load_catalogue())
+    unnamed = load_scenario(ROOT / "scenarios" / "mlp-cpu.yaml")
+    with pytest.raises(VariantError, match=r"names no hardware \(deployment\.hardware\.name\)"):
+        parse_variant("hardware=h100-80gb", unnamed)

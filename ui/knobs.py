@@ -75,7 +75,9 @@ def knob_deployment(scenario: Scenario) -> dict[str, Any]:
         help="An LLM stage moves to that hardware's profile (measured, or estimated by calibrate transfer) and its "
         "price."
         if llm
-        else "Sets the price. Speed comes from the stage costs (or a calibrated profile).",
+        else "Sets the price; a model stage on a GPU runs at the datasheet roofline ratio to the scenario's own GPU "
+        "(the lower of memory bandwidth and FP16: the Sizing tab's estimate, labelled). Hardware with no such "
+        "ratio (CPUs, a scenario naming no hardware) is not offered: give stages.NAME.speedup instead.",
     )
     if hardware != own:
         moved = moved_overrides(scenario, hardware, catalogue)

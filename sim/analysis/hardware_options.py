@@ -133,12 +133,15 @@ def moved_overrides(scenario: Scenario, name: str, catalogue: dict) -> dict:
     holds) and, since an LLM stage's costs come from its profile, each LLM stage on that hardware's profile of
     the same model and TP in models/ (measured, or estimated by `calibrate transfer`: the run says so). An LLM
     stage with no such profile is refused, naming the field — never the old costs at the new price. A model
-    stage keeps its costs (a price alone; its speed is the stage's own or a profile's)."""
+    stage runs at the speed the Sizing candidates are sized at (`_spec_options`: the datasheet roofline
+    ratio to the scenario's own GPU, the lower of memory bandwidth and FP16; `stages.NAME.speedup` × it);
+    where servesim has no such ratio (a CPU, hardware without datasheet figures, a scenario naming no
+    hardware) the move is refused, naming the field and how to give the speed."""
     from sim.metrics.cost import replica_hardware
 
     if name not in catalogue:
         raise ServesimError(f"hardware {name!r} is not in models/hardware.yaml ({', '.join(catalogue)})")
-    overrides: dict = {}
+    overrides: dict = _model_stage_speed(scenario, name, catalogue)
     for stage in scenario.stages:
         if not isinstance(stage, LLMStage) or stage.cost.profile.hardware == name:
             continue
@@ -155,9 +158,31 @@ def moved_overrides(scenario: Scenario, name: str, catalogue: dict) -> dict:
     return {**overrides, "deployment.hardware": replica_hardware(moved, name, catalogue)}
 
 
+def _model_stage_speed(scenario: Scenario, name: str, catalogue: dict) -> dict:
+    """The model stages' `speedup` on hardware `name`: × the roofline ratio the Sizing tab sizes it at."""
+    stages = [stage for stage in scenario.stages if isinstance(stage, ModelStage)]
+    own = own_hardware(scenario)
+    if not stages or name == own:
+        return {}
+    option = next((o for o in _spec_options(scenario, catalogue) if o.name == name), None)
+    if option is None:
+        first = stages[0].name
+        why = (
+            "the scenario names no hardware (deployment.hardware.name) its costs were measured on"
+            if own is None
+            else f"servesim has no datasheet ratio from {own} to {name} (models/hardware.yaml specifications: GPUs only)"
+        )
+        raise ServesimError(
+            f"model stage {first!r} would run {name} at its measured speed: {why}; give the speed with "
+            f"stages.{first}.speedup=X beside deployment.hardware=NAME (or `servesim size --hardware {name}@X`)"
+        )
+    return {f"stages.{stage.name}.speedup": float(f"{stage.speedup * option.ratio:.4g}") for stage in stages}
+
+
 def movable_hardware(scenario: Scenario, catalogue: dict) -> dict[str, str]:
     """The catalogue hardware `moved_overrides` can put the scenario on, each with its label ('h200
-    (estimated) — $31.65/h'): all of it without an LLM stage, else only hardware with a profile of its model."""
+    (estimated) — $31.65/h', 't4 (roofline ×0.16) — $0.526/h'): an LLM stage's needs a profile of its model,
+    a model stage's a datasheet ratio to the own GPU."""
     from sim.metrics.cost import replica_usd_per_hour
 
     llm = [stage for stage in scenario.stages if isinstance(stage, LLMStage)]
@@ -167,6 +192,7 @@ def movable_hardware(scenario: Scenario, catalogue: dict) -> dict[str, str]:
         profiles = llm_profiles(stage, catalogue)
         names = [n for n in names if n in profiles or n == stage.cost.profile.hardware]
         estimated |= {n for n, (_, profile) in profiles.items() if profile.estimated}
+    ratios = {o.name: o.ratio for o in _spec_options(scenario, catalogue)}
     out = {}
     for name in names:
         try:
@@ -175,7 +201,12 @@ def movable_hardware(scenario: Scenario, catalogue: dict) -> dict[str, str]:
             )
         except ServesimError:
             continue
-        out[name] = f"{'(estimated) — ' if name in estimated else ''}${price:g}/h"
+        if name in estimated:
+            out[name] = f"(estimated) — ${price:g}/h"
+        elif name in ratios and not llm:
+            out[name] = f"(roofline ×{ratios[name]:.2g}) — ${price:g}/h"
+        else:
+            out[name] = f"${price:g}/h"
     return out
 
 
