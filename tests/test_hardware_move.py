@@ -71,6 +71,8 @@ def test_a_model_stage_without_a_datasheet_ratio_is_refused_by_field():
     with pytest.raises(VariantError, match=r"model stage 'forward'.*cpu-16vcpu to t4.*stages\.forward\.speedup=X"):
         parse_variant("hardware=t4", cpu)
     assert "t4" not in movable_hardware(cpu, load_catalogue())
-    unnamed = load_scenario(ROOT / "scenarios" / "mlp-cpu.yaml")
+    with pytest.raises(VariantError, match=r"from cpu-2vcpu to h100-80gb"):  # its profile's hardware
+        parse_variant("hardware=h100-80gb", load_scenario(ROOT / "scenarios" / "mlp-cpu.yaml"))
+    unnamed = load_scenario(ROOT / "scenarios" / "mm3.yaml")  # inline costs, no hardware named
     with pytest.raises(VariantError, match=r"names no hardware \(deployment\.hardware\.name\)"):
         parse_variant("hardware=h100-80gb", unnamed)

@@ -89,8 +89,15 @@ def test_candidates_come_from_the_catalogue():
 
     scenario = model_scenario(arrival={"process": "poisson", "rate_rps": 1}, service_ms=10)
     catalogue = load_catalogue()
-    candidates = parse_candidates("l4,t4@0.5", scenario, catalogue)
+    candidates = parse_candidates("l4@1,t4@0.5", scenario, catalogue)
     assert [(c.name, c.usd_per_hour, c.speedup) for c in candidates] == [("l4", 0.80, 1.0), ("t4", 0.526, 0.5)]
+    # A bare name on costs of unnamed hardware: servesim cannot tell its speed, so it asks (never the
+    # costs as written at l4's price unasked).
+    with pytest.raises(ServesimError, match=r"--hardware 'l4'.*names no hardware.*l4@X.*@1 if the costs"):
+        parse_candidates("l4", scenario, catalogue)
+    on_a100 = scenario.with_overrides({"deployment.hardware": {"name": "a100-80gb", "usd_per_hour": 3.43}})
+    (t4,) = parse_candidates("t4", on_a100, catalogue)  # the Sizing tab's roofline speed, labelled
+    assert t4.name.startswith("t4 (roofline ×0.16") and t4.speedup == pytest.approx(0.1569, abs=1e-4)
     with pytest.raises(ServesimError, match="not in the hardware catalogue"):
         parse_candidates("tpu-v9", scenario, catalogue)
     with pytest.raises(ServesimError, match="expected NAME"):

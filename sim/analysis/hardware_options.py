@@ -68,11 +68,19 @@ def _models_dir() -> Path:
 
 
 def own_hardware(scenario: Scenario) -> str | None:
-    """The catalogue name of the hardware the scenario runs on (an LLM stage: its profile's)."""
+    """The catalogue name of the hardware the scenario runs on (an LLM stage: its profile's; else the
+    deployment's, else the hardware a model stage's profile was measured on)."""
+    from sim.spec.scenario import _load_profile
+
     for stage in scenario.stages:
         if isinstance(stage, LLMStage):
             return stage.cost.profile.hardware
-    return scenario.deployment.hardware.name
+    if scenario.deployment.hardware.name:
+        return scenario.deployment.hardware.name
+    for stage in scenario.stages:
+        if isinstance(stage, ModelStage) and stage.profile:
+            return _load_profile(stage.profile).hardware
+    return None
 
 
 def hardware_options(scenario: Scenario, catalogue: dict | None = None) -> list[HardwareOption]:
@@ -158,12 +166,15 @@ def moved_overrides(scenario: Scenario, name: str, catalogue: dict) -> dict:
     return {**overrides, "deployment.hardware": replica_hardware(moved, name, catalogue)}
 
 
-def _model_stage_speed(scenario: Scenario, name: str, catalogue: dict) -> dict:
-    """The model stages' `speedup` on hardware `name`: × the roofline ratio the Sizing tab sizes it at."""
+def roofline_ratio(scenario: Scenario, name: str, catalogue: dict) -> float:
+    """How fast the scenario's model stages run on hardware `name` relative to its own: 1 on its own, else
+    the datasheet roofline ratio the Sizing candidates are sized at (`_spec_options`, rounded to 4 digits).
+    Where there is none (a CPU, hardware without datasheet figures, a scenario naming no hardware) a
+    ServesimError names the first model stage and how to give the speed."""
     stages = [stage for stage in scenario.stages if isinstance(stage, ModelStage)]
     own = own_hardware(scenario)
     if not stages or name == own:
-        return {}
+        return 1.0
     option = next((o for o in _spec_options(scenario, catalogue) if o.name == name), None)
     if option is None:
         first = stages[0].name
@@ -174,9 +185,22 @@ def _model_stage_speed(scenario: Scenario, name: str, catalogue: dict) -> dict:
         )
         raise ServesimError(
             f"model stage {first!r} would run {name} at its measured speed: {why}; give the speed with "
-            f"stages.{first}.speedup=X beside deployment.hardware=NAME (or `servesim size --hardware {name}@X`)"
+            f"stages.{first}.speedup=X beside deployment.hardware=NAME (or `servesim size --hardware {name}@X`; "
+            f"@1 if the costs as written hold on {name})"
         )
-    return {f"stages.{stage.name}.speedup": float(f"{stage.speedup * option.ratio:.4g}") for stage in stages}
+    return float(f"{option.ratio:.4g}")
+
+
+def _model_stage_speed(scenario: Scenario, name: str, catalogue: dict) -> dict:
+    """The model stages' `speedup` on hardware `name`: × the roofline ratio the Sizing tab sizes it at."""
+    ratio = roofline_ratio(scenario, name, catalogue)
+    if ratio == 1.0:
+        return {}
+    return {
+        f"stages.{stage.name}.speedup": float(f"{stage.speedup * ratio:.4g}")
+        for stage in scenario.stages
+        if isinstance(stage, ModelStage)
+    }
 
 
 def movable_hardware(scenario: Scenario, catalogue: dict) -> dict[str, str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from sim.analysis.hardware_options import roofline_ratio
 from sim.analysis.simulate import simulate
 from sim.analysis.sizing_search import (
     Meter,
@@ -106,6 +107,13 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
         if speedup <= 0:
             raise ServesimError(f"--hardware {item!r}: speedup must be positive")
         _check_llm_candidate(item, name, speedup, match["profile"], scenario)
+        roofline = None
+        if not match["speedup"] and not match["profile"]:  # a bare NAME: the Sizing tab's roofline speed
+            try:
+                roofline = roofline_ratio(scenario, name, catalogue)
+            except ServesimError as exc:
+                raise ServesimError(f"--hardware {item!r}: {exc}; or {name}=PROFILE") from None
+            speedup = roofline
         # Priced per replica (catalogue unit price × the GPUs a replica of the candidate holds), as `run` does.
         with_profile = Candidate(name, None, profile=match["profile"]).apply(scenario)
         price = replica_usd_per_hour(with_profile, name, catalogue) if name in catalogue else None
@@ -121,6 +129,8 @@ def parse_candidates(text: str | None, scenario: Scenario, catalogue: dict) -> l
         estimated = [profile for profile in (*llm_profiles, *model_profiles) if profile.estimated]
         edge = estimated[0].estimate.get("band_edge") if estimated else None  # an interval end (`--band`)
         label = f"{name} (estimated{', ' + edge if edge else ''})" if estimated else name
+        if roofline is not None and roofline != 1.0:
+            label = f"{name} (roofline ×{roofline:.2g})"
         candidates.append(Candidate(label, price, speedup, match["profile"], hardware=name))
     return candidates
 
