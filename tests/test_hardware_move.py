@@ -76,3 +76,19 @@ def test_a_model_stage_without_a_datasheet_ratio_is_refused_by_field():
     unnamed = load_scenario(ROOT / "scenarios" / "mm3.yaml")  # inline costs, no hardware named
     with pytest.raises(VariantError, match=r"names no hardware \(deployment\.hardware\.name\)"):
         parse_variant("hardware=h100-80gb", unnamed)
+
+
+def test_the_advisor_moves_hardware_by_the_same_function_as_compare():
+    from sim.analysis.advise_levers import HardwareLever, _hardware_levers
+
+    reference = load_scenario(ROOT / "scenarios" / "reference.yaml")
+    levers = {lever.target: lever for lever in _hardware_levers(reference)}
+    assert set(levers) == {"h100-80gb", "a100-40gb"}  # the next faster, the next cheaper at a list price
+    for target, lever in levers.items():
+        assert lever.overrides(reference) == moved_overrides(reference, target, load_catalogue())
+    (h100,) = [o for o in hardware_options(reference, load_catalogue()) if o.name == "h100-80gb"]
+    assert f"×{h100.ratio:.2g}" in levers["h100-80gb"].reason
+    cpu = load_scenario(ROOT / "scenarios" / "bert-cpu.yaml")
+    assert _hardware_levers(cpu) == []
+    lever = HardwareLever(name="x", group="hardware", family="hardware", target="t4", usd_per_hour=0.526)
+    assert "no datasheet ratio from cpu-16vcpu to t4" in lever.applies(cpu)

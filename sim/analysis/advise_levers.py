@@ -58,20 +58,10 @@ ENCODER_STAGE_WORDS = ("encoder", "embed")
 CACHE_LOOKUP_MS = 0.5
 FEATURE_HIT_MS = 1.0
 
+
 # Rough forward-pass throughput relative to one A100 (FP16 inference of CNN / transformer models), read
 # loosely from MLPerf Inference datacenter results per accelerator. Approximate planning figures only:
 # a measured profile on the target hardware replaces them.
-HARDWARE_SPEED = {
-    "a100-80gb": 1.0,
-    "a100-40gb": 1.0,
-    "h100-80gb": 1.7,
-    "l4": 0.4,
-    "a10g": 0.35,
-    "t4": 0.15,
-    "v100-16gb": 0.45,
-}
-
-
 def is_cpu(scenario: Scenario) -> bool:
     name = (scenario.deployment.hardware.name or "").lower()
     return "cpu" in name
@@ -327,34 +317,38 @@ class MinReplicasLever(Lever):
 
 @dataclass(frozen=True)
 class HardwareLever(Lever):
-    """Another accelerator from the catalogue: its price, and the forward passes scaled by the assumed
-    relative speed (HARDWARE_SPEED). Preprocessing pools stay on the host CPU."""
+    """Another accelerator from the catalogue: its price, and the forward passes at the datasheet roofline
+    ratio to the own GPU — the speed `compare -v hardware=NAME`, the planner's knob and the Sizing
+    candidates use (sim.analysis.hardware_options.roofline_ratio). Preprocessing pools stay on the host CPU."""
 
     target: str = ""
     usd_per_hour: float = 0.0
 
     def applies(self, scenario: Scenario) -> str | None:
-        current = (scenario.deployment.hardware.name or "").lower()
-        if current not in HARDWARE_SPEED:
-            return f"no relative speed known for hardware {current or '(unnamed)'}"
-        if current == self.target:
-            return f"already on {self.target}"
+        from sim.analysis.hardware_options import own_hardware, roofline_ratio
+        from sim.errors import ServesimError
+        from sim.spec.hardware import load_catalogue
+
         if any(stage.kind == "llm" for stage in scenario.stages):
             return (
                 "an LLM stage's costs come from its profile: `servesim calibrate transfer` moves it to other hardware"
             )
+        if own_hardware(scenario) == self.target:
+            return f"already on {self.target}"
+        try:
+            roofline_ratio(scenario, self.target, load_catalogue())
+        except ServesimError:
+            return f"no datasheet ratio from {own_hardware(scenario) or '(unnamed hardware)'} to {self.target}"
         return None
 
     def columns(self, scenario: Scenario) -> list[str]:
         return [c for s in model_stages(scenario) for c in (s.name, f"{s.name}_queue")]
 
     def overrides(self, scenario: Scenario) -> dict[str, Any]:
-        ratio = HARDWARE_SPEED[self.target] / HARDWARE_SPEED[scenario.deployment.hardware.name.lower()]
-        out: dict[str, Any] = {"deployment.hardware": {"name": self.target, "usd_per_hour": self.usd_per_hour}}
-        for stage in model_stages(scenario):
-            if hasattr(stage, "speedup"):
-                out[f"stages.{stage.name}.speedup"] = round(stage.speedup * ratio, 6)
-        return out
+        from sim.analysis.hardware_options import moved_overrides
+        from sim.spec.hardware import load_catalogue
+
+        return moved_overrides(scenario, self.target, load_catalogue())
 
     def cuts_cost(self, scenario: Scenario) -> bool:
         return self.usd_per_hour < (scenario.deployment.hardware.usd_per_hour or 0.0)
@@ -542,32 +536,33 @@ def _batching_levers(stage) -> list[Lever]:
 
 
 def _hardware_levers(scenario: Scenario) -> list[Lever]:
-    """The next faster and the next cheaper accelerator of the catalogue with a known relative speed."""
+    """The next faster and the next cheaper catalogue GPU with a datasheet ratio to the own one (the Sizing
+    tab's options: sim.analysis.hardware_options; list prices, the own vendor's)."""
+    from sim.analysis.hardware_options import _spec_options, own_hardware
     from sim.spec.hardware import load_catalogue
 
-    current = (scenario.deployment.hardware.name or "").lower()
-    if current not in HARDWARE_SPEED:
+    if any(stage.kind == "llm" for stage in scenario.stages):
         return []
-    from sim.metrics.cost import replica_usd_per_hour
-
-    full = load_catalogue()
-    catalogue = {name: replica_usd_per_hour(scenario, name, full) for name in full}
-    catalogue = {name: usd for name, usd in catalogue.items() if name in HARDWARE_SPEED and name != current}
+    options = [  # list prices of the own vendor's stack, as the Sizing tab preselects
+        o
+        for o in _spec_options(scenario, load_catalogue())
+        if o.usd_per_hour is not None and not (o.price_approximate or o.other_vendor)
+    ]
+    current = own_hardware(scenario)
     price = scenario.deployment.hardware.usd_per_hour or 0.0
-    faster = sorted((n for n in catalogue if HARDWARE_SPEED[n] > HARDWARE_SPEED[current]), key=HARDWARE_SPEED.get)
-    cheaper = sorted((n for n in catalogue if catalogue[n] < price), key=lambda n: -catalogue[n])
+    faster = sorted((o for o in options if o.ratio > 1.0), key=lambda o: (o.ratio, o.usd_per_hour))
+    cheaper = sorted((o for o in options if o.usd_per_hour < price), key=lambda o: (-o.usd_per_hour, -o.ratio))
     out = []
-    for name in dict.fromkeys(faster[:1] + cheaper[:1]):
-        usd = catalogue[name]
+    for option in {o.name: o for o in faster[:1] + cheaper[:1]}.values():
         out.append(
             HardwareLever(
-                name=f"hardware {current} -> {name}",
+                name=f"hardware {current} -> {option.name}",
                 group="hardware",
                 family="hardware",
-                target=name,
-                usd_per_hour=usd,
-                reason=f"${usd:g}/h, forward x{HARDWARE_SPEED[name] / HARDWARE_SPEED[current]:.2g} "
-                "(approximate relative speed)",
+                target=option.name,
+                usd_per_hour=option.usd_per_hour,
+                reason=f"${option.usd_per_hour:g}/h, forward ×{option.ratio:.2g} (datasheet roofline, "
+                f"{option.speed}; not measured)",
             )
         )
     return out

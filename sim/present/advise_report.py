@@ -83,8 +83,9 @@ def text_report(advice: Advice, limit: int = TABLE_ROWS) -> str:
         lines += ["", "Not offered:"] + [f"  {name}: {why}" for name, why in advice.not_offered]
     lines += [
         "",
-        "Assumptions: lever speed-ups at the conservative end of sim/spec/levers.py; GPU decode, cache hit "
-        "rates and relative hardware speeds are planning assumptions (sim/analysis/advise_levers.py). Measure before deciding.",
+        "Assumptions: lever speed-ups at the conservative end of sim/spec/levers.py; GPU decode and cache hit "
+        "rates are planning assumptions (sim/analysis/advise_levers.py); other hardware runs at its datasheet "
+        "roofline ratio (sim/analysis/hardware_options.py). Measure before deciding.",
         "",
         f"Recommendation: {advice.recommendation}",
     ]
