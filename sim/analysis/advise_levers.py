@@ -538,14 +538,14 @@ def _batching_levers(stage) -> list[Lever]:
 def _hardware_levers(scenario: Scenario) -> list[Lever]:
     """The next faster and the next cheaper catalogue GPU with a datasheet ratio to the own one (the Sizing
     tab's options: sim.analysis.hardware_options; list prices, the own vendor's)."""
-    from sim.analysis.hardware_options import _spec_options, own_hardware
+    from sim.analysis.hardware_options import gpu_options, own_hardware
     from sim.spec.hardware import load_catalogue
 
     if any(stage.kind == "llm" for stage in scenario.stages):
         return []
     options = [  # list prices of the own vendor's stack, as the Sizing tab preselects
         o
-        for o in _spec_options(scenario, load_catalogue())
+        for o in gpu_options(scenario, load_catalogue())
         if o.usd_per_hour is not None and not (o.price_approximate or o.other_vendor)
     ]
     current = own_hardware(scenario)

@@ -89,7 +89,7 @@ def hardware_options(scenario: Scenario, catalogue: dict | None = None) -> list[
 
     catalogue = load_catalogue() if catalogue is None else catalogue
     llm = next((stage for stage in scenario.stages if isinstance(stage, LLMStage)), None)
-    options = _llm_options(scenario, llm, catalogue) if llm is not None else _spec_options(scenario, catalogue)
+    options = _llm_options(scenario, llm, catalogue) if llm is not None else gpu_options(scenario, catalogue)
     from dataclasses import replace
 
     from sim.metrics.cost import price_usd_per_replica_hour
@@ -141,7 +141,7 @@ def moved_overrides(scenario: Scenario, name: str, catalogue: dict) -> dict:
     holds) and, since an LLM stage's costs come from its profile, each LLM stage on that hardware's profile of
     the same model and TP in models/ (measured, or estimated by `calibrate transfer`: the run says so). An LLM
     stage with no such profile is refused, naming the field — never the old costs at the new price. A model
-    stage runs at the speed the Sizing candidates are sized at (`_spec_options`: the datasheet roofline
+    stage runs at the speed the Sizing candidates are sized at (`gpu_options`: the datasheet roofline
     ratio to the scenario's own GPU, the lower of memory bandwidth and FP16; `stages.NAME.speedup` × it);
     where servesim has no such ratio (a CPU, hardware without datasheet figures, a scenario naming no
     hardware) the move is refused, naming the field and how to give the speed."""
@@ -168,14 +168,14 @@ def moved_overrides(scenario: Scenario, name: str, catalogue: dict) -> dict:
 
 def roofline_ratio(scenario: Scenario, name: str, catalogue: dict) -> float:
     """How fast the scenario's model stages run on hardware `name` relative to its own: 1 on its own, else
-    the datasheet roofline ratio the Sizing candidates are sized at (`_spec_options`, rounded to 4 digits).
+    the datasheet roofline ratio the Sizing candidates are sized at (`gpu_options`, rounded to 4 digits).
     Where there is none (a CPU, hardware without datasheet figures, a scenario naming no hardware) a
     ServesimError names the first model stage and how to give the speed."""
     stages = [stage for stage in scenario.stages if isinstance(stage, ModelStage)]
     own = own_hardware(scenario)
     if not stages or name == own:
         return 1.0
-    option = next((o for o in _spec_options(scenario, catalogue) if o.name == name), None)
+    option = next((o for o in gpu_options(scenario, catalogue) if o.name == name), None)
     if option is None:
         first = stages[0].name
         why = (
@@ -216,7 +216,7 @@ def movable_hardware(scenario: Scenario, catalogue: dict) -> dict[str, str]:
         profiles = llm_profiles(stage, catalogue)
         names = [n for n in names if n in profiles or n == stage.cost.profile.hardware]
         estimated |= {n for n, (_, profile) in profiles.items() if profile.estimated}
-    ratios = {o.name: o.ratio for o in _spec_options(scenario, catalogue)}
+    ratios = {o.name: o.ratio for o in gpu_options(scenario, catalogue)}
     out = {}
     for name in names:
         try:
@@ -304,7 +304,10 @@ def _llm_options(scenario: Scenario, stage: LLMStage, catalogue: dict) -> list[H
     return options
 
 
-def _spec_options(scenario: Scenario, catalogue: dict) -> list[HardwareOption]:
+def gpu_options(scenario: Scenario, catalogue: dict) -> list[HardwareOption]:
+    """The catalogue GPUs a scenario of model stages on a GPU could move to, each at its datasheet roofline
+    ratio to the own GPU (the lower of memory bandwidth and FP16): what Sizing offers, compare and the
+    planner move by (`roofline_ratio`) and advise picks its hardware levers from. None off a GPU."""
     from sim.metrics.cost import replica_usd_per_hour
     from sim.spec.hardware import load_specifications
 
