@@ -140,13 +140,13 @@ def _predict_cell(cell: dict, requests: int) -> dict:
     after = cell.pop("_calibration_after", None)
     models: dict[str, dict] = {}
     factor = 1.0
+    loaded = under_load(calibration)  # the serving path as the co-load phase saw it, where it did
     if "co_load_busy_ms" in calibration:  # the kernel beside the serving path: its slowdown, and in order
         from calibrate.fidelity_offline import replay_values, slowdown
 
         busy, sizes = calibration["co_load_busy_ms"], calibration["co_load_batch_size"]
         factor = slowdown(config, calibration, busy, sizes, predicted)
         cell["co_load_factor"] = factor
-        loaded = under_load(calibration)  # the serving path as the co-load phase saw it, where it did
         if loaded is not calibration:
             path = calibration["co_load_path_ms"]
             cell["co_load_path_ms"] = {"median": float(np.median(path)), "p99": float(np.percentile(path, 99))}
@@ -156,7 +156,7 @@ def _predict_cell(cell: dict, requests: int) -> dict:
         models["co_load_replay"] = simulate_cell(config, loaded, rate, requests, level, sequence)
     near, far = models.get("co_load", predicted), None  # the drift band: also at the next calibration's level
     if cell.get("next_calibration_ratio") is not None:
-        far = simulate_cell(config, under_load(calibration), rate, requests, factor * cell["next_calibration_ratio"])
+        far = simulate_cell(config, loaded, rate, requests, factor * cell["next_calibration_ratio"])
     rows = []
     for p in PERCENTILES:
         key = f"p{p:g}"

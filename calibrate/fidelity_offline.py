@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -83,7 +83,7 @@ class SavedCalibration(_Model):
     co_load_busy_ms: list[float] | None = Field(default=None, min_length=1)
     co_load_batch_size: list[int] | None = Field(default=None, min_length=1)
     # the serving path around the server in that phase, per request that found a worker idle (ms)
-    co_load_path_ms: list[float] | None = Field(default=None, min_length=1)
+    co_load_path_ms: list[Annotated[float, Field(ge=0)]] | None = Field(default=None, min_length=1)
     # taken after a configuration's last cell (the live harness since issue 25), for its drift band
     after: "SavedCalibration | None" = None
 
@@ -309,7 +309,7 @@ def _rows(cell: SavedCell, predictions: dict[str, dict | None]) -> list[dict]:
             row.setdefault("measured_mean_ms", verdict["measured_mean_ms"])
             row.setdefault("noise_pct", verdict["noise_pct"])
             row[model] = {"ms": predicted[key]["ms"], "error_pct": verdict["error_pct"], "verdict": verdict["verdict"]}
-            if model == "isolated":  # chance alone, from the replications of a run this long
+            if model == "isolated":  # chance alone; the isolated verdict at the top level, as live rows have it
                 row.update(chance(runs_ms, predicted[key]["run_sd_pct"]), verdict=verdict["verdict"])
         saved = next((r for r in cell.table if r.percentile == key), None)
         if "in_situ_replay" not in row and saved is not None and saved.in_situ_replay_ms is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibrate.fidelity_report import _chance_line, _sd_text, noise_word
+from calibrate.fidelity_report import chance_line, sd_text, noise_word
 from calibrate.fidelity_settings import ERROR_LIMIT_PCT, LOW_FLAG_PCT
 
 
@@ -83,7 +83,7 @@ def format_repredicted(runs: list[dict]) -> str:
                 noise = "—" if np.isnan(row["noise_pct"]) else f"{row['noise_pct']:.1f}"
                 lines.append(
                     f"{cell['config']:<9}{cell['utilisation']:>4g} {row['percentile']:>4} "
-                    f"{row['measured_mean_ms']:>9.2f} {noise:>7} {_sd_text(row):>7}  {_cell_text('isolated', row)} "
+                    f"{row['measured_mean_ms']:>9.2f} {noise:>7} {sd_text(row):>7}  {_cell_text('isolated', row)} "
                     f"{noise_word(row):<12} {_cell_text('in_situ_mean', row)} "
                     f"{_cell_text('in_situ_replay', row)}  {_closes(row, 'in_situ_mean'):>5} / "
                     f"{_closes(row, 'in_situ_replay'):<5}      {reading(row):<16} {_cell_text('co_load', row)} "
@@ -111,7 +111,7 @@ def format_repredicted(runs: list[dict]) -> str:
                 measured = ", ".join(f"{x:.2f}" for x in batch["measured"] or [])
                 note += f"; mean batch {measured} measured, {batch['isolated']:.2f} isolated, {batch['co_load']:.2f} co-load"
             lines.append(note)
-        lines.append(_chance_line(run["cells"], sum(len(cell["table"]) for cell in run["cells"])))
+        lines.append(chance_line(run["cells"], sum(len(cell["table"]) for cell in run["cells"])))
         for model in ("isolated", "co_load", "drift_band") + (("co_load_replay",) if replayed else ()):
             s = summary(run, model)
             lines.append(

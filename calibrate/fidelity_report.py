@@ -106,7 +106,7 @@ def format_report(result: dict) -> str:
             line = (
                 f"{cell['config']:<9}{cell['utilisation']:>4g} {cell['rate_rps']:>6.0f} {row['percentile']:>4} "
                 + "".join(f"{v:>9.2f}" for v in row["measured_runs_ms"])
-                + f"{noise:>8} {_sd_text(row):>7} {row['predicted_ms']:>8.2f} [{lo:6.2f}, {hi:6.2f}] "
+                + f"{noise:>8} {sd_text(row):>7} {row['predicted_ms']:>8.2f} [{lo:6.2f}, {hi:6.2f}] "
                 f"{row['error_pct']:>+7.1f}  {noise_word(row):<12}"
             )
             if "co_load_ms" in row:
@@ -158,7 +158,7 @@ def format_report(result: dict) -> str:
         )
     )
     if any(np.isfinite(r.get("judged_chance", np.nan)) for c in result["cells"] for r in c["table"]):
-        lines.append(_chance_line(result["cells"], len(verdicts)))
+        lines.append(chance_line(result["cells"], len(verdicts)))
     co_load = [r["co_load_verdict"] for c in result["cells"] for r in c["table"] if "co_load_verdict" in r]
     if co_load:
         judged_co = [v for v in co_load if v != "noisy"]
@@ -178,12 +178,12 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _sd_text(row: dict) -> str:
+def sd_text(row: dict) -> str:
     sd = row.get("chance_sd_pct", float("nan"))
     return "—" if not np.isfinite(sd) else f"±{sd:.1f}"
 
 
-def _chance_line(cells: list[dict], total: int) -> str:
+def chance_line(cells: list[dict], total: int) -> str:
     """Beside the judged count: what chance alone would allow at this run length, and why the rest were noisy."""
     rows = [r for c in cells for r in c["table"]]
     host = sum(r["verdict"] == "noisy" and r.get("beyond_chance") is True for r in rows)

@@ -137,6 +137,7 @@ def test_format_names_models_and_missing_logs(repredicted):
         (lambda d: d["cells"][0].__setitem__("config", "fifo9"), "cells.0.config"),
         (lambda d: d["calibration_samples"].pop(), "calibration_samples needs one entry per cell"),
         (lambda d: d["calibration_samples"][4].pop("batch_ms"), "calibration_samples.4"),
+        (lambda d: d["calibration_samples"][0].__setitem__("co_load_path_ms", [0.4, -1.0]), "co_load_path_ms.1"),
     ],
 )
 def test_bad_saved_run_is_one_line_naming_file_and_field(tmp_path, capsys, edit, field):

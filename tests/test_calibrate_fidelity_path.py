@@ -154,11 +154,11 @@ def test_a_steady_host_is_rarely_read_as_moving():
     chance explains in about 5% of percentiles, as the 95% rule says, not in most of them."""
     calibration = {"transport_ms": np.full(50, 0.2), "service_ms": np.random.default_rng(2).gamma(6, 0.6, 500)}
     spread = simulate_cell("fifo1", calibration, 300.0, 1500, replications=10)
+    from sim.analysis.simulate import simulate
+    from sim.spec.scenario import parse_scenario
+
     flagged = 0
     for seed in range(12):
-        from sim.analysis.simulate import simulate
-        from sim.spec.scenario import parse_scenario
-
         scenario, _ = scenario_for("fifo1", calibration, 300.0, 1500, 2, seed=100 + seed)
         frame = simulate(parse_scenario(scenario)).run.requests
         kept = frame[~frame["warmup"].astype(bool)]
